@@ -1,0 +1,1 @@
+"""gongkai freshness service."""

@@ -1,0 +1,1 @@
+"""Pure domain logic of the intake service (no I/O)."""

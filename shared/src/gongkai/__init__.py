@@ -1,0 +1,3 @@
+"""gongkai shared package: event contracts, event log, projections, runtime, calendar."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,306 @@
+"""Consumers of the log: catch-up subscriptions for projections, durable consumers for reactions.
+
+Projections need strict stream order *and* exactly-once effects. A JetStream durable consumer
+redelivers a nacked message after newer ones, which would let a projection's checkpoint run past
+it; so a projection reads through a *catch-up subscription*: an ordered consumer that starts at
+the checkpoint stored in the projection's own database, retries a failing event a bounded number
+of times in place, then dead-letters it with its error and goes on.
+
+Reactions whose effects are idempotent appends (deterministic event ids) and do not depend on
+order use a *durable consumer*: JetStream pull consumer, explicit ack, nack with a delay on
+error, ``max_deliver`` redeliveries, then the dead-letter subject.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import nats.errors
+import nats.js.errors
+import structlog
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from gongkai import metrics, subjects
+from gongkai.eventlog import EventLog, RecordedEvent
+from gongkai.events.envelope import EventDecodeError
+from gongkai.projection import Projection, ProjectionStore
+
+log = structlog.get_logger("gongkai.consumer")
+
+
+async def dead_letter(evlog: EventLog, consumer: str, msg: Msg, error: str) -> None:
+    """Record a message a consumer gave up on, with its error, in the dead-letter stream."""
+    md = None
+    with contextlib.suppress(Exception):
+        md = msg.metadata
+    hdr = {
+        "Gk-Dlq-Consumer": consumer,
+        "Gk-Dlq-Error": error[:2000].replace("\n", " ").replace("\r", " "),
+        "Gk-Dlq-Subject": msg.subject,
+        "Gk-Dlq-Stream-Seq": str(md.sequence.stream) if md else "",
+        "Gk-Dlq-Deliveries": str(md.num_delivered) if md else "",
+    }
+    if md is not None:
+        # One dead letter per (consumer, sequence) even if we crash and do this twice.
+        hdr["Nats-Msg-Id"] = f"dlq-{consumer}-{md.sequence.stream}"
+    await evlog.js.publish(
+        subjects.dlq_subject(consumer), msg.data, stream=subjects.DLQ_STREAM, headers=hdr
+    )
+    metrics.DEAD_LETTERS.labels(consumer=consumer).inc()
+    log.warning(
+        "dead_lettered",
+        consumer=consumer,
+        seq=hdr["Gk-Dlq-Stream-Seq"],
+        subject=msg.subject,
+        error=hdr["Gk-Dlq-Error"][:300],
+    )
+
+
+class CatchUpSubscription:
+    """Feeds one projection from its checkpoint onward, in stream order, exactly once."""
+
+    def __init__(
+        self,
+        evlog: EventLog,
+        store: ProjectionStore,
+        projection: Projection,
+        *,
+        batch: int = 500,
+        max_attempts: int = 5,
+        retry_delay: float = 0.2,
+        on_applied: Callable[[Sequence[RecordedEvent]], Awaitable[None]] | None = None,
+    ) -> None:
+        self.evlog = evlog
+        self.store = store
+        self.projection = projection
+        self.batch = batch
+        self.max_attempts = max_attempts
+        self.retry_delay = retry_delay
+        self.on_applied = on_applied
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self.caught_up = asyncio.Event()
+        self.position = 0
+
+    @property
+    def name(self) -> str:
+        return self.projection.name
+
+    async def start(self) -> None:
+        self.position = await asyncio.to_thread(self.store.prepare, self.projection)
+        self._task = asyncio.create_task(self._supervise(), name=f"catch-up:{self.name}")
+
+    async def stop(self) -> None:
+        """Finish the batch in hand, then stop; the checkpoint is always committed state."""
+        self._stopping.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def wait_for(self, seq: int, within: float = 10.0) -> None:
+        """Wait until the projection has applied (or skipped past) stream sequence ``seq``."""
+        deadline = asyncio.get_running_loop().time() + within
+        while self.position < seq:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"{self.name} at {self.position}, wanted {seq}")
+            await asyncio.sleep(0.005)
+
+    async def _supervise(self) -> None:
+        # A lost connection or a server restart ends the ordered consumer; start again from
+        # the committed checkpoint, which is always safe.
+        while not self._stopping.is_set():
+            try:
+                await self._run()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                log.warning("catch_up_restart", projection=self.name, error=str(exc)[:300])
+                await asyncio.sleep(0.5)
+                self.position = await asyncio.to_thread(self.store.checkpoint, self.projection)
+
+    async def _run(self) -> None:
+        start = self.position + 1
+        last = await self.evlog.last_sequence()
+        if last < start:
+            self.caught_up.set()
+        pending: list[tuple[Msg, RecordedEvent]] = []
+        async for msg in self.evlog.raw_replay(
+            from_seq=start, filter_subject=self.projection.filter_subject, follow=True
+        ):
+            try:
+                rec = self.evlog.decode(msg)
+            except EventDecodeError as exc:
+                await self._flush(pending)
+                pending = []
+                await dead_letter(self.evlog, self.name, msg, str(exc))
+                seq = msg.metadata.sequence.stream
+                await asyncio.to_thread(self.store.apply, self.projection, [], advance_to=seq)
+                self.position = seq
+                continue
+            pending.append((msg, rec))
+            if len(pending) >= self.batch or msg.metadata.num_pending == 0:
+                await self._flush(pending)
+                pending = []
+            if msg.metadata.num_pending == 0:
+                self.caught_up.set()
+
+    async def _flush(self, pending: list[tuple[Msg, RecordedEvent]]) -> None:
+        if not pending:
+            return
+        events = [r for _, r in pending]
+        try:
+            n = await asyncio.to_thread(self.store.apply, self.projection, events)
+            self._applied(events, n)
+        except Exception:  # noqa: BLE001 - isolate the failing event below
+            for msg, rec in pending:
+                await self._apply_one(msg, rec)
+        if self.on_applied is not None:
+            await self.on_applied(events)
+
+    async def _apply_one(self, msg: Msg, rec: RecordedEvent) -> None:
+        error = ""
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                n = await asyncio.to_thread(self.store.apply, self.projection, [rec])
+                self._applied([rec], n)
+                return
+            except Exception as exc:  # noqa: BLE001
+                error = f"{type(exc).__name__}: {exc}"
+                log.warning(
+                    "apply_failed",
+                    projection=self.name,
+                    seq=rec.seq,
+                    event_id=rec.envelope.event_id,
+                    correlation_id=rec.envelope.correlation_id,
+                    attempt=attempt,
+                    error=error[:300],
+                )
+                await asyncio.sleep(self.retry_delay * attempt)
+        await dead_letter(self.evlog, self.name, msg, error)
+        await asyncio.to_thread(self.store.apply, self.projection, [], advance_to=rec.seq)
+        self.position = rec.seq
+
+    def _applied(self, events: Sequence[RecordedEvent], n: int) -> None:
+        self.position = max(self.position, events[-1].seq)
+        metrics.EVENTS_APPLIED.labels(projection=self.name).inc(n)
+
+
+Handler = Callable[[RecordedEvent], Awaitable[None]]
+
+
+class DurableConsumer:
+    """A JetStream durable pull consumer: nack on error, bounded redelivery, dead letters."""
+
+    def __init__(
+        self,
+        evlog: EventLog,
+        name: str,
+        filter_subject: str,
+        handler: Handler,
+        *,
+        max_deliver: int = 5,
+        batch: int = 100,
+        ack_wait: float = 30.0,
+        nak_delay: float = 0.2,
+    ) -> None:
+        self.evlog = evlog
+        self.name = name
+        self.filter_subject = filter_subject
+        self.handler = handler
+        self.max_deliver = max_deliver
+        self.batch = batch
+        self.ack_wait = ack_wait
+        self.nak_delay = nak_delay
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._sub: Any = None
+
+    async def ensure(self) -> None:
+        js = self.evlog.js
+        wanted = ConsumerConfig(
+            durable_name=self.name,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.ack_wait,
+            # One more than our own limit: we dead-letter on the last delivery ourselves, the
+            # server's limit only catches a process that dies on every attempt.
+            max_deliver=self.max_deliver + 1,
+            filter_subject=self.filter_subject,
+            max_ack_pending=self.batch * 4,
+        )
+        try:
+            info = await js.consumer_info(self.evlog.stream, self.name)
+            if info.config.filter_subject != self.filter_subject:
+                raise RuntimeError(
+                    f"durable consumer {self.name} exists with filter "
+                    f"{info.config.filter_subject!r}, not {self.filter_subject!r}; "
+                    "durable config is immutable: delete it or pick a new name"
+                )
+        except nats.js.errors.NotFoundError:
+            await js.add_consumer(self.evlog.stream, wanted)
+
+    async def start(self) -> None:
+        await self.ensure()
+        self._sub = await self.evlog.js.pull_subscribe_bind(
+            durable=self.name, stream=self.evlog.stream
+        )
+        self._task = asyncio.create_task(self._run(), name=f"durable:{self.name}")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            # The loop checks the flag between batches; a batch in hand is finished and acked.
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self._task, timeout=5.0)
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                msgs = await self._sub.fetch(self.batch, timeout=0.5)
+            except nats.errors.TimeoutError:
+                continue
+            except (nats.errors.ConnectionClosedError, nats.errors.DrainTimeoutError):
+                return
+            except Exception as exc:  # noqa: BLE001
+                log.warning("fetch_failed", consumer=self.name, error=str(exc)[:300])
+                await asyncio.sleep(0.5)
+                continue
+            for msg in msgs:
+                await self._handle(msg)
+
+    async def _handle(self, msg: Msg) -> None:
+        try:
+            rec = self.evlog.decode(msg)
+        except EventDecodeError as exc:
+            await dead_letter(self.evlog, self.name, msg, str(exc))
+            await msg.term()
+            return
+        try:
+            await self.handler(rec)
+        except Exception as exc:  # noqa: BLE001
+            error = f"{type(exc).__name__}: {exc}"
+            delivered = msg.metadata.num_delivered
+            log.warning(
+                "handler_failed",
+                consumer=self.name,
+                seq=rec.seq,
+                event_id=rec.envelope.event_id,
+                correlation_id=rec.envelope.correlation_id,
+                delivery=delivered,
+                error=error[:300],
+            )
+            if delivered >= self.max_deliver:
+                await dead_letter(self.evlog, self.name, msg, error)
+                await msg.term()
+            else:
+                await msg.nak(delay=self.nak_delay * delivered)
+            return
+        await msg.ack()

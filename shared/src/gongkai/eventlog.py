@@ -1,0 +1,426 @@
+"""The event-log client: one JetStream stream is the source of truth.
+
+Appends are idempotent (``Nats-Msg-Id`` is the event id, derived from the command id) and
+optionally guarded by per-aggregate optimistic concurrency
+(``Nats-Expected-Last-Subject-Sequence`` with ``...-Subject`` = the aggregate's wildcard).
+A command that yields several events is appended as one JetStream atomic batch, so either all
+of its events are recorded or none.
+
+Everything goes through JetStream publish with a PubAck: a core-NATS publish would let a
+refused append vanish silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+
+from gongkai import subjects
+from gongkai.events.envelope import HDR_TYPE, HDR_VERSION, REGISTRY, Envelope, Registry
+
+ERR_WRONG_LAST_SEQUENCE = 10071
+ERR_BATCH_DUPLICATE_ID = 10201
+
+
+class EventLogError(Exception):
+    """The event log refused or failed an operation."""
+
+
+class ConcurrencyConflict(EventLogError):
+    """Another writer appended to the aggregate first; nothing of this append was recorded."""
+
+    def __init__(self, aggregate: str, expected: int, detail: str = "") -> None:
+        super().__init__(f"{aggregate}: expected last sequence {expected}; {detail}".strip())
+        self.aggregate = aggregate
+        self.expected = expected
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    sequences: tuple[int, ...]
+    duplicate: bool = False
+
+    @property
+    def last(self) -> int:
+        return self.sequences[-1] if self.sequences else 0
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEvent:
+    """An event as it sits in the log: its stream sequence, subject, time and envelope."""
+
+    seq: int
+    subject: str
+    stored_at: datetime
+    envelope: Envelope[Any]
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSettings:
+    name: str = subjects.STREAM
+    replicas: int = 1
+    # Dedup window: a retried command within this window is recorded once.
+    duplicate_window_s: float = 3600.0
+    max_msg_size: int = 1024 * 1024
+
+
+ANY = None  # expected=ANY: append without a concurrency check
+
+
+def _headers(env: Envelope[Any]) -> dict[str, str]:
+    return {
+        "Nats-Msg-Id": env.event_id,
+        HDR_TYPE: env.type,
+        HDR_VERSION: str(env.schema_version),
+    }
+
+
+def _msg_time(msg: Msg) -> datetime:
+    md = msg.metadata
+    ts = md.timestamp
+    return ts if isinstance(ts, datetime) else datetime.now(UTC)
+
+
+class EventLog:
+    def __init__(
+        self,
+        nc: NATS,
+        *,
+        stream: str = subjects.STREAM,
+        registry: Registry = REGISTRY,
+        timeout: float = 5.0,
+    ) -> None:
+        self.nc = nc
+        self.js: JetStreamContext = nc.jetstream(timeout=timeout, publish_async_max_pending=4000)
+        self.stream = stream
+        self.registry = registry
+        self.timeout = timeout
+        self._ack_prefix: str | None = None
+        self._ack_futures: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._ack_counter = itertools.count(1)
+
+    @classmethod
+    async def connect(cls, url: str, **options: Any) -> EventLog:
+        nc = await nats.connect(url, **options)
+        return cls(nc)
+
+    async def close(self) -> None:
+        if not self.nc.is_closed:
+            await self.nc.drain()
+
+    # ---- stream management -------------------------------------------------------------
+
+    async def ensure_stream(self, settings: StreamSettings | None = None) -> None:
+        """Create the event and dead-letter streams, or verify that they are fit for use."""
+        s = settings or StreamSettings(name=self.stream)
+        wanted = StreamConfig(
+            name=s.name,
+            description="gongkai event log: the single source of truth",
+            subjects=[subjects.all_events()],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            discard=DiscardPolicy.NEW,
+            num_replicas=s.replicas,
+            duplicate_window=s.duplicate_window_s,
+            max_msg_size=s.max_msg_size,
+            deny_delete=True,
+            deny_purge=True,
+            allow_direct=True,
+            allow_atomic=True,
+        )
+        await self._ensure(wanted)
+        dlq = StreamConfig(
+            name=subjects.DLQ_STREAM,
+            description="gongkai dead letters: events a consumer could not apply, with the error",
+            subjects=[f"{subjects.DLQ}.>"],
+            storage=StorageType.FILE,
+            num_replicas=s.replicas,
+            deny_delete=True,
+            deny_purge=False,
+        )
+        await self._ensure(dlq)
+
+    async def _ensure(self, wanted: StreamConfig) -> None:
+        assert wanted.name
+        try:
+            info = await self.js.stream_info(wanted.name)
+        except nats.js.errors.NotFoundError:
+            await self.js.add_stream(wanted)
+            return
+        have = info.config
+        problems = []
+        if set(have.subjects or []) != set(wanted.subjects or []):
+            problems.append(f"subjects {have.subjects} != {wanted.subjects}")
+        if have.storage != wanted.storage:
+            problems.append(f"storage {have.storage} != {wanted.storage}")
+        if wanted.deny_delete and not have.deny_delete:
+            problems.append("delete is allowed")
+        if wanted.deny_purge and not have.deny_purge:
+            problems.append("purge is allowed")
+        if problems:
+            raise EventLogError(f"stream {wanted.name} exists but is unfit: " + "; ".join(problems))
+        if wanted.allow_atomic and not have.allow_atomic:
+            # Allowing atomic batches is a safe in-place change; everything else is checked above.
+            have.allow_atomic = True
+            await self.js.update_stream(have)
+
+    async def last_sequence(self) -> int:
+        info = await self.js.stream_info(self.stream)
+        return int(info.state.last_seq)
+
+    # ---- appends -----------------------------------------------------------------------
+
+    async def append(
+        self, events: Sequence[Envelope[Any]], *, expected: int | None = ANY
+    ) -> AppendResult:
+        """Append one command's events to one aggregate.
+
+        ``expected`` is the aggregate's last stream sequence the command was decided on
+        (0 for a new aggregate), or ANY to skip the check.
+        """
+        if not events:
+            return AppendResult(())
+        at, aid = events[0].aggregate_type, events[0].aggregate_id
+        if any(e.aggregate_type != at or e.aggregate_id != aid for e in events):
+            raise ValueError("one append records events of one aggregate")
+        agg = subjects.aggregate_filter(at, aid)
+        try:
+            if len(events) == 1:
+                return await self._append_one(events[0], agg, expected)
+            return await self._append_batch(events, agg, expected)
+        except nats.js.errors.APIError as exc:
+            if exc.err_code in (ERR_WRONG_LAST_SEQUENCE, ERR_BATCH_DUPLICATE_ID):
+                # A retried command whose first attempt was recorded arrives with a stale
+                # expected sequence; if every event id is already in the aggregate's history
+                # this is a duplicate, not a conflict.
+                found = await self._find_recorded(at, aid, [e.event_id for e in events])
+                if found is not None:
+                    return AppendResult(found, duplicate=True)
+                if exc.err_code == ERR_WRONG_LAST_SEQUENCE:
+                    raise ConcurrencyConflict(agg, expected or 0, exc.description or "") from None
+            raise EventLogError(f"append to {agg} refused: {exc.description}") from None
+
+    def _guard(self, hdr: dict[str, str], agg: str, expected: int | None) -> dict[str, str]:
+        if expected is not None:
+            hdr["Nats-Expected-Last-Subject-Sequence"] = str(expected)
+            hdr["Nats-Expected-Last-Subject-Sequence-Subject"] = agg
+        return hdr
+
+    async def _append_one(
+        self, env: Envelope[Any], agg: str, expected: int | None
+    ) -> AppendResult:
+        hdr = self._guard(_headers(env), agg, expected)
+        subj = subjects.event_subject(env.aggregate_type, env.aggregate_id, env.type)
+        ack = await self.js.publish(subj, env.to_json(), stream=self.stream, headers=hdr)
+        return AppendResult((ack.seq,), duplicate=bool(ack.duplicate))
+
+    async def _append_batch(
+        self, events: Sequence[Envelope[Any]], agg: str, expected: int | None
+    ) -> AppendResult:
+        batch_id = events[0].event_id
+        n = len(events)
+        for i, env in enumerate(events, 1):
+            hdr = _headers(env)
+            hdr["Nats-Batch-Id"] = batch_id
+            hdr["Nats-Batch-Sequence"] = str(i)
+            hdr["Nats-Expected-Stream"] = self.stream
+            if i == 1:
+                self._guard(hdr, agg, expected)
+            subj = subjects.event_subject(env.aggregate_type, env.aggregate_id, env.type)
+            if i < n:
+                await self.nc.publish(subj, env.to_json(), headers=hdr)
+                continue
+            hdr["Nats-Batch-Commit"] = "1"
+            try:
+                msg = await self.nc.request(subj, env.to_json(), headers=hdr, timeout=self.timeout)
+            except nats.errors.NoRespondersError:
+                raise EventLogError(f"no stream answers for {subj}") from None
+            resp = json.loads(msg.data)
+            if "error" in resp:
+                raise nats.js.errors.APIError.from_error(resp["error"])
+            last = int(resp["seq"])
+            return AppendResult(tuple(range(last - n + 1, last + 1)))
+        raise AssertionError("unreachable")
+
+    async def _ack_inbox(self) -> str:
+        """One wildcard inbox for pipelined PubAcks (nats-py's publish_async hangs on errors)."""
+        if self._ack_prefix is None:
+            prefix = f"{self.nc._inbox_prefix.decode()}.{self.nc._nuid.next().decode()}"
+
+            async def on_ack(msg: Msg) -> None:
+                fut = self._ack_futures.pop(msg.subject[len(prefix) + 1 :], None)
+                if fut is None or fut.done():
+                    return
+                if msg.headers and msg.headers.get("Status") == "503":
+                    fut.set_exception(EventLogError("no stream answers: is the stream created?"))
+                    return
+                try:
+                    fut.set_result(json.loads(msg.data))
+                except ValueError as exc:
+                    fut.set_exception(EventLogError(f"bad PubAck: {exc}"))
+
+            await self.nc.subscribe(f"{prefix}.*", cb=on_ack)
+            self._ack_prefix = prefix
+        return self._ack_prefix
+
+    async def append_pipelined(
+        self, commands: Sequence[tuple[Envelope[Any], int | None]], *, window: int = 2000
+    ) -> list[AppendResult | EventLogError]:
+        """Append many single-event commands with up to ``window`` acks in flight.
+
+        Each item is (event, expected); results come back in order, a conflict as an exception
+        value rather than a raise, so one stale writer does not hide the others' outcome.
+        """
+        prefix = await self._ack_inbox()
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[dict[str, Any]]] = []
+        for i, (env, expected) in enumerate(commands):
+            if i >= window:
+                await asyncio.wait([futures[i - window]])
+            agg = subjects.aggregate_filter(env.aggregate_type, env.aggregate_id)
+            hdr = self._guard(_headers(env), agg, expected)
+            hdr["Nats-Expected-Stream"] = self.stream
+            token = f"{next(self._ack_counter)}"
+            fut: asyncio.Future[dict[str, Any]] = loop.create_future()
+            self._ack_futures[token] = fut
+            futures.append(fut)
+            subj = subjects.event_subject(env.aggregate_type, env.aggregate_id, env.type)
+            await self.nc.publish(subj, env.to_json(), reply=f"{prefix}.{token}", headers=hdr)
+        out: list[AppendResult | EventLogError] = []
+        for (env, expected), fut in zip(commands, futures, strict=True):
+            try:
+                resp = await asyncio.wait_for(fut, self.timeout)
+            except (TimeoutError, EventLogError) as exc:
+                out.append(exc if isinstance(exc, EventLogError) else EventLogError("ack timeout"))
+                continue
+            err = resp.get("error")
+            if err is None:
+                out.append(AppendResult((int(resp["seq"]),), duplicate=bool(resp.get("duplicate"))))
+            elif err.get("err_code") == ERR_WRONG_LAST_SEQUENCE:
+                agg = subjects.aggregate_filter(env.aggregate_type, env.aggregate_id)
+                out.append(ConcurrencyConflict(agg, expected or 0, str(err.get("description"))))
+            else:
+                out.append(EventLogError(f"append refused: {err.get('description')}"))
+        return out
+
+    # ---- reads -------------------------------------------------------------------------
+
+    def decode(self, msg: Msg) -> RecordedEvent:
+        md = msg.metadata
+        env = self.registry.decode(msg.data, msg.headers)
+        return RecordedEvent(md.sequence.stream, msg.subject, _msg_time(msg), env, msg.data)
+
+    async def load(
+        self, aggregate_type: str, aggregate_id: str
+    ) -> tuple[list[RecordedEvent], int]:
+        """One aggregate's whole history and its last sequence (0 if it has none)."""
+        events = [
+            e
+            async for e in self.replay(
+                filter_subject=subjects.aggregate_filter(aggregate_type, aggregate_id)
+            )
+        ]
+        return events, (events[-1].seq if events else 0)
+
+    async def _find_recorded(
+        self, aggregate_type: str, aggregate_id: str, event_ids: list[str]
+    ) -> tuple[int, ...] | None:
+        history, _ = await self.load(aggregate_type, aggregate_id)
+        by_id = {e.envelope.event_id: e.seq for e in history}
+        if all(i in by_id for i in event_ids):
+            return tuple(by_id[i] for i in event_ids)
+        return None
+
+    async def raw_replay(
+        self,
+        *,
+        from_seq: int = 1,
+        from_time: datetime | None = None,
+        filter_subject: str | None = None,
+        follow: bool = False,
+        pending_limit: int = 65536,
+    ) -> AsyncIterator[Msg]:
+        """Messages in stream order through an ordered consumer, undecoded.
+
+        Without ``follow`` the iteration ends at the stream's end as of when it started.
+        """
+        filt = filter_subject or subjects.all_events()
+        if from_time is not None:
+            cfg = ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_TIME,
+                opt_start_time=from_time.astimezone(UTC),
+            )
+        elif from_seq > 1:
+            cfg = ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=from_seq
+            )
+        else:
+            cfg = ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
+        cfg.ack_policy = AckPolicy.NONE
+        sub = await self.js.subscribe(
+            filt,
+            stream=self.stream,
+            ordered_consumer=True,
+            config=cfg,
+            pending_msgs_limit=pending_limit,
+            pending_bytes_limit=pending_limit * 4096,
+        )
+        try:
+            if not follow:
+                info = await sub.consumer_info()
+                delivered = info.delivered.consumer_seq if info.delivered else 0
+                if info.num_pending == 0 and not delivered:
+                    return  # nothing delivered and nothing pending: the range is empty
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=None if follow else 5.0)
+                except nats.errors.TimeoutError:
+                    if follow:
+                        continue
+                    raise EventLogError("replay stalled: no message for 5 s") from None
+                yield msg
+                if not follow and msg.metadata.num_pending == 0:
+                    return
+        finally:
+            with contextlib.suppress(Exception):  # the connection may already be gone
+                await sub.unsubscribe()
+
+    async def replay(
+        self,
+        *,
+        from_seq: int = 1,
+        from_time: datetime | None = None,
+        filter_subject: str | None = None,
+        follow: bool = False,
+    ) -> AsyncIterator[RecordedEvent]:
+        async for msg in self.raw_replay(
+            from_seq=from_seq, from_time=from_time, filter_subject=filter_subject, follow=follow
+        ):
+            yield self.decode(msg)
+
+
+def header_map(msg: Msg) -> Mapping[str, str]:
+    return msg.headers or {}

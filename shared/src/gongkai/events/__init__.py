@@ -1,0 +1,35 @@
+"""Event contracts: the envelope, canonical JSON, the registry and every event type."""
+
+from gongkai.events import contracts
+from gongkai.events.envelope import (
+    HDR_TYPE,
+    HDR_VERSION,
+    REGISTRY,
+    SYSTEM_ACTOR,
+    Actor,
+    Envelope,
+    EventDecodeError,
+    EventPayload,
+    canonical_json,
+    check_token,
+    digest,
+    event,
+    new_event,
+)
+
+__all__ = [
+    "HDR_TYPE",
+    "HDR_VERSION",
+    "REGISTRY",
+    "SYSTEM_ACTOR",
+    "Actor",
+    "Envelope",
+    "EventDecodeError",
+    "EventPayload",
+    "canonical_json",
+    "check_token",
+    "contracts",
+    "digest",
+    "event",
+    "new_event",
+]

@@ -1,0 +1,241 @@
+"""The event envelope, canonical JSON and the event-type registry.
+
+Every fact gongkai records is one ``Envelope[P]``: the envelope fields say who did what to which
+aggregate and when; ``P`` is the event's own payload model. Payload classes register themselves
+with a type name and a schema version; older versions found in the log are upcast on read by
+registered upcasters and the stored bytes are never rewritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+# Subject tokens must not contain NATS separators or wildcards; ids are also used in URLs.
+TOKEN_RE = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
+# Namespace for deterministic event ids: uuid5(command id / index) makes a retried command
+# produce the same event ids, so JetStream's Nats-Msg-Id dedup catches the retry.
+EVENT_ID_NAMESPACE = uuid.UUID("7d0c6d0e-1f7a-4d43-9b7e-6b61676f6e67")
+
+
+class EventDecodeError(ValueError):
+    """A message on the stream is not a valid gongkai event (bad JSON, unknown type/version)."""
+
+
+def utc(dt: datetime) -> datetime:
+    if dt.tzinfo is None:
+        raise ValueError("timestamps must carry a timezone")
+    return dt.astimezone(UTC)
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Sorted keys, UTF-8, no whitespace: the same value always gives the same bytes."""
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def digest(obj: Any) -> str:
+    return hashlib.sha256(canonical_json(obj)).hexdigest()
+
+
+def check_token(value: str, what: str = "id") -> str:
+    if not TOKEN_RE.match(value):
+        raise ValueError(f"{what} must be 1-128 characters of A-Z a-z 0-9 _ -, got {value!r}")
+    return value
+
+
+class Actor(BaseModel):
+    """Who caused an event: the person, the role they acted in, and their unit."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    person: str = Field(min_length=1, max_length=128)
+    role: str = Field(min_length=1, max_length=64)
+    unit: str = Field(min_length=1, max_length=128)
+
+
+SYSTEM_ACTOR = Actor(person="gongkai", role="system", unit="system")
+
+
+class EventPayload(BaseModel):
+    """Base of every event payload. Subclasses set the three class variables and register."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_type: ClassVar[str]
+    schema_version: ClassVar[int] = 1
+    aggregate_type: ClassVar[str]
+
+
+P = TypeVar("P", bound=EventPayload)
+
+
+class Envelope(BaseModel, Generic[P]):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: str
+    type: str
+    schema_version: int = Field(ge=1)
+    aggregate_type: str
+    aggregate_id: str
+    business_time: datetime
+    recorded_at: datetime
+    actor: Actor
+    command_id: str
+    correlation_id: str
+    causation_id: str | None = None
+    payload: P
+
+    @field_validator("business_time", "recorded_at")
+    @classmethod
+    def _utc(cls, v: datetime) -> datetime:
+        return utc(v)
+
+    @field_validator("aggregate_id")
+    @classmethod
+    def _token(cls, v: str) -> str:
+        return check_token(v, "aggregate_id")
+
+    def to_json(self) -> bytes:
+        return canonical_json(self.model_dump(mode="json"))
+
+    def payload_digest(self) -> str:
+        return digest(self.payload.model_dump(mode="json"))
+
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class Registry:
+    """Event type name -> current payload class, plus upcasters from each older version."""
+
+    def __init__(self) -> None:
+        self._types: dict[str, type[EventPayload]] = {}
+        self._envelopes: dict[str, type[Envelope[Any]]] = {}
+        self._upcasters: dict[tuple[str, int], Upcaster] = {}
+
+    def register(self, cls: type[P]) -> type[P]:
+        name = cls.event_type
+        if name in self._types and self._types[name] is not cls:
+            raise ValueError(f"event type {name} registered twice")
+        self._types[name] = cls
+        self._envelopes[name] = Envelope[cls]  # type: ignore[valid-type]
+        return cls
+
+    def upcaster(self, event_type: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
+        def deco(fn: Upcaster) -> Upcaster:
+            self._upcasters[(event_type, from_version)] = fn
+            return fn
+
+        return deco
+
+    def payload_class(self, event_type: str) -> type[EventPayload]:
+        try:
+            return self._types[event_type]
+        except KeyError:
+            raise EventDecodeError(f"unknown event type {event_type!r}") from None
+
+    def envelope_class(self, event_type: str) -> type[Envelope[Any]]:
+        self.payload_class(event_type)
+        return self._envelopes[event_type]
+
+    def types(self) -> Mapping[str, type[EventPayload]]:
+        return dict(self._types)
+
+    def upcast(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """Bring a raw envelope dict to the current schema version of its type."""
+        etype = raw.get("type")
+        version = raw.get("schema_version")
+        if not isinstance(etype, str) or not isinstance(version, int):
+            raise EventDecodeError("envelope lacks a string 'type' and an integer 'schema_version'")
+        current = self.payload_class(etype).schema_version
+        if version > current:
+            raise EventDecodeError(f"{etype} v{version} is newer than this build (v{current})")
+        if version < 1:
+            raise EventDecodeError(f"{etype} has invalid schema version {version}")
+        payload = raw.get("payload")
+        if not isinstance(payload, dict):
+            raise EventDecodeError("envelope payload must be an object")
+        while version < current:
+            step = self._upcasters.get((etype, version))
+            if step is None:
+                raise EventDecodeError(f"no upcaster for {etype} v{version}")
+            payload = step(dict(payload))
+            version += 1
+        return {**raw, "payload": payload, "schema_version": version}
+
+    def decode(self, data: bytes, headers: Mapping[str, str] | None = None) -> Envelope[Any]:
+        """Parse stored bytes into a typed envelope, upcasting older versions."""
+        try:
+            if headers:
+                etype = headers.get(HDR_TYPE)
+                version = headers.get(HDR_VERSION)
+                cls = self._types.get(etype or "")
+                # Fast path: the header says the bytes are already the current version.
+                if cls is not None and version == str(cls.schema_version):
+                    env = self._envelopes[cls.event_type].model_validate_json(data)
+                    if env.type != cls.event_type or env.schema_version != cls.schema_version:
+                        raise EventDecodeError("headers disagree with the envelope")
+                    return env
+            try:
+                raw = json.loads(data)
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise EventDecodeError(f"not JSON: {exc}") from None
+            if not isinstance(raw, dict):
+                raise EventDecodeError("an event must be a JSON object")
+            raw = self.upcast(raw)
+            return self._envelopes[raw["type"]].model_validate(raw)
+        except ValidationError as exc:
+            raise EventDecodeError(f"invalid event: {exc.errors(include_url=False)[:3]}") from None
+
+
+HDR_TYPE = "Gk-Type"
+HDR_VERSION = "Gk-Schema-Version"
+
+REGISTRY = Registry()
+
+
+def event(cls: type[P]) -> type[P]:
+    """Class decorator: register an event payload class in the global registry."""
+    return REGISTRY.register(cls)
+
+
+def new_event(
+    payload: EventPayload,
+    *,
+    aggregate_id: str,
+    actor: Actor,
+    command_id: str,
+    index: int = 0,
+    business_time: datetime | None = None,
+    recorded_at: datetime,
+    correlation_id: str | None = None,
+    causation_id: str | None = None,
+) -> Envelope[Any]:
+    """Build the envelope for one new event of a command.
+
+    ``recorded_at`` comes from the injected clock; the event id is derived from the command id
+    and the event's index in the command, so a retry yields byte-identical ids.
+    """
+    event_id = str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{command_id}/{index}"))
+    cls = type(payload)
+    return Envelope[cls](  # type: ignore[valid-type]
+        event_id=event_id,
+        type=cls.event_type,
+        schema_version=cls.schema_version,
+        aggregate_type=cls.aggregate_type,
+        aggregate_id=aggregate_id,
+        business_time=business_time or recorded_at,
+        recorded_at=recorded_at,
+        actor=actor,
+        command_id=command_id,
+        correlation_id=correlation_id or command_id,
+        causation_id=causation_id,
+        payload=payload,
+    )

@@ -1,0 +1,21 @@
+"""Prometheus metrics shared by every service (one registry per process)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+EVENTS_APPENDED = Counter(
+    "gongkai_events_appended_total", "Events appended to the log", ["service", "type"]
+)
+EVENTS_APPLIED = Counter(
+    "gongkai_events_applied_total", "Events applied by a projection", ["projection"]
+)
+CONSUMER_LAG = Gauge(
+    "gongkai_consumer_lag", "Stream last sequence minus the consumer's position", ["consumer"]
+)
+DEAD_LETTERS = Counter(
+    "gongkai_dead_letters_total", "Messages moved to the dead-letter stream", ["consumer"]
+)
+APPEND_CONFLICTS = Counter(
+    "gongkai_append_conflicts_total", "Appends refused by optimistic concurrency", ["service"]
+)

@@ -1,0 +1,195 @@
+"""SQL read models fed from the log with exactly-once effects.
+
+A projection keeps the stream sequence of the last event it applied in the same SQL transaction
+as its rows. Redelivery of an already applied event is skipped, so effects happen once. Every
+projection can be dropped and rebuilt from sequence 1; ``digest`` hashes its rows so a live
+projection and a rebuild can be compared.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    event,
+    select,
+)
+from sqlalchemy.pool import StaticPool
+
+from gongkai.eventlog import RecordedEvent
+from gongkai.events.envelope import canonical_json
+
+_meta = MetaData()
+checkpoints = Table(
+    "gk_checkpoint",
+    _meta,
+    Column("projection", String(64), primary_key=True),
+    Column("last_seq", Integer, nullable=False),
+    Column("schema_version", Integer, nullable=False),
+)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for a read-model database; SQLite gets WAL and a busy timeout."""
+    if url.startswith("sqlite"):
+        kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+        if url in ("sqlite://", "sqlite:///:memory:"):
+            kwargs["poolclass"] = StaticPool
+        engine = create_engine(url, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, datetime | date):
+        return v.isoformat()
+    if isinstance(v, Decimal):
+        return str(v)
+    if isinstance(v, bytes):
+        return v.hex()
+    return v
+
+
+class Projection(ABC):
+    """A read model: its tables, its filter on the log, and how one event changes its rows."""
+
+    #: Unique name; also the checkpoint key.
+    name: str
+    #: Bump to make the store drop and rebuild the tables from the log.
+    schema_version: int = 1
+    #: Subjects this projection reads; the default is every event.
+    filter_subject: str = "gk.ev.>"
+
+    def __init__(self) -> None:
+        self.metadata = MetaData()
+        self.define(self.metadata)
+
+    @abstractmethod
+    def define(self, metadata: MetaData) -> None:
+        """Declare the projection's tables on ``metadata``."""
+
+    @abstractmethod
+    def apply(self, conn: Connection, event: RecordedEvent) -> None:
+        """Change the rows for one event, inside the caller's transaction."""
+
+    def tables(self) -> Sequence[Table]:
+        return list(self.metadata.sorted_tables)
+
+
+class ProjectionStore:
+    """Applies events to projections transactionally and keeps their checkpoints."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        _meta.create_all(engine)
+
+    def prepare(self, projection: Projection) -> int:
+        """Create the tables; rebuild-from-scratch when the schema version changed.
+
+        Returns the checkpoint to resume from.
+        """
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(checkpoints).where(checkpoints.c.projection == projection.name)
+            ).first()
+        if row is not None and row.schema_version != projection.schema_version:
+            self.reset(projection)
+            return 0
+        projection.metadata.create_all(self.engine)
+        if row is None:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    checkpoints.insert().values(
+                        projection=projection.name,
+                        last_seq=0,
+                        schema_version=projection.schema_version,
+                    )
+                )
+            return 0
+        return int(row.last_seq)
+
+    def reset(self, projection: Projection) -> None:
+        projection.metadata.drop_all(self.engine)
+        projection.metadata.create_all(self.engine)
+        with self.engine.begin() as conn:
+            conn.execute(checkpoints.delete().where(checkpoints.c.projection == projection.name))
+            conn.execute(
+                checkpoints.insert().values(
+                    projection=projection.name, last_seq=0, schema_version=projection.schema_version
+                )
+            )
+
+    def checkpoint(self, projection: Projection) -> int:
+        with self.engine.connect() as conn:
+            v = conn.execute(
+                select(checkpoints.c.last_seq).where(checkpoints.c.projection == projection.name)
+            ).scalar()
+        return int(v or 0)
+
+    def apply(
+        self, projection: Projection, events: Sequence[RecordedEvent], *, advance_to: int = 0
+    ) -> int:
+        """Apply a batch in one transaction; events at or below the checkpoint are skipped.
+
+        ``advance_to`` moves the checkpoint past sequences the projection does not read (a
+        dead-lettered event, say). Returns the number of events applied.
+        """
+        applied = 0
+        with self.engine.begin() as conn:
+            last = conn.execute(
+                select(checkpoints.c.last_seq)
+                .where(checkpoints.c.projection == projection.name)
+                .with_for_update()
+            ).scalar_one()
+            new_last = last
+            for ev in events:
+                if ev.seq <= new_last:
+                    continue
+                projection.apply(conn, ev)
+                new_last = ev.seq
+                applied += 1
+            new_last = max(new_last, advance_to)
+            if new_last != last:
+                conn.execute(
+                    checkpoints.update()
+                    .where(checkpoints.c.projection == projection.name)
+                    .values(last_seq=new_last)
+                )
+        return applied
+
+    def digest(self, projection: Projection) -> str:
+        """sha256 over every row of every table, in primary-key order, canonical JSON."""
+        h = hashlib.sha256()
+        with self.engine.connect() as conn:
+            for table in projection.tables():
+                h.update(table.name.encode())
+                order = list(table.primary_key.columns) or list(table.columns)
+                for row in conn.execute(select(table).order_by(*order)):
+                    h.update(canonical_json([_jsonable(v) for v in row]))
+        return h.hexdigest()
+
+    def rows(self, table: Table) -> Iterable[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(select(table))]

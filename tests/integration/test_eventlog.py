@@ -1,0 +1,136 @@
+"""The event-log client against a real nats-server."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from gongkai import subjects
+from gongkai.eventlog import ConcurrencyConflict, EventLog
+from gongkai.events import Actor, new_event
+from gongkai.events.contracts.intake import PostSubmitted
+from gongkai.events.contracts.review import ReviewSigned
+
+ACTOR = Actor(person="p-maker", role="maker", unit="finance")
+T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+
+
+def submitted(post: str, command: str, title: str = "t") -> object:
+    return new_event(
+        PostSubmitted(
+            unit="finance",
+            column="normative_documents",
+            title=title,
+            body="body",
+            origin="produced",
+            channel="website",
+            information_date=date(2026, 3, 1),
+            content_digest="a" * 64,
+        ),
+        aggregate_id=post,
+        actor=ACTOR,
+        command_id=command,
+        recorded_at=T0,
+    )
+
+
+def signed(post: str, command: str, index: int = 0) -> object:
+    return new_event(
+        ReviewSigned(
+            post_id=post,
+            chain=1,
+            stage="leader",
+            decision="agree",
+            signer=ACTOR,
+            content_digest="a" * 64,
+        ),
+        aggregate_id=post,
+        actor=ACTOR,
+        command_id=command,
+        index=index,
+        recorded_at=T0,
+    )
+
+
+async def count(evlog: EventLog) -> int:
+    return await evlog.last_sequence()
+
+
+async def test_append_and_load_one_aggregate(evlog: EventLog) -> None:
+    r1 = await evlog.append([submitted("P1", "c1")], expected=0)
+    await evlog.append([submitted("P2", "c2")], expected=0)
+    r3 = await evlog.append([submitted("P1", "c3", "second")], expected=r1.last)
+    history, last = await evlog.load("post", "P1")
+    assert [e.seq for e in history] == [1, 3]
+    assert last == r3.last == 3
+    assert history[1].envelope.payload.title == "second"
+    assert history[0].subject == "gk.ev.post.P1.PostSubmitted"
+
+
+async def test_stale_expected_sequence_is_refused_and_records_nothing(evlog: EventLog) -> None:
+    await evlog.append([submitted("P1", "c1")], expected=0)
+    with pytest.raises(ConcurrencyConflict):
+        await evlog.append([submitted("P1", "c2")], expected=0)
+    await evlog.append([signed("P1", "c3")], expected=0)
+    with pytest.raises(ConcurrencyConflict):
+        await evlog.append([signed("P1", "c4", 0), signed("P1", "c4", 1)], expected=0)
+    assert await count(evlog) == 2
+
+
+async def test_same_command_twice_records_once(evlog: EventLog) -> None:
+    first = await evlog.append([submitted("P1", "cmd-1")], expected=0)
+    again = await evlog.append([submitted("P1", "cmd-1")], expected=0)
+    assert again.duplicate and again.sequences == first.sequences
+    batch = [signed("P9", "cmd-2", 0), signed("P9", "cmd-2", 1)]
+    b1 = await evlog.append(batch, expected=0)
+    b2 = await evlog.append(batch, expected=0)
+    assert b2.duplicate and b2.sequences == b1.sequences
+    assert await count(evlog) == 3
+
+
+async def test_concurrent_writers_exactly_one_wins(evlog: EventLog) -> None:
+    await evlog.append([submitted("P1", "c0")], expected=0)
+    results = await asyncio.gather(
+        *(evlog.append([submitted("P1", f"w{i}")], expected=1) for i in range(20)),
+        return_exceptions=True,
+    )
+    wins = [r for r in results if not isinstance(r, BaseException)]
+    assert len(wins) == 1
+    assert all(isinstance(r, ConcurrencyConflict) for r in results if r not in wins)
+    assert await count(evlog) == 2
+
+
+async def test_multi_event_command_is_atomic(evlog: EventLog) -> None:
+    r = await evlog.append([signed("P1", "c1", i) for i in range(3)], expected=0)
+    assert r.sequences == (1, 2, 3)
+
+
+async def test_replay_from_sequence_and_from_time(evlog: EventLog) -> None:
+    for i in range(5):
+        await evlog.append([submitted(f"P{i}", f"c{i}")], expected=0)
+    seqs = [e.seq async for e in evlog.replay(from_seq=3)]
+    assert seqs == [3, 4, 5]
+    await asyncio.sleep(0.05)
+    mark = datetime.now(UTC)
+    await asyncio.sleep(0.05)
+    for i in range(5, 7):
+        await evlog.append([submitted(f"P{i}", f"c{i}")], expected=0)
+    assert [e.seq async for e in evlog.replay(from_time=mark)] == [6, 7]
+    assert [e.seq async for e in evlog.replay(from_time=mark + timedelta(hours=1))] == []
+    assert [e.seq async for e in evlog.replay(from_seq=99)] == []
+    by_type = [
+        e.seq async for e in evlog.replay(filter_subject=subjects.type_filter("PostSubmitted"))
+    ]
+    assert by_type == list(range(1, 8))
+
+
+async def test_pipelined_appends(evlog: EventLog) -> None:
+    cmds = [(submitted(f"Q{i}", str(uuid.uuid4())), 0) for i in range(200)]
+    results = await evlog.append_pipelined(cmds)  # type: ignore[arg-type]
+    assert all(not isinstance(r, Exception) for r in results)
+    stale = await evlog.append_pipelined([(submitted("Q1", "x"), 0)])  # type: ignore[list-item]
+    assert isinstance(stale[0], ConcurrencyConflict)
+    assert await count(evlog) == 200
