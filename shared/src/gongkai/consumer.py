@@ -85,6 +85,8 @@ class CatchUpSubscription:
         self._stopping = asyncio.Event()
         self.caught_up = asyncio.Event()
         self.position = 0
+        self._synced_to = 0
+        self._holder: list[Any] = []
 
     @property
     def name(self) -> str:
@@ -103,12 +105,33 @@ class CatchUpSubscription:
                 await self._task
 
     async def wait_for(self, seq: int, within: float = 10.0) -> None:
-        """Wait until the projection has applied (or skipped past) stream sequence ``seq``."""
+        """Wait until the projection has seen everything up to stream sequence ``seq``.
+
+        A filtered projection may never see ``seq`` itself; it has also seen it once its
+        consumer has nothing pending and everything delivered is applied.
+        """
         deadline = asyncio.get_running_loop().time() + within
-        while self.position < seq:
+        while self.position < seq and self._synced_to < seq:
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError(f"{self.name} at {self.position}, wanted {seq}")
             await asyncio.sleep(0.005)
+            await self.sync_state()
+
+    async def sync_state(self) -> bool:
+        """Ask the server whether this subscription has applied everything; True if so."""
+        if not self._holder:
+            return self.caught_up.is_set()
+        try:
+            last = await self.evlog.last_sequence()
+            info = await self._holder[0].consumer_info()
+        except Exception:  # noqa: BLE001 - a reconnect in progress: not known to be synced
+            return False
+        delivered = info.delivered.stream_seq if info.delivered else 0
+        if info.num_pending == 0 and self.position >= delivered:
+            self._synced_to = max(self._synced_to, last)
+            self.caught_up.set()
+            return True
+        return False
 
     async def _supervise(self) -> None:
         # A lost connection or a server restart ends the ordered consumer; start again from
@@ -128,9 +151,14 @@ class CatchUpSubscription:
         last = await self.evlog.last_sequence()
         if last < start:
             self.caught_up.set()
+            self._synced_to = last
         pending: list[tuple[Msg, RecordedEvent]] = []
+        self._holder = []
         async for msg in self.evlog.raw_replay(
-            from_seq=start, filter_subject=self.projection.filter_subject, follow=True
+            from_seq=start,
+            filter_subject=self.projection.filter_subject,
+            follow=True,
+            subscription_out=self._holder,
         ):
             try:
                 rec = self.evlog.decode(msg)

@@ -362,6 +362,7 @@ class EventLog:
         filter_subject: str | None = None,
         follow: bool = False,
         pending_limit: int = 65536,
+        subscription_out: list[Any] | None = None,
     ) -> AsyncIterator[Msg]:
         """Messages in stream order through an ordered consumer, undecoded.
 
@@ -388,6 +389,8 @@ class EventLog:
             pending_msgs_limit=pending_limit,
             pending_bytes_limit=pending_limit * 4096,
         )
+        if subscription_out is not None:
+            subscription_out.append(sub)
         try:
             if not follow:
                 info = await sub.consumer_info()

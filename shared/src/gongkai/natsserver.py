@@ -101,7 +101,12 @@ class NatsServer:
         log = self.log_file or (self.store_dir / "nats-server.log")
         out = open(log, "ab")  # noqa: SIM115 - handed to the child process
         self.proc = subprocess.Popen(
-            [binary, "-c", str(conf)], stdout=out, stderr=subprocess.STDOUT
+            [binary, "-c", str(conf)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            # Its own session: a Ctrl-C meant for gongkai must not stop the server before the
+            # services have drained; the host stops it last.
+            start_new_session=True,
         )
         out.close()
         deadline = time.monotonic() + timeout

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -73,3 +73,139 @@ def _post_submitted_v1_to_v2(p: dict[str, Any]) -> dict[str, Any]:
     p.setdefault("screening", {"needs_secrecy_review": False, "spans": []})
     p.setdefault("content_version", 1)
     return p
+
+
+UnitKind = Literal["county_office", "department", "township", "committee"]
+Role = Literal["maker", "staff", "secrecy", "leader", "office"]
+
+
+@event
+class UnitRegistered(EventPayload):
+    """A maintaining unit (维护单位) joined the directory, or its details changed."""
+
+    event_type = "UnitRegistered"
+    aggregate_type = "unit"
+
+    code: str
+    name: str
+    kind: UnitKind
+    contact_name: str
+    contact_mobile: str
+
+
+@event
+class PersonRegistered(EventPayload):
+    """A person joined the directory (fictional names in the demo)."""
+
+    event_type = "PersonRegistered"
+    aggregate_type = "person"
+
+    person_id: str
+    name: str
+
+
+@event
+class RoleGranted(EventPayload):
+    """A person holds a role in a unit: maker (承办人), staff, secrecy officer, leader, office."""
+
+    event_type = "RoleGranted"
+    aggregate_type = "person"
+
+    person_id: str
+    unit: str
+    role: Role
+
+
+@event
+class RoleRevoked(EventPayload):
+    event_type = "RoleRevoked"
+    aggregate_type = "person"
+
+    person_id: str
+    unit: str
+    role: Role
+
+
+@event
+class TokenIssued(EventPayload):
+    """A bearer token for a person; only its sha256 is ever recorded."""
+
+    event_type = "TokenIssued"
+    aggregate_type = "person"
+
+    person_id: str
+    token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    token_hint: str = Field(max_length=8)
+
+
+@event
+class LeadershipDutiesChanged(EventPayload):
+    """The unit's leaders or their duties changed: 领导成员和分工 is due in 10 working days."""
+
+    event_type = "LeadershipDutiesChanged"
+    aggregate_type = "unit"
+
+    unit: str
+    changed_on: date
+    summary: str
+
+
+@event
+class PostRevised(EventPayload):
+    """A new content version of a post; any review of an earlier version is void."""
+
+    event_type = "PostRevised"
+    aggregate_type = "post"
+
+    unit: str
+    title: str
+    body: str
+    attachments: tuple[Attachment, ...] = ()
+    information_date: date
+    content_version: int = Field(ge=2)
+    content_digest: str = Field(pattern=r"^[0-9a-f]{64}$")
+    screening: Screening = Screening()
+
+
+@event
+class PostWithdrawn(EventPayload):
+    event_type = "PostWithdrawn"
+    aggregate_type = "post"
+
+    unit: str
+    reason: str
+
+
+@event
+class PostPublished(EventPayload):
+    """The CMS or the office's site reader saw an item online.
+
+    ``post_id`` is None when gongkai never saw the item: an unreviewed publication, recorded all
+    the same. ``redated`` marks the notice's note 1: a non-time-bound item re-dated to now.
+    """
+
+    event_type = "PostPublished"
+    aggregate_type = "publication"
+
+    publication_id: str
+    post_id: str | None = None
+    unit: str
+    column: str
+    url: str
+    online_at: datetime
+    content_digest: str = Field(pattern=r"^[0-9a-f]{64}$")
+    redated: bool = False
+    reported_by: Literal["cms", "site_reader"] = "cms"
+
+
+@event
+class PublicationRemoved(EventPayload):
+    event_type = "PublicationRemoved"
+    aggregate_type = "publication"
+
+    publication_id: str
+    post_id: str | None = None
+    unit: str
+    column: str
+    removed_at: datetime
+    reason: str

@@ -1,0 +1,210 @@
+"""The ``gongkai`` command line.
+
+Built-in commands: ``up``, ``service``, ``events``, ``calendar``. Service packages add their
+own (``people``, ``freshness``, ``audit``, ``demo`` ...) through the ``gongkai.cli``
+entry-point group: each entry is a ``register(subparsers)`` function.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from gongkai import subjects
+from gongkai.calendar import cli as calendar_cli
+from gongkai.events import REGISTRY, Envelope, EventDecodeError
+from gongkai.runtime.settings import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        nats_url=getattr(args, "nats_url", None),
+        data_dir=Path(args.data_dir) if getattr(args, "data_dir", None) else None,
+        http_host=getattr(args, "host", None),
+        http_port=getattr(args, "port", None),
+        log_format=getattr(args, "log_format", None),
+        nats_port=getattr(args, "nats_port", None),
+        demo=getattr(args, "demo", None) or None,
+        nats_sync_always=False if getattr(args, "no_sync", False) else None,
+    )
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--nats-url", help="connect to this NATS instead of starting one ($GONGKAI_NATS_URL)"
+    )
+    p.add_argument(
+        "--data-dir", help="where the embedded server and SQLite live ($GONGKAI_DATA_DIR, ./var)"
+    )
+    p.add_argument("--host", help="HTTP address ($GONGKAI_HTTP_HOST, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="HTTP port ($GONGKAI_HTTP_PORT, 8080)")
+    p.add_argument("--nats-port", type=int, help="embedded NATS port ($GONGKAI_NATS_PORT, 4222)")
+    p.add_argument("--log-format", choices=["console", "json"], help="($GONGKAI_LOG_FORMAT)")
+    p.add_argument(
+        "--no-sync",
+        action="store_true",
+        help="embedded server: fsync on JetStream's interval, not on every write (faster, "
+        "loses the last writes on a power cut)",
+    )
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from gongkai.runtime import host
+
+    return host.run(_settings(args))
+
+
+def cmd_service(args: argparse.Namespace) -> int:
+    from gongkai.runtime import host
+
+    return host.run(_settings(args), only=[args.name])
+
+
+def cmd_events_schema(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, cls in sorted(REGISTRY.types().items()):
+        schema = Envelope[cls].model_json_schema()  # type: ignore[valid-type]
+        schema["$id"] = f"https://gongkai.example/schemas/{name}.v{cls.schema_version}.json"
+        schema["title"] = f"{name} v{cls.schema_version}"
+        (out / f"{name}.json").write_text(
+            json.dumps(schema, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+        )
+        print(out / f"{name}.json")
+    return 0
+
+
+def asyncapi_documents() -> dict[str, str]:
+    """Each installed service's AsyncAPI document (YAML), generated from its faststream broker."""
+    from faststream.specification import AsyncAPI
+
+    from gongkai.runtime.service import ServiceContext, discover
+
+    docs: dict[str, str] = {}
+    ctx = ServiceContext(settings=Settings(), nats_url="nats://localhost:4222")
+    for name, build in discover().items():
+        svc = build(ctx)
+        spec = AsyncAPI(
+            svc.broker,
+            title=f"gongkai {name}",
+            version="0.1.0",
+            description=svc.description or f"Events and commands of the gongkai {name} service.",
+        )
+        docs[name] = spec.to_specification().to_yaml()
+    return docs
+
+
+def cmd_events_asyncapi(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in asyncapi_documents().items():
+        (out / f"{name}.yaml").write_text(text)
+        print(out / f"{name}.yaml")
+    return 0
+
+
+async def _tail(args: argparse.Namespace) -> int:
+    from gongkai.eventlog import EventLog
+
+    url = args.nats_url or Settings.from_env().nats_url or "nats://127.0.0.1:4222"
+    try:
+        evlog = await EventLog.connect(url, connect_timeout=2, allow_reconnect=False)
+    except Exception as exc:  # noqa: BLE001
+        print(f"gongkai events tail: cannot connect to NATS at {url}: {exc}", file=sys.stderr)
+        return 1
+    filt = subjects.type_filter(args.type) if args.type else None
+    try:
+        async for msg in evlog.raw_replay(
+            from_seq=args.from_seq, filter_subject=filt, follow=not args.no_follow
+        ):
+            seq = msg.metadata.sequence.stream
+            try:
+                rec = evlog.decode(msg)
+            except EventDecodeError as exc:
+                print(f"{seq:>8}  UNDECODABLE  {msg.subject}  {exc}", flush=True)
+                continue
+            env = rec.envelope
+            if args.json:
+                print(json.dumps({"seq": seq, **env.model_dump(mode="json")}, ensure_ascii=False))
+            else:
+                a = env.actor
+                print(
+                    f"{seq:>8}  {env.recorded_at:%Y-%m-%dT%H:%M:%SZ}  {env.type:<22} "
+                    f"{env.aggregate_type}/{env.aggregate_id}  by {a.person} ({a.role}, {a.unit})",
+                    flush=True,
+                )
+    except KeyboardInterrupt:
+        pass
+    finally:
+        await evlog.close()
+    return 0
+
+
+def cmd_events_tail(args: argparse.Namespace) -> int:
+    if args.type and args.type not in REGISTRY.types():
+        known = ", ".join(sorted(REGISTRY.types()))
+        print(f"gongkai events tail: unknown event type {args.type!r}; known: {known}",
+              file=sys.stderr)
+        return 2
+    if args.from_seq < 1:
+        print("gongkai events tail: --from-seq must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(_tail(args))
+    except KeyboardInterrupt:
+        return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gongkai", description="gongkai: the disclosure platform's compliance backbone"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="start nats-server, every installed service and the HTTP API")
+    _add_common(up)
+    up.add_argument("--demo", action="store_true", help="load the demo county and print its tokens")
+    up.set_defaults(func=cmd_up)
+
+    svc = sub.add_parser("service", help="run one service alone (what compose and Kubernetes run)")
+    svc.add_argument("name")
+    _add_common(svc)
+    svc.set_defaults(func=cmd_service)
+
+    ev = sub.add_parser("events", help="the event contracts and the log")
+    evs = ev.add_subparsers(dest="events_command", required=True)
+    sch = evs.add_parser("schema", help="write a JSON Schema per event type")
+    sch.add_argument("--out", default="docs/schemas")
+    sch.set_defaults(func=cmd_events_schema)
+    aa = evs.add_parser("asyncapi", help="write each service's AsyncAPI document")
+    aa.add_argument("--out", default="docs/asyncapi")
+    aa.set_defaults(func=cmd_events_asyncapi)
+    tail = evs.add_parser("tail", help="print events as they are recorded")
+    tail.add_argument("--type", help="only this event type, e.g. PostSubmitted")
+    tail.add_argument("--from-seq", type=int, default=1, help="start at this stream sequence")
+    tail.add_argument("--nats-url")
+    tail.add_argument("--json", action="store_true", help="print whole envelopes as JSON lines")
+    tail.add_argument("--no-follow", action="store_true", help="stop at the end of the log")
+    tail.set_defaults(func=cmd_events_tail)
+
+    calendar_cli.register(sub)
+
+    for ep in entry_points(group="gongkai.cli"):
+        ep.load()(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Any = args.func
+    return int(func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The runtime: settings, clock, logging, HTTP helpers, the service base and the host."""

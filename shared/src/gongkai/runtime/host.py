@@ -1,0 +1,227 @@
+"""Runs services: the embedded platform (``gongkai up``) or one service (``gongkai service``).
+
+Start order: nats-server (embedded, unless a URL is given) -> services -> HTTP. Stop order is
+the reverse, on Ctrl-C or SIGTERM: HTTP stops taking requests and finishes those in flight, each
+service finishes the batch in hand and closes its connections (flushing pending acks), then
+nats-server is asked to stop, which flushes JetStream to disk. An acknowledged append is
+already on disk (the embedded server syncs every write), so nothing acknowledged is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Callable, Iterator, Sequence
+
+import nats
+import structlog
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from gongkai.eventlog import StreamSettings
+from gongkai.natsserver import NatsServer, ServerStartError, check_writable_dir, port_in_use
+from gongkai.runtime import logging as gklogging
+from gongkai.runtime.clock import Clock, SystemClock
+from gongkai.runtime.http import install_problem_handlers
+from gongkai.runtime.service import Service, ServiceContext, discover
+from gongkai.runtime.settings import Settings
+
+log = structlog.get_logger("gongkai.host")
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: the host owns SIGINT/SIGTERM and stop order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class StartupError(RuntimeError):
+    """A problem that stops the platform from starting; printed as one line."""
+
+
+def make_app(services: Sequence[Service], title: str = "gongkai") -> FastAPI:
+    app = FastAPI(title=title, version="0.1.0")
+    install_problem_handlers(app)
+    for svc in services:
+        app.include_router(svc.router)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz() -> JSONResponse:
+        states = {svc.name: await svc.ready() for svc in services}
+        ok = all(states.values())
+        body = {"status": "ok" if ok else "starting", "services": states}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["health"])
+    async def prom() -> PlainTextResponse:
+        for svc in services:
+            with contextlib.suppress(Exception):
+                await svc.update_lag()
+        return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+async def check_nats(url: str, user: str | None, password: str | None) -> None:
+    try:
+        nc = await nats.connect(
+            url,
+            connect_timeout=2,
+            allow_reconnect=False,
+            max_reconnect_attempts=0,
+            user=user,
+            password=password,
+        )
+    except Exception as exc:  # noqa: BLE001 - any failure is reported as one line
+        reason = str(exc) or type(exc).__name__
+        raise StartupError(f"cannot connect to NATS at {url}: {reason}") from None
+    await nc.close()
+
+
+class Host:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        only: Sequence[str] | None = None,
+        clock: Clock | None = None,
+        after_start: Callable[[Host], object] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.only = only
+        self.clock = clock or SystemClock()
+        self.after_start = after_start
+        self.server: NatsServer | None = None
+        self.services: list[Service] = []
+        self.http: uvicorn.Server | None = None
+        self._stop = asyncio.Event()
+
+    def build(self, nats_url: str) -> list[Service]:
+        available = discover()
+        names = list(self.only) if self.only else list(available)
+        unknown = [n for n in names if n not in available]
+        if unknown:
+            raise StartupError(
+                f"unknown service {unknown[0]!r}; installed: {', '.join(available) or 'none'}"
+            )
+        ctx = ServiceContext(settings=self.settings, clock=self.clock, nats_url=nats_url)
+        return [available[n](ctx) for n in names]
+
+    async def start(self) -> FastAPI:
+        s = self.settings
+        if port_in_use(s.http_host, s.http_port):
+            raise StartupError(f"HTTP port {s.http_host}:{s.http_port} is already in use")
+        try:
+            check_writable_dir(s.data_dir)
+        except ServerStartError as exc:
+            raise StartupError(str(exc)) from None
+        if s.nats_url is None:
+            self.server = NatsServer(
+                store_dir=(s.data_dir / "nats").resolve(),
+                port=s.nats_port,
+                sync_always=s.nats_sync_always,
+            )
+            try:
+                self.server.start()
+            except ServerStartError as exc:
+                raise StartupError(str(exc)) from None
+            url = self.server.url
+        else:
+            url = s.nats_url
+            await check_nats(url, s.nats_user, s.nats_password)
+        self.services = self.build(url)
+        for svc in self.services:
+            await svc.start()
+        app = make_app(self.services)
+        return app
+
+    async def serve(self) -> None:
+        app = await self.start()
+        s = self.settings
+        config = uvicorn.Config(
+            app, host=s.http_host, port=s.http_port, log_level="warning", lifespan="off"
+        )
+        self.http = _Uvicorn(config)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._stop.set)
+        http_task = asyncio.create_task(self.http.serve())
+        while not self.http.started:
+            if http_task.done():
+                await http_task
+                raise StartupError(f"HTTP server on {s.http_host}:{s.http_port} did not start")
+            await asyncio.sleep(0.02)
+        self.announce()
+        if self.after_start is not None:
+            result = self.after_start(self)
+            if asyncio.iscoroutine(result):
+                await result
+        await self._stop.wait()
+        log.info("stopping")
+        self.http.should_exit = True
+        await http_task
+        await self.shutdown()
+
+    async def shutdown(self) -> None:
+        for svc in reversed(self.services):
+            try:
+                await svc.stop()
+            except Exception as exc:  # noqa: BLE001 - keep stopping the others
+                log.error("stop_failed", service=svc.name, error=str(exc))
+        if self.server is not None:
+            self.server.stop()
+        log.info("stopped")
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def announce(self) -> None:
+        s = self.settings
+        base = f"http://{s.http_host}:{s.http_port}"
+        lines = ["gongkai is running:"]
+        if self.server is not None:
+            sync = "sync every write" if s.nats_sync_always else "default fsync interval"
+            lines.append(
+                f"  nats-server  {self.server.url}  JetStream in {self.server.store_dir} ({sync})"
+            )
+        else:
+            lines.append(f"  NATS         {s.nats_url}")
+        for svc in self.services:
+            lines.append(f"  {svc.name:<12} db {s.db_url(svc.name)}")
+        lines.append(f"  HTTP API     {base}  (/healthz /readyz /metrics /docs)")
+        lines.append("Stop with Ctrl-C.")
+        print("\n".join(lines), flush=True)
+
+
+def run(settings: Settings, *, only: Sequence[str] | None = None) -> int:
+    gklogging.configure(settings.log_format, settings.log_level)
+    host = Host(settings, only=only)
+    try:
+        asyncio.run(host.serve())
+    except StartupError as exc:
+        print(f"gongkai: {exc}", file=sys.stderr)
+        with contextlib.suppress(Exception):
+            asyncio.run(host.shutdown())
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def stream_settings(settings: Settings) -> StreamSettings:
+    return StreamSettings(replicas=settings.stream_replicas)
+
+
+__all__ = ["Host", "StartupError", "make_app", "run"]
+
+

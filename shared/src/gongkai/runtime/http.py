@@ -1,0 +1,89 @@
+"""HTTP helpers shared by the services: RFC 9457 problem bodies, auth header parsing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM = "application/problem+json"
+
+
+class Problem(Exception):
+    """Raise from a route: becomes an RFC 9457 problem response; nothing was recorded."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str = "",
+        *,
+        field: str | None = None,
+        type_: str = "about:blank",
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.field = field
+        self.type = type_
+        self.extra = extra or {}
+
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        b: dict[str, Any] = {"type": self.type, "title": self.title, "status": self.status}
+        if self.detail:
+            b["detail"] = self.detail
+        if self.field:
+            b["field"] = self.field
+            b["errors"] = [{"field": self.field, "detail": self.detail or self.title}]
+        if instance:
+            b["instance"] = instance
+        b.update(self.extra)
+        return b
+
+
+def problem_response(p: Problem, instance: str | None = None) -> JSONResponse:
+    return JSONResponse(p.body(instance), status_code=p.status, media_type=PROBLEM)
+
+
+def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(x) for x in loc if x not in ("body", "query", "path", "header")]
+    return ".".join(parts) or str(loc[-1] if loc else "")
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return problem_response(exc, request.url.path)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": _loc(e.get("loc", ())), "detail": str(e.get("msg", ""))}
+            for e in exc.errors()
+        ]
+        first = errors[0]["field"] if errors else None
+        body = {
+            "type": "about:blank",
+            "title": "Invalid request",
+            "status": 422,
+            "detail": "; ".join(f"{e['field']}: {e['detail']}" for e in errors)[:2000],
+            "field": first,
+            "errors": errors,
+            "instance": request.url.path,
+        }
+        return JSONResponse(body, status_code=422, media_type=PROBLEM)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        body = {
+            "type": "about:blank",
+            "title": str(exc.detail),
+            "status": exc.status_code,
+            "instance": request.url.path,
+        }
+        return JSONResponse(body, status_code=exc.status_code, media_type=PROBLEM)

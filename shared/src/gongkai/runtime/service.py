@@ -1,0 +1,180 @@
+"""The shape every gongkai service has, and what the runtime gives it.
+
+A service package exposes ``build(ctx) -> Service`` under the ``gongkai.services`` entry-point
+group: that function is the service's one composition root. Building must not connect to
+anything (the AsyncAPI generator builds services offline); ``start`` connects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+import structlog
+from fastapi import APIRouter
+from faststream.nats import NatsBroker
+from sqlalchemy import Engine
+
+from gongkai import metrics, subjects
+from gongkai.calendar import WorkingCalendar
+from gongkai.consumer import CatchUpSubscription, DurableConsumer
+from gongkai.eventlog import EventLog, StreamSettings
+from gongkai.events.envelope import Envelope, EventPayload
+from gongkai.projection import Projection, ProjectionStore, make_engine
+from gongkai.runtime.clock import Clock, SystemClock
+from gongkai.runtime.settings import Settings
+
+
+@dataclass
+class ServiceContext:
+    settings: Settings
+    clock: Clock = field(default_factory=SystemClock)
+    calendar: WorkingCalendar = field(default_factory=WorkingCalendar.default)
+    #: The NATS URL to connect to; set by the host once the server is known.
+    nats_url: str = ""
+
+
+class Service:
+    """Base class: owns the service's NATS connections, database, subscriptions and routes."""
+
+    name: str = "service"
+    description: str = ""
+    #: Event types this service appends (documented in its AsyncAPI).
+    owns: Sequence[type[EventPayload]] = ()
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self.log = structlog.get_logger(f"gongkai.{self.name}")
+        self.router = APIRouter()
+        creds: dict[str, Any] = {}
+        if ctx.settings.nats_user:
+            creds = {"user": ctx.settings.nats_user, "password": ctx.settings.nats_password}
+        self.broker = NatsBroker(
+            ctx.nats_url or "nats://localhost:4222", graceful_timeout=10.0, logger=None, **creds
+        )
+        self.projections: list[Projection] = []
+        self.reactions: list[tuple[str, str, Callable[..., Any]]] = []
+        self.subscriptions: list[CatchUpSubscription] = []
+        self.durables: list[DurableConsumer] = []
+        self._evlog: EventLog | None = None
+        self._engine: Engine | None = None
+        self._store: ProjectionStore | None = None
+        self.started = False
+        for cls in self.owns:
+            self.broker.publisher(
+                subjects.type_filter(cls.event_type, cls.aggregate_type),
+                stream=subjects.STREAM,
+                title=f"{cls.event_type}",
+                description=(cls.__doc__ or "").strip(),
+                schema=Envelope[cls],  # type: ignore[valid-type]
+            )
+
+    # ---- wiring, used by subclasses in __init__ ---------------------------------------
+
+    def add_projection(self, projection: Projection) -> Projection:
+        self.projections.append(projection)
+        return projection
+
+    def add_reaction(
+        self, name: str, filter_subject: str, handler: Callable[..., Any]
+    ) -> None:
+        """A durable consumer: at-least-once, unordered, for idempotent appends."""
+        self.reactions.append((name, filter_subject, handler))
+
+    # ---- resources available once started ----------------------------------------------
+
+    @property
+    def evlog(self) -> EventLog:
+        if self._evlog is None:
+            raise RuntimeError(f"{self.name} is not started")
+        return self._evlog
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = make_engine(self.ctx.settings.db_url(self.name))
+        return self._engine
+
+    @property
+    def store(self) -> ProjectionStore:
+        if self._store is None:
+            self._store = ProjectionStore(self.engine)
+        return self._store
+
+    # ---- lifecycle ---------------------------------------------------------------------
+
+    async def connect(self) -> EventLog:
+        s = self.ctx.settings
+        opts: dict[str, Any] = {
+            "name": f"gongkai-{self.name}",
+            "max_reconnect_attempts": -1,
+            "reconnect_time_wait": 0.5,
+        }
+        if s.nats_user:
+            opts["user"] = s.nats_user
+            opts["password"] = s.nats_password
+        return await EventLog.connect(self.ctx.nats_url, **opts)
+
+    async def start(self) -> None:
+        self._evlog = await self.connect()
+        await self._evlog.ensure_stream(StreamSettings(replicas=self.ctx.settings.stream_replicas))
+        for p in self.projections:
+            sub = CatchUpSubscription(self.evlog, self.store, p)
+            self.subscriptions.append(sub)
+            await sub.start()
+        for name, filt, handler in self.reactions:
+            d = DurableConsumer(self.evlog, f"{self.name}-{name}", filt, handler)
+            self.durables.append(d)
+            await d.start()
+        if self.broker.subscribers:
+            await self.broker.start()
+        self.started = True
+        self.log.info("service_started", service=self.name)
+
+    async def stop(self) -> None:
+        """Stop taking work, finish what is in hand, then close connections."""
+        if self.broker.subscribers and self.started:
+            with contextlib.suppress(Exception):
+                await self.broker.stop()
+        for d in self.durables:
+            await d.stop()
+        for sub in self.subscriptions:
+            await sub.stop()
+        if self._evlog is not None:
+            with contextlib.suppress(Exception):
+                await self._evlog.close()
+        if self._engine is not None:
+            self._engine.dispose()
+        self.started = False
+        self.log.info("service_stopped", service=self.name)
+
+    async def ready(self) -> bool:
+        if not (self.started and self._evlog is not None and self._evlog.nc.is_connected):
+            return False
+        states = await asyncio.gather(*(s.sync_state() for s in self.subscriptions))
+        return all(states)
+
+    async def update_lag(self) -> None:
+        if self._evlog is None:
+            return
+        last = await self._evlog.last_sequence()
+        for s in self.subscriptions:
+            metrics.CONSUMER_LAG.labels(consumer=s.name).set(max(0, last - s.position))
+
+    async def wait_caught_up(self, seq: int | None = None, within: float = 10.0) -> None:
+        """Block until every projection of this service has applied ``seq`` (default: the end)."""
+        target = seq if seq is not None else await self.evlog.last_sequence()
+        await asyncio.gather(*(s.wait_for(target, within) for s in self.subscriptions))
+
+
+def discover() -> dict[str, Callable[[ServiceContext], Service]]:
+    """Every installed service, by name, from the ``gongkai.services`` entry points."""
+    found: dict[str, Callable[[ServiceContext], Service]] = {}
+    for ep in entry_points(group="gongkai.services"):
+        found[ep.name] = ep.load()
+    order = ["intake", "review", "freshness", "accountability"]
+    return dict(sorted(found.items(), key=lambda kv: [*order, kv[0]].index(kv[0])))

@@ -1,0 +1,58 @@
+"""Settings from flags and environment variables (flags win)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"GONGKAI_{name}", default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    #: None: start the embedded nats-server under ``data_dir``.
+    nats_url: str | None = None
+    nats_user: str | None = None
+    nats_password: str | None = None
+    data_dir: Path = Path("var")
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    log_format: str = "console"
+    log_level: str = "info"
+    #: Embedded server: fsync every write unless the operator opts out.
+    nats_sync_always: bool = True
+    nats_port: int = 4222
+    stream_replicas: int = 1
+    db_urls: dict[str, str] = field(default_factory=dict)
+    demo: bool = False
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Settings:
+        s = cls(
+            nats_url=os.environ.get("GONGKAI_NATS_URL") or None,
+            nats_user=os.environ.get("GONGKAI_NATS_USER") or None,
+            nats_password=os.environ.get("GONGKAI_NATS_PASSWORD") or None,
+            data_dir=Path(_env("DATA_DIR", "var")),
+            http_host=_env("HTTP_HOST", "127.0.0.1"),
+            http_port=int(_env("HTTP_PORT", "8080")),
+            log_format=_env("LOG_FORMAT", "console"),
+            log_level=_env("LOG_LEVEL", "info"),
+            nats_sync_always=_env("NATS_SYNC", "always") == "always",
+            nats_port=int(_env("NATS_PORT", "4222")),
+            stream_replicas=int(_env("STREAM_REPLICAS", "1")),
+            db_urls={
+                k[len("GONGKAI_DB_URL_") :].lower(): v
+                for k, v in os.environ.items()
+                if k.startswith("GONGKAI_DB_URL_")
+            },
+        )
+        return replace(s, **{k: v for k, v in overrides.items() if v is not None})
+
+    def db_url(self, service: str) -> str:
+        if service in self.db_urls:
+            return self.db_urls[service]
+        return f"sqlite:///{self.data_dir / (service + '.db')}"
