@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from gongkai import subjects
 from gongkai.eventlog import EventLog, StreamSettings
 from gongkai.natsserver import NatsServer
+from gongkai.runtime.clock import FixedClock
+from gongkai.runtime.host import make_app
+from gongkai.runtime.service import Service, ServiceContext, discover
+from gongkai.runtime.settings import Settings
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +49,42 @@ async def evlog(nats_server: NatsServer) -> AsyncIterator[EventLog]:
             with contextlib.suppress(Exception):
                 await log.js.delete_stream(name)
         await log.close()
+
+
+@dataclass
+class Platform:
+    """Every installed service started in-process on the test nats-server, behind one ASGI app."""
+
+    services: dict[str, Service]
+    client: httpx.AsyncClient
+    evlog: EventLog
+    clock: FixedClock
+    ctx: ServiceContext
+
+    async def settle(self, within: float = 10.0) -> None:
+        """Wait until every service's projections have applied the whole log."""
+        last = await self.evlog.last_sequence()
+        await asyncio.gather(*(s.wait_caught_up(last, within) for s in self.services.values()))
+
+
+PLATFORM_T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai, a Monday
+
+
+@pytest.fixture
+async def platform(
+    nats_server: NatsServer, evlog: EventLog, tmp_path: Path
+) -> AsyncIterator[Platform]:
+    clock = FixedClock(PLATFORM_T0)
+    settings = Settings(data_dir=tmp_path)
+    ctx = ServiceContext(settings=settings, clock=clock, nats_url=nats_server.url)
+    services = {name: build(ctx) for name, build in discover().items()}
+    for svc in services.values():
+        await svc.start()
+    app = make_app(list(services.values()))
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gongkai")
+    try:
+        yield Platform(services, client, evlog, clock, ctx)
+    finally:
+        await client.aclose()
+        for svc in reversed(list(services.values())):
+            await svc.stop()
