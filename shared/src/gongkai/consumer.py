@@ -142,6 +142,9 @@ class CatchUpSubscription:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001
+                if self.evlog.nc.is_closed:
+                    log.info("catch_up_closed", projection=self.name)
+                    return
                 log.warning("catch_up_restart", projection=self.name, error=str(exc)[:300])
                 await asyncio.sleep(0.5)
                 self.position = await asyncio.to_thread(self.store.checkpoint, self.projection)

@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 from fastapi import APIRouter
-from faststream.nats import NatsBroker
+from faststream.nats import JStream, NatsBroker
 from sqlalchemy import Engine
 
 from gongkai import metrics, subjects
@@ -64,10 +64,14 @@ class Service:
         self._engine: Engine | None = None
         self._store: ProjectionStore | None = None
         self.started = False
+        # declare=False: EventLog.ensure_stream creates and checks the stream. Left to
+        # faststream, broker.start() (run once a service has bus subscribers) would try to
+        # rewrite the stream's config and fail on deny_delete.
+        log_stream = JStream(subjects.STREAM, declare=False)
         for cls in self.owns:
             self.broker.publisher(
                 subjects.type_filter(cls.event_type, cls.aggregate_type),
-                stream=subjects.STREAM,
+                stream=log_stream,
                 title=f"{cls.event_type}",
                 description=(cls.__doc__ or "").strip(),
                 schema=Envelope[cls],  # type: ignore[valid-type]

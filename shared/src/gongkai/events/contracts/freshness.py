@@ -1,12 +1,28 @@
-"""Events owned by freshness: column deadlines passing and being met."""
+"""Events owned by freshness: column deadlines passing and being met, and keep/hide choices.
+
+All of them belong to the aggregate ``column`` with id ``<unit>--<column>`` (column codes have
+no hyphen, so the split is unambiguous): one filter reads a unit's column's whole history.
+
+A deadline's life is an *episode* (``episode`` names it, unique within unit, column, rule set
+and rule): at most one ``ColumnDueSoon``, at most one ``ColumnStale``, and, for every
+``ColumnStale``, exactly one ``ColumnRefreshed`` that closes it.
+"""
 
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Literal
 
 from pydantic import Field
 
 from gongkai.events.envelope import EventPayload, event
+
+RuleKindName = Literal["periodic", "triggered", "dated", "leadership", "blank"]
+
+
+def column_aggregate_id(unit: str, column: str) -> str:
+    """The aggregate id of one unit's column."""
+    return f"{unit}--{column}"
 
 
 @event
@@ -26,3 +42,83 @@ class ColumnStale(EventPayload):
     overdue_days: int = Field(ge=0)
     provisional: bool = False
     post_id: str | None = None
+    #: Names the deadline's episode; the ColumnRefreshed that closes it carries the same name.
+    episode: str = ""
+    #: Triggered deadlines: the date the information was formed, issued or changed.
+    triggered_on: date | None = None
+    #: Set when the deadline had already been met, late, when this was recorded (the item went
+    #: online after the due date before an evaluation saw it stale): the day it went online.
+    met_on: date | None = None
+
+
+@event
+class ColumnDueSoon(EventPayload):
+    """A unit's column reaches its due date under one rule within the warning window."""
+
+    event_type = "ColumnDueSoon"
+    aggregate_type = "column"
+
+    unit: str
+    column: str
+    rule_set: str
+    rule: str
+    rule_kind: RuleKindName
+    episode: str
+    due_date: date
+    working_days_left: int = Field(ge=0)
+    provisional: bool = False
+    last_publication_at: datetime | None = None
+    post_id: str | None = None
+    triggered_on: date | None = None
+
+
+@event
+class ColumnRefreshed(EventPayload):
+    """A stale episode ended: the item went online, the column was hidden, or the post that
+    started the deadline was withdrawn."""
+
+    event_type = "ColumnRefreshed"
+    aggregate_type = "column"
+
+    unit: str
+    column: str
+    rule_set: str
+    rule: str
+    rule_kind: RuleKindName
+    episode: str
+    due_date: date
+    resolution: Literal["published", "hidden", "withdrawn"]
+    #: The ColumnStale this closes.
+    stale_event_id: str | None = None
+    last_publication_at: datetime | None = None
+    post_id: str | None = None
+    #: "published": the day the item went online, and how many days after the due date.
+    met_on: date | None = None
+    late_days: int | None = Field(default=None, ge=0)
+
+
+@event
+class ColumnHidden(EventPayload):
+    """A unit ticked × for a column in Attachment 2: it does not match the unit's functions.
+
+    Who decided is the envelope's actor. A hidden column is exempt from every deadline.
+    """
+
+    event_type = "ColumnHidden"
+    aggregate_type = "column"
+
+    unit: str
+    column: str
+    reason: str = Field(min_length=1, max_length=500)
+
+
+@event
+class ColumnKept(EventPayload):
+    """A unit ticked ✓ for a column in Attachment 2 (again): its deadlines apply."""
+
+    event_type = "ColumnKept"
+    aggregate_type = "column"
+
+    unit: str
+    column: str
+    reason: str = Field(min_length=1, max_length=500)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gongkai.events.envelope import REGISTRY, EventPayload, event
+from gongkai.events.envelope import REGISTRY, EventPayload, digest, event
 
 Origin = Literal["produced", "reprinted"]
 Channel = Literal["website", "on_request", "other"]
@@ -20,6 +21,23 @@ class Attachment(BaseModel):
     name: str = Field(min_length=1, max_length=255)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     size: int = Field(ge=0)
+
+
+def post_content_digest(title: str, body: str, attachments: Sequence[Attachment]) -> str:
+    """sha256 of a post's canonical content: what a reviewer approves and the CMS publishes.
+
+    Canonical JSON (sorted keys, UTF-8, no whitespace) of
+    ``{"attachments": [{"name", "sha256", "size"}, ...], "body": ..., "title": ...}`` with the
+    attachments in the order given. A CMS reporting a publication computes the same digest, so
+    "the published item is the approved version" is one string comparison.
+    """
+    return digest(
+        {
+            "title": title,
+            "body": body,
+            "attachments": [a.model_dump(mode="json") for a in attachments],
+        }
+    )
 
 
 class MaskedSpan(BaseModel):
@@ -181,7 +199,9 @@ class PostPublished(EventPayload):
     """The CMS or the office's site reader saw an item online.
 
     ``post_id`` is None when gongkai never saw the item: an unreviewed publication, recorded all
-    the same. ``redated`` marks the notice's note 1: a non-time-bound item re-dated to now.
+    the same; if the reporter named a post id gongkai does not know, it is kept in
+    ``reported_post_id``. ``redated`` marks the notice's note 1: a non-time-bound item re-dated
+    to now.
     """
 
     event_type = "PostPublished"
@@ -196,6 +216,7 @@ class PostPublished(EventPayload):
     content_digest: str = Field(pattern=r"^[0-9a-f]{64}$")
     redated: bool = False
     reported_by: Literal["cms", "site_reader"] = "cms"
+    reported_post_id: str | None = None
 
 
 @event

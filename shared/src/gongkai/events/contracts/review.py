@@ -11,6 +11,10 @@ from gongkai.events.envelope import Actor, EventPayload, event
 
 Stage = Literal["staff", "secrecy", "leader"]
 Decision = Literal["agree", "disagree"]
+Outcome = Literal["approved", "rejected", "voided"]
+#: Whether a unit's ordinary posts (not normative documents, announcements or major decisions)
+#: also need the staff opinion before the leader signs.
+StaffStagePolicy = Literal["important_only", "always"]
 
 
 @event
@@ -27,6 +31,8 @@ class ReviewSigned(EventPayload):
     opinion: str | None = None
     signer: Actor
     content_digest: str = Field(pattern=r"^[0-9a-f]{64}$")
+    #: The post's content version the digest belongs to (None in events written before it).
+    content_version: int | None = Field(default=None, ge=1)
 
 
 class Signature(BaseModel):
@@ -43,14 +49,33 @@ class Signature(BaseModel):
 
 @event
 class ReviewConcluded(EventPayload):
-    """A review chain ended: approved (the CMS may publish), rejected, or voided by a revision."""
+    """A review chain ended: approved (the CMS may publish), rejected, or voided by a revision.
+
+    An approved chain that a later revision or withdrawal voids is concluded a second time,
+    with the same chain number and outcome ``voided``: the approval no longer stands.
+    """
 
     event_type = "ReviewConcluded"
     aggregate_type = "review"
 
     post_id: str
     chain: int = Field(ge=1)
-    outcome: Literal["approved", "rejected", "voided"]
+    outcome: Outcome
     content_digest: str
     signatures: tuple[Signature, ...] = ()
     reason: str | None = None
+    content_version: int | None = Field(default=None, ge=1)
+
+
+@event
+class ReviewPolicySet(EventPayload):
+    """A unit chose whether its ordinary posts also need the staff opinion (the unit's setting).
+
+    Normative documents, announcements and major decisions always need it (Attachment 1).
+    """
+
+    event_type = "ReviewPolicySet"
+    aggregate_type = "review_policy"
+
+    unit: str
+    staff_stage: StaffStagePolicy

@@ -1,0 +1,1 @@
+"""freshness's domain: column state from events, deadlines, transitions. No I/O."""

@@ -1,0 +1,75 @@
+"""Attachment 2's ✓/×: a unit keeps or hides a column. decide(command, state) -> events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gongkai.events import EventPayload
+from gongkai.events.contracts.freshness import ColumnHidden, ColumnKept
+from gongkai.rules import Catalog
+from gongkai_freshness.domain.state import ColumnState, UnitInfo
+
+#: Who may tick Attachment 2 for a unit: its principal leader or its reviewing staff (the unit
+#: seals the table), or the county office that receives it (room 248).
+UNIT_ROLES: frozenset[str] = frozenset({"leader", "staff"})
+OFFICE_ROLE = "office"
+
+
+@dataclass(frozen=True)
+class SetVisibility:
+    unit: str
+    column: str
+    keep: bool
+    reason: str
+
+
+class Refused(Exception):
+    """The command cannot be carried out; nothing is recorded."""
+
+    def __init__(self, status: int, title: str, detail: str, field: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.field = field
+
+
+def decide_visibility(
+    cmd: SetVisibility,
+    unit: UnitInfo | None,
+    col: ColumnState | None,
+    catalog: Catalog,
+) -> list[EventPayload]:
+    """The event recording the tick, or nothing if the unit already ticked it so."""
+    if unit is None:
+        raise Refused(404, "Unknown unit", f"no unit {cmd.unit!r} is registered", "code")
+    meta = catalog.column(cmd.column)
+    if meta is None:
+        raise Refused(
+            404, "Unknown column", f"column {cmd.column!r} is not in catalog {catalog.id}", "column"
+        )
+    if cmd.keep and not meta.exists_for(unit.kind):
+        kinds = ", ".join(sorted(meta.unit_kinds or ()))
+        raise Refused(
+            422,
+            "Column not for this unit",
+            f"column {cmd.column!r} ({meta.zh}) is for units of kind {kinds}; "
+            f"{cmd.unit} is a {unit.kind}",
+            "column",
+        )
+    reason = cmd.reason.strip()
+    if not reason:
+        raise Refused(422, "Reason required", "say why the column is kept or hidden", "reason")
+    if col is not None and col.decision is not None and col.decision.keep == cmd.keep:
+        return []
+    if cmd.keep:
+        return [ColumnKept(unit=cmd.unit, column=cmd.column, reason=reason)]
+    return [ColumnHidden(unit=cmd.unit, column=cmd.column, reason=reason)]
+
+
+def acting_role(roles: set[str], is_office: bool) -> str | None:
+    """The role a caller ticks Attachment 2 in, or None if they may not."""
+    for role in ("leader", "staff"):
+        if role in roles:
+            return role
+    return OFFICE_ROLE if is_office else None

@@ -1,0 +1,1 @@
+"""Entry points: HTTP routes (the CLI is gongkai_freshness.cli)."""

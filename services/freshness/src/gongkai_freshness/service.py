@@ -1,0 +1,325 @@
+"""The freshness service: follows the log into the register, records transitions, ticks.
+
+State lives in memory (``ColumnRegister``), rebuilt at start by replaying the log in order, own
+events included, so the ledger of what was already recorded is as durable as the log itself.
+Once caught up, each relevant event is folded in and its columns re-decided; a clock tick
+re-decides everything when the day changes. Every transition has a deterministic event id, and
+the register records it as soon as its append is acknowledged, so nothing is recorded twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from gongkai import metrics
+from gongkai.consumer import dead_letter
+from gongkai.directory import Directory, DirectoryProjection
+from gongkai.eventlog import ConcurrencyConflict, EventLogError
+from gongkai.events import Actor, Envelope, EventDecodeError, new_event
+from gongkai.events.contracts.freshness import (
+    ColumnDueSoon,
+    ColumnHidden,
+    ColumnKept,
+    ColumnRefreshed,
+    ColumnStale,
+    column_aggregate_id,
+)
+from gongkai.runtime.service import Service, ServiceContext
+from gongkai_freshness.config import FreshnessConfig
+from gongkai_freshness.domain.evaluation import Transition
+from gongkai_freshness.domain.register import RELEVANT_TYPES, ColumnRegister, today
+from gongkai_freshness.domain.state import ColumnState
+from gongkai_freshness.domain.visibility import SetVisibility, decide_visibility
+
+#: The author of every transition: freshness itself, not a person.
+FRESHNESS_ACTOR = Actor(person="freshness", role="system", unit="system")
+#: Re-decide touched columns at least this often while a backlog is being read.
+_FLUSH_EVERY = 500
+
+
+class VisibilityConflict(Exception):
+    """Another decision on the column was recorded first; the caller may retry."""
+
+
+@dataclass(frozen=True)
+class VisibilityResult:
+    changed: bool
+    event_id: str | None
+    column: ColumnState
+
+
+class FreshnessService(Service):
+    name = "freshness"
+    description = (
+        "Column deadlines from Attachment 2 and the national lines: due soon, stale, refreshed; "
+        "each unit's keep/hide choices."
+    )
+    owns = (ColumnDueSoon, ColumnStale, ColumnRefreshed, ColumnHidden, ColumnKept)
+
+    def __init__(
+        self, ctx: ServiceContext, register: ColumnRegister, config: FreshnessConfig
+    ) -> None:
+        super().__init__(ctx)
+        self.register = register
+        self.config = config
+        self.directory_projection = DirectoryProjection()
+        self.add_projection(self.directory_projection)
+        self._directory: Directory | None = None
+        #: Stream sequence up to which events are folded in and their columns decided.
+        self.position = 0
+        self.caught_up = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._echo: set[str] = set()
+        self._touched: dict[tuple[str, str], ColumnState] = {}
+        self._cause: Envelope[Any] | None = None
+        self._retry = False
+        self._evaluated_on: date | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def directory(self) -> Directory:
+        if self._directory is None:
+            self._directory = Directory(self.engine, self.directory_projection)
+        return self._directory
+
+    def today(self) -> date:
+        return today(self.ctx.clock.now())
+
+    # ---- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await super().start()
+        self._tasks = [
+            asyncio.create_task(self._follow(), name="freshness:follow"),
+            asyncio.create_task(self._ticker(), name="freshness:tick"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        await super().stop()
+
+    async def ready(self) -> bool:
+        return self.caught_up.is_set() and await super().ready()
+
+    async def wait_caught_up(self, seq: int | None = None, within: float = 10.0) -> None:
+        target = seq if seq is not None else await self.evlog.last_sequence()
+        await super().wait_caught_up(target, within)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while self.position < target:
+            if loop.time() > deadline:
+                raise TimeoutError(f"freshness at {self.position}, wanted {target}")
+            await asyncio.sleep(0.005)
+
+    # ---- following the log -------------------------------------------------------------
+
+    async def _follow(self) -> None:
+        # A lost connection ends the ordered consumer; resume after the last folded event.
+        while True:
+            try:
+                await self._read()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                self.log.warning("follow_restart", error=str(exc)[:300], position=self.position)
+                await asyncio.sleep(0.5)
+
+    async def _read(self) -> None:
+        if await self.evlog.last_sequence() <= self.position:
+            await self._caught_up()
+        async for msg in self.evlog.raw_replay(from_seq=self.position + 1, follow=True):
+            md = msg.metadata
+            seq = md.sequence.stream
+            if msg.subject.rpartition(".")[2] in RELEVANT_TYPES:
+                await self._fold(msg, seq)
+            pending = md.num_pending
+            if self._touched and (pending == 0 or len(self._touched) >= _FLUSH_EVERY):
+                async with self._lock:
+                    await self._flush()
+            if not self._touched:
+                self.position = seq
+            if pending == 0 and not self.caught_up.is_set():
+                self.position = seq
+                await self._caught_up()
+
+    async def _fold(self, msg: Any, seq: int) -> None:
+        try:
+            rec = self.evlog.decode(msg)
+        except EventDecodeError as exc:
+            await dead_letter(self.evlog, self.name, msg, str(exc))
+            return
+        env = rec.envelope
+        if env.event_id in self._echo:
+            # Our own append coming back: folded in when it was acknowledged.
+            self._echo.discard(env.event_id)
+            return
+        async with self._lock:
+            try:
+                touched = self.register.evolve(env, seq)
+            except Exception as exc:  # noqa: BLE001 - one bad event must not stop the others
+                self.log.error(
+                    "fold_failed",
+                    event_id=env.event_id,
+                    correlation_id=env.correlation_id,
+                    seq=seq,
+                    error=f"{type(exc).__name__}: {exc}"[:300],
+                )
+                await dead_letter(self.evlog, self.name, msg, f"{type(exc).__name__}: {exc}")
+                return
+            if self.caught_up.is_set():
+                for col in touched:
+                    self._touched[(col.unit, col.column)] = col
+                self._cause = env
+
+    async def _flush(self) -> None:
+        cols, cause = list(self._touched.values()), self._cause
+        self._touched, self._cause = {}, None
+        transitions = self.register.decide_columns(cols, self.today())
+        await self._record(transitions, cause)
+
+    async def _caught_up(self) -> None:
+        if self.caught_up.is_set():
+            return
+        self.caught_up.set()
+        self.log.info(
+            "caught_up",
+            position=self.position,
+            units=len(self.register.units),
+            columns=len(self.register.columns),
+        )
+        await self.tick(force=True)
+
+    # ---- the clock ---------------------------------------------------------------------
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.tick_seconds)
+            if not self.caught_up.is_set():
+                continue
+            try:
+                await self.tick()
+            except Exception as exc:  # noqa: BLE001 - the next tick tries again
+                self.log.warning("tick_failed", error=str(exc)[:300])
+
+    async def tick(self, *, force: bool = False) -> int:
+        """Decide every column as of today; returns the number of events recorded.
+
+        Deadlines move only with the date, so without ``force`` a tick on a day already
+        evaluated (and with nothing left to retry) does nothing.
+        """
+        as_of = self.today()
+        if not force and as_of == self._evaluated_on and not self._retry:
+            return 0
+        async with self._lock:
+            self._retry = False
+            started = time.perf_counter()
+            transitions = self.register.decide_all(as_of)
+            decided = time.perf_counter() - started
+            n = await self._record(transitions, None)
+            self._evaluated_on = as_of
+        self.log.info(
+            "evaluated",
+            as_of=as_of.isoformat(),
+            columns=len(self.register.columns),
+            decide_ms=round(decided * 1000, 1),
+            recorded=n,
+        )
+        return n
+
+    # ---- recording ---------------------------------------------------------------------
+
+    async def _record(self, transitions: Sequence[Transition], cause: Envelope[Any] | None) -> int:
+        """Append transitions in order; fold each in as soon as it is acknowledged."""
+        if not transitions:
+            return 0
+        now = self.ctx.clock.now()
+        envs = [
+            new_event(
+                t.payload,
+                aggregate_id=t.aggregate_id,
+                actor=FRESHNESS_ACTOR,
+                command_id=t.command_id,
+                recorded_at=now,
+                correlation_id=cause.correlation_id if cause else None,
+                causation_id=cause.event_id if cause else None,
+            )
+            for t in transitions
+        ]
+        results = await self.evlog.append_pipelined([(e, None) for e in envs])
+        recorded = 0
+        for env, res in zip(envs, results, strict=True):
+            if isinstance(res, EventLogError):
+                # Left undecided in the register: the next tick decides it again.
+                self._retry = True
+                self.log.warning(
+                    "record_failed", event_id=env.event_id, type=env.type, error=str(res)[:300]
+                )
+                continue
+            if res.duplicate:
+                continue  # already in the log, ahead of us: folded in when read
+            self.register.evolve(env, res.last)
+            self._echo.add(env.event_id)
+            recorded += 1
+            metrics.EVENTS_APPENDED.labels(service=self.name, type=env.type).inc()
+            self.log.debug(
+                "recorded",
+                type=env.type,
+                event_id=env.event_id,
+                correlation_id=env.correlation_id,
+                unit=env.payload.unit,
+                column=env.payload.column,
+            )
+        return recorded
+
+    # ---- commands ----------------------------------------------------------------------
+
+    async def set_visibility(self, cmd: SetVisibility, actor: Actor) -> VisibilityResult:
+        """Record a unit's ✓/× for a column (raises ``Refused`` or ``VisibilityConflict``)."""
+        async with self._lock:
+            reg = self.register
+            unit = reg.units.get(cmd.unit)
+            existing = reg.columns.get((cmd.unit, cmd.column))
+            events = decide_visibility(cmd, unit, existing, reg.catalog)
+            col = reg.column(cmd.unit, cmd.column)
+            if not events:
+                return VisibilityResult(False, None, col)
+            choice = "kept" if cmd.keep else "hidden"
+            env = new_event(
+                events[0],
+                aggregate_id=column_aggregate_id(cmd.unit, cmd.column),
+                actor=actor,
+                command_id=f"visibility:{cmd.unit}:{cmd.column}:{col.version}:{choice}",
+                recorded_at=self.ctx.clock.now(),
+            )
+            try:
+                res = await self.evlog.append([env], expected=col.version)
+            except ConcurrencyConflict:
+                raise VisibilityConflict(
+                    f"{cmd.unit}/{cmd.column} changed meanwhile; read it again and retry"
+                ) from None
+            if not res.duplicate:
+                reg.evolve(env, res.last)
+                self._echo.add(env.event_id)
+                metrics.EVENTS_APPENDED.labels(service=self.name, type=env.type).inc()
+            self.log.info(
+                "visibility_decided",
+                unit=cmd.unit,
+                column=cmd.column,
+                choice=choice,
+                event_id=env.event_id,
+                correlation_id=env.correlation_id,
+                person=actor.person,
+            )
+            await self._record(reg.decide_column(col, self.today()), env)
+            return VisibilityResult(True, env.event_id, col)

@@ -1,0 +1,142 @@
+"""The same commands on NATS request subjects, for systems that prefer the bus.
+
+``gk.cmd.intake.<command>`` (core NATS request/reply, not in the stream). The request carries
+the same JSON body as the HTTP route, with the route's path parameter (``post_id``,
+``publication_id``, ``person_id``, ``unit``) as a body field, and the headers
+``Authorization: Bearer <token>`` and ``Idempotency-Key``. The reply is the HTTP answer's body
+— the result, or the RFC 9457 problem — with its status in the ``Gk-Status`` header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from faststream.nats import NatsBroker, NatsMessage, NatsResponse
+from pydantic import BaseModel, ValidationError
+
+from gongkai import subjects
+from gongkai.directory import Directory, Principal
+from gongkai.runtime.http import Problem
+from gongkai_intake.app import IntakeApp
+
+QUEUE = "intake"  # replicas share the requests
+#: Requests handled at once per process; each mostly waits on a JetStream ack.
+MAX_WORKERS = 64
+
+log = structlog.get_logger("gongkai.intake.bus")
+
+
+def reply(status: int, body: dict[str, Any], replayed: bool = False) -> NatsResponse:
+    headers = {"Gk-Status": str(status)}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return NatsResponse(json.dumps(body, ensure_ascii=False).encode(), headers=headers)
+
+
+def invalid(exc: ValidationError) -> Problem:
+    """The problem body FastAPI's handler would give for the same body."""
+    errors = [
+        {"field": ".".join(str(x) for x in e["loc"]) or "body", "detail": e["msg"]}
+        for e in exc.errors(include_url=False)
+    ]
+    p = Problem(
+        422,
+        "Invalid request",
+        "; ".join(f"{e['field']}: {e['detail']}" for e in errors)[:2000],
+        field=errors[0]["field"] if errors else None,
+    )
+    p.extra = {"errors": errors}
+    return p
+
+
+def _header(headers: dict[str, str], name: str) -> str | None:
+    wanted = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == wanted), None)
+
+
+def _authenticate(directory: Directory, headers: dict[str, str]) -> Principal:
+    scheme, _, token = (_header(headers, "Authorization") or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Problem(
+            401, "Authentication required", "send Authorization: Bearer <token>",
+            field="Authorization",
+        )
+    principal = directory.by_token(token.strip())
+    if principal is None:
+        raise Problem(401, "Invalid token", "the bearer token is not known",
+                      field="Authorization")
+    return principal
+
+
+def _parse(
+    data: bytes, model: type[BaseModel], path: tuple[str, ...]
+) -> tuple[dict[str, str], BaseModel]:
+    try:
+        raw = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise Problem(400, "Invalid JSON", "the request body is not JSON", field="body") from None
+    if not isinstance(raw, dict):
+        raise Problem(422, "Invalid request", "the request body must be an object", field="body")
+    params: dict[str, str] = {}
+    for name in path:
+        value = raw.pop(name, None)
+        if not isinstance(value, str):
+            raise Problem(422, "Invalid request", f"{name} is required (a string)", field=name)
+        params[name] = value
+    try:
+        return params, model.model_validate(raw)
+    except ValidationError as exc:
+        raise invalid(exc) from None
+
+
+def handler(
+    command: str,
+    model: type[BaseModel],
+    path: tuple[str, ...],
+    app: Callable[[], IntakeApp],
+    directory: Callable[[], Directory],
+) -> Callable[[NatsMessage], Awaitable[NatsResponse]]:
+    subject = subjects.command_subject("intake", command)
+
+    async def handle(msg: NatsMessage) -> NatsResponse:
+        raw = msg.raw_message
+        headers = dict(raw.headers or {})
+        try:
+            intake = app()
+            principal = await asyncio.to_thread(_authenticate, directory(), headers)
+            params, request = _parse(raw.data, model, path)
+            answer = await intake.execute(
+                command, principal, _header(headers, "Idempotency-Key"), params, request
+            )
+            return reply(answer.status, answer.body, answer.replayed)
+        except Problem as p:
+            return reply(p.status, p.body(subject))
+        except Exception as exc:  # noqa: BLE001 - a requester must always get an answer
+            log.error("command_failed", command=command, error=type(exc).__name__)
+            body = Problem(500, "Internal error", "the command was not recorded").body(subject)
+            return reply(500, body)
+
+    handle.__name__ = f"intake_{command}"
+    return handle
+
+
+def install_bus(
+    broker: NatsBroker, app: Callable[[], IntakeApp], directory: Callable[[], Directory]
+) -> None:
+    for command, (model, path) in IntakeApp.COMMANDS.items():
+        fields = ", ".join([*path, *model.model_fields])
+        broker.subscriber(
+            subjects.command_subject("intake", command),
+            queue=QUEUE,
+            max_workers=MAX_WORKERS,
+            title=f"intake command {command}",
+            description=(
+                f"Request/reply (core NATS). Body: JSON object with {fields}. Headers: "
+                "Authorization: Bearer <token>, Idempotency-Key. Reply: the HTTP answer body "
+                "or an RFC 9457 problem; status in the Gk-Status header."
+            ),
+        )(handler(command, model, path, app, directory))

@@ -1,0 +1,210 @@
+"""Directory changes straight to the log: the operator's loader and ``people token``.
+
+These run without the HTTP API (the platform may not even have a first office user yet), so
+they read the directory's current state from the log itself rather than from a projection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gongkai import subjects
+from gongkai.eventlog import ConcurrencyConflict, EventLog
+from gongkai.events import Actor, digest, new_event
+from gongkai_intake.domain import directory as d
+from gongkai_intake.domain.errors import Rejected
+
+
+class DirectoryFileError(ValueError):
+    """A directory file that cannot be loaded; the message names the place in the file."""
+
+
+@dataclass
+class CurrentDirectory:
+    units: dict[str, d.UnitState] = field(default_factory=dict)
+    people: dict[str, d.PersonState] = field(default_factory=dict)
+    #: Last stream sequence per (aggregate type, id): the expected sequence of the next append.
+    last: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+async def read_directory(evlog: EventLog) -> CurrentDirectory:
+    cur = CurrentDirectory()
+    for agg in ("unit", "person"):
+        async for rec in evlog.replay(filter_subject=f"{subjects.EVENTS}.{agg}.*.*"):
+            env = rec.envelope
+            cur.last[(agg, env.aggregate_id)] = rec.seq
+            if agg == "unit":
+                cur.units[env.aggregate_id] = d.evolve_unit(
+                    cur.units.get(env.aggregate_id, d.UNIT_INITIAL), env.payload
+                )
+            else:
+                cur.people[env.aggregate_id] = d.evolve_person(
+                    cur.people.get(env.aggregate_id, d.PERSON_INITIAL), env.payload
+                )
+    return cur
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    events: int
+    aggregates: tuple[str, ...]
+
+
+async def apply_directory(
+    evlog: EventLog, spec: d.DirectorySpec, *, actor: Actor, now: datetime, today: date
+) -> LoadReport:
+    """Bring the recorded directory up to ``spec``; loading the same spec again records nothing.
+
+    Each aggregate's events are one atomic append guarded by the aggregate's last sequence. The
+    command id is derived from that sequence and the events, so two loaders racing on the same
+    spec record once, and a changed spec records only what changed.
+    """
+    for _ in range(3):
+        cur = await read_directory(evlog)
+        changes = d.plan(spec, cur.units, cur.people, today)
+        try:
+            count = 0
+            for ch in changes:
+                last = cur.last.get((ch.aggregate_type, ch.aggregate_id), 0)
+                command_id = "dirload-" + digest(
+                    [
+                        ch.aggregate_type,
+                        ch.aggregate_id,
+                        last,
+                        [[e.event_type, e.model_dump(mode="json")] for e in ch.events],
+                    ]
+                )[:32]
+                envs = [
+                    new_event(
+                        e,
+                        aggregate_id=ch.aggregate_id,
+                        actor=actor,
+                        command_id=command_id,
+                        index=i,
+                        recorded_at=now,
+                    )
+                    for i, e in enumerate(ch.events)
+                ]
+                result = await evlog.append(envs, expected=last)
+                if not result.duplicate:
+                    count += len(envs)
+            return LoadReport(
+                count, tuple(f"{c.aggregate_type}/{c.aggregate_id}" for c in changes)
+            )
+        except ConcurrencyConflict:
+            continue  # someone changed the directory meanwhile: plan again from the log
+    raise ConcurrencyConflict("directory", 0, "the directory kept changing during the load")
+
+
+async def issue_token(
+    evlog: EventLog,
+    person_id: str,
+    token_sha256: str,
+    token_hint: str,
+    *,
+    actor: Actor,
+    now: datetime,
+    today: date,
+    command_id: str,
+) -> int:
+    """Record a token for a person; returns the stream sequence. Raises Rejected if unknown."""
+    d.check_ident("person_id", person_id)
+    history, last = await evlog.load("person", person_id)
+    state = d.PERSON_INITIAL
+    for rec in history:
+        state = d.evolve_person(state, rec.envelope.payload)
+    payloads = d.issue_token(
+        d.IssueToken(person_id, token_sha256, token_hint),
+        state,
+        d.Context(admin=True, today=today),
+    )
+    envs = [
+        new_event(p, aggregate_id=person_id, actor=actor, command_id=command_id, recorded_at=now)
+        for p in payloads
+    ]
+    result = await evlog.append(envs, expected=last)
+    return result.last
+
+
+# ---- directory files -----------------------------------------------------------------------
+
+
+def _str(value: Any, where: str) -> str:
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        raise DirectoryFileError(f"{where}: expected text, got {type(value).__name__}")
+    return str(value)
+
+
+def _map(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise DirectoryFileError(f"{where}: expected a mapping")
+    return value
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise DirectoryFileError(f"{where}: expected a list")
+    return value
+
+
+def _only(m: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(m) - allowed)
+    if unknown:
+        raise DirectoryFileError(f"{where}: unknown key {unknown[0]!r}")
+
+
+def parse_directory(doc: Any, source: str = "directory") -> d.DirectorySpec:
+    """A directory document (see docs/intake.md) as a spec; every error names its place."""
+    top = _map(doc, source)
+    _only(top, {"units", "people"}, source)
+    units = []
+    for i, raw in enumerate(_list(top.get("units"), f"{source}: units")):
+        where = f"{source}: units[{i}]"
+        u = _map(raw, where)
+        _only(u, {"code", "name", "kind", "contact_name", "contact_mobile"}, where)
+        fields = ("code", "name", "kind", "contact_name", "contact_mobile")
+        units.append(d.RegisterUnit(*(_str(u.get(k), f"{where}.{k}") for k in fields)))
+    people = []
+    for i, raw in enumerate(_list(top.get("people"), f"{source}: people")):
+        where = f"{source}: people[{i}]"
+        p = _map(raw, where)
+        _only(p, {"id", "name", "roles"}, where)
+        roles = []
+        for j, r in enumerate(_list(p.get("roles"), f"{where}.roles")):
+            rw = f"{where}.roles[{j}]"
+            rm = _map(r, rw)
+            _only(rm, {"unit", "role"}, rw)
+            roles.append((_str(rm.get("unit"), f"{rw}.unit"), _str(rm.get("role"), f"{rw}.role")))
+        people.append(
+            d.PersonSpec(
+                person_id=_str(p.get("id"), f"{where}.id"),
+                name=_str(p.get("name"), f"{where}.name"),
+                roles=tuple(roles),
+            )
+        )
+    return d.DirectorySpec(units=tuple(units), people=tuple(people))
+
+
+def load_directory_file(path: Path) -> d.DirectorySpec:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DirectoryFileError(f"{path}: {exc.strerror}") from None
+    try:
+        doc = yaml.safe_load(text)  # JSON is YAML too
+    except yaml.YAMLError as exc:
+        raise DirectoryFileError(f"{path}: not YAML/JSON: {exc}") from None
+    return parse_directory(doc, str(path))
+
+
+def explain(r: Rejected) -> str:
+    where = f" ({r.field})" if r.field else ""
+    return f"{r.title}{where}: {r.detail}"

@@ -1,0 +1,741 @@
+"""The application layer of intake: load state, decide, append.
+
+HTTP routes and bus handlers are thin adapters over ``IntakeApp.execute``: both name a command,
+pass the authenticated caller, the Idempotency-Key and the validated request, and get back the
+same answer (status and JSON body) or a ``Problem``.
+
+Idempotency works at two levels. The answer store returns the first answer to a retry. Below
+it, the command id is derived from (caller, key, command), so the event ids of a retry are the
+ids of the first attempt: JetStream's dedup, or the recorded history when the dedup window has
+passed, turns a retry whose answer was never stored into the same recorded events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Generic, TypeVar
+
+import structlog
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from gongkai import metrics
+from gongkai.directory import Directory, Principal
+from gongkai.eventlog import ConcurrencyConflict, EventLog, RecordedEvent
+from gongkai.events import Actor, Envelope, EventPayload, new_event
+from gongkai.events.contracts.intake import PostPublished, PostRevised, PostSubmitted
+from gongkai.events.envelope import TOKEN_RE
+from gongkai.runtime.clock import Clock
+from gongkai.runtime.http import Problem
+from gongkai.runtime.idempotency import IdempotencyStore, request_digest
+from gongkai_intake import schemas
+from gongkai_intake.adapters.columns import ColumnChoices
+from gongkai_intake.domain import directory as dir_domain
+from gongkai_intake.domain import posts, publications
+from gongkai_intake.domain.columns import ColumnCatalog
+from gongkai_intake.domain.dates import local_date
+from gongkai_intake.domain.errors import Rejected
+
+SERVICE = "intake"
+#: Re-decide on a concurrent append this many times before answering 409.
+MAX_ATTEMPTS = 3
+
+STATUS = {
+    "invalid": 422,
+    "refused": 422,
+    "forbidden": 403,
+    "not_found": 404,
+    "conflict": 409,
+    "too_large": 413,
+}
+
+S = TypeVar("S")
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one command recorded (or had recorded on an earlier attempt)."""
+
+    envelopes: tuple[Envelope[Any], ...]
+    sequences: tuple[int, ...]
+    created: bool
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.envelopes)
+
+
+@dataclass(frozen=True)
+class _Aggregate(Generic[S]):
+    type: str
+    initial: S
+    evolve: Callable[[S, EventPayload], S]
+    #: Later events join the correlation of the aggregate's first event (a post's life).
+    correlate: bool = False
+
+
+POST = _Aggregate("post", posts.INITIAL, posts.evolve, correlate=True)
+PUBLICATION = _Aggregate(
+    "publication", publications.INITIAL, publications.evolve, correlate=True
+)
+UNIT = _Aggregate("unit", dir_domain.UNIT_INITIAL, dir_domain.evolve_unit)
+PERSON = _Aggregate("person", dir_domain.PERSON_INITIAL, dir_domain.evolve_person)
+
+
+def problem(r: Rejected) -> Problem:
+    return Problem(STATUS[r.kind], r.title, r.detail, field=r.field, extra=r.extra)
+
+
+def fold(agg: _Aggregate[S], history: Sequence[RecordedEvent]) -> S:
+    state = agg.initial
+    for rec in history:
+        state = agg.evolve(state, rec.envelope.payload)
+    return state
+
+
+def office_unit(principal: Principal) -> str | None:
+    return next((u for u, r in sorted(principal.roles) if r == "office"), None)
+
+
+def acting_as(principal: Principal, unit: str, preferred: Sequence[str]) -> Actor:
+    """The role the caller acts in: their own role in the unit, else the county office."""
+    roles = principal.roles_in(unit)
+    for role in preferred:
+        if role in roles:
+            return Actor(person=principal.person_id, role=role, unit=unit)
+    office = office_unit(principal)
+    if office is None:
+        raise RuntimeError("the decision allowed a caller with no acting role")
+    return Actor(person=principal.person_id, role="office", unit=office)
+
+
+def _post_answer(post_id: str, env: Envelope[Any], seq: int) -> dict[str, Any]:
+    p = env.payload
+    assert isinstance(p, PostSubmitted | PostRevised)
+    return schemas.PostAccepted(
+        post_id=post_id,
+        unit=p.unit,
+        column=p.column if isinstance(p, PostSubmitted) else "",
+        content_version=p.content_version,
+        content_digest=p.content_digest,
+        maker_unsure=p.maker_unsure if isinstance(p, PostSubmitted) else False,
+        needs_secrecy_review=p.screening.needs_secrecy_review,
+        personal_data=list(p.screening.spans),
+        event_id=env.event_id,
+        sequence=seq,
+    ).model_dump(mode="json")
+
+
+class IntakeApp:
+    """Every command intake accepts, whichever adapter it arrived on."""
+
+    #: command name -> (request model, path parameters). The name is also the bus subject's
+    #: last token and part of the command id, so one key means one command on either path.
+    COMMANDS: dict[str, tuple[type[BaseModel], tuple[str, ...]]] = {
+        "submit_post": (schemas.SubmitPostRequest, ()),
+        "revise_post": (schemas.RevisePostRequest, ("post_id",)),
+        "withdraw_post": (schemas.WithdrawPostRequest, ("post_id",)),
+        "report_publication": (schemas.ReportPublicationRequest, ()),
+        "remove_publication": (schemas.RemovePublicationRequest, ("publication_id",)),
+        "register_unit": (schemas.RegisterUnitRequest, ()),
+        "register_person": (schemas.RegisterPersonRequest, ()),
+        "grant_role": (schemas.RoleRequest, ("person_id",)),
+        "revoke_role": (schemas.RoleRequest, ("person_id",)),
+        "record_leadership_change": (schemas.LeadershipChangeRequest, ("unit",)),
+    }
+
+    def __init__(
+        self,
+        *,
+        evlog: EventLog,
+        directory: Directory,
+        choices: ColumnChoices,
+        catalog: ColumnCatalog,
+        idempotency: IdempotencyStore,
+        clock: Clock,
+    ) -> None:
+        self.evlog = evlog
+        self.directory = directory
+        self.choices = choices
+        self.catalog = catalog
+        self.idempotency = idempotency
+        self.clock = clock
+        self.log = structlog.get_logger("gongkai.intake")
+        self._handlers: dict[
+            str, Callable[[Principal, str, dict[str, str], Any], Awaitable[Answer]]
+        ] = {
+            "submit_post": self._submit_post,
+            "revise_post": self._revise_post,
+            "withdraw_post": self._withdraw_post,
+            "report_publication": self._report_publication,
+            "remove_publication": self._remove_publication,
+            "register_unit": self._register_unit,
+            "register_person": self._register_person,
+            "grant_role": self._grant_role,
+            "revoke_role": self._revoke_role,
+            "record_leadership_change": self._record_leadership_change,
+        }
+
+    # ---- the one entry point of every command -----------------------------------------
+
+    async def execute(
+        self,
+        command: str,
+        principal: Principal,
+        key: str | None,
+        params: dict[str, str],
+        request: BaseModel,
+    ) -> Answer:
+        IdempotencyStore.check_key(key)
+        if not key:
+            raise Problem(
+                400,
+                "Idempotency-Key required",
+                "every command carries an Idempotency-Key header so a retry records once",
+                field="Idempotency-Key",
+            )
+        for name, value in params.items():
+            if not TOKEN_RE.match(value):
+                raise Problem(404, "Not found", f"{name} {value!r} is not a valid id", field=name)
+        digest = request_digest(
+            "POST", command, {"params": params, "body": request.model_dump(mode="json")}
+        )
+        person = principal.person_id
+        stored = await asyncio.to_thread(self.idempotency.lookup, person, key, digest)
+        if stored is not None:
+            return Answer(stored.status, stored.body, replayed=True)
+        command_id = IdempotencyStore.command_id(person, key, command)
+        with structlog.contextvars.bound_contextvars(
+            command=command, command_id=command_id, person=person
+        ):
+            try:
+                answer = await self._handlers[command](principal, command_id, params, request)
+            except Rejected as r:
+                self._log_rejection(r)
+                raise problem(r) from None
+        await asyncio.to_thread(
+            self.idempotency.save, person, key, digest, answer.status, answer.body,
+            self.clock.now(),
+        )
+        return answer
+
+    def _log_rejection(self, r: Rejected) -> None:
+        # Never the content: a refused classified text must not reach the logs either.
+        if r.kind == "refused":
+            marks = r.extra.get("marks", [])
+            self.log.warning(
+                "classified_content_refused",
+                fields=sorted({m["field"] for m in marks}),
+                levels=sorted({m["level"] for m in marks}),
+            )
+        else:
+            self.log.info("command_rejected", kind=r.kind, field=r.field, reason=r.title)
+
+    # ---- facts -----------------------------------------------------------------------------
+
+    def today(self) -> date:
+        return local_date(self.clock.now())
+
+    def _unit_kind(self, unit: str) -> str | None:
+        row = self.directory.unit(unit)
+        return str(row["kind"]) if row else None
+
+    def _post_facts(self, unit: str, column: str) -> tuple[str | None, bool | None]:
+        return self._unit_kind(unit), self.choices.hidden(unit, column)
+
+    # ---- recording ---------------------------------------------------------------------
+
+    def _envelopes(
+        self,
+        payloads: Sequence[EventPayload],
+        aggregate_id: str,
+        actor: Actor,
+        command_id: str,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+    ) -> list[Envelope[Any]]:
+        now = self.clock.now()
+        return [
+            new_event(
+                p,
+                aggregate_id=aggregate_id,
+                actor=actor,
+                command_id=command_id,
+                index=i,
+                recorded_at=now,
+                correlation_id=correlation_id,
+                causation_id=causation_id,
+            )
+            for i, p in enumerate(payloads)
+        ]
+
+    def _recorded(self, envs: Sequence[Envelope[Any]], duplicate: bool) -> None:
+        for env in envs:
+            if not duplicate:
+                metrics.EVENTS_APPENDED.labels(service=SERVICE, type=env.type).inc()
+            self.log.info(
+                "event_recorded",
+                type=env.type,
+                aggregate=f"{env.aggregate_type}/{env.aggregate_id}",
+                event_id=env.event_id,
+                correlation_id=env.correlation_id,
+                duplicate=duplicate,
+            )
+
+    async def _append_new(self, envs: list[Envelope[Any]]) -> Outcome:
+        """Record the first events of an aggregate whose id comes from the command id."""
+        first = envs[0]
+        try:
+            result = await self.evlog.append(envs, expected=0)
+        except ConcurrencyConflict:
+            metrics.APPEND_CONFLICTS.labels(service=SERVICE).inc()
+            raise Problem(
+                409,
+                "Already recorded",
+                f"{first.aggregate_type} {first.aggregate_id} exists with other content",
+            ) from None
+        recorded: Sequence[Envelope[Any]] = envs
+        if result.duplicate:
+            history, _ = await self.evlog.load(first.aggregate_type, first.aggregate_id)
+            by_id = {h.envelope.event_id: h.envelope for h in history}
+            recorded = [by_id[e.event_id] for e in envs]
+            if any(r.payload != e.payload for r, e in zip(recorded, envs, strict=True)):
+                # Same key, same command, different request: the answer store missed it (a
+                # concurrent twin), the log did not.
+                raise Problem(
+                    422,
+                    "Idempotency-Key reused",
+                    "this key was used for a different request",
+                    field="Idempotency-Key",
+                )
+        self._recorded(recorded, result.duplicate)
+        return Outcome(tuple(recorded), result.sequences, created=True)
+
+    async def _update(
+        self,
+        agg: _Aggregate[S],
+        aggregate_id: str,
+        command_id: str,
+        decide: Callable[[S], list[EventPayload]],
+        actor: Callable[[S], Actor],
+    ) -> tuple[Outcome, S]:
+        """Load, decide, append with the aggregate's last sequence; re-decide on a race."""
+        for _ in range(MAX_ATTEMPTS):
+            history, last = await self.evlog.load(agg.type, aggregate_id)
+            mine = [h for h in history if h.envelope.command_id == command_id]
+            if mine:
+                # A retry whose first attempt was recorded but never answered.
+                before = fold(agg, [h for h in history if h.seq < mine[0].seq])
+                outcome = Outcome(
+                    tuple(h.envelope for h in mine),
+                    tuple(h.seq for h in mine),
+                    created=mine[0].seq == history[0].seq,
+                )
+                return outcome, before
+            state = fold(agg, history)
+            payloads = decide(state)
+            if not payloads:
+                return Outcome((), (), created=False), state
+            first = history[0].envelope if history else None
+            envs = self._envelopes(
+                payloads,
+                aggregate_id,
+                actor(state),
+                command_id,
+                correlation_id=first.correlation_id if (first and agg.correlate) else None,
+                causation_id=history[-1].envelope.event_id if history else None,
+            )
+            try:
+                result = await self.evlog.append(envs, expected=last)
+            except ConcurrencyConflict:
+                metrics.APPEND_CONFLICTS.labels(service=SERVICE).inc()
+                continue
+            self._recorded(envs, result.duplicate)
+            return Outcome(tuple(envs), result.sequences, created=not history), state
+        raise Problem(
+            409,
+            "Concurrent change",
+            f"{agg.type} {aggregate_id} kept changing while this command was decided; retry",
+        )
+
+    # ---- posts -------------------------------------------------------------------------
+
+    async def _submit_post(
+        self,
+        principal: Principal,
+        command_id: str,
+        params: dict[str, str],
+        req: schemas.SubmitPostRequest,
+    ) -> Answer:
+        post_id = f"post-{command_id[:20]}"
+        unit_kind, hidden = await asyncio.to_thread(self._post_facts, req.unit, req.column)
+        ctx = posts.Context(
+            today=self.today(),
+            caller_roles=frozenset(principal.roles_in(req.unit)),
+            unit_kind=unit_kind,
+            catalog=self.catalog,
+            column_hidden=hidden,
+        )
+        cmd = posts.SubmitPost(
+            post_id=post_id,
+            unit=req.unit,
+            column=req.column,
+            title=req.title,
+            body=req.body,
+            information_date=req.information_date,
+            attachments=tuple(req.attachments),
+            origin=req.origin,
+            source=req.source,
+            channel=req.channel,
+            important_kind=req.important_kind,
+            maker_unsure=req.maker_unsure,
+        )
+        payloads = posts.submit(cmd, posts.INITIAL, ctx)
+        actor = acting_as(principal, req.unit, ("maker", "staff"))
+        outcome = await self._append_new(self._envelopes(payloads, post_id, actor, command_id))
+        return Answer(201, _post_answer(post_id, outcome.envelopes[0], outcome.sequences[0]))
+
+    def _post_ctx(self, principal: Principal, state: posts.PostState) -> posts.Context:
+        return posts.Context(
+            today=self.today(), caller_roles=frozenset(principal.roles_in(state.unit))
+        )
+
+    async def _revise_post(
+        self,
+        principal: Principal,
+        command_id: str,
+        params: dict[str, str],
+        req: schemas.RevisePostRequest,
+    ) -> Answer:
+        post_id = params["post_id"]
+        cmd = posts.RevisePost(
+            post_id=post_id,
+            title=req.title,
+            body=req.body,
+            information_date=req.information_date,
+            attachments=tuple(req.attachments),
+        )
+        outcome, state = await self._update(
+            POST,
+            post_id,
+            command_id,
+            lambda s: posts.revise(cmd, s, self._post_ctx(principal, s)),
+            lambda s: acting_as(principal, s.unit, ("maker", "staff")),
+        )
+        body = _post_answer(post_id, outcome.envelopes[0], outcome.sequences[0])
+        body["column"] = state.column
+        return Answer(201, body)
+
+    async def _withdraw_post(
+        self,
+        principal: Principal,
+        command_id: str,
+        params: dict[str, str],
+        req: schemas.WithdrawPostRequest,
+    ) -> Answer:
+        post_id = params["post_id"]
+        cmd = posts.WithdrawPost(post_id=post_id, reason=req.reason)
+        outcome, _ = await self._update(
+            POST,
+            post_id,
+            command_id,
+            lambda s: posts.withdraw(cmd, s, self._post_ctx(principal, s)),
+            lambda s: acting_as(principal, s.unit, ("maker", "staff", "leader")),
+        )
+        env = outcome.envelopes[0]
+        return Answer(
+            200,
+            schemas.PostWithdrawnAnswer(
+                post_id=post_id, event_id=env.event_id, sequence=outcome.sequences[0]
+            ).model_dump(mode="json"),
+        )
+
+    # ---- publications ------------------------------------------------------------------
+
+    async def _report_publication(
+        self,
+        principal: Principal,
+        command_id: str,
+        params: dict[str, str],
+        req: schemas.ReportPublicationRequest,
+    ) -> Answer:
+        publication_id = f"pub-{command_id[:20]}"
+        post_history: list[RecordedEvent] = []
+        if req.post_id is not None and TOKEN_RE.match(req.post_id):
+            post_history, _ = await self.evlog.load("post", req.post_id)
+        post_state = fold(POST, post_history) if req.post_id is not None else None
+        unit_kind = await asyncio.to_thread(self._unit_kind, req.unit)
+        now = self.clock.now()
+        ctx = publications.Context(
+            now=now,
+            today=local_date(now),
+            caller_roles=frozenset(principal.roles_in(req.unit)),
+            caller_is_office=office_unit(principal) is not None,
+            unit_kind=unit_kind,
+            catalog=self.catalog,
+            post=post_state,
+        )
+        cmd = publications.ReportPublication(
+            publication_id=publication_id,
+            unit=req.unit,
+            column=req.column,
+            url=req.url,
+            online_at=req.online_at,
+            content_digest=req.content_digest,
+            post_id=req.post_id,
+            redated=req.redated,
+            reported_by=req.reported_by,
+        )
+        payloads = publications.report(cmd, publications.INITIAL, ctx)
+        actor = (
+            acting_as(principal, req.unit, ())
+            if req.reported_by == "site_reader"
+            else acting_as(principal, req.unit, ("maker", "staff", "leader"))
+        )
+        # A publication of a known post joins that post's correlation: one id follows an item
+        # from submission through review to the site.
+        first = payloads[0]
+        known = post_history if isinstance(first, PostPublished) and first.post_id else []
+        envs = self._envelopes(
+            payloads,
+            publication_id,
+            actor,
+            command_id,
+            correlation_id=known[0].envelope.correlation_id if known else None,
+            causation_id=known[-1].envelope.event_id if known else None,
+        )
+        outcome = await self._append_new(envs)
+        p = outcome.envelopes[0].payload
+        assert isinstance(p, PostPublished)
+        return Answer(
+            201,
+            schemas.PublicationRecorded(
+                publication_id=publication_id,
+                post_id=p.post_id,
+                reported_post_id=p.reported_post_id,
+                known_post=p.post_id is not None,
+                event_id=outcome.envelopes[0].event_id,
+                sequence=outcome.sequences[0],
+            ).model_dump(mode="json"),
+        )
+
+    async def _remove_publication(
+        self,
+        principal: Principal,
+        command_id: str,
+        params: dict[str, str],
+        req: schemas.RemovePublicationRequest,
+    ) -> Answer:
+        publication_id = params["publication_id"]
+        cmd = publications.RemovePublication(
+            publication_id=publication_id, removed_at=req.removed_at, reason=req.reason
+        )
+
+        def ctx(s: publications.PublicationState) -> publications.Context:
+            now = self.clock.now()
+            return publications.Context(
+                now=now,
+                today=local_date(now),
+                caller_roles=frozenset(principal.roles_in(s.unit)),
+                caller_is_office=office_unit(principal) is not None,
+            )
+
+        outcome, _ = await self._update(
+            PUBLICATION,
+            publication_id,
+            command_id,
+            lambda s: publications.remove(cmd, s, ctx(s)),
+            lambda s: acting_as(principal, s.unit, ("maker", "staff", "leader")),
+        )
+        return Answer(
+            200,
+            schemas.PublicationRemovedAnswer(
+                publication_id=publication_id,
+                event_id=outcome.envelopes[0].event_id,
+                sequence=outcome.sequences[0],
+            ).model_dump(mode="json"),
+        )
+
+    # ---- directory ---------------------------------------------------------------------
+
+    def _admin_ctx(self, principal: Principal, **kw: Any) -> dir_domain.Context:
+        return dir_domain.Context(
+            admin=office_unit(principal) is not None, today=self.today(), **kw
+        )
+
+    @staticmethod
+    def _directory_answer(aggregate: str, outcome: Outcome) -> Answer:
+        body = schemas.DirectoryChange(
+            aggregate=aggregate,
+            changed=outcome.changed,
+            event_ids=[e.event_id for e in outcome.envelopes],
+            sequence=outcome.sequences[-1] if outcome.sequences else None,
+        ).model_dump(mode="json")
+        return Answer(201 if outcome.created else 200, body)
+
+    async def _register_unit(
+        self,
+        principal: Principal,
+        command_id: str,
+        params: dict[str, str],
+        req: schemas.RegisterUnitRequest,
+    ) -> Answer:
+        cmd = dir_domain.RegisterUnit(
+            req.code, req.name, req.kind, req.contact_name, req.contact_mobile
+        )
+        ctx = self._admin_ctx(principal)
+        outcome, _ = await self._update(
+            UNIT,
+            req.code,
+            command_id,
+            lambda s: dir_domain.register_unit(cmd, s, ctx),
+            lambda s: acting_as(principal, req.code, ()),
+        )
+        return self._directory_answer(f"unit/{req.code}", outcome)
+
+    async def _register_person(
+        self,
+        principal: Principal,
+        command_id: str,
+        params: dict[str, str],
+        req: schemas.RegisterPersonRequest,
+    ) -> Answer:
+        cmd = dir_domain.RegisterPerson(req.person_id, req.name)
+        ctx = self._admin_ctx(principal)
+        outcome, _ = await self._update(
+            PERSON,
+            req.person_id,
+            command_id,
+            lambda s: dir_domain.register_person(cmd, s, ctx),
+            lambda s: acting_as(principal, "", ()),
+        )
+        return self._directory_answer(f"person/{req.person_id}", outcome)
+
+    async def _role_change(
+        self,
+        principal: Principal,
+        command_id: str,
+        person_id: str,
+        req: schemas.RoleRequest,
+        grant: bool,
+    ) -> Answer:
+        unit_history, _ = await self.evlog.load("unit", req.unit)
+        ctx = self._admin_ctx(principal, unit_exists=fold(UNIT, unit_history).exists)
+
+        def decide(s: dir_domain.PersonState) -> list[EventPayload]:
+            if grant:
+                return dir_domain.grant_role(
+                    dir_domain.GrantRole(person_id, req.unit, req.role), s, ctx
+                )
+            return dir_domain.revoke_role(
+                dir_domain.RevokeRole(person_id, req.unit, req.role), s, ctx
+            )
+
+        outcome, _ = await self._update(
+            PERSON, person_id, command_id, decide, lambda s: acting_as(principal, "", ())
+        )
+        return self._directory_answer(f"person/{person_id}", outcome)
+
+    async def _grant_role(
+        self,
+        principal: Principal,
+        command_id: str,
+        params: dict[str, str],
+        req: schemas.RoleRequest,
+    ) -> Answer:
+        return await self._role_change(principal, command_id, params["person_id"], req, True)
+
+    async def _revoke_role(
+        self,
+        principal: Principal,
+        command_id: str,
+        params: dict[str, str],
+        req: schemas.RoleRequest,
+    ) -> Answer:
+        return await self._role_change(principal, command_id, params["person_id"], req, False)
+
+    async def _record_leadership_change(
+        self,
+        principal: Principal,
+        command_id: str,
+        params: dict[str, str],
+        req: schemas.LeadershipChangeRequest,
+    ) -> Answer:
+        unit = params["unit"]
+        cmd = dir_domain.RecordLeadershipChange(unit, req.changed_on, req.summary)
+        ctx = self._admin_ctx(principal, caller_roles=frozenset(principal.roles_in(unit)))
+        outcome, _ = await self._update(
+            UNIT,
+            unit,
+            command_id,
+            lambda s: dir_domain.record_leadership_change(cmd, s, ctx),
+            lambda s: acting_as(principal, unit, ("leader", "maker")),
+        )
+        return self._directory_answer(f"unit/{unit}", outcome)
+
+    # ---- queries -----------------------------------------------------------------------
+
+    def _may_read(self, principal: Principal, unit: str) -> bool:
+        return bool(principal.roles_in(unit)) or office_unit(principal) is not None
+
+    async def post(self, principal: Principal, post_id: str) -> schemas.PostView:
+        if not TOKEN_RE.match(post_id):
+            raise Problem(404, "Unknown post", f"no post {post_id!r}", field="post_id")
+        history, _ = await self.evlog.load("post", post_id)
+        s = fold(POST, history)
+        if not s.exists:
+            raise Problem(404, "Unknown post", f"no post {post_id}", field="post_id")
+        if not self._may_read(principal, s.unit):
+            raise Problem(403, "Not allowed", f"post {post_id} belongs to {s.unit}")
+        return schemas.PostView(
+            post_id=post_id,
+            unit=s.unit,
+            column=s.column,
+            title=s.title,
+            content_version=s.content_version,
+            content_digest=s.content_digest,
+            important_kind=s.important_kind,
+            maker_unsure=s.maker_unsure,
+            needs_secrecy_review=s.needs_secrecy_review,
+            withdrawn=s.withdrawn,
+        )
+
+    async def publication(
+        self, principal: Principal, publication_id: str
+    ) -> schemas.PublicationView:
+        if not TOKEN_RE.match(publication_id):
+            raise Problem(404, "Unknown publication", f"no publication {publication_id!r}")
+        history, _ = await self.evlog.load("publication", publication_id)
+        s = fold(PUBLICATION, history)
+        if not s.exists:
+            raise Problem(404, "Unknown publication", f"no publication {publication_id}")
+        if not self._may_read(principal, s.unit):
+            raise Problem(403, "Not allowed", f"publication {publication_id} belongs to {s.unit}")
+        return schemas.PublicationView(
+            publication_id=publication_id,
+            unit=s.unit,
+            column=s.column,
+            post_id=s.post_id,
+            removed=s.removed,
+        )
+
+    async def units(self) -> list[schemas.UnitView]:
+        def rows() -> list[dict[str, Any]]:
+            t = self.directory.p.units
+            with self.directory.engine.connect() as conn:
+                return [dict(r) for r in conn.execute(select(t).order_by(t.c.code)).mappings()]
+
+        return [schemas.UnitView(**r) for r in await asyncio.to_thread(rows)]
+
+
+__all__ = ["Answer", "IntakeApp", "Outcome", "problem"]

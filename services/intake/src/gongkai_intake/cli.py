@@ -1,0 +1,166 @@
+"""``gongkai people ...`` and ``gongkai directory ...``: the operator's directory tools.
+
+They append to the log directly (the operator has NATS access; there may be no office user yet
+to call the HTTP API with). Errors print one line and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import nats.js.errors
+
+from gongkai import subjects
+from gongkai.directory import new_token, token_hash
+from gongkai.eventlog import EventLog, EventLogError
+from gongkai.events import Actor
+from gongkai.runtime.clock import SystemClock
+from gongkai.runtime.settings import Settings
+from gongkai_intake import demo
+from gongkai_intake.adapters.directory_log import (
+    DirectoryFileError,
+    apply_directory,
+    explain,
+    issue_token,
+    load_directory_file,
+)
+from gongkai_intake.domain.dates import local_date
+from gongkai_intake.domain.errors import Rejected
+
+
+class CliError(Exception):
+    """One line for stderr, and exit status 1."""
+
+
+def operator() -> Actor:
+    user = os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
+    return Actor(person=f"operator:{user}"[:128], role="operator", unit="system")
+
+
+def _url(args: argparse.Namespace) -> str:
+    return args.nats_url or Settings.from_env().nats_url or "nats://127.0.0.1:4222"
+
+
+async def _with_log(url: str, work: Callable[[EventLog], Awaitable[int]]) -> int:
+    try:
+        evlog = await EventLog.connect(url, connect_timeout=2, allow_reconnect=False)
+    except Exception as exc:  # noqa: BLE001 - any connection failure is one line
+        raise CliError(f"cannot connect to NATS at {url}: {exc or type(exc).__name__}") from None
+    try:
+        try:
+            await evlog.js.stream_info(subjects.STREAM)
+        except nats.js.errors.NotFoundError:
+            raise CliError(
+                f"no {subjects.STREAM} stream at {url}: start gongkai once to create it"
+            ) from None
+        return await work(evlog)
+    finally:
+        await evlog.close()
+
+
+def _run(prog: str, coro: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    try:
+        return asyncio.run(coro())
+    except CliError as exc:
+        print(f"gongkai {prog}: {exc}", file=sys.stderr)
+        return 1
+    except Rejected as r:
+        print(f"gongkai {prog}: {explain(r)}", file=sys.stderr)
+        return 1
+    except EventLogError as exc:
+        print(f"gongkai {prog}: the log refused the change: {exc}", file=sys.stderr)
+        return 1
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    token = new_token()
+
+    async def work(evlog: EventLog) -> int:
+        now = SystemClock().now()
+        seq = await issue_token(
+            evlog,
+            args.person,
+            token_hash(token),
+            token[-4:],
+            actor=operator(),
+            now=now,
+            today=local_date(now),
+            command_id=f"token-{uuid.uuid4()}",
+        )
+        print(
+            f"token for {args.person} recorded (sequence {seq}); only its hash is kept, so "
+            "copy it now:",
+            file=sys.stderr,
+        )
+        print(token)
+        return 0
+
+    return _run("people token", lambda: _with_log(_url(args), work))
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    try:
+        spec = load_directory_file(Path(args.file))
+    except DirectoryFileError as exc:
+        print(f"gongkai directory load: {exc}", file=sys.stderr)
+        return 2
+
+    async def work(evlog: EventLog) -> int:
+        now = SystemClock().now()
+        report = await apply_directory(
+            evlog, spec, actor=operator(), now=now, today=local_date(now)
+        )
+        print(
+            f"{len(spec.units)} units, {len(spec.people)} people in {args.file}; "
+            f"{report.events} events recorded"
+            + (f" ({', '.join(report.aggregates)})" if report.aggregates else " (up to date)")
+        )
+        return 0
+
+    return _run("directory load", lambda: _with_log(_url(args), work))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    async def work(evlog: EventLog) -> int:
+        report = await demo.seed_demo(evlog, SystemClock().now())
+        print(f"{report.events} events recorded", file=sys.stderr)
+        demo.print_tokens(sys.stdout)
+        return 0
+
+    return _run("directory demo", lambda: _with_log(_url(args), work))
+
+
+def register(sub: Any) -> None:
+    """Entry point of the ``gongkai.cli`` group: add intake's commands to ``gongkai``."""
+    people = sub.add_parser("people", help="people of the unit directory")
+    pp = people.add_subparsers(dest="people_command", required=True)
+    tok = pp.add_parser(
+        "token",
+        help="issue a bearer token for PERSON and print it once (only its hash is recorded)",
+    )
+    tok.add_argument("person", metavar="PERSON", help="person id, e.g. finance-maker")
+    tok.add_argument("--nats-url", help="($GONGKAI_NATS_URL, nats://127.0.0.1:4222)")
+    tok.set_defaults(func=cmd_token)
+
+    directory = sub.add_parser("directory", help="the unit directory: units, people, roles")
+    dd = directory.add_subparsers(dest="directory_command", required=True)
+    load = dd.add_parser(
+        "load",
+        help="record the units, people and roles of a YAML/JSON file (see docs/intake.md); "
+        "loading it again records nothing",
+    )
+    load.add_argument("file", metavar="FILE")
+    load.add_argument("--nats-url", help="($GONGKAI_NATS_URL, nats://127.0.0.1:4222)")
+    load.set_defaults(func=cmd_load)
+    dem = dd.add_parser(
+        "demo", help="load the demo county (fictional people) and print its public tokens"
+    )
+    dem.add_argument("--nats-url", help="($GONGKAI_NATS_URL, nats://127.0.0.1:4222)")
+    dem.set_defaults(func=cmd_demo)

@@ -1,0 +1,270 @@
+"""The post aggregate: submission, content revisions, withdrawal (Attachment 1's fields).
+
+decide/evolve are pure. The application layer gathers the facts a decision needs (today's
+date, the unit's kind, the caller's roles in the unit, the column catalog and the unit's hidden
+columns) into a context, because those live outside the post's own history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date
+
+from gongkai.events import EventPayload
+from gongkai.events.contracts.intake import (
+    Attachment,
+    Channel,
+    ImportantKind,
+    Origin,
+    PostRevised,
+    PostSubmitted,
+    PostWithdrawn,
+    post_content_digest,
+)
+from gongkai_intake.domain import limits
+from gongkai_intake.domain.columns import ColumnCatalog, check_column
+from gongkai_intake.domain.content import (
+    check_content,
+    check_not_future,
+    check_payload_size,
+    content_fields,
+    require_text,
+    screen_free_text,
+    screen_post,
+)
+from gongkai_intake.domain.errors import Rejected
+
+#: 谁制作: the handler (承办人) drafts; the unit's reviewing staff may draft as well. Leaders and
+#: secrecy officers sign in review, so letting them submit would invite self-approval.
+SUBMIT_ROLES = frozenset({"maker", "staff"})
+WITHDRAW_ROLES = frozenset({"maker", "staff", "leader"})
+
+IMPORTANT_LABEL = {
+    "normative_document": "a normative document",
+    "announcement": "an announcement",
+    "major_decision": "a major decision",
+}
+
+
+# ---- commands --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SubmitPost:
+    post_id: str
+    unit: str
+    column: str
+    title: str
+    body: str
+    information_date: date
+    attachments: tuple[Attachment, ...] = ()
+    #: Attachment 1's origin and channel; None when the caller left them out.
+    origin: Origin | None = None
+    source: str | None = None
+    channel: Channel | None = None
+    important_kind: ImportantKind | None = None
+    maker_unsure: bool = False
+
+
+@dataclass(frozen=True)
+class RevisePost:
+    post_id: str
+    title: str
+    body: str
+    information_date: date
+    attachments: tuple[Attachment, ...] = ()
+
+
+@dataclass(frozen=True)
+class WithdrawPost:
+    post_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Context:
+    """Facts from outside the post's history that a decision depends on."""
+
+    today: date
+    #: The caller's active roles in the unit the command concerns.
+    caller_roles: frozenset[str]
+    #: The kind of the unit named by a submission; None if the directory does not know it.
+    unit_kind: str | None = None
+    catalog: ColumnCatalog | None = None
+    #: The unit's keep/hide choice for the column; None if it never chose (catalog default).
+    column_hidden: bool | None = None
+
+
+# ---- state -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PostState:
+    exists: bool = False
+    unit: str = ""
+    column: str = ""
+    title: str = ""
+    content_version: int = 0
+    content_digest: str = ""
+    important_kind: str | None = None
+    maker_unsure: bool = False
+    needs_secrecy_review: bool = False
+    withdrawn: bool = False
+
+
+INITIAL = PostState()
+
+
+def evolve(state: PostState, event: EventPayload) -> PostState:
+    if isinstance(event, PostSubmitted):
+        return PostState(
+            exists=True,
+            unit=event.unit,
+            column=event.column,
+            title=event.title,
+            content_version=event.content_version,
+            content_digest=event.content_digest,
+            important_kind=event.important_kind,
+            maker_unsure=event.maker_unsure,
+            needs_secrecy_review=event.screening.needs_secrecy_review,
+        )
+    if isinstance(event, PostRevised):
+        return replace(
+            state,
+            title=event.title,
+            content_version=event.content_version,
+            content_digest=event.content_digest,
+            needs_secrecy_review=event.screening.needs_secrecy_review,
+        )
+    if isinstance(event, PostWithdrawn):
+        return replace(state, withdrawn=True)
+    return state
+
+
+# ---- decisions -------------------------------------------------------------------------
+
+
+def _require_role(ctx: Context, allowed: frozenset[str], unit: str, action: str) -> None:
+    if not ctx.caller_roles & allowed:
+        roles = ", ".join(sorted(allowed))
+        raise Rejected(
+            "forbidden",
+            "Not allowed",
+            f"to {action} you need one of the roles {roles} in unit {unit}",
+            field="unit",
+        )
+
+
+def _review_form(cmd: SubmitPost) -> tuple[Origin, Channel]:
+    """Attachment 1: important items must state origin and channel; a reprint names its source."""
+    if cmd.important_kind is not None:
+        label = IMPORTANT_LABEL[cmd.important_kind]
+        for name, value in (("origin", cmd.origin), ("channel", cmd.channel)):
+            if value is None:
+                raise Rejected(
+                    "invalid",
+                    "Review form incomplete",
+                    f"{label} needs the confidentiality review form: state its {name} "
+                    "(Attachment 1)",
+                    field=name,
+                )
+    origin: Origin = cmd.origin or "produced"
+    if origin == "reprinted" and not (cmd.source and cmd.source.strip()):
+        raise Rejected(
+            "invalid", "Source missing", "a reprinted post must name its source", field="source"
+        )
+    if origin == "produced" and cmd.source is not None:
+        raise Rejected(
+            "invalid",
+            "Source on a produced post",
+            "only a reprinted post names a source; leave source out or set origin to reprinted",
+            field="source",
+        )
+    return origin, cmd.channel or "website"
+
+
+def submit(cmd: SubmitPost, state: PostState, ctx: Context) -> list[EventPayload]:
+    if ctx.unit_kind is None:
+        raise Rejected("invalid", "Unknown unit", f"no unit {cmd.unit!r} in the directory",
+                       field="unit")
+    _require_role(ctx, SUBMIT_ROLES, cmd.unit, "submit a post")
+    if ctx.catalog is None:
+        raise RuntimeError("a submission is decided against a column catalog")
+    check_column(
+        ctx.catalog, cmd.column, unit=cmd.unit, unit_kind=ctx.unit_kind, hidden=ctx.column_hidden
+    )
+    if state.exists:
+        raise Rejected("conflict", "Post exists", f"post {cmd.post_id} was already submitted",
+                       field="post_id")
+    check_content(cmd.title, cmd.body, cmd.attachments)
+    origin, channel = _review_form(cmd)
+    check_not_future("information_date", cmd.information_date, ctx.today)
+    screening = screen_post(
+        content_fields(cmd.title, cmd.body, cmd.attachments, cmd.source), ctx.today
+    )
+    event = PostSubmitted(
+        unit=cmd.unit,
+        column=cmd.column,
+        title=cmd.title,
+        body=cmd.body,
+        attachments=cmd.attachments,
+        origin=origin,
+        source=cmd.source,
+        channel=channel,
+        important_kind=cmd.important_kind,
+        maker_unsure=cmd.maker_unsure,
+        information_date=cmd.information_date,
+        content_version=1,
+        content_digest=post_content_digest(cmd.title, cmd.body, cmd.attachments),
+        screening=screening,
+    )
+    check_payload_size(event)
+    return [event]
+
+
+def _existing(state: PostState, post_id: str) -> None:
+    if not state.exists:
+        raise Rejected("not_found", "Unknown post", f"no post {post_id}", field="post_id")
+    if state.withdrawn:
+        raise Rejected("conflict", "Post withdrawn", f"post {post_id} was withdrawn",
+                       field="post_id")
+
+
+def revise(cmd: RevisePost, state: PostState, ctx: Context) -> list[EventPayload]:
+    _existing(state, cmd.post_id)
+    _require_role(ctx, SUBMIT_ROLES, state.unit, "revise a post")
+    check_content(cmd.title, cmd.body, cmd.attachments)
+    check_not_future("information_date", cmd.information_date, ctx.today)
+    digest = post_content_digest(cmd.title, cmd.body, cmd.attachments)
+    if digest == state.content_digest:
+        # A no-op revision would still void any review in progress.
+        raise Rejected(
+            "invalid",
+            "Nothing revised",
+            f"the content is identical to version {state.content_version}",
+            field="body",
+        )
+    screening = screen_post(content_fields(cmd.title, cmd.body, cmd.attachments), ctx.today)
+    event = PostRevised(
+        unit=state.unit,
+        title=cmd.title,
+        body=cmd.body,
+        attachments=cmd.attachments,
+        information_date=cmd.information_date,
+        content_version=state.content_version + 1,
+        content_digest=digest,
+        screening=screening,
+    )
+    check_payload_size(event)
+    return [event]
+
+
+def withdraw(cmd: WithdrawPost, state: PostState, ctx: Context) -> list[EventPayload]:
+    _existing(state, cmd.post_id)
+    _require_role(ctx, WITHDRAW_ROLES, state.unit, "withdraw a post")
+    require_text("reason", cmd.reason, "Reason")
+    if len(cmd.reason) > limits.REASON_MAX:
+        raise Rejected("invalid", "Reason too long", f"at most {limits.REASON_MAX}",
+                       field="reason")
+    screen_free_text("reason", cmd.reason, ctx.today)
+    return [PostWithdrawn(unit=state.unit, reason=cmd.reason)]

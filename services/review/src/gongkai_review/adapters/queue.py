@@ -1,0 +1,118 @@
+"""The work-queue read model: every post's review state and the stage it awaits.
+
+Fed from the log in order with exactly-once checkpoints (``gongkai.projection``). The rows hold
+the decider's own state as JSON, folded with the same ``evolve`` the commands use, so the queue
+and the decider cannot disagree about which stage is open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Column, Connection, Engine, Integer, MetaData, String, Table, Text, select
+
+from gongkai.directory import upsert
+from gongkai.eventlog import RecordedEvent
+from gongkai.events.contracts import intake as post_ev
+from gongkai.events.contracts import review as ev
+from gongkai.projection import Projection
+from gongkai_review.domain.chain import (
+    STAGE_ORDER,
+    ReviewState,
+    awaiting,
+    current_chain,
+    evolve,
+    may_sign,
+    waiting_since,
+)
+
+_POST_EVENTS = (post_ev.PostSubmitted, post_ev.PostRevised, post_ev.PostWithdrawn)
+_REVIEW_EVENTS = (ev.ReviewSigned, ev.ReviewConcluded)
+
+
+class ReviewQueueProjection(Projection):
+    name = "review_queue"
+    schema_version = 1
+    filter_subject = "gk.ev.>"
+
+    def define(self, metadata: MetaData) -> None:
+        self.posts = Table(
+            "review_posts",
+            metadata,
+            Column("post_id", String(128), primary_key=True),
+            Column("unit", String(128), nullable=False, index=True),
+            Column("awaiting", String(16), nullable=True),
+            Column("chain", Integer, nullable=True),
+            # ISO-8601 UTC text: SQLite drops the zone of a DateTime column.
+            Column("waiting_since", String(40), nullable=True),
+            Column("state", Text, nullable=False),
+        )
+        self.policies = Table(
+            "review_policies",
+            metadata,
+            Column("unit", String(128), primary_key=True),
+            Column("staff_stage", String(16), nullable=False),
+        )
+
+    def apply(self, conn: Connection, event: RecordedEvent) -> None:
+        env = event.envelope
+        p = env.payload
+        if isinstance(p, ev.ReviewPolicySet):
+            upsert(conn, self.policies, {"unit": p.unit, "staff_stage": p.staff_stage}, ["unit"])
+            rows = conn.execute(select(self.posts).where(self.posts.c.unit == p.unit)).all()
+            for row in rows:
+                self._save(conn, evolve(ReviewState.model_validate_json(row.state), env))
+            return
+        if not isinstance(p, _POST_EVENTS + _REVIEW_EVENTS):
+            return
+        found = conn.execute(
+            select(self.posts.c.state).where(self.posts.c.post_id == env.aggregate_id)
+        ).first()
+        if found is not None:
+            state = ReviewState.model_validate_json(found.state)
+        elif isinstance(p, post_ev.PostSubmitted):
+            policy = conn.execute(
+                select(self.policies.c.staff_stage).where(self.policies.c.unit == p.unit)
+            ).scalar()
+            state = ReviewState(staff_stage=policy or "important_only")
+        else:
+            return  # nothing to review without the submission
+        self._save(conn, evolve(state, env))
+
+    def _save(self, conn: Connection, state: ReviewState) -> None:
+        post = state.post
+        if post is None:
+            return
+        since = waiting_since(state)
+        chain = current_chain(state)
+        values: dict[str, Any] = {
+            "post_id": post.post_id,
+            "unit": post.unit,
+            "awaiting": awaiting(state),
+            "chain": chain.number if chain else None,
+            "waiting_since": since.isoformat() if since else None,
+            "state": state.model_dump_json(),
+        }
+        upsert(conn, self.posts, values, ["post_id"])
+
+
+def waiting_for(
+    engine: Engine,
+    projection: ReviewQueueProjection,
+    person_id: str,
+    roles: frozenset[tuple[str, str]],
+) -> list[ReviewState]:
+    """Posts whose awaited stage this person may sign now, oldest wait first."""
+    units = sorted({u for u, r in roles if r in STAGE_ORDER})
+    if not units:
+        return []
+    t = projection.posts
+    with engine.connect() as conn:
+        rows: Iterable[Any] = conn.execute(
+            select(t.c.state)
+            .where(t.c.unit.in_(units), t.c.awaiting.is_not(None))
+            .order_by(t.c.waiting_since, t.c.post_id)
+        ).all()
+    states = (ReviewState.model_validate_json(r.state) for r in rows)
+    return [s for s in states if may_sign(s, person_id, roles) is not None]

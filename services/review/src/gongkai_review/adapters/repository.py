@@ -1,0 +1,78 @@
+"""Loads a post's review state from the log and appends what the decider decided.
+
+The state folds three aggregates: the post (intake's facts), the review (our signatures) and the
+unit's review policy. Only the review aggregate is written, so its last sequence is the
+``expected`` of the optimistic-concurrency check: a signature decided on a stale view of the
+chain is refused by JetStream and records nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gongkai.eventlog import AppendResult, EventLog, RecordedEvent
+from gongkai.events import Envelope
+from gongkai.events.contracts.intake import PostSubmitted
+from gongkai.events.contracts.review import ReviewConcluded, ReviewPolicySet, ReviewSigned
+from gongkai_review.domain.chain import ReviewState, fold
+
+REVIEW = ReviewSigned.aggregate_type
+POLICY = ReviewPolicySet.aggregate_type
+assert ReviewConcluded.aggregate_type == REVIEW
+
+
+@dataclass(frozen=True)
+class Loaded:
+    state: ReviewState
+    #: Last stream sequence of the review aggregate (0 when it has no events yet).
+    expected: int
+    records: tuple[RecordedEvent, ...]
+
+    def conclusion_seq(self, event_id: str) -> int | None:
+        for r in self.records:
+            if r.envelope.event_id == event_id:
+                return r.seq
+        return None
+
+    def recorded_command(self, command_id: str) -> list[RecordedEvent]:
+        return [
+            r
+            for r in self.records
+            if r.envelope.aggregate_type == REVIEW and r.envelope.command_id == command_id
+        ]
+
+
+class ReviewRepository:
+    def __init__(self, evlog: EventLog) -> None:
+        self.evlog = evlog
+
+    async def load(self, post_id: str) -> Loaded:
+        (post, _), (review, last) = await asyncio.gather(
+            self.evlog.load("post", post_id), self.evlog.load(REVIEW, post_id)
+        )
+        unit = next(
+            (
+                r.envelope.payload.unit
+                for r in post
+                if isinstance(r.envelope.payload, PostSubmitted)
+            ),
+            None,
+        )
+        policy: list[RecordedEvent] = []
+        if unit is not None:
+            policy, _ = await self.evlog.load(POLICY, unit)
+        records = tuple(sorted([*post, *review, *policy], key=lambda r: r.seq))
+        return Loaded(fold(r.envelope for r in records), last, records)
+
+    async def load_policy(self, unit: str) -> tuple[list[RecordedEvent], int]:
+        return await self.evlog.load(POLICY, unit)
+
+    async def append(self, events: Sequence[Envelope[Any]], expected: int) -> AppendResult:
+        """Append one command's events to one aggregate (review, or a unit's review policy).
+
+        One call: a signature and the conclusion it causes are recorded together or not at all.
+        """
+        return await self.evlog.append(list(events), expected=expected)

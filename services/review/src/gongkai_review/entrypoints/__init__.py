@@ -1,0 +1,1 @@
+"""Entrypoints: HTTP routes, the review form renderer and the reaction to revisions."""

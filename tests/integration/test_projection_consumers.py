@@ -1,0 +1,237 @@
+"""Projections and consumers against a real nats-server: exactly-once, rebuild, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, select
+
+from gongkai import subjects
+from gongkai.consumer import CatchUpSubscription, DurableConsumer
+from gongkai.eventlog import EventLog, RecordedEvent
+from gongkai.events import Actor, new_event
+from gongkai.events.contracts.intake import PostSubmitted
+from gongkai.natsserver import NatsServer
+from gongkai.projection import Projection, ProjectionStore, make_engine
+
+ACTOR = Actor(person="p1", role="maker", unit="finance")
+T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+
+
+def submitted(post: str, command: str, title: str = "t") -> object:
+    return new_event(
+        PostSubmitted(
+            unit="finance",
+            column="normative_documents",
+            title=title,
+            body="b",
+            origin="produced",
+            channel="website",
+            information_date=date(2026, 3, 1),
+            content_digest="a" * 64,
+        ),
+        aggregate_id=post,
+        actor=ACTOR,
+        command_id=command,
+        recorded_at=T0,
+    )
+
+
+class TitlesPerPost(Projection):
+    """A small real projection: per post, how many submissions and the concatenated titles."""
+
+    name = "titles"
+
+    def __init__(self, fail_on: str | None = None) -> None:
+        self.fail_on = fail_on
+        super().__init__()
+
+    def define(self, metadata: MetaData) -> None:
+        self.t = Table(
+            "titles",
+            metadata,
+            Column("post", String(64), primary_key=True),
+            Column("n", Integer, nullable=False),
+            Column("titles", String, nullable=False),
+        )
+
+    def apply(self, conn: Connection, event: RecordedEvent) -> None:
+        p = event.envelope.payload
+        if self.fail_on is not None and p.title == self.fail_on:
+            raise RuntimeError("cannot apply this one")
+        row = conn.execute(
+            select(self.t).where(self.t.c.post == event.envelope.aggregate_id)
+        ).first()
+        if row is None:
+            conn.execute(
+                self.t.insert().values(post=event.envelope.aggregate_id, n=1, titles=p.title)
+            )
+        else:
+            conn.execute(
+                self.t.update()
+                .where(self.t.c.post == row.post)
+                .values(n=row.n + 1, titles=row.titles + "|" + p.title)
+            )
+
+
+async def fill(evlog: EventLog, n: int, posts: int = 50, tag: str = "c") -> None:
+    cmds = [(submitted(f"P{i % posts}", f"{tag}{i}", f"t{i}"), None) for i in range(n)]
+    results = await evlog.append_pipelined(cmds)  # type: ignore[arg-type]
+    assert all(not isinstance(r, Exception) for r in results)
+
+
+async def rebuild_digest(evlog: EventLog, tmp_path: Path, name: str) -> str:
+    store = ProjectionStore(make_engine(f"sqlite:///{tmp_path / name}"))
+    proj = TitlesPerPost()
+    store.prepare(proj)
+    batch = [e async for e in evlog.replay()]
+    store.apply(proj, batch)
+    return store.digest(proj)
+
+
+async def test_killed_mid_stream_then_restarted_equals_rebuild(
+    evlog: EventLog, tmp_path: Path
+) -> None:
+    await fill(evlog, 3000)
+    store = ProjectionStore(make_engine(f"sqlite:///{tmp_path / 'live.db'}"))
+    proj = TitlesPerPost()
+    sub = CatchUpSubscription(evlog, store, proj, batch=100)
+    await sub.start()
+    while sub.position < 500:
+        await asyncio.sleep(0.001)
+    await sub.stop()  # cancelled mid-stream: the last batch's transaction may be cut off
+    stopped_at = store.checkpoint(proj)
+    assert 0 < stopped_at < 3000
+    await fill(evlog, 1000, tag="more")  # more arrives while it is down
+    sub2 = CatchUpSubscription(evlog, store, TitlesPerPost(), batch=100)
+    await sub2.start()
+    await sub2.wait_for(4000)
+    await sub2.stop()
+    assert store.checkpoint(proj) == 4000
+    assert store.digest(proj) == await rebuild_digest(evlog, tmp_path, "rebuild.db")
+
+
+async def test_redelivered_events_are_applied_once(evlog: EventLog, tmp_path: Path) -> None:
+    await fill(evlog, 100)
+    store = ProjectionStore(make_engine(f"sqlite:///{tmp_path / 'x.db'}"))
+    proj = TitlesPerPost()
+    store.prepare(proj)
+    events = [e async for e in evlog.replay()]
+    assert store.apply(proj, events) == 100
+    assert store.apply(proj, events[50:]) == 0  # redelivery of applied events changes nothing
+    assert store.digest(proj) == await rebuild_digest(evlog, tmp_path, "r.db")
+
+
+async def test_poison_messages_are_dead_lettered_and_the_projection_goes_on(
+    evlog: EventLog, tmp_path: Path
+) -> None:
+    await fill(evlog, 10)
+    # Published straight on the bus, bypassing the client: garbage, an unknown type, a bad field.
+    await evlog.js.publish("gk.ev.post.X1.PostSubmitted", b"{not json", stream=subjects.STREAM)
+    await evlog.js.publish(
+        "gk.ev.post.X2.Bogus", b'{"type":"Bogus","schema_version":1}', stream=subjects.STREAM
+    )
+    await evlog.js.publish(
+        "gk.ev.post.X3.PostSubmitted",
+        b'{"type":"PostSubmitted","schema_version":2,"payload":{"title":5}}',
+        stream=subjects.STREAM,
+    )
+    await evlog.append([submitted("P1", "boom", "explode")])  # applies badly every time
+    await fill_after(evlog)
+    store = ProjectionStore(make_engine(f"sqlite:///{tmp_path / 'p.db'}"))
+    proj = TitlesPerPost(fail_on="explode")
+    sub = CatchUpSubscription(evlog, store, proj, batch=4, max_attempts=3, retry_delay=0.01)
+    await sub.start()
+    await sub.wait_for(await evlog.last_sequence())
+    await sub.stop()
+    assert store.checkpoint(proj) == await evlog.last_sequence()
+    info = await evlog.js.stream_info(subjects.DLQ_STREAM)
+    assert info.state.messages == 4
+    sub_dlq = await evlog.js.subscribe(
+        "gk.dlq.titles", stream=subjects.DLQ_STREAM, ordered_consumer=True
+    )
+    errors = []
+    for _ in range(4):
+        m = await sub_dlq.next_msg(timeout=2)
+        errors.append(m.headers["Gk-Dlq-Error"])
+    await sub_dlq.unsubscribe()
+    assert any("not JSON" in e for e in errors)
+    assert any("unknown event type" in e for e in errors)
+    assert any("cannot apply this one" in e for e in errors)
+    with store.engine.connect() as conn:
+        n = conn.execute(select(proj.t.c.n).where(proj.t.c.post == "P9")).scalar()
+    assert n == 2  # events after the poison ones were applied
+
+
+async def fill_after(evlog: EventLog) -> None:
+    for i in range(10, 20):
+        await evlog.append([submitted(f"P{i % 10}", f"after{i}", f"t{i}")])
+
+
+async def test_durable_consumer_nacks_redelivers_then_dead_letters(evlog: EventLog) -> None:
+    await fill(evlog, 20, posts=20)
+    await evlog.js.publish("gk.ev.post.X1.PostSubmitted", b"\xff garbage", stream=subjects.STREAM)
+    seen: dict[str, int] = {}
+    done: list[str] = []
+
+    async def handler(rec: RecordedEvent) -> None:
+        aid = rec.envelope.aggregate_id
+        seen[aid] = seen.get(aid, 0) + 1
+        if aid == "P3":
+            raise RuntimeError("always fails")
+        if aid == "P5" and seen[aid] < 3:
+            raise RuntimeError("fails twice, then works")
+        done.append(aid)
+
+    consumer = DurableConsumer(
+        evlog, "test-reaction", "gk.ev.>", handler, max_deliver=4, nak_delay=0.01
+    )
+    await consumer.start()
+    for _ in range(500):
+        if len(done) == 19 and seen.get("P3") == 4:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.1)
+    await consumer.stop()
+    assert sorted(done) == sorted(f"P{i}" for i in range(20) if i != 3)
+    assert seen["P5"] == 3 and seen["P3"] == 4
+    info = await evlog.js.stream_info(subjects.DLQ_STREAM)
+    assert info.state.messages == 2  # the garbage and P3
+
+
+async def test_acknowledged_appends_survive_a_server_stop(tmp_path: Path) -> None:
+    """Graceful stop with appends in flight: everything acknowledged is there after restart."""
+    srv = NatsServer(store_dir=tmp_path / "nats", sync_always=True).start()
+    evlog = await EventLog.connect(srv.url, allow_reconnect=False)
+    await evlog.ensure_stream()
+    acked: list[int] = []
+
+    async def writer() -> None:
+        i = 0
+        while True:
+            try:
+                r = await evlog.append([submitted(f"W{i % 7}", f"w{i}")])
+            except Exception:
+                return
+            acked.append(r.last)
+            i += 1
+
+    task = asyncio.create_task(writer())
+    while len(acked) < 200:
+        await asyncio.sleep(0.005)
+    await asyncio.to_thread(srv.stop)  # SIGTERM while appends are in flight
+    await asyncio.wait_for(task, 10)
+    await evlog.nc.close()
+    srv2 = NatsServer(store_dir=tmp_path / "nats", port=srv.port, sync_always=True).start()
+    try:
+        evlog2 = await EventLog.connect(srv2.url)
+        last = await evlog2.last_sequence()
+        assert last >= max(acked)
+        seqs = [e.seq async for e in evlog2.replay()]
+        assert set(acked) <= set(seqs)
+        assert seqs == list(range(1, last + 1))  # contiguous, nothing doubled
+        await evlog2.close()
+    finally:
+        srv2.stop()

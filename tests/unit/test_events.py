@@ -1,0 +1,165 @@
+"""Event contracts: envelope, canonical JSON, registry, upcasting, schemas."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gongkai.events import (
+    HDR_TYPE,
+    HDR_VERSION,
+    REGISTRY,
+    Actor,
+    EventDecodeError,
+    canonical_json,
+    digest,
+    new_event,
+)
+from gongkai.events.contracts.intake import PostSubmitted
+
+ACTOR = Actor(person="p1", role="maker", unit="finance")
+T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+
+
+def post(**over: object) -> PostSubmitted:
+    fields: dict[str, object] = {
+        "unit": "finance",
+        "column": "normative_documents",
+        "title": "关于印发《文安县财政专项资金管理办法》的通知",
+        "body": "正文",
+        "origin": "produced",
+        "channel": "website",
+        "important_kind": "normative_document",
+        "information_date": date(2026, 2, 10),
+        "content_digest": "b" * 64,
+    }
+    fields.update(over)
+    return PostSubmitted(**fields)  # type: ignore[arg-type]
+
+
+def test_envelope_round_trip_and_canonical_bytes() -> None:
+    env = new_event(post(), aggregate_id="P1", actor=ACTOR, command_id="c1", recorded_at=T0)
+    data = env.to_json()
+    assert data == canonical_json(json.loads(data))  # sorted keys, no whitespace, UTF-8
+    assert "关于印发".encode() in data  # not \\u-escaped
+    back = REGISTRY.decode(data, {HDR_TYPE: "PostSubmitted", HDR_VERSION: "2"})
+    assert back == env
+    assert REGISTRY.decode(data) == env  # slow path (no headers) gives the same
+
+
+def test_event_ids_are_deterministic_per_command() -> None:
+    a = new_event(post(), aggregate_id="P1", actor=ACTOR, command_id="c1", recorded_at=T0)
+    b = new_event(post(), aggregate_id="P1", actor=ACTOR, command_id="c1", recorded_at=T0)
+    c = new_event(post(), aggregate_id="P1", actor=ACTOR, command_id="c1", index=1, recorded_at=T0)
+    assert a.event_id == b.event_id != c.event_id
+    assert a.to_json() == b.to_json()
+
+
+def test_digest_is_stable_across_key_order_and_timezones() -> None:
+    assert digest({"b": 1, "a": [1, "x"]}) == digest({"a": [1, "x"], "b": 1})
+    shanghai = timezone(timedelta(hours=8))
+    a = new_event(post(), aggregate_id="P1", actor=ACTOR, command_id="c", recorded_at=T0)
+    b = new_event(
+        post(), aggregate_id="P1", actor=ACTOR, command_id="c", recorded_at=T0.astimezone(shanghai)
+    )
+    assert a.to_json() == b.to_json()  # stored in UTC whatever zone the clock used
+
+
+def test_v1_event_in_the_log_reads_as_v2() -> None:
+    v1 = {
+        "event_id": "e1",
+        "type": "PostSubmitted",
+        "schema_version": 1,
+        "aggregate_type": "post",
+        "aggregate_id": "P1",
+        "business_time": "2026-03-02T08:00:00Z",
+        "recorded_at": "2026-03-02T08:00:00Z",
+        "actor": {"person": "p1", "role": "maker", "unit": "finance"},
+        "command_id": "c1",
+        "correlation_id": "c1",
+        "causation_id": None,
+        "payload": {
+            "unit": "finance",
+            "column": "normative_documents",
+            "title": "t",
+            "body": "b",
+            "origin": "produced",
+            "channel": "website",
+            "information_date": "2026-02-10",
+            "sha256": "c" * 64,
+        },
+    }
+    data = canonical_json(v1)
+    env = REGISTRY.decode(data, {HDR_TYPE: "PostSubmitted", HDR_VERSION: "1"})
+    assert env.schema_version == 2
+    assert env.payload.content_digest == "c" * 64
+    assert env.payload.screening.needs_secrecy_review is False
+    assert env.payload.content_version == 1
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"not json",
+        b"[1,2]",
+        b"\xff\xfe",
+        canonical_json({"type": "NoSuchEvent", "schema_version": 1, "payload": {}}),
+        canonical_json({"type": "PostSubmitted", "schema_version": 3, "payload": {}}),
+        canonical_json({"type": "PostSubmitted", "schema_version": 0, "payload": {}}),
+        canonical_json({"type": "PostSubmitted", "schema_version": "2", "payload": {}}),
+        canonical_json({"type": "PostSubmitted", "schema_version": 2, "payload": []}),
+        canonical_json({"type": "PostSubmitted", "schema_version": 2, "payload": {"x": 1}}),
+    ],
+)
+def test_bad_messages_raise_decode_error(data: bytes) -> None:
+    with pytest.raises(EventDecodeError):
+        REGISTRY.decode(data)
+
+
+def test_headers_that_lie_are_caught() -> None:
+    env = new_event(post(), aggregate_id="P1", actor=ACTOR, command_id="c1", recorded_at=T0)
+    with pytest.raises(EventDecodeError):
+        REGISTRY.decode(env.to_json(), {HDR_TYPE: "ReviewSigned", HDR_VERSION: "1"})
+
+
+def test_naive_timestamps_are_refused() -> None:
+    with pytest.raises(ValueError, match="timezone"):
+        new_event(
+            post(), aggregate_id="P1", actor=ACTOR, command_id="c", recorded_at=datetime(2026, 1, 1)
+        )
+
+
+def test_subject_unsafe_aggregate_ids_are_refused() -> None:
+    for bad in ["a.b", "a b", "*", ">", "", "x" * 129]:
+        with pytest.raises(ValueError):
+            new_event(post(), aggregate_id=bad, actor=ACTOR, command_id="c", recorded_at=T0)
+
+
+def test_every_registered_event_has_a_json_schema() -> None:
+    from gongkai.events import Envelope
+
+    for name, cls in REGISTRY.types().items():
+        schema = Envelope[cls].model_json_schema()  # type: ignore[valid-type]
+        assert "payload" in schema["properties"], name
+
+
+@given(st.text(max_size=200), st.text(max_size=2000))
+def test_any_text_round_trips_canonically(title: str, body: str) -> None:
+    env = new_event(
+        post(title=title, body=body), aggregate_id="P1", actor=ACTOR, command_id="c", recorded_at=T0
+    )
+    again = REGISTRY.decode(env.to_json())
+    assert again == env
+    assert again.to_json() == env.to_json()
+
+
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_never_crash_the_decoder(data: bytes) -> None:
+    try:
+        REGISTRY.decode(data)
+    except EventDecodeError:
+        pass
