@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import UTC, date, datetime, timedelta, timezone
 
@@ -159,7 +160,5 @@ def test_any_text_round_trips_canonically(title: str, body: str) -> None:
 
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_never_crash_the_decoder(data: bytes) -> None:
-    try:
+    with contextlib.suppress(EventDecodeError):
         REGISTRY.decode(data)
-    except EventDecodeError:
-        pass

@@ -25,7 +25,7 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from gongkai import metrics, subjects
-from gongkai.eventlog import EventLog, RecordedEvent
+from gongkai.eventlog import EventLog, RecordedEvent, ack_position
 from gongkai.events.envelope import EventDecodeError
 from gongkai.projection import Projection, ProjectionStore
 
@@ -169,15 +169,16 @@ class CatchUpSubscription:
                 await self._flush(pending)
                 pending = []
                 await dead_letter(self.evlog, self.name, msg, str(exc))
-                seq = msg.metadata.sequence.stream
+                seq = ack_position(msg)[0]
                 await asyncio.to_thread(self.store.apply, self.projection, [], advance_to=seq)
                 self.position = seq
                 continue
             pending.append((msg, rec))
-            if len(pending) >= self.batch or msg.metadata.num_pending == 0:
+            left = ack_position(msg)[2]
+            if len(pending) >= self.batch or left == 0:
                 await self._flush(pending)
                 pending = []
-            if msg.metadata.num_pending == 0:
+            if left == 0:
                 self.caught_up.set()
 
     async def _flush(self, pending: list[tuple[Msg, RecordedEvent]]) -> None:

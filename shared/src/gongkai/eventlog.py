@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,7 +39,36 @@ from nats.js.api import (
 )
 
 from gongkai import subjects
-from gongkai.events.envelope import HDR_TYPE, HDR_VERSION, REGISTRY, Envelope, Registry
+from gongkai.events.envelope import REGISTRY, Envelope, Registry
+
+_WS = re.compile(r"\s")
+
+
+def _parse_header_lines(raw: bytes) -> dict[str, str]:
+    """nats-py's header parser, same results, without a Python-level loop per character.
+
+    Every stored event carries its Nats-Msg-Id and expected-sequence headers, and nats-py 2.16
+    checks header names for whitespace character by character: on replay that took more time
+    than decoding the event itself.
+    """
+    out: dict[str, str] = {}
+    for line in raw.split(b"\r\n"):
+        if not line:
+            continue
+        name, sep, value = line.partition(b":")
+        if not sep:
+            continue
+        try:
+            key = name.strip().decode("ascii")
+        except UnicodeDecodeError:
+            continue
+        if _WS.search(key):
+            continue
+        out[key] = value.strip().decode("utf-8", "replace")
+    return out
+
+
+NATS._parse_header_lines = staticmethod(_parse_header_lines)  # type: ignore[method-assign]
 
 ERR_WRONG_LAST_SEQUENCE = 10071
 ERR_BATCH_DUPLICATE_ID = 10201
@@ -73,9 +103,31 @@ class RecordedEvent:
 
     seq: int
     subject: str
-    stored_at: datetime
+    stored_ns: int
     envelope: Envelope[Any]
     data: bytes = field(repr=False)
+
+    @property
+    def stored_at(self) -> datetime:
+        """When the stream stored the event (server time)."""
+        return datetime.fromtimestamp(self.stored_ns / 1e9, UTC)
+
+
+def ack_position(msg: Msg) -> tuple[int, int, int]:
+    """(stream sequence, stored-at ns, pending) from a JetStream message's reply subject.
+
+    nats-py builds a metadata object per message for the same three numbers; on replay that is
+    a noticeable share of the cost.
+    """
+    t = (msg.reply or "").split(".")
+    if len(t) == 9:  # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
+        return int(t[5]), int(t[7]), int(t[8])
+    if len(t) >= 11:  # with domain and account hash tokens
+        return int(t[7]), int(t[9]), int(t[10])
+    md = msg.metadata
+    ts = md.timestamp
+    ns = int(ts.timestamp() * 1e9) if isinstance(ts, datetime) else 0
+    return md.sequence.stream, ns, md.num_pending or 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,17 +143,9 @@ ANY = None  # expected=ANY: append without a concurrency check
 
 
 def _headers(env: Envelope[Any]) -> dict[str, str]:
-    return {
-        "Nats-Msg-Id": env.event_id,
-        HDR_TYPE: env.type,
-        HDR_VERSION: str(env.schema_version),
-    }
-
-
-def _msg_time(msg: Msg) -> datetime:
-    md = msg.metadata
-    ts = md.timestamp
-    return ts if isinstance(ts, datetime) else datetime.now(UTC)
+    # Only what the server needs: every header is stored with the message and parsed again by
+    # every reader, so the event type and version are read from the subject and the body.
+    return {"Nats-Msg-Id": env.event_id}
 
 
 class EventLog:
@@ -298,24 +342,29 @@ class EventLog:
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[dict[str, Any]]] = []
         for i, (env, expected) in enumerate(commands):
-            if i >= window:
+            if i >= window and not futures[i - window].done():
                 await asyncio.wait([futures[i - window]])
             agg = subjects.aggregate_filter(env.aggregate_type, env.aggregate_id)
             hdr = self._guard(_headers(env), agg, expected)
-            hdr["Nats-Expected-Stream"] = self.stream
             token = f"{next(self._ack_counter)}"
             fut: asyncio.Future[dict[str, Any]] = loop.create_future()
             self._ack_futures[token] = fut
             futures.append(fut)
             subj = subjects.event_subject(env.aggregate_type, env.aggregate_id, env.type)
             await self.nc.publish(subj, env.to_json(), reply=f"{prefix}.{token}", headers=hdr)
+        if futures:
+            await asyncio.wait(futures, timeout=self.timeout)
         out: list[AppendResult | EventLogError] = []
         for (env, expected), fut in zip(commands, futures, strict=True):
-            try:
-                resp = await asyncio.wait_for(fut, self.timeout)
-            except (TimeoutError, EventLogError) as exc:
-                out.append(exc if isinstance(exc, EventLogError) else EventLogError("ack timeout"))
+            if not fut.done():
+                fut.cancel()
+                out.append(EventLogError("no PubAck within the timeout; the append may be lost"))
                 continue
+            exc = fut.exception()
+            if exc is not None:
+                out.append(exc if isinstance(exc, EventLogError) else EventLogError(str(exc)))
+                continue
+            resp = fut.result()
             err = resp.get("error")
             if err is None:
                 out.append(AppendResult((int(resp["seq"]),), duplicate=bool(resp.get("duplicate"))))
@@ -329,9 +378,10 @@ class EventLog:
     # ---- reads -------------------------------------------------------------------------
 
     def decode(self, msg: Msg) -> RecordedEvent:
-        md = msg.metadata
-        env = self.registry.decode(msg.data, msg.headers)
-        return RecordedEvent(md.sequence.stream, msg.subject, _msg_time(msg), env, msg.data)
+        seq, ns, _ = ack_position(msg)
+        etype = msg.subject.rsplit(".", 1)[-1]
+        env = self.registry.decode(msg.data, msg.headers, subject_type=etype)
+        return RecordedEvent(seq, msg.subject, ns, env, msg.data)
 
     async def load(
         self, aggregate_type: str, aggregate_id: str
@@ -397,15 +447,31 @@ class EventLog:
                 delivered = info.delivered.consumer_seq if info.delivered else 0
                 if info.num_pending == 0 and not delivered:
                     return  # nothing delivered and nothing pending: the range is empty
+            # Drain nats-py's pending queue directly: next_msg() and the messages iterator
+            # create a task per message, which costs more than decoding the event. The
+            # subscription's own pending limits still bound memory. (nats-py 2.16 internals,
+            # pinned in requirements.lock.)
+            core = sub._sub  # the JetStream wrapper copies counters; the core one is live
+            queue: asyncio.Queue[Msg] = core._pending_queue
+            jsi = core._jsi
             while True:
-                try:
-                    msg = await sub.next_msg(timeout=None if follow else 5.0)
-                except nats.errors.TimeoutError:
-                    if follow:
-                        continue
-                    raise EventLogError("replay stalled: no message for 5 s") from None
+                if queue.empty():
+                    try:
+                        msg = await asyncio.wait_for(queue.get(), None if follow else 5.0)
+                    except TimeoutError:
+                        raise EventLogError("replay stalled: no message for 5 s") from None
+                else:
+                    msg = queue.get_nowait()
+                core._pending_size -= len(msg.data)
+                if jsi is not None:
+                    # What next_msg() does: answer the server's flow control as soon as the
+                    # message before it is consumed, or the server pauses delivery.
+                    jsi._active = True
+                    if jsi._fcr and jsi.get_js_delivered() >= jsi._fciseq:
+                        fcr, jsi._fcr = jsi._fcr, None
+                        await self.nc.publish(fcr)
                 yield msg
-                if not follow and msg.metadata.num_pending == 0:
+                if not follow and ack_position(msg)[2] == 0:
                     return
         finally:
             with contextlib.suppress(Exception):  # the connection may already be gone
@@ -419,10 +485,11 @@ class EventLog:
         filter_subject: str | None = None,
         follow: bool = False,
     ) -> AsyncIterator[RecordedEvent]:
+        decode = self.decode
         async for msg in self.raw_replay(
             from_seq=from_seq, from_time=from_time, filter_subject=filter_subject, follow=follow
         ):
-            yield self.decode(msg)
+            yield decode(msg)
 
 
 def header_map(msg: Msg) -> Mapping[str, str]:

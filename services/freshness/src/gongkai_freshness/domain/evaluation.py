@@ -82,6 +82,8 @@ class Deadline:
     cancelled: bool = False
     post_id: str | None = None
     triggered_on: date | None = None
+    #: Stale on the due date itself, not the day after (a blank column is stale at once).
+    immediate: bool = False
 
     @property
     def slot(self) -> SlotKey:
@@ -92,7 +94,7 @@ class Deadline:
             return "cancelled"
         if self.met_on is not None:
             return "on_time" if self.met_on <= self.due else "late_met"
-        if as_of > self.due:
+        if as_of > self.due or (self.immediate and as_of == self.due):
             return "stale"
         if self.warn_from is not None and as_of >= self.warn_from:
             return "due_soon"
@@ -158,7 +160,7 @@ def schedule(
                 if col.ever_published or col.visible_since is None:
                     continue
                 since = col.visible_since
-                out.append(Deadline(rule, "", f"blank@{epoch}", since, None))
+                out.append(Deadline(rule, "", f"blank@{epoch}", since, None, immediate=True))
             elif kind == "dated":
                 out.extend(_dated(rule, col, unit, dl, year))
             else:

@@ -1,0 +1,135 @@
+"""Event-log client throughput beside raw nats-py, measured in the same run.
+
+Append: the client's pipelined append (Nats-Msg-Id dedup + per-aggregate expected-sequence
+headers, canonical JSON of a pydantic envelope) against nats-py ``publish_async`` of the same
+bytes with no headers. Replay: the client's replay (ordered consumer + decode into typed
+envelopes) against a raw nats-py ordered consumer that only counts messages.
+
+    python -m bench.bench_eventlog [N]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import UTC, date, datetime
+
+import nats
+
+from bench.common import Timer, server, table
+from gongkai.eventlog import EventLog
+from gongkai.events import Actor, new_event
+from gongkai.events.contracts.intake import PostSubmitted
+
+ACTOR = Actor(person="p-maker", role="maker", unit="finance")
+T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+
+
+def events(n: int, tag: str) -> list:  # type: ignore[type-arg]
+    return [
+        new_event(
+            PostSubmitted(
+                unit="finance",
+                column="work_news",
+                title=f"工作动态 {i}",
+                body="县财政局召开专项资金管理工作会议。",
+                origin="produced",
+                channel="website",
+                information_date=date(2026, 3, 1),
+                content_digest="a" * 64,
+            ),
+            aggregate_id=f"{tag}{i}",
+            actor=ACTOR,
+            command_id=f"{tag}-{i}",
+            recorded_at=T0,
+        )
+        for i in range(n)
+    ]
+
+
+async def raw_append(url: str, payloads: list[tuple[str, bytes]]) -> float:
+    nc = await nats.connect(url)
+    js = nc.jetstream(publish_async_max_pending=4000)
+    with Timer() as t:
+        for subj, data in payloads:
+            await js.publish_async(subj, data)
+        await js.publish_async_completed()
+    await nc.close()
+    return len(payloads) / t.seconds
+
+
+async def raw_replay(url: str, n: int) -> float:
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    done = asyncio.Event()
+    count = 0
+
+    async def cb(msg: object) -> None:
+        nonlocal count
+        count += 1
+        if count >= n:
+            done.set()
+
+    with Timer() as t:
+        sub = await js.subscribe(
+            "gk.ev.>", ordered_consumer=True, cb=cb, pending_msgs_limit=65536,
+            pending_bytes_limit=256 * 1024 * 1024,
+        )
+        await done.wait()
+    await sub.unsubscribe()
+    await nc.close()
+    return n / t.seconds
+
+
+async def client_append(evlog: EventLog, evs: list) -> float:  # type: ignore[type-arg]
+    with Timer() as t:
+        results = await evlog.append_pipelined([(e, 0) for e in evs])
+    bad = [r for r in results if isinstance(r, Exception)]
+    assert not bad, bad[:3]
+    return len(evs) / t.seconds
+
+
+async def client_replay(evlog: EventLog, n: int) -> float:
+    count = 0
+    with Timer() as t:
+        async for _ in evlog.replay():
+            count += 1
+    assert count == n, count
+    return n / t.seconds
+
+
+async def run(n: int) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    with server(sync_always=False) as srv:
+        evlog = await EventLog.connect(srv.url)
+        await evlog.ensure_stream()
+        raw_evs = events(n, "R")
+        payloads = [(f"gk.ev.post.{e.aggregate_id}.PostSubmitted", e.to_json()) for e in raw_evs]
+        raw_a = await raw_append(srv.url, payloads)
+        cli_a = await client_append(evlog, events(n, "C"))
+        total = 2 * n
+        raw_r = await raw_replay(srv.url, total)
+        cli_r = await client_replay(evlog, total)
+        await evlog.close()
+    with server(sync_always=True) as srv:
+        evlog = await EventLog.connect(srv.url)
+        await evlog.ensure_stream()
+        sync_a = await client_append(evlog, events(n, "S"))
+        await evlog.close()
+    rows.append(("append", f"{raw_a:,.0f}", f"{cli_a:,.0f}", f"{cli_a / raw_a:.0%}", ">= 50%"))
+    rows.append(("replay", f"{raw_r:,.0f}", f"{cli_r:,.0f}", f"{cli_r / raw_r:.0%}", ">= 40%"))
+    rows.append(
+        ("append, sync always", f"{raw_a:,.0f}", f"{sync_a:,.0f}", f"{sync_a / raw_a:.0%}", "cost")
+    )
+    return rows
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
+    rows = asyncio.run(run(n))
+    print(f"event log, {n} events of ~{len(events(1, 'X')[0].to_json())} bytes")
+    print(table(rows, ("path", "raw nats-py msg/s", "gongkai msg/s", "ratio", "target")))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""Helpers for the benchmarks: a throwaway nats-server and a results table."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from gongkai.natsserver import NatsServer
+
+
+@contextmanager
+def server(sync_always: bool = False) -> Iterator[NatsServer]:
+    with tempfile.TemporaryDirectory(prefix="gongkai-bench-") as d:
+        srv = NatsServer(store_dir=Path(d), sync_always=sync_always).start()
+        try:
+            yield srv
+        finally:
+            srv.stop()
+
+
+class Timer:
+    def __enter__(self) -> Timer:
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self.t0
+
+
+def table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
+    out = [line, "  ".join("-" * w for w in widths)]
+    for r in rows:
+        out.append("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))
+    return "\n".join(out)
