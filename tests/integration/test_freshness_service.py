@@ -81,7 +81,11 @@ class County:
     async def unit(self, code: str, kind: str = "department") -> None:
         await self.record(
             UnitRegistered(
-                code=code, name=code, kind=kind, contact_name="联系人", contact_mobile="19900000000"  # type: ignore[arg-type]
+                code=code,
+                name=code,
+                kind=kind,
+                contact_name="联系人",
+                contact_mobile="19900000000",  # type: ignore[arg-type]
             ),
             code,
         )
@@ -190,11 +194,18 @@ async def test_each_transition_is_recorded_once_across_ticks_and_restarts(
     await county.publish("p1", "finance", "normative_documents", D("2026-03-18"), post="P1")
     await platform.settle()
     refreshed = [
-        e for e in await county.events("ColumnRefreshed") if e.payload.column == "normative_documents"
+        e
+        for e in await county.events("ColumnRefreshed")
+        if e.payload.column == "normative_documents"
     ]
     assert len(refreshed) == 1
     p = refreshed[0].payload
-    assert (p.resolution, p.met_on, p.late_days, p.post_id) == ("published", D("2026-03-18"), 2, "P1")
+    assert (p.resolution, p.met_on, p.late_days, p.post_id) == (
+        "published",
+        D("2026-03-18"),
+        2,
+        "P1",
+    )
     assert p.stale_event_id == next(
         e.event_id for e in await county.events("ColumnStale") if e.payload.post_id == "P1"
     )
@@ -270,14 +281,19 @@ async def test_keep_and_hide_through_http(county: County, platform: Platform) ->
     await platform.settle()
     client = platform.client
     url = "/units/finance/columns/statistics/visibility"
-    body = {"visibility": "hidden", "reason": "统计由统计局发布 / published by the statistics bureau"}
+    body = {
+        "visibility": "hidden",
+        "reason": "统计由统计局发布 / published by the statistics bureau",
+    }
 
     before = await county.evlog.last_sequence()
     r = await client.put(url, json=body)
     assert r.status_code == 401 and r.json()["field"] == "Authorization"
     r = await client.put(url, json=body, headers=county.auth("maker"))
     assert r.status_code == 403
-    r = await client.put(url, json={"visibility": "gone", "reason": "x"}, headers=county.auth("leader"))
+    r = await client.put(
+        url, json={"visibility": "gone", "reason": "x"}, headers=county.auth("leader")
+    )
     assert r.status_code == 422 and r.json()["field"] == "visibility"
     r = await client.put(
         "/units/finance/columns/nope/visibility", json=body, headers=county.auth("leader")
@@ -351,7 +367,10 @@ async def test_status_and_site_risk_routes(county: County, platform: Platform) -
     assert (lines["homepage-idle"]["value"], lines["homepage-idle"]["level"]) == (18, "veto")
     assert (lines["blank-columns"]["value"], lines["blank-columns"]["level"]) == (1, "ok")
     assert (lines["stale-columns"]["value"], lines["stale-columns"]["level"]) == (2, "ok")
-    assert lines["stale-columns"]["counted"][0] == {"unit": "finance", "column": "leaders_activities"}
+    assert lines["stale-columns"]["counted"][0] == {
+        "unit": "finance",
+        "column": "leaders_activities",
+    }
     rule_sets = (await client.get("/rule-sets")).json()
     assert [rs["id"] for rs in rule_sets["rule_sets"]] == ["wenan-2018", "national-2019"]
     assert len([c for g in rule_sets["catalog"]["groups"] for c in g["columns"]]) == 30

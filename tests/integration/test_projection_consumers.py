@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -76,6 +77,12 @@ class TitlesPerPost(Projection):
             )
 
 
+class SlowTitles(TitlesPerPost):
+    def apply(self, conn: Connection, event: RecordedEvent) -> None:
+        time.sleep(0.0002)
+        super().apply(conn, event)
+
+
 async def fill(evlog: EventLog, n: int, posts: int = 50, tag: str = "c") -> None:
     cmds = [(submitted(f"P{i % posts}", f"{tag}{i}", f"t{i}"), None) for i in range(n)]
     results = await evlog.append_pipelined(cmds)  # type: ignore[arg-type]
@@ -96,7 +103,7 @@ async def test_killed_mid_stream_then_restarted_equals_rebuild(
 ) -> None:
     await fill(evlog, 3000)
     store = ProjectionStore(make_engine(f"sqlite:///{tmp_path / 'live.db'}"))
-    proj = TitlesPerPost()
+    proj = SlowTitles()  # slow enough that the stop lands mid-stream, not after the end
     sub = CatchUpSubscription(evlog, store, proj, batch=100)
     await sub.start()
     while sub.position < 500:

@@ -136,9 +136,7 @@ class County:
     def withdraw(self, post: str, unit: str, on: date) -> None:
         self.fold(PostWithdrawn(unit=unit, reason="not for disclosure"), post, on)
 
-    def publish(
-        self, pub: str, unit: str, column: str, on: date, post: str | None = None
-    ) -> None:
+    def publish(self, pub: str, unit: str, column: str, on: date, post: str | None = None) -> None:
         self.fold(
             PostPublished(
                 publication_id=pub,
@@ -166,10 +164,20 @@ class County:
         self.fold(LeadershipDutiesChanged(unit=unit, changed_on=on, summary="new deputy"), unit, on)
 
     def hide(self, unit: str, column: str, on: date) -> None:
-        self.fold(ColumnHidden(unit=unit, column=column, reason="not our function"), f"{unit}--{column}", on, LEADER)
+        self.fold(
+            ColumnHidden(unit=unit, column=column, reason="not our function"),
+            f"{unit}--{column}",
+            on,
+            LEADER,
+        )
 
     def keep(self, unit: str, column: str, on: date) -> None:
-        self.fold(ColumnKept(unit=unit, column=column, reason="we do publish this"), f"{unit}--{column}", on, LEADER)
+        self.fold(
+            ColumnKept(unit=unit, column=column, reason="we do publish this"),
+            f"{unit}--{column}",
+            on,
+            LEADER,
+        )
 
     def evaluate(self, as_of: date) -> list[EventPayload]:
         """Record what a tick on ``as_of`` would record; returns the payloads."""
@@ -203,7 +211,9 @@ class County:
         return next(rs for rs in self.reg.rule_sets if rs.id == rule_set)
 
 
-def only(events: list[EventPayload], column: str, rule_set: str | None = None) -> list[EventPayload]:
+def only(
+    events: list[EventPayload], column: str, rule_set: str | None = None
+) -> list[EventPayload]:
     return [
         e
         for e in events
@@ -294,66 +304,263 @@ def _emptied(c: County) -> None:
 
 CASES = [
     # periodic
-    Case("fortnightly fresh", _pub_on("leaders_activities", "2026-03-02"), "leaders_activities",
-         WENAN, D("2026-03-10"), "fresh", D("2026-03-16"), "fortnightly"),
-    Case("fortnightly due soon", _pub_on("leaders_activities", "2026-03-02"), "leaders_activities",
-         WENAN, D("2026-03-11"), "due_soon", D("2026-03-16"), "fortnightly"),
-    Case("fortnightly last day", _pub_on("leaders_activities", "2026-03-02"), "leaders_activities",
-         WENAN, D("2026-03-16"), "due_soon", D("2026-03-16"), "fortnightly"),
-    Case("fortnightly stale", _pub_on("leaders_activities", "2026-03-02"), "leaders_activities",
-         WENAN, D("2026-03-17"), "stale", D("2026-03-16"), "fortnightly"),
-    Case("national news 2 weeks", _pub_on("work_arrangements", "2026-03-02"), "work_arrangements",
-         NATIONAL, D("2026-03-17"), "stale", D("2026-03-16"), "news-2w"),
-    Case("half-yearly from 31 August ends in February", _pub_on("government_rules", "2025-08-31"),
-         "government_rules", WENAN, D("2026-03-01"), "stale", D("2026-02-28"), "half-yearly"),
-    Case("yearly", _pub_on("chronicle", "2025-03-01"), "chronicle", WENAN, D("2026-02-20"),
-         "fresh", D("2026-03-01"), "yearly"),
+    Case(
+        "fortnightly fresh",
+        _pub_on("leaders_activities", "2026-03-02"),
+        "leaders_activities",
+        WENAN,
+        D("2026-03-10"),
+        "fresh",
+        D("2026-03-16"),
+        "fortnightly",
+    ),
+    Case(
+        "fortnightly due soon",
+        _pub_on("leaders_activities", "2026-03-02"),
+        "leaders_activities",
+        WENAN,
+        D("2026-03-11"),
+        "due_soon",
+        D("2026-03-16"),
+        "fortnightly",
+    ),
+    Case(
+        "fortnightly last day",
+        _pub_on("leaders_activities", "2026-03-02"),
+        "leaders_activities",
+        WENAN,
+        D("2026-03-16"),
+        "due_soon",
+        D("2026-03-16"),
+        "fortnightly",
+    ),
+    Case(
+        "fortnightly stale",
+        _pub_on("leaders_activities", "2026-03-02"),
+        "leaders_activities",
+        WENAN,
+        D("2026-03-17"),
+        "stale",
+        D("2026-03-16"),
+        "fortnightly",
+    ),
+    Case(
+        "national news 2 weeks",
+        _pub_on("work_arrangements", "2026-03-02"),
+        "work_arrangements",
+        NATIONAL,
+        D("2026-03-17"),
+        "stale",
+        D("2026-03-16"),
+        "news-2w",
+    ),
+    Case(
+        "half-yearly from 31 August ends in February",
+        _pub_on("government_rules", "2025-08-31"),
+        "government_rules",
+        WENAN,
+        D("2026-03-01"),
+        "stale",
+        D("2026-02-28"),
+        "half-yearly",
+    ),
+    Case(
+        "yearly",
+        _pub_on("chronicle", "2025-03-01"),
+        "chronicle",
+        WENAN,
+        D("2026-02-20"),
+        "fresh",
+        D("2026-03-01"),
+        "yearly",
+    ),
     # triggered
-    Case("normative document: 20 working days (anchors example)", _normative,
-         "normative_documents", WENAN, D("2026-03-16"), "due_soon", D("2026-03-16"), "within-20wd"),
-    Case("normative document: missed the next day", _normative, "normative_documents", WENAN,
-         D("2026-03-17"), "stale", D("2026-03-16"), "within-20wd"),
-    Case("service guide: 3 working days end on a make-up Saturday", _service_guide,
-         "service_guides", WENAN, D("2026-10-09"), "due_soon", D("2026-10-10"), "within-3wd"),
-    Case("service guide: stale after the make-up Saturday", _service_guide, "service_guides",
-         WENAN, D("2026-10-11"), "stale", D("2026-10-10"), "within-3wd"),
-    Case("enforcement: 2025 make-up days counted", _enforcement_2025, "administrative_licensing",
-         WENAN, D("2025-10-17"), "stale", D("2025-10-16"), "within-10wd"),
-    Case("triggered deadline missed while the column is otherwise fresh",
-         _penalty_missed_but_fresh, "administrative_penalties", WENAN, D("2026-03-17"), "stale",
-         D("2026-03-16"), "within-10wd"),
-    Case("a due date in a year without an official calendar is provisional", _december_post,
-         "normative_documents", WENAN, D("2027-01-13"), "stale", D("2027-01-12"), "within-20wd",
-         provisional=True),
+    Case(
+        "normative document: 20 working days (anchors example)",
+        _normative,
+        "normative_documents",
+        WENAN,
+        D("2026-03-16"),
+        "due_soon",
+        D("2026-03-16"),
+        "within-20wd",
+    ),
+    Case(
+        "normative document: missed the next day",
+        _normative,
+        "normative_documents",
+        WENAN,
+        D("2026-03-17"),
+        "stale",
+        D("2026-03-16"),
+        "within-20wd",
+    ),
+    Case(
+        "service guide: 3 working days end on a make-up Saturday",
+        _service_guide,
+        "service_guides",
+        WENAN,
+        D("2026-10-09"),
+        "due_soon",
+        D("2026-10-10"),
+        "within-3wd",
+    ),
+    Case(
+        "service guide: stale after the make-up Saturday",
+        _service_guide,
+        "service_guides",
+        WENAN,
+        D("2026-10-11"),
+        "stale",
+        D("2026-10-10"),
+        "within-3wd",
+    ),
+    Case(
+        "enforcement: 2025 make-up days counted",
+        _enforcement_2025,
+        "administrative_licensing",
+        WENAN,
+        D("2025-10-17"),
+        "stale",
+        D("2025-10-16"),
+        "within-10wd",
+    ),
+    Case(
+        "triggered deadline missed while the column is otherwise fresh",
+        _penalty_missed_but_fresh,
+        "administrative_penalties",
+        WENAN,
+        D("2026-03-17"),
+        "stale",
+        D("2026-03-16"),
+        "within-10wd",
+    ),
+    Case(
+        "a due date in a year without an official calendar is provisional",
+        _december_post,
+        "normative_documents",
+        WENAN,
+        D("2027-01-13"),
+        "stale",
+        D("2027-01-12"),
+        "within-20wd",
+        provisional=True,
+    ),
     # leadership change
-    Case("leaders' duties changed: 10 working days", _leaders, "leaders_duties", WENAN,
-         D("2026-03-17"), "stale", D("2026-03-16"), "leadership-10wd"),
-    Case("leaders' duties updated in time", _leaders_updated, "leaders_duties", WENAN,
-         D("2026-03-17"), "fresh", D("2027-03-12"), "yearly"),
+    Case(
+        "leaders' duties changed: 10 working days",
+        _leaders,
+        "leaders_duties",
+        WENAN,
+        D("2026-03-17"),
+        "stale",
+        D("2026-03-16"),
+        "leadership-10wd",
+    ),
+    Case(
+        "leaders' duties updated in time",
+        _leaders_updated,
+        "leaders_duties",
+        WENAN,
+        D("2026-03-17"),
+        "fresh",
+        D("2027-03-12"),
+        "yearly",
+    ),
     # dated: the annual report
-    Case("annual report (wenan): end of February", _report("2025-06-01"), "annual_reports",
-         WENAN, D("2026-03-01"), "stale", D("2026-02-28"), "annual-report"),
-    Case("annual report (national, department): 31 January", _report("2025-06-01"),
-         "annual_reports", NATIONAL, D("2026-02-01"), "stale", D("2026-01-31"), "annual-report"),
-    Case("annual report (national, county government): 31 March", _report("2025-06-01"),
-         "annual_reports", NATIONAL, D("2026-02-01"), "fresh", D("2026-03-31"), "annual-report",
-         kind="county_office"),
-    Case("annual report published in February: national late, wenan in time",
-         _report("2026-02-15"), "annual_reports", WENAN, D("2026-03-01"), "fresh",
-         D("2027-02-15"), "yearly"),
+    Case(
+        "annual report (wenan): end of February",
+        _report("2025-06-01"),
+        "annual_reports",
+        WENAN,
+        D("2026-03-01"),
+        "stale",
+        D("2026-02-28"),
+        "annual-report",
+    ),
+    Case(
+        "annual report (national, department): 31 January",
+        _report("2025-06-01"),
+        "annual_reports",
+        NATIONAL,
+        D("2026-02-01"),
+        "stale",
+        D("2026-01-31"),
+        "annual-report",
+    ),
+    Case(
+        "annual report (national, county government): 31 March",
+        _report("2025-06-01"),
+        "annual_reports",
+        NATIONAL,
+        D("2026-02-01"),
+        "fresh",
+        D("2026-03-31"),
+        "annual-report",
+        kind="county_office",
+    ),
+    Case(
+        "annual report published in February: national late, wenan in time",
+        _report("2026-02-15"),
+        "annual_reports",
+        WENAN,
+        D("2026-03-01"),
+        "fresh",
+        D("2027-02-15"),
+        "yearly",
+    ),
     # blank and hidden
-    Case("a kept column with no item is stale at once", lambda c: None, "statistics", WENAN,
-         D("2026-01-05"), "blank", D("2026-01-05"), "blank"),
-    Case("a hidden column is exempt", _hidden, "statistics", WENAN, D("2026-06-01"), "hidden",
-         None),
-    Case("hidden then kept again: blank since kept", _hidden_and_kept, "statistics", WENAN,
-         D("2026-02-02"), "blank", D("2026-02-01"), "blank"),
-    Case("removing every item hides the column", _emptied, "statistics", WENAN, D("2026-06-01"),
-         "hidden", None),
-    Case("housing security starts hidden", lambda c: None, "housing_security", WENAN,
-         D("2026-06-01"), "hidden", None),
-    Case("major projects do not exist for committees", lambda c: None, "major_projects", WENAN,
-         D("2026-06-01"), "hidden", None, kind="committee"),
+    Case(
+        "a kept column with no item is stale at once",
+        lambda c: None,
+        "statistics",
+        WENAN,
+        D("2026-01-05"),
+        "blank",
+        D("2026-01-05"),
+        "blank",
+    ),
+    Case(
+        "a hidden column is exempt", _hidden, "statistics", WENAN, D("2026-06-01"), "hidden", None
+    ),
+    Case(
+        "hidden then kept again: blank since kept",
+        _hidden_and_kept,
+        "statistics",
+        WENAN,
+        D("2026-02-02"),
+        "blank",
+        D("2026-02-01"),
+        "blank",
+    ),
+    Case(
+        "removing every item hides the column",
+        _emptied,
+        "statistics",
+        WENAN,
+        D("2026-06-01"),
+        "hidden",
+        None,
+    ),
+    Case(
+        "housing security starts hidden",
+        lambda c: None,
+        "housing_security",
+        WENAN,
+        D("2026-06-01"),
+        "hidden",
+        None,
+    ),
+    Case(
+        "major projects do not exist for committees",
+        lambda c: None,
+        "major_projects",
+        WENAN,
+        D("2026-06-01"),
+        "hidden",
+        None,
+        kind="committee",
+    ),
 ]
 
 
@@ -534,10 +741,12 @@ def test_annual_report_still_missing_at_new_year_stays_stale_until_published(
     c = County(calendar, (WENAN,))
     c.unit("u", "department", D("2026-01-02"))
     c.publish("old", "u", "annual_reports", D("2025-12-01"))
-    assert kinds([e for e in c.evaluate(D("2026-03-01")) if getattr(e, "rule", "") == "annual-report"]) == [
-        ("ColumnStale", WENAN, "annual-report")
-    ]
-    assert [e for e in c.evaluate(D("2027-01-04")) if getattr(e, "rule", "") == "annual-report"] == []
+    assert kinds(
+        [e for e in c.evaluate(D("2026-03-01")) if getattr(e, "rule", "") == "annual-report"]
+    ) == [("ColumnStale", WENAN, "annual-report")]
+    assert [
+        e for e in c.evaluate(D("2027-01-04")) if getattr(e, "rule", "") == "annual-report"
+    ] == []
     c.publish("new", "u", "annual_reports", D("2027-01-10"))
     closed = [e for e in c.evaluate(D("2027-01-10")) if getattr(e, "rule", "") == "annual-report"]
     assert len(closed) == 1 and isinstance(closed[0], ColumnRefreshed)
@@ -617,7 +826,10 @@ def test_visibility_decisions(calendar: WorkingCalendar) -> None:
 
     def decide(column: str, keep: bool, reason: str = "why") -> list[EventPayload]:
         return decide_visibility(
-            SetVisibility("u", column, keep, reason), unit, reg.columns.get(("u", column)), reg.catalog
+            SetVisibility("u", column, keep, reason),
+            unit,
+            reg.columns.get(("u", column)),
+            reg.catalog,
         )
 
     hidden = decide("statistics", False)
@@ -629,7 +841,13 @@ def test_visibility_decisions(calendar: WorkingCalendar) -> None:
     assert len(decide("chronicle", True)) == 1
 
     refusals = [
-        (lambda: decide_visibility(SetVisibility("nope", "x", True, "r"), None, None, reg.catalog), 404, "code"),
+        (
+            lambda: decide_visibility(
+                SetVisibility("nope", "x", True, "r"), None, None, reg.catalog
+            ),
+            404,
+            "code",
+        ),
         (lambda: decide("no_such_column", True), 404, "column"),
         (lambda: decide("public_resources", True), 422, "column"),  # departments only
         (lambda: decide("chronicle", False, "  "), 422, "reason"),
@@ -668,7 +886,9 @@ def test_site_risk_lines_warn_before_the_veto(calendar: WorkingCalendar) -> None
     idle = next(line for line in risk.lines if line.id == "homepage-idle")
     assert (idle.value, idle.level) == (15, "veto")
     c.publish("n", "u", "leaders_activities", later - timedelta(days=11))
-    idle = next(line for line in site_risk(c.reg, national, later).lines if line.id == "homepage-idle")
+    idle = next(
+        line for line in site_risk(c.reg, national, later).lines if line.id == "homepage-idle"
+    )
     assert (idle.value, idle.level) == (11, "warning")
     c.unit("v")
     for i, code in enumerate(c.reg.catalog.columns):

@@ -176,7 +176,9 @@ BAD = [
     ),
     (
         "bad working days",
-        GOOD_OVERLAY.replace("kind: periodic, every: 1 month", "kind: triggered, within_working_days: 0"),
+        GOOD_OVERLAY.replace(
+            "kind: periodic, every: 1 month", "kind: triggered, within_working_days: 0"
+        ),
         "rules[0].within_working_days: expected a whole number from 1 to 250",
     ),
     (
@@ -187,14 +189,14 @@ BAD = [
     (
         "unknown unit kind",
         GOOD_OVERLAY.replace(
-            "kind: periodic, every: 1 month", "kind: dated, by: 01-31, by_unit_kind: {village: 02-01}"
+            "kind: periodic, every: 1 month",
+            "kind: dated, by: 01-31, by_unit_kind: {village: 02-01}",
         ),
         "rules[0].by_unit_kind: unknown key(s): village",
     ),
     (
         "one id, two meanings",
-        GOOD_OVERLAY
-        + "  - {id: monthly, kind: periodic, every: 2 months, columns: [chronicle]}\n",
+        GOOD_OVERLAY + "  - {id: monthly, kind: periodic, every: 2 months, columns: [chronicle]}\n",
         "rule monthly: one rule id is defined with different parameters",
     ),
     (
@@ -249,7 +251,9 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize(("text", "message"), [(t, m) for _, t, m in BAD], ids=[n for n, _, _ in BAD])
+@pytest.mark.parametrize(
+    ("text", "message"), [(t, m) for _, t, m in BAD], ids=[n for n, _, _ in BAD]
+)
 def test_bad_rule_sets_are_refused_with_the_place(tmp_path: Path, text: str, message: str) -> None:
     path = write(tmp_path, text)
     with pytest.raises(RuleSetError) as err:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TextIO
@@ -143,9 +143,25 @@ class DemoDirectory:
 DEMO = DemoDirectory(demo_spec())
 
 
-async def seed_demo(evlog: EventLog, at: datetime) -> LoadReport:
-    """Load the demo directory (idempotent: a second load records nothing)."""
-    return await apply_directory(evlog, DEMO.spec, actor=DEMO_ACTOR, now=at, today=local_date(at))
+def subset(units: Iterable[str]) -> DirectorySpec:
+    """The demo directory cut down to some units, their people and the county office's."""
+    wanted = {*units, "county-office"}
+    unknown = wanted - set(DEMO.units)
+    if unknown:
+        raise KeyError(f"no demo unit {sorted(unknown)[0]!r}")
+    return DirectorySpec(
+        units=tuple(u for u in DEMO.spec.units if u.code in wanted),
+        people=tuple(p for p in DEMO.spec.people if all(u in wanted for u, _ in p.roles)),
+    )
+
+
+async def seed_demo(
+    evlog: EventLog, at: datetime, units: Iterable[str] | None = None
+) -> LoadReport:
+    """Load the demo directory, or the part of it for ``units`` (tests: fewer events to wait
+    for). Idempotent: loading it again records nothing."""
+    spec = DEMO.spec if units is None else subset(units)
+    return await apply_directory(evlog, spec, actor=DEMO_ACTOR, now=at, today=local_date(at))
 
 
 def print_tokens(out: TextIO) -> None:

@@ -14,6 +14,7 @@ import contextlib
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from urllib.parse import urlsplit
 
 import nats
 import structlog
@@ -73,15 +74,37 @@ def make_app(services: Sequence[Service], title: str = "gongkai") -> FastAPI:
 
 
 async def check_nats(url: str, user: str | None, password: str | None) -> None:
+    parsed = urlsplit(url if "://" in url else f"nats://{url}")
     try:
-        nc = await nats.connect(
-            url,
-            connect_timeout=2,
-            allow_reconnect=False,
-            max_reconnect_attempts=0,
-            user=user,
-            password=password,
+        host, port = parsed.hostname or "127.0.0.1", parsed.port or 4222
+    except ValueError:
+        raise StartupError(f"not a NATS URL: {url}") from None
+    try:
+        # nats-py retries a refused first connect quietly; ask the socket first for a clear answer.
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 3)
+        writer.close()
+    except (OSError, TimeoutError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc) or "no answer"
+        raise StartupError(f"cannot connect to NATS at {url}: {reason}") from None
+
+    async def quiet(_exc: Exception) -> None:
+        return None  # the failure is reported once, below, not as nats-py tracebacks
+
+    try:
+        nc = await asyncio.wait_for(
+            nats.connect(
+                url,
+                connect_timeout=2,
+                allow_reconnect=False,
+                max_reconnect_attempts=0,
+                user=user,
+                password=password,
+                error_cb=quiet,
+            ),
+            5,
         )
+    except TimeoutError:
+        raise StartupError(f"cannot connect to NATS at {url}: no answer within 5 s") from None
     except Exception as exc:  # noqa: BLE001 - any failure is reported as one line
         reason = str(exc) or type(exc).__name__
         raise StartupError(f"cannot connect to NATS at {url}: {reason}") from None
@@ -173,6 +196,8 @@ class Host:
         await self.shutdown()
 
     async def shutdown(self) -> None:
+        if not self.services and self.server is None:
+            return
         for svc in reversed(self.services):
             try:
                 await svc.stop()

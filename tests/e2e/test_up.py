@@ -1,0 +1,178 @@
+"""`gongkai up` as a user runs it: a real process, the embedded nats-server, HTTP, signals."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gongkai.eventlog import EventLog
+from gongkai.events import Actor, new_event
+from gongkai.events.contracts.intake import PostSubmitted
+from gongkai.natsserver import free_port
+
+GONGKAI = str(Path(sys.executable).parent / "gongkai")
+
+
+def run_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [GONGKAI, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, int]]:
+    http, nport = free_port(), free_port()
+    proc = subprocess.Popen(
+        [
+            GONGKAI,
+            "up",
+            "--data-dir",
+            str(tmp_path / "var"),
+            "--port",
+            str(http),
+            "--nats-port",
+            str(nport),
+            "--log-format",
+            "json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "GONGKAI_LOG_LEVEL": "info"},
+    )
+    try:
+        yield proc, http, nport
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+def wait_ready(port: int, within: float = 30) -> float:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < within:
+        try:
+            r = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
+            if r.status_code == 200:
+                return time.monotonic() - t0
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("gongkai up never became ready")
+
+
+async def append_some(url: str, n: int) -> None:
+    evlog = await EventLog.connect(url)
+    for i in range(n):
+        env = new_event(
+            PostSubmitted(
+                unit="finance",
+                column="work_news",
+                title=f"t{i}",
+                body="b",
+                origin="produced",
+                channel="website",
+                information_date=date(2026, 3, 1),
+                content_digest="a" * 64,
+            ),
+            aggregate_id=f"T{i}",
+            actor=Actor(person="p", role="maker", unit="finance"),
+            command_id=f"tail-{i}",
+            recorded_at=datetime(2026, 3, 2, tzinfo=UTC),
+        )
+        await evlog.append([env], expected=0)
+    await evlog.close()
+
+
+def test_up_ready_tail_and_graceful_stop(running: tuple[subprocess.Popen[str], int, int]) -> None:
+    proc, http, nport = running
+    took = wait_ready(http)
+    assert took < 30
+    assert httpx.get(f"http://127.0.0.1:{http}/healthz").json() == {"status": "ok"}
+    metrics = httpx.get(f"http://127.0.0.1:{http}/metrics").text
+    assert "gongkai_consumer_lag" in metrics
+    url = f"nats://127.0.0.1:{nport}"
+    asyncio.run(append_some(url, 3))
+    out = run_cli("events", "tail", "--nats-url", url, "--no-follow")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("PostSubmitted") >= 3
+    only = run_cli(
+        "events",
+        "tail",
+        "--nats-url",
+        url,
+        "--no-follow",
+        "--type",
+        "PostSubmitted",
+        "--from-seq",
+        "2",
+        "--json",
+    )
+    assert only.returncode == 0, only.stderr
+    assert '"type": "PostSubmitted"' in only.stdout
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr[-2000:]
+    assert "gongkai is running" in stdout
+    assert '"event": "stopped"' in stderr
+
+
+def test_wrong_nats_url_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]  # nothing listens here once closed
+    out = run_cli(
+        "up",
+        "--nats-url",
+        f"nats://127.0.0.1:{dead}",
+        "--data-dir",
+        str(tmp_path),
+        "--port",
+        str(free_port()),
+    )
+    assert out.returncode != 0
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert lines == [lines[0]] and "cannot connect to NATS" in lines[0], out.stderr
+
+
+def test_port_in_use_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        busy = s.getsockname()[1]
+        out = run_cli("up", "--data-dir", str(tmp_path), "--port", str(busy))
+    assert out.returncode != 0
+    assert "already in use" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_unwritable_data_dir_is_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    out = run_cli("up", "--data-dir", str(blocker / "var"), "--port", str(free_port()))
+    assert out.returncode != 0
+    assert "data directory" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_tail_rejects_bad_arguments() -> None:
+    out = run_cli("events", "tail", "--type", "NoSuchEvent")
+    assert out.returncode == 2 and "unknown event type" in out.stderr
+    out = run_cli("events", "tail", "--from-seq", "0")
+    assert out.returncode == 2
+
+
+def test_events_schema_writes_one_schema_per_event(tmp_path: Path) -> None:
+    out = run_cli("events", "schema", "--out", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    names = {p.stem for p in tmp_path.glob("*.json")}
+    assert {"PostSubmitted", "ReviewSigned", "ColumnStale", "ViolationRecorded"} <= names
