@@ -6,7 +6,7 @@ PIP_VERSION := 26.3
 SERVICES := intake review freshness accountability
 STAMP := $(VENV)/.installed
 
-.PHONY: up up-demo test lint typecheck bench lock clean asyncapi
+.PHONY: up up-demo test lint typecheck bench lock clean asyncapi schemas
 
 $(STAMP): requirements.lock shared/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ bench: $(STAMP)
 
 asyncapi: $(STAMP)
 	$(BIN)/gongkai events asyncapi --out docs/asyncapi
+	$(BIN)/gongkai events schema --out docs/schemas
+
+schemas: asyncapi
 
 # Re-resolve the pins from requirements.in (needs the network); commit the result.
 lock:

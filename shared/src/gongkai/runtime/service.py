@@ -8,6 +8,7 @@ anything (the AsyncAPI generator builds services offline); ``start`` connects.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -73,7 +74,7 @@ class Service:
                 subjects.type_filter(cls.event_type, cls.aggregate_type),
                 stream=log_stream,
                 title=f"{cls.event_type}",
-                description=(cls.__doc__ or "").strip(),
+                description=inspect.cleandoc(cls.__doc__ or ""),
                 schema=Envelope[cls],  # type: ignore[valid-type]
             )
 

@@ -70,7 +70,8 @@ class Deadlines:
         return self.calendar.working_days_between(as_of, due).value
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: built by the hundred thousand, and a frozen dataclass pays for each field.
+@dataclass(slots=True)
 class Deadline:
     rule: Rule
     subject: str

@@ -12,14 +12,15 @@ from typing import Literal
 
 from gongkai.rules import RuleSet, SiteLine, Text
 from gongkai_freshness.domain.evaluation import OPEN, Deadline
-from gongkai_freshness.domain.register import ColumnRegister
+from gongkai_freshness.domain.register import ColumnRegister, gc_paused
 from gongkai_freshness.domain.state import ColumnState, HiddenBy
 
 ColumnStateName = Literal["fresh", "due_soon", "stale", "hidden", "blank"]
 _SEVERITY = {"stale": 0, "due_soon": 1, "ok": 2}
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: built by the hundred thousand, and a frozen dataclass pays for each field.
+@dataclass(slots=True)
 class Obligation:
     """One running deadline of a column under one rule."""
 
@@ -35,7 +36,8 @@ class Obligation:
     overdue_days: int
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: built by the hundred thousand, and a frozen dataclass pays for each field.
+@dataclass(slots=True)
 class ColumnStatus:
     unit: str
     column: str
@@ -153,12 +155,13 @@ def status_table(
     units = [unit] if unit is not None else sorted(reg.units)
     sets = [rs for rs in reg.rule_sets if rule_set is None or rs.id == rule_set]
     rows: list[ColumnStatus] = []
-    for code in units:
-        if code not in reg.units:
-            continue
-        for col in reg.unit_columns(code):
-            for rs in sets:
-                rows.append(column_status(reg, col, rs, as_of))
+    with gc_paused():
+        for code in units:
+            if code not in reg.units:
+                continue
+            for col in reg.unit_columns(code):
+                for rs in sets:
+                    rows.append(column_status(reg, col, rs, as_of))
     return rows
 
 
@@ -204,7 +207,8 @@ def site_risk(
     """The national single-veto lines of ``rs`` over the whole site, or one unit's section."""
     units = [unit] if unit is not None else sorted(reg.units)
     cols = [c for u in units if u in reg.units for c in reg.unit_columns(u)]
-    results = [_line(reg, rs, line, cols, units, as_of) for line in rs.site]
+    with gc_paused():
+        results = [_line(reg, rs, line, cols, units, as_of) for line in rs.site]
     level: Level = max((r.level for r in results), key=_LEVELS.__getitem__, default="ok")
     return SiteRisk(rs.id, as_of, unit, level, tuple(results))
 
