@@ -32,6 +32,14 @@ from gongkai.projection import Projection, ProjectionStore
 log = structlog.get_logger("gongkai.consumer")
 
 
+def event_log_context(rec: RecordedEvent) -> contextlib.AbstractContextManager[Any]:
+    """Every log line while handling an event names the event and its correlation id."""
+    env = rec.envelope
+    return structlog.contextvars.bound_contextvars(
+        event_id=env.event_id, correlation_id=env.correlation_id, seq=rec.seq
+    )
+
+
 async def dead_letter(evlog: EventLog, consumer: str, msg: Msg, error: str) -> None:
     """Record a message a consumer gave up on, with its error, in the dead-letter stream."""
     md = None
@@ -195,6 +203,10 @@ class CatchUpSubscription:
             await self.on_applied(events)
 
     async def _apply_one(self, msg: Msg, rec: RecordedEvent) -> None:
+        with event_log_context(rec):
+            await self._apply_one_bound(msg, rec)
+
+    async def _apply_one_bound(self, msg: Msg, rec: RecordedEvent) -> None:
         error = ""
         for attempt in range(1, self.max_attempts + 1):
             try:
@@ -316,7 +328,8 @@ class DurableConsumer:
             await msg.term()
             return
         try:
-            await self.handler(rec)
+            with event_log_context(rec):
+                await self.handler(rec)
         except Exception as exc:  # noqa: BLE001
             error = f"{type(exc).__name__}: {exc}"
             delivered = msg.metadata.num_delivered

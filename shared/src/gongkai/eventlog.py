@@ -38,7 +38,7 @@ from nats.js.api import (
     StreamConfig,
 )
 
-from gongkai import subjects
+from gongkai import metrics, subjects
 from gongkai.events.envelope import REGISTRY, Envelope, Registry
 
 _WS = re.compile(r"\s")
@@ -162,6 +162,8 @@ class EventLog:
         self.stream = stream
         self.registry = registry
         self.timeout = timeout
+        #: Label for the appended-events metric: the service that owns this connection.
+        self.service = "client"
         self._ack_prefix: str | None = None
         self._ack_futures: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._ack_counter = itertools.count(1)
@@ -253,8 +255,13 @@ class EventLog:
         agg = subjects.aggregate_filter(at, aid)
         try:
             if len(events) == 1:
-                return await self._append_one(events[0], agg, expected)
-            return await self._append_batch(events, agg, expected)
+                result = await self._append_one(events[0], agg, expected)
+            else:
+                result = await self._append_batch(events, agg, expected)
+            if not result.duplicate:
+                for e in events:
+                    metrics.EVENTS_APPENDED.labels(service=self.service, type=e.type).inc()
+            return result
         except nats.js.errors.APIError as exc:
             if exc.err_code in (ERR_WRONG_LAST_SEQUENCE, ERR_BATCH_DUPLICATE_ID):
                 # A retried command whose first attempt was recorded arrives with a stale
@@ -264,6 +271,7 @@ class EventLog:
                 if found is not None:
                     return AppendResult(found, duplicate=True)
                 if exc.err_code == ERR_WRONG_LAST_SEQUENCE:
+                    metrics.APPEND_CONFLICTS.labels(service=self.service).inc()
                     raise ConcurrencyConflict(agg, expected or 0, exc.description or "") from None
             raise EventLogError(f"append to {agg} refused: {exc.description}") from None
 
@@ -367,7 +375,10 @@ class EventLog:
             resp = fut.result()
             err = resp.get("error")
             if err is None:
-                out.append(AppendResult((int(resp["seq"]),), duplicate=bool(resp.get("duplicate"))))
+                dup = bool(resp.get("duplicate"))
+                out.append(AppendResult((int(resp["seq"]),), duplicate=dup))
+                if not dup:
+                    metrics.EVENTS_APPENDED.labels(service=self.service, type=env.type).inc()
             elif err.get("err_code") == ERR_WRONG_LAST_SEQUENCE:
                 agg = subjects.aggregate_filter(env.aggregate_type, env.aggregate_id)
                 out.append(ConcurrencyConflict(agg, expected or 0, str(err.get("description"))))

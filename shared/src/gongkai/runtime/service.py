@@ -8,8 +8,8 @@ anything (the AsyncAPI generator builds services offline); ``start`` connects.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import contextlib
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -122,7 +122,9 @@ class Service:
         if s.nats_user:
             opts["user"] = s.nats_user
             opts["password"] = s.nats_password
-        return await EventLog.connect(self.ctx.nats_url, **opts)
+        evlog = await EventLog.connect(self.ctx.nats_url, **opts)
+        evlog.service = self.name
+        return evlog
 
     async def start(self) -> None:
         self._evlog = await self.connect()
