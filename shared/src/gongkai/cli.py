@@ -145,11 +145,43 @@ async def _tail(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _init_streams(args: argparse.Namespace) -> int:
+    from gongkai.eventlog import EventLog, EventLogError, StreamSettings
+
+    s = Settings.from_env()
+    url = args.nats_url or s.nats_url or "nats://127.0.0.1:4222"
+    opts: dict[str, Any] = {"connect_timeout": 5, "allow_reconnect": False}
+    if s.nats_user:
+        opts.update(user=s.nats_user, password=s.nats_password)
+    try:
+        evlog = await EventLog.connect(url, **opts)
+    except Exception as exc:  # noqa: BLE001
+        print(
+            f"gongkai events init-streams: cannot connect to NATS at {url}: {exc}", file=sys.stderr
+        )
+        return 1
+    try:
+        await evlog.ensure_stream(StreamSettings(replicas=args.replicas or s.stream_replicas))
+    except (EventLogError, Exception) as exc:  # noqa: BLE001
+        print(f"gongkai events init-streams: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await evlog.close()
+    print(f"streams {subjects.STREAM} and {subjects.DLQ_STREAM} are ready at {url}")
+    return 0
+
+
+def cmd_events_init(args: argparse.Namespace) -> int:
+    return asyncio.run(_init_streams(args))
+
+
 def cmd_events_tail(args: argparse.Namespace) -> int:
     if args.type and args.type not in REGISTRY.types():
         known = ", ".join(sorted(REGISTRY.types()))
-        print(f"gongkai events tail: unknown event type {args.type!r}; known: {known}",
-              file=sys.stderr)
+        print(
+            f"gongkai events tail: unknown event type {args.type!r}; known: {known}",
+            file=sys.stderr,
+        )
         return 2
     if args.from_seq < 1:
         print("gongkai events tail: --from-seq must be at least 1", file=sys.stderr)
@@ -184,6 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
     aa = evs.add_parser("asyncapi", help="write each service's AsyncAPI document")
     aa.add_argument("--out", default="docs/asyncapi")
     aa.set_defaults(func=cmd_events_asyncapi)
+    init = evs.add_parser(
+        "init-streams", help="create or verify the event and dead-letter streams (the init step)"
+    )
+    init.add_argument("--nats-url")
+    init.add_argument("--replicas", type=int, help="stream replicas (3 in a cluster)")
+    init.set_defaults(func=cmd_events_init)
     tail = evs.add_parser("tail", help="print events as they are recorded")
     tail.add_argument("--type", help="only this event type, e.g. PostSubmitted")
     tail.add_argument("--from-seq", type=int, default=1, help="start at this stream sequence")

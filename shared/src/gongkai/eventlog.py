@@ -209,6 +209,21 @@ class EventLog:
         )
         await self._ensure(dlq)
 
+    async def verify_stream(self) -> None:
+        """Check the streams exist and protect their messages, without the right to change them.
+
+        What a least-privilege service does at start; only the init step creates streams.
+        """
+        for name in (self.stream, subjects.DLQ_STREAM):
+            try:
+                info = await self.js.stream_info(name)
+            except nats.js.errors.NotFoundError:
+                raise EventLogError(
+                    f"stream {name} does not exist: run the stream-init step"
+                ) from None
+            if name == self.stream and not (info.config.deny_delete and info.config.deny_purge):
+                raise EventLogError(f"stream {name} allows deleting or purging events")
+
     async def _ensure(self, wanted: StreamConfig) -> None:
         assert wanted.name
         try:

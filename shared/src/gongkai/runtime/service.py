@@ -128,7 +128,12 @@ class Service:
 
     async def start(self) -> None:
         self._evlog = await self.connect()
-        await self._evlog.ensure_stream(StreamSettings(replicas=self.ctx.settings.stream_replicas))
+        if self.ctx.settings.manage_streams:
+            await self._evlog.ensure_stream(
+                StreamSettings(replicas=self.ctx.settings.stream_replicas)
+            )
+        else:
+            await self._evlog.verify_stream()
         for p in self.projections:
             sub = CatchUpSubscription(self.evlog, self.store, p)
             self.subscriptions.append(sub)

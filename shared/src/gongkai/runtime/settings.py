@@ -27,6 +27,8 @@ class Settings:
     nats_sync_always: bool = True
     nats_port: int = 4222
     stream_replicas: int = 1
+    #: False under least privilege: services only verify the streams the init step created.
+    manage_streams: bool = True
     db_urls: dict[str, str] = field(default_factory=dict)
     demo: bool = False
 
@@ -44,6 +46,7 @@ class Settings:
             nats_sync_always=_env("NATS_SYNC", "always") == "always",
             nats_port=int(_env("NATS_PORT", "4222")),
             stream_replicas=int(_env("STREAM_REPLICAS", "1")),
+            manage_streams=_env("STREAM_MANAGE", "true").lower() not in ("false", "0", "no"),
             db_urls={
                 k[len("GONGKAI_DB_URL_") :].lower(): v
                 for k, v in os.environ.items()
