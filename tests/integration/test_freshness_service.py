@@ -264,6 +264,21 @@ async def test_cli_status_reads_the_log_alone(county: County, platform: Platform
         ("work_arrangements", "wenan-2018", "fortnightly"),
     }
     proc = await asyncio.create_subprocess_exec(
+        str(exe), "freshness", "status", "--unit", "finance", "--as-of", "2026-03-17",
+        "--nats-url", platform.ctx.nats_url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    text = out.decode()
+    assert text.startswith("as of 2026-03-17 (Asia/Shanghai)")
+    line = next(
+        x for x in text.splitlines() if x.split()[1:3] == ["normative_documents", "wenan-2018"]
+    )
+    assert line.split()[3:6] == ["stale", "2026-03-16", "2026-03-02"]
+    assert line.endswith("within-20wd, 1 day overdue")
+    assert "housing_security" in text and "hidden by default" in text
+    proc = await asyncio.create_subprocess_exec(
         str(exe), "freshness", "status", "--as-of", "2026-02-30",
         "--nats-url", platform.ctx.nats_url,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,

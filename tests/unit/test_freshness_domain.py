@@ -55,6 +55,7 @@ MAKER = Actor(person="p-maker", role="maker", unit="finance")
 LEADER = Actor(person="p-leader", role="leader", unit="finance")
 WENAN, NATIONAL = "wenan-2018", "national-2019"
 DIGEST = "a" * 64
+JOINED = date(2026, 1, 5)
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +95,7 @@ class County:
         self.reg.evolve(env, self.seq)
         return env
 
-    def unit(self, code: str, kind: str = "department", on: date = D("2026-01-05")) -> None:
+    def unit(self, code: str, kind: str = "department", on: date = JOINED) -> None:
         self.fold(
             UnitRegistered(
                 code=code, name=code.title(), kind=kind, contact_name="Li", contact_mobile="1" * 11

@@ -135,7 +135,11 @@ class CatchUpSubscription:
         except Exception:  # noqa: BLE001 - a reconnect in progress: not known to be synced
             return False
         delivered = info.delivered.stream_seq if info.delivered else 0
-        if info.num_pending == 0 and self.position >= delivered:
+        # A filtered consumer created where nothing after its start matches reports the
+        # stream's last sequence as delivered although it delivered nothing (consumer_seq 0):
+        # there is nothing to apply, so that too is caught up.
+        nothing_delivered = info.delivered is None or info.delivered.consumer_seq == 0
+        if info.num_pending == 0 and (self.position >= delivered or nothing_delivered):
             self._synced_to = max(self._synced_to, last)
             self.caught_up.set()
             return True

@@ -68,7 +68,8 @@ def _fmt_row(r: ColumnStatus) -> list[str]:
     if r.state == "hidden":
         note = f"hidden by {r.hidden_by}"
     elif r.state == "stale":
-        note = f"{r.rule}, {r.overdue_days} days overdue"
+        days = r.overdue_days
+        note = f"{r.rule}, {days} day{'' if days == 1 else 's'} overdue"
     elif r.state == "blank":
         note = f"no item since {r.due_date}" if r.due_date else "no item"
     elif r.rule:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from prometheus_client import Gauge
+
 from gongkai import metrics
 from gongkai.consumer import dead_letter
 from gongkai.directory import Directory, DirectoryProjection
@@ -34,6 +36,7 @@ from gongkai.runtime.service import Service, ServiceContext
 from gongkai_freshness.config import FreshnessConfig
 from gongkai_freshness.domain.evaluation import Transition
 from gongkai_freshness.domain.register import RELEVANT_TYPES, ColumnRegister, today
+from gongkai_freshness.domain.report import status_table
 from gongkai_freshness.domain.state import ColumnState
 from gongkai_freshness.domain.visibility import SetVisibility, decide_visibility
 
@@ -41,6 +44,12 @@ from gongkai_freshness.domain.visibility import SetVisibility, decide_visibility
 FRESHNESS_ACTOR = Actor(person="freshness", role="system", unit="system")
 #: Re-decide touched columns at least this often while a backlog is being read.
 _FLUSH_EVERY = 500
+
+COLUMNS = Gauge(
+    "gongkai_freshness_columns",
+    "Unit columns by state under each rule set, as of the last daily evaluation",
+    ["rule_set", "state"],
+)
 
 
 class VisibilityConflict(Exception):
@@ -73,6 +82,8 @@ class FreshnessService(Service):
         self._directory: Directory | None = None
         #: Stream sequence up to which events are folded in and their columns decided.
         self.position = 0
+        #: Stream sequence up to which events are folded in (decisions may be pending).
+        self._folded = 0
         self.caught_up = asyncio.Event()
         self._lock = asyncio.Lock()
         self._echo: set[str] = set()
@@ -136,22 +147,29 @@ class FreshnessService(Service):
                 await asyncio.sleep(0.5)
 
     async def _read(self) -> None:
-        if await self.evlog.last_sequence() <= self.position:
+        if await self.evlog.last_sequence() <= self._folded:
+            await self._drain()
             await self._caught_up()
-        async for msg in self.evlog.raw_replay(from_seq=self.position + 1, follow=True):
+        async for msg in self.evlog.raw_replay(from_seq=self._folded + 1, follow=True):
             md = msg.metadata
             seq = md.sequence.stream
             if msg.subject.rpartition(".")[2] in RELEVANT_TYPES:
                 await self._fold(msg, seq)
+            self._folded = seq
             pending = md.num_pending
-            if self._touched and (pending == 0 or len(self._touched) >= _FLUSH_EVERY):
-                async with self._lock:
-                    await self._flush()
-            if not self._touched:
+            if pending == 0 or len(self._touched) >= _FLUSH_EVERY:
+                await self._drain()
+            elif not self._touched:
                 self.position = seq
             if pending == 0 and not self.caught_up.is_set():
-                self.position = seq
                 await self._caught_up()
+
+    async def _drain(self) -> None:
+        """Decide the columns touched since the last flush; then all folded is decided."""
+        if self._touched:
+            async with self._lock:
+                await self._flush()
+        self.position = self._folded
 
     async def _fold(self, msg: Any, seq: int) -> None:
         try:
@@ -198,7 +216,11 @@ class FreshnessService(Service):
             units=len(self.register.units),
             columns=len(self.register.columns),
         )
-        await self.tick(force=True)
+        try:
+            await self.tick(force=True)
+        except Exception as exc:  # noqa: BLE001 - the ticker tries again
+            self._retry = True
+            self.log.warning("tick_failed", error=str(exc)[:300])
 
     # ---- the clock ---------------------------------------------------------------------
 
@@ -228,6 +250,15 @@ class FreshnessService(Service):
             decided = time.perf_counter() - started
             n = await self._record(transitions, None)
             self._evaluated_on = as_of
+            counts: dict[tuple[str, str], int] = {
+                (rs.id, st): 0
+                for rs in self.register.rule_sets
+                for st in ("fresh", "due_soon", "stale", "hidden", "blank")
+            }
+            for row in status_table(self.register, as_of):
+                counts[(row.rule_set, row.state)] += 1
+            for (rule_set, state), value in counts.items():
+                COLUMNS.labels(rule_set=rule_set, state=state).set(value)
         self.log.info(
             "evaluated",
             as_of=as_of.isoformat(),
@@ -256,7 +287,13 @@ class FreshnessService(Service):
             )
             for t in transitions
         ]
-        results = await self.evlog.append_pipelined([(e, None) for e in envs])
+        try:
+            results = await self.evlog.append_pipelined([(e, None) for e in envs])
+        except Exception as exc:  # noqa: BLE001 - e.g. the connection closed mid-way
+            # Nothing folded in: the register still owes these, and the next tick decides them.
+            self._retry = True
+            self.log.warning("record_failed", events=len(envs), error=str(exc)[:300])
+            return 0
         recorded = 0
         for env, res in zip(envs, results, strict=True):
             if isinstance(res, EventLogError):

@@ -49,10 +49,22 @@ def _url(args: argparse.Namespace) -> str:
 
 
 async def _with_log(url: str, work: Callable[[EventLog], Awaitable[int]]) -> int:
+    async def quiet(_: Exception) -> None:
+        pass  # the failure is reported once, below
+
     try:
-        evlog = await EventLog.connect(url, connect_timeout=2, allow_reconnect=False)
+        # nats-py retries the first connect forever unless max_reconnect_attempts > 0.
+        evlog = await EventLog.connect(
+            url,
+            connect_timeout=2,
+            allow_reconnect=False,
+            max_reconnect_attempts=1,
+            reconnect_time_wait=0.2,
+            error_cb=quiet,
+        )
     except Exception as exc:  # noqa: BLE001 - any connection failure is one line
-        raise CliError(f"cannot connect to NATS at {url}: {exc or type(exc).__name__}") from None
+        reason = str(exc) or type(exc).__name__
+        raise CliError(f"cannot connect to NATS at {url}: {reason}") from None
     try:
         try:
             await evlog.js.stream_info(subjects.STREAM)

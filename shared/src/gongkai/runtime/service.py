@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 from fastapi import APIRouter
 from faststream.nats import JStream, NatsBroker
+from faststream.security import SASLPlaintext
 from sqlalchemy import Engine
 
 from gongkai import metrics, subjects
@@ -53,7 +54,12 @@ class Service:
         self.router = APIRouter()
         creds: dict[str, Any] = {}
         if ctx.settings.nats_user:
-            creds = {"user": ctx.settings.nats_user, "password": ctx.settings.nats_password}
+            # faststream takes credentials as a security object (user=/password= are refused).
+            creds = {
+                "security": SASLPlaintext(
+                    username=ctx.settings.nats_user, password=ctx.settings.nats_password or ""
+                )
+            }
         self.broker = NatsBroker(
             ctx.nats_url or "nats://localhost:4222", graceful_timeout=10.0, logger=None, **creds
         )

@@ -1,0 +1,166 @@
+"""Rebuild accountability from N events (default 1,000,000) beside the raw replay rate.
+
+    .venv/bin/python -m bench.bench_accountability [N]
+
+Writes a county's life into a throwaway nats-server (posts, leader signatures, approvals,
+publications; one in fifty published without review), then measures in the same run:
+the raw ordered-consumer rate (messages counted, nothing decoded) and ``gongkai audit
+rebuild``'s path (decode what the fold reads, fold, write every row and the checkpoint).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench.common import Timer, server, table
+from gongkai.eventlog import EventLog, StreamSettings
+from gongkai.events import Actor, new_event
+from gongkai.events.contracts.intake import PostPublished, PostSubmitted
+from gongkai.events.contracts.review import ReviewConcluded, ReviewSigned
+from gongkai.projection import ProjectionStore, make_engine
+from gongkai_accountability.adapters.log import fold_log
+from gongkai_accountability.adapters.sql import AccountabilityProjection
+
+T0 = datetime(2026, 3, 2, 1, tzinfo=UTC)
+MAKER = Actor(person="m", role="maker", unit="u1")
+LEADER = Actor(person="l", role="leader", unit="u1")
+CMS = Actor(person="cms", role="office", unit="county-office")
+DIG = "a" * 64
+
+
+def post_events(i: int) -> list[Any]:
+    """Four events per post: submitted, signed, approved, published."""
+    unit = f"u{i % 25}"
+    at = T0 + timedelta(seconds=i)
+    pid = f"P{i}"
+    sub = new_event(
+        PostSubmitted(
+            unit=unit,
+            column="work_arrangements",
+            title=f"t{i}",
+            body="正文" * 20,
+            origin="produced",
+            channel="website",
+            information_date=at.date(),
+            content_digest=DIG,
+        ),
+        aggregate_id=pid,
+        actor=MAKER,
+        command_id=f"s{i}",
+        recorded_at=at,
+    )
+    sig = new_event(
+        ReviewSigned(
+            post_id=pid,
+            chain=1,
+            stage="leader",
+            decision="agree",
+            signer=LEADER,
+            content_digest=DIG,
+        ),
+        aggregate_id=pid,
+        actor=LEADER,
+        command_id=f"g{i}",
+        recorded_at=at,
+    )
+    con = new_event(
+        ReviewConcluded(post_id=pid, chain=1, outcome="approved", content_digest=DIG),
+        aggregate_id=pid,
+        actor=LEADER,
+        command_id=f"c{i}",
+        recorded_at=at,
+    )
+    unreviewed = i % 50 == 0
+    pub = new_event(
+        PostPublished(
+            publication_id=f"pub{i}",
+            post_id=pid,
+            unit=unit,
+            column="work_arrangements",
+            url=f"https://x/{i}",
+            online_at=at,
+            content_digest="b" * 64 if unreviewed else DIG,
+        ),
+        aggregate_id=f"pub{i}",
+        actor=CMS,
+        command_id=f"p{i}",
+        recorded_at=at,
+    )
+    return [sub, sig, con, pub]
+
+
+async def main(n: int) -> None:
+    with server() as srv:
+        evlog = await EventLog.connect(srv.url)
+        await evlog.ensure_stream(StreamSettings(duplicate_window_s=120))
+        with Timer() as w:
+            batch: list[tuple[Any, int | None]] = []
+            for i in range(n // 4):
+                batch += [(e, None) for e in post_events(i)]
+                if len(batch) >= 20000:
+                    await evlog.append_pipelined(batch)
+                    batch = []
+            if batch:
+                await evlog.append_pipelined(batch)
+        total = await evlog.last_sequence()
+        with Timer() as raw:
+            count = 0
+            async for _ in evlog.raw_replay():
+                count += 1
+        assert count == total
+        with tempfile.TemporaryDirectory() as d:
+            projection = AccountabilityProjection()
+            store = ProjectionStore(make_engine(f"sqlite:///{Path(d) / 'acc.db'}"))
+            store.prepare(projection)
+            with Timer() as rb:
+                res = await fold_log(evlog)
+                projection.write_all(store.engine, res.rows, res.last_seq)
+            violations = len(res.rows.tables["violation"]) + len(res.rows.tables["todo"])
+        await evlog.close()
+    raw_rate = total / raw.seconds
+    rb_rate = total / rb.seconds
+    print(
+        table(
+            [
+                (
+                    "append (pipelined)",
+                    f"{total:,}",
+                    f"{w.seconds:.1f}",
+                    f"{total / w.seconds:,.0f}",
+                    "",
+                ),
+                (
+                    "raw ordered consumer",
+                    f"{total:,}",
+                    f"{raw.seconds:.2f}",
+                    f"{raw_rate:,.0f}",
+                    "100%",
+                ),
+                (
+                    "accountability rebuild",
+                    f"{total:,}",
+                    f"{rb.seconds:.2f}",
+                    f"{rb_rate:,.0f}",
+                    f"{100 * rb_rate / raw_rate:.0f}%",
+                ),
+                (
+                    "  of which fold only",
+                    f"{total:,}",
+                    f"{res.seconds:.2f}",
+                    f"{res.rate:,.0f}",
+                    "",
+                ),
+            ],
+            ("path", "events", "s", "events/s", "of raw"),
+        )
+    )
+    print(f"unreviewed publications found: {violations:,} (expected {len(range(0, n // 4, 50)):,})")
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000))

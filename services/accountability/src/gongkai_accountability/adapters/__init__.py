@@ -1,0 +1,1 @@
+"""Adapters: the SQL read model, the log."""

@@ -1,0 +1,166 @@
+"""The read model in SQL: one table per kind of row, a JSON body per row.
+
+The live projection writes through (each ``put`` is an upsert in the batch's transaction) and
+caches what it read for the rest of that transaction. A rebuild folds into memory and writes
+every row in one transaction with the checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import Column, Connection, Engine, MetaData, String, Table, Text, delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from gongkai.eventlog import RecordedEvent
+from gongkai.events.envelope import canonical_json
+from gongkai.projection import Projection, checkpoints
+from gongkai_accountability.domain.fold import evolve
+from gongkai_accountability.domain.rows import TABLES, MemoryRows, Row
+
+
+def _tag(table: str, row: Row) -> str:
+    # A plain column beside the JSON body, so list queries filter in SQL.
+    return str(row.get("status") or row.get("kind") or row.get("event") or "")
+
+
+def _encode(row: Row) -> str:
+    return canonical_json(row).decode()
+
+
+class AccountabilityProjection(Projection):
+    name = "accountability"
+    schema_version = 1
+
+    def __init__(self) -> None:
+        self.tables_by_name: dict[str, Table] = {}
+        self._conn: Connection | None = None
+        self._cache: dict[tuple[str, str], Row | None] = {}
+        super().__init__()
+
+    def define(self, metadata: MetaData) -> None:
+        for t in TABLES:
+            self.tables_by_name[t] = Table(
+                f"acc_{t}",
+                metadata,
+                Column("key", String(200), primary_key=True),
+                Column("unit", String(128), nullable=False, index=True),
+                Column("tag", String(64), nullable=False, index=True),
+                Column("data", Text, nullable=False),
+            )
+
+    def apply(self, conn: Connection, event: RecordedEvent) -> None:
+        if conn is not self._conn:
+            self._conn, self._cache = conn, {}
+        evolve(SqlRows(conn, self.tables_by_name, self._cache), event.envelope, event.seq)
+
+    def write_all(self, engine: Engine, rows: MemoryRows, last_seq: int) -> None:
+        """Replace every row and the checkpoint in one transaction (the rebuild's last step)."""
+        with engine.begin() as conn:
+            for name, table in self.tables_by_name.items():
+                conn.execute(delete(table))
+                batch = [
+                    {
+                        "key": k,
+                        "unit": r.get("unit") or "",
+                        "tag": _tag(name, r),
+                        "data": _encode(r),
+                    }
+                    for k, r in rows.tables[name].items()
+                ]
+                for i in range(0, len(batch), 5000):
+                    conn.execute(table.insert(), batch[i : i + 5000])
+            conn.execute(
+                checkpoints.update()
+                .where(checkpoints.c.projection == self.name)
+                .values(last_seq=last_seq, schema_version=self.schema_version)
+            )
+
+
+class SqlRows:
+    """``Rows`` over SQL, inside one transaction."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        tables: dict[str, Table],
+        cache: dict[tuple[str, str], Row | None] | None = None,
+    ) -> None:
+        self.conn = conn
+        self.tables = tables
+        self.cache = cache if cache is not None else {}
+
+    def get(self, table: str, key: str) -> Row | None:
+        ck = (table, key)
+        if ck in self.cache:
+            row = self.cache[ck]
+            # Callers mutate what they get and put it back; hand out a copy so an
+            # abandoned mutation never leaks into the cache.
+            return json.loads(_encode(row)) if row is not None else None
+        t = self.tables[table]
+        data = self.conn.execute(select(t.c.data).where(t.c.key == key)).scalar()
+        row = json.loads(data) if data is not None else None
+        self.cache[ck] = row
+        return json.loads(data) if data is not None else None
+
+    def put(self, table: str, key: str, row: Row) -> None:
+        t = self.tables[table]
+        values: dict[str, Any] = {
+            "key": key,
+            "unit": row.get("unit") or "",
+            "tag": _tag(table, row),
+            "data": _encode(row),
+        }
+        ins = (pg_insert if self.conn.dialect.name == "postgresql" else sqlite_insert)(t)
+        self.conn.execute(
+            ins.values(**values).on_conflict_do_update(
+                index_elements=[t.c.key],
+                set_={"unit": values["unit"], "tag": values["tag"], "data": values["data"]},
+            )
+        )
+        self.cache[(table, key)] = json.loads(values["data"])
+
+    def delete(self, table: str, key: str) -> None:
+        t = self.tables[table]
+        self.conn.execute(delete(t).where(t.c.key == key))
+        self.cache[(table, key)] = None
+
+    def scan(self, table: str) -> Iterator[tuple[str, Row]]:
+        t = self.tables[table]
+        for key, data in self.conn.execute(select(t.c.key, t.c.data).order_by(t.c.key)):
+            yield key, json.loads(data)
+
+
+class ReadModel:
+    """Queries for routes and the CLI, on the service's engine."""
+
+    def __init__(self, engine: Engine, projection: AccountabilityProjection) -> None:
+        self.engine = engine
+        self.p = projection
+
+    def get(self, table: str, key: str) -> Row | None:
+        with self.engine.connect() as conn:
+            return SqlRows(conn, self.p.tables_by_name).get(table, key)
+
+    def list(self, table: str, unit: str | None = None, tag: str | None = None) -> list[Row]:
+        t = self.p.tables_by_name[table]
+        q = select(t.c.data).order_by(t.c.key)
+        if unit:
+            q = q.where(t.c.unit == unit)
+        if tag:
+            q = q.where(t.c.tag == tag)
+        with self.engine.connect() as conn:
+            return [json.loads(d) for d in conn.execute(q).scalars()]
+
+    def snapshot(self) -> MemoryRows:
+        """The tables ``decide`` reads, copied out of SQL in one transaction."""
+        mem = MemoryRows()
+        with self.engine.connect() as conn:
+            for name in ("todo", "case", "violation", "unit"):
+                t = self.p.tables_by_name[name]
+                for key, data in conn.execute(select(t.c.key, t.c.data)):
+                    mem.tables[name][key] = json.loads(data)
+        return mem

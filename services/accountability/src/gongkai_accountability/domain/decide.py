@@ -1,0 +1,162 @@
+"""``decide``: the events accountability records, given the read model and today's date.
+
+Pure: the read model, the date and the working-day calendar in, new events out. Three sources:
+obligations the fold wrote (a violation, a case to close, a finding answered), open supervision
+cases whose automatic notice is due, and issued notices whose deadline has passed with the
+column still stale. Every event's command id is derived from what it is about, so deciding
+twice yields the same event ids and the same aggregate ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from typing import Any
+
+from gongkai.calendar import WorkingCalendar
+from gongkai.events import Actor, Envelope, new_event
+from gongkai.events.contracts.accountability import SupervisionIssued, ViolationRecorded
+from gongkai.events.envelope import REGISTRY
+from gongkai_accountability.domain.fold import SHANGHAI, holders, short_id
+from gongkai_accountability.domain.rows import Row, Rows
+
+ACCOUNTABILITY = Actor(person="accountability", role="system", unit="system")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How the office supervises: the notice's numbers are left to the county (configurable)."""
+
+    #: Working days between a column going stale and the automatic supervision notice;
+    #: None: notices are issued only by hand (POST /supervisions).
+    notice_after_days: int | None = 2
+    #: Working days the unit is given to refresh the column.
+    deadline_days: int = 5
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One event to append and the expected aggregate sequence (0: must be new; None: any)."""
+
+    event: Envelope[Any]
+    expected: int | None
+
+
+def _start_of(d: date) -> datetime:
+    return datetime.combine(d, time(0), SHANGHAI)
+
+
+def issue_notice(
+    case: Row,
+    today: date,
+    calendar: WorkingCalendar,
+    policy: Policy,
+    *,
+    actor: Actor,
+    now: datetime,
+    command_id: str,
+    automatic: bool,
+    note: str | None = None,
+    deadline_days: int | None = None,
+) -> Decision:
+    days = deadline_days or policy.deadline_days
+    due = calendar.add_working_days(today, days)
+    payload = SupervisionIssued(
+        case_id=case["case_id"],
+        unit=case["unit"],
+        column=case["column"],
+        stale_event_ids=tuple(case["stale_event_ids"]),
+        issued_on=today,
+        deadline=due.value,
+        working_days=days,
+        provisional=due.provisional,
+        automatic=automatic,
+        note=note,
+    )
+    env = new_event(
+        payload,
+        aggregate_id=case["case_id"],
+        actor=actor,
+        command_id=command_id,
+        recorded_at=now,
+        causation_id=case["stale_event_ids"][-1],
+        correlation_id=case["stale_event_ids"][0],
+    )
+    # 0: a case is issued once; a second notice (by hand and automatic racing) is refused.
+    return Decision(env, 0)
+
+
+def decide(
+    rows: Rows, today: date, now: datetime, calendar: WorkingCalendar, policy: Policy
+) -> list[Decision]:
+    out: list[Decision] = []
+    violations = {k for k, _ in rows.scan("violation")}
+    for command_id, todo in rows.scan("todo"):
+        if todo["event"] == "ViolationRectified" and todo["aggregate_id"] not in violations:
+            continue  # the violation itself is still to be recorded
+        cls = REGISTRY.payload_class(todo["event"])
+        env = new_event(
+            cls.model_validate(todo["payload"]),
+            aggregate_id=todo["aggregate_id"],
+            actor=ACCOUNTABILITY,
+            command_id=command_id,
+            recorded_at=now,
+        )
+        out.append(Decision(env, 0 if todo["event"] == "ViolationRecorded" else None))
+    for case_id, case in rows.scan("case"):
+        if case["status"] == "closed" or case.get("closing"):
+            continue
+        opened = date.fromisoformat(case["opened_on"])
+        if case["notice"] is None:
+            after = policy.notice_after_days
+            if after is not None and calendar.working_days_between(opened, today).value >= after:
+                out.append(
+                    issue_notice(
+                        case,
+                        today,
+                        calendar,
+                        policy,
+                        actor=ACCOUNTABILITY,
+                        now=now,
+                        command_id=f"supervision-issued:{case_id}",
+                        automatic=True,
+                    )
+                )
+            continue
+        deadline = date.fromisoformat(case["notice"]["deadline"])
+        if case.get("breach") is None and today > deadline:
+            out.append(_breach(rows, case, deadline, now))
+    return out
+
+
+def _breach(rows: Rows, case: Row, deadline: date, now: datetime) -> Decision:
+    unit = case["unit"]
+    command_id = f"violation:stale_after_supervision:{case['case_id']}"
+    people = [
+        {"person": p, "role": r, "unit": unit}
+        for r in ("leader", "maker")
+        for p in holders(rows, unit, r)
+    ]
+    payload = ViolationRecorded(
+        kind="stale_after_supervision",
+        unit=unit,
+        responsible=tuple(people),  # type: ignore[arg-type]
+        evidence=(*case["stale_event_ids"], case["notice"]["event_id"]),
+        severity="serious",
+        occurred_at=_start_of(date.fromordinal(deadline.toordinal() + 1)),
+        summary=(
+            f"{case['column']} still stale after the supervision deadline {deadline} "
+            f"(notice of {case['notice']['issued_on']})"
+        ),
+        column=case["column"],
+        case_id=case["case_id"],
+    )
+    env = new_event(
+        payload,
+        aggregate_id=short_id("V", command_id),
+        actor=ACCOUNTABILITY,
+        command_id=command_id,
+        recorded_at=now,
+        causation_id=case["notice"]["event_id"],
+    )
+    return Decision(env, 0)

@@ -1,0 +1,347 @@
+"""``gongkai audit {trail,rebuild,as-of,report,verify}``: the inspectors' tools.
+
+Each reads the log directly (``--nats-url``); ``rebuild`` also writes accountability's database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import html
+import io
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import date
+from typing import Any
+
+from gongkai.eventlog import EventLog
+from gongkai.projection import ProjectionStore, make_engine
+from gongkai.runtime.settings import Settings
+from gongkai_accountability.adapters.log import fold_log, verify_log
+from gongkai_accountability.adapters.sql import AccountabilityProjection
+from gongkai_accountability.domain.report import as_of_view, unit_reports
+
+
+def _url(args: argparse.Namespace) -> str:
+    return args.nats_url or Settings.from_env().nats_url or "nats://127.0.0.1:4222"
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def _run(args: argparse.Namespace, body: Callable[[EventLog], Awaitable[int]]) -> int:
+    async def main() -> int:
+        url = _url(args)
+        try:
+            evlog = await EventLog.connect(url, connect_timeout=2, allow_reconnect=False)
+        except Exception as exc:  # noqa: BLE001 - any connection failure is one message
+            print(f"gongkai audit: cannot connect to NATS at {url}: {exc}", file=sys.stderr)
+            return 1
+        try:
+            return await body(evlog)
+        finally:
+            await evlog.close()
+
+    return asyncio.run(main())
+
+
+def _progress(done: int, total: int) -> None:
+    width = 30
+    filled = width * done // total if total else width
+    print(
+        f"\r  [{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,} events",
+        end="",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def cmd_trail(args: argparse.Namespace) -> int:
+    async def body(evlog: EventLog) -> int:
+        res = await fold_log(evlog)
+        post = res.rows.get("post", args.post)
+        if post is None:
+            print(f"gongkai audit trail: no post {args.post!r} in the log", file=sys.stderr)
+            return 1
+        if args.json:
+            print(json.dumps(post, ensure_ascii=False, indent=2))
+            return 0
+        print(
+            f"post {post['post_id']}  unit {post['unit']}  column {post['column']}  {post['title']}"
+        )
+        for s in post["trail"]:
+            extra = " ".join(
+                f"{k}={s[k]}"
+                for k in ("decision", "opinion", "publication_id", "reason", "kind")
+                if k in s
+            )
+            digest = s.get("digest", "")[:12]
+            print(
+                f"  {s['seq']:>8}  {s['at'][:19]}  {s['what']:<18} "
+                f"{s['person']} ({s['role']}, {s['unit']})  {digest}  {extra}".rstrip()
+            )
+        return 0
+
+    return _run(args, body)
+
+
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    async def body(evlog: EventLog) -> int:
+        url = args.db_url or Settings.from_env().db_url("accountability")
+        projection = AccountabilityProjection()
+        store = ProjectionStore(make_engine(url))
+        store.reset(projection)
+        res = await fold_log(evlog, progress=None if args.quiet else _progress)
+        if not args.quiet:
+            print(file=sys.stderr)
+        projection.write_all(store.engine, res.rows, res.last_seq)
+        out = {
+            "events": res.events,
+            "last_seq": res.last_seq,
+            "seconds": round(res.seconds, 3),
+            "events_per_s": round(res.rate),
+            "digest": store.digest(projection),
+            "undecodable": res.undecodable,
+            "db_url": url,
+        }
+        if args.json:
+            print(json.dumps(out))
+        else:
+            print(
+                f"rebuilt accountability from {res.events:,} events in {res.seconds:.2f} s "
+                f"({res.rate:,.0f} events/s)"
+            )
+            print(f"checkpoint {res.last_seq}  digest {out['digest']}")
+        return 0
+
+    return _run(args, body)
+
+
+def cmd_as_of(args: argparse.Namespace) -> int:
+    async def body(evlog: EventLog) -> int:
+        res = await fold_log(evlog, until=args.date)
+        view = as_of_view(res.rows, args.date, args.unit)
+        if args.json:
+            print(json.dumps(view, ensure_ascii=False, indent=2))
+            return 0
+        print(f"as of {args.date} (end of day, Asia/Shanghai)")
+        print(f"stale columns ({len(view['stale_columns'])}):")
+        for c in view["stale_columns"]:
+            print(
+                f"  {c['unit']:<24} {c['column']:<28} due {c['due_date']}  "
+                f"{c['days_stale']:>4} days  case {c['case'] or '-'}"
+            )
+        print(f"open supervision cases ({len(view['open_cases'])}):")
+        for c in view["open_cases"]:
+            n = c["notice"]
+            deadline = n["deadline"] if n else "not issued"
+            print(f"  {c['case_id']:<40} opened {c['opened_on']}  deadline {deadline}")
+        print(f"violations ({len(view['violations'])}):")
+        for v in view["violations"]:
+            _print_violation(v)
+        return 0
+
+    return _run(args, body)
+
+
+def _print_violation(v: dict[str, Any]) -> None:
+    who = ", ".join(f"{r['person']} ({r['role']})" for r in v["responsible"])
+    state = "rectified" if v.get("rectified") else "standing"
+    print(
+        f"  {v['occurred_at'][:10]}  {v['kind']:<26} {v['severity']:<7} {v['unit']:<20} "
+        f"{state:<9} {who}"
+    )
+
+
+REPORT_FIELDS = (
+    "rank",
+    "unit",
+    "score",
+    "stale_columns",
+    "stale_days",
+    "late_publication",
+    "stale_after_supervision",
+    "published_without_review",
+    "wrong_information",
+    "serious",
+    "cases_opened",
+    "cases_outcomes",
+    "findings",
+)
+
+
+def _flat(r: dict[str, Any]) -> dict[str, Any]:
+    out = {**r, **r["violations"]}
+    out["cases_outcomes"] = " ".join(f"{k}:{v}" for k, v in sorted(r["cases_outcomes"].items()))
+    return {k: out[k] for k in REPORT_FIELDS}
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    if args.start > args.end:
+        print("gongkai audit report: --from is after --to", file=sys.stderr)
+        return 2
+
+    async def body(evlog: EventLog) -> int:
+        res = await fold_log(evlog, until=args.end)
+        reps = [r.as_dict() for r in unit_reports(res.rows, args.start, args.end, args.unit)]
+        if args.unit and not reps:
+            print(f"gongkai audit report: no unit {args.unit!r}", file=sys.stderr)
+            return 1
+        if args.format == "json":
+            print(
+                json.dumps(
+                    {"from": args.start.isoformat(), "to": args.end.isoformat(), "units": reps},
+                    ensure_ascii=False,
+                    indent=2,
+                )
+            )
+        elif args.format == "csv":
+            buf = io.StringIO()
+            w = csv.DictWriter(buf, fieldnames=REPORT_FIELDS)
+            w.writeheader()
+            w.writerows(_flat(r) for r in reps)
+            print(buf.getvalue(), end="")
+        elif args.format == "html":
+            print(_html(args.start, args.end, [_flat(r) for r in reps]))
+        else:
+            rows = [_flat(r) for r in reps]
+            heads = (
+                "rank",
+                "unit",
+                "score",
+                "stale",
+                "days",
+                "late",
+                "after-sv",
+                "unreviewed",
+                "wrong",
+                "cases",
+                "outcomes",
+            )
+            keys = (
+                "rank",
+                "unit",
+                "score",
+                "stale_columns",
+                "stale_days",
+                "late_publication",
+                "stale_after_supervision",
+                "published_without_review",
+                "wrong_information",
+                "cases_opened",
+                "cases_outcomes",
+            )
+            widths = [
+                max(len(h), *(len(str(r[k])) for r in rows)) if rows else len(h)
+                for h, k in zip(heads, keys, strict=True)
+            ]
+            print(f"compliance {args.start} .. {args.end}")
+            print("  ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True)))
+            for r in rows:
+                print("  ".join(str(r[k]).ljust(w) for k, w in zip(keys, widths, strict=True)))
+        return 0
+
+    return _run(args, body)
+
+
+def _html(start: date, end: date, rows: list[dict[str, Any]]) -> str:
+    # A bar per unit: the score at the end of the period (a time series is not drawn yet).
+    bars = "".join(
+        f'<g transform="translate(0,{i * 22})"><text x="0" y="15">{html.escape(r["unit"])}</text>'
+        f'<rect x="200" y="3" width="{r["score"] * 4}" height="16" fill="#2a7"/>'
+        f'<text x="{205 + r["score"] * 4}" y="15">{r["score"]}</text></g>'
+        for i, r in enumerate(rows)
+    )
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in REPORT_FIELDS)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(r[k]))}</td>" for k in REPORT_FIELDS) + "</tr>"
+        for r in rows
+    )
+    return (
+        f"<!doctype html><meta charset=utf-8><title>gongkai compliance {start}..{end}</title>"
+        f"<h1>Compliance {start} – {end}</h1>"
+        f'<svg width="700" height="{22 * len(rows) + 10}">{bars}</svg>'
+        f"<table border=1><tr>{head}</tr>{body}</table>"
+    )
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    seq: int | None = None
+    want: str | None = None
+    if args.checkpoint:
+        try:
+            s, _, want = args.checkpoint.partition(":")
+            seq = int(s)
+        except ValueError:
+            print("gongkai audit verify: --checkpoint is SEQ:HASH", file=sys.stderr)
+            return 2
+
+    async def body(evlog: EventLog) -> int:
+        res = await verify_log(evlog, seq)
+        for p in res.problems:
+            print(f"PROBLEM  {p}")
+        bad = bool(res.problems)
+        if seq is not None:
+            if res.hash_at_checkpoint is None:
+                print(f"PROBLEM  the log ends at {res.last_seq}, before checkpoint {seq}")
+                bad = True
+            elif res.hash_at_checkpoint != want:
+                print(
+                    f"PROBLEM  the log up to {seq} changed: hash {res.hash_at_checkpoint}, "
+                    f"checkpoint says {want}"
+                )
+                bad = True
+            else:
+                print(f"checkpoint {seq} matches")
+        print(f"checkpoint {res.last_seq}:{res.running_hash}")
+        print("log verified" if not bad else "log NOT verified")
+        return 1 if bad else 0
+
+    return _run(args, body)
+
+
+def register(sub: Any) -> None:
+    audit = sub.add_parser("audit", help="inspectors' tools: trail, rebuild, as-of, report, verify")
+    a = audit.add_subparsers(dest="audit_command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--nats-url", help="the platform's NATS ($GONGKAI_NATS_URL)")
+
+    t = a.add_parser("trail", help="a post's chain of custody")
+    t.add_argument("post")
+    t.add_argument("--json", action="store_true")
+    common(t)
+    t.set_defaults(func=cmd_trail)
+
+    r = a.add_parser("rebuild", help="drop accountability's read model and replay the log")
+    r.add_argument("--db-url", help="default: accountability's database from the settings")
+    r.add_argument("--json", action="store_true")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    common(r)
+    r.set_defaults(func=cmd_rebuild)
+
+    s = a.add_parser("as-of", help="columns, open cases and violations as they stood on a date")
+    s.add_argument("date", type=_date)
+    s.add_argument("--unit")
+    s.add_argument("--json", action="store_true")
+    common(s)
+    s.set_defaults(func=cmd_as_of)
+
+    p = a.add_parser("report", help="per-unit compliance for a period, ranked")
+    p.add_argument("--unit")
+    p.add_argument("--from", dest="start", type=_date, required=True)
+    p.add_argument("--to", dest="end", type=_date, required=True)
+    p.add_argument("--format", choices=["table", "csv", "json", "html"], default="table")
+    common(p)
+    p.set_defaults(func=cmd_report)
+
+    v = a.add_parser("verify", help="walk the log; print a checkpoint to compare later")
+    v.add_argument("--checkpoint", help="SEQ:HASH printed by an earlier verify")
+    common(v)
+    v.set_defaults(func=cmd_verify)

@@ -1,0 +1,234 @@
+"""HTTP routes: read the chain of custody, cases, findings and violations; the office's
+commands (a supervision notice by hand, a finding, its confirmation)."""
+
+# No `from __future__ import annotations`: FastAPI must resolve the route-local aliases.
+from datetime import date
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from gongkai.directory import Principal, bearer_auth
+from gongkai.eventlog import ConcurrencyConflict
+from gongkai.events import Actor, new_event
+from gongkai.events.contracts.accountability import (
+    FindingConfirmed,
+    FindingKind,
+    FindingReported,
+)
+from gongkai.runtime.http import Problem
+from gongkai.runtime.idempotency import IdempotencyStore
+from gongkai_accountability.domain.decide import Decision, issue_notice
+from gongkai_accountability.domain.fold import local_date, short_id
+
+if TYPE_CHECKING:
+    from gongkai_accountability.service import AccountabilityService
+
+OFFICE_UNIT = "county-office"
+
+
+class IssueSupervision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    unit: str = Field(min_length=1, max_length=128)
+    column: str = Field(min_length=1, max_length=128)
+    working_days: int | None = Field(None, ge=1, le=60)
+    note: str | None = Field(None, max_length=2000)
+
+
+class ReportFinding(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    post_id: str | None = Field(None, max_length=128)
+    publication_id: str | None = Field(None, max_length=128)
+    kind: FindingKind
+    description: str = Field(min_length=1, max_length=2000)
+    evidence: list[str] = Field(default_factory=list, max_length=20)
+
+
+class ConfirmFinding(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str | None = Field(None, max_length=2000)
+
+
+def _office(caller: Principal) -> Actor:
+    """The county office supervises and reads the site; nobody else may."""
+    for unit, role in sorted(caller.roles):
+        if role == "office":
+            return Actor(person=caller.person_id, role="office", unit=unit)
+    raise Problem(403, "Forbidden", "only the county office may do this")
+
+
+def build_router(svc: "AccountabilityService") -> APIRouter:
+    router = APIRouter(tags=["accountability"])
+    Caller = Annotated[Principal, Depends(bearer_auth(lambda: svc.directory))]
+    KeyHeader = Annotated[str | None, Header(alias="Idempotency-Key")]
+
+    def found(table: str, key: str, what: str) -> dict[str, Any]:
+        row = svc.model.get(table, key)
+        if row is None:
+            raise Problem(404, "Not found", f"no {what} {key!r}")
+        return row
+
+    @router.get("/posts/{post_id}/trail", summary="A post's chain of custody")
+    async def trail(post_id: str, caller: Caller) -> dict[str, Any]:
+        post = found("post", post_id, "post")
+        return {k: post[k] for k in ("post_id", "unit", "column", "title", "trail")}
+
+    @router.get("/violations", summary="Violations, filtered")
+    async def violations(
+        caller: Caller,
+        unit: str | None = None,
+        kind: str | None = None,
+        severity: str | None = None,
+        since: Annotated[date | None, Query(alias="from")] = None,
+        until: Annotated[date | None, Query(alias="to")] = None,
+        rectified: bool | None = None,
+    ) -> list[dict[str, Any]]:
+        rows = svc.model.list("violation", unit=unit, tag=kind)
+        out = []
+        for v in rows:
+            day = v["occurred_at"][:10]
+            if severity and v["severity"] != severity:
+                continue
+            if (since and day < since.isoformat()) or (until and day > until.isoformat()):
+                continue
+            if rectified is not None and bool(v["rectified"]) != rectified:
+                continue
+            out.append(v)
+        return sorted(out, key=lambda v: (v["occurred_at"], v["violation_id"]))
+
+    @router.get("/violations/{violation_id}")
+    async def violation(violation_id: str, caller: Caller) -> dict[str, Any]:
+        return found("violation", violation_id, "violation")
+
+    @router.get("/supervisions", summary="Supervision cases")
+    async def supervisions(
+        caller: Caller, unit: str | None = None, status: str | None = None
+    ) -> list[dict[str, Any]]:
+        return svc.model.list("case", unit=unit, tag=status)
+
+    @router.get("/supervisions/{case_id}")
+    async def supervision(case_id: str, caller: Caller) -> dict[str, Any]:
+        return found("case", case_id, "supervision case")
+
+    @router.post("/supervisions", status_code=201, summary="Issue a supervision notice by hand")
+    async def issue(
+        body: IssueSupervision, caller: Caller, key: KeyHeader = None
+    ) -> dict[str, Any]:
+        actor = _office(caller)
+        col = svc.model.get("column", f"{body.unit}--{body.column}")
+        if col is None or col["case"] is None:
+            raise Problem(
+                409, "Column not stale", "no open case: the column is not stale", field="column"
+            )
+        case = found("case", col["case"], "supervision case")
+        if case["notice"] is not None:
+            raise Problem(
+                409, "Already issued", f"case {case['case_id']} has a notice", extra={"case": case}
+            )
+        now = svc.ctx.clock.now()
+        d = issue_notice(
+            case,
+            local_date(now),
+            svc.ctx.calendar,
+            svc.policy,
+            actor=actor,
+            now=now,
+            command_id=IdempotencyStore.command_id(caller.person_id, key, "supervisions"),
+            automatic=False,
+            note=body.note,
+            deadline_days=body.working_days,
+        )
+        await _append(d)
+        return {
+            "case_id": case["case_id"],
+            "event_id": d.event.event_id,
+            **d.event.payload.model_dump(mode="json"),
+        }
+
+    async def _append(d: Decision) -> None:
+        try:
+            await svc.evlog.append([d.event], expected=d.expected)
+        except ConcurrencyConflict:
+            raise Problem(
+                409, "Conflict", "recorded by someone else first; read and retry"
+            ) from None
+
+    @router.get("/findings")
+    async def findings(
+        caller: Caller, unit: str | None = None, status: str | None = None
+    ) -> list[dict[str, Any]]:
+        return svc.model.list("finding", unit=unit, tag=status)
+
+    @router.get("/findings/{finding_id}")
+    async def finding(finding_id: str, caller: Caller) -> dict[str, Any]:
+        return found("finding", finding_id, "finding")
+
+    @router.post("/findings", status_code=201, summary="Report an error found on the site")
+    async def report(body: ReportFinding, caller: Caller, key: KeyHeader = None) -> dict[str, Any]:
+        actor = _office(caller)
+        IdempotencyStore.check_key(key)
+        if not body.post_id and not body.publication_id:
+            raise Problem(
+                422, "Invalid finding", "name a post_id or a publication_id", field="post_id"
+            )
+        unit = column = None
+        if body.publication_id:
+            pub = found("publication", body.publication_id, "publication")
+            unit, column = pub["unit"], pub["column"]
+        if body.post_id:
+            post = found("post", body.post_id, "post")
+            unit, column = post["unit"], post["column"]
+        assert unit is not None
+        command_id = IdempotencyStore.command_id(caller.person_id, key, "findings")
+        fid = short_id("F", command_id)
+        now = svc.ctx.clock.now()
+        env = new_event(
+            FindingReported(
+                finding_id=fid,
+                unit=unit,
+                kind=body.kind,
+                post_id=body.post_id,
+                publication_id=body.publication_id,
+                column=column,
+                description=body.description,
+                evidence=tuple(body.evidence),
+                reported_on=local_date(now),
+            ),
+            aggregate_id=fid,
+            actor=actor,
+            command_id=command_id,
+            recorded_at=now,
+        )
+        res = await svc.evlog.append([env], expected=None)
+        return {
+            "finding_id": fid,
+            "event_id": env.event_id,
+            "sequence": res.last,
+            "unit": unit,
+            "duplicate": res.duplicate,
+        }
+
+    @router.post("/findings/{finding_id}/confirmation", summary="Confirm a finding stands")
+    async def confirm(
+        finding_id: str, body: ConfirmFinding, caller: Caller, key: KeyHeader = None
+    ) -> dict[str, Any]:
+        actor = _office(caller)
+        f = found("finding", finding_id, "finding")
+        if f["status"] != "reported":
+            raise Problem(409, "Finding already answered", f"the finding is {f['status']}")
+        now = svc.ctx.clock.now()
+        env = new_event(
+            FindingConfirmed(finding_id=finding_id, unit=f["unit"], note=body.note),
+            aggregate_id=finding_id,
+            actor=actor,
+            command_id=f"finding-confirmed:{finding_id}",
+            recorded_at=now,
+            causation_id=f["event_id"],
+        )
+        res = await svc.evlog.append([env], expected=None)
+        return {"finding_id": finding_id, "event_id": env.event_id, "sequence": res.last}
+
+    return router

@@ -1,0 +1,154 @@
+"""The accountability service: the read model, and the events it records on it.
+
+The projection folds the whole log (its own events included) into SQL with exactly-once
+checkpoints. After each applied batch and on every clock tick, ``decide`` runs on a snapshot of
+that model and its events are appended; they come back through the log and strike out the
+obligations that caused them. Deterministic ids make a repeated decision a no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Sequence
+
+from gongkai.directory import Directory, DirectoryProjection
+from gongkai.eventlog import ConcurrencyConflict, EventLogError, RecordedEvent
+from gongkai.events.contracts.accountability import (
+    FindingConfirmed,
+    FindingReported,
+    FindingResolved,
+    SupervisionClosed,
+    SupervisionIssued,
+    ViolationRecorded,
+    ViolationRectified,
+)
+from gongkai.runtime.service import Service, ServiceContext
+from gongkai_accountability.adapters.sql import AccountabilityProjection, ReadModel
+from gongkai_accountability.domain.decide import Decision, Policy, decide
+from gongkai_accountability.domain.fold import local_date
+
+
+def policy_from_env() -> Policy:
+    after = os.environ.get("GONGKAI_SUPERVISION_NOTICE_AFTER_DAYS", "2")
+    return Policy(
+        notice_after_days=None if after.lower() in ("", "never", "off") else int(after),
+        deadline_days=int(os.environ.get("GONGKAI_SUPERVISION_DEADLINE_DAYS", "5")),
+    )
+
+
+class AccountabilityService(Service):
+    name = "accountability"
+    description = (
+        "Chain of custody of every post, supervision of stale columns, the office's findings, "
+        "and violations recorded against the people responsible."
+    )
+    owns = (
+        ViolationRecorded,
+        ViolationRectified,
+        SupervisionIssued,
+        SupervisionClosed,
+        FindingReported,
+        FindingResolved,
+        FindingConfirmed,
+    )
+
+    def __init__(self, ctx: ServiceContext, policy: Policy, tick_seconds: float = 30.0) -> None:
+        super().__init__(ctx)
+        self.policy = policy
+        self.tick_seconds = tick_seconds
+        self.projection = AccountabilityProjection()
+        self.add_projection(self.projection)
+        self.directory_projection = DirectoryProjection()
+        self.add_projection(self.directory_projection)
+        self._model: ReadModel | None = None
+        self._directory: Directory | None = None
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._ticker: asyncio.Task[None] | None = None
+
+    @property
+    def model(self) -> ReadModel:
+        if self._model is None:
+            self._model = ReadModel(self.engine, self.projection)
+        return self._model
+
+    @property
+    def directory(self) -> Directory:
+        if self._directory is None:
+            self._directory = Directory(self.engine, self.directory_projection)
+        return self._directory
+
+    async def start(self) -> None:
+        await super().start()
+        for sub in self.subscriptions:
+            if sub.projection is self.projection:
+                sub.on_applied = self._applied
+        self._ticker = asyncio.create_task(self._tick_loop(), name="accountability:tick")
+
+    async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        await super().stop()
+
+    async def _applied(self, events: Sequence[RecordedEvent]) -> None:
+        self._wake.set()
+
+    async def _tick_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.tick_seconds)
+            self._wake.clear()
+            try:
+                await self.tick()
+            except Exception as exc:  # noqa: BLE001 - the next tick decides again
+                self.log.warning("tick_failed", error=str(exc)[:300])
+
+    def caught_up(self) -> bool:
+        return all(s.caught_up.is_set() for s in self.subscriptions)
+
+    async def tick(self) -> int:
+        """Decide on the read model as it stands and append; returns events recorded.
+
+        Only once the projection has read the whole log: deciding on a model that has not yet
+        seen its own earlier events would only produce duplicates for the log to refuse.
+        """
+        if not self.started or not self.caught_up():
+            return 0
+        async with self._lock:
+            snap = await asyncio.to_thread(self.model.snapshot)
+            now = self.ctx.clock.now()
+            decisions = decide(snap, local_date(now), now, self.ctx.calendar, self.policy)
+            return await self.record(decisions)
+
+    async def record(self, decisions: Sequence[Decision]) -> int:
+        n = 0
+        for d in decisions:
+            try:
+                res = await self.evlog.append([d.event], expected=d.expected)
+            except ConcurrencyConflict:
+                continue  # already recorded (the aggregate exists): the decision stands
+            except EventLogError as exc:
+                self.log.warning("append_failed", event_id=d.event.event_id, error=str(exc)[:300])
+                continue
+            if not res.duplicate:
+                n += 1
+                self.log.info(
+                    "recorded",
+                    event_type=d.event.type,
+                    event_id=d.event.event_id,
+                    correlation_id=d.event.correlation_id,
+                    aggregate_id=d.event.aggregate_id,
+                )
+        return n
+
+    async def settle(self, within: float = 10.0) -> None:
+        """Tick until nothing more is decided (tests and the demo)."""
+        for _ in range(20):
+            await self.wait_caught_up(within=within)
+            if await self.tick() == 0:
+                return
+        raise RuntimeError("accountability did not settle")

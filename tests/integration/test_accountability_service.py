@@ -1,0 +1,307 @@
+"""accountability alone on a real nats-server: upstream facts appended as intake, review and
+freshness record them; what accountability records is read back from the log and its routes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gongkai import subjects
+from gongkai.eventlog import EventLog
+from gongkai.events import Actor, EventPayload, new_event
+from gongkai.events.contracts.freshness import ColumnStale
+from gongkai.events.contracts.intake import PostPublished, PostSubmitted
+from gongkai.natsserver import NatsServer
+from gongkai.runtime.clock import FixedClock
+from gongkai.runtime.host import make_app
+from gongkai.runtime.service import ServiceContext
+from gongkai.runtime.settings import Settings
+from gongkai_accountability.bootstrap import build
+from gongkai_accountability.domain.decide import Policy
+from gongkai_accountability.domain.fold import SHANGHAI
+from gongkai_accountability.service import AccountabilityService
+from gongkai_intake.demo import DEMO, seed_demo
+
+D = date.fromisoformat
+A = "a" * 64
+MAKER = Actor(person="finance-maker", role="maker", unit="finance")
+CMS = Actor(person="cms", role="office", unit="county-office")
+FRESH = Actor(person="freshness", role="system", unit="system")
+
+
+def at(d: date) -> datetime:
+    return datetime.combine(d, time(9), SHANGHAI).astimezone(UTC)
+
+
+@dataclass
+class Rig:
+    evlog: EventLog
+    svc: AccountabilityService
+    client: httpx.AsyncClient
+    clock: FixedClock
+    ctx: ServiceContext
+    n: int = 0
+
+    async def fact(self, payload: EventPayload, agg: str, actor: Actor = FRESH) -> str:
+        self.n += 1
+        env = new_event(
+            payload,
+            aggregate_id=agg,
+            actor=actor,
+            command_id=f"t-{agg}-{self.n}",
+            recorded_at=self.clock.now(),
+        )
+        await self.evlog.append([env])
+        return env.event_id
+
+    async def events(self, etype: str) -> list[Any]:
+        return [
+            r.envelope async for r in self.evlog.replay(filter_subject=subjects.type_filter(etype))
+        ]
+
+
+@pytest.fixture
+async def rig(nats_server: NatsServer, evlog: EventLog, tmp_path: Path) -> AsyncIterator[Rig]:
+    clock = FixedClock(at(D("2026-03-02")))
+    ctx = ServiceContext(
+        settings=Settings(data_dir=tmp_path), clock=clock, nats_url=nats_server.url
+    )
+    await seed_demo(evlog, clock.now(), units=["finance"])
+    svc = build(ctx, Policy(notice_after_days=None, deadline_days=5))
+    assert isinstance(svc, AccountabilityService)
+    await svc.start()
+    client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=make_app([svc])), base_url="http://gongkai"
+    )
+    try:
+        yield Rig(evlog, svc, client, clock, ctx)
+    finally:
+        await client.aclose()
+        await svc.stop()
+
+
+async def submit_and_publish(rig: Rig, post: str, pub: str) -> None:
+    await rig.fact(
+        PostSubmitted(
+            unit="finance",
+            column="normative_documents",
+            title="规范性文件",
+            body="正文",
+            origin="produced",
+            channel="website",
+            important_kind="normative_document",
+            information_date=D("2026-03-02"),
+            content_digest=A,
+        ),
+        post,
+        MAKER,
+    )
+    await rig.fact(
+        PostPublished(
+            publication_id=pub,
+            post_id=post,
+            unit="finance",
+            column="normative_documents",
+            url="https://x/" + pub,
+            online_at=rig.clock.now(),
+            content_digest=A,
+        ),
+        pub,
+        CMS,
+    )
+
+
+async def test_violation_recorded_once_across_restart_and_served(rig: Rig, tmp_path: Path) -> None:
+    await submit_and_publish(rig, "P1", "pub1")
+    await rig.svc.settle()
+    [v] = await rig.events("ViolationRecorded")
+    assert v.payload.kind == "published_without_review"
+    assert {r.person for r in v.payload.responsible} == {"finance-maker", "finance-leader"}
+
+    office = DEMO.headers("office-reader")
+    r = await rig.client.get("/violations", params={"unit": "finance"}, headers=office)
+    assert r.status_code == 200
+    assert [x["violation_id"] for x in r.json()] == [v.aggregate_id]
+    r = await rig.client.get("/posts/P1/trail", headers=office)
+    assert [s["what"] for s in r.json()["trail"]] == ["submitted", "published", "violation"]
+    assert (await rig.client.get("/posts/nope/trail", headers=office)).status_code == 404
+    assert (await rig.client.get("/violations")).status_code == 401
+
+    # A restarted service on a fresh database replays everything and records nothing new.
+    live = rig.svc.store.digest(rig.svc.projection)
+    await rig.svc.stop()
+    again = build(
+        ServiceContext(
+            settings=Settings(data_dir=tmp_path / "fresh"),
+            clock=rig.clock,
+            nats_url=rig.ctx.nats_url,
+        ),
+        Policy(None, 5),
+    )
+    assert isinstance(again, AccountabilityService)
+    (tmp_path / "fresh").mkdir()
+    await again.start()
+    try:
+        await again.settle()
+        assert len(await rig.events("ViolationRecorded")) == 1
+        assert again.store.digest(again.projection) == live
+    finally:
+        await again.stop()
+
+
+async def test_supervision_by_hand_and_finding_confirmed(rig: Rig) -> None:
+    office = DEMO.headers("office-supervisor")
+    await rig.fact(
+        ColumnStale(
+            unit="finance",
+            column="leaders_activities",
+            rule_set="wenan-2018",
+            rule="fortnightly",
+            rule_kind="periodic",
+            due_date=D("2026-03-01"),
+            overdue_days=1,
+            episode="e1",
+        ),
+        "finance--leaders_activities",
+    )
+    await rig.svc.settle()
+    bad = await rig.client.post(
+        "/supervisions", headers=office, json={"unit": "finance", "column": "statistics"}
+    )
+    assert bad.status_code == 409
+    maker = DEMO.headers("finance-maker")
+    forbidden = await rig.client.post(
+        "/supervisions", headers=maker, json={"unit": "finance", "column": "leaders_activities"}
+    )
+    assert forbidden.status_code == 403
+    r = await rig.client.post(
+        "/supervisions",
+        headers=office,
+        json={"unit": "finance", "column": "leaders_activities", "working_days": 3},
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["deadline"] == "2026-03-05"
+    await rig.svc.settle()
+    again = await rig.client.post(
+        "/supervisions", headers=office, json={"unit": "finance", "column": "leaders_activities"}
+    )
+    assert again.status_code == 409
+
+    rig.clock.set(at(D("2026-03-06")))
+    await rig.svc.settle()
+    [breach] = await rig.events("ViolationRecorded")
+    assert breach.payload.kind == "stale_after_supervision"
+
+    await submit_and_publish(rig, "P2", "pub2")
+    await rig.svc.settle()
+    bad_finding = await rig.client.post(
+        "/findings", headers=office, json={"kind": "typo", "description": "x"}
+    )
+    assert bad_finding.status_code == 422
+    f = await rig.client.post(
+        "/findings",
+        headers=office,
+        json={
+            "publication_id": "pub2",
+            "kind": "wrong_statistics",
+            "description": "数字与统计局不符",
+            "evidence": ["https://x/pub2#table1"],
+        },
+    )
+    assert f.status_code == 201, f.text
+    fid = f.json()["finding_id"]
+    await rig.svc.settle()
+    c = await rig.client.post(f"/findings/{fid}/confirmation", headers=office, json={})
+    assert c.status_code == 200, c.text
+    await rig.svc.settle()
+    kinds = sorted(e.payload.kind for e in await rig.events("ViolationRecorded"))
+    assert kinds == ["published_without_review", "stale_after_supervision", "wrong_information"]
+    r = await rig.client.get("/violations", params={"kind": "wrong_information"}, headers=office)
+    assert [x["finding_id"] for x in r.json()] == [fid]
+
+
+async def gongkai(*args: str) -> tuple[int, str, str]:
+    exe = Path(sys.executable).with_name("gongkai")
+    proc = await asyncio.create_subprocess_exec(
+        str(exe), *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await proc.communicate()
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def test_cli_rebuild_equals_live_and_verify_checkpoint(rig: Rig, tmp_path: Path) -> None:
+    await submit_and_publish(rig, "P1", "pub1")
+    await rig.svc.settle()
+    url = rig.ctx.nats_url
+    code, out, err = await gongkai(
+        "audit",
+        "rebuild",
+        "--nats-url",
+        url,
+        "--json",
+        "--quiet",
+        "--db-url",
+        f"sqlite:///{tmp_path / 'rebuilt.db'}",
+    )
+    assert code == 0, err
+    assert json.loads(out)["digest"] == rig.svc.store.digest(rig.svc.projection)
+
+    code, out, err = await gongkai("audit", "verify", "--nats-url", url)
+    assert code == 0, out + err
+    checkpoint = out.strip().splitlines()[-2].split()[1]
+    await rig.fact(
+        PostSubmitted(
+            unit="finance",
+            column="other",
+            title="t",
+            body="b",
+            origin="produced",
+            channel="website",
+            information_date=D("2026-03-02"),
+            content_digest=A,
+        ),
+        "P9",
+        MAKER,
+    )
+    code, out, _ = await gongkai("audit", "verify", "--nats-url", url, "--checkpoint", checkpoint)
+    assert code == 0 and f"checkpoint {checkpoint.split(':')[0]} matches" in out
+    code, out, _ = await gongkai(
+        "audit", "verify", "--nats-url", url, "--checkpoint", checkpoint[:-4] + "0000"
+    )
+    assert code == 1 and "changed" in out
+
+    code, out, err = await gongkai("audit", "trail", "P1", "--nats-url", url)
+    assert code == 0 and "published" in out and "finance-maker" in out
+    code, out, err = await gongkai("audit", "as-of", "2026-03-02", "--nats-url", url, "--json")
+    assert code == 0, err
+    assert [v["kind"] for v in json.loads(out)["violations"]] == ["published_without_review"]
+    code, out, _ = await gongkai("audit", "as-of", "2026-03-01", "--nats-url", url, "--json")
+    assert json.loads(out)["violations"] == []
+    for fmt in ("json", "csv", "table", "html"):
+        code, out, err = await gongkai(
+            "audit",
+            "report",
+            "--from",
+            "2026-03-01",
+            "--to",
+            "2026-03-31",
+            "--format",
+            fmt,
+            "--nats-url",
+            url,
+        )
+        assert code == 0, err
+        assert "finance" in out
+    code, _, err = await gongkai(
+        "audit", "report", "--from", "2026-04-01", "--to", "2026-03-01", "--nats-url", url
+    )
+    assert code == 2 and "--from is after --to" in err

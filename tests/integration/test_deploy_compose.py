@@ -1,0 +1,135 @@
+"""deploy/compose validated offline: Debian's docker-compose renders it (`config`), and the
+rendered file has the shape the operators rely on. No Docker engine is needed.
+
+Also checks the Dockerfiles (non-root, healthcheck, pinned dependencies) and that the cluster's
+nats-server.conf is valid for the real nats-server (`nats-server -t`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from gongkai.natsserver import find_binary
+from tests.natsauth import ROOT, SERVICES, USERS, env_name
+
+COMPOSE = ROOT / "deploy" / "compose" / "compose.yaml"
+ENV_EXAMPLE = ROOT / "deploy" / "compose" / "env.example"
+
+
+def _docker_compose() -> str:
+    found = shutil.which("docker-compose")
+    if found:
+        return found
+    # CI runs on a fresh Debian machine: install the validator the way the issue asks.
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    try:
+        subprocess.run([*sudo, "apt-get", "update", "-qq"], check=True, env=env,
+                       capture_output=True, timeout=240)
+        subprocess.run(
+            [*sudo, "apt-get", "install", "-y", "-qq", "--no-install-recommends",
+             "docker-compose"], check=True, env=env, capture_output=True, timeout=240,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        pytest.fail(f"cannot install docker-compose with apt-get: {exc}")
+    found = shutil.which("docker-compose")
+    assert found, "docker-compose not on PATH after apt-get install"
+    return found
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[str, Any]:
+    out = subprocess.run(
+        [_docker_compose(), "--env-file", str(ENV_EXAMPLE), "-f", str(COMPOSE), "config"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    doc: dict[str, Any] = yaml.safe_load(out.stdout)
+    return doc
+
+
+def test_compose_file_renders_offline(rendered: dict[str, Any]) -> None:
+    svcs = rendered["services"]
+    expected = {"nats-1", "nats-2", "nats-3", "postgres", "stream-init", *SERVICES}
+    assert set(svcs) == expected
+
+
+def test_three_node_jetstream_cluster(rendered: dict[str, Any]) -> None:
+    svcs = rendered["services"]
+    names = set()
+    for n in ("nats-1", "nats-2", "nats-3"):
+        s = svcs[n]
+        assert s["command"] == ["-c", "/etc/nats/nats-server.conf"]
+        names.add(s["environment"]["SERVER_NAME"])
+        assert any(":/data" in str(v) or "'/data'" in str(v) for v in s["volumes"]), s["volumes"]
+        assert "healthcheck" in s
+    assert names == {"nats-1", "nats-2", "nats-3"}
+    conf = (ROOT / "deploy" / "nats" / "nats-server.conf").read_text()
+    for n in ("nats-1", "nats-2", "nats-3"):
+        assert f"nats-route://{n}:6222" in conf
+
+
+def test_each_service_has_its_own_credentials_and_database(rendered: dict[str, Any]) -> None:
+    svcs = rendered["services"]
+    seen_pw = set()
+    for name in SERVICES:
+        env = svcs[name]["environment"]
+        assert env["GONGKAI_NATS_USER"] == name
+        assert env["GONGKAI_STREAM_MANAGE"] == "false"
+        assert env["GONGKAI_STREAM_REPLICAS"] == "3"
+        seen_pw.add(env["GONGKAI_NATS_PASSWORD"])
+        db = env[f"GONGKAI_DB_URL_{name.upper()}"]
+        assert db.startswith(f"postgresql+psycopg://{name}:") and db.endswith(f"/gongkai_{name}")
+        deps = svcs[name]["depends_on"]
+        assert deps["stream-init"]["condition"] == "service_completed_successfully"
+        assert deps["postgres"]["condition"] == "service_healthy"
+        assert svcs[name]["build"]["dockerfile"] == f"services/{name}/Dockerfile"
+    assert len(seen_pw) == len(SERVICES), "services share a NATS password"
+    init = svcs["stream-init"]
+    assert init["environment"]["GONGKAI_NATS_USER"] == "init"
+    assert init["command"] == ["events", "init-streams", "--replicas", "3"]
+    # every NATS node knows every user's password from the environment
+    for n in ("nats-1", "nats-2", "nats-3"):
+        for user in USERS:
+            assert svcs[n]["environment"][env_name(user)]
+
+
+def test_cluster_config_is_valid_for_nats_server() -> None:
+    env = {**os.environ, "SERVER_NAME": "nats-1"}
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        if line and not line.startswith("#"):
+            k, _, v = line.partition("=")
+            env[k] = v
+    out = subprocess.run(
+        [find_binary(), "-t", "-c", str(ROOT / "deploy" / "nats" / "nats-server.conf")],
+        capture_output=True, text=True, env=env, timeout=30,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_dockerfile(service: str) -> None:
+    text = (ROOT / "services" / service / "Dockerfile").read_text()
+    assert "FROM python:3.11-slim" in text
+    assert "USER 10001" in text, "runs as root"
+    assert "HEALTHCHECK" in text and "/healthz" in text
+    assert "requirements.lock" in text
+    assert f'CMD ["service", "{service}"]' in text
+    assert f"COPY services/{service}/" in text
+    others = [s for s in SERVICES if s != service]
+    assert not any(f"services/{o}" in text for o in others), "an image carries another service"
+    ignore = (ROOT / ".dockerignore").read_text()
+    assert "!services/" in ignore and "!shared/" in ignore
+
+
+def test_postgres_init_creates_a_database_per_service() -> None:
+    text = Path(ROOT / "deploy" / "postgres" / "init-databases.sh").read_text()
+    assert "for svc in intake review freshness accountability" in text
+    assert "CREATE DATABASE" in text and "CREATE ROLE" in text

@@ -1,0 +1,46 @@
+"""Test helpers: nats-server with gongkai's production accounts (deploy/nats/auth.conf).
+
+The permission test and the cluster failover test start real nats-servers whose accounts,
+users and permissions are exactly the deploy configuration; passwords are the environment
+variables the deploy files name, set here for the child processes.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+AUTH_CONF = ROOT / "deploy" / "nats" / "auth.conf"
+USERS = ("sys", "init", "intake", "review", "freshness", "accountability", "cms")
+SERVICES = ("intake", "review", "freshness", "accountability")
+
+
+def env_name(user: str) -> str:
+    return f"GK_NATS_{user.upper()}_PASSWORD"
+
+
+@contextmanager
+def nats_passwords() -> Iterator[dict[str, str]]:
+    """Fresh passwords in os.environ (nats-server resolves $GK_NATS_*_PASSWORD from it)."""
+    # nats-server parses an environment value as a config value: a password must start with
+    # a letter (see docs/operations.md, "Credentials").
+    pw = {u: "gk" + secrets.token_hex(12) for u in USERS}
+    old = {env_name(u): os.environ.get(env_name(u)) for u in USERS}
+    os.environ.update({env_name(u): p for u, p in pw.items()})
+    try:
+        yield pw
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def auth_config() -> str:
+    """The accounts block as a server includes it (inlined: includes are file-relative)."""
+    return AUTH_CONF.read_text()

@@ -1,0 +1,397 @@
+"""accountability's fold and decisions, without NATS: facts in, violations and cases out."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+from gongkai.calendar import WorkingCalendar
+from gongkai.events import Actor, EventPayload, new_event
+from gongkai.events.contracts.freshness import ColumnRefreshed, ColumnStale
+from gongkai.events.contracts.intake import (
+    PostPublished,
+    PostRevised,
+    PostSubmitted,
+    RoleGranted,
+    Screening,
+    UnitRegistered,
+)
+from gongkai.events.contracts.review import ReviewConcluded, ReviewSigned
+from gongkai_accountability.domain.decide import Decision, Policy, decide
+from gongkai_accountability.domain.fold import SHANGHAI, evolve
+from gongkai_accountability.domain.report import as_of_view, unit_reports
+from gongkai_accountability.domain.rows import MemoryRows
+
+D = date.fromisoformat
+A = "a" * 64
+B = "b" * 64
+CAL = WorkingCalendar.default()
+MAKER = Actor(person="finance-maker", role="maker", unit="finance")
+LEADER = Actor(person="finance-leader", role="leader", unit="finance")
+CMS = Actor(person="cms", role="office", unit="county-office")
+SYSTEM = Actor(person="freshness", role="system", unit="system")
+
+
+def at(d: date) -> datetime:
+    return datetime.combine(d, time(9), SHANGHAI).astimezone(UTC)
+
+
+class Tape:
+    """Records facts into a MemoryRows fold and plays accountability's decisions back."""
+
+    def __init__(self) -> None:
+        self.rows = MemoryRows()
+        self.seq = 0
+        self.recorded: list[Any] = []
+        self.today = D("2026-03-02")
+
+    def fact(self, payload: EventPayload, agg: str, actor: Actor = SYSTEM) -> str:
+        self.seq += 1
+        env = new_event(
+            payload,
+            aggregate_id=agg,
+            actor=actor,
+            command_id=f"t{self.seq}",
+            recorded_at=at(self.today),
+        )
+        evolve(self.rows, env, self.seq)
+        return env.event_id
+
+    def decide(self) -> list[Decision]:
+        return decide(self.rows, self.today, at(self.today), CAL, Policy(2, 5))
+
+    def settle(self) -> list[Any]:
+        """Decide and record until nothing is left, as the service does; returns new events."""
+        new: list[Any] = []
+        seen = {e.aggregate_id + e.type for e in self.recorded}
+        for _ in range(10):
+            ds = [d for d in self.decide() if d.event.aggregate_id + d.event.type not in seen]
+            if not ds:
+                return new
+            for d in ds:
+                self.seq += 1
+                evolve(self.rows, d.event, self.seq)
+                seen.add(d.event.aggregate_id + d.event.type)
+                new.append(d.event)
+        self.recorded += new
+        return new
+
+    def directory(self) -> None:
+        self.fact(
+            UnitRegistered(
+                code="finance",
+                name="财政局",
+                kind="department",
+                contact_name="x",
+                contact_mobile="1",
+            ),
+            "finance",
+        )
+        self.fact(RoleGranted(person_id="finance-maker", unit="finance", role="maker"), "fm")
+        self.fact(RoleGranted(person_id="finance-leader", unit="finance", role="leader"), "fl")
+
+    def submit(self, post: str, *, flagged: bool = False, kind: Any = None) -> None:
+        self.fact(
+            PostSubmitted(
+                unit="finance",
+                column="normative_documents",
+                title="t",
+                body="b",
+                origin="produced",
+                channel="website",
+                important_kind=kind,
+                information_date=self.today,
+                content_digest=A,
+                screening=Screening(needs_secrecy_review=flagged),
+            ),
+            post,
+            MAKER,
+        )
+
+    def approve(self, post: str, digest: str = A) -> None:
+        self.fact(
+            ReviewSigned(
+                post_id=post,
+                chain=1,
+                stage="leader",
+                decision="agree",
+                signer=LEADER,
+                content_digest=digest,
+            ),
+            post,
+            LEADER,
+        )
+        self.fact(
+            ReviewConcluded(post_id=post, chain=1, outcome="approved", content_digest=digest),
+            post,
+            SYSTEM,
+        )
+
+    def publish(
+        self, pub: str, post: str | None, digest: str = A, column: str = "normative_documents"
+    ) -> str:
+        return self.fact(
+            PostPublished(
+                publication_id=pub,
+                post_id=post,
+                unit="finance",
+                column=column,
+                url="https://x/" + pub,
+                online_at=at(self.today),
+                content_digest=digest,
+            ),
+            pub,
+            CMS,
+        )
+
+
+def test_publication_of_the_approved_digest_records_nothing() -> None:
+    t = Tape()
+    t.directory()
+    t.submit("P1")
+    t.approve("P1")
+    t.publish("pub1", "P1")
+    assert t.settle() == []
+    trail = t.rows.get("post", "P1")
+    assert trail is not None
+    assert [s["what"] for s in trail["trail"]] == [
+        "submitted",
+        "signed:leader",
+        "review:approved",
+        "published",
+    ]
+    assert trail["trail"][1]["person"] == "finance-leader"
+
+
+def test_unreviewed_publication_is_one_violation_against_maker_and_leader() -> None:
+    t = Tape()
+    t.directory()
+    t.submit("P1", flagged=True, kind="normative_document")
+    pub_event = t.publish("pub1", "P1")
+    new = t.settle()
+    assert [e.type for e in new] == ["ViolationRecorded"]
+    v = new[0].payload
+    assert (v.kind, v.severity, v.post_id) == ("published_without_review", "serious", "P1")
+    assert {(r.person, r.role) for r in v.responsible} == {
+        ("finance-maker", "maker"),
+        ("finance-leader", "leader"),
+    }
+    assert pub_event in v.evidence
+    # Deciding again (a restart, a replay) yields the same event ids, expected new: once only.
+    again = Tape()
+    again.directory()
+    again.submit("P1", flagged=True, kind="normative_document")
+    again.publish("pub1", "P1")
+    assert again.decide()[0].event.event_id == new[0].event_id
+    assert again.decide()[0].expected == 0
+    assert t.decide() == []
+
+
+def test_a_digest_other_than_the_approved_one_is_unreviewed() -> None:
+    t = Tape()
+    t.directory()
+    t.submit("P1")
+    t.approve("P1")
+    t.publish("pub1", "P1", digest=B)
+    [v] = t.settle()
+    assert "differs from the approved" in v.payload.summary
+    assert v.payload.severity == "minor"
+
+
+def test_publication_unknown_to_gongkai_names_the_units_leader() -> None:
+    t = Tape()
+    t.directory()
+    t.publish("pub9", None)
+    [v] = t.settle()
+    assert [(r.person, r.role) for r in v.payload.responsible] == [("finance-leader", "leader")]
+
+
+def stale(
+    t: Tape,
+    rule_set: str = "wenan-2018",
+    kind: str = "periodic",
+    column: str = "leaders_activities",
+    post: str | None = None,
+) -> str:
+    return t.fact(
+        ColumnStale(
+            unit="finance",
+            column=column,
+            rule_set=rule_set,
+            rule="r",
+            rule_kind=kind,
+            due_date=t.today,
+            overdue_days=1,
+            episode="e1",
+            post_id=post,
+        ),
+        f"finance--{column}",
+    )
+
+
+def refreshed(
+    t: Tape,
+    stale_id: str,
+    rule_set: str = "wenan-2018",
+    kind: Any = "periodic",
+    column: str = "leaders_activities",
+    late: int | None = None,
+    post: str | None = None,
+) -> str:
+    return t.fact(
+        ColumnRefreshed(
+            unit="finance",
+            column=column,
+            rule_set=rule_set,
+            rule="r",
+            rule_kind=kind,
+            episode="e1",
+            due_date=D("2026-03-02"),
+            resolution="published",
+            stale_event_id=stale_id,
+            late_days=late,
+            met_on=t.today,
+            post_id=post,
+        ),
+        f"finance--{column}",
+    )
+
+
+def test_supervision_issued_after_delay_breached_after_deadline_then_closed() -> None:
+    t = Tape()
+    t.directory()
+    s1 = stale(t)
+    s2 = stale(t, rule_set="national-2019")  # one column, one case
+    assert t.settle() == []  # the notice waits two working days
+    t.today = D("2026-03-04")
+    [notice] = t.settle()
+    assert notice.type == "SupervisionIssued"
+    assert notice.payload.stale_event_ids == (s1, s2)
+    assert notice.payload.deadline == D("2026-03-11")  # 5 working days after Wed 03-04
+    t.today = D("2026-03-11")
+    assert t.settle() == []  # the deadline day itself is still in time
+    t.today = D("2026-03-12")
+    [breach] = t.settle()
+    assert breach.payload.kind == "stale_after_supervision"
+    assert breach.payload.case_id == notice.payload.case_id
+    assert notice.event_id in breach.payload.evidence
+    assert {r.role for r in breach.payload.responsible} == {"leader", "maker"}
+    t.today = D("2026-03-13")
+    assert t.settle() == []  # a case is breached once
+    refreshed(t, s1)
+    assert t.settle() == []  # still stale under the other rule set
+    refreshed(t, s2, rule_set="national-2019")
+    closed = t.settle()
+    assert sorted(e.type for e in closed) == ["SupervisionClosed", "ViolationRectified"]
+    assert next(e for e in closed if e.type == "SupervisionClosed").payload.outcome == (
+        "after_deadline"
+    )
+    view = as_of_view(t.rows, D("2026-03-13"))
+    assert view["open_cases"] == [] and view["stale_columns"] == []
+    assert view["violations"][0]["rectified"]["how"] == "refreshed"
+
+
+def test_refreshed_before_the_notice_closes_without_violation() -> None:
+    t = Tape()
+    s = stale(t)
+    refreshed(t, s)
+    [closed] = t.settle()
+    assert (closed.type, closed.payload.outcome) == ("SupervisionClosed", "before_notice")
+
+
+def test_late_triggered_item_is_one_violation_across_rule_sets() -> None:
+    t = Tape()
+    t.directory()
+    t.submit("P1")
+    s1 = stale(t, kind="triggered", column="penalties", post="P1")
+    s2 = stale(t, rule_set="national-2019", kind="triggered", column="penalties", post="P1")
+    refreshed(t, s1, kind="triggered", column="penalties", late=3, post="P1")
+    refreshed(
+        t, s2, rule_set="national-2019", kind="triggered", column="penalties", late=1, post="P1"
+    )
+    new = t.settle()
+    assert sorted(e.type for e in new) == ["SupervisionClosed", "ViolationRecorded"]
+    v = next(e.payload for e in new if e.type == "ViolationRecorded")
+    assert (v.kind, v.post_id) == ("late_publication", "P1")
+    assert ("finance-maker", "maker") in {(r.person, r.role) for r in v.responsible}
+
+
+def test_periodic_refresh_late_is_not_late_publication() -> None:
+    t = Tape()
+    s = stale(t)
+    refreshed(t, s, late=4)
+    assert [e.type for e in t.settle()] == ["SupervisionClosed"]
+
+
+def test_finding_answered_by_revision_is_resolved() -> None:
+    from gongkai.events.contracts.accountability import FindingReported
+
+    t = Tape()
+    t.directory()
+    t.submit("P1")
+    t.fact(
+        FindingReported(
+            finding_id="F-1",
+            unit="finance",
+            kind="typo",
+            post_id="P1",
+            description="错别字",
+            reported_on=t.today,
+        ),
+        "F-1",
+    )
+    assert t.settle() == []
+    t.fact(
+        PostRevised(
+            unit="finance",
+            title="t",
+            body="b2",
+            information_date=t.today,
+            content_version=2,
+            content_digest=B,
+        ),
+        "P1",
+        MAKER,
+    )
+    [resolved] = t.settle()
+    assert (resolved.type, resolved.payload.how) == ("FindingResolved", "revised")
+    assert t.rows.get("finding", "F-1")["status"] == "resolved"  # type: ignore[index]
+
+
+def test_confirmed_finding_is_wrong_information_and_counts_in_the_report() -> None:
+    from gongkai.events.contracts.accountability import FindingConfirmed, FindingReported
+
+    t = Tape()
+    t.directory()
+    t.submit("P1")
+    t.approve("P1")
+    t.publish("pub1", "P1")
+    t.fact(
+        FindingReported(
+            finding_id="F-1",
+            unit="finance",
+            kind="wrong_statistics",
+            publication_id="pub1",
+            description="GDP 数字错误",
+            reported_on=t.today,
+        ),
+        "F-1",
+    )
+    t.fact(FindingConfirmed(finding_id="F-1", unit="finance"), "F-1")
+    [v] = t.settle()
+    assert (v.payload.kind, v.payload.finding_id, v.payload.post_id) == (
+        "wrong_information",
+        "F-1",
+        "P1",
+    )
+    assert {(r.person, r.role) for r in v.payload.responsible} == {
+        ("finance-maker", "maker"),
+        ("finance-leader", "leader"),
+    }
+    [rep] = unit_reports(t.rows, D("2026-03-01"), D("2026-03-31"))
+    assert (rep.unit, rep.violations["wrong_information"], rep.findings, rep.score) == (
+        "finance",
+        1,
+        1,
+        95,
+    )
