@@ -53,7 +53,8 @@ def test_configmaps_carry_the_deploy_config_verbatim() -> None:
     nats = _find("ConfigMap", "nats-config")
     assert nats["data"]["auth.conf"] == (ROOT / "deploy/nats/auth.conf").read_text()
     pg = _find("ConfigMap", "postgres-init")
-    assert pg["data"]["init-databases.sh"] == (ROOT / "deploy/postgres/init-databases.sh").read_text()
+    init_sh = (ROOT / "deploy/postgres/init-databases.sh").read_text()
+    assert pg["data"]["init-databases.sh"] == init_sh
 
 
 def test_k8s_nats_config_is_valid_for_nats_server(tmp_path: Path) -> None:

@@ -58,8 +58,12 @@ async def test_submit_and_revise_on_the_bus(bus: Any) -> None:
     status, revised = await request(
         nc,
         "revise_post",
-        {"post_id": answer["post_id"], "title": BODY["title"], "body": "新正文",
-         "information_date": "2026-03-01"},
+        {
+            "post_id": answer["post_id"],
+            "title": BODY["title"],
+            "body": "新正文",
+            "information_date": "2026-03-01",
+        },
         DEMO.headers("finance-maker"),
     )
     assert status == 201, revised
@@ -90,26 +94,56 @@ async def test_one_key_is_one_command_on_either_path(bus: Any) -> None:
 
 
 REFUSED = [
-    pytest.param("submit_post", BODY, {"Idempotency-Key": "k"}, 401, "Authorization",
-                 id="anonymous"),
-    pytest.param("submit_post", BODY, {"Authorization": "Bearer gk_nope", "Idempotency-Key": "k"},
-                 401, "Authorization", id="unknown-token"),
+    pytest.param(
+        "submit_post", BODY, {"Idempotency-Key": "k"}, 401, "Authorization", id="anonymous"
+    ),
+    pytest.param(
+        "submit_post",
+        BODY,
+        {"Authorization": "Bearer gk_nope", "Idempotency-Key": "k"},
+        401,
+        "Authorization",
+        id="unknown-token",
+    ),
     pytest.param("submit_post", b"{not json", None, 400, "body", id="not-json"),
     pytest.param("submit_post", [1, 2], None, 422, "body", id="not-an-object"),
     pytest.param("submit_post", {**BODY, "title": ""}, None, 422, "title", id="blank-title"),
-    pytest.param("submit_post", {**BODY, "column": "nope"}, None, 422, "column",
-                 id="unknown-column"),
-    pytest.param("submit_post", {**BODY, "body": "机密★10年"}, None, 422, "body",
-                 id="classified"),
-    pytest.param("submit_post", {**BODY, "attachments": [{"name": "a", "sha256": "x", "size": 1}]},
-                 None, 422, "attachments.0.sha256", id="bad-attachment"),
-    pytest.param("revise_post", {"title": "t", "body": "b", "information_date": "2026-03-01"},
-                 None, 422, "post_id", id="revise-without-post-id"),
-    pytest.param("revise_post", {"post_id": "post-nope", "title": "t", "body": "b",
-                                 "information_date": "2026-03-01"},
-                 None, 404, "post_id", id="revise-unknown-post"),
-    pytest.param("submit_post", BODY, {"Authorization": f"Bearer {DEMO.tokens['finance-maker']}"},
-                 400, "Idempotency-Key", id="no-idempotency-key"),
+    pytest.param(
+        "submit_post", {**BODY, "column": "nope"}, None, 422, "column", id="unknown-column"
+    ),
+    pytest.param("submit_post", {**BODY, "body": "机密★10年"}, None, 422, "body", id="classified"),
+    pytest.param(
+        "submit_post",
+        {**BODY, "attachments": [{"name": "a", "sha256": "x", "size": 1}]},
+        None,
+        422,
+        "attachments.0.sha256",
+        id="bad-attachment",
+    ),
+    pytest.param(
+        "revise_post",
+        {"title": "t", "body": "b", "information_date": "2026-03-01"},
+        None,
+        422,
+        "post_id",
+        id="revise-without-post-id",
+    ),
+    pytest.param(
+        "revise_post",
+        {"post_id": "post-nope", "title": "t", "body": "b", "information_date": "2026-03-01"},
+        None,
+        404,
+        "post_id",
+        id="revise-unknown-post",
+    ),
+    pytest.param(
+        "submit_post",
+        BODY,
+        {"Authorization": f"Bearer {DEMO.tokens['finance-maker']}"},
+        400,
+        "Idempotency-Key",
+        id="no-idempotency-key",
+    ),
 ]
 
 

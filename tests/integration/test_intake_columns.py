@@ -37,8 +37,13 @@ async def choose(p: Platform, unit: str, column: str, hidden: bool, n: int) -> N
 async def submit(p: Platform, unit: str, column: str) -> Any:
     return await p.client.post(
         "/posts",
-        json={"unit": unit, "column": column, "title": "标题", "body": "正文",
-              "information_date": "2026-03-01"},
+        json={
+            "unit": unit,
+            "column": column,
+            "title": "标题",
+            "body": "正文",
+            "information_date": "2026-03-01",
+        },
         headers=DEMO.headers(f"{unit}-maker"),
     )
 

@@ -71,14 +71,22 @@ async def test_office_keeps_the_directory(intake: Platform) -> None:
     assert r.json()["changed"] is False
     recorded = await intake_events_after(intake.evlog, before)
     assert [type(e.payload) for e in recorded] == [
-        UnitRegistered, UnitRegistered, PersonRegistered, RoleGranted,
+        UnitRegistered,
+        UnitRegistered,
+        PersonRegistered,
+        RoleGranted,
     ]
     assert all((e.actor.person, e.actor.role) == (OFFICE, "office") for e in recorded)
 
     # A token from the operator's command, then the new maker can submit for the new unit.
     await issue_token(
-        intake.evlog, "audit-maker", token_hash("gk_test-audit-maker"), "aker",
-        actor=DEMO_ACTOR, now=intake.clock.now(), today=PLATFORM_T0.date(),
+        intake.evlog,
+        "audit-maker",
+        token_hash("gk_test-audit-maker"),
+        "aker",
+        actor=DEMO_ACTOR,
+        now=intake.clock.now(),
+        today=PLATFORM_T0.date(),
         command_id="test-token-audit",
     )
     await intake.settle()
@@ -86,21 +94,33 @@ async def test_office_keeps_the_directory(intake: Platform) -> None:
     assert me.json()["roles"] == [{"unit": "audit", "role": "maker"}]
     r = await intake.client.post(
         "/posts",
-        json={"unit": "audit", "column": "other_documents", "title": "审计公告",
-              "body": "正文", "information_date": "2026-03-01"},
+        json={
+            "unit": "audit",
+            "column": "other_documents",
+            "title": "审计公告",
+            "body": "正文",
+            "information_date": "2026-03-01",
+        },
         headers={"Authorization": "Bearer gk_test-audit-maker", "Idempotency-Key": "a1"},
     )
     assert r.status_code == 201, r.text
 
-    r = await call(intake, "/people/audit-maker/roles/revocation", {"unit": "audit", "role": "maker"})
+    r = await call(
+        intake, "/people/audit-maker/roles/revocation", {"unit": "audit", "role": "maker"}
+    )
     assert r.status_code == 200
     *_, last = await intake_events_after(intake.evlog, before)
     assert isinstance(last.payload, RoleRevoked)
     await intake.settle()
     r = await intake.client.post(
         "/posts",
-        json={"unit": "audit", "column": "other_documents", "title": "审计公告二",
-              "body": "正文", "information_date": "2026-03-01"},
+        json={
+            "unit": "audit",
+            "column": "other_documents",
+            "title": "审计公告二",
+            "body": "正文",
+            "information_date": "2026-03-01",
+        },
         headers={"Authorization": "Bearer gk_test-audit-maker", "Idempotency-Key": "a2"},
     )
     assert r.status_code == 403
@@ -110,33 +130,89 @@ async def test_office_keeps_the_directory(intake: Platform) -> None:
 
 INVALID = [
     pytest.param("/units", UNIT, "finance-leader", 403, None, id="not-office"),
-    pytest.param("/units", {**UNIT, "contact_mobile": "0311-1234567"}, OFFICE, 422,
-                 "contact_mobile", id="landline-contact"),
+    pytest.param(
+        "/units",
+        {**UNIT, "contact_mobile": "0311-1234567"},
+        OFFICE,
+        422,
+        "contact_mobile",
+        id="landline-contact",
+    ),
     pytest.param("/units", {**UNIT, "kind": "ministry"}, OFFICE, 422, "kind", id="unknown-kind"),
     pytest.param("/units", {**UNIT, "code": "au dit"}, OFFICE, 422, "code", id="code-not-a-token"),
     pytest.param("/units", {**UNIT, "name": " "}, OFFICE, 422, "name", id="blank-name"),
-    pytest.param("/people", {"person_id": "x", "name": "某人"}, "finance-maker", 403, None,
-                 id="person-not-office"),
-    pytest.param("/people/finance-maker/roles", {"unit": "nowhere", "role": "staff"}, OFFICE, 422,
-                 "unit", id="role-in-unknown-unit"),
-    pytest.param("/people/nobody/roles", {"unit": "finance", "role": "staff"}, OFFICE, 404,
-                 "person_id", id="role-for-unknown-person"),
-    pytest.param("/people/finance-maker/roles", {"unit": "finance", "role": "boss"}, OFFICE, 422,
-                 "role", id="unknown-role"),
-    pytest.param("/people/finance-maker/roles/revocation", {"unit": "finance", "role": "leader"},
-                 OFFICE, 409, "role", id="revoke-role-not-held"),
-    pytest.param("/units/finance/leadership-changes",
-                 {"changed_on": "2026-03-09", "summary": "x"}, "finance-leader", 422,
-                 "changed_on", id="leadership-change-in-future"),
-    pytest.param("/units/finance/leadership-changes",
-                 {"changed_on": "2026-02-20", "summary": "新任局长，身份证11010519491231002X"},
-                 "finance-leader", 422, "summary", id="personal-data-in-summary"),
-    pytest.param("/units/finance/leadership-changes",
-                 {"changed_on": "2026-02-20", "summary": "调整"}, "finance-secrecy", 403, "unit",
-                 id="leadership-change-by-secrecy-officer"),
-    pytest.param("/units/nowhere/leadership-changes",
-                 {"changed_on": "2026-02-20", "summary": "调整"}, OFFICE, 404, "unit",
-                 id="leadership-change-unknown-unit"),
+    pytest.param(
+        "/people",
+        {"person_id": "x", "name": "某人"},
+        "finance-maker",
+        403,
+        None,
+        id="person-not-office",
+    ),
+    pytest.param(
+        "/people/finance-maker/roles",
+        {"unit": "nowhere", "role": "staff"},
+        OFFICE,
+        422,
+        "unit",
+        id="role-in-unknown-unit",
+    ),
+    pytest.param(
+        "/people/nobody/roles",
+        {"unit": "finance", "role": "staff"},
+        OFFICE,
+        404,
+        "person_id",
+        id="role-for-unknown-person",
+    ),
+    pytest.param(
+        "/people/finance-maker/roles",
+        {"unit": "finance", "role": "boss"},
+        OFFICE,
+        422,
+        "role",
+        id="unknown-role",
+    ),
+    pytest.param(
+        "/people/finance-maker/roles/revocation",
+        {"unit": "finance", "role": "leader"},
+        OFFICE,
+        409,
+        "role",
+        id="revoke-role-not-held",
+    ),
+    pytest.param(
+        "/units/finance/leadership-changes",
+        {"changed_on": "2026-03-09", "summary": "x"},
+        "finance-leader",
+        422,
+        "changed_on",
+        id="leadership-change-in-future",
+    ),
+    pytest.param(
+        "/units/finance/leadership-changes",
+        {"changed_on": "2026-02-20", "summary": "新任局长，身份证11010519491231002X"},
+        "finance-leader",
+        422,
+        "summary",
+        id="personal-data-in-summary",
+    ),
+    pytest.param(
+        "/units/finance/leadership-changes",
+        {"changed_on": "2026-02-20", "summary": "调整"},
+        "finance-secrecy",
+        403,
+        "unit",
+        id="leadership-change-by-secrecy-officer",
+    ),
+    pytest.param(
+        "/units/nowhere/leadership-changes",
+        {"changed_on": "2026-02-20", "summary": "调整"},
+        OFFICE,
+        404,
+        "unit",
+        id="leadership-change-unknown-unit",
+    ),
 ]
 
 
@@ -153,7 +229,8 @@ async def test_invalid_directory_commands_record_nothing(
 
 async def test_leadership_change_is_recorded(intake: Platform) -> None:
     r = await call(
-        intake, "/units/finance/leadership-changes",
+        intake,
+        "/units/finance/leadership-changes",
         {"changed_on": "2026-02-26", "summary": "副局长分工调整：分管预算股、国库股"},
         "finance-leader",
     )
@@ -179,7 +256,8 @@ async def test_demo_directory_loads_once(evlog: EventLog) -> None:
     assert again.events == 0
     assert await evlog.last_sequence() == last
     tokens = [
-        rec.envelope.payload async for rec in evlog.replay()
+        rec.envelope.payload
+        async for rec in evlog.replay()
         if isinstance(rec.envelope.payload, TokenIssued)
     ]
     # Only hashes are recorded, never the tokens.
@@ -189,17 +267,21 @@ async def test_demo_directory_loads_once(evlog: EventLog) -> None:
 
 
 async def test_loader_records_only_what_changed(evlog: EventLog) -> None:
+    roles = [{"unit": "audit", "role": "maker"}]
     doc = {
         "units": [dict(UNIT)],
-        "people": [{"id": "audit-maker", "name": "审计局承办人（演示）",
-                    "roles": [{"unit": "audit", "role": "maker"}]}],
+        "people": [{"id": "audit-maker", "name": "审计局承办人（演示）", "roles": roles}],
     }
     at = datetime(2026, 3, 2, tzinfo=UTC)
-    assert (await apply_directory(evlog, parse_directory(doc), actor=DEMO_ACTOR, now=at,
-                                  today=at.date())).events == 3
-    doc["people"][0]["roles"].append({"unit": "audit", "role": "staff"})
-    report = await apply_directory(evlog, parse_directory(doc), actor=DEMO_ACTOR, now=at,
-                                   today=at.date())
+    assert (
+        await apply_directory(
+            evlog, parse_directory(doc), actor=DEMO_ACTOR, now=at, today=at.date()
+        )
+    ).events == 3
+    roles.append({"unit": "audit", "role": "staff"})
+    report = await apply_directory(
+        evlog, parse_directory(doc), actor=DEMO_ACTOR, now=at, today=at.date()
+    )
     assert (report.events, report.aggregates) == (1, ("person/audit-maker",))
 
 

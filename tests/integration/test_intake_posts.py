@@ -86,7 +86,10 @@ async def test_submission_is_recorded_with_the_review_form(intake: Platform) -> 
     p = env.payload
     assert isinstance(p, PostSubmitted)
     assert (p.unit, p.column, p.origin, p.channel) == (
-        "finance", "normative_documents", "produced", "website",
+        "finance",
+        "normative_documents",
+        "produced",
+        "website",
     )
     assert p.important_kind == "normative_document"
     assert p.maker_unsure is True
@@ -95,14 +98,16 @@ async def test_submission_is_recorded_with_the_review_form(intake: Platform) -> 
     assert p.content_version == 1
     # sha256 of the canonical content, reproducible by anyone holding the content.
     canonical = (
-        '{"attachments":[{"name":"办法全文.pdf","sha256":"%s","size":120000}],"body":"%s",'
-        '"title":"%s"}' % (SHA, post()["body"], post()["title"])
+        '{"attachments":[{"name":"办法全文.pdf","sha256":"' + SHA + '","size":120000}],'
+        '"body":"' + post()["body"] + '","title":"' + post()["title"] + '"}'
     )
     assert p.content_digest == hashlib.sha256(canonical.encode()).hexdigest()
     assert answer["content_digest"] == p.content_digest
     assert not p.screening.needs_secrecy_review
     assert (env.actor.person, env.actor.role, env.actor.unit) == (
-        "finance-maker", "maker", "finance",
+        "finance-maker",
+        "maker",
+        "finance",
     )
     assert env.recorded_at == intake.clock.now()
     assert answer["event_id"] == env.event_id
@@ -138,7 +143,9 @@ VALIDATION = [
     pytest.param(post(unit="no-such-unit"), 422, "unit", id="unknown-unit"),
     pytest.param(post(column="no_such_column"), 422, "column", id="column-not-in-catalog"),
     pytest.param(
-        post(unit="donghe-town", column="public_resources"), 422, "column",
+        post(unit="donghe-town", column="public_resources"),
+        422,
+        "column",
         id="column-not-for-unit-kind",
     ),
     pytest.param(post(column="housing_security"), 422, "column", id="column-hidden-by-default"),
@@ -146,10 +153,14 @@ VALIDATION = [
     pytest.param(post(channel=ABSENT), 422, "channel", id="important-needs-channel"),
     pytest.param(
         post(important_kind="announcement", column="announcements", origin=ABSENT),
-        422, "origin", id="announcement-needs-origin",
+        422,
+        "origin",
+        id="announcement-needs-origin",
     ),
     pytest.param(
-        post(important_kind="major_decision", channel=ABSENT), 422, "channel",
+        post(important_kind="major_decision", channel=ABSENT),
+        422,
+        "channel",
         id="major-decision-needs-channel",
     ),
     pytest.param(post(origin="reprinted"), 422, "source", id="reprint-without-source"),
@@ -163,19 +174,27 @@ VALIDATION = [
     pytest.param(post(body=" "), 422, "body", id="no-body-no-attachment"),
     pytest.param(
         post(attachments=[{"name": f"{i}.pdf", "sha256": SHA, "size": 1} for i in range(51)]),
-        422, "attachments", id="too-many-attachments",
+        422,
+        "attachments",
+        id="too-many-attachments",
     ),
     pytest.param(
         post(attachments=[{"name": "big.zip", "sha256": SHA, "size": 200 * 1024 * 1024 + 1}]),
-        422, "attachments.0.size", id="attachment-too-large",
+        422,
+        "attachments.0.size",
+        id="attachment-too-large",
     ),
     pytest.param(
         post(attachments=[{"name": "a.pdf", "sha256": "not-a-digest", "size": 1}]),
-        422, "attachments.0.sha256", id="attachment-bad-sha256",
+        422,
+        "attachments.0.sha256",
+        id="attachment-bad-sha256",
     ),
     pytest.param(
         post(attachments=[{"name": "", "sha256": SHA, "size": 1}]),
-        422, "attachments.0.name", id="attachment-no-name",
+        422,
+        "attachments.0.name",
+        id="attachment-no-name",
     ),
     pytest.param(post(channel="fax"), 422, "channel", id="unknown-channel"),
     pytest.param(post(important_kind="memo"), 422, "important_kind", id="unknown-kind"),
@@ -235,7 +254,9 @@ async def test_idempotency_key_is_required_and_bounded(intake: Platform) -> None
     del headers["Idempotency-Key"]
     r = await intake.client.post("/posts", json=post(), headers=headers)
     assert (r.status_code, r.json()["field"]) == (400, "Idempotency-Key")
-    r = await intake.client.post("/posts", json=post(), headers={**headers, "Idempotency-Key": "k" * 201})
+    r = await intake.client.post(
+        "/posts", json=post(), headers={**headers, "Idempotency-Key": "k" * 201}
+    )
     assert (r.status_code, r.json()["field"]) == (400, "Idempotency-Key")
     assert await intake_events_after(intake.evlog, before) == []
 
@@ -277,15 +298,29 @@ async def test_classified_content_is_refused_and_never_recorded(
 
 
 FLAGGED = [
-    pytest.param({"body": f"申请人身份证号{ID_OK}。"}, [("resident_id", "body", "110105********002X")],
-                 id="resident-id"),
-    pytest.param({"body": "联系电话13800138000。"}, [("mobile", "body", "138****8000")], id="mobile"),
-    pytest.param({"body": "电话：+86 139-1234-5678"}, [("mobile", "body", "139****5678")],
-                 id="mobile-country-code"),
-    pytest.param({"body": f"退款账号{CARD_OK}"}, [("bank_card", "body", "622202*********0128")],
-                 id="bank-card"),
-    pytest.param({"title": "关于张三（13700137000）的公示"}, [("mobile", "title", "137****7000")],
-                 id="mobile-in-title"),
+    pytest.param(
+        {"body": f"申请人身份证号{ID_OK}。"},
+        [("resident_id", "body", "110105********002X")],
+        id="resident-id",
+    ),
+    pytest.param(
+        {"body": "联系电话13800138000。"}, [("mobile", "body", "138****8000")], id="mobile"
+    ),
+    pytest.param(
+        {"body": "电话：+86 139-1234-5678"},
+        [("mobile", "body", "139****5678")],
+        id="mobile-country-code",
+    ),
+    pytest.param(
+        {"body": f"退款账号{CARD_OK}"},
+        [("bank_card", "body", "622202*********0128")],
+        id="bank-card",
+    ),
+    pytest.param(
+        {"title": "关于张三（13700137000）的公示"},
+        [("mobile", "title", "137****7000")],
+        id="mobile-in-title",
+    ),
     pytest.param(
         {"attachments": [{"name": f"身份证_{ID_OK}.jpg", "sha256": SHA, "size": 10}]},
         [("resident_id", "attachments.0.name", "110105********002X")],
@@ -411,8 +446,11 @@ async def test_revision_records_a_new_content_version_in_the_posts_chain(
     first = (await submit(intake, post())).json()
     r = await intake.client.post(
         f"/posts/{first['post_id']}/revisions",
-        json={"title": post()["title"], "body": "修订后的正文，联系电话13800138000。",
-              "information_date": "2026-03-01"},
+        json={
+            "title": post()["title"],
+            "body": "修订后的正文，联系电话13800138000。",
+            "information_date": "2026-03-01",
+        },
         headers=DEMO.headers("finance-staff"),
     )
     assert r.status_code == 201, r.text
@@ -436,8 +474,13 @@ async def test_revision_rules(intake: Platform) -> None:
         (pid, changed, "education-maker", 403, "unit"),
         (pid, changed, "finance-leader", 403, "unit"),
         ("post-unknown", changed, "finance-maker", 404, "post_id"),
-        (pid, {**changed, "information_date": "2026-03-09"}, "finance-maker", 422,
-         "information_date"),
+        (
+            pid,
+            {**changed, "information_date": "2026-03-09"},
+            "finance-maker",
+            422,
+            "information_date",
+        ),
         (pid, {**changed, "body": "机密★1年"}, "finance-maker", 422, "body"),
     ]
     for post_id, body, person, status, field in cases:
@@ -451,7 +494,8 @@ async def test_revision_rules(intake: Platform) -> None:
 async def test_withdrawal(intake: Platform) -> None:
     pid = (await submit(intake, post())).json()["post_id"]
     r = await intake.client.post(
-        f"/posts/{pid}/withdrawal", json={"reason": "内容需重新起草"},
+        f"/posts/{pid}/withdrawal",
+        json={"reason": "内容需重新起草"},
         headers=DEMO.headers("finance-leader"),
     )
     assert r.status_code == 200, r.text
@@ -461,7 +505,9 @@ async def test_withdrawal(intake: Platform) -> None:
     assert last.actor.role == "leader"
     before = await intake.evlog.last_sequence()
     again = await intake.client.post(
-        f"/posts/{pid}/withdrawal", json={"reason": "再次撤回"}, headers=DEMO.headers("finance-maker")
+        f"/posts/{pid}/withdrawal",
+        json={"reason": "再次撤回"},
+        headers=DEMO.headers("finance-maker"),
     )
     assert again.status_code == 409
     revise = await intake.client.post(
@@ -478,7 +524,8 @@ async def test_withdrawal_reason_is_screened(intake: Platform) -> None:
     before = await intake.evlog.last_sequence()
     for reason, status in (("含机密★10年内容", 422), (f"申请人身份证{ID_OK}", 422), ("", 422)):
         r = await intake.client.post(
-            f"/posts/{pid}/withdrawal", json={"reason": reason},
+            f"/posts/{pid}/withdrawal",
+            json={"reason": reason},
             headers=DEMO.headers("finance-maker"),
         )
         assert (r.status_code, r.json()["field"]) == (status, "reason"), r.text
@@ -487,9 +534,12 @@ async def test_withdrawal_reason_is_screened(intake: Platform) -> None:
 
 async def test_reading_a_post_needs_a_role_in_its_unit(intake: Platform) -> None:
     pid = (await submit(intake, post())).json()["post_id"]
-    assert (await intake.client.get(f"/posts/{pid}", headers=DEMO.headers("office-reader"))
-            ).status_code == 200
-    assert (await intake.client.get(f"/posts/{pid}", headers=DEMO.headers("education-maker"))
-            ).status_code == 403
-    assert (await intake.client.get("/posts/post-nope", headers=DEMO.headers("finance-maker"))
-            ).status_code == 404
+    assert (
+        await intake.client.get(f"/posts/{pid}", headers=DEMO.headers("office-reader"))
+    ).status_code == 200
+    assert (
+        await intake.client.get(f"/posts/{pid}", headers=DEMO.headers("education-maker"))
+    ).status_code == 403
+    assert (
+        await intake.client.get("/posts/post-nope", headers=DEMO.headers("finance-maker"))
+    ).status_code == 404

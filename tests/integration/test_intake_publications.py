@@ -128,13 +128,24 @@ INVALID = [
     pytest.param({"redated": True}, "cms", 422, "redated", id="redating-time-bound-column"),
     pytest.param({"url": "ftp://x/y"}, "cms", 422, "url", id="not-http"),
     pytest.param({"url": "/relative/path"}, "cms", 422, "url", id="relative-url"),
-    pytest.param({"online_at": "2026-03-02T12:00:00+08:00"}, "cms", 422, "online_at",
-                 id="online-in-the-future"),
-    pytest.param({"online_at": "2026-03-02T08:00:00"}, "cms", 422, "online_at",
-                 id="online-without-timezone"),
+    pytest.param(
+        {"online_at": "2026-03-02T12:00:00+08:00"},
+        "cms",
+        422,
+        "online_at",
+        id="online-in-the-future",
+    ),
+    pytest.param(
+        {"online_at": "2026-03-02T08:00:00"}, "cms", 422, "online_at", id="online-without-timezone"
+    ),
     pytest.param({"content_digest": "abc"}, "cms", 422, "content_digest", id="bad-digest"),
-    pytest.param({"reported_by": "site_reader"}, "finance-maker", 403, "reported_by",
-                 id="site-reader-is-the-office"),
+    pytest.param(
+        {"reported_by": "site_reader"},
+        "finance-maker",
+        403,
+        "reported_by",
+        id="site-reader-is-the-office",
+    ),
     pytest.param({}, "education-maker", 403, "unit", id="other-units-maker"),
     pytest.param({}, "finance-secrecy", 403, "unit", id="secrecy-officer-does-not-report"),
 ]
@@ -186,7 +197,9 @@ async def test_removal(intake: Platform) -> None:
     *_, env = await recorded(intake, pid)
     assert isinstance(env.payload, PublicationRemoved)
     assert (env.payload.post_id, env.payload.unit, env.payload.column) == (
-        post["post_id"], "finance", "normative_documents",
+        post["post_id"],
+        "finance",
+        "normative_documents",
     )
     view = await intake.client.get(f"/publications/{pid}", headers=DEMO.headers("finance-maker"))
     assert view.json()["removed"] is True

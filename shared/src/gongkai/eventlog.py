@@ -170,7 +170,10 @@ class EventLog:
 
     @classmethod
     async def connect(cls, url: str, **options: Any) -> EventLog:
-        nc = await nats.connect(url, **options)
+        # "nats://a:4222,nats://b:4222": every node of a cluster, so the first connect does
+        # not depend on one of them being up.
+        servers = [u.strip() for u in url.split(",") if u.strip()]
+        nc = await nats.connect(servers, **options)
         return cls(nc)
 
     async def close(self) -> None:

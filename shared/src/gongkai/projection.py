@@ -42,6 +42,10 @@ checkpoints = Table(
 )
 
 
+#: Execution option asking for a write-locking transaction (SQLite ``BEGIN IMMEDIATE``).
+IMMEDIATE = "gk_immediate"
+
+
 def make_engine(url: str) -> Engine:
     """An engine for a read-model database; SQLite gets WAL and a busy timeout."""
     if url.startswith("sqlite"):
@@ -52,11 +56,23 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # Let SQLAlchemy, not the sqlite3 driver, decide when transactions begin, so the
+            # "begin" hook below is the only BEGIN.
+            dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Any) -> None:
+            # Appliers take the write lock at BEGIN: the checkpoint read and the rows written
+            # after it are one serialised unit, so two overlapping appliers (a stopped
+            # subscription's last batch still finishing in its thread, and its replacement)
+            # cannot both apply. Readers begin normally and do not queue behind writers.
+            immediate = conn.get_execution_options().get(IMMEDIATE, False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
     return create_engine(url, pool_pre_ping=True)
@@ -157,7 +173,7 @@ class ProjectionStore:
         dead-lettered event, say). Returns the number of events applied.
         """
         applied = 0
-        with self.engine.begin() as conn:
+        with self.engine.connect().execution_options(**{IMMEDIATE: True}) as conn, conn.begin():
             last = conn.execute(
                 select(checkpoints.c.last_seq)
                 .where(checkpoints.c.projection == projection.name)

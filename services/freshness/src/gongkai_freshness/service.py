@@ -92,6 +92,7 @@ class FreshnessService(Service):
         self._retry = False
         self._evaluated_on: date | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._subscription: list[Any] = []
 
     @property
     def directory(self) -> Directory:
@@ -118,6 +119,12 @@ class FreshnessService(Service):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
+        # Unread messages of a cancelled reader would make the connection's drain wait for
+        # them until its timeout: drop the subscription first.
+        for sub in self._subscription:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        self._subscription = []
         await super().stop()
 
     async def ready(self) -> bool:
@@ -150,7 +157,10 @@ class FreshnessService(Service):
         if await self.evlog.last_sequence() <= self._folded:
             await self._drain()
             await self._caught_up()
-        async for msg in self.evlog.raw_replay(from_seq=self._folded + 1, follow=True):
+        self._subscription = []
+        async for msg in self.evlog.raw_replay(
+            from_seq=self._folded + 1, follow=True, subscription_out=self._subscription
+        ):
             md = msg.metadata
             seq = md.sequence.stream
             if msg.subject.rpartition(".")[2] in RELEVANT_TYPES:

@@ -61,7 +61,10 @@ class Service:
                 )
             }
         self.broker = NatsBroker(
-            ctx.nats_url or "nats://localhost:4222", graceful_timeout=10.0, logger=None, **creds
+            [u.strip() for u in (ctx.nats_url or "nats://localhost:4222").split(",") if u.strip()],
+            graceful_timeout=10.0,
+            logger=None,
+            **creds,
         )
         self.projections: list[Projection] = []
         self.reactions: list[tuple[str, str, Callable[..., Any]]] = []

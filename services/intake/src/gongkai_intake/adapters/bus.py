@@ -9,7 +9,6 @@ the same JSON body as the HTTP route, with the route's path parameter (``post_id
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -62,13 +61,14 @@ def _authenticate(directory: Directory, headers: dict[str, str]) -> Principal:
     scheme, _, token = (_header(headers, "Authorization") or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Problem(
-            401, "Authentication required", "send Authorization: Bearer <token>",
+            401,
+            "Authentication required",
+            "send Authorization: Bearer <token>",
             field="Authorization",
         )
     principal = directory.by_token(token.strip())
     if principal is None:
-        raise Problem(401, "Invalid token", "the bearer token is not known",
-                      field="Authorization")
+        raise Problem(401, "Invalid token", "the bearer token is not known", field="Authorization")
     return principal
 
 
@@ -107,7 +107,7 @@ def handler(
         headers = dict(raw.headers or {})
         try:
             intake = app()
-            principal = await asyncio.to_thread(_authenticate, directory(), headers)
+            principal = _authenticate(directory(), headers)
             params, request = _parse(raw.data, model, path)
             answer = await intake.execute(
                 command, principal, _header(headers, "Idempotency-Key"), params, request

@@ -72,14 +72,17 @@ async def apply_directory(
             count = 0
             for ch in changes:
                 last = cur.last.get((ch.aggregate_type, ch.aggregate_id), 0)
-                command_id = "dirload-" + digest(
-                    [
-                        ch.aggregate_type,
-                        ch.aggregate_id,
-                        last,
-                        [[e.event_type, e.model_dump(mode="json")] for e in ch.events],
-                    ]
-                )[:32]
+                command_id = (
+                    "dirload-"
+                    + digest(
+                        [
+                            ch.aggregate_type,
+                            ch.aggregate_id,
+                            last,
+                            [[e.event_type, e.model_dump(mode="json")] for e in ch.events],
+                        ]
+                    )[:32]
+                )
                 envs = [
                     new_event(
                         e,
@@ -94,9 +97,7 @@ async def apply_directory(
                 result = await evlog.append(envs, expected=last)
                 if not result.duplicate:
                     count += len(envs)
-            return LoadReport(
-                count, tuple(f"{c.aggregate_type}/{c.aggregate_id}" for c in changes)
-            )
+            return LoadReport(count, tuple(f"{c.aggregate_type}/{c.aggregate_id}" for c in changes))
         except ConcurrencyConflict:
             continue  # someone changed the directory meanwhile: plan again from the log
     raise ConcurrencyConflict("directory", 0, "the directory kept changing during the load")

@@ -175,19 +175,23 @@ def _role(value: str) -> None:
         )
 
 
-def register_unit(cmd: RegisterUnit, state: UnitState, ctx: Context) -> list[EventPayload]:
+def register_unit(cmd: RegisterUnit, state: UnitState, ctx: Context) -> list[UnitRegistered]:
     _admin(ctx)
     check_ident("code", cmd.code)
     _name("name", cmd.name, limits.UNIT_NAME_MAX)
     if cmd.kind not in UNIT_KINDS:
         raise Rejected(
-            "invalid", "Unknown unit kind", f"one of {', '.join(sorted(UNIT_KINDS))}",
+            "invalid",
+            "Unknown unit kind",
+            f"one of {', '.join(sorted(UNIT_KINDS))}",
             field="kind",
         )
     _name("contact_name", cmd.contact_name, limits.NAME_MAX)
     if not MOBILE_RE.match(cmd.contact_mobile):
         raise Rejected(
-            "invalid", "Invalid mobile number", "11 digits starting 13-19",
+            "invalid",
+            "Invalid mobile number",
+            "11 digits starting 13-19",
             field="contact_mobile",
         )
     wanted = UnitState(True, cmd.name, cmd.kind, cmd.contact_name, cmd.contact_mobile)
@@ -204,7 +208,9 @@ def register_unit(cmd: RegisterUnit, state: UnitState, ctx: Context) -> list[Eve
     ]
 
 
-def register_person(cmd: RegisterPerson, state: PersonState, ctx: Context) -> list[EventPayload]:
+def register_person(
+    cmd: RegisterPerson, state: PersonState, ctx: Context
+) -> list[PersonRegistered]:
     _admin(ctx)
     check_ident("person_id", cmd.person_id)
     _name("name", cmd.name, limits.NAME_MAX)
@@ -215,11 +221,10 @@ def register_person(cmd: RegisterPerson, state: PersonState, ctx: Context) -> li
 
 def _known_person(state: PersonState, person_id: str) -> None:
     if not state.exists:
-        raise Rejected("not_found", "Unknown person", f"no person {person_id}",
-                       field="person_id")
+        raise Rejected("not_found", "Unknown person", f"no person {person_id}", field="person_id")
 
 
-def grant_role(cmd: GrantRole, state: PersonState, ctx: Context) -> list[EventPayload]:
+def grant_role(cmd: GrantRole, state: PersonState, ctx: Context) -> list[RoleGranted]:
     _admin(ctx)
     _known_person(state, cmd.person_id)
     _role(cmd.role)
@@ -230,19 +235,21 @@ def grant_role(cmd: GrantRole, state: PersonState, ctx: Context) -> list[EventPa
     return [RoleGranted(person_id=cmd.person_id, unit=cmd.unit, role=cmd.role)]  # type: ignore[arg-type]
 
 
-def revoke_role(cmd: RevokeRole, state: PersonState, ctx: Context) -> list[EventPayload]:
+def revoke_role(cmd: RevokeRole, state: PersonState, ctx: Context) -> list[RoleRevoked]:
     _admin(ctx)
     _known_person(state, cmd.person_id)
     _role(cmd.role)
     if (cmd.unit, cmd.role) not in state.roles:
         raise Rejected(
-            "conflict", "Role not held",
-            f"{cmd.person_id} does not hold {cmd.role} in {cmd.unit}", field="role",
+            "conflict",
+            "Role not held",
+            f"{cmd.person_id} does not hold {cmd.role} in {cmd.unit}",
+            field="role",
         )
     return [RoleRevoked(person_id=cmd.person_id, unit=cmd.unit, role=cmd.role)]  # type: ignore[arg-type]
 
 
-def issue_token(cmd: IssueToken, state: PersonState, ctx: Context) -> list[EventPayload]:
+def issue_token(cmd: IssueToken, state: PersonState, ctx: Context) -> list[TokenIssued]:
     _admin(ctx)
     _known_person(state, cmd.person_id)
     if cmd.token_sha256 in state.token_hashes:
@@ -256,23 +263,24 @@ def issue_token(cmd: IssueToken, state: PersonState, ctx: Context) -> list[Event
 
 def record_leadership_change(
     cmd: RecordLeadershipChange, state: UnitState, ctx: Context
-) -> list[EventPayload]:
+) -> list[LeadershipDutiesChanged]:
     if not state.exists:
         raise Rejected("not_found", "Unknown unit", f"no unit {cmd.unit!r}", field="unit")
     if not (ctx.admin or ctx.caller_roles & LEADERSHIP_ROLES):
         raise Rejected(
-            "forbidden", "Not allowed",
+            "forbidden",
+            "Not allowed",
             f"the office, or a maker or leader of {cmd.unit}, reports its leadership changes",
             field="unit",
         )
     check_not_future("changed_on", cmd.changed_on, ctx.today)
     require_text("summary", cmd.summary, "Summary")
     if len(cmd.summary) > limits.SUMMARY_MAX:
-        raise Rejected("invalid", "Summary too long", f"at most {limits.SUMMARY_MAX}",
-                       field="summary")
+        raise Rejected(
+            "invalid", "Summary too long", f"at most {limits.SUMMARY_MAX}", field="summary"
+        )
     screen_free_text("summary", cmd.summary, ctx.today)
-    return [LeadershipDutiesChanged(unit=cmd.unit, changed_on=cmd.changed_on,
-                                    summary=cmd.summary)]
+    return [LeadershipDutiesChanged(unit=cmd.unit, changed_on=cmd.changed_on, summary=cmd.summary)]
 
 
 # ---- loading a whole directory (demo data, an operator's file) ---------------------------
@@ -316,25 +324,40 @@ def plan(
     changes: list[Change] = []
     known_units = {code for code, s in units.items() if s.exists}
     for u in _unique(spec.units, lambda u: u.code, "code"):
-        evs = register_unit(u, units.get(u.code, UNIT_INITIAL), ctx)
+        registered = register_unit(u, units.get(u.code, UNIT_INITIAL), ctx)
         known_units.add(u.code)
-        if evs:
-            changes.append(Change("unit", u.code, tuple(evs)))
+        if registered:
+            changes.append(Change("unit", u.code, tuple(registered)))
     for p in _unique(spec.people, lambda p: p.person_id, "person_id"):
-        state = people.get(p.person_id, PERSON_INITIAL)
-        evs = register_person(RegisterPerson(p.person_id, p.name), state, ctx)
-        for e in evs:
-            state = evolve_person(state, e)
-        for unit, role in p.roles:
-            grant_ctx = replace(ctx, unit_exists=unit in known_units)
-            for e in grant_role(GrantRole(p.person_id, unit, role), state, grant_ctx):
-                evs.append(e)
-                state = evolve_person(state, e)
-        if p.token_sha256 is not None:
-            evs += issue_token(IssueToken(p.person_id, p.token_sha256, p.token_hint), state, ctx)
+        evs = _plan_person(p, people.get(p.person_id, PERSON_INITIAL), known_units, ctx)
         if evs:
             changes.append(Change("person", p.person_id, tuple(evs)))
     return changes
+
+
+def _plan_person(
+    p: PersonSpec, state: PersonState, known_units: set[str], ctx: Context
+) -> list[EventPayload]:
+    evs: list[EventPayload] = []
+    state = _fold_into(evs, state, register_person(RegisterPerson(p.person_id, p.name), state, ctx))
+    for unit, role in p.roles:
+        grant_ctx = replace(ctx, unit_exists=unit in known_units)
+        state = _fold_into(
+            evs, state, grant_role(GrantRole(p.person_id, unit, role), state, grant_ctx)
+        )
+    if p.token_sha256 is not None:
+        token = IssueToken(p.person_id, p.token_sha256, p.token_hint)
+        _fold_into(evs, state, issue_token(token, state, ctx))
+    return evs
+
+
+def _fold_into(
+    out: list[EventPayload], state: PersonState, new: Sequence[EventPayload]
+) -> PersonState:
+    for e in new:
+        out.append(e)
+        state = evolve_person(state, e)
+    return state
 
 
 def _unique(items: Sequence[T], key: Callable[[T], str], what: str) -> Iterable[T]:

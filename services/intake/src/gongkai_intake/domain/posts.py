@@ -183,10 +183,11 @@ def _review_form(cmd: SubmitPost) -> tuple[Origin, Channel]:
     return origin, cmd.channel or "website"
 
 
-def submit(cmd: SubmitPost, state: PostState, ctx: Context) -> list[EventPayload]:
+def submit(cmd: SubmitPost, state: PostState, ctx: Context) -> list[PostSubmitted]:
     if ctx.unit_kind is None:
-        raise Rejected("invalid", "Unknown unit", f"no unit {cmd.unit!r} in the directory",
-                       field="unit")
+        raise Rejected(
+            "invalid", "Unknown unit", f"no unit {cmd.unit!r} in the directory", field="unit"
+        )
     _require_role(ctx, SUBMIT_ROLES, cmd.unit, "submit a post")
     if ctx.catalog is None:
         raise RuntimeError("a submission is decided against a column catalog")
@@ -194,8 +195,9 @@ def submit(cmd: SubmitPost, state: PostState, ctx: Context) -> list[EventPayload
         ctx.catalog, cmd.column, unit=cmd.unit, unit_kind=ctx.unit_kind, hidden=ctx.column_hidden
     )
     if state.exists:
-        raise Rejected("conflict", "Post exists", f"post {cmd.post_id} was already submitted",
-                       field="post_id")
+        raise Rejected(
+            "conflict", "Post exists", f"post {cmd.post_id} was already submitted", field="post_id"
+        )
     check_content(cmd.title, cmd.body, cmd.attachments)
     origin, channel = _review_form(cmd)
     check_not_future("information_date", cmd.information_date, ctx.today)
@@ -226,11 +228,12 @@ def _existing(state: PostState, post_id: str) -> None:
     if not state.exists:
         raise Rejected("not_found", "Unknown post", f"no post {post_id}", field="post_id")
     if state.withdrawn:
-        raise Rejected("conflict", "Post withdrawn", f"post {post_id} was withdrawn",
-                       field="post_id")
+        raise Rejected(
+            "conflict", "Post withdrawn", f"post {post_id} was withdrawn", field="post_id"
+        )
 
 
-def revise(cmd: RevisePost, state: PostState, ctx: Context) -> list[EventPayload]:
+def revise(cmd: RevisePost, state: PostState, ctx: Context) -> list[PostRevised]:
     _existing(state, cmd.post_id)
     _require_role(ctx, SUBMIT_ROLES, state.unit, "revise a post")
     check_content(cmd.title, cmd.body, cmd.attachments)
@@ -259,12 +262,11 @@ def revise(cmd: RevisePost, state: PostState, ctx: Context) -> list[EventPayload
     return [event]
 
 
-def withdraw(cmd: WithdrawPost, state: PostState, ctx: Context) -> list[EventPayload]:
+def withdraw(cmd: WithdrawPost, state: PostState, ctx: Context) -> list[PostWithdrawn]:
     _existing(state, cmd.post_id)
     _require_role(ctx, WITHDRAW_ROLES, state.unit, "withdraw a post")
     require_text("reason", cmd.reason, "Reason")
     if len(cmd.reason) > limits.REASON_MAX:
-        raise Rejected("invalid", "Reason too long", f"at most {limits.REASON_MAX}",
-                       field="reason")
+        raise Rejected("invalid", "Reason too long", f"at most {limits.REASON_MAX}", field="reason")
     screen_free_text("reason", cmd.reason, ctx.today)
     return [PostWithdrawn(unit=state.unit, reason=cmd.reason)]

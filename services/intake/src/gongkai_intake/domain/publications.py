@@ -127,10 +127,11 @@ def _check_url(url: str) -> None:
         )
 
 
-def report(cmd: ReportPublication, state: PublicationState, ctx: Context) -> list[EventPayload]:
+def report(cmd: ReportPublication, state: PublicationState, ctx: Context) -> list[PostPublished]:
     if ctx.unit_kind is None:
-        raise Rejected("invalid", "Unknown unit", f"no unit {cmd.unit!r} in the directory",
-                       field="unit")
+        raise Rejected(
+            "invalid", "Unknown unit", f"no unit {cmd.unit!r} in the directory", field="unit"
+        )
     _may_report(ctx, cmd.unit, cmd.reported_by)
     if ctx.catalog is None:
         raise RuntimeError("a publication is decided against a column catalog")
@@ -153,9 +154,12 @@ def report(cmd: ReportPublication, state: PublicationState, ctx: Context) -> lis
             field="redated",
         )
     if state.exists:
-        raise Rejected("conflict", "Publication exists",
-                       f"publication {cmd.publication_id} was already reported",
-                       field="publication_id")
+        raise Rejected(
+            "conflict",
+            "Publication exists",
+            f"publication {cmd.publication_id} was already reported",
+            field="publication_id",
+        )
     _check_url(cmd.url)
     _check_time("online_at", cmd.online_at, ctx.now)
     post_id: str | None = None
@@ -189,15 +193,24 @@ def report(cmd: ReportPublication, state: PublicationState, ctx: Context) -> lis
     ]
 
 
-def remove(cmd: RemovePublication, state: PublicationState, ctx: Context) -> list[EventPayload]:
+def remove(
+    cmd: RemovePublication, state: PublicationState, ctx: Context
+) -> list[PublicationRemoved]:
     if not state.exists:
-        raise Rejected("not_found", "Unknown publication",
-                       f"no publication {cmd.publication_id}", field="publication_id")
+        raise Rejected(
+            "not_found",
+            "Unknown publication",
+            f"no publication {cmd.publication_id}",
+            field="publication_id",
+        )
     _may_report(ctx, state.unit, "cms")
     if state.removed:
-        raise Rejected("conflict", "Already removed",
-                       f"publication {cmd.publication_id} was already removed",
-                       field="publication_id")
+        raise Rejected(
+            "conflict",
+            "Already removed",
+            f"publication {cmd.publication_id} was already removed",
+            field="publication_id",
+        )
     _check_time("removed_at", cmd.removed_at, ctx.now)
     if state.online_at is not None and cmd.removed_at < state.online_at:
         raise Rejected(
@@ -208,8 +221,7 @@ def remove(cmd: RemovePublication, state: PublicationState, ctx: Context) -> lis
         )
     require_text("reason", cmd.reason, "Reason")
     if len(cmd.reason) > limits.REASON_MAX:
-        raise Rejected("invalid", "Reason too long", f"at most {limits.REASON_MAX}",
-                       field="reason")
+        raise Rejected("invalid", "Reason too long", f"at most {limits.REASON_MAX}", field="reason")
     screen_free_text("reason", cmd.reason, ctx.today)
     return [
         PublicationRemoved(

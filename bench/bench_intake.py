@@ -1,0 +1,227 @@
+"""intake: submissions/s through HTTP and through the NATS request path, beside the raw append.
+
+One process, one nats-server (file storage; ``--sync`` for ``sync_interval: always``), the
+intake service alone with its SQLite read models. Every submission is a different post from one
+of five makers, each with its own Idempotency-Key, so each is a full command: authenticate
+(token lookup), idempotency lookup, unit/column facts, content screening, decide, append with
+the expected-sequence check, store the answer.
+
+- HTTP (uvicorn): uvicorn serving the platform's ASGI app on a loopback port, httpx clients
+  with keep-alive; ``--concurrency`` requests in flight.
+- HTTP (ASGI): the same app through ``httpx.ASGITransport``, no sockets: the HTTP stack's
+  cost without the network.
+- bus: ``gk.cmd.intake.submit_post`` core-NATS requests, the same concurrency.
+- raw append: ``EventLog.append_pipelined`` of already-built envelopes of the same size — the
+  ceiling set by the event-log client.
+
+The load generator runs in the same process and on the same two cores as the service, so the
+figures are a lower bound for a service with the machine to itself. Logging is at warning
+level (at info, intake writes one line per recorded event).
+
+    python -m bench.bench_intake [N] [--concurrency 50] [--sync]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+import uvicorn
+
+from bench.common import Timer, server, table
+from gongkai import subjects
+from gongkai.eventlog import EventLog
+from gongkai.events import Actor, new_event
+from gongkai.events.contracts.intake import PostSubmitted
+from gongkai.natsserver import free_port
+from gongkai.runtime.clock import SystemClock
+from gongkai.runtime import logging as gklogging
+from gongkai.runtime.host import make_app
+from gongkai.runtime.service import ServiceContext
+from gongkai.runtime.settings import Settings
+from gongkai_intake.bootstrap import build
+from gongkai_intake.demo import DEMO, seed_demo
+
+UNITS = ("finance", "education", "health", "market", "donghe-town")
+BODY = (
+    "各乡镇人民政府，县直各部门：为进一步规范财政专项资金管理，提高资金使用效益，"
+    "现就有关事项通知如下。一、明确资金使用范围；二、严格审批程序；三、加强监督检查。"
+)
+
+
+def submission(i: int) -> tuple[str, dict[str, Any]]:
+    unit = UNITS[i % len(UNITS)]
+    return f"{unit}-maker", {
+        "unit": unit,
+        "column": "other_documents",
+        "title": f"关于加强专项资金管理的通知（第{i}号）",
+        "body": BODY,
+        "information_date": "2026-03-01",
+    }
+
+
+async def drive(
+    n: int, concurrency: int, one: Callable[[int], Awaitable[None]]
+) -> tuple[float, list[float]]:
+    """``n`` calls of ``one`` with ``concurrency`` in flight; rate and per-call latencies."""
+    latencies: list[float] = []
+    next_i = 0
+
+    async def worker() -> None:
+        nonlocal next_i
+        while next_i < n:
+            i = next_i
+            next_i += 1
+            t0 = time.perf_counter()
+            await one(i)
+            latencies.append(time.perf_counter() - t0)
+
+    with Timer() as t:
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return n / t.seconds, latencies
+
+
+def check(status: int, body: Any) -> None:
+    if status != 201:
+        raise RuntimeError(f"submission failed: {status} {body}")
+
+
+async def via_http(client: httpx.AsyncClient, n: int, concurrency: int, tag: str) -> Any:
+    async def one(i: int) -> None:
+        person, body = submission(i)
+        r = await client.post("/posts", json=body, headers=DEMO.headers(person, f"{tag}-{i}"))
+        check(r.status_code, r.text)
+
+    return await drive(n, concurrency, one)
+
+
+async def via_bus(url: str, n: int, concurrency: int) -> Any:
+    nc = await nats.connect(url)
+    subject = subjects.command_subject("intake", "submit_post")
+
+    async def one(i: int) -> None:
+        person, body = submission(i)
+        msg = await nc.request(
+            subject,
+            json.dumps(body, ensure_ascii=False).encode(),
+            headers=DEMO.headers(person, f"bus-{i}"),
+            timeout=30,
+        )
+        check(int((msg.headers or {}).get("Gk-Status", 0)), msg.data[:300])
+
+    try:
+        return await drive(n, concurrency, one)
+    finally:
+        await nc.close()
+
+
+async def raw_append(evlog: EventLog, n: int) -> float:
+    actor = Actor(person="finance-maker", role="maker", unit="finance")
+    now = datetime.now(UTC)
+    evs = [
+        new_event(
+            PostSubmitted(
+                unit="finance",
+                column="other_documents",
+                title=f"关于加强专项资金管理的通知（第{i}号）",
+                body=BODY,
+                origin="produced",
+                channel="website",
+                information_date=date(2026, 3, 1),
+                content_digest="a" * 64,
+            ),
+            aggregate_id=f"raw-{i}",
+            actor=actor,
+            command_id=f"raw-{i}",
+            recorded_at=now,
+        )
+        for i in range(n)
+    ]
+    with Timer() as t:
+        results = await evlog.append_pipelined([(e, 0) for e in evs])
+    bad = [r for r in results if isinstance(r, Exception)]
+    if bad:
+        raise RuntimeError(f"raw append failed: {bad[:3]}")
+    return n / t.seconds
+
+
+def ms(latencies: list[float], q: float) -> str:
+    return f"{statistics.quantiles(latencies, n=100)[int(q) - 1] * 1000:.1f}"
+
+
+async def run(n: int, concurrency: int, sync: bool) -> None:
+    with server(sync_always=sync) as srv, tempfile.TemporaryDirectory() as d:
+        settings = Settings(data_dir=Path(d), http_port=free_port())
+        svc = build(ServiceContext(settings=settings, clock=SystemClock(), nats_url=srv.url))
+        await svc.start()
+        await seed_demo(svc.evlog, datetime.now(UTC), units=UNITS)
+        await svc.wait_caught_up()
+        app = make_app([svc])
+
+        # Warm-up: first-use costs (imports, SQLite pages, JIT-free but cache-cold paths).
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://intake"
+        ) as c:
+            await via_http(c, 50, 10, "warm")
+
+        raw = await raw_append(svc.evlog, n)
+
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=settings.http_port, log_level="warning", lifespan="off"
+        )
+        http = uvicorn.Server(config)
+        task = asyncio.create_task(http.serve())
+        while not http.started:
+            await asyncio.sleep(0.01)
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{settings.http_port}", limits=limits, timeout=30
+        ) as c:
+            http_rate, http_lat = await via_http(c, n, concurrency, "http")
+        http.should_exit = True
+        await task
+
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://intake", timeout=30
+        ) as c:
+            asgi_rate, asgi_lat = await via_http(c, n, concurrency, "asgi")
+        bus_rate, bus_lat = await via_bus(srv.url, n, concurrency)
+        await svc.stop()
+
+    rows = [
+        ("raw append (EventLog.append_pipelined)", f"{raw:,.0f}", "100%", "", ""),
+        ("HTTP, uvicorn on loopback", f"{http_rate:,.0f}", f"{http_rate / raw:.1%}",
+         ms(http_lat, 50), ms(http_lat, 99)),
+        ("HTTP, ASGI transport (no sockets)", f"{asgi_rate:,.0f}", f"{asgi_rate / raw:.1%}",
+         ms(asgi_lat, 50), ms(asgi_lat, 99)),
+        ("NATS request gk.cmd.intake.submit_post", f"{bus_rate:,.0f}", f"{bus_rate / raw:.1%}",
+         ms(bus_lat, 50), ms(bus_lat, 99)),
+    ]
+    sync_note = "sync_interval: always" if sync else "default fsync interval"
+    print(f"intake submissions: {n} per path, {concurrency} in flight, nats-server {sync_note}")
+    print(table(rows, ("path", "submissions/s", "of raw append", "p50 ms", "p99 ms")))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("n", nargs="?", type=int, default=2000)
+    p.add_argument("--concurrency", type=int, default=50)
+    p.add_argument("--sync", action="store_true", help="nats-server syncs every write")
+    args = p.parse_args()
+    # One info line per recorded event would measure the terminal; warnings still show.
+    gklogging.configure("json", "warning")
+    asyncio.run(run(args.n, args.concurrency, args.sync))
+
+
+if __name__ == "__main__":
+    main()
