@@ -22,8 +22,13 @@ from gongkai.runtime.service import Service, ServiceContext, discover
 from gongkai.runtime.settings import Settings
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def nats_server() -> Iterator[NatsServer]:
+    """A nats-server of the test's own: no consumer, stream or connection outlives a test.
+
+    Starting one takes a few tens of milliseconds; sharing one across tests let a stopped
+    service's leftovers (durable consumers, in-flight requests) disturb the next test.
+    """
     with tempfile.TemporaryDirectory(prefix="gongkai-test-nats-") as d:
         # Tests favour speed; the embedded default keeps sync_interval: always.
         srv = NatsServer(store_dir=Path(d), sync_always=False).start()

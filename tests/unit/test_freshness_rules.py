@@ -206,8 +206,7 @@ BAD = [
     ),
     (
         "warning above the veto",
-        GOOD_OVERLAY
-        + "site:\n  - {id: s, measure: blank_columns, warn: 5, veto: 5,"
+        GOOD_OVERLAY + "site:\n  - {id: s, measure: blank_columns, warn: 5, veto: 5,"
         " text: {zh: 空, en: blank}}\n",
         "site[0].warn: the warning level (5) must be below the veto (5)",
     ),

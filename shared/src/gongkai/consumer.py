@@ -111,6 +111,10 @@ class CatchUpSubscription:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        for sub in self._holder:
+            # The replay's own cleanup may have been cut short by the cancellation.
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
     async def wait_for(self, seq: int, within: float = 10.0) -> None:
         """Wait until the projection has seen everything up to stream sequence ``seq``.

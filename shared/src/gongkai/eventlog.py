@@ -177,8 +177,18 @@ class EventLog:
         return cls(nc)
 
     async def close(self) -> None:
-        if not self.nc.is_closed:
-            await self.nc.drain()
+        """Flush what is buffered (acks, naks), then close.
+
+        Not drain(): draining waits for every subscription's buffered messages to be handled,
+        and a stopped replay's ordered consumer has buffered messages nobody will read.
+        Nothing is lost by not draining: appends are only acknowledged once the server has
+        stored them, and unacknowledged deliveries come again.
+        """
+        if self.nc.is_closed:
+            return
+        with contextlib.suppress(Exception):
+            await self.nc.flush(timeout=2)
+        await self.nc.close()
 
     # ---- stream management -------------------------------------------------------------
 

@@ -163,11 +163,14 @@ class Service:
                 await self.broker.stop()
         for d in self.durables:
             await d.stop()
+        self.log.debug("stop_step", service=self.name, step="durables")
         for sub in self.subscriptions:
             await sub.stop()
+        self.log.debug("stop_step", service=self.name, step="subscriptions")
         if self._evlog is not None:
             with contextlib.suppress(Exception):
                 await self._evlog.close()
+        self.log.debug("stop_step", service=self.name, step="connection")
         if self._engine is not None:
             self._engine.dispose()
         self.started = False

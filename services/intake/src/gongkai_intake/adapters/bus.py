@@ -5,20 +5,22 @@ the same JSON body as the HTTP route, with the route's path parameter (``post_id
 ``publication_id``, ``person_id``, ``unit``) as a body field, and the headers
 ``Authorization: Bearer <token>`` and ``Idempotency-Key``. The reply is the HTTP answer's body
 — the result, or the RFC 9457 problem — with its status in the ``Gk-Status`` header.
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations``: faststream reads each handler's signature at runtime,
+and the body annotation (built per command, for the AsyncAPI document) is a local.
+"""
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
 from faststream.nats import NatsBroker, NatsMessage, NatsResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, WithJsonSchema
 
 from gongkai import subjects
 from gongkai.directory import Directory, Principal
+from gongkai.events.envelope import TOKEN_RE
 from gongkai.runtime.http import Problem
 from gongkai_intake.app import IntakeApp
 
@@ -93,16 +95,46 @@ def _parse(
         raise invalid(exc) from None
 
 
+def _inline(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with its ``$defs`` written in place (faststream cannot embed references)."""
+    defs = schema.pop("$defs", {})
+
+    def walk(x: Any) -> Any:
+        if isinstance(x, dict):
+            ref = x.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return walk(dict(defs[ref.rsplit("/", 1)[1]]))
+            return {k: walk(v) for k, v in x.items()}
+        if isinstance(x, list):
+            return [walk(v) for v in x]
+        return x
+
+    result: dict[str, Any] = walk(schema)
+    return result
+
+
+def request_schema(model: type[BaseModel], path: tuple[str, ...]) -> dict[str, Any]:
+    """The bus body: the HTTP body plus the route's path parameters as fields."""
+    schema = _inline(model.model_json_schema())
+    props = {name: {"type": "string", "pattern": TOKEN_RE.pattern} for name in path}
+    schema["properties"] = {**props, **schema.get("properties", {})}
+    schema["required"] = [*path, *schema.get("required", [])]
+    return schema
+
+
 def handler(
     command: str,
     model: type[BaseModel],
     path: tuple[str, ...],
     app: Callable[[], IntakeApp],
     directory: Callable[[], Directory],
-) -> Callable[[NatsMessage], Awaitable[NatsResponse]]:
+) -> Callable[[Any, NatsMessage], Awaitable[NatsResponse]]:
     subject = subjects.command_subject("intake", command)
+    # Any: the body is parsed below, after authentication, so an anonymous caller learns
+    # nothing about its body; the schema only documents the request in AsyncAPI.
+    Body = Annotated[Any, WithJsonSchema(request_schema(model, path))]
 
-    async def handle(msg: NatsMessage) -> NatsResponse:
+    async def handle(body: Body, msg: NatsMessage) -> NatsResponse:
         raw = msg.raw_message
         headers = dict(raw.headers or {})
         try:
