@@ -317,12 +317,14 @@ class DurableConsumer:
         while not self._stopping.is_set():
             try:
                 msgs = await self._sub.fetch(self.batch, timeout=0.5)
-            except nats.errors.TimeoutError:
+            except (nats.errors.TimeoutError, TimeoutError):
                 continue
             except (nats.errors.ConnectionClosedError, nats.errors.DrainTimeoutError):
                 return
             except Exception as exc:  # noqa: BLE001
-                log.warning("fetch_failed", consumer=self.name, error=str(exc)[:300])
+                log.warning(
+                    "fetch_failed", consumer=self.name, error=f"{type(exc).__name__}: {exc}"[:300]
+                )
                 await asyncio.sleep(0.5)
                 continue
             for msg in msgs:

@@ -309,22 +309,26 @@ class IntakeApp:
                 "Already recorded",
                 f"{first.aggregate_type} {first.aggregate_id} exists with other content",
             ) from None
-        recorded: Sequence[Envelope[Any]] = envs
-        if result.duplicate:
-            history, _ = await self.evlog.load(first.aggregate_type, first.aggregate_id)
-            by_id = {h.envelope.event_id: h.envelope for h in history}
-            recorded = [by_id[e.event_id] for e in envs]
-            if any(r.payload != e.payload for r, e in zip(recorded, envs, strict=True)):
-                # Same key, same command, different request: the answer store missed it (a
-                # concurrent twin), the log did not.
-                raise Problem(
-                    422,
-                    "Idempotency-Key reused",
-                    "this key was used for a different request",
-                    field="Idempotency-Key",
-                )
+        recorded = await self._as_recorded(envs) if result.duplicate else envs
         self._recorded(recorded, result.duplicate)
         return Outcome(tuple(recorded), result.sequences, created=True)
+
+    async def _as_recorded(self, envs: Sequence[Envelope[Any]]) -> list[Envelope[Any]]:
+        """The recorded twins of a duplicate append, which must carry the same facts."""
+        first = envs[0]
+        history, _ = await self.evlog.load(first.aggregate_type, first.aggregate_id)
+        by_id = {h.envelope.event_id: h.envelope for h in history}
+        recorded = [by_id[e.event_id] for e in envs]
+        if any(r.payload != e.payload for r, e in zip(recorded, envs, strict=True)):
+            # Same caller, key and command but another request: the answer store missed it
+            # (a concurrent twin), the log did not.
+            raise Problem(
+                422,
+                "Idempotency-Key reused",
+                "this key was used for a different request",
+                field="Idempotency-Key",
+            )
+        return recorded
 
     async def _update(
         self,
@@ -365,8 +369,9 @@ class IntakeApp:
             except ConcurrencyConflict:
                 metrics.APPEND_CONFLICTS.labels(service=SERVICE).inc()
                 continue
-            self._recorded(envs, result.duplicate)
-            return Outcome(tuple(envs), result.sequences, created=not history), state
+            recorded = await self._as_recorded(envs) if result.duplicate else envs
+            self._recorded(recorded, result.duplicate)
+            return Outcome(tuple(recorded), result.sequences, created=not history), state
         raise Problem(
             409,
             "Concurrent change",
