@@ -495,8 +495,11 @@ class EventLog:
             jsi = core._jsi
             while True:
                 if queue.empty():
+                    # asyncio.timeout, not wait_for: in 3.11 wait_for can swallow a
+                    # cancellation, and a stopped subscription would then read on.
                     try:
-                        msg = await asyncio.wait_for(queue.get(), None if follow else 5.0)
+                        async with asyncio.timeout(None if follow else 5.0):
+                            msg = await queue.get()
                     except TimeoutError:
                         raise EventLogError("replay stalled: no message for 5 s") from None
                 else:

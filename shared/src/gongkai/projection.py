@@ -42,10 +42,6 @@ checkpoints = Table(
 )
 
 
-#: Execution option asking for a write-locking transaction (SQLite ``BEGIN IMMEDIATE``).
-IMMEDIATE = "gk_immediate"
-
-
 def make_engine(url: str) -> Engine:
     """An engine for a read-model database; SQLite gets WAL and a busy timeout."""
     if url.startswith("sqlite"):
@@ -67,12 +63,14 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
-            # Appliers take the write lock at BEGIN: the checkpoint read and the rows written
-            # after it are one serialised unit, so two overlapping appliers (a stopped
+            # Every transaction takes the write lock at BEGIN. A deferred transaction that reads
+            # and then writes fails at once with "database is locked" when another writer got
+            # in between (the busy timeout does not apply to it); taking the lock first makes
+            # writers queue instead. It also makes an applier's checkpoint read and the rows it
+            # writes one serialised unit, so two overlapping appliers (a stopped
             # subscription's last batch still finishing in its thread, and its replacement)
-            # cannot both apply. Readers begin normally and do not queue behind writers.
-            immediate = conn.get_execution_options().get(IMMEDIATE, False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            # cannot both apply. Transactions here are short, so readers queueing is cheap.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True)
@@ -173,7 +171,7 @@ class ProjectionStore:
         dead-lettered event, say). Returns the number of events applied.
         """
         applied = 0
-        with self.engine.connect().execution_options(**{IMMEDIATE: True}) as conn, conn.begin():
+        with self.engine.begin() as conn:
             last = conn.execute(
                 select(checkpoints.c.last_seq)
                 .where(checkpoints.c.projection == projection.name)

@@ -67,6 +67,7 @@ class AccountabilityService(Service):
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._ticker: asyncio.Task[None] | None = None
+        self._stopping = False
 
     @property
     def model(self) -> ReadModel:
@@ -85,23 +86,35 @@ class AccountabilityService(Service):
         for sub in self.subscriptions:
             if sub.projection is self.projection:
                 sub.on_applied = self._applied
+        self._stopping = False
         self._ticker = asyncio.create_task(self._tick_loop(), name="accountability:tick")
 
     async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
         if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
+            # The loop sees the flag at its next turn; cancel only a tick that overruns.
+            try:
+                await asyncio.wait_for(asyncio.shield(self._ticker), 10)
+            except TimeoutError:
+                self._ticker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._ticker
         await super().stop()
 
     async def _applied(self, events: Sequence[RecordedEvent]) -> None:
         self._wake.set()
 
     async def _tick_loop(self) -> None:
-        while True:
+        # A stop flag, not cancellation: Python 3.11's wait_for can swallow a cancellation that
+        # lands as its inner wait completes, and the loop would then never end.
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.tick_seconds)
+                async with asyncio.timeout(self.tick_seconds):
+                    await self._wake.wait()
             self._wake.clear()
+            if self._stopping:
+                return
             try:
                 await self.tick()
             except Exception as exc:  # noqa: BLE001 - the next tick decides again
