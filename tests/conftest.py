@@ -77,12 +77,23 @@ PLATFORM_T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai, a Mon
 
 @pytest.fixture
 async def platform(
-    nats_server: NatsServer, evlog: EventLog, tmp_path: Path
+    nats_server: NatsServer, evlog: EventLog, tmp_path: Path, request: pytest.FixtureRequest
 ) -> AsyncIterator[Platform]:
+    """All installed services, or those named by ``@pytest.mark.services("intake", ...)``.
+
+    Starting only what a test exercises keeps the other services' reactions (freshness
+    evaluating every new unit's columns, accountability opening cases) out of its way and time.
+    """
+    marker = request.node.get_closest_marker("services")
     clock = FixedClock(PLATFORM_T0)
     settings = Settings(data_dir=tmp_path)
     ctx = ServiceContext(settings=settings, clock=clock, nats_url=nats_server.url)
-    services = {name: build(ctx) for name, build in discover().items()}
+    wanted = set(marker.args) if marker else None
+    services = {
+        name: build(ctx)
+        for name, build in discover().items()
+        if wanted is None or name in wanted
+    }
     for svc in services.values():
         await svc.start()
     app = make_app(list(services.values()))

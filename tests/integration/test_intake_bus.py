@@ -157,3 +157,7 @@ async def test_refused_on_the_bus_with_a_problem_body(
     assert (got, problem["status"], problem["field"]) == (status, status, field), problem
     assert problem["instance"] == subjects.command_subject("intake", command)
     assert await intake_events_after(platform.evlog, before) == []
+
+
+# Only intake: the other services would react to every seeded unit and slow each test.
+pytestmark = pytest.mark.services("intake")

@@ -67,3 +67,7 @@ async def test_column_hidden_by_default_opens_when_the_unit_keeps_it(intake: Pla
     await choose(intake, "housing", "housing_security", hidden=False, n=1)
     assert (await submit(intake, "housing", "housing_security")).status_code == 201
     assert (await submit(intake, "finance", "housing_security")).status_code == 422
+
+
+# Only intake: the other services would react to every seeded unit and slow each test.
+pytestmark = pytest.mark.services("intake")

@@ -369,3 +369,7 @@ async def test_directory_load_command(
     bad = gongkai("directory", "load", str(path), url=nats_server.url)
     assert bad.returncode == 1 and "Unknown unit kind (kind)" in bad.stderr
     assert await evlog.last_sequence() == before
+
+
+# Only intake: the other services would react to every seeded unit and slow each test.
+pytestmark = pytest.mark.services("intake")

@@ -543,3 +543,7 @@ async def test_reading_a_post_needs_a_role_in_its_unit(intake: Platform) -> None
     assert (
         await intake.client.get("/posts/post-nope", headers=DEMO.headers("finance-maker"))
     ).status_code == 404
+
+
+# Only intake: the other services would react to every seeded unit and slow each test.
+pytestmark = pytest.mark.services("intake")

@@ -226,3 +226,7 @@ async def test_report_retry_records_once(intake: Platform) -> None:
     b = await post_report(intake, report(intake), key="pub-retry")
     assert a.json() == b.json()
     assert len(await intake_events_after(intake.evlog, before)) == 1
+
+
+# Only intake: the other services would react to every seeded unit and slow each test.
+pytestmark = pytest.mark.services("intake")
