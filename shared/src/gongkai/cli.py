@@ -15,6 +15,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from gongkai import subjects
 from gongkai.calendar import cli as calendar_cli
 from gongkai.events import REGISTRY, Envelope, EventDecodeError
@@ -95,7 +97,10 @@ def asyncapi_documents() -> dict[str, str]:
             version="0.1.0",
             description=svc.description or f"Events and commands of the gongkai {name} service.",
         )
-        docs[name] = spec.to_specification().to_yaml()
+        # faststream's channel order varies between runs; sorted keys make the committed
+        # document reproducible, so a stale copy can be detected.
+        doc = json.loads(spec.to_specification().to_json())
+        docs[name] = yaml.safe_dump(doc, sort_keys=True, allow_unicode=True, width=100)
     return docs
 
 
