@@ -169,6 +169,9 @@ def test_tail_rejects_bad_arguments() -> None:
     assert out.returncode == 2 and "unknown event type" in out.stderr
     out = run_cli("events", "tail", "--from-seq", "0")
     assert out.returncode == 2
+    out = run_cli("events", "tail", "--nats-url", "nats://127.0.0.1:1", "--no-follow")
+    assert out.returncode == 1 and "cannot connect to NATS" in out.stderr
+    assert "Traceback" not in out.stderr
 
 
 def test_events_schema_writes_one_schema_per_event(tmp_path: Path) -> None:

@@ -115,12 +115,15 @@ def cmd_events_asyncapi(args: argparse.Namespace) -> int:
 
 async def _tail(args: argparse.Namespace) -> int:
     from gongkai.eventlog import EventLog
+    from gongkai.runtime.host import StartupError, check_nats
 
-    url = args.nats_url or Settings.from_env().nats_url or "nats://127.0.0.1:4222"
+    s = Settings.from_env()
+    url = args.nats_url or s.nats_url or "nats://127.0.0.1:4222"
     try:
+        await check_nats(url, s.nats_user, s.nats_password)
         evlog = await EventLog.connect(url, connect_timeout=2, allow_reconnect=False)
-    except Exception as exc:  # noqa: BLE001
-        print(f"gongkai events tail: cannot connect to NATS at {url}: {exc}", file=sys.stderr)
+    except (StartupError, Exception) as exc:  # noqa: BLE001
+        print(f"gongkai events tail: {exc}", file=sys.stderr)
         return 1
     filt = subjects.type_filter(args.type) if args.type else None
     try:
@@ -158,12 +161,13 @@ async def _init_streams(args: argparse.Namespace) -> int:
     opts: dict[str, Any] = {"connect_timeout": 5, "allow_reconnect": False}
     if s.nats_user:
         opts.update(user=s.nats_user, password=s.nats_password)
+    from gongkai.runtime.host import StartupError, check_nats
+
     try:
+        await check_nats(url, s.nats_user, s.nats_password)
         evlog = await EventLog.connect(url, **opts)
-    except Exception as exc:  # noqa: BLE001
-        print(
-            f"gongkai events init-streams: cannot connect to NATS at {url}: {exc}", file=sys.stderr
-        )
+    except (StartupError, Exception) as exc:  # noqa: BLE001
+        print(f"gongkai events init-streams: {exc}", file=sys.stderr)
         return 1
     try:
         await evlog.ensure_stream(StreamSettings(replicas=args.replicas or s.stream_replicas))
