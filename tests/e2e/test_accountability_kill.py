@@ -1,0 +1,188 @@
+"""kill -9 accountability in the middle of a 10,000-event load; after a restart its read model
+has the same digest as a rebuild from the log (issue 6)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import httpx
+
+from gongkai import subjects
+from gongkai.eventlog import EventLog
+from gongkai.events import Actor, new_event
+from gongkai.events.contracts.intake import PostPublished, PostSubmitted
+from gongkai.natsserver import NatsServer, free_port
+from gongkai.projection import ProjectionStore, make_engine
+from gongkai.runtime.service import ServiceContext
+from gongkai.runtime.settings import Settings
+from gongkai_accountability.bootstrap import build
+from gongkai_accountability.service import AccountabilityService
+from gongkai_intake.demo import seed_demo
+
+GONGKAI = str(Path(sys.executable).parent / "gongkai")
+MAKER = Actor(person="finance-maker", role="maker", unit="finance")
+CMS = Actor(person="cms", role="office", unit="county-office")
+TOTAL = 10_000
+UNREVIEWED = 100
+
+
+def start(url: str, db: Path, data: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "GONGKAI_NATS_URL": url,
+        "GONGKAI_DB_URL_ACCOUNTABILITY": f"sqlite:///{db}",
+        "GONGKAI_DATA_DIR": str(data),
+        "GONGKAI_HTTP_PORT": str(port),
+        "GONGKAI_LOG_LEVEL": "warning",
+    }
+    proc = subprocess.Popen(
+        [GONGKAI, "service", "accountability"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return proc, port
+
+
+async def ready(port: int, within: float = 60) -> None:
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() < deadline:
+            try:
+                if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError("accountability never became ready")
+
+
+def checkpoint(db: Path) -> int:
+    try:
+        with sqlite3.connect(db, timeout=1) as conn:
+            row = conn.execute("select max(last_seq) from gk_checkpoint").fetchone()
+    except sqlite3.Error:
+        return 0
+    return int(row[0] or 0)
+
+
+def load(at: datetime) -> list[tuple[object, None]]:
+    events: list[tuple[object, None]] = []
+    for i in range(TOTAL - UNREVIEWED):
+        events.append(
+            (
+                new_event(
+                    PostSubmitted(
+                        unit="finance",
+                        column="work_arrangements",
+                        title=f"t{i}",
+                        body="b",
+                        origin="produced",
+                        channel="website",
+                        information_date=date(2026, 3, 1),
+                        content_digest="a" * 64,
+                    ),
+                    aggregate_id=f"P{i}",
+                    actor=MAKER,
+                    command_id=f"load-{i}",
+                    recorded_at=at,
+                ),
+                None,
+            )
+        )
+    for i in range(UNREVIEWED):
+        events.append(
+            (
+                new_event(
+                    PostPublished(
+                        publication_id=f"U{i}",
+                        unit="finance",
+                        column="work_arrangements",
+                        url=f"https://example.invalid/u{i}",
+                        online_at=at,
+                        content_digest="b" * 64,
+                    ),
+                    aggregate_id=f"U{i}",
+                    actor=CMS,
+                    command_id=f"pub-{i}",
+                    recorded_at=at,
+                ),
+                None,
+            )
+        )
+    return events
+
+
+async def violations(evlog: EventLog) -> int:
+    return len(
+        [e async for e in evlog.replay(filter_subject=subjects.type_filter("ViolationRecorded"))]
+    )
+
+
+async def test_kill_mid_load_then_restart_equals_rebuild(
+    nats_server: NatsServer, evlog: EventLog, tmp_path: Path
+) -> None:
+    at = datetime.now(UTC)
+    await seed_demo(evlog, at, units=["finance"])
+    db = tmp_path / "accountability.db"
+    proc, port = start(nats_server.url, db, tmp_path)
+    try:
+        await ready(port)
+        results = await evlog.append_pipelined(load(at))  # type: ignore[arg-type]
+        assert not [r for r in results if isinstance(r, Exception)]
+        total = await evlog.last_sequence()
+        while checkpoint(db) < 1000:
+            await asyncio.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        killed_at = checkpoint(db)
+        assert killed_at < total, "the kill must land mid-load"
+
+        proc, port = start(nats_server.url, db, tmp_path)
+        await ready(port)
+        deadline = time.monotonic() + 60
+        while await violations(evlog) < UNREVIEWED and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        assert await violations(evlog) == UNREVIEWED  # each recorded once, none lost
+        await ready(port)  # caught up with its own violations too
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    ctx = ServiceContext(settings=Settings(data_dir=tmp_path), nats_url=nats_server.url)
+    svc = build(ctx)
+    assert isinstance(svc, AccountabilityService)
+    live = ProjectionStore(make_engine(f"sqlite:///{db}")).digest(svc.projection)
+    out = subprocess.run(
+        [
+            GONGKAI,
+            "audit",
+            "rebuild",
+            "--nats-url",
+            nats_server.url,
+            "--json",
+            "--quiet",
+            "--db-url",
+            f"sqlite:///{tmp_path / 'rebuilt.db'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["digest"] == live
+    print(f"killed at checkpoint {killed_at} of {total}; digest {live[:12]} equals the rebuild")
