@@ -13,7 +13,7 @@ import io
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from gongkai.eventlog import EventLog
@@ -21,6 +21,7 @@ from gongkai.projection import ProjectionStore, make_engine
 from gongkai.runtime.settings import Settings
 from gongkai_accountability.adapters.log import fold_log, verify_log
 from gongkai_accountability.adapters.sql import AccountabilityProjection
+from gongkai_accountability.domain.fold import SHANGHAI
 from gongkai_accountability.domain.report import as_of_view, unit_reports
 
 
@@ -189,7 +190,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     async def body(evlog: EventLog) -> int:
         res = await fold_log(evlog, until=args.end)
-        reps = [r.as_dict() for r in unit_reports(res.rows, args.start, args.end, args.unit)]
+        # A period that runs past today counts stale days only up to today: the future has
+        # not happened yet. (The command line is an entry point; it may read the wall clock.)
+        today = datetime.now(SHANGHAI).date()
+        end = max(args.start, min(args.end, today))
+        reps = [r.as_dict() for r in unit_reports(res.rows, args.start, end, args.unit)]
         if args.unit and not reps:
             print(f"gongkai audit report: no unit {args.unit!r}", file=sys.stderr)
             return 1
