@@ -17,7 +17,7 @@ import contextlib
 import itertools
 import json
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -532,7 +532,3 @@ class EventLog:
             from_seq=from_seq, from_time=from_time, filter_subject=filter_subject, follow=follow
         ):
             yield decode(msg)
-
-
-def header_map(msg: Msg) -> Mapping[str, str]:
-    return msg.headers or {}

@@ -23,7 +23,6 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gongkai.eventlog import StreamSettings
 from gongkai.natsserver import NatsServer, ServerStartError, check_writable_dir, port_in_use
 from gongkai.runtime import logging as gklogging
 from gongkai.runtime.clock import Clock, SystemClock
@@ -241,10 +240,6 @@ def run(settings: Settings, *, only: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
-
-
-def stream_settings(settings: Settings) -> StreamSettings:
-    return StreamSettings(replicas=settings.stream_replicas)
 
 
 __all__ = ["Host", "StartupError", "make_app", "run"]
