@@ -90,10 +90,15 @@ def decide(
     rows: Rows, today: date, now: datetime, calendar: WorkingCalendar, policy: Policy
 ) -> list[Decision]:
     out: list[Decision] = []
-    violations = {k for k, _ in rows.scan("violation")}
+    rectified = {k: bool(v.get("rectified")) for k, v in rows.scan("violation")}
     for command_id, todo in rows.scan("todo"):
-        if todo["event"] == "ViolationRectified" and todo["aggregate_id"] not in violations:
-            continue  # the violation itself is still to be recorded
+        if todo["event"] == "ViolationRectified":
+            if todo["aggregate_id"] not in rectified:
+                continue  # the violation itself is still to be recorded
+            if rectified[todo["aggregate_id"]]:
+                # Rectified already, by the office's hand (POST /violations/{id}/rectification):
+                # one rectification per violation.
+                continue
         cls = REGISTRY.payload_class(todo["event"])
         env = new_event(
             cls.model_validate(todo["payload"]),

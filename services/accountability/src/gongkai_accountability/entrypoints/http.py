@@ -1,21 +1,24 @@
 """HTTP routes: read the chain of custody, cases, findings and violations; the office's
-commands (a supervision notice by hand, a finding, its confirmation)."""
+commands (a supervision notice by hand, a finding, its confirmation, a violation rectified by
+hand)."""
 
 # No `from __future__ import annotations`: FastAPI must resolve the route-local aliases.
 from datetime import date
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gongkai.directory import Principal, bearer_auth
-from gongkai.eventlog import ConcurrencyConflict
+from gongkai.eventlog import ConcurrencyConflict, RecordedEvent
 from gongkai.events import Actor, new_event
 from gongkai.events.contracts.accountability import (
     FindingConfirmed,
     FindingKind,
     FindingReported,
+    ViolationRectified,
 )
+from gongkai.events.envelope import check_token
 from gongkai.runtime.http import Problem
 from gongkai.runtime.idempotency import IdempotencyStore
 from gongkai_accountability.domain.decide import Decision, issue_notice
@@ -50,6 +53,35 @@ class ConfirmFinding(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     note: str | None = Field(None, max_length=2000)
+
+
+class RectifyViolation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: Why the office holds the lapse put right: recorded as the event's ``note``.
+    reason: str = Field(min_length=1, max_length=2000)
+    #: What shows it (a URL, a document number, an event id); free text, as for findings.
+    evidence: list[str] = Field(default_factory=list, max_length=20)
+
+    @field_validator("reason")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("a reason is required")
+        return v
+
+    @field_validator("evidence")
+    @classmethod
+    def _evidence_items(cls, v: list[str]) -> list[str]:
+        if any(not e.strip() or len(e) > 500 for e in v):
+            raise ValueError("each item is 1-500 characters")
+        return v
+
+
+def rectify_command_id(violation_id: str) -> str:
+    """One rectification per violation: the office's and the automatic one share this command
+    id (so their event id), so whichever comes second is a duplicate JetStream drops."""
+    return f"rectify:{violation_id}"
 
 
 def _office(caller: Principal) -> Actor:
@@ -101,7 +133,84 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
 
     @router.get("/violations/{violation_id}")
     async def violation(violation_id: str, caller: Caller) -> dict[str, Any]:
-        return found("violation", violation_id, "violation")
+        v = dict(found("violation", violation_id, "violation"))
+        if v.get("rectified"):
+            # The read model keeps how and when; who and why are in the event itself.
+            history, _ = await svc.evlog.load("violation", violation_id)
+            done = _rectification(history)
+            if done is not None:
+                v["rectified"] = {**v["rectified"], **_rectified_view(done)}
+        return v
+
+    @router.post(
+        "/violations/{violation_id}/rectification",
+        status_code=201,
+        summary="Record by hand that the office holds a violation rectified",
+    )
+    async def rectify(
+        violation_id: str,
+        body: RectifyViolation,
+        caller: Caller,
+        key: KeyHeader = None,
+    ) -> dict[str, Any]:
+        actor = _office(caller)
+        # The key is checked like everywhere else but needs no answer store here: the command
+        # id is the violation's, so a repeated request finds its own event and gets the same
+        # answer, and any other request on a rectified violation is refused.
+        IdempotencyStore.check_key(key)
+        try:
+            check_token(violation_id)
+        except ValueError:
+            raise Problem(404, "Not found", f"no violation {violation_id!r}") from None
+        # The log, not the read model: a violation recorded a moment ago may not be folded yet,
+        # and "already rectified" must see an automatic rectification racing this request.
+        history, last = await svc.evlog.load("violation", violation_id)
+        recorded = next((r for r in history if r.envelope.type == "ViolationRecorded"), None)
+        if recorded is None:
+            raise Problem(404, "Not found", f"no violation {violation_id!r}")
+        rec = recorded.envelope
+        done = _rectification(history)
+        if done is None:
+            now = svc.ctx.clock.now()
+            env = new_event(
+                ViolationRectified(
+                    violation_id=violation_id,
+                    unit=rec.payload.unit,
+                    how="by_office",
+                    evidence=tuple(body.evidence),
+                    rectified_at=now,
+                    note=body.reason,
+                ),
+                aggregate_id=violation_id,
+                actor=actor,
+                command_id=rectify_command_id(violation_id),
+                recorded_at=now,
+                causation_id=rec.event_id,
+                correlation_id=rec.correlation_id,
+            )
+            try:
+                await svc.evlog.append([env], expected=last)
+            except ConcurrencyConflict:
+                raise Problem(
+                    409, "Conflict", "the violation changed meanwhile; read it and retry"
+                ) from None
+            # The shared command id makes an automatic rectification recorded meanwhile look
+            # like a duplicate of this one: what was recorded tells them apart (below).
+            history, _ = await svc.evlog.load("violation", violation_id)
+            done = _rectification(history)
+            if done is None:  # appended, or found as a duplicate: it is in the log
+                raise Problem(503, "Not recorded", "the log did not confirm it; retry")
+        if not _same_request(done, actor, body):
+            raise _already(done)
+        # Here the rectification is this request's: just recorded, or recorded by an earlier
+        # attempt of the same request (a retry), which gets the same answer.
+        return {
+            "violation_id": violation_id,
+            "unit": rec.payload.unit,
+            "kind": rec.payload.kind,
+            "sequence": done.seq,
+            **_rectified_view(done),
+        }
 
     @router.get("/supervisions", summary="Supervision cases")
     async def supervisions(
@@ -232,3 +341,34 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
         return {"finding_id": finding_id, "event_id": env.event_id, "sequence": res.last}
 
     return router
+
+
+def _rectification(history: list[RecordedEvent]) -> RecordedEvent | None:
+    return next((r for r in history if r.envelope.type == "ViolationRectified"), None)
+
+
+def _rectified_view(r: RecordedEvent) -> dict[str, Any]:
+    p = r.envelope.payload
+    return {
+        "how": p.how,
+        "at": p.rectified_at.isoformat(),
+        "event_id": r.envelope.event_id,
+        "note": p.note,
+        "evidence": list(p.evidence),
+        "by": r.envelope.actor.model_dump(),
+    }
+
+
+def _already(r: RecordedEvent | None) -> Problem:
+    extra = {"rectified": _rectified_view(r)} if r is not None else {}
+    return Problem(409, "Already rectified", "the violation is already rectified", extra=extra)
+
+
+def _same_request(r: RecordedEvent, actor: Actor, body: RectifyViolation) -> bool:
+    p = r.envelope.payload
+    return (
+        p.how == "by_office"
+        and r.envelope.actor == actor
+        and p.note == body.reason
+        and list(p.evidence) == body.evidence
+    )
