@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
-from gongkai_accountability.domain.rows import Rows
+from gongkai.events import Envelope
+from gongkai_accountability.domain.fold import evolve, local_date
+from gongkai_accountability.domain.rows import MemoryRows, Rows
 
 KINDS = (
     "late_publication",
@@ -109,3 +111,83 @@ def unit_reports(rows: Rows, start: date, end: date, unit: str | None = None) ->
     for i, r in enumerate(ranked, 1):
         r.rank = i
     return [r for r in ranked if unit is None or r.unit == unit]
+
+
+# ---- the score over time ---------------------------------------------------------------------
+
+#: Up to this many days the score is sampled weekly; beyond, at each month's end (a sparkline
+#: of a few years stays a few dozen points).
+WEEKLY_UP_TO_DAYS = 366
+
+
+def score_points(start: date, end: date) -> tuple[date, ...]:
+    """The days on which the report samples each unit's score: ``start``, then every seven
+    days (or every month's last day, for a period over a year), and ``end``."""
+    if end < start:
+        raise ValueError("the period ends before it starts")
+    points = [start]
+    if (end - start).days <= WEEKLY_UP_TO_DAYS:
+        d = start + timedelta(days=7)
+        while d < end:
+            points.append(d)
+            d += timedelta(days=7)
+    else:
+        d = _month_end(start)
+        while d < end:
+            if d > start:
+                points.append(d)
+            d = _month_end(d + timedelta(days=1))
+    if end > start:
+        points.append(end)
+    return tuple(points)
+
+
+def _month_end(d: date) -> date:
+    first_next = date(d.year + d.month // 12, d.month % 12 + 1, 1)
+    return first_next - timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class ScoreHistory:
+    """Each unit's compliance score at each point: what the report's end figure would have
+    been had the period ended that day (violations since ``start``, columns stale that day).
+    None where the unit was not yet known."""
+
+    start: date
+    points: tuple[date, ...]
+    scores: dict[str, list[int | None]]
+
+
+class ScoreTracker:
+    """Folds the log as of the period's end and samples the scores as it passes each point.
+
+    Feed every event in log order (``apply``), then ``finish``. A point is sampled when the
+    first event recorded after it arrives: services' clocks agree to well under a day, so an
+    event recorded earlier but appended later is a rare, same-day exception.
+    """
+
+    def __init__(self, start: date, end: date, points: tuple[date, ...] | None = None) -> None:
+        self.start, self.end = start, end
+        self.points = points if points is not None else score_points(start, end)
+        self.rows = MemoryRows()
+        self._scores: dict[str, list[int | None]] = {}
+        self._next = 0
+
+    def apply(self, env: Envelope[Any], seq: int) -> None:
+        day = local_date(env.recorded_at)
+        if day > self.end:
+            return  # after the period: as ``fold_log(until=end)`` does
+        self._pass(day)
+        evolve(self.rows, env, seq)
+
+    def finish(self) -> ScoreHistory:
+        self._pass(None)
+        return ScoreHistory(self.start, self.points, self._scores)
+
+    def _pass(self, day: date | None) -> None:
+        while self._next < len(self.points) and (day is None or self.points[self._next] < day):
+            i, point = self._next, self.points[self._next]
+            for r in unit_reports(self.rows, self.start, point):
+                series = self._scores.setdefault(r.unit, [None] * len(self.points))
+                series[i] = r.score
+            self._next += 1

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
-import html
 import io
 import json
 import sys
@@ -17,12 +16,15 @@ from datetime import date, datetime
 from typing import Any
 
 from gongkai.eventlog import EventLog
+from gongkai.events import EventDecodeError
 from gongkai.projection import ProjectionStore, make_engine
 from gongkai.runtime.settings import Settings
 from gongkai_accountability.adapters.log import fold_log, verify_log
 from gongkai_accountability.adapters.sql import AccountabilityProjection
-from gongkai_accountability.domain.fold import SHANGHAI
-from gongkai_accountability.domain.report import as_of_view, unit_reports
+from gongkai_accountability.domain.fold import RELEVANT, SHANGHAI
+from gongkai_accountability.domain.report import ScoreTracker, as_of_view, unit_reports
+from gongkai_accountability.domain.rows import Rows
+from gongkai_accountability.entrypoints import report_html
 
 
 def _url(args: argparse.Namespace) -> str:
@@ -189,12 +191,20 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 2
 
     async def body(evlog: EventLog) -> int:
-        res = await fold_log(evlog, until=args.end)
         # A period that runs past today counts stale days only up to today: the future has
         # not happened yet. (The command line is an entry point; it may read the wall clock.)
         today = datetime.now(SHANGHAI).date()
         end = max(args.start, min(args.end, today))
-        reps = [r.as_dict() for r in unit_reports(res.rows, args.start, end, args.unit)]
+        history = None
+        folded: Rows
+        if args.format == "html":
+            # One pass gives both the rows at the end and the score at each point on the way.
+            tracker = await _fold_sampling(evlog, args.start, end)
+            history = tracker.finish()
+            folded = tracker.rows
+        else:
+            folded = (await fold_log(evlog, until=args.end)).rows
+        reps = [r.as_dict() for r in unit_reports(folded, args.start, end, args.unit)]
         if args.unit and not reps:
             print(f"gongkai audit report: no unit {args.unit!r}", file=sys.stderr)
             return 1
@@ -213,7 +223,9 @@ def cmd_report(args: argparse.Namespace) -> int:
             w.writerows(_flat(r) for r in reps)
             print(buf.getvalue(), end="")
         elif args.format == "html":
-            print(_html(args.start, args.end, [_flat(r) for r in reps]))
+            assert history is not None
+            flat = [_flat(r) for r in reps]
+            print(report_html.render(args.start, args.end, flat, REPORT_FIELDS, history))
         else:
             rows = [_flat(r) for r in reps]
             heads = (
@@ -255,25 +267,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     return _run(args, body)
 
 
-def _html(start: date, end: date, rows: list[dict[str, Any]]) -> str:
-    # A bar per unit: the score at the end of the period (a time series is not drawn yet).
-    bars = "".join(
-        f'<g transform="translate(0,{i * 22})"><text x="0" y="15">{html.escape(r["unit"])}</text>'
-        f'<rect x="200" y="3" width="{r["score"] * 4}" height="16" fill="#2a7"/>'
-        f'<text x="{205 + r["score"] * 4}" y="15">{r["score"]}</text></g>'
-        for i, r in enumerate(rows)
-    )
-    head = "".join(f"<th>{html.escape(k)}</th>" for k in REPORT_FIELDS)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(r[k]))}</td>" for k in REPORT_FIELDS) + "</tr>"
-        for r in rows
-    )
-    return (
-        f"<!doctype html><meta charset=utf-8><title>gongkai compliance {start}..{end}</title>"
-        f"<h1>Compliance {start} – {end}</h1>"
-        f'<svg width="700" height="{22 * len(rows) + 10}">{bars}</svg>'
-        f"<table border=1><tr>{head}</tr>{body}</table>"
-    )
+async def _fold_sampling(evlog: EventLog, start: date, end: date) -> ScoreTracker:
+    """Fold the log as of ``end`` (Shanghai), sampling every unit's score on the way."""
+    tracker = ScoreTracker(start, end)
+    async for msg in evlog.raw_replay():
+        if msg.subject.rsplit(".", 1)[-1] not in RELEVANT:
+            continue
+        try:
+            rec = evlog.decode(msg)
+        except EventDecodeError:
+            continue  # the live projection dead-letters it; verify reports it
+        tracker.apply(rec.envelope, rec.seq)
+    return tracker
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
