@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from gongkai import migrations
 from gongkai.consumer import CatchUpSubscription
 from gongkai.eventlog import EventLog
 from gongkai.natsserver import NatsServer
@@ -89,6 +90,11 @@ async def test_service_projections_on_postgres_equal_a_sqlite_rebuild(
     clock = FixedClock(datetime(2026, 3, 2, 1, 0, tzinfo=UTC))
     names = list(discover())
     urls = {n: fresh_database(pg_server, n) for n in names}
+    for name, url in urls.items():
+        # the init step: deploy-mode services refuse an un-migrated PostgreSQL database
+        engine = make_engine(url)
+        migrations.upgrade(engine, name)
+        engine.dispose()
     ctx = ServiceContext(
         settings=Settings(data_dir=tmp_path, db_urls=urls), clock=clock, nats_url=nats_server.url
     )

@@ -1,6 +1,6 @@
 """The ``gongkai`` command line.
 
-Built-in commands: ``up``, ``service``, ``events``, ``calendar``. Service packages add their
+Built-in commands: ``up``, ``service``, ``events``, ``db``, ``calendar``. Service packages add their
 own (``people``, ``freshness``, ``audit``, ``demo`` ...) through the ``gongkai.cli``
 entry-point group: each entry is a ``register(subparsers)`` function.
 """
@@ -201,6 +201,81 @@ def cmd_events_tail(args: argparse.Namespace) -> int:
         return 0
 
 
+def _db_targets(args: argparse.Namespace) -> list[tuple[str, str]] | str:
+    """(service, database URL) pairs the db command works on, or an error message."""
+    from gongkai import migrations
+
+    s = Settings.from_env(
+        data_dir=Path(args.data_dir) if getattr(args, "data_dir", None) else None
+    )
+    names: list[str] = list(dict.fromkeys(args.service or []))
+    if args.url:
+        if len(names) != 1:
+            return "--url needs exactly one --service NAME: the service decides the tables"
+        return [(names[0], args.url)]
+    if not names:
+        # What this process would run (installed services) and what the init step was told
+        # about (GONGKAI_DB_URL_<SERVICE>): an image carries one service but migrates all four.
+        installed = [ep.name for ep in entry_points(group="gongkai.services")]
+        order = [*migrations.SERVICES, *sorted(installed)]
+        names = sorted({*installed, *s.db_urls}, key=order.index)
+    return [(n, s.db_url(n)) for n in names]
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from gongkai import migrations
+    from gongkai.projection import make_engine
+
+    targets = _db_targets(args)
+    if isinstance(targets, str):
+        print(f"gongkai db upgrade: {targets}", file=sys.stderr)
+        return 2
+    for service, url in targets:
+        where = migrations.display_url(url)
+        try:
+            if url.startswith("sqlite:///"):
+                Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            engine = make_engine(url)
+            try:
+                before, after = migrations.upgrade(engine, service)
+            finally:
+                engine.dispose()
+        except Exception as exc:  # noqa: BLE001 - one line per failure, not a traceback
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+            print(
+                f"gongkai db upgrade: {service}: {where}: {reason[0] if reason else exc!r}",
+                file=sys.stderr,
+            )
+            return 1
+        change = (
+            f"at {after}, nothing to do" if before == after else f"{before or 'empty'} -> {after}"
+        )
+        print(f"{service:<15} {where}  {change}")
+    return 0
+
+
+def cmd_db_check(args: argparse.Namespace) -> int:
+    from gongkai import migrations
+    from gongkai.projection import make_engine
+
+    targets = _db_targets(args)
+    if isinstance(targets, str):
+        print(f"gongkai db check: {targets}", file=sys.stderr)
+        return 2
+    behind = 0
+    for service, url in targets:
+        engine = make_engine(url)
+        try:
+            migrations.check(engine, service)
+            print(f"{service:<15} {migrations.display_url(url)}  at {migrations.head()}")
+        except migrations.DatabaseNotReady as exc:
+            print(str(exc), file=sys.stderr)
+            behind += 1
+        finally:
+            engine.dispose()
+    return 1 if behind else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gongkai", description="gongkai: the disclosure platform's compliance backbone"
@@ -238,6 +313,23 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--json", action="store_true", help="print whole envelopes as JSON lines")
     tail.add_argument("--no-follow", action="store_true", help="stop at the end of the log")
     tail.set_defaults(func=cmd_events_tail)
+
+    db = sub.add_parser("db", help="the read-model databases: versioned migrations")
+    dbs = db.add_subparsers(dest="db_command", required=True)
+    for name, func, text in (
+        ("upgrade", cmd_db_upgrade, "migrate the databases to this code's head (the init step)"),
+        ("check", cmd_db_check, "exit 1 unless every database is at this code's head"),
+    ):
+        p = dbs.add_parser(name, help=text)
+        p.add_argument(
+            "--service",
+            action="append",
+            help="only this service's database (repeatable); default: every installed service "
+            "and every $GONGKAI_DB_URL_<SERVICE>",
+        )
+        p.add_argument("--url", help="this database URL instead of the configured one")
+        p.add_argument("--data-dir", help="where the SQLite files live ($GONGKAI_DATA_DIR, ./var)")
+        p.set_defaults(func=func)
 
     calendar_cli.register(sub)
 

@@ -113,11 +113,18 @@ class Projection(ABC):
 
 
 class ProjectionStore:
-    """Applies events to projections transactionally and keeps their checkpoints."""
+    """Applies events to projections transactionally and keeps their checkpoints.
 
-    def __init__(self, engine: Engine) -> None:
+    ``manage_schema``: create the tables from the models (tests, ad-hoc tools, a scratch
+    database). A service's store does not: its database is migrated (``gongkai.migrations``),
+    and the store only ever changes rows.
+    """
+
+    def __init__(self, engine: Engine, *, manage_schema: bool = True) -> None:
         self.engine = engine
-        _meta.create_all(engine)
+        self.manage_schema = manage_schema
+        if manage_schema:
+            _meta.create_all(engine)
 
     def prepare(self, projection: Projection) -> int:
         """Create the tables; rebuild-from-scratch when the schema version changed.
@@ -131,7 +138,8 @@ class ProjectionStore:
         if row is not None and row.schema_version != projection.schema_version:
             self.reset(projection)
             return 0
-        projection.metadata.create_all(self.engine)
+        if self.manage_schema:
+            projection.metadata.create_all(self.engine)
         if row is None:
             with self.engine.begin() as conn:
                 conn.execute(
@@ -145,9 +153,16 @@ class ProjectionStore:
         return int(row.last_seq)
 
     def reset(self, projection: Projection) -> None:
-        projection.metadata.drop_all(self.engine)
-        projection.metadata.create_all(self.engine)
+        """Empty the projection and set its checkpoint to 0 at the code's schema version."""
+        if self.manage_schema:
+            projection.metadata.drop_all(self.engine)
+            projection.metadata.create_all(self.engine)
         with self.engine.begin() as conn:
+            if not self.manage_schema:
+                # The migrations gave the tables their shape; a rebuild only empties them, in
+                # the same transaction as the checkpoint, so a crash leaves no half-reset.
+                for table in reversed(projection.tables()):
+                    conn.execute(table.delete())
             conn.execute(checkpoints.delete().where(checkpoints.c.projection == projection.name))
             conn.execute(
                 checkpoints.insert().values(

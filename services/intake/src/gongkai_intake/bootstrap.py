@@ -21,6 +21,7 @@ from gongkai.events.contracts.intake import (
 from gongkai.rules import default_catalog
 from gongkai.runtime.http import Problem
 from gongkai.runtime.idempotency import IdempotencyStore
+from gongkai.runtime.idempotency import metadata as idempotency_tables
 from gongkai.runtime.service import Service, ServiceContext
 from gongkai_intake import demo
 from gongkai_intake.adapters.bus import install_bus
@@ -58,6 +59,7 @@ class IntakeService(Service):
         self.choices_projection = ColumnChoicesProjection()
         self.add_projection(self.directory_projection)
         self.add_projection(self.choices_projection)
+        self.add_tables(idempotency_tables)
         self._app: IntakeApp | None = None
         self._directory: Directory | None = None
         install_routes(self.router, self.app, self.directory)

@@ -15,6 +15,7 @@ from gongkai.directory import Directory, DirectoryProjection
 from gongkai.events.contracts.review import ReviewConcluded, ReviewPolicySet, ReviewSigned
 from gongkai.runtime.clock import Clock
 from gongkai.runtime.idempotency import IdempotencyStore
+from gongkai.runtime.idempotency import metadata as idempotency_tables
 from gongkai.runtime.service import Service, ServiceContext
 from gongkai_review.adapters.queue import ReviewQueueProjection, waiting_for
 from gongkai_review.adapters.repository import ReviewRepository
@@ -55,6 +56,7 @@ class ReviewService(Service):
         self.add_projection(self.directory_projection)
         self.queue_projection = ReviewQueueProjection()
         self.add_projection(self.queue_projection)
+        self.add_tables(idempotency_tables)
         self.add_reaction(
             "void-on-revision", POST_EVENTS, void_on_change(self.repository, ctx.clock)
         )

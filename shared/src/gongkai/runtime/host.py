@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from gongkai.migrations import DatabaseNotReady
 from gongkai.natsserver import NatsServer, ServerStartError, check_writable_dir, port_in_use
 from gongkai.runtime import logging as gklogging
 from gongkai.runtime.clock import Clock, SystemClock
@@ -162,8 +163,13 @@ class Host:
             url = s.nats_url
             await check_nats(url, s.nats_user, s.nats_password)
         self.services = self.build(url)
-        for svc in self.services:
-            await svc.start()
+        for i, svc in enumerate(self.services):
+            try:
+                await svc.start()
+            except DatabaseNotReady as exc:
+                # Only the services already running need stopping; the refusal stays one line.
+                self.services = self.services[:i]
+                raise StartupError(str(exc)) from None
         app = make_app(self.services)
         return app
 

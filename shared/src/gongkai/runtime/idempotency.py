@@ -31,6 +31,9 @@ answers = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+#: The answer store's table, for a service's schema (``Service.add_tables``).
+metadata = _meta
+
 MAX_KEY = 200
 
 

@@ -19,14 +19,14 @@ import structlog
 from fastapi import APIRouter
 from faststream.nats import JStream, NatsBroker
 from faststream.security import SASLPlaintext
-from sqlalchemy import Engine
+from sqlalchemy import Engine, MetaData
 
-from gongkai import metrics, subjects
+from gongkai import metrics, migrations, subjects
 from gongkai.calendar import WorkingCalendar
 from gongkai.consumer import CatchUpSubscription, DurableConsumer
 from gongkai.eventlog import EventLog, StreamSettings
 from gongkai.events.envelope import Envelope, EventPayload
-from gongkai.projection import Projection, ProjectionStore, make_engine
+from gongkai.projection import Projection, ProjectionStore, checkpoints, make_engine
 from gongkai.runtime.clock import Clock, SystemClock
 from gongkai.runtime.settings import Settings
 
@@ -67,6 +67,9 @@ class Service:
             **creds,
         )
         self.projections: list[Projection] = []
+        #: Tables beside the projections' (an answer store, say): part of the schema that the
+        #: migrations must produce, checked by the tests.
+        self.extra_tables: list[MetaData] = []
         self.reactions: list[tuple[str, str, Callable[..., Any]]] = []
         self.subscriptions: list[CatchUpSubscription] = []
         self.durables: list[DurableConsumer] = []
@@ -93,6 +96,23 @@ class Service:
         self.projections.append(projection)
         return projection
 
+    def add_tables(self, metadata: MetaData) -> None:
+        """Declare tables the service uses beside its projections' (see ``schema``)."""
+        self.extra_tables.append(metadata)
+
+    def schema(self) -> MetaData:
+        """Every table this service's database holds: what its migrations must create."""
+        merged = MetaData()
+        for meta in [checkpoints.metadata, *(p.metadata for p in self.projections)]:
+            for table in meta.tables.values():
+                if table.name not in merged.tables:
+                    table.to_metadata(merged)
+        for meta in self.extra_tables:
+            for table in meta.tables.values():
+                if table.name not in merged.tables:
+                    table.to_metadata(merged)
+        return merged
+
     def add_reaction(
         self, name: str, filter_subject: str, handler: Callable[..., Any]
     ) -> None:
@@ -116,8 +136,19 @@ class Service:
     @property
     def store(self) -> ProjectionStore:
         if self._store is None:
-            self._store = ProjectionStore(self.engine)
+            self._store = ProjectionStore(self.engine, manage_schema=False)
         return self._store
+
+    def prepare_database(self) -> None:
+        """Bring the database to the code's migration head, or refuse (``DatabaseNotReady``).
+
+        Runs first at start, before anything reads or writes a table.
+        """
+        try:
+            mode = self.ctx.settings.db_migrate_mode(self.name)
+        except ValueError as exc:
+            raise migrations.DatabaseNotReady(f"{self.name}: {exc}") from None
+        migrations.prepare(self.engine, self.name, mode)
 
     # ---- lifecycle ---------------------------------------------------------------------
 
@@ -136,6 +167,7 @@ class Service:
         return evlog
 
     async def start(self) -> None:
+        await asyncio.to_thread(self.prepare_database)
         self._evlog = await self.connect()
         if self.ctx.settings.manage_streams:
             await self._evlog.ensure_stream(

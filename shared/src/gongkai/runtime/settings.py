@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 
 def _env(name: str, default: str) -> str:
@@ -30,6 +30,9 @@ class Settings:
     #: False under least privilege: services only verify the streams the init step created.
     manage_streams: bool = True
     db_urls: dict[str, str] = field(default_factory=dict)
+    #: "auto": a service upgrades its database at start; "verify": it refuses to start unless
+    #: the database is at the code's migration head. None: auto on SQLite, verify otherwise.
+    db_migrate: str | None = None
     demo: bool = False
 
     @classmethod
@@ -47,6 +50,7 @@ class Settings:
             nats_port=int(_env("NATS_PORT", "4222")),
             stream_replicas=int(_env("STREAM_REPLICAS", "1")),
             manage_streams=_env("STREAM_MANAGE", "true").lower() not in ("false", "0", "no"),
+            db_migrate=os.environ.get("GONGKAI_DB_MIGRATE") or None,
             db_urls={
                 k[len("GONGKAI_DB_URL_") :].lower(): v
                 for k, v in os.environ.items()
@@ -59,3 +63,14 @@ class Settings:
         if service in self.db_urls:
             return self.db_urls[service]
         return f"sqlite:///{self.data_dir / (service + '.db')}"
+
+    def db_migrate_mode(self, service: str) -> Literal["auto", "verify"]:
+        """How ``service`` treats its database's migrations at start."""
+        mode = (self.db_migrate or "").lower()
+        if mode in ("auto", "verify"):
+            return "auto" if mode == "auto" else "verify"
+        if mode:
+            raise ValueError(f"GONGKAI_DB_MIGRATE must be auto or verify, got {self.db_migrate!r}")
+        # A SQLite file is the service's own; a server database is shared by replicas and
+        # migrated once by the init step, never by several starting pods at once.
+        return "auto" if self.db_url(service).startswith("sqlite") else "verify"
