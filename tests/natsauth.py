@@ -19,8 +19,31 @@ USERS = ("sys", "init", "intake", "review", "freshness", "accountability", "cms"
 SERVICES = ("intake", "review", "freshness", "accountability")
 
 
+#: The cluster's route credentials (deploy/nats/nats-server.conf: cluster.authorization).
+ROUTE_USER = "route"
+ROUTE_PASSWORD_ENV = "GK_NATS_ROUTE_PASSWORD"
+
+
 def env_name(user: str) -> str:
     return f"GK_NATS_{user.upper()}_PASSWORD"
+
+
+def route_url(password: str, host: str, port: int) -> str:
+    """A route URL carrying the route credentials, as the deploy files build it."""
+    return f"nats-route://{ROUTE_USER}:{password}@{host}:{port}"
+
+
+def cluster_config(name: str, listen_port: int, route_password: str, routes: list[str]) -> str:
+    """The cluster block of deploy/nats/nats-server.conf, with literal values."""
+    listed = "\n".join(f'    "{r}"' for r in routes)
+    return (
+        "cluster {\n"
+        f"  name: {name}\n"
+        f'  listen: "127.0.0.1:{listen_port}"\n'
+        f'  authorization {{ user: {ROUTE_USER}, password: "{route_password}", timeout: 2 }}\n'
+        f"  routes: [\n{listed}\n  ]\n"
+        "}\n"
+    )
 
 
 @contextmanager

@@ -1,8 +1,8 @@
 #!/bin/sh
 # One database and one login role per gongkai service; each role owns only its database.
 # Run by the postgres image on first start (compose), or by the Kubernetes postgres init.
-# Passwords come from GK_PG_<SERVICE>_PASSWORD. The services create their own tables
-# (versioned projections: a schema_version bump rebuilds the tables from the event log).
+# Passwords come from GK_PG_<SERVICE>_PASSWORD. The tables come from the versioned migrations
+# (`gongkai db upgrade`, the db-migrate init step), run as each service's role.
 set -eu
 for svc in intake review freshness accountability; do
   var="GK_PG_$(echo "$svc" | tr '[:lower:]' '[:upper:]')_PASSWORD"

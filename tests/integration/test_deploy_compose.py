@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from gongkai.natsserver import find_binary
-from tests.natsauth import ROOT, SERVICES, USERS, env_name
+from tests.natsauth import ROOT, ROUTE_PASSWORD_ENV, SERVICES, USERS, env_name, route_url
 
 COMPOSE = ROOT / "deploy" / "compose" / "compose.yaml"
 ENV_EXAMPLE = ROOT / "deploy" / "compose" / "env.example"
@@ -57,7 +57,7 @@ def rendered() -> dict[str, Any]:
 
 def test_compose_file_renders_offline(rendered: dict[str, Any]) -> None:
     svcs = rendered["services"]
-    expected = {"nats-1", "nats-2", "nats-3", "postgres", "stream-init", *SERVICES}
+    expected = {"nats-1", "nats-2", "nats-3", "postgres", "stream-init", "db-migrate", *SERVICES}
     assert set(svcs) == expected
 
 
@@ -71,9 +71,23 @@ def test_three_node_jetstream_cluster(rendered: dict[str, Any]) -> None:
         assert any(":/data" in str(v) or "'/data'" in str(v) for v in s["volumes"]), s["volumes"]
         assert "healthcheck" in s
     assert names == {"nats-1", "nats-2", "nats-3"}
+
+
+def test_cluster_routes_authenticate(rendered: dict[str, Any]) -> None:
     conf = (ROOT / "deploy" / "nats" / "nats-server.conf").read_text()
+    assert f"password: ${ROUTE_PASSWORD_ENV}" in conf
+    code = "\n".join(line.split("#")[0] for line in conf.splitlines())
+    assert "nats-route://" not in code, "a route URL without credentials in the config"
+    assert all(f"$GK_NATS_ROUTE_{i}" in code for i in (1, 2, 3)), "routes come from the environment"
+    pw = dict(
+        line.split("=", 1) for line in ENV_EXAMPLE.read_text().splitlines()
+        if line and not line.startswith("#")
+    )[ROUTE_PASSWORD_ENV]
     for n in ("nats-1", "nats-2", "nats-3"):
-        assert f"nats-route://{n}:6222" in conf
+        env = rendered["services"][n]["environment"]
+        assert env[ROUTE_PASSWORD_ENV] == pw
+        routes = {env[f"GK_NATS_ROUTE_{i}"] for i in (1, 2, 3)}
+        assert routes == {route_url(pw, m, 6222) for m in ("nats-1", "nats-2", "nats-3")}
 
 
 def test_each_service_has_its_own_credentials_and_database(rendered: dict[str, Any]) -> None:
@@ -87,14 +101,24 @@ def test_each_service_has_its_own_credentials_and_database(rendered: dict[str, A
         seen_pw.add(env["GONGKAI_NATS_PASSWORD"])
         db = env[f"GONGKAI_DB_URL_{name.upper()}"]
         assert db.startswith(f"postgresql+psycopg://{name}:") and db.endswith(f"/gongkai_{name}")
+        assert env["GONGKAI_DB_MIGRATE"] == "verify"
         deps = svcs[name]["depends_on"]
         assert deps["stream-init"]["condition"] == "service_completed_successfully"
+        assert deps["db-migrate"]["condition"] == "service_completed_successfully"
         assert deps["postgres"]["condition"] == "service_healthy"
         assert svcs[name]["build"]["dockerfile"] == f"services/{name}/Dockerfile"
     assert len(seen_pw) == len(SERVICES), "services share a NATS password"
     init = svcs["stream-init"]
     assert init["environment"]["GONGKAI_NATS_USER"] == "init"
     assert init["command"] == ["events", "init-streams", "--replicas", "3"]
+    migrate = svcs["db-migrate"]
+    assert migrate["command"] == ["db", "upgrade"]
+    for name in SERVICES:
+        # the init step connects as each service's own role, so the role owns its tables
+        assert migrate["environment"][f"GONGKAI_DB_URL_{name.upper()}"] == (
+            svcs[name]["environment"][f"GONGKAI_DB_URL_{name.upper()}"]
+        )
+    assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
     # every NATS node knows every user's password from the environment
     for n in ("nats-1", "nats-2", "nats-3"):
         for user in USERS:
@@ -107,6 +131,8 @@ def test_cluster_config_is_valid_for_nats_server() -> None:
         if line and not line.startswith("#"):
             k, _, v = line.partition("=")
             env[k] = v
+    for i in (1, 2, 3):
+        env[f"GK_NATS_ROUTE_{i}"] = route_url(env[ROUTE_PASSWORD_ENV], f"nats-{i}", 6222)
     out = subprocess.run(
         [find_binary(), "-t", "-c", str(ROOT / "deploy" / "nats" / "nats-server.conf")],
         capture_output=True, text=True, env=env, timeout=30,

@@ -15,7 +15,15 @@ import pytest
 import yaml
 
 from gongkai.natsserver import find_binary
-from tests.natsauth import ROOT, SERVICES, USERS, env_name
+from tests.natsauth import (
+    ROOT,
+    ROUTE_PASSWORD_ENV,
+    ROUTE_USER,
+    SERVICES,
+    USERS,
+    env_name,
+    route_url,
+)
 
 K8S = ROOT / "deploy" / "k8s"
 MANIFESTS = sorted(p for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
@@ -61,14 +69,41 @@ def test_k8s_nats_config_is_valid_for_nats_server(tmp_path: Path) -> None:
     nats = _find("ConfigMap", "nats-config")
     for name, text in nats["data"].items():
         (tmp_path / name).write_text(text)
-    env = {**os.environ, "SERVER_NAME": "nats-0", **{env_name(u): f"x{u}" for u in USERS}}
+    env = {
+        **os.environ,
+        "SERVER_NAME": "nats-0",
+        **{env_name(u): f"x{u}" for u in USERS},
+        ROUTE_PASSWORD_ENV: "xroute",
+        **{f"GK_NATS_ROUTE_{i}": route_url("xroute", f"nats-{i}.nats-headless", 6222)
+           for i in range(3)},
+    }
     out = subprocess.run(
         [find_binary(), "-t", "-c", str(tmp_path / "nats-server.conf")],
         capture_output=True, text=True, env=env, timeout=30,
     )
     assert out.returncode == 0, out.stdout + out.stderr
     secret_keys = set(_find("Secret", "gongkai-nats")["stringData"])
-    assert secret_keys == set(USERS)
+    assert secret_keys == {*USERS, ROUTE_USER}
+
+
+def test_nats_cluster_routes_authenticate() -> None:
+    conf = _find("ConfigMap", "nats-config")["data"]["nats-server.conf"]
+    assert f"password: ${ROUTE_PASSWORD_ENV}" in conf
+    code = "\n".join(line.split("#")[0] for line in conf.splitlines())
+    assert "nats-route://" not in code, "a route URL without credentials in the config"
+    assert all(f"$GK_NATS_ROUTE_{i}" in code for i in (0, 1, 2)), "routes come from the environment"
+    c = _find("StatefulSet", "nats")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e for e in c["env"]}
+    assert env[ROUTE_PASSWORD_ENV]["valueFrom"]["secretKeyRef"] == {
+        "name": "gongkai-nats", "key": ROUTE_USER,
+    }
+    names = [e["name"] for e in c["env"]]
+    for i in range(3):
+        # $(VAR) expands only variables defined earlier in the list
+        assert names.index(ROUTE_PASSWORD_ENV) < names.index(f"GK_NATS_ROUTE_{i}")
+        assert env[f"GK_NATS_ROUTE_{i}"]["value"] == route_url(
+            f"$({ROUTE_PASSWORD_ENV})", f"nats-{i}.nats-headless", 6222
+        )
 
 
 def test_nats_is_a_three_replica_statefulset_with_storage() -> None:
@@ -96,6 +131,7 @@ def test_service_deployment(service: str) -> None:
     _find("Service", service)
     common = _find("ConfigMap", "gongkai-common")["data"]
     assert common["GONGKAI_STREAM_MANAGE"] == "false"
+    assert common["GONGKAI_DB_MIGRATE"] == "verify"
 
 
 def test_stream_init_job_uses_the_init_user() -> None:
@@ -104,6 +140,18 @@ def test_stream_init_job_uses_the_init_user() -> None:
     assert c["args"] == ["events", "init-streams", "--replicas", "3"]
     env = {e["name"]: e for e in c["env"]}
     assert env["GONGKAI_NATS_USER"]["value"] == "init"
+
+
+def test_db_migrate_job_migrates_every_service_database_as_its_role() -> None:
+    job = _find("Job", "db-migrate")
+    c = job["spec"]["template"]["spec"]["containers"][0]
+    assert c["args"] == ["db", "upgrade"]
+    env = {e["name"]: e for e in c["env"]}
+    for service in SERVICES:
+        ref = env[f"GONGKAI_DB_URL_{service.upper()}"]["valueFrom"]["secretKeyRef"]
+        dep = _find("Deployment", service)["spec"]["template"]["spec"]["containers"][0]
+        dep_env = {e["name"]: e for e in dep["env"]}
+        assert ref == dep_env[f"GONGKAI_DB_URL_{service.upper()}"]["valueFrom"]["secretKeyRef"]
 
 
 def test_ingress_routes_to_every_service() -> None:
