@@ -188,8 +188,8 @@ class Registry:
         if cls is not None:
             try:
                 env = self._envelopes[cls.event_type].model_validate_json(data)
-            except ValidationError:
-                env = None
+            except (ValidationError, ArithmeticError):
+                env = None  # the slow path below says what is wrong
             if env is not None:
                 if env.type != cls.event_type or env.schema_version != cls.schema_version:
                     raise EventDecodeError(
@@ -210,8 +210,18 @@ class Registry:
                 )
             raw = self.upcast(raw)
             return self._envelopes[raw["type"]].model_validate(raw)
+        except EventDecodeError:
+            raise
         except ValidationError as exc:
             raise EventDecodeError(f"invalid event: {exc.errors(include_url=False)[:3]}") from None
+        except (
+            LookupError, TypeError, ValueError, AttributeError, ArithmeticError, RecursionError
+        ) as exc:
+            # An upcaster meeting a malformed old payload, JSON nested deeper than the parser
+            # goes, a time that leaves datetime's range in UTC (0001-01-01T00:00+08:00):
+            # consumers dead-letter EventDecodeError and nothing else, so anything that escaped
+            # here would stall a projection on this one message for ever.
+            raise EventDecodeError(f"invalid event: {type(exc).__name__}: {exc}") from None
 
 
 HDR_TYPE = "Gk-Type"
