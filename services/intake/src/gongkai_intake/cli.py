@@ -149,8 +149,66 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return _run("directory demo", lambda: _with_log(_url(args), work))
 
 
+def _platform_url() -> str:
+    s = Settings.from_env()
+    # A wildcard listen address is reached on loopback from this machine.
+    host = "127.0.0.1" if s.http_host in ("0.0.0.0", "::", "") else s.http_host
+    return f"http://{host}:{s.http_port}"
+
+
+def cmd_demo_story(args: argparse.Namespace) -> int:
+    import httpx
+
+    from gongkai_intake.demo_story import DemoError, DemoStory
+
+    url = (args.url or _platform_url()).rstrip("/")
+
+    async def main() -> int:
+        if args.load_county:
+
+            async def seed(evlog: EventLog) -> int:
+                report = await demo.seed_demo(evlog, SystemClock().now())
+                print(f"demo county loaded ({report.events} events recorded)", file=sys.stderr)
+                return 0
+
+            await _with_log(_url(args), seed)
+        async with httpx.AsyncClient(base_url=url, timeout=15) as client:
+            story = DemoStory(client, now=SystemClock().now, out=sys.stdout, timeout=args.timeout)
+            await story.run(directory_loaded=args.load_county)
+        return 0
+
+    try:
+        return _run("demo", main)
+    except DemoError as exc:
+        print(f"gongkai demo: {exc}", file=sys.stderr)
+        return 1
+
+
 def register(sub: Any) -> None:
     """Entry point of the ``gongkai.cli`` group: add intake's commands to ``gongkai``."""
+    story = sub.add_parser(
+        "demo",
+        help="play a scripted stretch of the demo county's life into a running platform "
+        "(`gongkai up --demo` in another terminal), then print freshness and violations",
+    )
+    story.add_argument(
+        "--url",
+        help="the platform's HTTP API (default http://$GONGKAI_HTTP_HOST:$GONGKAI_HTTP_PORT)",
+    )
+    story.add_argument(
+        "--load-county",
+        action="store_true",
+        help="first record the demo county (fictional people, public tokens) into the "
+        "platform's log, for a platform started without --demo; never on a real deployment",
+    )
+    story.add_argument(
+        "--nats-url", help="with --load-county ($GONGKAI_NATS_URL, nats://127.0.0.1:4222)"
+    )
+    story.add_argument(
+        "--timeout", type=float, default=20.0, help="seconds to wait for each reaction (20)"
+    )
+    story.set_defaults(func=cmd_demo_story)
+
     people = sub.add_parser("people", help="people of the unit directory")
     pp = people.add_subparsers(dest="people_command", required=True)
     tok = pp.add_parser(
