@@ -130,9 +130,13 @@ def test_html_draws_a_sparkline_per_unit() -> None:
     # Five known points (the first is before the unit joined), left to right, 100 at the top.
     assert len(pts) == 5
     assert [x for x, _ in pts] == sorted(x for x, _ in pts)
-    assert pts[0] == (report_html.x_of(1, 6), report_html.y_of(100))
-    assert pts[-1] == (report_html.x_of(5, 6), report_html.y_of(80))
-    assert report_html.y_of(100) < report_html.y_of(80) < report_html.y_of(0)
+    # One scale for all units, from the lowest score drawn (78) rounded down to 70, to 100.
+    assert report_html.scale_floor(history) == 70
+    assert pts[0] == (report_html.x_of(1, 6), report_html.y_of(100, 70))
+    assert pts[-1] == (report_html.x_of(5, 6), report_html.y_of(80, 70))
+    assert pts[0][1] == report_html.PAD  # 100 at the top
+    assert report_html.y_of(70, 70) == report_html.HEIGHT - report_html.PAD  # 70 at the bottom
+    assert pts[3][1] > pts[-1][1]  # 78 is drawn below 80
 
 
 def test_a_gap_breaks_the_line() -> None:

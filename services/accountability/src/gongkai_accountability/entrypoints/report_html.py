@@ -12,8 +12,6 @@ from typing import Any
 from gongkai_accountability.domain.report import ScoreHistory
 
 WIDTH, HEIGHT, PAD = 240, 44, 4
-#: Gridlines: the full score, and the line below which a unit has lost two serious lapses' worth.
-GRID = (100, 70)
 
 
 def x_of(i: int, n: int) -> float:
@@ -21,16 +19,28 @@ def x_of(i: int, n: int) -> float:
     return PAD + (inner * i / (n - 1) if n > 1 else inner / 2)
 
 
-def y_of(score: int) -> float:
-    return PAD + (HEIGHT - 2 * PAD) * (100 - score) / 100
+def y_of(score: int, low: int = 0) -> float:
+    """100 at the top, ``low`` at the bottom."""
+    return PAD + (HEIGHT - 2 * PAD) * (100 - score) / (100 - low)
+
+
+def scale_floor(history: ScoreHistory) -> int:
+    """The bottom of every sparkline's scale: the lowest score drawn, rounded down to a
+    multiple of 10 (at most 90). One scale for all units, so their lines compare; not 0, so a
+    5-point lapse is visible."""
+    known = [s for series in history.scores.values() for s in series if s is not None]
+    return min(90, (min(known, default=100) // 10) * 10)
 
 
 def _fmt(v: float) -> str:
     return f"{v:.1f}".rstrip("0").rstrip(".")
 
 
-def sparkline(points: Sequence[date], scores: Sequence[int | None], label: str) -> str:
-    """One unit's score at each point as an SVG polyline (0 at the bottom, 100 at the top).
+def sparkline(
+    points: Sequence[date], scores: Sequence[int | None], label: str, low: int = 0
+) -> str:
+    """One unit's score at each point as an SVG polyline (``low`` at the bottom, 100 at the
+    top, faint lines at both).
 
     Points where the unit was not yet known are left out, breaking the line there. The
     ``data-scores`` attribute and the ``<title>`` (a tooltip) carry the figures themselves.
@@ -42,11 +52,11 @@ def sparkline(points: Sequence[date], scores: Sequence[int | None], label: str) 
             if segments[-1]:
                 segments.append([])
             continue
-        segments[-1].append(f"{_fmt(x_of(i, n))},{_fmt(y_of(s))}")
+        segments[-1].append(f"{_fmt(x_of(i, n))},{_fmt(y_of(s, low))}")
     grid = "".join(
-        f'<line x1="{PAD}" x2="{WIDTH - PAD}" y1="{_fmt(y_of(g))}" y2="{_fmt(y_of(g))}" '
-        f'class="grid"/>'
-        for g in GRID
+        f'<line x1="{PAD}" x2="{WIDTH - PAD}" y1="{_fmt(y_of(g, low))}" '
+        f'y2="{_fmt(y_of(g, low))}" class="grid"/>'
+        for g in (100, low)
     )
     lines = "".join(
         f'<polyline points="{" ".join(seg)}" class="score"/>' if len(seg) > 1 else ""
@@ -56,7 +66,7 @@ def sparkline(points: Sequence[date], scores: Sequence[int | None], label: str) 
     known = [(i, s) for i, s in enumerate(scores) if s is not None]
     if known:
         i, s = known[-1]
-        dots = f'<circle cx="{_fmt(x_of(i, n))}" cy="{_fmt(y_of(s))}" r="2.5" class="last"/>'
+        dots = f'<circle cx="{_fmt(x_of(i, n))}" cy="{_fmt(y_of(s, low))}" r="2.5" class="last"/>'
     pairs = list(zip(points, scores, strict=True))
     data = " ".join(f"{p.isoformat()}:{'-' if s is None else s}" for p, s in pairs)
     tip = html.escape(f"{label}: " + ", ".join(f"{p:%m-%d} {s}" for p, s in pairs if s is not None))
@@ -84,6 +94,7 @@ def render(
 ) -> str:
     """The page: one row per unit, ranked, with its sparkline beside the figures."""
     e = html.escape
+    low = scale_floor(history)
     head = "".join(f"<th>{e(k)}</th>" for k in fields) + "<th>score over time</th>"
     body = []
     for r in rows:
@@ -92,7 +103,8 @@ def render(
             f'<td class="{k}">{e(str(r[k]))}</td>' if k == "unit" else f"<td>{e(str(r[k]))}</td>"
             for k in fields
         )
-        body.append(f"<tr>{cells}<td>{sparkline(history.points, scores, r['unit'])}</td></tr>")
+        spark = sparkline(history.points, scores, r["unit"], low)
+        body.append(f"<tr>{cells}<td>{spark}</td></tr>")
     first, last = history.points[0], history.points[-1]
     return (
         f"<!doctype html><html lang=en><meta charset=utf-8>"
@@ -100,6 +112,7 @@ def render(
         f"<h1>Compliance {start} – {end}</h1>"
         f"<p>Score: 100 − 5 per minor, − 15 per serious violation since {start}, − 2 per column "
         f"stale that day. Sparklines: the score on {len(history.points)} days from {first} to "
-        f"{last} (hover for the figures).</p>"
+        f"{last}, on one scale for every unit ({low} at the bottom, 100 at the top; hover for "
+        f"the figures).</p>"
         f"<table><tr>{head}</tr>{''.join(body)}</table></html>"
     )
