@@ -1,12 +1,20 @@
 """The distributed run, for real, on one machine.
 
-A 3-node nats-server cluster on loopback (deploy/nats/auth.conf accounts, R3 stream created by
-the init user), PostgreSQL from the Debian package, and the four services each as its own
-`gongkai service NAME` process with its own NATS user and database. A load of posts is appended
-with intake's credentials; in the middle the stream leader is killed (SIGKILL). Asserted: the
-load finishes, no acknowledged event is lost, none is duplicated, and every service's
-projections (in PostgreSQL) equal a rebuild from the log. Printed: the stall while the cluster
-elects a new leader, and the time until every service has caught up.
+A 3-node nats-server cluster on loopback whose routes authenticate (deploy/nats: a `route` user,
+route URLs carrying its password), the deploy accounts of deploy/nats/auth.conf, an R3 stream
+created by the init user; PostgreSQL from the Debian package, migrated by `gongkai db upgrade`
+(the init step); and the four services, each its own `gongkai service NAME` process with its own
+NATS user and database, verifying the schema as in deploy.
+
+The load goes through the whole chain over HTTP, as the people and the CMS would: a maker
+submits a normative document (intake), the staff and the principal leader sign it (review), the
+CMS reports it online (intake /publications). Every request carries an Idempotency-Key and is
+retried with it on a 5xx or a broken connection. In the middle the stream leader is killed
+(SIGKILL). Asserted: the load finishes, no acknowledged event is lost, none is duplicated, and
+every service's projections (in PostgreSQL) equal a rebuild from the log. Printed: the stall
+while the cluster elects a new leader, and the time until every service has caught up.
+
+Also here: a node that presents the wrong route credentials does not join the cluster.
 """
 
 from __future__ import annotations
@@ -19,51 +27,113 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
-import nats.errors
+import nats
 import pytest
 
 from gongkai import subjects
-from gongkai.eventlog import EventLog, EventLogError, StreamSettings
+from gongkai.eventlog import EventLog, StreamSettings
 from gongkai.natsserver import NatsServer, free_port
 from gongkai.projection import ProjectionStore, make_engine
 from gongkai.runtime.service import ServiceContext, discover
 from gongkai.runtime.settings import Settings
-from tests.integration.test_projection_consumers import submitted
-from tests.natsauth import auth_config, nats_passwords
+from tests.natsauth import auth_config, cluster_config, nats_passwords, route_url
 from tests.pg import fresh_database, pg_server
 
 __all__ = ["pg_server"]
 
-POSTS = 600
-WRITERS = 16
+#: Posts taken through the whole chain: 4 HTTP requests and 5 events each.
+POSTS = 100
+#: Concurrent people/CMS sessions, each walking one post at a time through the chain.
+WORKERS = 16
+GONGKAI = str(Path(sys.executable).parent / "gongkai")
 
 
-def _cluster(base: Path) -> list[NatsServer]:
-    ports = [free_port() for _ in range(3)]
-    routes = ", ".join(f'"nats-route://127.0.0.1:{p}"' for p in ports)
-    nodes = []
-    for i, cport in enumerate(ports, 1):
-        extra = (
-            "cluster {\n  name: gk-test\n"
-            f'  listen: "127.0.0.1:{cport}"\n  routes: [{routes}]\n}}\n' + auth_config()
-        )
-        nodes.append(
-            NatsServer(store_dir=base / f"n{i}", server_name=f"n{i}", sync_always=False,
-                       extra_config=extra)
-        )
-    for n in nodes:
-        n.start()
-    return nodes
+class Cluster:
+    """Three nats-servers with authenticated routes, and their monitoring ports."""
+
+    def __init__(self, base: Path, route_password: str, wrong: frozenset[int] = frozenset()):
+        cports = [free_port() for _ in range(3)]
+        self.monitor: dict[str, int] = {}
+        self.nodes: list[NatsServer] = []
+        for i, cport in enumerate(cports):
+            name = f"n{i + 1}"
+            # A node in ``wrong`` knows another route password: it offers it when it connects
+            # and expects it from the others.
+            pw = f"{route_password}x" if i in wrong else route_password
+            routes = [route_url(pw, "127.0.0.1", p) for p in cports]
+            self.monitor[name] = free_port()
+            extra = (
+                f'http: "127.0.0.1:{self.monitor[name]}"\n'
+                + cluster_config("gk-test", cport, pw, routes)
+                + auth_config()
+            )
+            self.nodes.append(
+                NatsServer(store_dir=base / name, server_name=name, sync_always=False,
+                           extra_config=extra)
+            )
+
+    def start(self) -> Cluster:
+        for n in self.nodes:
+            n.start()
+        return self
+
+    def stop(self) -> None:
+        for n in self.nodes:
+            n.stop()
+
+    async def routes(self, client: httpx.AsyncClient, name: str) -> set[str]:
+        """The servers ``name`` has a route to, from its /routez monitoring endpoint."""
+        r = await client.get(f"http://127.0.0.1:{self.monitor[name]}/routez")
+        r.raise_for_status()
+        return {route["remote_name"] for route in r.json().get("routes") or []}
+
+    def log(self, name: str) -> str:
+        node = next(n for n in self.nodes if n.server_name == name)
+        return (node.store_dir / "nats-server.log").read_text(errors="replace")
 
 
-async def _connect(url: str, user: str, pw: str, **kw: Any) -> EventLog:
+async def _until(check: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
+    deadline = time.monotonic() + within
+    while not await check():
+        assert time.monotonic() < deadline, f"not within {within} s: {what}"
+        await asyncio.sleep(0.1)
+
+
+async def test_a_node_with_wrong_route_credentials_does_not_join(tmp_path: Path) -> None:
+    with nats_passwords():
+        cluster = Cluster(tmp_path, "gkRoutePw", wrong=frozenset({2})).start()
+        try:
+            async with httpx.AsyncClient(timeout=2) as client:
+
+                async def good_pair() -> bool:
+                    return "n2" in await cluster.routes(client, "n1")
+
+                await _until(good_pair, 10, "n1 and n2 route to each other")
+
+                # n3 has tried (both ways) and was refused: the good nodes logged it.
+                async def refused() -> bool:
+                    return all(
+                        "Authentication Failure" in cluster.log(n) for n in ("n1", "n2")
+                    )
+
+                await _until(refused, 10, "n3's route attempts are refused")
+                assert await cluster.routes(client, "n1") == {"n2"}
+                assert await cluster.routes(client, "n2") == {"n1"}
+                assert await cluster.routes(client, "n3") == set()
+        finally:
+            cluster.stop()
+
+
+async def _connect(url: str, user: str, pw: str) -> EventLog:
     nc = await nats.connect(url, user=user, password=pw, max_reconnect_attempts=-1,
-                            reconnect_time_wait=0.2, **kw)
+                            reconnect_time_wait=0.2)
     return EventLog(nc, timeout=2.0)
 
 
@@ -80,6 +150,76 @@ async def _init_streams(url: str, pw: str) -> EventLog:
             await asyncio.sleep(0.5)
 
 
+class Load:
+    """People and the CMS over HTTP; what the services acknowledged, and how long it took."""
+
+    def __init__(self, client: httpx.AsyncClient, http: dict[str, int]) -> None:
+        from gongkai_intake.demo import DEMO
+
+        self.client = client
+        self.http = http
+        self.headers = DEMO.headers
+        #: event id -> stream sequence when the answer names one (intake's do)
+        self.acked: dict[str, int | None] = {}
+        self.ack_times: list[float] = []
+        self.retries = Counter[str]()
+        self.published = 0
+        today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+        self.today = today.isoformat()
+
+    async def call(self, service: str, path: str, person: str, key: str, body: Any) -> Any:
+        """POST until answered; a retry carries the same Idempotency-Key, so it records once."""
+        url = f"http://127.0.0.1:{self.http[service]}{path}"
+        headers = {**self.headers(person), "Idempotency-Key": key}
+        while True:
+            try:
+                r = await self.client.post(url, json=body, headers=headers)
+            except httpx.TransportError as exc:
+                self.retries[type(exc).__name__] += 1
+            else:
+                if r.status_code < 500:
+                    assert r.status_code in (200, 201), f"{path} {r.status_code} {r.text}"
+                    self.ack_times.append(time.monotonic())
+                    return r.json()
+                self.retries[f"{service} {r.status_code}"] += 1
+            await asyncio.sleep(0.2)
+
+    async def chain(self, i: int) -> None:
+        post = await self.call("intake", "/posts", "finance-maker", f"submit-{i}", {
+            "unit": "finance",
+            "column": "normative_documents",
+            "title": f"关于故障切换演练的通知（第{i}号）",
+            "body": f"演练文件正文 {i}。",
+            "important_kind": "normative_document",
+            "origin": "produced",
+            "channel": "website",
+            "information_date": self.today,
+        })
+        self.acked[post["event_id"]] = post["sequence"]
+        pid, digest = post["post_id"], post["content_digest"]
+        for stage, person in (("staff", "finance-staff"), ("leader", "finance-leader")):
+            signed = await self.call(
+                "review", f"/posts/{pid}/signatures", person, f"{stage}-{i}",
+                {"stage": stage, "decision": "agree", "content_digest": digest},
+            )
+            self.acked[signed["signature"]["event_id"]] = None
+        assert signed["concluded"] == "approved", signed
+        pub = await self.call("intake", "/publications", "cms", f"publish-{i}", {
+            "post_id": pid,
+            "unit": "finance",
+            "column": "normative_documents",
+            "url": f"https://www.example.gov.cn/finance/failover-{i}",
+            "online_at": datetime.now(UTC).isoformat(),
+            "content_digest": digest,
+        })
+        self.acked[pub["event_id"]] = pub["sequence"]
+        self.published += 1
+
+    async def worker(self, queue: asyncio.Queue[int]) -> None:
+        while not queue.empty():
+            await self.chain(queue.get_nowait())
+
+
 @pytest.mark.timeout(240)
 async def test_killing_the_stream_leader_loses_and_duplicates_nothing(
     tmp_path: Path, pg_server: str
@@ -87,19 +227,30 @@ async def test_killing_the_stream_leader_loses_and_duplicates_nothing(
     from gongkai_intake.demo import seed_demo
 
     procs: list[subprocess.Popen[bytes]] = []
+    t_start = time.monotonic()
     with nats_passwords() as pw:
-        nodes = _cluster(tmp_path)
+        cluster = Cluster(tmp_path, "gk" + pw["sys"][2:14]).start()
+        nodes = cluster.nodes
         try:
+            # the init steps, as compose and the Kubernetes Jobs run them: the databases are
+            # migrated (in the background) while the streams are created
+            names = list(discover())
+            dbs = {n: fresh_database(pg_server, n) for n in names}
+            db_env = {f"GONGKAI_DB_URL_{n.upper()}": url for n, url in dbs.items()}
+            migrate = subprocess.Popen(
+                [GONGKAI, "db", "upgrade"], env={**os.environ, **db_env},
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            )
             init = await _init_streams(nodes[0].url, pw["init"])
             info = await init.js.stream_info(subjects.STREAM)
             assert info.config.num_replicas == 3
             leader_name = info.cluster.leader if info.cluster else None
             leader = next(n for n in nodes if n.server_name == leader_name)
             survivors = [n for n in nodes if n is not leader]
+            out, _ = await asyncio.to_thread(migrate.communicate, timeout=60)
+            assert migrate.returncode == 0, out.decode()
 
             # the four services, each its own process, user and PostgreSQL database
-            names = list(discover())
-            dbs = {n: fresh_database(pg_server, n) for n in names}
             http: dict[str, int] = {}
             for i, name in enumerate(names):
                 http[name] = free_port()
@@ -112,6 +263,7 @@ async def test_killing_the_stream_leader_loses_and_duplicates_nothing(
                     "GONGKAI_NATS_PASSWORD": pw[name],
                     "GONGKAI_STREAM_MANAGE": "false",
                     "GONGKAI_STREAM_REPLICAS": "3",
+                    "GONGKAI_DB_MIGRATE": "verify",
                     "GONGKAI_HTTP_PORT": str(http[name]),
                     "GONGKAI_LOG_FORMAT": "json",
                     "GONGKAI_DATA_DIR": str(tmp_path / "var"),
@@ -119,16 +271,19 @@ async def test_killing_the_stream_leader_loses_and_duplicates_nothing(
                 }
                 log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115
                 procs.append(subprocess.Popen(
-                    [str(Path(sys.executable).parent / "gongkai"), "service", name],
+                    [GONGKAI, "service", name],
                     env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                 ))
                 log.close()
 
             intake = await _connect(survivors[0].url, "intake", pw["intake"])
-            t_seed = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
-            await seed_demo(intake, t_seed, units=["finance"])
+            await seed_demo(intake, datetime(2026, 3, 2, 1, 0, tzinfo=UTC), units=["finance"])
 
-            async with httpx.AsyncClient(timeout=2) as client:
+            async with httpx.AsyncClient(timeout=15) as client:
+                # the cluster formed over authenticated routes
+                for n in nodes:
+                    others = {m.server_name for m in nodes} - {n.server_name}
+                    assert await cluster.routes(client, n.server_name) == others
 
                 async def all_ready() -> bool:
                     for port in http.values():
@@ -146,39 +301,22 @@ async def test_killing_the_stream_leader_loses_and_duplicates_nothing(
                     assert time.monotonic() < deadline, _logs(tmp_path, names)
                     await asyncio.sleep(0.3)
 
-                # the load: one new post per command, with its optimistic-concurrency guard;
-                # a failed append is retried with the same event (same Nats-Msg-Id)
+                load = Load(client, http)
                 queue: asyncio.Queue[int] = asyncio.Queue()
                 for i in range(POSTS):
                     queue.put_nowait(i)
-                acked: dict[str, int] = {}
-                ack_times: list[float] = []
-                retries = Counter[str]()
-
-                async def writer() -> None:
-                    while not queue.empty():
-                        i = queue.get_nowait()
-                        env = submitted(f"FO-{i}", f"failover-{i}", f"title {i}")
-                        while True:
-                            try:
-                                res = await intake.append([env], expected=0)  # type: ignore[list-item]
-                                break
-                            except (EventLogError, nats.errors.Error, TimeoutError) as exc:
-                                retries[type(exc).__name__] += 1
-                                await asyncio.sleep(0.2)
-                        acked[env.event_id] = res.last  # type: ignore[attr-defined]
-                        ack_times.append(time.monotonic())
-
+                kill_after = POSTS * 4 // 3
                 t0 = time.monotonic()
-                writers = [asyncio.create_task(writer()) for _ in range(WRITERS)]
-                while len(acked) < POSTS // 3:
+                workers = [asyncio.create_task(load.worker(queue)) for _ in range(WORKERS)]
+                while len(load.ack_times) < kill_after:
+                    assert not any(w.done() for w in workers), [w.exception() for w in workers]
                     await asyncio.sleep(0.01)
                 t_kill = time.monotonic()
                 leader.kill()
-                await asyncio.gather(*writers)
+                await asyncio.gather(*workers)
                 t_done = time.monotonic()
 
-                ts = sorted(ack_times)
+                ts = sorted(load.ack_times)
                 gaps = [b - a for a, b in itertools.pairwise(ts)]
 
                 deadline = time.monotonic() + 90
@@ -193,23 +331,30 @@ async def test_killing_the_stream_leader_loses_and_duplicates_nothing(
                     assert time.monotonic() < deadline, _logs(tmp_path, names)
                     await asyncio.sleep(0.5)
 
+            # the load finished: every post went through the whole chain
+            assert load.published == POSTS
+            assert len(load.acked) == POSTS * 4
+
             # nothing lost, nothing duplicated
             recorded = [e async for e in intake.replay()]
             ids = Counter(e.envelope.event_id for e in recorded)
             dups = [i for i, c in ids.items() if c > 1]
             assert not dups, f"duplicated: {dups[:5]}"
             by_id = {e.envelope.event_id: e.seq for e in recorded}
-            lost = [i for i in acked if i not in by_id]
+            lost = [i for i in load.acked if i not in by_id]
             assert not lost, f"acknowledged but lost: {lost[:5]}"
-            assert all(by_id[i] == s for i, s in acked.items()), "an ack named the wrong sequence"
-            assert len(acked) == POSTS
+            wrong = [i for i, s in load.acked.items() if s is not None and by_id[i] != s]
+            assert not wrong, f"an answer named the wrong sequence: {wrong[:5]}"
             assert [e.seq for e in recorded] == list(range(1, last + 1))
+            kinds = Counter(e.envelope.type for e in recorded)
+            assert kinds["PostSubmitted"] == kinds["PostPublished"] == POSTS
+            assert kinds["ReviewSigned"] == 2 * POSTS and kinds["ReviewConcluded"] == POSTS
 
             # every projection (PostgreSQL, written by the service processes) equals a rebuild
             ctx = ServiceContext(settings=Settings(data_dir=tmp_path / "rebuild"))
             for name, build in discover().items():
                 svc = build(ctx)
-                live = ProjectionStore(make_engine(dbs[name]))
+                live = ProjectionStore(make_engine(dbs[name]), manage_schema=False)
                 for p in svc.projections:
                     fresh = type(p)()
                     rb = ProjectionStore(make_engine(f"sqlite:///{tmp_path / name}-{p.name}.db"))
@@ -219,12 +364,16 @@ async def test_killing_the_stream_leader_loses_and_duplicates_nothing(
                     rb.engine.dispose()
                 live.engine.dispose()
 
+            t_checked = time.monotonic()
             print(
-                f"\nfailover: {POSTS} posts by {WRITERS} writers in {t_done - t0:.1f} s; "
-                f"leader {leader_name} killed after {POSTS // 3} acks; "
-                f"election stall (longest gap between acks) {max(gaps):.1f} s; "
-                f"all four services caught up {t_caught_up - t_kill:.1f} s after the kill "
-                f"({t_caught_up - t_done:.1f} s after the load ended); retries {dict(retries)}"
+                f"\nfailover: {POSTS} posts through the HTTP chain (submit, staff, leader, "
+                f"publish: {len(load.acked)} requests, {last} events in the log) by {WORKERS} "
+                f"sessions in {t_done - t0:.1f} s; leader {leader_name} killed after "
+                f"{kill_after} answers; election stall (longest gap between answers) "
+                f"{max(gaps):.1f} s; all four services caught up {t_caught_up - t_kill:.1f} s "
+                f"after the kill ({t_caught_up - t_done:.1f} s after the load ended); "
+                f"retries {dict(load.retries)}; setup {t0 - t_start:.1f} s, "
+                f"checks {t_checked - t_caught_up:.1f} s"
             )
             await intake.close()
             await init.close()
@@ -237,8 +386,7 @@ async def test_killing_the_stream_leader_loses_and_duplicates_nothing(
                     p.wait(15)
                 except subprocess.TimeoutExpired:
                     p.kill()
-            for n in nodes:
-                n.stop()
+            cluster.stop()
 
 
 def _logs(tmp_path: Path, names: list[str]) -> str:
