@@ -167,6 +167,9 @@ class EventLog:
         self._ack_prefix: str | None = None
         self._ack_futures: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._ack_counter = itertools.count(1)
+        #: How this log was reached (url, options), so a helper process can open its own
+        #: connection to it (see gongkai.prefetch); None when built from a bare client.
+        self.connect_args: tuple[str, dict[str, Any]] | None = None
 
     @classmethod
     async def connect(cls, url: str, **options: Any) -> EventLog:
@@ -174,7 +177,27 @@ class EventLog:
         # not depend on one of them being up.
         servers = [u.strip() for u in url.split(",") if u.strip()]
         nc = await nats.connect(servers, **options)
-        return cls(nc)
+        log = cls(nc)
+        log.connect_args = (url, dict(options))
+        return log
+
+    @classmethod
+    async def connect_once(
+        cls, url: str, user: str | None = None, password: str | None = None
+    ) -> EventLog:
+        """Connect for a command-line tool: fail at once instead of retrying.
+
+        nats-py retries a failed first connect every 2 s, 60 times, unless told otherwise;
+        a tool pointed at a dead URL should say so in two seconds, not two minutes.
+        """
+        opts: dict[str, Any] = {
+            "connect_timeout": 2,
+            "allow_reconnect": False,
+            "max_reconnect_attempts": 1,
+        }
+        if user:
+            opts |= {"user": user, "password": password or ""}
+        return await cls.connect(url, **opts)
 
     async def close(self) -> None:
         """Flush what is buffered (acks, naks), then close.

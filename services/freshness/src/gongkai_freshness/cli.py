@@ -108,9 +108,10 @@ async def _status(args: argparse.Namespace) -> int:
         calendar = WorkingCalendar.default()
     except (ConfigError, RuleSetError, CalendarDataError) as exc:
         raise _Fail(str(exc), 1) from None
-    url = args.nats_url or Settings.from_env().nats_url or "nats://127.0.0.1:4222"
+    env = Settings.from_env()
+    url = args.nats_url or env.nats_url or "nats://127.0.0.1:4222"
     try:
-        evlog = await EventLog.connect(url, connect_timeout=2, allow_reconnect=False)
+        evlog = await EventLog.connect_once(url, env.nats_user, env.nats_password)
     except Exception as exc:  # noqa: BLE001 - any connection failure is one line
         raise _Fail(f"cannot connect to NATS at {url}: {exc or type(exc).__name__}", 1) from None
     register = ColumnRegister(rule_sets, calendar)

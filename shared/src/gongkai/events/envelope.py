@@ -16,10 +16,18 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 # Subject tokens must not contain NATS separators or wildcards; ids are also used in URLs.
-TOKEN_RE = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
+SUBJECT_SAFE_ID = r"^[A-Za-z0-9_\-]{1,128}$"
+TOKEN_RE = re.compile(SUBJECT_SAFE_ID)
 # Namespace for deterministic event ids: uuid5(command id / index) makes a retried command
 # produce the same event ids, so JetStream's Nats-Msg-Id dedup catches the retry.
 EVENT_ID_NAMESPACE = uuid.UUID("7d0c6d0e-1f7a-4d43-9b7e-6b61676f6e67")
@@ -83,24 +91,27 @@ class Envelope(BaseModel, Generic[P]):
     type: str
     schema_version: int = Field(ge=1)
     aggregate_type: str
-    aggregate_id: str
-    business_time: datetime
-    recorded_at: datetime
+    # Checked by the validator core, not a Python validator: every event read pays for it.
+    aggregate_id: str = Field(pattern=SUBJECT_SAFE_ID)
+    business_time: AwareDatetime
+    recorded_at: AwareDatetime
     actor: Actor
     command_id: str
     correlation_id: str
     causation_id: str | None = None
     payload: P
 
-    @field_validator("business_time", "recorded_at")
-    @classmethod
-    def _utc(cls, v: datetime) -> datetime:
-        return utc(v)
-
-    @field_validator("aggregate_id")
-    @classmethod
-    def _token(cls, v: str) -> str:
-        return check_token(v, "aggregate_id")
+    @model_validator(mode="after")
+    def _utc(self) -> Envelope[P]:
+        # Times are kept in UTC. One model-level check instead of a validator per field:
+        # it runs for every event every consumer reads.
+        # Read back from JSON, "Z" is already UTC (pydantic's own zero-offset tzinfo); only
+        # other offsets are converted.
+        for name in ("business_time", "recorded_at"):
+            v = getattr(self, name)
+            if v.utcoffset():
+                object.__setattr__(self, name, v.astimezone(UTC))
+        return self
 
     def to_json(self) -> bytes:
         return canonical_json(self.model_dump(mode="json"))

@@ -41,8 +41,9 @@ def _date(text: str) -> date:
 def _run(args: argparse.Namespace, body: Callable[[EventLog], Awaitable[int]]) -> int:
     async def main() -> int:
         url = _url(args)
+        env = Settings.from_env()
         try:
-            evlog = await EventLog.connect(url, connect_timeout=2, allow_reconnect=False)
+            evlog = await EventLog.connect_once(url, env.nats_user, env.nats_password)
         except Exception as exc:  # noqa: BLE001 - any connection failure is one message
             print(f"gongkai audit: cannot connect to NATS at {url}: {exc}", file=sys.stderr)
             return 1
