@@ -207,3 +207,5 @@ async def test_stale_after_supervision_rectified_by_hand_then_refreshed(rig: Rig
     closed = await rig.events("SupervisionClosed")
     assert [c.payload.outcome for c in closed] == ["after_deadline"]
     assert [p.how for p in await rectifications(rig)] == ["by_office"]
+    # Nothing is left owing: the rectification the close would have asked for is not queued.
+    assert rig.svc.model.list("todo") == []

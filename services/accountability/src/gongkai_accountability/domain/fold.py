@@ -532,7 +532,10 @@ def _oblige_close(rows: Rows, case: Row) -> None:
             },
         },
     )
-    if case.get("breach"):
+    breach = rows.get("violation", case["breach"]) if case.get("breach") else None
+    # Rectified already (the office may do it by hand before the column is refreshed): no
+    # second rectification is owed, and an obligation nobody discharges must not linger.
+    if case.get("breach") and not (breach is not None and breach.get("rectified")):
         _oblige(
             rows,
             f"rectify:{case['breach']}",
