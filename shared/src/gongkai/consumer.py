@@ -6,6 +6,11 @@ it; so a projection reads through a *catch-up subscription*: an ordered consumer
 the checkpoint stored in the projection's own database, retries a failing event a bounded number
 of times in place, then dead-letters it with its error and goes on.
 
+Only a fault of the *event* counts towards that bound. When the read-model database or the bus
+is unavailable (``unavailable``: a lock held too long, a lost connection, a server restarting),
+the consumer pauses and retries the same batch with a growing delay until it goes through:
+dead-lettering there would drop good events from the read model for good.
+
 Reactions whose effects are idempotent appends (deterministic event ids) and do not depend on
 order use a *durable consumer*: JetStream pull consumer, explicit ack, nack with a delay on
 error, ``max_deliver`` redeliveries, then the dead-letter subject.
@@ -27,9 +32,66 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from gongkai import metrics, subjects
 from gongkai.eventlog import EventLog, RecordedEvent, ack_position
 from gongkai.events.envelope import EventDecodeError
-from gongkai.projection import Projection, ProjectionStore
+from gongkai.projection import Projection, ProjectionStore, database_unavailable
 
 log = structlog.get_logger("gongkai.consumer")
+
+#: Longest pause between two tries while the database or the bus is unavailable.
+MAX_OUTAGE_DELAY_S = 2.0
+
+_BUS_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.NoServersError,
+    nats.errors.NoRespondersError,
+    nats.errors.StaleConnectionError,
+    nats.errors.TimeoutError,
+    nats.errors.OutboundBufferLimitError,
+    nats.js.errors.ServiceUnavailableError,
+    TimeoutError,
+    ConnectionError,
+)
+
+
+def unavailable(error: BaseException) -> bool:
+    """True for an outage of the database or the bus: wait and retry, never dead-letter."""
+    return database_unavailable(error) or isinstance(error, _BUS_UNAVAILABLE)
+
+
+class Outage:
+    """Backoff and logging for one stretch of retries while something is unavailable.
+
+    Logs the start and the end once each (not every retry) and counts retries in
+    ``gongkai_outage_retries_total``.
+    """
+
+    def __init__(self, consumer: str) -> None:
+        self.consumer = consumer
+        self.retries = 0
+        self.started = 0.0
+
+    async def wait(self, error: BaseException) -> None:
+        loop = asyncio.get_running_loop()
+        if self.retries == 0:
+            self.started = loop.time()
+            log.warning(
+                "consumer_paused",
+                consumer=self.consumer,
+                reason=f"{type(error).__name__}: {error}"[:300],
+            )
+        self.retries += 1
+        metrics.OUTAGE_RETRIES.labels(consumer=self.consumer).inc()
+        await asyncio.sleep(min(MAX_OUTAGE_DELAY_S, 0.05 * 2 ** min(self.retries, 6)))
+
+    def over(self) -> None:
+        if self.retries:
+            log.info(
+                "consumer_resumed",
+                consumer=self.consumer,
+                retries=self.retries,
+                paused_s=round(asyncio.get_running_loop().time() - self.started, 2),
+            )
+            self.retries = 0
 
 
 def event_log_context(rec: RecordedEvent) -> contextlib.AbstractContextManager[Any]:
@@ -163,7 +225,18 @@ class CatchUpSubscription:
                     return
                 log.warning("catch_up_restart", projection=self.name, error=str(exc)[:300])
                 await asyncio.sleep(0.5)
-                self.position = await asyncio.to_thread(self.store.checkpoint, self.projection)
+                # The database may be what failed: an error here must not end the supervisor
+                # (the projection would stop for good while the service looks alive).
+                outage = Outage(self.name)
+                while not self._stopping.is_set():
+                    try:
+                        self.position = await asyncio.to_thread(
+                            self.store.checkpoint, self.projection
+                        )
+                        break
+                    except Exception as again:  # noqa: BLE001
+                        await outage.wait(again)
+                outage.over()
 
     async def _run(self) -> None:
         start = self.position + 1
@@ -186,7 +259,7 @@ class CatchUpSubscription:
                 pending = []
                 await dead_letter(self.evlog, self.name, msg, str(exc))
                 seq = ack_position(msg)[0]
-                await asyncio.to_thread(self.store.apply, self.projection, [], advance_to=seq)
+                await self._apply_waiting([], advance_to=seq)
                 self.position = seq
                 continue
             pending.append((msg, rec))
@@ -201,14 +274,41 @@ class CatchUpSubscription:
         if not pending:
             return
         events = [r for _, r in pending]
-        try:
-            n = await asyncio.to_thread(self.store.apply, self.projection, events)
-            self._applied(events, n)
-        except Exception:  # noqa: BLE001 - isolate the failing event below
-            for msg, rec in pending:
-                await self._apply_one(msg, rec)
+        outage = Outage(self.name)
+        while True:
+            try:
+                n = await asyncio.to_thread(self.store.apply, self.projection, events)
+                self._applied(events, n)
+                break
+            except Exception as exc:  # an outage waits, a bad event is isolated below
+                if unavailable(exc):
+                    if self._stopping.is_set():
+                        raise  # leave the batch to the next start: the checkpoint is behind it
+                    await outage.wait(exc)
+                    continue
+                outage.over()
+                for msg, rec in pending:
+                    await self._apply_one(msg, rec)
+                break
+        outage.over()
         if self.on_applied is not None:
             await self.on_applied(events)
+
+    async def _apply_waiting(self, events: Sequence[RecordedEvent], *, advance_to: int) -> int:
+        """``store.apply``, waiting out an outage of the database instead of failing."""
+        outage = Outage(self.name)
+        while True:
+            try:
+                n = await asyncio.to_thread(
+                    self.store.apply, self.projection, events, advance_to=advance_to
+                )
+            except Exception as exc:
+                if not unavailable(exc) or self._stopping.is_set():
+                    raise
+                await outage.wait(exc)
+            else:
+                outage.over()
+                return n
 
     async def _apply_one(self, msg: Msg, rec: RecordedEvent) -> None:
         with event_log_context(rec):
@@ -218,7 +318,8 @@ class CatchUpSubscription:
         error = ""
         for attempt in range(1, self.max_attempts + 1):
             try:
-                n = await asyncio.to_thread(self.store.apply, self.projection, [rec])
+                # An outage met here is waited out, not counted as a failed attempt.
+                n = await self._apply_waiting([rec], advance_to=0)
                 self._applied([rec], n)
                 return
             except Exception as exc:  # noqa: BLE001
@@ -234,7 +335,7 @@ class CatchUpSubscription:
                 )
                 await asyncio.sleep(self.retry_delay * attempt)
         await dead_letter(self.evlog, self.name, msg, error)
-        await asyncio.to_thread(self.store.apply, self.projection, [], advance_to=rec.seq)
+        await self._apply_waiting([], advance_to=rec.seq)
         self.position = rec.seq
 
     def _applied(self, events: Sequence[RecordedEvent], n: int) -> None:
@@ -337,25 +438,44 @@ class DurableConsumer:
             await dead_letter(self.evlog, self.name, msg, str(exc))
             await msg.term()
             return
-        try:
-            with event_log_context(rec):
-                await self.handler(rec)
-        except Exception as exc:  # noqa: BLE001
-            error = f"{type(exc).__name__}: {exc}"
-            delivered = msg.metadata.num_delivered
-            log.warning(
-                "handler_failed",
-                consumer=self.name,
-                seq=rec.seq,
-                event_id=rec.envelope.event_id,
-                correlation_id=rec.envelope.correlation_id,
-                delivery=delivered,
-                error=error[:300],
-            )
-            if delivered >= self.max_deliver:
-                await dead_letter(self.evlog, self.name, msg, error)
-                await msg.term()
-            else:
-                await msg.nak(delay=self.nak_delay * delivered)
-            return
+        outage = Outage(self.name)
+        while True:
+            try:
+                with event_log_context(rec):
+                    await self.handler(rec)
+                break
+            except Exception as exc:  # noqa: BLE001
+                if unavailable(exc):
+                    if self._stopping.is_set():
+                        return  # unacked: redelivered to the next start, not counted against it
+                    # Not the event's fault: retry in place, not by redelivery, which would
+                    # count towards max_deliver and end in the dead-letter stream. Tell the
+                    # server we are still at it, so it does not redeliver meanwhile.
+                    with contextlib.suppress(Exception):
+                        await msg.in_progress()
+                    await outage.wait(exc)
+                    continue
+                outage.over()
+                await self._failed(msg, rec, exc)
+                return
+        outage.over()
         await msg.ack()
+
+    async def _failed(self, msg: Msg, rec: RecordedEvent, exc: Exception) -> None:
+        """A fault of the event: redeliver later, or dead-letter on the last delivery."""
+        error = f"{type(exc).__name__}: {exc}"
+        delivered = msg.metadata.num_delivered
+        log.warning(
+            "handler_failed",
+            consumer=self.name,
+            seq=rec.seq,
+            event_id=rec.envelope.event_id,
+            correlation_id=rec.envelope.correlation_id,
+            delivery=delivered,
+            error=error[:300],
+        )
+        if delivered >= self.max_deliver:
+            await dead_letter(self.evlog, self.name, msg, error)
+            await msg.term()
+        else:
+            await msg.nak(delay=self.nak_delay * delivered)

@@ -19,3 +19,8 @@ DEAD_LETTERS = Counter(
 APPEND_CONFLICTS = Counter(
     "gongkai_append_conflicts_total", "Appends refused by optimistic concurrency", ["service"]
 )
+OUTAGE_RETRIES = Counter(
+    "gongkai_outage_retries_total",
+    "Retries of a consumer waiting for its database or the bus to come back",
+    ["consumer"],
+)

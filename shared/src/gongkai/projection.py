@@ -25,6 +25,8 @@ from sqlalchemy import (
     Table,
     create_engine,
     event,
+    exc,
+    make_url,
     select,
 )
 from sqlalchemy.pool import StaticPool
@@ -42,10 +44,34 @@ checkpoints = Table(
 )
 
 
+#: How long a SQLite statement waits for another connection's lock before it fails, unless the
+#: URL says otherwise (``sqlite:///x.db?timeout=5``).
+SQLITE_BUSY_TIMEOUT_S = 30.0
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """True when ``error`` says the database could not be reached or used just now.
+
+    A lock held too long, a lost or refused connection, a server shutting down, an exhausted
+    pool: the event being applied is not at fault, so a consumer must wait and try again, never
+    dead-letter it (that would drop it from the read model for good). Errors about the data
+    itself (integrity, a bad value, a programming error) are not in this class.
+    """
+    if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(
+        error, exc.OperationalError | exc.InterfaceError | exc.DisconnectionError | exc.TimeoutError
+    )
+
+
 def make_engine(url: str) -> Engine:
     """An engine for a read-model database; SQLite gets WAL and a busy timeout."""
     if url.startswith("sqlite"):
-        kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+        # connect_args win over the URL's query, so the URL's own timeout is honoured here.
+        timeout = float(make_url(url).query.get("timeout", SQLITE_BUSY_TIMEOUT_S))  # type: ignore[arg-type]
+        kwargs: dict[str, Any] = {
+            "connect_args": {"check_same_thread": False, "timeout": timeout}
+        }
         if url in ("sqlite://", "sqlite:///:memory:"):
             kwargs["poolclass"] = StaticPool
         engine = create_engine(url, **kwargs)

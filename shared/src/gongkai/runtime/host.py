@@ -19,15 +19,16 @@ from urllib.parse import urlsplit
 import nats
 import structlog
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import exc as sa_exc
 
 from gongkai.migrations import DatabaseNotReady
 from gongkai.natsserver import NatsServer, ServerStartError, check_writable_dir, port_in_use
 from gongkai.runtime import logging as gklogging
 from gongkai.runtime.clock import Clock, SystemClock
-from gongkai.runtime.http import install_problem_handlers
+from gongkai.runtime.http import Problem, install_problem_handlers, problem_response
 from gongkai.runtime.service import Service, ServiceContext, discover
 from gongkai.runtime.settings import Settings
 
@@ -46,9 +47,40 @@ class StartupError(RuntimeError):
     """A problem that stops the platform from starting; printed as one line."""
 
 
+def install_database_unavailable_handler(app: FastAPI) -> None:
+    """A read model that cannot be read just now answers 503 with Retry-After, not a 500.
+
+    A lock held by another connection beyond the busy timeout, PostgreSQL restarting, a lost
+    connection: the request was fine and will work again shortly, so the answer says so. A
+    write route that failed here recorded its event or not; the same Idempotency-Key records it
+    once either way.
+    """
+
+    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.warning(
+            "read_model_unavailable",
+            path=request.url.path,
+            error=f"{type(exc).__name__}: {exc}"[:300],
+        )
+        resp = problem_response(
+            Problem(
+                503,
+                "Read model unavailable",
+                "the service's database could not be used just now; retry shortly",
+            ),
+            request.url.path,
+        )
+        resp.headers["Retry-After"] = "1"
+        return resp
+
+    for error in (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError):
+        app.add_exception_handler(error, _unavailable)
+
+
 def make_app(services: Sequence[Service], title: str = "gongkai") -> FastAPI:
     app = FastAPI(title=title, version="0.1.0")
     install_problem_handlers(app)
+    install_database_unavailable_handler(app)
     for svc in services:
         app.include_router(svc.router)
 
