@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from nats.errors import Error as NatsError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gongkai.eventlog import ConcurrencyConflict, EventLogError
+
+log = structlog.get_logger("gongkai.http")
+#: Seconds a client should wait before retrying when the log could not take a write: about
+#: the time a JetStream leader election takes.
+RETRY_AFTER_S = 2
 
 PROBLEM = "application/problem+json"
 
@@ -77,6 +86,32 @@ def install_problem_handlers(app: FastAPI) -> None:
             "instance": request.url.path,
         }
         return JSONResponse(body, status_code=422, media_type=PROBLEM)
+
+    @app.exception_handler(ConcurrencyConflict)
+    async def _conflict(request: Request, exc: ConcurrencyConflict) -> JSONResponse:
+        # Another writer got to the same aggregate first; the client re-reads and decides.
+        return problem_response(
+            Problem(409, "Conflict", "the record changed meanwhile; nothing was recorded"),
+            request.url.path,
+        )
+
+    @app.exception_handler(EventLogError)
+    @app.exception_handler(NatsError)
+    async def _log_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # The log did not confirm the write (a leader election, NATS restarting): whether it
+        # was stored is unknown, so the answer is "retry with the same Idempotency-Key", which
+        # records it once either way - a 503, not a 500 that reads like a bug.
+        log.warning("event log unavailable", path=request.url.path, error=str(exc)[:300])
+        resp = problem_response(
+            Problem(
+                503,
+                "Event log unavailable",
+                "the event log did not confirm the request; retry with the same Idempotency-Key",
+            ),
+            request.url.path,
+        )
+        resp.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return resp
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
