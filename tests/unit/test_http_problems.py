@@ -7,7 +7,7 @@ import nats.errors
 from fastapi import FastAPI
 
 from gongkai.eventlog import ConcurrencyConflict, EventLogError
-from gongkai.runtime.http import PROBLEM, install_problem_handlers
+from gongkai.runtime.http import PROBLEM, infrastructure_problem, install_problem_handlers
 
 
 def _app() -> FastAPI:
@@ -51,3 +51,11 @@ async def test_lost_race_is_409_not_500() -> None:
     r = await _post("/conflict")
     assert r.status_code == 409
     assert r.json()["title"] == "Conflict"
+
+
+def test_bus_and_http_share_the_mapping() -> None:
+    assert infrastructure_problem(ValueError("x")) is None
+    p = infrastructure_problem(nats.errors.NoRespondersError())
+    assert p is not None and p.status == 503
+    c = infrastructure_problem(ConcurrencyConflict("a", 1))
+    assert c is not None and c.status == 409

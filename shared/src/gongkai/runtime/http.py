@@ -64,6 +64,26 @@ def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or str(loc[-1] if loc else "")
 
 
+def infrastructure_problem(exc: BaseException) -> Problem | None:
+    """The answer for a failure of the log rather than of the request, or None.
+
+    A lost race is a 409: another writer got to the aggregate first and the client re-reads.
+    A write the log did not confirm (a leader election, NATS restarting) is a 503: whether it
+    was stored is unknown, so the answer is "retry with the same Idempotency-Key", which
+    records it once either way - not a 500 that reads like a bug.
+    """
+    if isinstance(exc, ConcurrencyConflict):
+        return Problem(409, "Conflict", "the record changed meanwhile; nothing was recorded")
+    if isinstance(exc, EventLogError | NatsError):
+        log.warning("event log unavailable", error=str(exc)[:300] or type(exc).__name__)
+        return Problem(
+            503,
+            "Event log unavailable",
+            "the event log did not confirm the request; retry with the same Idempotency-Key",
+        )
+    return None
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
@@ -87,30 +107,15 @@ def install_problem_handlers(app: FastAPI) -> None:
         }
         return JSONResponse(body, status_code=422, media_type=PROBLEM)
 
-    @app.exception_handler(ConcurrencyConflict)
-    async def _conflict(request: Request, exc: ConcurrencyConflict) -> JSONResponse:
-        # Another writer got to the same aggregate first; the client re-reads and decides.
-        return problem_response(
-            Problem(409, "Conflict", "the record changed meanwhile; nothing was recorded"),
-            request.url.path,
-        )
-
     @app.exception_handler(EventLogError)
     @app.exception_handler(NatsError)
-    async def _log_unavailable(request: Request, exc: Exception) -> JSONResponse:
-        # The log did not confirm the write (a leader election, NATS restarting): whether it
-        # was stored is unknown, so the answer is "retry with the same Idempotency-Key", which
-        # records it once either way - a 503, not a 500 that reads like a bug.
-        log.warning("event log unavailable", path=request.url.path, error=str(exc)[:300])
-        resp = problem_response(
-            Problem(
-                503,
-                "Event log unavailable",
-                "the event log did not confirm the request; retry with the same Idempotency-Key",
-            ),
-            request.url.path,
-        )
-        resp.headers["Retry-After"] = str(RETRY_AFTER_S)
+    async def _infrastructure(request: Request, exc: Exception) -> JSONResponse:
+        p = infrastructure_problem(exc)
+        if p is None:  # not reached: both handled types map to a problem
+            raise exc
+        resp = problem_response(p, request.url.path)
+        if p.status == 503:
+            resp.headers["Retry-After"] = str(RETRY_AFTER_S)
         return resp
 
     @app.exception_handler(StarletteHTTPException)

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError, WithJsonSchema
 from gongkai import subjects
 from gongkai.directory import Directory, Principal
 from gongkai.events.envelope import TOKEN_RE
-from gongkai.runtime.http import Problem
+from gongkai.runtime.http import Problem, infrastructure_problem
 from gongkai_intake.app import IntakeApp
 
 QUEUE = "intake"  # replicas share the requests
@@ -148,6 +148,9 @@ def handler(
         except Problem as p:
             return reply(p.status, p.body(subject))
         except Exception as exc:  # noqa: BLE001 - a requester must always get an answer
+            known = infrastructure_problem(exc)
+            if known is not None:
+                return reply(known.status, known.body(subject))
             log.error("command_failed", command=command, error=type(exc).__name__)
             body = Problem(500, "Internal error", "the command was not recorded").body(subject)
             return reply(500, body)
