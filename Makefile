@@ -6,7 +6,7 @@ PIP_VERSION := 26.3
 SERVICES := intake review freshness accountability
 STAMP := $(VENV)/.installed
 
-.PHONY: up up-demo test lint typecheck bench lock clean asyncapi schemas
+.PHONY: up up-demo test lint typecheck bench soak lock clean asyncapi schemas
 
 $(STAMP): requirements.lock shared/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all
+
+# The fault tests under a bigger load than CI's (docs/reliability.md, "Faults").
+soak: $(STAMP)
+	GONGKAI_SOAK=1 $(BIN)/pytest -s tests/e2e/test_faults.py $(PYTEST_ARGS)
 
 asyncapi: $(STAMP)
 	$(BIN)/gongkai events asyncapi --out docs/asyncapi

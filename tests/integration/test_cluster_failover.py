@@ -24,14 +24,11 @@ import contextlib
 import itertools
 import os
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 import nats
@@ -43,6 +40,7 @@ from gongkai.natsserver import NatsServer, free_port
 from gongkai.projection import ProjectionStore, make_engine
 from gongkai.runtime.service import ServiceContext, discover
 from gongkai.runtime.settings import Settings
+from tests.chain import GONGKAI, ChainLoad, matches
 from tests.natsauth import auth_config, cluster_config, nats_passwords, route_url
 from tests.pg import fresh_database, pg_server
 
@@ -52,7 +50,6 @@ __all__ = ["pg_server"]
 POSTS = 100
 #: Concurrent people/CMS sessions, each walking one post at a time through the chain.
 WORKERS = 16
-GONGKAI = str(Path(sys.executable).parent / "gongkai")
 
 
 class Cluster:
@@ -150,76 +147,6 @@ async def _init_streams(url: str, pw: str) -> EventLog:
             await asyncio.sleep(0.5)
 
 
-class Load:
-    """People and the CMS over HTTP; what the services acknowledged, and how long it took."""
-
-    def __init__(self, client: httpx.AsyncClient, http: dict[str, int]) -> None:
-        from gongkai_intake.demo import DEMO
-
-        self.client = client
-        self.http = http
-        self.headers = DEMO.headers
-        #: event id -> stream sequence when the answer names one (intake's do)
-        self.acked: dict[str, int | None] = {}
-        self.ack_times: list[float] = []
-        self.retries = Counter[str]()
-        self.published = 0
-        today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
-        self.today = today.isoformat()
-
-    async def call(self, service: str, path: str, person: str, key: str, body: Any) -> Any:
-        """POST until answered; a retry carries the same Idempotency-Key, so it records once."""
-        url = f"http://127.0.0.1:{self.http[service]}{path}"
-        headers = {**self.headers(person), "Idempotency-Key": key}
-        while True:
-            try:
-                r = await self.client.post(url, json=body, headers=headers)
-            except httpx.TransportError as exc:
-                self.retries[type(exc).__name__] += 1
-            else:
-                if r.status_code < 500:
-                    assert r.status_code in (200, 201), f"{path} {r.status_code} {r.text}"
-                    self.ack_times.append(time.monotonic())
-                    return r.json()
-                self.retries[f"{service} {r.status_code}"] += 1
-            await asyncio.sleep(0.2)
-
-    async def chain(self, i: int) -> None:
-        post = await self.call("intake", "/posts", "finance-maker", f"submit-{i}", {
-            "unit": "finance",
-            "column": "normative_documents",
-            "title": f"关于故障切换演练的通知（第{i}号）",
-            "body": f"演练文件正文 {i}。",
-            "important_kind": "normative_document",
-            "origin": "produced",
-            "channel": "website",
-            "information_date": self.today,
-        })
-        self.acked[post["event_id"]] = post["sequence"]
-        pid, digest = post["post_id"], post["content_digest"]
-        for stage, person in (("staff", "finance-staff"), ("leader", "finance-leader")):
-            signed = await self.call(
-                "review", f"/posts/{pid}/signatures", person, f"{stage}-{i}",
-                {"stage": stage, "decision": "agree", "content_digest": digest},
-            )
-            self.acked[signed["signature"]["event_id"]] = None
-        assert signed["concluded"] == "approved", signed
-        pub = await self.call("intake", "/publications", "cms", f"publish-{i}", {
-            "post_id": pid,
-            "unit": "finance",
-            "column": "normative_documents",
-            "url": f"https://www.example.gov.cn/finance/failover-{i}",
-            "online_at": datetime.now(UTC).isoformat(),
-            "content_digest": digest,
-        })
-        self.acked[pub["event_id"]] = pub["sequence"]
-        self.published += 1
-
-    async def worker(self, queue: asyncio.Queue[int]) -> None:
-        while not queue.empty():
-            await self.chain(queue.get_nowait())
-
-
 @pytest.mark.timeout(240)
 async def test_killing_the_stream_leader_loses_and_duplicates_nothing(
     tmp_path: Path, pg_server: str
@@ -301,7 +228,7 @@ async def test_killing_the_stream_leader_loses_and_duplicates_nothing(
                     assert time.monotonic() < deadline, _logs(tmp_path, names)
                     await asyncio.sleep(0.3)
 
-                load = Load(client, http)
+                load = ChainLoad(client, http, tag="failover")
                 queue: asyncio.Queue[int] = asyncio.Queue()
                 for i in range(POSTS):
                     queue.put_nowait(i)
@@ -359,7 +286,7 @@ async def test_killing_the_stream_leader_loses_and_duplicates_nothing(
                     fresh = type(p)()
                     rb = ProjectionStore(make_engine(f"sqlite:///{tmp_path / name}-{p.name}.db"))
                     rb.prepare(fresh)
-                    rb.apply(fresh, [e for e in recorded if _matches(p.filter_subject, e.subject)])
+                    rb.apply(fresh, [e for e in recorded if matches(p.filter_subject, e.subject)])
                     assert live.digest(p) == rb.digest(fresh), f"{name}/{p.name}"
                     rb.engine.dispose()
                 live.engine.dispose()
@@ -394,12 +321,3 @@ def _logs(tmp_path: Path, names: list[str]) -> str:
         f"--- {n}\n" + (tmp_path / f"{n}.log").read_text(errors="replace")[-1500:] for n in names
     )
 
-
-def _matches(pattern: str, subject: str) -> bool:
-    pt, st = pattern.split("."), subject.split(".")
-    for i, tok in enumerate(pt):
-        if tok == ">":
-            return len(st) > i
-        if i >= len(st) or (tok != "*" and tok != st[i]):
-            return False
-    return len(pt) == len(st)

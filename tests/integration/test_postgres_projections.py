@@ -19,6 +19,7 @@ from gongkai.projection import ProjectionStore, make_engine
 from gongkai.runtime.clock import FixedClock
 from gongkai.runtime.service import ServiceContext, discover
 from gongkai.runtime.settings import Settings
+from tests.chain import matches
 from tests.integration.test_projection_consumers import SlowTitles, TitlesPerPost, fill
 from tests.pg import fresh_database, pg_server
 
@@ -114,19 +115,10 @@ async def test_service_projections_on_postgres_equal_a_sqlite_rebuild(
                 rebuilt = ProjectionStore(make_engine(f"sqlite:///{path}"))
                 fresh = type(p)()
                 rebuilt.prepare(fresh)
-                rebuilt.apply(fresh, [e for e in events if _matches(p.filter_subject, e.subject)])
+                rebuilt.apply(fresh, [e for e in events if matches(p.filter_subject, e.subject)])
                 assert rebuilt.digest(fresh) == live, f"{svc.name}/{p.name}"
                 rebuilt.engine.dispose()
     finally:
         for svc in reversed(services):
             await svc.stop()
 
-
-def _matches(pattern: str, subject: str) -> bool:
-    pt, st = pattern.split("."), subject.split(".")
-    for i, tok in enumerate(pt):
-        if tok == ">":
-            return len(st) > i
-        if i >= len(st) or (tok != "*" and tok != st[i]):
-            return False
-    return len(pt) == len(st)
