@@ -102,13 +102,20 @@ def event_log_context(rec: RecordedEvent) -> contextlib.AbstractContextManager[A
     )
 
 
-async def dead_letter(evlog: EventLog, consumer: str, msg: Msg, error: str) -> None:
-    """Record a message a consumer gave up on, with its error, in the dead-letter stream."""
+async def dead_letter(
+    evlog: EventLog, consumer: str, msg: Msg, error: str, owner: str | None = None
+) -> None:
+    """Record a message a consumer gave up on, with its error, in the dead-letter stream.
+
+    ``owner`` is the service the consumer belongs to: several services have a projection of
+    the same name (``directory``), and each one's dead letter must be kept.
+    """
     md = None
     with contextlib.suppress(Exception):
         md = msg.metadata
     hdr = {
         "Gk-Dlq-Consumer": consumer,
+        "Gk-Dlq-Service": owner or "",
         "Gk-Dlq-Error": error[:2000].replace("\n", " ").replace("\r", " "),
         "Gk-Dlq-Subject": msg.subject,
         "Gk-Dlq-Stream-Seq": str(md.sequence.stream) if md else "",
@@ -116,9 +123,9 @@ async def dead_letter(evlog: EventLog, consumer: str, msg: Msg, error: str) -> N
     }
     if md is not None:
         # One dead letter per (consumer, sequence) even if we crash and do this twice.
-        hdr["Nats-Msg-Id"] = f"dlq-{consumer}-{md.sequence.stream}"
+        hdr["Nats-Msg-Id"] = f"dlq-{owner or ''}-{consumer}-{md.sequence.stream}"
     await evlog.js.publish(
-        subjects.dlq_subject(consumer), msg.data, stream=subjects.DLQ_STREAM, headers=hdr
+        subjects.dlq_subject(consumer, owner), msg.data, stream=subjects.DLQ_STREAM, headers=hdr
     )
     metrics.DEAD_LETTERS.labels(consumer=consumer).inc()
     log.warning(
@@ -143,10 +150,13 @@ class CatchUpSubscription:
         max_attempts: int = 5,
         retry_delay: float = 0.2,
         on_applied: Callable[[Sequence[RecordedEvent]], Awaitable[None]] | None = None,
+        owner: str | None = None,
     ) -> None:
         self.evlog = evlog
         self.store = store
         self.projection = projection
+        #: The service this subscription belongs to (names its dead letters).
+        self.owner = owner
         self.batch = batch
         self.max_attempts = max_attempts
         self.retry_delay = retry_delay
@@ -257,7 +267,7 @@ class CatchUpSubscription:
             except EventDecodeError as exc:
                 await self._flush(pending)
                 pending = []
-                await dead_letter(self.evlog, self.name, msg, str(exc))
+                await dead_letter(self.evlog, self.name, msg, str(exc), self.owner)
                 seq = ack_position(msg)[0]
                 await self._apply_waiting([], advance_to=seq)
                 self.position = seq
@@ -334,7 +344,7 @@ class CatchUpSubscription:
                     error=error[:300],
                 )
                 await asyncio.sleep(self.retry_delay * attempt)
-        await dead_letter(self.evlog, self.name, msg, error)
+        await dead_letter(self.evlog, self.name, msg, error, self.owner)
         await self._apply_waiting([], advance_to=rec.seq)
         self.position = rec.seq
 
@@ -360,9 +370,12 @@ class DurableConsumer:
         batch: int = 100,
         ack_wait: float = 30.0,
         nak_delay: float = 0.2,
+        owner: str | None = None,
     ) -> None:
         self.evlog = evlog
         self.name = name
+        #: The service this consumer belongs to (names its dead letters).
+        self.owner = owner
         self.filter_subject = filter_subject
         self.handler = handler
         self.max_deliver = max_deliver
@@ -435,7 +448,7 @@ class DurableConsumer:
         try:
             rec = self.evlog.decode(msg)
         except EventDecodeError as exc:
-            await dead_letter(self.evlog, self.name, msg, str(exc))
+            await dead_letter(self.evlog, self.name, msg, str(exc), self.owner)
             await msg.term()
             return
         outage = Outage(self.name)
@@ -475,7 +488,7 @@ class DurableConsumer:
             error=error[:300],
         )
         if delivered >= self.max_deliver:
-            await dead_letter(self.evlog, self.name, msg, error)
+            await dead_letter(self.evlog, self.name, msg, error, self.owner)
             await msg.term()
         else:
             await msg.nak(delay=self.nak_delay * delivered)

@@ -1,7 +1,7 @@
 """The subject scheme of the event log.
 
     gk.ev.<aggregate type>.<aggregate id>.<EventType>     an event, in stream GONGKAI
-    gk.dlq.<consumer>                                      a dead letter, in stream GONGKAI_DLQ
+    gk.dlq.<service>.<consumer>                            a dead letter, in stream GONGKAI_DLQ
     gk.cmd.<service>.<command>                             a command request (core NATS, no stream)
 
 One wildcard subscribes to one event type (``gk.ev.*.*.PostSubmitted``); one filter reads one
@@ -41,9 +41,15 @@ def all_events() -> str:
     return f"{EVENTS}.>"
 
 
-def dlq_subject(consumer: str) -> str:
+def dlq_subject(consumer: str, owner: str | None = None) -> str:
+    """Where a consumer's dead letters go: ``gk.dlq.<service>.<consumer>`` for a service's own
+    consumers (so each service's NATS user may publish only under its own name), and
+    ``gk.dlq.<consumer>`` for tools and tests without one."""
     check_token(consumer, "consumer")
-    return f"{DLQ}.{consumer}"
+    if owner is None:
+        return f"{DLQ}.{consumer}"
+    check_token(owner, "service")
+    return f"{DLQ}.{owner}.{consumer}"
 
 
 def command_subject(service: str, command: str) -> str:

@@ -185,7 +185,7 @@ class FreshnessService(Service):
         try:
             rec = self.evlog.decode(msg)
         except EventDecodeError as exc:
-            await dead_letter(self.evlog, self.name, msg, str(exc))
+            await dead_letter(self.evlog, self.name, msg, str(exc), self.name)
             return
         env = rec.envelope
         if env.event_id in self._echo:
@@ -203,7 +203,9 @@ class FreshnessService(Service):
                     seq=seq,
                     error=f"{type(exc).__name__}: {exc}"[:300],
                 )
-                await dead_letter(self.evlog, self.name, msg, f"{type(exc).__name__}: {exc}")
+                await dead_letter(
+                    self.evlog, self.name, msg, f"{type(exc).__name__}: {exc}", self.name
+                )
                 return
             if self.caught_up.is_set():
                 for col in touched:

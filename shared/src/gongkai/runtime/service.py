@@ -176,11 +176,11 @@ class Service:
         else:
             await self._evlog.verify_stream()
         for p in self.projections:
-            sub = CatchUpSubscription(self.evlog, self.store, p)
+            sub = CatchUpSubscription(self.evlog, self.store, p, owner=self.name)
             self.subscriptions.append(sub)
             await sub.start()
         for name, filt, handler in self.reactions:
-            d = DurableConsumer(self.evlog, f"{self.name}-{name}", filt, handler)
+            d = DurableConsumer(self.evlog, f"{self.name}-{name}", filt, handler, owner=self.name)
             self.durables.append(d)
             await d.start()
         if self.broker.subscribers:
