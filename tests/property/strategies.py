@@ -41,6 +41,11 @@ JSON = st.recursive(
 )
 
 
+#: Field name -> strategy: draws those fields from a few values, so that events of a list
+#: refer to the same units, columns and posts and meet in a fold.
+Pools = dict[str, st.SearchStrategy[Any]]
+
+
 def _constraints(metadata: list[Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for m in metadata:
@@ -51,7 +56,9 @@ def _constraints(metadata: list[Any]) -> dict[str, Any]:
     return out
 
 
-def for_annotation(annotation: Any, metadata: list[Any] | None = None) -> st.SearchStrategy[Any]:
+def for_annotation(
+    annotation: Any, metadata: list[Any] | None = None, pools: Pools | None = None
+) -> st.SearchStrategy[Any]:
     """A strategy of valid values for one model field (annotation plus Field constraints)."""
     c = _constraints(metadata or [])
     origin = get_origin(annotation)
@@ -67,7 +74,7 @@ def for_annotation(annotation: Any, metadata: list[Any] | None = None) -> st.Sea
     if annotation is type(None):
         return st.none()
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return model_values(annotation)
+        return model_values(annotation, pools)
     if annotation is bool:
         return st.booleans()
     if annotation is int:
@@ -85,11 +92,14 @@ def for_annotation(annotation: Any, metadata: list[Any] | None = None) -> st.Sea
     raise NotImplementedError(f"no strategy for {annotation!r}")  # a new kind of field
 
 
-def model_values(cls: type[BaseModel]) -> st.SearchStrategy[Any]:
+def model_values(cls: type[BaseModel], pools: Pools | None = None) -> st.SearchStrategy[Any]:
     """Valid instances of a pydantic model, every field drawn (defaults too)."""
     hints = typing.get_type_hints(cls)
+    pools = pools or {}
     fields = {
-        name: for_annotation(hints.get(name, f.annotation), list(f.metadata))
+        name: pools[name]
+        if name in pools
+        else for_annotation(hints.get(name, f.annotation), list(f.metadata), pools)
         for name, f in cls.model_fields.items()
     }
     return st.fixed_dictionaries(fields).map(lambda kw: cls(**kw))
@@ -105,21 +115,27 @@ EVENT_TYPES = sorted(REGISTRY.types())
 
 
 @st.composite
-def envelopes(draw: st.DrawFn, event_type: str | None = None) -> Envelope[Any]:
-    """A valid envelope of any registered type (or of ``event_type``)."""
+def envelopes(
+    draw: st.DrawFn, event_type: str | None = None, pools: Pools | None = None
+) -> Envelope[Any]:
+    """A valid envelope of any registered type (or of ``event_type``).
+
+    With ``pools``, fields of those names (and ``aggregate_id``) come from the pools.
+    """
     name = event_type or draw(st.sampled_from(EVENT_TYPES))
     cls: type[EventPayload] = REGISTRY.payload_class(name)
+    pools = pools or {}
     return REGISTRY.envelope_class(name)(
         event_id=draw(TEXT),
         type=name,
         schema_version=cls.schema_version,
         aggregate_type=cls.aggregate_type,
-        aggregate_id=draw(TOKENS),
+        aggregate_id=draw(pools.get("aggregate_id", TOKENS)),
         business_time=draw(DATETIMES),
         recorded_at=draw(DATETIMES),
         actor=draw(ACTORS),
         command_id=draw(TEXT),
         correlation_id=draw(TEXT),
         causation_id=draw(st.none() | TEXT),
-        payload=draw(model_values(cls)),
+        payload=draw(model_values(cls, pools)),
     )

@@ -270,6 +270,10 @@ class ColumnRegister:
 
     def _decided(self, env: Envelope[Any], seq: int) -> list[ColumnState]:
         p = env.payload
+        if p.column not in self.catalog.columns:
+            # A column of another catalog (rule sets are data and change): nothing to keep or
+            # hide here. Folding it would fail on the catalog lookup, half-applied.
+            return []
         col = self.column(p.unit, p.column)
         col.decision = Decision(
             keep=isinstance(p, fev.ColumnKept),
