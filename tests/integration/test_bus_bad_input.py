@@ -1,0 +1,217 @@
+"""Bad messages published straight on gk.ev.*, past every service's validation, meet every
+service's live consumers: each is dead-lettered, none blocks, and good events that follow are
+applied by every service.
+
+test_projection_consumers.py checks the consumer machinery with a test projection; the fault
+test (tests/e2e/test_faults.py) sends two poisons under load to service processes. Here the
+whole catalogue of bad input goes to the four services in-process: bytes that are not JSON,
+fields of the wrong type, unknown types and versions, a subject and a body that disagree, an
+old version missing the field its upcaster renames, JSON nested deeper than the parser goes, a
+time outside datetime's range in UTC, a message near the size limit and one over it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import date
+from typing import Any
+
+import nats.js.errors
+import pytest
+
+from gongkai import subjects
+from gongkai.directory import new_token, token_hash
+from gongkai.events import Actor, canonical_json, digest, new_event
+from gongkai.events.contracts.intake import (
+    PersonRegistered,
+    PostSubmitted,
+    RoleGranted,
+    TokenIssued,
+)
+from gongkai_intake.demo import DEMO, seed_demo
+from tests.conftest import PLATFORM_T0, Platform
+
+MAKER = Actor(person="finance-maker", role="maker", unit="finance")
+OFFICE = Actor(person="admin", role="office", unit="county-office")
+TITLE, BODY = "关于印发《财政专项资金管理办法》的通知", "正文"
+CONTENT = digest({"title": TITLE, "body": BODY, "attachments": []})
+
+
+def submitted(post: str) -> Any:
+    return new_event(
+        PostSubmitted(
+            unit="finance",
+            column="normative_documents",
+            title=TITLE,
+            body=BODY,
+            origin="produced",
+            channel="website",
+            information_date=date(2026, 2, 27),
+            content_digest=CONTENT,
+        ),
+        aggregate_id=post,
+        actor=MAKER,
+        command_id=f"bus-bad-input-{post}",
+        recorded_at=PLATFORM_T0,
+    )
+
+
+def poisons() -> list[tuple[str, str, bytes]]:
+    """(what, subject, body): none of them is an event any reader can apply."""
+    good = json.loads(submitted("X0").to_json())
+
+    def variant(**over: Any) -> bytes:
+        raw = json.loads(json.dumps(good))
+        payload = over.pop("payload", {})
+        raw.update(over)
+        raw["payload"].update(payload)
+        return canonical_json(raw)
+
+    v1 = json.loads(json.dumps(good))
+    v1["schema_version"] = 1
+    del v1["payload"]["content_digest"]  # v1 called it sha256; here it is missing altogether
+    post = "gk.ev.post.{}.PostSubmitted".format
+    return [
+        ("not JSON", post("X1"), b"\xff not json {"),
+        ("not an object", post("X2"), b"[1, 2, 3]"),
+        ("wrongly typed field", post("X3"), variant(payload={"title": 5})),
+        ("missing field", post("X4"), variant(aggregate_id=None)),
+        ("unknown type", "gk.ev.post.X5.PostExploded", variant(type="PostExploded")),
+        ("subject and body disagree", post("X6"), variant(type="PostWithdrawn")),
+        ("newer version", post("X7"), variant(schema_version=99)),
+        ("old version missing its digest", post("X8"), canonical_json(v1)),
+        ("nested too deep", post("X9"), b"[" * 50_000 + b"]" * 50_000),
+        (
+            "time out of range in UTC",
+            post("X10"),
+            variant(business_time="0001-01-01T00:00:00+08:00"),
+        ),
+        # Within the stream's 1 MiB limit: stored, then refused by every reader.
+        ("near the size limit", post("X11"), variant(payload={"junk": "x" * 1_000_000})),
+        ("not JSON, column subject", "gk.ev.column.finance--x.ColumnHidden", b"{{{"),
+    ]
+
+
+async def dead_letters(platform: Platform) -> list[dict[str, str]]:
+    info = await platform.evlog.js.stream_info(subjects.DLQ_STREAM)
+    out = []
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        if info.state.messages == 0:
+            break
+        msg = await platform.evlog.js.get_msg(subjects.DLQ_STREAM, seq)
+        out.append(dict(msg.headers or {}))
+    return out
+
+
+async def until(check: Any, within: float, what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not await check():
+        if loop.time() > deadline:
+            raise AssertionError(f"not within {within} s: {what}")
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.timeout(120)
+async def test_bad_messages_are_dead_lettered_and_every_service_goes_on(
+    platform: Platform,
+) -> None:
+    await seed_demo(platform.evlog, PLATFORM_T0, units=["finance"])
+    await platform.evlog.append([submitted("P-before")])
+    await platform.settle()
+    client = platform.client
+    leader = DEMO.headers("finance-leader")
+    signed = await client.post(
+        "/posts/P-before/signatures",
+        json={"stage": "leader", "decision": "agree", "content_digest": CONTENT},
+        headers=leader,
+    )
+    assert signed.status_code == 201, signed.text
+    await platform.settle()
+
+    # ---- the poison ----------------------------------------------------------------------
+    js = platform.evlog.js
+    first = await platform.evlog.last_sequence() + 1
+    seqs: dict[int, str] = {}
+    for what, subject, body in poisons():
+        ack = await js.publish(subject, body, stream=subjects.STREAM)
+        seqs[ack.seq] = what
+    before = await platform.evlog.last_sequence()
+    with pytest.raises(nats.js.errors.APIError, match="maximum"):
+        # Over the stream's limit: refused by the server, so never reaches a consumer.
+        await js.publish("gk.ev.post.X99.PostSubmitted", b"x" * (1024 * 1024 + 1),
+                         stream=subjects.STREAM)
+    assert await platform.evlog.last_sequence() == before
+
+    # ---- good events after it ------------------------------------------------------------
+    token = new_token()
+    events = [
+        new_event(
+            payload,
+            aggregate_id="late-reader",
+            actor=OFFICE,
+            command_id="bus-bad-input-late-reader",
+            index=i,
+            recorded_at=PLATFORM_T0,
+        )
+        for i, payload in enumerate(
+            [
+                PersonRegistered(person_id="late-reader", name="读网员（演示）"),
+                RoleGranted(person_id="late-reader", unit="county-office", role="office"),
+                TokenIssued(
+                    person_id="late-reader", token_sha256=token_hash(token), token_hint="late"
+                ),
+            ]
+        )
+    ]
+    await platform.evlog.append(events)
+    revised = await client.post(
+        "/posts/P-before/revisions",
+        json={"title": TITLE, "body": "改过的正文", "information_date": "2026-02-27"},
+        headers=DEMO.headers("finance-maker"),
+    )
+    assert revised.status_code == 201, revised.text
+    await platform.settle(within=30)
+
+    # Every service applied what came after the poison.
+    late = {"Authorization": f"Bearer {token}"}
+    me = await client.get("/me", headers=late)  # intake's directory
+    assert me.status_code == 200 and me.json()["person_id"] == "late-reader", me.text
+    queue = await client.get("/people/late-reader/queue", headers=late)  # review's directory
+    assert queue.status_code == 200, queue.text
+    kept = await client.put(  # freshness's directory
+        "/units/finance/columns/leaders_activities/visibility",
+        json={"visibility": "kept", "reason": "我们发布这一栏"},
+        headers=late,
+    )
+    assert kept.status_code == 200, kept.text
+    trail = await client.get("/posts/P-before/trail", headers=late)  # accountability
+    assert trail.status_code == 200, trail.text
+    assert "revised" in [s["what"] for s in trail.json()["trail"]], trail.json()
+
+    async def voided() -> bool:  # review's durable reaction to the revision
+        review = (await client.get("/posts/P-before/review", headers=leader)).json()
+        return any(c.get("outcome") == "voided" for c in review.get("chains", []))
+
+    await until(voided, 10, "review voids the approval the revision overtook")
+
+    # ---- what the dead-letter stream says --------------------------------------------------
+    dead = await dead_letters(platform)
+    assert all(d.get("Gk-Dlq-Error") for d in dead), "each dead letter says what was wrong"
+    by_seq: dict[int, set[str]] = {}
+    for d in dead:
+        by_seq.setdefault(int(d["Gk-Dlq-Stream-Seq"]), set()).add(d["Gk-Dlq-Consumer"])
+    assert set(by_seq) == set(seqs), (
+        "every poison dead-lettered, no good event: "
+        f"{ {seqs.get(s, s): c for s, c in by_seq.items()} }"
+    )
+    assert min(by_seq) >= first
+    readers = set().union(*by_seq.values())
+    for consumer in ("directory", "review_queue", "review-void-on-revision", "freshness",
+                     "accountability", "intake_column_choices"):
+        assert consumer in readers, f"{consumer} dead-lettered nothing: {sorted(readers)}"
+    print(
+        f"\n{len(seqs)} poison messages, {len(dead)} dead letters by "
+        f"{len(readers)} consumers: {sorted(readers)}"
+    )
