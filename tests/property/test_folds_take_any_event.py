@@ -52,7 +52,7 @@ HISTORIES = st.lists(envelopes(pools=POOLS), min_size=1, max_size=12)
 AS_OF = date(2026, 3, 2)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 @given(history=HISTORIES)
 def test_freshness_register_folds_any_history(history: list[Any]) -> None:
     reg = ColumnRegister(RULE_SETS, CALENDAR)
@@ -62,7 +62,7 @@ def test_freshness_register_folds_any_history(history: list[Any]) -> None:
     status_table(reg, AS_OF)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 @given(history=HISTORIES)
 def test_accountability_folds_any_history(history: list[Any]) -> None:
     rows = MemoryRows()
@@ -74,7 +74,7 @@ def test_accountability_folds_any_history(history: list[Any]) -> None:
     unit_reports(rows, AS_OF - timedelta(days=365), AS_OF + timedelta(days=30))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 @given(history=HISTORIES)
 def test_review_and_intake_fold_any_history(history: list[Any]) -> None:
     review_status(review_fold(history))

@@ -140,6 +140,8 @@ class StreamSettings:
 
 
 ANY = None  # expected=ANY: append without a concurrency check
+#: Seconds the server keeps a finished one-shot replay's consumer (see ``raw_replay``).
+READ_CONSUMER_IDLE_S = 0.5
 
 
 def _headers(env: Envelope[Any]) -> dict[str, str]:
@@ -493,6 +495,12 @@ class EventLog:
         else:
             cfg = ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
         cfg.ack_policy = AckPolicy.NONE
+        if not follow:
+            # A one-shot read (an aggregate's history for one command) leaves its ephemeral
+            # consumer on the server until the consumer's inactivity threshold, 5 s by default;
+            # nats-server 2.15 caps a stream at 1,000 consumers, so a few hundred loads a
+            # second filled it and every load failed. Gone half a second after the read.
+            cfg.inactive_threshold = READ_CONSUMER_IDLE_S
         sub = await self.js.subscribe(
             filt,
             stream=self.stream,
