@@ -263,6 +263,7 @@ async def seed(platform: Platform) -> None:
         await platform.evlog.append([e])
     await platform.settle()
     await platform.services["accountability"].settle()  # type: ignore[attr-defined]
+    await platform.settle()  # what accountability recorded, read back by every projection
 
 
 async def violation_of(platform: Platform, publication: str) -> str:
@@ -345,6 +346,8 @@ async def test_every_write_route_refuses_strangers_and_other_units(platform: Pla
             problems.append(f"{w.method} {path} as {w.right}: {status} {body}, wanted {w.ok}")
         if "finding_id" in body:
             ids.values["finding_id"] = body["finding_id"]
+        # The next row may read what this one recorded (a finding to confirm) from a projection.
+        await platform.settle()
     assert not problems, "\n".join(problems)
 
 
