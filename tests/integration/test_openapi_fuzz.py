@@ -175,6 +175,7 @@ async def seed(platform: Platform, service: str) -> Known:
     if service == "accountability":
         svc: Any = platform.services[service]
         await svc.settle()  # the unreviewed publication becomes a violation, the column a case
+        await platform.settle()  # and what it recorded is read back
         office = authorization("office-supervisor")
         violations = (await platform.client.get("/violations", headers=office)).json()
         cases = (await platform.client.get("/supervisions", headers=office)).json()
