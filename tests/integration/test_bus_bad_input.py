@@ -201,16 +201,29 @@ async def test_bad_messages_are_dead_lettered_and_every_service_goes_on(
     assert all(d.get("Gk-Dlq-Error") for d in dead), "each dead letter says what was wrong"
     by_seq: dict[int, set[str]] = {}
     for d in dead:
-        by_seq.setdefault(int(d["Gk-Dlq-Stream-Seq"]), set()).add(d["Gk-Dlq-Consumer"])
+        reader = f"{d.get('Gk-Dlq-Service')}/{d['Gk-Dlq-Consumer']}"
+        by_seq.setdefault(int(d["Gk-Dlq-Stream-Seq"]), set()).add(reader)
     assert set(by_seq) == set(seqs), (
         "every poison dead-lettered, no good event: "
         f"{ {seqs.get(s, s): c for s, c in by_seq.items()} }"
     )
     assert min(by_seq) >= first
     readers = set().union(*by_seq.values())
-    for consumer in ("directory", "review_queue", "review-void-on-revision", "freshness",
-                     "accountability", "intake_column_choices"):
-        assert consumer in readers, f"{consumer} dead-lettered nothing: {sorted(readers)}"
+    # Each service's own consumers, the four directory projections each under its service.
+    expected = {
+        "intake/directory",
+        "intake/intake_column_choices",
+        "review/directory",
+        "review/review_queue",
+        "review/review-void-on-revision",
+        "freshness/directory",
+        "freshness/freshness",
+        "accountability/directory",
+        "accountability/accountability",
+    }
+    assert expected <= readers, f"missing: {sorted(expected - readers)}"
+    garbage = next(s for s, what in seqs.items() if what == "not JSON")
+    assert {r for r in expected if "column" not in r} <= by_seq[garbage]
     print(
         f"\n{len(seqs)} poison messages, {len(dead)} dead letters by "
         f"{len(readers)} consumers: {sorted(readers)}"
