@@ -11,7 +11,9 @@ EVENTS_APPLIED = Counter(
     "gongkai_events_applied_total", "Events applied by a projection", ["projection"]
 )
 CONSUMER_LAG = Gauge(
-    "gongkai_consumer_lag", "Stream last sequence minus the consumer's position", ["consumer"]
+    "gongkai_consumer_lag",
+    "Stream last sequence minus the consumer's position; 0 once it applied all its filter matches",
+    ["consumer"],
 )
 DEAD_LETTERS = Counter(
     "gongkai_dead_letters_total", "Messages moved to the dead-letter stream", ["consumer"]

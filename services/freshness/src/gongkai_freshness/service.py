@@ -130,6 +130,17 @@ class FreshnessService(Service):
     async def ready(self) -> bool:
         return self.caught_up.is_set() and await super().ready()
 
+    async def update_lag(self) -> None:
+        await super().update_lag()
+        if self._evlog is None:
+            return
+        # The register follows the whole log (no filter) outside the projection machinery:
+        # its lag is the distance from the end of the log to what is folded in and decided.
+        last = await self._evlog.last_sequence()
+        metrics.CONSUMER_LAG.labels(consumer="freshness_register").set(
+            max(0, last - self.position)
+        )
+
     async def wait_caught_up(self, seq: int | None = None, within: float = 10.0) -> None:
         target = seq if seq is not None else await self.evlog.last_sequence()
         await super().wait_caught_up(target, within)

@@ -219,7 +219,11 @@ class Service:
             return
         last = await self._evlog.last_sequence()
         for s in self.subscriptions:
-            metrics.CONSUMER_LAG.labels(consumer=s.name).set(max(0, last - s.position))
+            # A filtered projection's position stops at the last event its filter matches, so
+            # ``last - position`` alone would never fall to 0 once other services append:
+            # ask the server whether anything it matches is left first.
+            lag = 0 if await s.sync_state() else max(0, last - s.position)
+            metrics.CONSUMER_LAG.labels(consumer=s.name).set(lag)
 
     async def wait_caught_up(self, seq: int | None = None, within: float = 10.0) -> None:
         """Block until every projection of this service has applied ``seq`` (default: the end)."""

@@ -1,0 +1,5 @@
+"""``python -m bench.load``: see the package's docstring."""
+
+from bench.load import main
+
+main()
