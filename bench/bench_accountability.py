@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.common import Timer, server, table
+from bench.common import Figure, Timer, server, table
 from gongkai.eventlog import EventLog, StreamSettings
 from gongkai.events import Actor, new_event
 from gongkai.events.contracts.intake import PostPublished, PostSubmitted
@@ -94,7 +94,7 @@ def post_events(i: int) -> list[Any]:
     return [sub, sig, con, pub]
 
 
-async def main(n: int) -> None:
+async def measure(n: int) -> list[Figure]:
     with server() as srv:
         evlog = await EventLog.connect(srv.url)
         await evlog.ensure_stream(StreamSettings(duplicate_window_s=120))
@@ -160,7 +160,15 @@ async def main(n: int) -> None:
         )
     )
     print(f"unreviewed publications found: {violations:,} (expected {len(range(0, n // 4, 50)):,})")
+    return [
+        Figure(f"accountability: rebuild, {total:,} events", rb_rate, "events/s", "replay"),
+    ]
+
+
+def main(argv: list[str] | None = None) -> list[Figure]:
+    args = sys.argv[1:] if argv is None else argv
+    return asyncio.run(measure(int(args[0]) if args else 1_000_000))
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000))
+    main()

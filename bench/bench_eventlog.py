@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 
 import nats
 
-from bench.common import Timer, server, table
+from bench.common import Figure, Timer, server, table
 from gongkai.eventlog import EventLog
 from gongkai.events import Actor, new_event
 from gongkai.events.contracts.intake import PostSubmitted
@@ -98,7 +98,7 @@ async def client_replay(evlog: EventLog, n: int) -> float:
     return n / t.seconds
 
 
-async def run(n: int) -> list[tuple[str, ...]]:
+async def run(n: int) -> tuple[list[tuple[str, ...]], list[Figure]]:
     rows: list[tuple[str, ...]] = []
     with server(sync_always=False) as srv:
         evlog = await EventLog.connect(srv.url)
@@ -121,14 +121,21 @@ async def run(n: int) -> list[tuple[str, ...]]:
     rows.append(
         ("append, sync always", f"{raw_a:,.0f}", f"{sync_a:,.0f}", f"{sync_a / raw_a:.0%}", "cost")
     )
-    return rows
+    figures = [
+        Figure("event log: pipelined append", cli_a, "events/s", "append"),
+        Figure("event log: append, sync_interval always", sync_a, "events/s", "append"),
+        Figure("event log: replay + decode", cli_r, "events/s", "replay"),
+    ]
+    return rows, figures
 
 
-def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
-    rows = asyncio.run(run(n))
+def main(argv: list[str] | None = None) -> list[Figure]:
+    args = sys.argv[1:] if argv is None else argv
+    n = int(args[0]) if args else 20000
+    rows, figures = asyncio.run(run(n))
     print(f"event log, {n} events of ~{len(events(1, 'X')[0].to_json())} bytes")
     print(table(rows, ("path", "raw nats-py msg/s", "gongkai msg/s", "ratio", "target")))
+    return figures
 
 
 if __name__ == "__main__":

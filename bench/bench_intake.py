@@ -40,7 +40,7 @@ import httpx
 import nats
 import uvicorn
 
-from bench.common import Timer, server, table
+from bench.common import Figure, Timer, server, table
 from gongkai import subjects
 from gongkai.eventlog import EventLog
 from gongkai.events import Actor, new_event
@@ -202,7 +202,7 @@ def ms(latencies: list[float], q: float) -> str:
     return f"{statistics.quantiles(latencies, n=100)[int(q) - 1] * 1000:.1f}"
 
 
-async def run(n: int, concurrency: int, sync: bool) -> None:
+async def run(n: int, concurrency: int, sync: bool) -> list[Figure]:
     with server(sync_always=sync) as srv, tempfile.TemporaryDirectory() as d:
         settings = Settings(data_dir=Path(d), http_port=free_port())
         svc = build(ServiceContext(settings=settings, clock=SystemClock(), nats_url=srv.url))
@@ -264,17 +264,21 @@ async def run(n: int, concurrency: int, sync: bool) -> None:
     sync_note = "sync_interval: always" if sync else "default fsync interval"
     print(f"intake submissions: {n} per path, {concurrency} in flight, nats-server {sync_note}")
     print(table(rows, ("path", "submissions/s", "of raw append", "p50 ms", "p99 ms")))
+    return [
+        Figure("intake: submissions over HTTP (uvicorn)", http_rate, "posts/s", "append"),
+        Figure("intake: submissions over NATS request", bus_rate, "posts/s", "append"),
+    ]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> list[Figure]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("n", nargs="?", type=int, default=2000)
     p.add_argument("--concurrency", type=int, default=50)
     p.add_argument("--sync", action="store_true", help="nats-server syncs every write")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     # One info line per recorded event would measure the terminal; warnings still show.
     gklogging.configure("json", "warning")
-    asyncio.run(run(args.n, args.concurrency, args.sync))
+    return asyncio.run(run(args.n, args.concurrency, args.sync))
 
 
 if __name__ == "__main__":

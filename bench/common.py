@@ -1,14 +1,31 @@
-"""Helpers for the benchmarks: a throwaway nats-server and a results table."""
+"""Helpers for the benchmarks: a throwaway nats-server, a results table, figures for run_all."""
 
 from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from gongkai.natsserver import NatsServer
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One benchmark's headline number, handed to ``make bench``'s summary table.
+
+    ``baseline`` names the raw NATS rate measured at the start of the same run that the value
+    is a share of: ``"append"`` (nats-py ``publish_async``, events in) or ``"replay"`` (a raw
+    ordered consumer, events out). ``target`` is an upper bound the value must stay under.
+    """
+
+    name: str
+    value: float
+    unit: str
+    baseline: str | None = None
+    target: float | None = None
 
 
 @contextmanager
@@ -30,7 +47,7 @@ class Timer:
         self.seconds = time.perf_counter() - self.t0
 
 
-def table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
+def table(rows: Sequence[tuple[str, ...]], header: tuple[str, ...]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
     out = [line, "  ".join("-" * w for w in widths)]

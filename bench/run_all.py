@@ -1,32 +1,139 @@
-"""`make bench`: run every benchmark in bench/ one after another (never two at once)."""
+"""`make bench`: run every benchmark in bench/ one after another (never two at once).
+
+    python -m bench.run_all [--events N]      (or BENCH_EVENTS=N; default 1,000,000)
+
+First the raw NATS baseline of this run: nats-py ``publish_async`` of ~300-byte events into a
+fresh nats-server (events in) and a raw ordered consumer counting them (events out). Then each
+``bench_*`` module and the HTTP load (``bench.load``); each prints its own tables and returns
+its headline figures. At the end, one summary table: every figure, and where it is a rate, its
+share of the baseline measured above, so runs on a busy or a faster machine compare.
+
+``--events`` sizes the runs: the log the accountability rebuild and the memory benchmark read
+(1,000,000 by default, the issue's figure), and in proportion the smaller runs, so a quick look
+(``BENCH_EVENTS=20000 make bench``) takes a minute or two instead of many.
+"""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import importlib
+import os
 import pkgutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from bench.common import Figure, server, table
 
-def main() -> int:
+
+def baseline(n: int) -> dict[str, float]:
+    """Raw nats-py rates in this run: ``append`` (publish_async) and ``replay`` (ordered)."""
+    from bench.bench_eventlog import events, raw_append, raw_replay
+
+    async def go() -> dict[str, float]:
+        with server(sync_always=False) as srv:
+            from gongkai.eventlog import EventLog
+
+            evlog = await EventLog.connect(srv.url)
+            await evlog.ensure_stream()
+            await evlog.close()
+            payloads = [
+                (f"gk.ev.post.{e.aggregate_id}.PostSubmitted", e.to_json()) for e in events(n, "B")
+            ]
+            append = await raw_append(srv.url, payloads)
+            replay = await raw_replay(srv.url, n)
+        return {"append": append, "replay": replay}
+
+    return asyncio.run(go())
+
+
+def plan(events: int) -> dict[str, list[str]]:
+    """Arguments for each benchmark, scaled from the size of the big log."""
+    small = max(1000, min(20000, events // 50))
+    return {
+        "bench_accountability": [str(events)],
+        "bench_eventlog": [str(small)],
+        "bench_freshness": [
+            "--units",
+            str(max(50, min(1000, events // 1000))),
+            "--events",
+            str(max(500, min(5000, events // 200))),
+        ],
+        "bench_intake": [str(max(200, min(2000, events // 500)))],
+        "bench_memory": [str(events)],
+        "load": ["--posts", str(max(30, min(500, events // 2000)))],
+    }
+
+
+def fmt(value: float, unit: str) -> str:
+    if unit == "s":
+        return f"{value:.2f} s"
+    if unit == "MB":
+        return f"{value:,.0f} MB"
+    return f"{value:,.0f} {unit}"
+
+
+def summary(figures: list[tuple[str, Figure]], base: dict[str, float]) -> str:
+    rows: list[tuple[str, ...]] = []
+    for bench, f in figures:
+        ratio = f"{f.value / base[f.baseline]:.1%} of raw {f.baseline}" if f.baseline else ""
+        verdict = ""
+        if f.target is not None:
+            verdict = f"< {f.target:g} {f.unit}: " + ("ok" if f.value < f.target else "OVER")
+        rows.append((bench, f.name, fmt(f.value, f.unit), ratio, verdict))
+    return table(rows, ("benchmark", "figure", "value", "vs raw NATS (same run)", "target"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.run_all", description=__doc__)
+    p.add_argument(
+        "--events",
+        type=int,
+        default=int(os.environ.get("BENCH_EVENTS") or 1_000_000),
+        help="events in the big log (env BENCH_EVENTS); the other runs scale with it",
+    )
+    args = p.parse_args(argv)
     here = Path(__file__).parent
     names = sorted(m.name for m in pkgutil.iter_modules([str(here)]) if m.name.startswith("bench_"))
+    names.append("load")
+    arguments = plan(args.events)
+    started = time.perf_counter()
+
+    print("=== raw NATS baseline ===", flush=True)
+    base_n = max(1000, min(50000, args.events // 20))
+    base = baseline(base_n)
+    print(
+        f"nats-py publish_async {base['append']:,.0f} msg/s, ordered consumer "
+        f"{base['replay']:,.0f} msg/s ({base_n:,} events)"
+    )
+
+    figures: list[tuple[str, Figure]] = []
     failed = []
     for name in names:
-        print(f"\n=== {name} ===", flush=True)
+        print(f"\n=== {name} {' '.join(arguments.get(name, []))} ===", flush=True)
         t0 = time.perf_counter()
         mod = importlib.import_module(f"bench.{name}")
-        saved = sys.argv
-        sys.argv = [name]
+        run: Callable[[list[str]], list[Figure]] = mod.main
         try:
-            mod.main()
-        except Exception as exc:  # report and go on with the other benchmarks
+            result = run(arguments.get(name, []))
+        except (Exception, SystemExit) as exc:  # report and go on with the other benchmarks
             failed.append(name)
             print(f"{name} failed: {exc!r}")
+            continue
         finally:
-            sys.argv = saved
-        print(f"({time.perf_counter() - t0:.1f} s)")
+            print(f"({time.perf_counter() - t0:.1f} s)", flush=True)
+        figures += [(name.removeprefix("bench_"), f) for f in result]
+
+    la = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(
+        f"\n=== summary: {args.events:,} events, {time.perf_counter() - started:.0f} s, "
+        f"load average {la} ==="
+    )
+    print(summary(figures, base))
+    if failed:
+        print(f"failed: {', '.join(failed)}")
     return 1 if failed else 0
 
 

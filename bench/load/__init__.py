@@ -46,6 +46,7 @@ import statistics
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,7 +55,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from bench.common import Timer, server, table
+from bench.common import Figure, Timer, server, table
 from bench.load.client import Connection
 from bench.load.platform import SERVICES, Platform, start_services, wait_ready
 from gongkai.eventlog import EventLog, StreamSettings
@@ -102,13 +103,13 @@ class LoadResult:
     def errors(self) -> int:
         return sum(len(r.errors) for r in self.routes.values())
 
-    def figures(self) -> list[tuple[str, float, str]]:
-        """(what, value, baseline kind) for ``make bench``'s summary: writes per second
-        against the raw NATS append rate."""
+    def figures(self) -> list[Figure]:
+        """Headline figures for ``make bench``'s summary, against the raw NATS append rate."""
         return [
-            ("load: posts through the chain/s", self.posts / self.seconds, "append"),
-            ("load: HTTP requests/s", self.requests / self.seconds, "append"),
-            ("load: events recorded/s", self.events / self.seconds, "append"),
+            Figure("load: posts through the chain", self.posts / self.seconds, "posts/s", "append"),
+            Figure("load: HTTP requests", self.requests / self.seconds, "requests/s", "append"),
+            Figure("load: events recorded", self.events / self.seconds, "events/s", "append"),
+            Figure("load: drain after the last answer", self.drain_s, "s"),
         ]
 
 
@@ -123,14 +124,16 @@ def _ms(values: list[float], q: float) -> str:
 class Session:
     """One person at a time of the county walking posts through the chain."""
 
-    def __init__(self, ports: dict[str, int], result: dict[str, Route], tag: str) -> None:
+    def __init__(
+        self, ports: dict[str, int], result: dict[str, Route], tag: str, units: Sequence[str]
+    ) -> None:
         from gongkai_intake.demo import DEMO
 
         self.conns = {name: Connection(port) for name, port in ports.items()}
         self.routes = result
         self.tag = tag
         self.headers = DEMO.headers
-        self.units = [u for u in DEMO.units]
+        self.units = list(units)
         self.today = datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
 
     async def call(
@@ -293,9 +296,16 @@ async def run(
     sync: bool = True,
     work_dir: Path | None = None,
     ready_within: float = 120,
+    units: Sequence[str] | None = None,
 ) -> LoadResult:
-    """Start the platform, load the demo county, drive ``posts`` posts; the figures."""
-    from gongkai_intake.demo import seed_demo
+    """Start the platform, load the demo county, drive ``posts`` posts; the figures.
+
+    ``units``: only these demo units (and the county office) are loaded and post; fewer
+    directory events to catch up on at start, for a quick smoke run.
+    """
+    from gongkai_intake.demo import DEMO, seed_demo
+
+    posting = tuple(units or DEMO.units)
 
     with server(sync_always=sync) as srv, tempfile.TemporaryDirectory(prefix="gk-load-") as tmp:
         base = work_dir or Path(tmp)
@@ -307,14 +317,16 @@ async def run(
         sessions: list[Session] = []
         try:
             await evlog.ensure_stream(StreamSettings())  # the services make the same one
-            await seed_demo(evlog, datetime.now(UTC))
+            await seed_demo(evlog, datetime.now(UTC), units=units)
             await wait_ready(client, platform, ready_within)
             sampler = LagSampler(client, platform)
             await drain(evlog, sampler, ready_within)  # the directory applied everywhere
             start_seq = await evlog.last_sequence()
 
             routes: dict[str, Route] = defaultdict(Route)
-            sessions = [Session(platform.ports, routes, f"w{w}") for w in range(concurrency)]
+            sessions = [
+                Session(platform.ports, routes, f"w{w}", posting) for w in range(concurrency)
+            ]
             queue: asyncio.Queue[int] = asyncio.Queue()
             for i in range(posts):
                 queue.put_nowait(i)
@@ -401,7 +413,7 @@ def report(res: LoadResult) -> str:
     return "\n".join(out)
 
 
-def main(argv: list[str] | None = None) -> LoadResult:
+def main(argv: list[str] | None = None) -> list[Figure]:
     p = argparse.ArgumentParser(
         prog="python -m bench.load", description=(__doc__ or "").splitlines()[0]
     )
@@ -418,4 +430,4 @@ def main(argv: list[str] | None = None) -> LoadResult:
             for e in r.errors[:3]:
                 print(f"error on {name}: {e}")
         raise SystemExit(f"{res.errors} requests failed")
-    return res
+    return res.figures()

@@ -1,0 +1,280 @@
+"""Each service's peak memory while it catches up over a log of N events (default 1,000,000).
+
+    python -m bench.bench_memory [N]
+
+Fills a throwaway nats-server with a county's life: the demo directory (25 units, their people),
+then posts in the demo units' columns, each submitted by the unit's maker, signed by its staff
+and its leader, approved and published by the CMS (every fifth a normative document, one in
+fifty published without the leader); every tenth post's column had gone stale first and is
+refreshed by it (``ColumnStale`` then ``ColumnRefreshed``). Then starts every service as its
+own ``gongkai service NAME`` process on a fresh data directory, so each catches up over the
+whole log from sequence 1, and samples each process's resident memory (with its children)
+every 0.2 s until it is ready with no consumer lag, and a few seconds more for what it does
+once caught up (freshness evaluates every column, accountability decides). Target: under
+250 MB per service.
+
+The four catch up at once on the machine's two cores, as they would after a restart of the
+platform: the time each took is reported beside the raw replay rate of the same log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.common import Figure, Timer, server, table
+from bench.load.platform import SERVICES, start_services
+from gongkai.eventlog import EventLog, StreamSettings
+from gongkai.events import Actor, Envelope, new_event
+from gongkai.events.contracts.freshness import ColumnRefreshed, ColumnStale, column_aggregate_id
+from gongkai.events.contracts.intake import PostPublished, PostSubmitted
+from gongkai.events.contracts.review import ReviewConcluded, ReviewSigned
+
+TARGET_MB = 250
+T0 = datetime(2025, 3, 3, 1, tzinfo=UTC)
+CMS = Actor(person="cms", role="office", unit="county-office")
+FRESHNESS = Actor(person="freshness", role="system", unit="system")
+COLUMNS = ("work_arrangements", "leaders_activities", "other_documents", "statistics")
+BODY = "为进一步规范财政专项资金管理，提高资金使用效益，现就有关事项通知如下。" * 3
+
+
+def post_events(i: int, units: tuple[str, ...], step: timedelta) -> list[Envelope[Any]]:
+    """One post's life: 5 events, 7 when it refreshes a column that had gone stale."""
+    unit = units[i % len(units)]
+    at = T0 + i * step
+    pid = f"post-{i:020x}"
+    digest = f"{i:064x}"
+    normative = i % 5 == 0
+    column = "normative_documents" if normative else COLUMNS[(i // 5) % len(COLUMNS)]
+    maker = Actor(person=f"{unit}-maker", role="maker", unit=unit)
+    staff = Actor(person=f"{unit}-staff", role="staff", unit=unit)
+    leader = Actor(person=f"{unit}-leader", role="leader", unit=unit)
+    out: list[Envelope[Any]] = [
+        new_event(
+            PostSubmitted(
+                unit=unit,
+                column=column,
+                title=f"关于加强专项资金管理的通知（第{i}号）",
+                body=BODY,
+                origin="produced",
+                channel="website",
+                important_kind="normative_document" if normative else None,
+                information_date=at.date(),
+                content_digest=digest,
+            ),
+            aggregate_id=pid,
+            actor=maker,
+            command_id=f"s{i}",
+            recorded_at=at,
+        )
+    ]
+    stages = [("staff", staff)] + ([] if i % 50 == 7 else [("leader", leader)])
+    for stage, signer in stages:
+        out.append(
+            new_event(
+                ReviewSigned(
+                    post_id=pid,
+                    chain=1,
+                    stage=stage,
+                    decision="agree",
+                    signer=signer,
+                    content_digest=digest,
+                ),
+                aggregate_id=pid,
+                actor=signer,
+                command_id=f"g{stage}{i}",
+                recorded_at=at + timedelta(minutes=10),
+            )
+        )
+    if len(stages) == 2:
+        out.append(
+            new_event(
+                ReviewConcluded(post_id=pid, chain=1, outcome="approved", content_digest=digest),
+                aggregate_id=pid,
+                actor=leader,
+                command_id=f"c{i}",
+                recorded_at=at + timedelta(minutes=10),
+            )
+        )
+    online = at + timedelta(hours=1)
+    if i % 10 == 3:
+        # The column had gone stale before this post refreshed it.
+        episode = f"bench-{i}"
+        due = (at - timedelta(days=1)).date()
+        stale = new_event(
+            ColumnStale(
+                unit=unit,
+                column=column,
+                rule_set="wenan-2018",
+                rule="half-yearly" if column == "other_documents" else "yearly",
+                rule_kind="periodic",
+                due_date=due,
+                overdue_days=1,
+                episode=episode,
+            ),
+            aggregate_id=column_aggregate_id(unit, column),
+            actor=FRESHNESS,
+            command_id=f"st{i}",
+            recorded_at=at,
+        )
+        out.insert(0, stale)
+    pub_id = f"pub-{i:020x}"
+    out.append(
+        new_event(
+            PostPublished(
+                publication_id=pub_id,
+                post_id=pid,
+                unit=unit,
+                column=column,
+                url=f"https://www.wenhe.example.gov.cn/{unit}/{pid}.html",
+                online_at=online,
+                content_digest=digest,
+            ),
+            aggregate_id=pub_id,
+            actor=CMS,
+            command_id=f"p{i}",
+            recorded_at=online,
+        )
+    )
+    if i % 10 == 3:
+        out.append(
+            new_event(
+                ColumnRefreshed(
+                    unit=unit,
+                    column=column,
+                    rule_set="wenan-2018",
+                    rule="half-yearly" if column == "other_documents" else "yearly",
+                    rule_kind="periodic",
+                    episode=f"bench-{i}",
+                    due_date=(at - timedelta(days=1)).date(),
+                    resolution="published",
+                    stale_event_id=out[0].event_id,
+                    last_publication_at=online,
+                    post_id=pid,
+                    met_on=online.date(),
+                    late_days=1,
+                ),
+                aggregate_id=column_aggregate_id(unit, column),
+                actor=FRESHNESS,
+                command_id=f"rf{i}",
+                recorded_at=online,
+            )
+        )
+    return out
+
+
+async def fill(evlog: EventLog, n: int) -> int:
+    """The demo directory, then posts until the log holds about ``n`` events; its length."""
+    from gongkai_intake.demo import DEMO, seed_demo
+
+    await seed_demo(evlog, T0 - timedelta(days=1))
+    units = tuple(u for u in DEMO.units if u != "county-office")
+    posts = max(1, (n - await evlog.last_sequence()) * 10 // 57)  # 5.7 events per post
+    step = timedelta(days=365) / posts
+    batch: list[tuple[Envelope[Any], int | None]] = []
+    for i in range(posts):
+        batch += [(e, None) for e in post_events(i, units, step)]
+        if len(batch) >= 20000:
+            await evlog.append_pipelined(batch)
+            batch = []
+    if batch:
+        await evlog.append_pipelined(batch)
+    return await evlog.last_sequence()
+
+
+async def raw_replay_rate(evlog: EventLog, total: int) -> float:
+    with Timer() as t:
+        count = 0
+        async for _ in evlog.raw_replay():
+            count += 1
+    assert count == total, (count, total)
+    return total / t.seconds
+
+
+async def catch_up(url: str, work: Path, total: int, within: float) -> dict[str, dict[str, float]]:
+    """Start every service on a fresh data dir; per service: peak RSS (MB), catch-up seconds."""
+    platform = start_services(url, work / "var")
+    done: dict[str, float] = {}
+    t0 = time.monotonic()
+    try:
+        async with httpx.AsyncClient() as client:
+            while len(done) < len(SERVICES):
+                for name, p in platform.processes.items():
+                    p.sample_rss()
+                    if p.proc.poll() is not None:
+                        raise RuntimeError(f"{name} exited\n{p.tail()}")
+                    if name in done:
+                        continue
+                    lags = await p.lags(client)
+                    if lags and not any(lags.values()) and await p.ready(client):
+                        done[name] = time.monotonic() - t0
+                if time.monotonic() - t0 > within:
+                    raise TimeoutError(f"caught up only {sorted(done)}\n{platform.logs()}")
+                await asyncio.sleep(0.2)
+            # What each does once caught up (freshness's first evaluation of every column,
+            # accountability's decisions) comes next: keep sampling for a while.
+            settle = time.monotonic() + 5
+            while time.monotonic() < settle:
+                for p in platform.processes.values():
+                    p.sample_rss()
+                await asyncio.sleep(0.2)
+    finally:
+        platform.stop()
+    return {
+        name: {"peak_mb": p.peak_rss / 2**20, "seconds": done[name]}
+        for name, p in platform.processes.items()
+    }
+
+
+async def measure(n: int) -> tuple[int, float, float, dict[str, dict[str, float]]]:
+    with server(sync_always=False) as srv, tempfile.TemporaryDirectory(prefix="gk-mem-") as d:
+        evlog = await EventLog.connect(srv.url)
+        await evlog.ensure_stream(StreamSettings())
+        with Timer() as w:
+            total = await fill(evlog, n)
+        raw = await raw_replay_rate(evlog, total)
+        await evlog.close()
+        # Each service reads the whole log at least once; give slow machines room.
+        per_service = await catch_up(srv.url, Path(d), total, within=max(120, total / 500))
+    return total, w.seconds, raw, per_service
+
+
+def main(argv: list[str] | None = None) -> list[Figure]:
+    p = argparse.ArgumentParser(
+        prog="python -m bench.bench_memory", description=(__doc__ or "").splitlines()[0]
+    )
+    p.add_argument("n", nargs="?", type=int, default=1_000_000, help="events in the log")
+    args = p.parse_args(argv)
+    total, fill_s, raw, per = asyncio.run(measure(args.n))
+    rows: list[tuple[str, ...]] = []
+    figures: list[Figure] = []
+    for name in SERVICES:
+        mb, s = per[name]["peak_mb"], per[name]["seconds"]
+        verdict = "ok" if mb < TARGET_MB else "OVER"
+        rows.append((name, f"{mb:,.0f}", verdict, f"{s:,.1f}", f"{total / s:,.0f}"))
+        figures.append(Figure(f"{name}: peak RSS, {total:,} events", mb, "MB", target=TARGET_MB))
+        figures.append(Figure(f"{name}: catch-up from seq 1", total / s, "events/s", "replay"))
+    la = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(
+        f"{total:,} events written in {fill_s:.0f} s; raw ordered-consumer replay "
+        f"{raw:,.0f} events/s; load average {la}"
+    )
+    print(
+        table(
+            rows,
+            ("service", f"peak RSS MB (< {TARGET_MB})", "", "caught up after s", "events/s"),
+        )
+    )
+    return figures
+
+
+if __name__ == "__main__":
+    main()
