@@ -31,6 +31,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check shared services tests bench
 	$(BIN)/mypy
 
+# Every benchmark, then one summary table (docs/reliability.md, "Load"); several minutes.
+# BENCH_EVENTS=100000 make bench scales the 1,000,000-event runs (and the rest) down.
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all
 
