@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import tempfile
 import time
@@ -30,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import Figure, Timer, server, table
+from bench.common import Figure, Timer, server, stop_on_sigterm, table
 from bench.load.platform import SERVICES, start_services
 from gongkai.eventlog import EventLog, StreamSettings
 from gongkai.events import Actor, Envelope, new_event
@@ -204,11 +205,22 @@ async def catch_up(url: str, work: Path, total: int, within: float) -> dict[str,
     platform = start_services(url, work / "var")
     done: dict[str, float] = {}
     t0 = time.monotonic()
+    stop = asyncio.Event()
+
+    async def sample() -> None:
+        # Apart from the readiness polls: a service busy catching up can take seconds to
+        # answer HTTP, and the memory must be sampled all the same.
+        while not stop.is_set():
+            for p in platform.processes.values():
+                p.sample_rss()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.2)
+
+    sampler = asyncio.create_task(sample())
     try:
         async with httpx.AsyncClient() as client:
             while len(done) < len(SERVICES):
                 for name, p in platform.processes.items():
-                    p.sample_rss()
                     if p.proc.poll() is not None:
                         raise RuntimeError(f"{name} exited\n{p.tail()}")
                     if name in done:
@@ -221,12 +233,10 @@ async def catch_up(url: str, work: Path, total: int, within: float) -> dict[str,
                 await asyncio.sleep(0.2)
             # What each does once caught up (freshness's first evaluation of every column,
             # accountability's decisions) comes next: keep sampling for a while.
-            settle = time.monotonic() + 5
-            while time.monotonic() < settle:
-                for p in platform.processes.values():
-                    p.sample_rss()
-                await asyncio.sleep(0.2)
+            await asyncio.sleep(5)
     finally:
+        stop.set()
+        await sampler
         platform.stop()
     return {
         name: {"peak_mb": p.peak_rss / 2**20, "seconds": done[name]}
@@ -243,7 +253,7 @@ async def measure(n: int) -> tuple[int, float, float, dict[str, dict[str, float]
         raw = await raw_replay_rate(evlog, total)
         await evlog.close()
         # Each service reads the whole log at least once; give slow machines room.
-        per_service = await catch_up(srv.url, Path(d), total, within=max(120, total / 500))
+        per_service = await catch_up(srv.url, Path(d), total, within=max(300, total / 200))
     return total, w.seconds, raw, per_service
 
 
@@ -253,6 +263,7 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     )
     p.add_argument("n", nargs="?", type=int, default=1_000_000, help="events in the log")
     args = p.parse_args(argv)
+    stop_on_sigterm()
     total, fill_s, raw, per = asyncio.run(measure(args.n))
     rows: list[tuple[str, ...]] = []
     figures: list[Figure] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -54,3 +55,16 @@ def table(rows: Sequence[tuple[str, ...]], header: tuple[str, ...]) -> str:
     for r in rows:
         out.append("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))
     return "\n".join(out)
+
+
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM (``timeout``, a CI runner giving up) into KeyboardInterrupt.
+
+    The benchmarks start service processes in their own sessions and nats-servers; only an
+    exception runs the ``finally`` blocks that stop them, and Python's default SIGTERM does not.
+    """
+
+    def _raise(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, _raise)

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.common import Figure, server, table
+from bench.common import Figure, server, stop_on_sigterm, table
 
 
 def baseline(n: int) -> dict[str, float]:
@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         help="events in the big log (env BENCH_EVENTS); the other runs scale with it",
     )
     args = p.parse_args(argv)
+    stop_on_sigterm()
     here = Path(__file__).parent
     names = sorted(m.name for m in pkgutil.iter_modules([str(here)]) if m.name.startswith("bench_"))
     names.append("load")

@@ -55,7 +55,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from bench.common import Figure, Timer, server, table
+from bench.common import Figure, Timer, server, stop_on_sigterm, table
 from bench.load.client import Connection
 from bench.load.platform import SERVICES, Platform, start_services, wait_ready
 from gongkai.eventlog import EventLog, StreamSettings
@@ -423,6 +423,7 @@ def main(argv: list[str] | None = None) -> list[Figure]:
         "--no-sync", action="store_true", help="nats-server without sync_interval: always"
     )
     args = p.parse_args(argv)
+    stop_on_sigterm()
     res = asyncio.run(run(args.posts, args.concurrency, sync=not args.no_sync))
     print(report(res))
     if res.errors:
