@@ -178,7 +178,7 @@ async def fill(evlog: EventLog, n: int) -> int:
 
     await seed_demo(evlog, T0 - timedelta(days=1))
     units = tuple(u for u in DEMO.units if u != "county-office")
-    posts = max(1, (n - await evlog.last_sequence()) * 10 // 57)  # 5.7 events per post
+    posts = max(1, (n - await evlog.last_sequence()) * 100 // 516)  # 5.16 events per post
     step = timedelta(days=365) / posts
     batch: list[tuple[Envelope[Any], int | None]] = []
     for i in range(posts):
