@@ -170,7 +170,7 @@ async def under_load(p: Platform, tag: str, fault: Fault) -> dict[str, Any]:
 
 
 async def dead_letters(evlog: EventLog) -> list[tuple[str, int]]:
-    """(consumer, stream sequence) of every dead letter so far."""
+    """(service/consumer, stream sequence) of every dead letter so far."""
     info = await evlog.js.stream_info(subjects.DLQ_STREAM)
     out = []
     for seq in range(info.state.first_seq, info.state.last_seq + 1):
@@ -178,7 +178,8 @@ async def dead_letters(evlog: EventLog) -> list[tuple[str, int]]:
             break
         msg = await evlog.js.get_msg(subjects.DLQ_STREAM, seq)
         hdr = msg.headers or {}
-        out.append((hdr.get("Gk-Dlq-Consumer", ""), int(hdr.get("Gk-Dlq-Stream-Seq") or 0)))
+        who = f"{hdr.get('Gk-Dlq-Service', '')}/{hdr.get('Gk-Dlq-Consumer', '')}"
+        out.append((who, int(hdr.get("Gk-Dlq-Stream-Seq") or 0)))
     return out
 
 
@@ -254,7 +255,7 @@ async def test_poison_on_the_bus_under_load(platform: Platform) -> None:
     by_consumer = Counter(c for c, seq in dead if seq in platform.poison)
     # Every reader of post events put each poison aside once and went on.
     for consumer in ("review_queue", "accountability", "freshness"):
-        hits = [c for c in by_consumer if c.startswith(consumer)]
+        hits = [c for c in by_consumer if c.split("/")[1].startswith(consumer)]
         assert hits, f"{consumer} did not dead-letter the poison: {dict(by_consumer)}"
     assert all(n == len(platform.poison) for n in by_consumer.values()), by_consumer
     figures["dead_letters"] = dict(by_consumer)
