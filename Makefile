@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 PIP_VERSION := 26.3
 SERVICES := intake review freshness accountability
 STAMP := $(VENV)/.installed
+# Two workers, a test module per worker at a time: most tests wait on real processes (nats-server,
+# services), so two keep both cores busy; module-scoped platforms stay in one worker.
+PYTEST_WORKERS ?= -n 2 --dist loadfile
 
 .PHONY: up up-demo test lint typecheck bench soak lock clean asyncapi schemas
 
@@ -25,7 +28,7 @@ up-demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check shared services tests bench
 	$(BIN)/mypy
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check shared services tests bench

@@ -232,8 +232,10 @@ async def test_nats_server_kill_9_and_restart_under_load(platform: Platform) -> 
         }
 
     figures = await under_load(platform, "nats-kill", outage)
-    # Clients saw the outage and retried with the same key (a transport error or a 503).
-    assert sum(figures["retries"].values()) > 0
+    # The outage was real: the services reported not ready until they were back on the bus.
+    # Clients may or may not have retried (a transport error or a 503): a request that arrives
+    # during the outage waits in the client library's reconnect buffer and often just succeeds.
+    assert max(figures["restart_to_ready_s"].values()) > 0.5, figures
 
 
 async def test_poison_on_the_bus_under_load(platform: Platform) -> None:
