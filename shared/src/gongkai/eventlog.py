@@ -142,6 +142,34 @@ class StreamSettings:
 ANY = None  # expected=ANY: append without a concurrency check
 #: Seconds the server keeps a finished one-shot replay's consumer (see ``raw_replay``).
 READ_CONSUMER_IDLE_S = 0.5
+#: A following reader's pull requests: at most this many messages and bytes each, at most two
+#: requests outstanding. That bounds what a far-behind reader holds in memory, whatever the
+#: length of the log (a push consumer would deliver as fast as the server reads the stream).
+FOLLOW_BATCH = 1000
+FOLLOW_MAX_BYTES = 4 * 1024 * 1024
+#: The server answers an open pull request with a heartbeat this often while it has nothing;
+#: three missed in a row (a restarted server, a lost consumer) end the read with an error.
+FOLLOW_HEARTBEAT_S = 1.0
+FOLLOW_EXPIRES_S = 30.0
+#: A following reader's consumer outlives a crashed reader this long (services may not delete
+#: consumers: least privilege on the bus).
+FOLLOW_CONSUMER_IDLE_S = 300.0
+
+
+class _PullFollower:
+    """The handle ``raw_replay(follow=True)`` gives out: its consumer's info, and a way to stop."""
+
+    def __init__(self, js: JetStreamContext, stream: str, name: str, sub: Any) -> None:
+        self.js = js
+        self.stream = stream
+        self.name = name
+        self.sub = sub
+
+    async def consumer_info(self) -> Any:
+        return await self.js.consumer_info(self.stream, self.name)
+
+    async def unsubscribe(self) -> None:
+        await self.sub.unsubscribe()
 
 
 def _headers(env: Envelope[Any]) -> dict[str, str]:
@@ -480,9 +508,16 @@ class EventLog:
     ) -> AsyncIterator[Msg]:
         """Messages in stream order through an ordered consumer, undecoded.
 
-        Without ``follow`` the iteration ends at the stream's end as of when it started.
+        Without ``follow`` the iteration ends at the stream's end as of when it started. With
+        it, the read goes on forever through a pull consumer in bounded batches
+        (``_follow``); ``pending_limit`` then does not apply.
         """
         filt = filter_subject or subjects.all_events()
+        if follow:
+            start = from_seq if from_time is None else 0
+            async for msg in self._follow(filt, start, from_time, subscription_out):
+                yield msg
+            return
         if from_time is not None:
             cfg = ConsumerConfig(
                 deliver_policy=DeliverPolicy.BY_START_TIME,
@@ -546,6 +581,95 @@ class EventLog:
                 yield msg
                 if not follow and ack_position(msg)[2] == 0:
                     return
+        finally:
+            with contextlib.suppress(Exception):  # the connection may already be gone
+                await sub.unsubscribe()
+
+    async def _follow(
+        self,
+        filt: str,
+        from_seq: int,
+        from_time: datetime | None,
+        holder: list[Any] | None,
+    ) -> AsyncIterator[Msg]:
+        """Every message from ``from_seq`` on, then each new one as it is appended.
+
+        An ephemeral pull consumer: the reader asks for ``FOLLOW_BATCH`` messages at a time and
+        asks again once half of what it asked for has arrived, so however far behind it starts,
+        it never holds more than two requests' worth. A caught-up reader's open request gets
+        each new event at once. Silence past three heartbeats raises ``EventLogError``: the
+        server went away or lost the consumer, and the caller starts again from its checkpoint.
+        """
+        cfg = ConsumerConfig(
+            ack_policy=AckPolicy.NONE,
+            filter_subject=filt,
+            inactive_threshold=FOLLOW_CONSUMER_IDLE_S,
+            mem_storage=True,
+            num_replicas=1,
+        )
+        if from_time is not None:
+            cfg.deliver_policy = DeliverPolicy.BY_START_TIME
+            cfg.opt_start_time = from_time.astimezone(UTC)  # type: ignore[assignment]
+        elif from_seq > 1:
+            cfg.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
+            cfg.opt_start_seq = from_seq
+        else:
+            cfg.deliver_policy = DeliverPolicy.ALL
+        info = await self.js.add_consumer(self.stream, config=cfg)
+        inbox = self.nc.new_inbox()
+        # Room for two requests and their status messages: nothing is ever dropped.
+        sub = await self.nc.subscribe(
+            inbox,
+            pending_msgs_limit=FOLLOW_BATCH * 4,
+            pending_bytes_limit=FOLLOW_MAX_BYTES * 4,
+        )
+        handle = _PullFollower(self.js, self.stream, info.name, sub)
+        if holder is not None:
+            holder.append(handle)
+        next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{info.name}"
+        request = json.dumps(
+            {
+                "batch": FOLLOW_BATCH,
+                "max_bytes": FOLLOW_MAX_BYTES,
+                "expires": int(FOLLOW_EXPIRES_S * 1e9),
+                "idle_heartbeat": int(FOLLOW_HEARTBEAT_S * 1e9),
+            }
+        ).encode()
+        # Messages asked for and not yet received, over the open requests.
+        outstanding = 0
+        queue: asyncio.Queue[Msg] = sub._pending_queue  # see raw_replay: no task per message
+        try:
+            while True:
+                if outstanding <= FOLLOW_BATCH // 2:
+                    await self.nc.publish(next_subject, request, reply=inbox)
+                    outstanding += FOLLOW_BATCH
+                if queue.empty():
+                    try:
+                        async with asyncio.timeout(FOLLOW_HEARTBEAT_S * 3 + 1):
+                            msg = await queue.get()
+                    except TimeoutError:
+                        raise EventLogError(
+                            f"follow: no message or heartbeat from consumer {info.name} "
+                            f"for {FOLLOW_HEARTBEAT_S * 3 + 1:.0f} s"
+                        ) from None
+                else:
+                    msg = queue.get_nowait()
+                sub._pending_size -= len(msg.data)
+                headers = msg.headers if not msg.data else None
+                status = headers.get("Status") if headers else None
+                if headers is None or status is None:
+                    outstanding -= 1
+                    yield msg
+                    continue
+                if status == "100":
+                    continue  # idle heartbeat: the consumer is alive
+                if status in ("408", "409") and "Nats-Pending-Messages" in headers:
+                    # A request ended (expired, or its byte budget spent) with this many of
+                    # its messages never sent.
+                    outstanding = max(0, outstanding - int(headers["Nats-Pending-Messages"]))
+                    continue
+                description = headers.get("Description", "")
+                raise EventLogError(f"follow: consumer {info.name}: {status} {description}")
         finally:
             with contextlib.suppress(Exception):  # the connection may already be gone
                 await sub.unsubscribe()

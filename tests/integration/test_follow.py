@@ -1,0 +1,86 @@
+"""``raw_replay(follow=True)``: a far-behind reader holds a bounded number of messages, a
+caught-up one gets each new event at once, and a lost server ends the read with an error."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from gongkai import eventlog
+from gongkai.eventlog import EventLog, EventLogError, StreamSettings, ack_position
+from gongkai.natsserver import NatsServer
+from tests.integration.test_projection_consumers import fill, submitted
+
+
+async def test_a_long_backlog_is_read_in_bounded_batches_then_new_events_follow(
+    evlog: EventLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(eventlog, "FOLLOW_BATCH", 200)
+    await fill(evlog, 5000)
+    holder: list[eventlog._PullFollower] = []
+    seqs: list[int] = []
+    most_held = 0
+    reader = evlog.raw_replay(from_seq=1, follow=True, subscription_out=holder)
+    async for msg in reader:
+        seqs.append(ack_position(msg)[0])
+        # A slow reader: a push consumer would have the whole backlog in memory by now.
+        most_held = max(most_held, holder[0].sub.pending_msgs)
+        if len(seqs) % 100 == 0:
+            await asyncio.sleep(0.005)
+        if len(seqs) == 5000:
+            break
+    assert seqs == list(range(1, 5001))
+    # Two requests of 200 at most, plus a heartbeat or a request's end.
+    assert most_held <= 2 * 200 + 2, most_held
+
+    async def next_seq() -> int:
+        return ack_position(await anext(reader))[0]
+
+    info = await holder[0].consumer_info()
+    assert info.num_pending == 0
+    # Caught up: a new event arrives through the open request, not after it expires.
+    t0 = time.monotonic()
+    await evlog.append([submitted("P-new", "new-1")])  # type: ignore[list-item]
+    assert await asyncio.wait_for(next_seq(), 5) == 5001
+    assert time.monotonic() - t0 < 2
+    await reader.aclose()
+
+
+async def test_a_filtered_reader_starts_where_asked(evlog: EventLog) -> None:
+    await fill(evlog, 300, posts=3)
+    got = []
+    async for msg in evlog.raw_replay(
+        from_seq=100, filter_subject="gk.ev.post.P1.>", follow=True
+    ):
+        got.append(ack_position(msg)[0])
+        if ack_position(msg)[2] == 0:
+            break
+    assert got == [s for s in range(100, 301) if (s - 1) % 3 == 1]
+
+
+async def test_a_restarted_server_ends_the_read_with_an_error() -> None:
+    with tempfile.TemporaryDirectory(prefix="gongkai-test-nats-") as d:
+        srv = NatsServer(store_dir=Path(d), sync_always=False).start()
+        log = await EventLog.connect(srv.url, max_reconnect_attempts=-1, reconnect_time_wait=0.1)
+        try:
+            await log.ensure_stream(StreamSettings(duplicate_window_s=120))
+            await fill(log, 10)
+            reader = log.raw_replay(follow=True)
+            for _ in range(10):
+                await anext(reader)
+            srv.kill()
+            srv.start()
+            t0 = time.monotonic()
+            # The consumer was in the old server's memory: its heartbeats stop, the reader
+            # says so instead of waiting forever, and its caller starts again.
+            with pytest.raises(EventLogError, match="follow"):
+                await asyncio.wait_for(anext(reader), 30)
+            assert time.monotonic() - t0 < 15
+            await reader.aclose()
+        finally:
+            await log.close()
+            srv.stop()
