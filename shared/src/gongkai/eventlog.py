@@ -530,28 +530,37 @@ class EventLog:
         else:
             cfg = ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
         cfg.ack_policy = AckPolicy.NONE
-        if not follow:
-            # A one-shot read (an aggregate's history for one command) leaves its ephemeral
-            # consumer on the server until the consumer's inactivity threshold, 5 s by default;
-            # nats-server 2.15 caps a stream at 1,000 consumers, so a few hundred loads a
-            # second filled it and every load failed. Gone half a second after the read.
-            cfg.inactive_threshold = READ_CONSUMER_IDLE_S
-        sub = await self.js.subscribe(
-            filt,
-            stream=self.stream,
-            ordered_consumer=True,
-            config=cfg,
-            pending_msgs_limit=pending_limit,
-            pending_bytes_limit=pending_limit * 4096,
-        )
+        # A one-shot read (an aggregate's history for one command) leaves its ephemeral
+        # consumer on the server until the consumer's inactivity threshold, 5 s by default;
+        # nats-server 2.15 caps a stream at 1,000 consumers, so a few hundred loads a second
+        # filled it and every load failed. Gone half a second after the read.
+        cfg.inactive_threshold = READ_CONSUMER_IDLE_S
+        for attempt in itertools.count(1):
+            sub = await self.js.subscribe(
+                filt,
+                stream=self.stream,
+                ordered_consumer=True,
+                config=cfg,
+                pending_msgs_limit=pending_limit,
+                pending_bytes_limit=pending_limit * 4096,
+            )
+            try:
+                info = await sub.consumer_info()
+                break
+            except nats.js.errors.NotFoundError:
+                # Seen once under heavy load (two test workers, services catching up): the
+                # server said "consumer not found" for the consumer just made, gone as idle
+                # or replaced by the ordered consumer's reset. Nothing was read: start over.
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
+                if attempt == 3:
+                    raise
         if subscription_out is not None:
             subscription_out.append(sub)
         try:
-            if not follow:
-                info = await sub.consumer_info()
-                delivered = info.delivered.consumer_seq if info.delivered else 0
-                if info.num_pending == 0 and not delivered:
-                    return  # nothing delivered and nothing pending: the range is empty
+            delivered = info.delivered.consumer_seq if info.delivered else 0
+            if info.num_pending == 0 and not delivered:
+                return  # nothing delivered and nothing pending: the range is empty
             # Drain nats-py's pending queue directly: next_msg() and the messages iterator
             # create a task per message, which costs more than decoding the event. The
             # subscription's own pending limits still bound memory. (nats-py 2.16 internals,
@@ -564,7 +573,7 @@ class EventLog:
                     # asyncio.timeout, not wait_for: in 3.11 wait_for can swallow a
                     # cancellation, and a stopped subscription would then read on.
                     try:
-                        async with asyncio.timeout(None if follow else 5.0):
+                        async with asyncio.timeout(5.0):
                             msg = await queue.get()
                     except TimeoutError:
                         raise EventLogError("replay stalled: no message for 5 s") from None
@@ -579,7 +588,7 @@ class EventLog:
                         fcr, jsi._fcr = jsi._fcr, None
                         await self.nc.publish(fcr)
                 yield msg
-                if not follow and ack_position(msg)[2] == 0:
+                if ack_position(msg)[2] == 0:
                     return
         finally:
             with contextlib.suppress(Exception):  # the connection may already be gone
