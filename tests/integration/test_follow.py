@@ -8,6 +8,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import nats.js.errors
 import pytest
 
 from gongkai import eventlog
@@ -84,3 +85,25 @@ async def test_a_restarted_server_ends_the_read_with_an_error() -> None:
         finally:
             await log.close()
             srv.stop()
+
+
+async def test_a_reader_paused_past_the_idle_threshold_finds_its_consumer_gone(
+    evlog: EventLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Scaled down: requests expire after 1 s, an idle consumer goes 1 s later.
+    monkeypatch.setattr(eventlog, "FOLLOW_EXPIRES_S", 1.0)
+    monkeypatch.setattr(eventlog, "FOLLOW_HEARTBEAT_S", 0.2)
+    monkeypatch.setattr(eventlog, "FOLLOW_CONSUMER_IDLE_S", 1.0)
+    await fill(evlog, 10)
+    holder: list[eventlog._PullFollower] = []
+    reader = evlog.raw_replay(follow=True, subscription_out=holder)
+    for _ in range(10):
+        await anext(reader)
+    await asyncio.sleep(4)  # the reader is busy elsewhere (its database is down, say)
+    with pytest.raises(nats.js.errors.NotFoundError):
+        await holder[0].consumer_info()
+    await fill(evlog, 5, tag="later")
+    # Not a hang: the reader says its consumer is gone, and its caller starts again.
+    with pytest.raises(EventLogError, match="follow"):
+        await asyncio.wait_for(anext(reader), 10)
+    await reader.aclose()

@@ -151,9 +151,11 @@ FOLLOW_MAX_BYTES = 4 * 1024 * 1024
 #: three missed in a row (a restarted server, a lost consumer) end the read with an error.
 FOLLOW_HEARTBEAT_S = 1.0
 FOLLOW_EXPIRES_S = 30.0
-#: A following reader's consumer outlives a crashed reader this long (services may not delete
-#: consumers: least privilege on the bus).
-FOLLOW_CONSUMER_IDLE_S = 300.0
+#: A following reader's consumer outlives a crashed or stopped reader this long (services may
+#: not delete consumers: least privilege on the bus). A live reader always has a request open,
+#: which keeps its consumer; one paused longer than this (a read-model database down for
+#: minutes) finds it gone, and starts again from its checkpoint.
+FOLLOW_CONSUMER_IDLE_S = 60.0
 
 
 class _PullFollower:
