@@ -8,9 +8,11 @@ projection and a rebuild can be compared.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -100,6 +102,69 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+@dataclass(frozen=True)
+class RowStatements:
+    """Fixed driver SQL for a projection's per-event work on one table, keyed by its primary key.
+
+    ``get`` selects one column by key, ``put`` upserts every column (parameters in the table's
+    column order; ``INSERT ... ON CONFLICT ... DO UPDATE`` reads the same in SQLite and
+    PostgreSQL), ``delete`` removes by key. A projection that reads and writes a row per event
+    runs these on ``driver_cursor``: building the same statement through SQLAlchemy for every
+    event cost 15-30 times the database call itself.
+    """
+
+    get: str
+    put: str
+    delete: str
+
+
+def marker(paramstyle: str) -> str:
+    """The driver's parameter placeholder (SQLite's ``?``, psycopg's ``%s``)."""
+    return "?" if paramstyle == "qmark" else "%s"
+
+
+@functools.cache
+def row_statements(table: Table, column: str, paramstyle: str) -> RowStatements:
+    m = marker(paramstyle)
+    keys = [c.name for c in table.primary_key.columns]
+    cols = [c.name for c in table.columns]
+    where = " AND ".join(f"{k} = {m}" for k in keys)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c not in keys)
+    # Table and column names are the projection's own, never input.
+    return RowStatements(
+        get=f"SELECT {column} FROM {table.name} WHERE {where}",  # noqa: S608
+        put=(
+            f"INSERT INTO {table.name} ({', '.join(cols)}) "  # noqa: S608
+            f"VALUES ({', '.join([m] * len(cols))}) "
+            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+        ),
+        delete=f"DELETE FROM {table.name} WHERE {where}",  # noqa: S608
+    )
+
+
+def driver_cursor(conn: Connection) -> Any:
+    """A DBAPI cursor on ``conn``'s own database connection, made once per connection.
+
+    Statements run on it belong to whatever transaction ``conn`` has open, so rows and the
+    checkpoint still commit together.
+    """
+    info = conn.connection.info
+    cur = info.get("gk_cursor")
+    if cur is None:
+        cur = info["gk_cursor"] = conn.connection.cursor()
+    return cur
+
+
+def fetch_value(cur: Any, sql: str, key: tuple[Any, ...]) -> Any:
+    """The one value ``sql`` selects for ``key``, or None.
+
+    Reads to the end, so no half-read statement holds SQLite's snapshot open past the commit.
+    """
+    cur.execute(sql, key)
+    found = cur.fetchall()
+    return found[0][0] if found else None
 
 
 def _jsonable(v: Any) -> Any:

@@ -7,16 +7,21 @@ every row in one transaction with the checkpoint.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
 
 import orjson
 from sqlalchemy import Column, Connection, Engine, MetaData, String, Table, Text, delete, select
 
 from gongkai.eventlog import RecordedEvent
-from gongkai.projection import Projection, checkpoints
+from gongkai.projection import (
+    Projection,
+    RowStatements,
+    checkpoints,
+    driver_cursor,
+    fetch_value,
+    marker,
+    row_statements,
+)
 from gongkai_accountability.domain.fold import evolve
 from gongkai_accountability.domain.rows import TABLES, MemoryRows, Row
 
@@ -43,7 +48,7 @@ class AccountabilityProjection(Projection):
 
     def __init__(self) -> None:
         self.tables_by_name: dict[str, Table] = {}
-        # One SqlRows (its read cache and cursor) per transaction: ``apply`` is called once per
+        # One SqlRows (its read cache) per transaction: ``apply`` is called once per
         # event of a batch, all in the batch's transaction.
         self._conn: Connection | None = None
         self._rows: SqlRows | None = None
@@ -70,7 +75,7 @@ class AccountabilityProjection(Projection):
         with engine.begin() as conn:
             # The driver's executemany with plain tuples: SQLAlchemy's per-row parameter
             # processing cost as much as the encoding for a quarter of a million rows.
-            mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+            mark = marker(conn.dialect.paramstyle)
             for name, table in self.tables_by_name.items():
                 conn.execute(delete(table))
                 # The table name is one of ours, not input.
@@ -89,34 +94,6 @@ class AccountabilityProjection(Projection):
             )
 
 
-@dataclass(frozen=True)
-class _Statements:
-    get: str
-    put: str
-    delete: str
-
-
-@functools.cache
-def _statements(table: str, paramstyle: str) -> _Statements:
-    """The three statements a live apply runs, as driver SQL.
-
-    Built once per table: SQLAlchemy's construction and cache-key work for an upsert cost
-    about 30 times the SQLite statement itself, and the live projection runs one or two per
-    event. ``INSERT ... ON CONFLICT (key) DO UPDATE`` is the same in SQLite and PostgreSQL.
-    The table name is one of ours, never input.
-    """
-    m = "?" if paramstyle == "qmark" else "%s"
-    return _Statements(
-        get=f"SELECT data FROM {table} WHERE key = {m}",  # noqa: S608
-        put=(
-            f"INSERT INTO {table} (key, unit, tag, data) VALUES ({m}, {m}, {m}, {m}) "  # noqa: S608
-            "ON CONFLICT (key) DO UPDATE SET unit = excluded.unit, tag = excluded.tag, "
-            "data = excluded.data"
-        ),
-        delete=f"DELETE FROM {table} WHERE key = {m}",  # noqa: S608
-    )
-
-
 class SqlRows:
     """``Rows`` over SQL, inside one transaction."""
 
@@ -129,7 +106,6 @@ class SqlRows:
         self.conn = conn
         self.tables = tables
         self.cache = cache if cache is not None else {}
-        self._cur: Any = None
 
     def get(self, table: str, key: str) -> Row | None:
         ck = (table, key)
@@ -138,35 +114,24 @@ class SqlRows:
             # Callers mutate what they get and put it back; hand out a copy so an
             # abandoned mutation never leaks into the cache.
             return _decode(_encode(row)) if row is not None else None
-        cur = self._cursor()
-        cur.execute(self._sql(table).get, (key,))
-        found = cur.fetchone()
-        data = found[0] if found is not None else None
+        data = fetch_value(driver_cursor(self.conn), self._sql(table).get, (key,))
         row = _decode(data) if data is not None else None
         self.cache[ck] = row
         return _decode(data) if data is not None else None
 
     def put(self, table: str, key: str, row: Row) -> None:
         data = _encode(row)
-        self._cursor().execute(
+        driver_cursor(self.conn).execute(
             self._sql(table).put, (key, row.get("unit") or "", _tag(table, row), data)
         )
         self.cache[(table, key)] = _decode(data)
 
     def delete(self, table: str, key: str) -> None:
-        self._cursor().execute(self._sql(table).delete, (key,))
+        driver_cursor(self.conn).execute(self._sql(table).delete, (key,))
         self.cache[(table, key)] = None
 
-    def _sql(self, table: str) -> _Statements:
-        return _statements(self.tables[table].name, self.conn.dialect.paramstyle)
-
-    def _cursor(self) -> Any:
-        # The driver's cursor on the transaction's own connection: the statements are part of
-        # the caller's transaction (rows and checkpoint commit together) without SQLAlchemy's
-        # per-execution bookkeeping, which cost six times the SQLite call.
-        if self._cur is None:
-            self._cur = self.conn.connection.cursor()
-        return self._cur
+    def _sql(self, table: str) -> RowStatements:
+        return row_statements(self.tables[table], "data", self.conn.dialect.paramstyle)
 
     def scan(self, table: str) -> Iterator[tuple[str, Row]]:
         t = self.tables[table]

@@ -16,7 +16,7 @@ from gongkai.directory import upsert
 from gongkai.eventlog import RecordedEvent
 from gongkai.events.contracts import intake as post_ev
 from gongkai.events.contracts import review as ev
-from gongkai.projection import Projection
+from gongkai.projection import Projection, driver_cursor, fetch_value, row_statements
 from gongkai_review.domain.chain import (
     STAGE_ORDER,
     ReviewState,
@@ -35,11 +35,6 @@ class ReviewQueueProjection(Projection):
     name = "review_queue"
     schema_version = 1
     filter_subject = "gk.ev.>"
-
-    def __init__(self) -> None:
-        self._conn: Connection | None = None
-        self._cur: Any = None
-        super().__init__()
 
     def define(self, metadata: MetaData) -> None:
         self.posts = Table(
@@ -71,11 +66,10 @@ class ReviewQueueProjection(Projection):
             return
         if not isinstance(p, _POST_EVENTS + _REVIEW_EVENTS):
             return
-        cur = self._cursor(conn)
-        cur.execute(self._sql(conn)[0], (env.aggregate_id,))
-        found = cur.fetchone()
+        sql = row_statements(self.posts, "state", conn.dialect.paramstyle)
+        found = fetch_value(driver_cursor(conn), sql.get, (env.aggregate_id,))
         if found is not None:
-            state = ReviewState.model_validate_json(found[0])
+            state = ReviewState.model_validate_json(found)
         elif isinstance(p, post_ev.PostSubmitted):
             policy = conn.execute(
                 select(self.policies.c.staff_stage).where(self.policies.c.unit == p.unit)
@@ -91,8 +85,8 @@ class ReviewQueueProjection(Projection):
             return
         since = waiting_since(state)
         chain = current_chain(state)
-        self._cursor(conn).execute(
-            self._sql(conn)[1],
+        driver_cursor(conn).execute(
+            row_statements(self.posts, "state", conn.dialect.paramstyle).put,
             (
                 post.post_id,
                 post.unit,
@@ -101,27 +95,6 @@ class ReviewQueueProjection(Projection):
                 since.isoformat() if since else None,
                 state.model_dump_json(),
             ),
-        )
-
-    def _cursor(self, conn: Connection) -> Any:
-        # The driver's cursor on the transaction's own connection, one per transaction: the
-        # statements stay in the batch's transaction (rows and checkpoint commit together)
-        # without SQLAlchemy's statement construction and bookkeeping per event, which cost
-        # about 15 times the SQLite call.
-        if conn is not self._conn or self._cur is None:
-            self._conn, self._cur = conn, conn.connection.cursor()
-        return self._cur
-
-    def _sql(self, conn: Connection) -> tuple[str, str]:
-        """Driver SQL: the post's state by id; the post's row upserted (SQLite, PostgreSQL)."""
-        m = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-        t = self.posts.name
-        return (
-            f"SELECT state FROM {t} WHERE post_id = {m}",  # noqa: S608 - our table name
-            f"INSERT INTO {t} (post_id, unit, awaiting, chain, waiting_since, state) "  # noqa: S608
-            f"VALUES ({m}, {m}, {m}, {m}, {m}, {m}) ON CONFLICT (post_id) DO UPDATE SET "
-            "unit = excluded.unit, awaiting = excluded.awaiting, chain = excluded.chain, "
-            "waiting_since = excluded.waiting_since, state = excluded.state",
         )
 
 
