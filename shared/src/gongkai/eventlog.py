@@ -158,6 +158,19 @@ FOLLOW_EXPIRES_S = 30.0
 FOLLOW_CONSUMER_IDLE_S = 60.0
 
 
+def _start_at(from_seq: int, from_time: datetime | None) -> ConsumerConfig:
+    """A consumer's start: at a time, at a sequence, or at the beginning."""
+    if from_time is not None:
+        return ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=from_time.astimezone(UTC)
+        )
+    if from_seq > 1:
+        return ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=from_seq
+        )
+    return ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
+
+
 class _PullFollower:
     """The handle ``raw_replay(follow=True)`` gives out: its consumer's info, and a way to stop."""
 
@@ -515,23 +528,12 @@ class EventLog:
         (``_follow``); ``pending_limit`` then does not apply.
         """
         filt = filter_subject or subjects.all_events()
+        cfg = _start_at(from_seq, from_time)
+        cfg.ack_policy = AckPolicy.NONE
         if follow:
-            start = from_seq if from_time is None else 0
-            async for msg in self._follow(filt, start, from_time, subscription_out):
+            async for msg in self._follow(filt, cfg, subscription_out):
                 yield msg
             return
-        if from_time is not None:
-            cfg = ConsumerConfig(
-                deliver_policy=DeliverPolicy.BY_START_TIME,
-                opt_start_time=from_time.astimezone(UTC),
-            )
-        elif from_seq > 1:
-            cfg = ConsumerConfig(
-                deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=from_seq
-            )
-        else:
-            cfg = ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
-        cfg.ack_policy = AckPolicy.NONE
         # A one-shot read (an aggregate's history for one command) leaves its ephemeral
         # consumer on the server until the consumer's inactivity threshold, 5 s by default;
         # nats-server 2.15 caps a stream at 1,000 consumers, so a few hundred loads a second
@@ -597,13 +599,9 @@ class EventLog:
                 await sub.unsubscribe()
 
     async def _follow(
-        self,
-        filt: str,
-        from_seq: int,
-        from_time: datetime | None,
-        holder: list[Any] | None,
+        self, filt: str, cfg: ConsumerConfig, holder: list[Any] | None
     ) -> AsyncIterator[Msg]:
-        """Every message from ``from_seq`` on, then each new one as it is appended.
+        """Every message from where ``cfg`` starts, then each new one as it is appended.
 
         An ephemeral pull consumer: the reader asks for ``FOLLOW_BATCH`` messages at a time and
         asks again once half of what it asked for has arrived, so however far behind it starts,
@@ -611,21 +609,10 @@ class EventLog:
         each new event at once. Silence past three heartbeats raises ``EventLogError``: the
         server went away or lost the consumer, and the caller starts again from its checkpoint.
         """
-        cfg = ConsumerConfig(
-            ack_policy=AckPolicy.NONE,
-            filter_subject=filt,
-            inactive_threshold=FOLLOW_CONSUMER_IDLE_S,
-            mem_storage=True,
-            num_replicas=1,
-        )
-        if from_time is not None:
-            cfg.deliver_policy = DeliverPolicy.BY_START_TIME
-            cfg.opt_start_time = from_time.astimezone(UTC)  # type: ignore[assignment]
-        elif from_seq > 1:
-            cfg.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
-            cfg.opt_start_seq = from_seq
-        else:
-            cfg.deliver_policy = DeliverPolicy.ALL
+        cfg.filter_subject = filt
+        cfg.inactive_threshold = FOLLOW_CONSUMER_IDLE_S
+        cfg.mem_storage = True
+        cfg.num_replicas = 1
         info = await self.js.add_consumer(self.stream, config=cfg)
         inbox = self.nc.new_inbox()
         # Room for two requests and their status messages: nothing is ever dropped.
