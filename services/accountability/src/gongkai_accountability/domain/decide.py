@@ -17,7 +17,7 @@ from gongkai.calendar import WorkingCalendar
 from gongkai.events import Actor, Envelope, new_event
 from gongkai.events.contracts.accountability import SupervisionIssued, ViolationRecorded
 from gongkai.events.envelope import REGISTRY
-from gongkai_accountability.domain.fold import SHANGHAI, holders, short_id
+from gongkai_accountability.domain.fold import SHANGHAI, end_of, holders, holders_at, short_id
 from gongkai_accountability.domain.rows import Row, Rows
 
 ACCOUNTABILITY = Actor(person="accountability", role="system", unit="system")
@@ -137,10 +137,12 @@ def decide(
 def _breach(rows: Rows, case: Row, deadline: date, now: datetime) -> Decision:
     unit = case["unit"]
     command_id = f"violation:stale_after_supervision:{case['case_id']}"
+    # The unit's people when the deadline passed, by business time: not whoever holds the role
+    # on the day a tick happens to decide it.
     people = [
         {"person": p, "role": r, "unit": unit}
         for r in ("leader", "maker")
-        for p in holders(rows, unit, r)
+        for p in holders_at(rows, unit, r, end_of(deadline)) or holders(rows, unit, r)
     ]
     payload = ViolationRecorded(
         kind="stale_after_supervision",

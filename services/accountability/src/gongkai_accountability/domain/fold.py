@@ -11,7 +11,7 @@ id, an obligation can be discharged only once, whatever restarts or replays happ
 from __future__ import annotations
 
 import hashlib
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,6 +27,11 @@ SERIOUS_FINDINGS = ("false", "privacy_leak")
 
 def local_date(ts: datetime) -> date:
     return ts.astimezone(SHANGHAI).date()
+
+
+def end_of(d: date) -> datetime:
+    """The last instant of a Shanghai calendar day (as the next day's midnight)."""
+    return datetime.combine(d + timedelta(days=1), time(0), SHANGHAI)
 
 
 def short_id(prefix: str, key: str) -> str:
@@ -85,6 +90,30 @@ def holders(rows: Rows, unit: str, role: str) -> list[str]:
     return sorted(_unit(rows, unit)["roles"].get(role, []))
 
 
+def _first(item: list[Any]) -> Any:
+    return item[0]
+
+
+def holders_at(rows: Rows, unit: str, role: str, when: datetime) -> list[str]:
+    """Who held ``role`` in ``unit`` at the business time ``when``.
+
+    A verdict names the people responsible when the lapse happened, not whoever holds the role
+    when some service's reaction happens to be folded: grants and revocations are replayed by
+    their own business time, so the answer does not depend on where they sit in the log
+    relative to other services' reactions.
+    """
+    people: set[str] = set()
+    # Sorted by business time: a grant recorded late but dated earlier still counts.
+    for at, r, person, granted in sorted(_unit(rows, unit).get("history", []), key=_first):
+        if r != role or datetime.fromisoformat(at) > when:
+            continue
+        if granted:
+            people.add(person)
+        else:
+            people.discard(person)
+    return sorted(people)
+
+
 def _oblige(rows: Rows, command_id: str, unit: str, row: Row) -> None:
     # An obligation already discharged (its event is in the log before this point) is never
     # re-created: the ledger of done keys lives in the violation/case/finding rows.
@@ -95,8 +124,14 @@ def _unit_responsible(rows: Rows, unit: str, roles: tuple[str, ...]) -> list[Row
     return [{"person": p, "role": r, "unit": unit} for r in roles for p in holders(rows, unit, r)]
 
 
-def responsible_for_post(rows: Rows, post: Row | None, unit: str) -> list[Row]:
-    """谁制作、谁审核: the maker and the principal leader who signed, or the unit's leader."""
+def responsible_for_post(
+    rows: Rows, post: Row | None, unit: str, when: datetime | None = None
+) -> list[Row]:
+    """谁制作、谁审核: the maker and the principal leader who signed, or the unit's leader.
+
+    ``when``: the unit's leader as of that business time (default: as the fold stands now,
+    which is the same thing while folding the fact being judged).
+    """
     out: list[Row] = []
     if post is not None:
         out.append({"person": post["maker"]["person"], "role": "maker", "unit": unit})
@@ -105,7 +140,10 @@ def responsible_for_post(rows: Rows, post: Row | None, unit: str) -> list[Row]:
         if leaders:
             return out
     # Nobody in gongkai signed: the unit's principal leader answers for what it put online.
-    return _dedupe(out + _unit_responsible(rows, unit, ("leader",)))
+    leaders = holders_at(rows, unit, "leader", when) if when is not None else []
+    if not leaders:
+        return _dedupe(out + _unit_responsible(rows, unit, ("leader",)))
+    return _dedupe(out + [{"person": x, "role": "leader", "unit": unit} for x in leaders])
 
 
 def _dedupe(people: list[Row]) -> list[Row]:
@@ -134,7 +172,10 @@ def _violation_obligation(
 ) -> None:
     command_id = f"violation:{kind}:{key}"
     vid = short_id("V", command_id)
-    if rows.get("violation", vid) is not None:
+    if rows.get("violation", vid) is not None or rows.get("todo", command_id) is not None:
+        # The first fact that demands a violation words it: a later one (a second rule set
+        # seeing the same late item) must not reword it depending on whether accountability
+        # happened to decide in between.
         return
     _oblige(
         rows,
@@ -187,6 +228,9 @@ def _directory(rows: Rows, env: Envelope[Any], seq: int) -> None:
         else:
             people.discard(p.person_id)
         u["roles"][p.role] = sorted(people)
+        u.setdefault("history", []).append(
+            [iso(env.business_time), p.role, p.person_id, env.type == "RoleGranted"]
+        )
         rows.put("unit", p.unit, u)
 
 
@@ -230,6 +274,10 @@ def _post(rows: Rows, env: Envelope[Any], seq: int) -> None:
     elif post is None:
         return  # a revision of a post never submitted: nothing to hang it on
     elif env.type == "PostRevised":
+        # A revision ends the standing of every earlier approval by itself: review's void
+        # (ReviewConcluded voided) is a reaction that may land before or after a publication
+        # report, and the verdict must not depend on which (docs/accountability.md, "Facts").
+        post["approved"] = {}
         post["digest"] = p.content_digest
         post["version"] = p.content_version
         post["title"] = p.title
@@ -240,6 +288,7 @@ def _post(rows: Rows, env: Envelope[Any], seq: int) -> None:
         )
         _answer_findings(rows, post_id, None, env, "revised")
     elif env.type == "PostWithdrawn":
+        post["approved"] = {}
         post["withdrawn"] = True
         post["trail"].append(step(env, seq, "withdrawn", reason=p.reason))
     rows.put("post", post_id, post)
@@ -270,8 +319,14 @@ def _review(rows: Rows, env: Envelope[Any], seq: int) -> None:
             post["leader_signers"].append(s.person)
     else:  # ReviewConcluded
         chain = str(p.chain)
+        stands = None
         if p.outcome == "approved":
-            post["approved"][chain] = p.content_digest
+            if _approves_current(post, p):
+                post["approved"][chain] = p.content_digest
+            else:
+                # Decided on content a revision or withdrawal had already overtaken in the log:
+                # it approves nothing (review voids the chain when it reads the revision).
+                stands = False
         else:
             post["approved"].pop(chain, None)
         post["trail"].append(
@@ -282,9 +337,17 @@ def _review(rows: Rows, env: Envelope[Any], seq: int) -> None:
                 digest=p.content_digest,
                 chain=p.chain,
                 reason=p.reason,
+                stands=stands,
             )
         )
     rows.put("post", p.post_id, post)
+
+
+def _approves_current(post: Row, p: Any) -> bool:
+    """An approval stands only for the post's current, not withdrawn, content version."""
+    if post["withdrawn"] or p.content_digest != post["digest"]:
+        return False
+    return p.content_version is None or p.content_version == post["version"]
 
 
 def _publication(rows: Rows, env: Envelope[Any], seq: int) -> None:
@@ -318,6 +381,11 @@ def _publication(rows: Rows, env: Envelope[Any], seq: int) -> None:
         if post is not None:
             post["trail"].append(s)
             post["publications"].append(pub_id)
+            if "published_responsible" not in post:
+                # Who answers for the item going online, fixed when it did: a late-publication
+                # verdict (freshness's ColumnRefreshed, a reaction) names these people however
+                # many signatures or role changes land between the publication and it.
+                post["published_responsible"] = responsible_for_post(rows, post, p.unit)
             rows.put("post", post["post_id"], post)
         _check_review(rows, env, pub, post)
     else:  # PublicationRemoved
@@ -454,6 +522,11 @@ def _column(rows: Rows, env: Envelope[Any], seq: int) -> None:
             "post_id": p.post_id,
             "since": local_date(env.business_time).isoformat(),
         }
+        current = rows.get("case", col["case"]) if col["case"] is not None else None
+        if current is not None and current.get("closing"):
+            # Every episode of that case was refreshed; its SupervisionClosed (accountability's
+            # own reaction) may not be recorded yet. A new staleness is a new case either way.
+            col["case"] = None
         if col["case"] is None:
             col["cases"] += 1
             case_id = f"{p.unit}--{p.column}--{col['cases']}"
@@ -491,7 +564,9 @@ def _column(rows: Rows, env: Envelope[Any], seq: int) -> None:
             case = rows.get("case", col["case"])
             if case is not None and case["status"] != "closed":
                 case.setdefault("refreshed", []).append(env.event_id)
-                case["closing"] = local_date(env.business_time).isoformat()
+                # The day the column was put right (the item's own online day when it went
+                # online), not the day freshness's reaction was recorded.
+                case["closing"] = (p.met_on or local_date(env.business_time)).isoformat()
                 rows.put("case", col["case"], case)
                 _oblige_close(rows, case)
         elif col["case"] is not None:
@@ -563,12 +638,19 @@ def _late(rows: Rows, env: Envelope[Any], col: Row, opened: Row | None) -> None:
     evidence = [e for e in (p.stale_event_id, env.event_id) if e]
     if post is not None:
         evidence = [post["trail"][0]["event_id"], *evidence]
+    if post is not None and "published_responsible" in post:
+        people = post["published_responsible"]
+    else:
+        # No publication of a gongkai post to anchor on: the unit's leaders when the item went
+        # online (by business time), not when freshness's reaction is folded.
+        when = p.last_publication_at or end_of(p.met_on or p.due_date)
+        people = responsible_for_post(rows, post, p.unit, when)
     _violation_obligation(
         rows,
         key=key,
         kind="late_publication",
         unit=p.unit,
-        responsible=responsible_for_post(rows, post, p.unit),
+        responsible=people,
         evidence=evidence,
         severity="minor",
         occurred_at=env.business_time,
@@ -765,4 +847,4 @@ _HANDLERS: dict[str, Any] = {
 #: The event types the fold reads; the projection filters nothing else out of interest.
 RELEVANT = frozenset(_HANDLERS)
 
-__all__ = ["RELEVANT", "date", "evolve", "local_date", "short_id"]
+__all__ = ["RELEVANT", "date", "end_of", "evolve", "holders_at", "local_date", "short_id"]
