@@ -397,7 +397,7 @@ async def test_status_and_site_risk_routes(county: County, platform: Platform) -
         ("/units/nobody/columns", {}, 404, "code"),
         ("/units/finance/columns", {"rule_set": "provincial"}, 422, "rule_set"),
         ("/units/finance/columns", {"state": "rotten"}, 422, "state"),
-        ("/site/risk", {"unit": "nobody"}, 404, "code"),
+        ("/site/risk", {"unit": "nobody"}, 404, "unit"),
         ("/units/nobody/attachment-2", {}, 404, "code"),
     ]:
         r = await client.get(path, params=params)

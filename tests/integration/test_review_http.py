@@ -358,7 +358,8 @@ async def test_bad_input_names_the_field_and_records_nothing(world: World) -> No
     )
     problem(unknown, 404, "id")
     problem(await world.client.get("/posts/P-none/review", headers=world.auth("leader")), 404, "id")
-    problem(await world.client.get("/posts/bad.id/review", headers=world.auth("leader")), 404, "id")
+    bad = await world.client.get("/posts/bad.id/review", headers=world.auth("leader"))
+    problem(bad, 422, "post_id")  # not an id at all: refused before any lookup
     anonymous = await world.client.post(
         "/posts/P-bad/signatures", json={"stage": "leader", "decision": "agree"}
     )

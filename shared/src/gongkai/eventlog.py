@@ -282,7 +282,7 @@ class EventLog:
         dlq = StreamConfig(
             name=subjects.DLQ_STREAM,
             description="gongkai dead letters: events a consumer could not apply, with the error",
-            subjects=[f"{subjects.DLQ}.>"],
+            subjects=[subjects.all_dead_letters()],
             storage=StorageType.FILE,
             num_replicas=s.replicas,
             deny_delete=True,

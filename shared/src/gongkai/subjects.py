@@ -18,39 +18,57 @@ EVENTS = "gk.ev"
 DLQ_STREAM = "GONGKAI_DLQ"
 DLQ = "gk.dlq"
 COMMANDS = "gk.cmd"
+#: The one wildcard a filter may put where a token goes: "any aggregate type".
+ANY = "*"
+
+
+def token(value: str, what: str) -> str:
+    """The one way a value becomes a subject token: an identifier (``A-Z a-z 0-9 _ -``, 1-128,
+    the whole value), or InvalidIdentifier naming ``what``. No ``.``, ``*``, ``>``, whitespace
+    or newline gets into a subject through here, so an id from a request can never address
+    another subject, widen a filter, or make NATS refuse the subject (a 503 instead of a 4xx).
+    Every function below builds its subject from tokens made here."""
+    return check_token(value, what)
 
 
 def event_subject(aggregate_type: str, aggregate_id: str, event_type: str) -> str:
-    check_token(aggregate_type, "aggregate_type")
-    check_token(aggregate_id, "aggregate_id")
-    check_token(event_type, "event_type")
-    return f"{EVENTS}.{aggregate_type}.{aggregate_id}.{event_type}"
+    at = token(aggregate_type, "aggregate_type")
+    aid = token(aggregate_id, "aggregate_id")
+    return f"{EVENTS}.{at}.{aid}.{token(event_type, 'event_type')}"
 
 
 def aggregate_filter(aggregate_type: str, aggregate_id: str) -> str:
-    check_token(aggregate_type, "aggregate_type")
-    check_token(aggregate_id, "aggregate_id")
-    return f"{EVENTS}.{aggregate_type}.{aggregate_id}.*"
+    at = token(aggregate_type, "aggregate_type")
+    return f"{EVENTS}.{at}.{token(aggregate_id, 'aggregate_id')}.*"
 
 
-def type_filter(event_type: str, aggregate_type: str = "*") -> str:
-    return f"{EVENTS}.{aggregate_type}.*.{event_type}"
+def aggregate_type_filter(aggregate_type: str) -> str:
+    """Every event of every aggregate of one type: ``gk.ev.<type>.*.*``."""
+    return f"{EVENTS}.{token(aggregate_type, 'aggregate_type')}.*.*"
+
+
+def type_filter(event_type: str, aggregate_type: str = ANY) -> str:
+    at = aggregate_type if aggregate_type == ANY else token(aggregate_type, "aggregate_type")
+    return f"{EVENTS}.{at}.*.{token(event_type, 'event_type')}"
 
 
 def all_events() -> str:
     return f"{EVENTS}.>"
 
 
+def all_dead_letters() -> str:
+    return f"{DLQ}.>"
+
+
 def dlq_subject(consumer: str, owner: str | None = None) -> str:
     """Where a consumer's dead letters go: ``gk.dlq.<service>.<consumer>`` for a service's own
     consumers (so each service's NATS user may publish only under its own name), and
     ``gk.dlq.<consumer>`` for tools and tests without one."""
-    check_token(consumer, "consumer")
+    name = token(consumer, "consumer")
     if owner is None:
-        return f"{DLQ}.{consumer}"
-    check_token(owner, "service")
-    return f"{DLQ}.{owner}.{consumer}"
+        return f"{DLQ}.{name}"
+    return f"{DLQ}.{token(owner, 'service')}.{name}"
 
 
 def command_subject(service: str, command: str) -> str:
-    return f"{COMMANDS}.{service}.{command}"
+    return f"{COMMANDS}.{token(service, 'service')}.{token(command, 'command')}"

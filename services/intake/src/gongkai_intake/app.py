@@ -30,9 +30,9 @@ from gongkai.directory import Directory, Principal
 from gongkai.eventlog import ConcurrencyConflict, EventLog, RecordedEvent
 from gongkai.events import Actor, Envelope, EventPayload, new_event
 from gongkai.events.contracts.intake import PostPublished, PostRevised, PostSubmitted
-from gongkai.events.envelope import TOKEN_RE
+from gongkai.events.envelope import is_token
 from gongkai.runtime.clock import Clock
-from gongkai.runtime.http import Problem
+from gongkai.runtime.http import Problem, invalid_identifier
 from gongkai.runtime.idempotency import IdempotencyStore, request_digest
 from gongkai_intake import schemas
 from gongkai_intake.adapters.columns import ColumnChoices
@@ -206,8 +206,8 @@ class IntakeApp:
                 field="Idempotency-Key",
             )
         for name, value in params.items():
-            if not TOKEN_RE.match(value):
-                raise Problem(404, "Not found", f"{name} {value!r} is not a valid id", field=name)
+            if not is_token(value):
+                raise invalid_identifier(name, value)
         digest = request_digest(
             "POST", command, {"params": params, "body": request.model_dump(mode="json")}
         )
@@ -481,7 +481,7 @@ class IntakeApp:
     ) -> Answer:
         publication_id = f"pub-{command_id[:20]}"
         post_history: list[RecordedEvent] = []
-        if req.post_id is not None and TOKEN_RE.match(req.post_id):
+        if req.post_id is not None and is_token(req.post_id):
             post_history, _ = await self.evlog.load("post", req.post_id)
         post_state = fold(POST, post_history) if req.post_id is not None else None
         unit_kind = self._unit_kind(req.unit)
@@ -699,8 +699,8 @@ class IntakeApp:
         return bool(principal.roles_in(unit)) or office_unit(principal) is not None
 
     async def post(self, principal: Principal, post_id: str) -> schemas.PostView:
-        if not TOKEN_RE.match(post_id):
-            raise Problem(404, "Unknown post", f"no post {post_id!r}", field="post_id")
+        if not is_token(post_id):
+            raise invalid_identifier("post_id", post_id)
         history, _ = await self.evlog.load("post", post_id)
         s = fold(POST, history)
         if not s.exists:
@@ -723,8 +723,8 @@ class IntakeApp:
     async def publication(
         self, principal: Principal, publication_id: str
     ) -> schemas.PublicationView:
-        if not TOKEN_RE.match(publication_id):
-            raise Problem(404, "Unknown publication", f"no publication {publication_id!r}")
+        if not is_token(publication_id):
+            raise invalid_identifier("publication_id", publication_id)
         history, _ = await self.evlog.load("publication", publication_id)
         s = fold(PUBLICATION, history)
         if not s.exists:

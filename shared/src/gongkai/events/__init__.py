@@ -10,10 +10,13 @@ from gongkai.events.envelope import (
     Envelope,
     EventDecodeError,
     EventPayload,
+    Id,
+    InvalidIdentifier,
     canonical_json,
     check_token,
     digest,
     event,
+    is_token,
     new_event,
 )
 
@@ -26,10 +29,13 @@ __all__ = [
     "Envelope",
     "EventDecodeError",
     "EventPayload",
+    "Id",
+    "InvalidIdentifier",
     "canonical_json",
     "check_token",
     "contracts",
     "digest",
     "event",
+    "is_token",
     "new_event",
 ]

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from nats.errors import Error as NatsError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gongkai.eventlog import ConcurrencyConflict, EventLogError
+from gongkai.events.envelope import ID_RULE, SUBJECT_SAFE_ID, InvalidIdentifier
 
 log = structlog.get_logger("gongkai.http")
 #: Seconds a client should wait before retrying when the log could not take a write: about
@@ -19,6 +20,12 @@ log = structlog.get_logger("gongkai.http")
 RETRY_AFTER_S = 2
 
 PROBLEM = "application/problem+json"
+
+#: An identifier in a path or a query: the whole value must match (pydantic checks with Rust
+#: regex, where ``$`` is the end of the text), else 422 naming the parameter - so an id that
+#: cannot be a subject token never reaches NATS, and a filter never silently matches nothing.
+PathId = Annotated[str, Path(pattern=SUBJECT_SAFE_ID, description=ID_RULE)]
+QueryId = Annotated[str | None, Query(pattern=SUBJECT_SAFE_ID, description=ID_RULE)]
 
 
 class Problem(Exception):
@@ -57,6 +64,13 @@ class Problem(Exception):
 
 def problem_response(p: Problem, instance: str | None = None) -> JSONResponse:
     return JSONResponse(p.body(instance), status_code=p.status, media_type=PROBLEM)
+
+
+def invalid_identifier(field: str, value: object) -> Problem:
+    """The answer to an identifier that is not one: 422, naming the field."""
+    return Problem(
+        422, "Invalid identifier", f"{field} must be {ID_RULE}, got {value!r}", field=field
+    )
 
 
 def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -106,6 +120,11 @@ def install_problem_handlers(app: FastAPI) -> None:
             "instance": request.url.path,
         }
         return JSONResponse(body, status_code=422, media_type=PROBLEM)
+
+    @app.exception_handler(InvalidIdentifier)
+    async def _identifier(request: Request, exc: InvalidIdentifier) -> JSONResponse:
+        # A route that let a bad id through to building a subject: still the client's error.
+        return problem_response(invalid_identifier(exc.what, exc.value), request.url.path)
 
     @app.exception_handler(EventLogError)
     @app.exception_handler(NatsError)

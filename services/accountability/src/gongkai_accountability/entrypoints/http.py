@@ -4,22 +4,23 @@ hand)."""
 
 # No `from __future__ import annotations`: FastAPI must resolve the route-local aliases.
 from datetime import date
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gongkai.directory import Principal, bearer_auth
 from gongkai.eventlog import ConcurrencyConflict, RecordedEvent
-from gongkai.events import Actor, new_event
+from gongkai.events import Actor, Id, new_event
 from gongkai.events.contracts.accountability import (
     FindingConfirmed,
     FindingKind,
     FindingReported,
+    ViolationKind,
     ViolationRectified,
 )
-from gongkai.events.envelope import check_token
-from gongkai.runtime.http import Problem
+from gongkai.events.envelope import is_token
+from gongkai.runtime.http import PathId, Problem, QueryId, invalid_identifier
 from gongkai.runtime.idempotency import IdempotencyStore
 from gongkai_accountability.domain.decide import Decision, issue_notice
 from gongkai_accountability.domain.fold import local_date, short_id
@@ -33,8 +34,8 @@ OFFICE_UNIT = "county-office"
 class IssueSupervision(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    unit: str = Field(min_length=1, max_length=128)
-    column: str = Field(min_length=1, max_length=128)
+    unit: Id
+    column: Id
     working_days: int | None = Field(None, ge=1, le=60)
     note: str | None = Field(None, max_length=2000)
 
@@ -42,8 +43,8 @@ class IssueSupervision(BaseModel):
 class ReportFinding(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    post_id: str | None = Field(None, max_length=128)
-    publication_id: str | None = Field(None, max_length=128)
+    post_id: Id | None = None
+    publication_id: Id | None = None
     kind: FindingKind
     description: str = Field(min_length=1, max_length=2000)
     evidence: list[str] = Field(default_factory=list, max_length=20)
@@ -104,16 +105,16 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
         return row
 
     @router.get("/posts/{post_id}/trail", summary="A post's chain of custody")
-    async def trail(post_id: str, caller: Caller) -> dict[str, Any]:
+    async def trail(post_id: PathId, caller: Caller) -> dict[str, Any]:
         post = found("post", post_id, "post")
         return {k: post[k] for k in ("post_id", "unit", "column", "title", "trail")}
 
     @router.get("/violations", summary="Violations, filtered")
     async def violations(
         caller: Caller,
-        unit: str | None = None,
-        kind: str | None = None,
-        severity: str | None = None,
+        unit: QueryId = None,
+        kind: ViolationKind | None = None,
+        severity: Literal["minor", "serious"] | None = None,
         since: Annotated[date | None, Query(alias="from")] = None,
         until: Annotated[date | None, Query(alias="to")] = None,
         rectified: bool | None = None,
@@ -132,7 +133,7 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
         return sorted(out, key=lambda v: (v["occurred_at"], v["violation_id"]))
 
     @router.get("/violations/{violation_id}")
-    async def violation(violation_id: str, caller: Caller) -> dict[str, Any]:
+    async def violation(violation_id: PathId, caller: Caller) -> dict[str, Any]:
         v = dict(found("violation", violation_id, "violation"))
         if v.get("rectified"):
             # The read model keeps how and when; who and why are in the event itself.
@@ -148,7 +149,7 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
         summary="Record by hand that the office holds a violation rectified",
     )
     async def rectify(
-        violation_id: str,
+        violation_id: PathId,
         body: RectifyViolation,
         caller: Caller,
         key: KeyHeader = None,
@@ -158,10 +159,8 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
         # id is the violation's, so a repeated request finds its own event and gets the same
         # answer, and any other request on a rectified violation is refused.
         IdempotencyStore.check_key(key)
-        try:
-            check_token(violation_id)
-        except ValueError:
-            raise Problem(404, "Not found", f"no violation {violation_id!r}") from None
+        if not is_token(violation_id):
+            raise invalid_identifier("violation_id", violation_id)
         # The log, not the read model: a violation recorded a moment ago may not be folded yet,
         # and "already rectified" must see an automatic rectification racing this request.
         history, last = await svc.evlog.load("violation", violation_id)
@@ -214,12 +213,12 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
 
     @router.get("/supervisions", summary="Supervision cases")
     async def supervisions(
-        caller: Caller, unit: str | None = None, status: str | None = None
+        caller: Caller, unit: QueryId = None, status: QueryId = None
     ) -> list[dict[str, Any]]:
         return svc.model.list("case", unit=unit, tag=status)
 
     @router.get("/supervisions/{case_id}")
-    async def supervision(case_id: str, caller: Caller) -> dict[str, Any]:
+    async def supervision(case_id: PathId, caller: Caller) -> dict[str, Any]:
         return found("case", case_id, "supervision case")
 
     @router.post("/supervisions", status_code=201, summary="Issue a supervision notice by hand")
@@ -267,12 +266,12 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
 
     @router.get("/findings")
     async def findings(
-        caller: Caller, unit: str | None = None, status: str | None = None
+        caller: Caller, unit: QueryId = None, status: QueryId = None
     ) -> list[dict[str, Any]]:
         return svc.model.list("finding", unit=unit, tag=status)
 
     @router.get("/findings/{finding_id}")
-    async def finding(finding_id: str, caller: Caller) -> dict[str, Any]:
+    async def finding(finding_id: PathId, caller: Caller) -> dict[str, Any]:
         return found("finding", finding_id, "finding")
 
     @router.post("/findings", status_code=201, summary="Report an error found on the site")
@@ -322,7 +321,7 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
 
     @router.post("/findings/{finding_id}/confirmation", summary="Confirm a finding stands")
     async def confirm(
-        finding_id: str, body: ConfirmFinding, caller: Caller, key: KeyHeader = None
+        finding_id: PathId, body: ConfirmFinding, caller: Caller, key: KeyHeader = None
     ) -> dict[str, Any]:
         actor = _office(caller)
         f = found("finding", finding_id, "finding")

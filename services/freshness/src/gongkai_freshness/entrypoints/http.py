@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gongkai.directory import Principal, bearer_auth
 from gongkai.events import Actor
-from gongkai.runtime.http import Problem
+from gongkai.runtime.http import PathId, Problem, QueryId
 from gongkai_freshness.domain.report import (
     Attachment2,
     ColumnStatus,
@@ -85,9 +85,9 @@ def build_router(svc: FreshnessService) -> APIRouter:
     authenticated = bearer_auth(lambda: svc.directory)
     rule_set_ids = [rs.id for rs in svc.register.rule_sets]
 
-    def known_unit(code: str) -> None:
+    def known_unit(code: str, field: str = "code") -> None:
         if code not in svc.register.units:
-            raise Problem(404, "Unknown unit", f"no unit {code!r} is registered", field="code")
+            raise Problem(404, "Unknown unit", f"no unit {code!r} is registered", field=field)
 
     def known_rule_set(rule_set: str | None) -> None:
         if rule_set is not None and rule_set not in rule_set_ids:
@@ -100,8 +100,8 @@ def build_router(svc: FreshnessService) -> APIRouter:
 
     @router.get("/units/{code}/columns", summary="A unit's columns: state, due date, last item")
     async def unit_columns(
-        code: str,
-        rule_set: str | None = None,
+        code: PathId,
+        rule_set: QueryId = None,
         state: StateName | None = None,
     ) -> dict[str, Any]:
         known_unit(code)
@@ -119,9 +119,9 @@ def build_router(svc: FreshnessService) -> APIRouter:
 
     @router.get("/columns", summary="Every unit's columns, filtered and paged")
     async def all_columns(
-        rule_set: str | None = None,
+        rule_set: QueryId = None,
         state: StateName | None = None,
-        column: str | None = None,
+        column: QueryId = None,
         limit: int = Query(default=500, ge=1, le=5000),
         offset: int = Query(default=0, ge=0),
     ) -> dict[str, Any]:
@@ -144,8 +144,8 @@ def build_router(svc: FreshnessService) -> APIRouter:
         summary="Keep (✓) or hide (×) a column for a unit (Attachment 2)",
     )
     async def put_visibility(
-        code: str,
-        column: str,
+        code: PathId,
+        column: PathId,
         body: VisibilityBody,
         principal: Principal = Depends(authenticated),  # noqa: B008 - FastAPI's idiom
     ) -> dict[str, Any]:
@@ -179,7 +179,7 @@ def build_router(svc: FreshnessService) -> APIRouter:
         }
 
     @router.get("/units/{code}/attachment-2", summary="The unit's filled-in Attachment 2")
-    async def get_attachment2(code: str, format: Literal["json", "html"] = "json") -> Any:
+    async def get_attachment2(code: PathId, format: Literal["json", "html"] = "json") -> Any:
         known_unit(code)
         a = attachment2(svc.register, code)
         if format == "html":
@@ -187,9 +187,9 @@ def build_router(svc: FreshnessService) -> APIRouter:
         return asdict(a)
 
     @router.get("/site/risk", summary="The national single-veto lines, with early warnings")
-    async def get_site_risk(unit: str | None = None, rule_set: str | None = None) -> dict[str, Any]:
+    async def get_site_risk(unit: QueryId = None, rule_set: QueryId = None) -> dict[str, Any]:
         if unit is not None:
-            known_unit(unit)
+            known_unit(unit, "unit")
         known_rule_set(rule_set)
         as_of = svc.today()
         sets = [

@@ -20,8 +20,8 @@ from pydantic import BaseModel, ValidationError, WithJsonSchema
 
 from gongkai import subjects
 from gongkai.directory import Directory, Principal
-from gongkai.events.envelope import TOKEN_RE
-from gongkai.runtime.http import Problem, infrastructure_problem
+from gongkai.events.envelope import SUBJECT_SAFE_ID, InvalidIdentifier, is_token
+from gongkai.runtime.http import Problem, infrastructure_problem, invalid_identifier
 from gongkai_intake.app import IntakeApp
 
 QUEUE = "intake"  # replicas share the requests
@@ -88,6 +88,8 @@ def _parse(
         value = raw.pop(name, None)
         if not isinstance(value, str):
             raise Problem(422, "Invalid request", f"{name} is required (a string)", field=name)
+        if not is_token(value):
+            raise invalid_identifier(name, value)
         params[name] = value
     try:
         return params, model.model_validate(raw)
@@ -116,7 +118,7 @@ def _inline(schema: dict[str, Any]) -> dict[str, Any]:
 def request_schema(model: type[BaseModel], path: tuple[str, ...]) -> dict[str, Any]:
     """The bus body: the HTTP body plus the route's path parameters as fields."""
     schema = _inline(model.model_json_schema())
-    props = {name: {"type": "string", "pattern": TOKEN_RE.pattern} for name in path}
+    props = {name: {"type": "string", "pattern": SUBJECT_SAFE_ID} for name in path}
     schema["properties"] = {**props, **schema.get("properties", {})}
     schema["required"] = [*path, *schema.get("required", [])]
     return schema
@@ -147,6 +149,8 @@ def handler(
             return reply(answer.status, answer.body, answer.replayed)
         except Problem as p:
             return reply(p.status, p.body(subject))
+        except InvalidIdentifier as exc:  # an id that got past the checks above to a subject
+            return reply(422, invalid_identifier(exc.what, exc.value).body(subject))
         except Exception as exc:  # noqa: BLE001 - a requester must always get an answer
             known = infrastructure_problem(exc)
             if known is not None:

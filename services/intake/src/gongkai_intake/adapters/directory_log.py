@@ -36,7 +36,7 @@ class CurrentDirectory:
 async def read_directory(evlog: EventLog) -> CurrentDirectory:
     cur = CurrentDirectory()
     for agg in ("unit", "person"):
-        async for rec in evlog.replay(filter_subject=f"{subjects.EVENTS}.{agg}.*.*"):
+        async for rec in evlog.replay(filter_subject=subjects.aggregate_type_filter(agg)):
             env = rec.envelope
             cur.last[(agg, env.aggregate_id)] = rec.seq
             if agg == "unit":

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
 
 from gongkai.directory import Directory, Principal, bearer_auth
-from gongkai.runtime.http import PROBLEM
+from gongkai.runtime.http import PROBLEM, PathId
 from gongkai_intake import schemas
 from gongkai_intake.app import Answer, IntakeApp
 
@@ -83,7 +83,7 @@ def install_routes(
         summary="Record a new content version; any review of an earlier version is void",
     )
     async def revise_post(
-        post_id: str, body: schemas.RevisePostRequest, caller: Caller, key: KeyHeader = None
+        post_id: PathId, body: schemas.RevisePostRequest, caller: Caller, key: KeyHeader = None
     ) -> JSONResponse:
         return await run("revise_post", caller, key, {"post_id": post_id}, body)
 
@@ -95,14 +95,14 @@ def install_routes(
         summary="Withdraw a post",
     )
     async def withdraw_post(
-        post_id: str, body: schemas.WithdrawPostRequest, caller: Caller, key: KeyHeader = None
+        post_id: PathId, body: schemas.WithdrawPostRequest, caller: Caller, key: KeyHeader = None
     ) -> JSONResponse:
         return await run("withdraw_post", caller, key, {"post_id": post_id}, body)
 
     @router.get(
         "/posts/{post_id}", tags=["posts"], response_model=schemas.PostView, responses=PROBLEMS
     )
-    async def get_post(post_id: str, caller: Caller) -> schemas.PostView:
+    async def get_post(post_id: PathId, caller: Caller) -> schemas.PostView:
         return await app().post(caller, post_id)
 
     # ---- publications ------------------------------------------------------------------
@@ -128,7 +128,7 @@ def install_routes(
         summary="Report that a published item was taken down",
     )
     async def remove_publication(
-        publication_id: str,
+        publication_id: PathId,
         body: schemas.RemovePublicationRequest,
         caller: Caller,
         key: KeyHeader = None,
@@ -143,7 +143,7 @@ def install_routes(
         response_model=schemas.PublicationView,
         responses=PROBLEMS,
     )
-    async def get_publication(publication_id: str, caller: Caller) -> schemas.PublicationView:
+    async def get_publication(publication_id: PathId, caller: Caller) -> schemas.PublicationView:
         return await app().publication(caller, publication_id)
 
     # ---- directory ---------------------------------------------------------------------
@@ -173,7 +173,7 @@ def install_routes(
         summary="Record a change of the unit's leaders or their duties (领导成员和分工)",
     )
     async def record_leadership_change(
-        unit: str, body: schemas.LeadershipChangeRequest, caller: Caller, key: KeyHeader = None
+        unit: PathId, body: schemas.LeadershipChangeRequest, caller: Caller, key: KeyHeader = None
     ) -> JSONResponse:
         return await run("record_leadership_change", caller, key, {"unit": unit}, body)
 
@@ -198,7 +198,7 @@ def install_routes(
         summary="Grant a role in a unit (office)",
     )
     async def grant_role(
-        person_id: str, body: schemas.RoleRequest, caller: Caller, key: KeyHeader = None
+        person_id: PathId, body: schemas.RoleRequest, caller: Caller, key: KeyHeader = None
     ) -> JSONResponse:
         return await run("grant_role", caller, key, {"person_id": person_id}, body)
 
@@ -210,7 +210,7 @@ def install_routes(
         summary="Revoke a role in a unit (office)",
     )
     async def revoke_role(
-        person_id: str, body: schemas.RoleRequest, caller: Caller, key: KeyHeader = None
+        person_id: PathId, body: schemas.RoleRequest, caller: Caller, key: KeyHeader = None
     ) -> JSONResponse:
         return await run("revoke_role", caller, key, {"person_id": person_id}, body)
 

@@ -25,7 +25,7 @@ from gongkai import metrics
 from gongkai.calendar import WorkingCalendar
 from gongkai.directory import Directory, Principal, bearer_auth
 from gongkai.eventlog import ConcurrencyConflict
-from gongkai.events import Actor, check_token, new_event
+from gongkai.events import Actor, is_token, new_event
 from gongkai.events.contracts.review import (
     Decision,
     ReviewPolicySet,
@@ -34,7 +34,7 @@ from gongkai.events.contracts.review import (
     Stage,
 )
 from gongkai.runtime.clock import Clock
-from gongkai.runtime.http import Problem
+from gongkai.runtime.http import PathId, Problem, invalid_identifier
 from gongkai.runtime.idempotency import IdempotencyStore, request_digest
 from gongkai_review.adapters.repository import Loaded, ReviewRepository
 from gongkai_review.domain.chain import (
@@ -187,10 +187,9 @@ def review_view(state: ReviewState) -> dict[str, Any]:
 
 
 def _post_id(post_id: str) -> str:
-    try:
-        return check_token(post_id, "post id")
-    except ValueError as exc:
-        raise Problem(404, "Unknown post", str(exc), field="id") from None
+    if not is_token(post_id):
+        raise invalid_identifier("post_id", post_id)
+    return post_id
 
 
 def _refusal(r: Refusal) -> Problem:
@@ -229,7 +228,7 @@ def make_router(ports: Ports) -> APIRouter:
 
     @router.post("/posts/{post_id}/signatures", status_code=201)
     async def sign(
-        post_id: str,
+        post_id: PathId,
         body: SignatureIn,
         request: Request,
         principal: Caller,
@@ -307,7 +306,7 @@ def make_router(ports: Ports) -> APIRouter:
 
     @router.get("/posts/{post_id}/review")
     async def get_review(
-        post_id: str,
+        post_id: PathId,
         principal: Caller,
     ) -> dict[str, Any]:
         """The post's review: chains, signatures, what is awaited, the approval in force."""
@@ -316,7 +315,7 @@ def make_router(ports: Ports) -> APIRouter:
 
     @router.get("/posts/{post_id}/review-form", response_class=HTMLResponse)
     async def get_review_form(
-        post_id: str,
+        post_id: PathId,
         principal: Caller,
         chain: Annotated[int | None, Query(ge=1)] = None,
     ) -> HTMLResponse:
@@ -360,7 +359,7 @@ def make_router(ports: Ports) -> APIRouter:
 
     @router.get("/people/{person_id}/queue")
     async def get_queue(
-        person_id: str,
+        person_id: PathId,
         principal: Caller,
     ) -> dict[str, Any]:
         """What awaits this person's signature, with working days waited and an overdue mark."""
@@ -415,7 +414,7 @@ def make_router(ports: Ports) -> APIRouter:
 
     @router.get("/units/{unit}/review-policy")
     async def get_policy(
-        unit: str,
+        unit: PathId,
         principal: Caller,
     ) -> dict[str, Any]:
         """The unit's staff-stage setting (``important_only`` unless it chose otherwise)."""
@@ -424,7 +423,7 @@ def make_router(ports: Ports) -> APIRouter:
 
     @router.put("/units/{unit}/review-policy")
     async def put_policy(
-        unit: str,
+        unit: PathId,
         body: PolicyIn,
         principal: Caller,
     ) -> dict[str, Any]:
@@ -462,10 +461,9 @@ def make_router(ports: Ports) -> APIRouter:
 
 
 def _unit(unit: str) -> str:
-    try:
-        return check_token(unit, "unit")
-    except ValueError as exc:
-        raise Problem(404, "Unknown unit", str(exc), field="unit") from None
+    if not is_token(unit):
+        raise invalid_identifier("unit", unit)
+    return unit
 
 
 def _policy_of(history: list[Any]) -> StaffStagePolicy:
