@@ -25,7 +25,7 @@ import structlog
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from gongkai import metrics
+from gongkai import access, metrics
 from gongkai.directory import Directory, Principal
 from gongkai.eventlog import ConcurrencyConflict, EventLog, RecordedEvent
 from gongkai.events import Actor, Envelope, EventPayload, new_event
@@ -695,9 +695,6 @@ class IntakeApp:
 
     # ---- queries -----------------------------------------------------------------------
 
-    def _may_read(self, principal: Principal, unit: str) -> bool:
-        return bool(principal.roles_in(unit)) or office_unit(principal) is not None
-
     async def post(self, principal: Principal, post_id: str) -> schemas.PostView:
         if not is_token(post_id):
             raise invalid_identifier("post_id", post_id)
@@ -705,13 +702,14 @@ class IntakeApp:
         s = fold(POST, history)
         if not s.exists:
             raise Problem(404, "Unknown post", f"no post {post_id}", field="post_id")
-        if not self._may_read(principal, s.unit):
-            raise Problem(403, "Not allowed", f"post {post_id} belongs to {s.unit}")
+        # The unit's people and the county office only; the refusal names nothing of the post.
+        access.require_read(principal, s.unit, f"post {post_id}", field="post_id")
         return schemas.PostView(
             post_id=post_id,
             unit=s.unit,
             column=s.column,
-            title=s.title,
+            # Screened personal data stays masked: intake serves no reviewer.
+            title=access.mask(s.title, s.spans, "title"),
             content_version=s.content_version,
             content_digest=s.content_digest,
             important_kind=s.important_kind,
@@ -729,8 +727,9 @@ class IntakeApp:
         s = fold(PUBLICATION, history)
         if not s.exists:
             raise Problem(404, "Unknown publication", f"no publication {publication_id}")
-        if not self._may_read(principal, s.unit):
-            raise Problem(403, "Not allowed", f"publication {publication_id} belongs to {s.unit}")
+        access.require_read(
+            principal, s.unit, f"publication {publication_id}", field="publication_id"
+        )
         return schemas.PublicationView(
             publication_id=publication_id,
             unit=s.unit,

@@ -15,6 +15,7 @@ from gongkai.events.contracts.intake import (
     Attachment,
     Channel,
     ImportantKind,
+    MaskedSpan,
     Origin,
     PostRevised,
     PostSubmitted,
@@ -110,6 +111,8 @@ class PostState:
     maker_unsure: bool = False
     needs_secrecy_review: bool = False
     withdrawn: bool = False
+    #: Where screening found personal data in the current version (masked when read).
+    spans: tuple[MaskedSpan, ...] = ()
 
 
 INITIAL = PostState()
@@ -127,6 +130,7 @@ def evolve(state: PostState, event: EventPayload) -> PostState:
             important_kind=event.important_kind,
             maker_unsure=event.maker_unsure,
             needs_secrecy_review=event.screening.needs_secrecy_review,
+            spans=event.screening.spans,
         )
     if isinstance(event, PostRevised):
         return replace(
@@ -135,6 +139,7 @@ def evolve(state: PostState, event: EventPayload) -> PostState:
             content_version=event.content_version,
             content_digest=event.content_digest,
             needs_secrecy_review=event.screening.needs_secrecy_review,
+            spans=event.screening.spans,
         )
     if isinstance(event, PostWithdrawn):
         return replace(state, withdrawn=True)
