@@ -304,8 +304,10 @@ async def test_self_approval_is_refused(world: World) -> None:
 async def test_signer_from_another_unit_is_refused(world: World) -> None:
     content = await world.submit("P-other")
     r = await world.sign("outsider", "P-other", "leader", content)
-    body = problem(r, 403, "stage")
-    assert "finance" in body["detail"] and "water" in body["detail"]
+    body = problem(r, 403, "id")
+    assert "finance" not in r.text and content not in r.text, "a refusal names nothing of the post"
+    wrong = await world.sign("outsider", "P-other", "leader", "f" * 64)
+    assert wrong.json() == body, "the unit is checked before the digest: no 409 with the digest"
     r = await world.sign("maker", "P-other", "leader", content)
     problem(r, 403, "stage")
     assert await world.review_events("P-other") == []

@@ -435,6 +435,8 @@ REFUSED = [
     Refused(
         "no-role-in-unit", [submitted()], [], STAFF, "leader", "forbidden", "stage", says="finance"
     ),
+    # Another unit's person is refused first, whatever else is wrong, and told nothing of the
+    # post: not its unit, not its digest (which a wrong digest used to get back in a 409).
     Refused(
         "signer-from-another-unit",
         [submitted()],
@@ -442,9 +444,31 @@ REFUSED = [
         "outsider",
         "leader",
         "forbidden",
-        "stage",
-        says="you hold it in water only",
+        "id",
+        says="its unit's people",
     ),
+    Refused(
+        "another-unit-with-a-wrong-digest",
+        [submitted(), revised()],
+        [],
+        "outsider",
+        "leader",
+        "forbidden",
+        "id",
+        digest=D1,
+        says="its unit's people",
+    ),
+    Refused(
+        "another-unit-with-a-bad-stage",
+        [submitted()],
+        [],
+        "outsider",
+        "approver",
+        "forbidden",
+        "id",
+        decision="ok",
+    ),
+    Refused("nobody-with-no-role", [submitted()], [], "nobody", "leader", "forbidden", "id"),
     Refused(
         "self-approval",
         [submitted(maker="boss")],
@@ -578,6 +602,9 @@ def test_signature_refused(case: Refused) -> None:
         decide(cmd, state)
     assert (exc.value.kind, exc.value.field) == (case.kind, case.field), exc.value.detail
     assert case.says in exc.value.detail
+    if (case.kind, case.field) == ("forbidden", "id"):
+        for secret in ("finance", D1, D2):
+            assert secret not in exc.value.detail, "a stranger is told nothing of the post"
 
 
 # ---- binding to content: revisions and withdrawals void -------------------------------------

@@ -41,7 +41,7 @@ SERVICES = ("intake", "review", "freshness", "accountability")
 PROJECTION_SCHEMAS: dict[str, tuple[int, str]] = {
     "directory": (1, "35544fa794ef"),
     "intake_column_choices": (1, "7880de31a954"),
-    "review_queue": (1, "39a5ba5e1d58"),
+    "review_queue": (2, "39a5ba5e1d58"),
     "accountability": (1, "605d70939e34"),
 }
 

@@ -2,7 +2,9 @@
 
 Fed from the log in order with exactly-once checkpoints (``gongkai.projection``). The rows hold
 the decider's own state as JSON, folded with the same ``evolve`` the commands use, so the queue
-and the decider cannot disagree about which stage is open.
+and the decider cannot disagree about which stage is open. The rows keep screened personal data
+only masked (``gongkai_review.domain.reading.masked``), the title included: a read model is
+never where the unmasked content is read.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from gongkai_review.domain.chain import (
     may_sign,
     waiting_since,
 )
+from gongkai_review.domain.reading import masked
 
 _POST_EVENTS = (post_ev.PostSubmitted, post_ev.PostRevised, post_ev.PostWithdrawn)
 _REVIEW_EVENTS = (ev.ReviewSigned, ev.ReviewConcluded)
@@ -33,7 +36,8 @@ _REVIEW_EVENTS = (ev.ReviewSigned, ev.ReviewConcluded)
 
 class ReviewQueueProjection(Projection):
     name = "review_queue"
-    schema_version = 1
+    #: 2: screened spans masked in the stored state (rebuilds rows kept unmasked by version 1).
+    schema_version = 2
     filter_subject = "gk.ev.>"
 
     def define(self, metadata: MetaData) -> None:
@@ -83,6 +87,7 @@ class ReviewQueueProjection(Projection):
         post = state.post
         if post is None:
             return
+        state = masked(state)
         since = waiting_since(state)
         chain = current_chain(state)
         driver_cursor(conn).execute(

@@ -14,6 +14,8 @@ Rules (the notice, section 2 and Attachment 1):
   ``always``; otherwise a staff member *may* still give it while the leader has not signed;
 * the secrecy review (``secrecy``) sits between them when screening flagged the content or
   the maker marked it uncertain; it is never part of a chain otherwise;
+* only the post's unit's people sign it, and that is checked before anything else, so a
+  refusal tells a stranger nothing of the post (not its digest, not its stage);
 * a signature binds one content digest; a revision or withdrawal after any signature voids the
   open or approved chain, and the new version needs a new chain;
 * ``disagree`` (with an opinion) ends the chain as rejected; the leader's ``agree`` approves it.
@@ -57,6 +59,8 @@ class Version(_Frozen):
     author: str
     at: datetime
     event_id: str
+    #: Where screening found personal data in this version (``gongkai.access.mask``).
+    spans: tuple[post_ev.MaskedSpan, ...] = ()
 
 
 class PostFacts(_Frozen):
@@ -161,6 +165,7 @@ def evolve(state: ReviewState, envelope: Envelope[Any]) -> ReviewState:
             author=envelope.actor.person,
             at=envelope.recorded_at,
             event_id=envelope.event_id,
+            spans=p.screening.spans,
         )
         facts = PostFacts(
             post_id=envelope.aggregate_id,
@@ -188,6 +193,7 @@ def evolve(state: ReviewState, envelope: Envelope[Any]) -> ReviewState:
             author=envelope.actor.person,
             at=envelope.recorded_at,
             event_id=envelope.event_id,
+            spans=p.screening.spans,
         )
         facts = state.post.model_copy(
             update={
@@ -479,6 +485,14 @@ def _decide_sign(cmd: Sign, state: ReviewState) -> list[Envelope[Any]]:
     post = state.post
     if post is None:
         raise Refusal("unknown_post", f"there is no post {cmd.post_id}", "id")
+    if not any(u == post.unit for u, _ in cmd.signer_roles):
+        # Before every other check: a stranger learns nothing of the post (not its unit, its
+        # digest or the stage it is at) from why the signature was refused.
+        raise Refusal(
+            "forbidden",
+            f"post {cmd.post_id} can be signed only by its unit's people with the stage's role",
+            "id",
+        )
     opinion = _check_sign_input(cmd)
     if post.withdrawn:
         raise Refusal("conflict", f"post {post.post_id} was withdrawn", "id")

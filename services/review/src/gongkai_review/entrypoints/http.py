@@ -8,6 +8,13 @@
     PUT  /units/{unit}/review-policy   change it (the unit's principal leader)
 
 Every refusal is an RFC 9457 problem naming the field; nothing is recorded then.
+
+Reads are scoped like writes (``gongkai.access``): a post's review, form and signature route
+answer its unit's people and the county office only, checked right after the post is found and
+before anything else, so a refusal reveals nothing (not the digest a wrong signature sent, not
+the stage). Screened personal data is masked in every answer but to the people the chain awaits
+for the secrecy review or the leader's opinion (``gongkai_review.domain.reading``); the queue is
+a read model and holds it masked for everyone.
 """
 
 # No `from __future__ import annotations`: FastAPI must evaluate the route signatures, whose
@@ -21,7 +28,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from gongkai import metrics
+from gongkai import access, metrics
 from gongkai.calendar import WorkingCalendar
 from gongkai.directory import Directory, Principal, bearer_auth
 from gongkai.eventlog import ConcurrencyConflict
@@ -55,6 +62,7 @@ from gongkai_review.domain.chain import (
     waiting_since,
 )
 from gongkai_review.domain.form import build_form, pick_chain, shanghai_date
+from gongkai_review.domain.reading import as_read_by
 from gongkai_review.entrypoints.form_html import render
 
 log = structlog.get_logger("gongkai.review")
@@ -201,14 +209,19 @@ def _refusal(r: Refusal) -> Problem:
     return Problem(REFUSAL_STATUS[r.kind], title, r.detail, field=r.field)
 
 
-async def _load_post(ports: Ports, post_id: str) -> Loaded:
+async def _load_post(ports: Ports, post_id: str, principal: Principal) -> Loaded:
+    """The post's review state, if this person may read it: else 404 (no such post) or 403."""
     loaded = await ports.repository().load(_post_id(post_id))
-    if loaded.state.post is None:
+    post = loaded.state.post
+    if post is None:
         raise Problem(404, "Unknown post", f"there is no post {post_id}", field="id")
+    access.require_read(principal, post.unit, f"post {post_id}", field="id")
     return loaded
 
 
-def _signature_answer(state: ReviewState, signed_event_id: str) -> dict[str, Any]:
+def _signature_answer(
+    state: ReviewState, signed_event_id: str, principal: Principal
+) -> dict[str, Any]:
     for chain in state.chains:
         for s in chain.signatures:
             if s.event_id == signed_event_id:
@@ -217,7 +230,9 @@ def _signature_answer(state: ReviewState, signed_event_id: str) -> dict[str, Any
                     "chain": chain.number,
                     "signature": _signature_view(s),
                     "concluded": chain.outcome,
-                    "review": review_view(state),
+                    "review": review_view(
+                        as_read_by(state, principal.person_id, principal.roles)
+                    ),
                 }
     raise LookupError(signed_event_id)
 
@@ -237,6 +252,9 @@ def make_router(ports: Ports) -> APIRouter:
         """Sign one stage of the post's chain, bound to the content digest the signer read."""
         _post_id(post_id)
         IdempotencyStore.check_key(idempotency_key)
+        # The unit check before the stored answer and before the decider's checks: someone
+        # who may not read the post learns nothing from a refusal, nor from a replay.
+        loaded = await _load_post(ports, post_id, principal)
         idem = ports.idempotency()
         req_sha = request_digest("POST", request.url.path, body.model_dump(mode="json"))
         stored = await asyncio.to_thread(idem.lookup, principal.person_id, idempotency_key, req_sha)
@@ -245,13 +263,12 @@ def make_router(ports: Ports) -> APIRouter:
         command_id = IdempotencyStore.command_id(
             principal.person_id, idempotency_key, f"POST /posts/{post_id}/signatures"
         )
-        loaded = await _load_post(ports, post_id)
         earlier = [
             r for r in loaded.recorded_command(command_id) if r.envelope.type == "ReviewSigned"
         ]
         if earlier:
             # A retry whose first attempt was recorded but whose answer was not stored.
-            answer = _signature_answer(loaded.state, earlier[0].envelope.event_id)
+            answer = _signature_answer(loaded.state, earlier[0].envelope.event_id, principal)
         else:
             now = ports.clock.now()
             cmd = Sign(
@@ -290,7 +307,7 @@ def make_router(ports: Ports) -> APIRouter:
                 )
             state = fold(events, loaded.state)
             signed = next(e for e in events if isinstance(e.payload, ReviewSigned))
-            answer = _signature_answer(state, signed.event_id)
+            answer = _signature_answer(state, signed.event_id, principal)
         await asyncio.to_thread(
             idem.save,
             principal.person_id,
@@ -310,8 +327,8 @@ def make_router(ports: Ports) -> APIRouter:
         principal: Caller,
     ) -> dict[str, Any]:
         """The post's review: chains, signatures, what is awaited, the approval in force."""
-        loaded = await _load_post(ports, post_id)
-        return review_view(loaded.state)
+        loaded = await _load_post(ports, post_id, principal)
+        return review_view(as_read_by(loaded.state, principal.person_id, principal.roles))
 
     @router.get("/posts/{post_id}/review-form", response_class=HTMLResponse)
     async def get_review_form(
@@ -320,8 +337,8 @@ def make_router(ports: Ports) -> APIRouter:
         chain: Annotated[int | None, Query(ge=1)] = None,
     ) -> HTMLResponse:
         """Attachment 1 filled in from the log: printable A4 HTML."""
-        loaded = await _load_post(ports, post_id)
-        state = loaded.state
+        loaded = await _load_post(ports, post_id, principal)
+        state = as_read_by(loaded.state, principal.person_id, principal.roles)
         picked = pick_chain(state, chain)
         if picked is None:
             detail = (
