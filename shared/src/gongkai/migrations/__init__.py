@@ -42,7 +42,7 @@ PROJECTION_SCHEMAS: dict[str, tuple[int, str]] = {
     "directory": (1, "35544fa794ef"),
     "intake_column_choices": (1, "7880de31a954"),
     "review_queue": (2, "39a5ba5e1d58"),
-    "accountability": (1, "605d70939e34"),
+    "accountability": (2, "605d70939e34"),
 }
 
 _SCRIPTS = Path(__file__).resolve().parent

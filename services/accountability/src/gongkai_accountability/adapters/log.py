@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
+from gongkai.access import masked_event
 from gongkai.eventlog import EventLog, ack_position
 from gongkai.events import EventDecodeError, canonical_json
 from gongkai.prefetch import prefetched
@@ -62,7 +63,7 @@ async def fold_log(
                     continue
                 if until is not None and local_date(env.recorded_at) > until:
                     continue
-                evolve(rows, env, seq)
+                evolve(rows, masked_event(env), seq)  # as the live projection folds it
             n, last = batch.seen, batch.last_seq
             if progress is not None and n >= next_progress:
                 progress(n, total)

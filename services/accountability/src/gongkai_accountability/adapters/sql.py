@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import orjson
 from sqlalchemy import Column, Connection, Engine, MetaData, String, Table, Text, delete, select
 
+from gongkai.access import masked_event
 from gongkai.eventlog import RecordedEvent
 from gongkai.projection import (
     Projection,
@@ -44,7 +45,8 @@ _decode = orjson.loads
 
 class AccountabilityProjection(Projection):
     name = "accountability"
-    schema_version = 1
+    #: 2: posts' screened personal data masked (rebuilds rows that kept raw titles).
+    schema_version = 2
 
     def __init__(self) -> None:
         self.tables_by_name: dict[str, Table] = {}
@@ -68,7 +70,8 @@ class AccountabilityProjection(Projection):
     def apply(self, conn: Connection, event: RecordedEvent) -> None:
         if conn is not self._conn or self._rows is None:
             self._conn, self._rows = conn, SqlRows(conn, self.tables_by_name)
-        evolve(self._rows, event.envelope, event.seq)
+        # The fold sees a post's content with its screened personal data already masked.
+        evolve(self._rows, masked_event(event.envelope), event.seq)
 
     def write_all(self, engine: Engine, rows: MemoryRows, last_seq: int) -> None:
         """Replace every row and the checkpoint in one transaction (the rebuild's last step)."""

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+from gongkai.access import masked_event
 from gongkai.events import Envelope
 from gongkai_accountability.domain.fold import evolve, local_date
 from gongkai_accountability.domain.rows import MemoryRows, Rows
@@ -178,7 +179,7 @@ class ScoreTracker:
         if day > self.end:
             return  # after the period: as ``fold_log(until=end)`` does
         self._pass(day)
-        evolve(self.rows, env, seq)
+        evolve(self.rows, masked_event(env), seq)
 
     def finish(self) -> ScoreHistory:
         self._pass(None)

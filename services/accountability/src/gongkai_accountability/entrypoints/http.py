@@ -1,6 +1,12 @@
 """HTTP routes: read the chain of custody, cases, findings and violations; the office's
 commands (a supervision notice by hand, a finding, its confirmation, a violation rectified by
-hand)."""
+hand).
+
+What can carry a post's text (its trail, findings, violations) is read as it is written: by the
+unit's people and the county office only (``gongkai.access``). A record of another unit is
+refused with 403 before anything of it is shown; a list names only the caller's units' records,
+and a filter on another unit is refused. The read model keeps screened personal data masked.
+"""
 
 # No `from __future__ import annotations`: FastAPI must resolve the route-local aliases.
 from datetime import date
@@ -9,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from gongkai import access
 from gongkai.directory import Principal, bearer_auth
 from gongkai.eventlog import ConcurrencyConflict, RecordedEvent
 from gongkai.events import Actor, Id, new_event
@@ -104,9 +111,25 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
             raise Problem(404, "Not found", f"no {what} {key!r}")
         return row
 
+    def readable(caller: Principal, table: str, key: str, what: str) -> dict[str, Any]:
+        """The row if the caller may read it: 404 when there is none, else 403 for strangers."""
+        row = found(table, key, what)
+        access.require_read(caller, row["unit"], f"{what} {key}")
+        return row
+
+    def listed(
+        caller: Principal, table: str, unit: str | None, tag: str | None, what: str
+    ) -> list[dict[str, Any]]:
+        """A list of the caller's units' rows (every unit's for the office)."""
+        units = access.readable_units(caller)
+        if units is not None and (not units or (unit is not None and unit not in units)):
+            raise access.refusal(what, "unit" if unit is not None else None)
+        rows = svc.model.list(table, unit=unit, tag=tag)
+        return rows if units is None else [r for r in rows if r["unit"] in units]
+
     @router.get("/posts/{post_id}/trail", summary="A post's chain of custody")
     async def trail(post_id: PathId, caller: Caller) -> dict[str, Any]:
-        post = found("post", post_id, "post")
+        post = readable(caller, "post", post_id, "post")
         return {k: post[k] for k in ("post_id", "unit", "column", "title", "trail")}
 
     @router.get("/violations", summary="Violations, filtered")
@@ -119,7 +142,7 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
         until: Annotated[date | None, Query(alias="to")] = None,
         rectified: bool | None = None,
     ) -> list[dict[str, Any]]:
-        rows = svc.model.list("violation", unit=unit, tag=kind)
+        rows = listed(caller, "violation", unit, kind, "a unit's violations")
         out = []
         for v in rows:
             day = v["occurred_at"][:10]
@@ -134,7 +157,7 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
 
     @router.get("/violations/{violation_id}")
     async def violation(violation_id: PathId, caller: Caller) -> dict[str, Any]:
-        v = dict(found("violation", violation_id, "violation"))
+        v = dict(readable(caller, "violation", violation_id, "violation"))
         if v.get("rectified"):
             # The read model keeps how and when; who and why are in the event itself.
             history, _ = await svc.evlog.load("violation", violation_id)
@@ -268,11 +291,11 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
     async def findings(
         caller: Caller, unit: QueryId = None, status: QueryId = None
     ) -> list[dict[str, Any]]:
-        return svc.model.list("finding", unit=unit, tag=status)
+        return listed(caller, "finding", unit, status, "a unit's findings")
 
     @router.get("/findings/{finding_id}")
     async def finding(finding_id: PathId, caller: Caller) -> dict[str, Any]:
-        return found("finding", finding_id, "finding")
+        return readable(caller, "finding", finding_id, "finding")
 
     @router.post("/findings", status_code=201, summary="Report an error found on the site")
     async def report(body: ReportFinding, caller: Caller, key: KeyHeader = None) -> dict[str, Any]:
