@@ -1,9 +1,11 @@
-"""Shared fixtures: a real nats-server per test session on a free loopback port."""
+"""Shared fixtures: a real nats-server per test session on a free loopback port; the
+hypothesis profiles of ``make test`` and ``make fuzz`` (tests/determinism.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -20,6 +22,20 @@ from gongkai.runtime.clock import FixedClock
 from gongkai.runtime.host import make_app
 from gongkai.runtime.service import Service, ServiceContext, discover
 from gongkai.runtime.settings import Settings
+from gongkai.trust.keys import provision
+from tests.determinism import (  # noqa: F401 - pytest finds its hooks in the conftest
+    pytest_collection_modifyitems,
+    pytest_report_header,
+)
+
+# One set of signing keys and trust anchors for the whole test process (and the service
+# processes it starts, which inherit the environment): every service signs what it appends and
+# verifies what it reads, and the tests' own EventLog clients sign as the owning service, as the
+# operator's tools do on the embedded default (gongkai.eventlog.local_keyring).
+if "GONGKAI_KEYS_DIR" not in os.environ:
+    _KEYS = Path(tempfile.mkdtemp(prefix="gongkai-test-keys-"))
+    provision(_KEYS)
+    os.environ["GONGKAI_KEYS_DIR"] = str(_KEYS)
 
 
 @pytest.fixture

@@ -117,14 +117,16 @@ def test_a_schema_version_bump_empties_the_tables_and_keeps_their_shape(engine: 
     assert store.prepare(proj) == 42
     layout = _layout(engine)
 
-    class DirectoryV2(DirectoryProjection):
-        schema_version = 2
+    bumped = DirectoryProjection.schema_version + 1
 
-    assert store.prepare(DirectoryV2()) == 0
+    class DirectoryNext(DirectoryProjection):
+        schema_version = bumped
+
+    assert store.prepare(DirectoryNext()) == 0
     with engine.connect() as conn:
         assert conn.execute(select(proj.people)).all() == []
         row = conn.execute(select(checkpoints)).one()
-    assert (row.last_seq, row.schema_version) == (0, 2)
+    assert (row.last_seq, row.schema_version) == (0, bumped)
     assert _layout(engine) == layout
 
 

@@ -223,6 +223,9 @@ async def test_services_read_consume_dead_letter_and_answer_commands(as_user: An
         # replay through an ordered consumer
         seen = [m.subject async for m in log.raw_replay(filter_subject="gk.ev.post.*.*")]
         assert "gk.ev.post.PR-2.PostSubmitted" in seen
+        # the last event of one aggregate, from the stream leader (how services authenticate)
+        last_of = await log.js.get_last_msg(subjects.STREAM, "gk.ev.post.PR-1.*")
+        assert last_of.seq == last - 1
         # a durable pull consumer: create, fetch, ack, info
         name = f"{service}-perm-test"
         await log.js.add_consumer(

@@ -16,6 +16,7 @@ from gongkai.events import Actor, new_event
 from gongkai.events.contracts.intake import PostSubmitted
 from gongkai.natsserver import NatsServer
 from gongkai.projection import Projection, ProjectionStore, make_engine
+from tests.waiting import wait_until
 
 ACTOR = Actor(person="p1", role="maker", unit="finance")
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -79,7 +80,7 @@ class TitlesPerPost(Projection):
 
 class SlowTitles(TitlesPerPost):
     def apply(self, conn: Connection, event: RecordedEvent) -> None:
-        time.sleep(0.0002)
+        time.sleep(0.0002)  # the scenario: a slow projection, so a stop lands mid-stream
         super().apply(conn, event)
 
 
@@ -106,8 +107,7 @@ async def test_killed_mid_stream_then_restarted_equals_rebuild(
     proj = SlowTitles()  # slow enough that the stop lands mid-stream, not after the end
     sub = CatchUpSubscription(evlog, store, proj, batch=100)
     await sub.start()
-    while sub.position < 500:
-        await asyncio.sleep(0.001)
+    await wait_until(lambda: sub.position >= 500, 30, "500 events applied", every=0.001)
     await sub.stop()  # cancelled mid-stream: the last batch's transaction may be cut off
     stopped_at = store.checkpoint(proj)
     assert 0 < stopped_at < 3000
@@ -135,16 +135,20 @@ async def test_poison_messages_are_dead_lettered_and_the_projection_goes_on(
     evlog: EventLog, tmp_path: Path
 ) -> None:
     await fill(evlog, 10)
-    # Published straight on the bus, bypassing the client: garbage, an unknown type, a bad field.
-    await evlog.js.publish("gk.ev.post.X1.PostSubmitted", b"{not json", stream=subjects.STREAM)
-    await evlog.js.publish(
-        "gk.ev.post.X2.Bogus", b'{"type":"Bogus","schema_version":1}', stream=subjects.STREAM
-    )
-    await evlog.js.publish(
-        "gk.ev.post.X3.PostSubmitted",
-        b'{"type":"PostSubmitted","schema_version":2,"payload":{"title":5}}',
-        stream=subjects.STREAM,
-    )
+    # Published straight on the bus, bypassing the client, signed with intake's key (a writer
+    # with a bug, not a forger): garbage, an unknown type, a bad field.
+    assert evlog.keys is not None
+    intake = evlog.keys.private["intake"]
+    for subject, data in (
+        ("gk.ev.post.X1.PostSubmitted", b"{not json"),
+        ("gk.ev.post.X2.Bogus", b'{"type":"Bogus","schema_version":1}'),
+        (
+            "gk.ev.post.X3.PostSubmitted",
+            b'{"type":"PostSubmitted","schema_version":2,"payload":{"title":5}}',
+        ),
+    ):
+        headers = intake.sign_event(subject, data)
+        await evlog.js.publish(subject, data, stream=subjects.STREAM, headers=headers)
     await evlog.append([submitted("P1", "boom", "explode")])  # applies badly every time
     await fill_after(evlog)
     store = ProjectionStore(make_engine(f"sqlite:///{tmp_path / 'p.db'}"))
@@ -196,11 +200,16 @@ async def test_durable_consumer_nacks_redelivers_then_dead_letters(evlog: EventL
         evlog, "test-reaction", "gk.ev.>", handler, max_deliver=4, nak_delay=0.01
     )
     await consumer.start()
-    for _ in range(500):
-        if len(done) == 19 and seen.get("P3") == 4:
-            break
-        await asyncio.sleep(0.01)
-    await asyncio.sleep(0.1)
+
+    async def finished() -> bool:
+        # Every good event handled, P3 tried max_deliver times, and the garbage and P3
+        # dead-lettered: nothing more will be delivered.
+        if not (len(done) == 19 and seen.get("P3") == 4):
+            return False
+        info = await evlog.js.stream_info(subjects.DLQ_STREAM)
+        return info.state.messages == 2
+
+    await wait_until(finished, 10, f"the consumer is done: done={done} seen={seen}")
     await consumer.stop()
     assert sorted(done) == sorted(f"P{i}" for i in range(20) if i != 3)
     assert seen["P5"] == 3 and seen["P3"] == 4
@@ -226,8 +235,7 @@ async def test_acknowledged_appends_survive_a_server_stop(tmp_path: Path) -> Non
             i += 1
 
     task = asyncio.create_task(writer())
-    while len(acked) < 200:
-        await asyncio.sleep(0.005)
+    await wait_until(lambda: len(acked) >= 200, 30, "200 acknowledged appends", every=0.005)
     await asyncio.to_thread(srv.stop)  # SIGTERM while appends are in flight
     await asyncio.wait_for(task, 10)
     await evlog.nc.close()

@@ -116,6 +116,7 @@ WRITES: tuple[Write, ...] = (
           "office-reader", "finance-leader"),
     Write("POST", "/people/newcomer/roles/revocation", {"unit": "finance", "role": "maker"},
           "office-reader", "finance-leader"),
+    Write("POST", "/people/newcomer/tokens/revocation", {}, "office-reader", "finance-leader"),
     # review
     Write(
         "POST",

@@ -30,7 +30,7 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from gongkai import metrics, subjects
-from gongkai.eventlog import EventLog, RecordedEvent, ack_position
+from gongkai.eventlog import EventIntegrityError, EventLog, RecordedEvent, ack_position
 from gongkai.events.envelope import EventDecodeError
 from gongkai.projection import Projection, ProjectionStore, database_unavailable
 
@@ -135,6 +135,20 @@ async def dead_letter(
         subject=msg.subject,
         error=hdr["Gk-Dlq-Error"][:300],
     )
+
+
+async def refuse(
+    evlog: EventLog, consumer: str, msg: Msg, exc: EventDecodeError, owner: str | None
+) -> None:
+    """An event a reader cannot believe or read: dead-lettered with the reason, never applied;
+    a failed trust check is also handed to the log's ``on_integrity`` (accountability records
+    it as an IntegrityAlert for inspectors)."""
+    await dead_letter(evlog, consumer, msg, str(exc), owner)
+    if isinstance(exc, EventIntegrityError) and evlog.on_integrity is not None:
+        try:
+            await evlog.on_integrity(exc, msg.data)
+        except Exception as err:  # noqa: BLE001 - the dead letter holds it; retried on replay
+            log.warning("integrity_alert_failed", consumer=consumer, error=str(err)[:300])
 
 
 class CatchUpSubscription:
@@ -267,7 +281,7 @@ class CatchUpSubscription:
             except EventDecodeError as exc:
                 await self._flush(pending)
                 pending = []
-                await dead_letter(self.evlog, self.name, msg, str(exc), self.owner)
+                await refuse(self.evlog, self.name, msg, exc, self.owner)
                 seq = ack_position(msg)[0]
                 await self._apply_waiting([], advance_to=seq)
                 self.position = seq
@@ -448,7 +462,7 @@ class DurableConsumer:
         try:
             rec = self.evlog.decode(msg)
         except EventDecodeError as exc:
-            await dead_letter(self.evlog, self.name, msg, str(exc), self.owner)
+            await refuse(self.evlog, self.name, msg, exc, self.owner)
             await msg.term()
             return
         outage = Outage(self.name)

@@ -1,8 +1,16 @@
 """The unit directory as every service sees it, and bearer-token authentication.
 
 intake owns the directory's events (UnitRegistered, PersonRegistered, RoleGranted, RoleRevoked,
-TokenIssued); every service that authenticates callers keeps this projection of them in its own
-database. Tokens are random 256-bit strings; only their sha256 is ever recorded or stored.
+TokenIssued, TokenRevoked); every service that authenticates callers keeps this projection of
+them in its own database. Tokens are random 256-bit strings; only their sha256 is ever recorded
+or stored.
+
+A token authenticates while it is neither revoked nor expired (``expires_at``, compared with the
+service's injected clock). A revocation holds on every service from the moment it is recorded,
+whatever the lag of the service's projection: before answering from its copy, ``authenticate``
+asks the log for the sequence of the person's last event and, if its copy has not applied that
+far yet, waits until it has (``DirectoryLog``). A token not found in the copy is looked up again
+once the copy has applied the whole log, so a token works as soon as ``people token`` returns.
 """
 
 from __future__ import annotations
@@ -11,24 +19,30 @@ import hashlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 from fastapi import Request
 from sqlalchemy import (
     Boolean,
     Column,
     Connection,
+    DateTime,
     Engine,
     MetaData,
     String,
     Table,
     select,
+    update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from gongkai import subjects
 from gongkai.eventlog import RecordedEvent
 from gongkai.events.contracts import intake as ev
 from gongkai.projection import Projection
+from gongkai.runtime.clock import Clock, SystemClock
 from gongkai.runtime.http import Problem
 
 TOKEN_PREFIX = "gk_"  # noqa: S105 - a marker, not a secret
@@ -40,6 +54,45 @@ def new_token() -> str:
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_hint(token: str) -> str:
+    """The part of a token shown in lists and on revocation: its last four characters."""
+    return token[-4:]
+
+
+#: How long a request waits for its service's directory to apply the caller's latest facts.
+CATCH_UP_WAIT_S = 5.0
+
+
+def _aware(at: datetime) -> datetime:
+    # SQLite hands back naive datetimes; the projection only ever stores UTC.
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class TokenView:
+    """A live token as lists show it: never the token, never its full hash."""
+
+    hint: str
+    issued_at: datetime
+    expires_at: datetime
+
+
+class DirectoryLog(Protocol):
+    """What ``Directory.authenticate`` asks the log and its service's directory subscription."""
+
+    async def last_sequence(self, filter_subject: str | None = None) -> int:
+        """The sequence of the last event matching ``filter_subject`` (all events: None)."""
+        ...
+
+    def position(self) -> int:
+        """The last sequence the service's directory projection has applied."""
+        ...
+
+    async def wait_for(self, seq: int, within: float) -> None:
+        """Return once the directory projection has applied ``seq``; TimeoutError if not."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -74,11 +127,19 @@ def upsert(conn: Connection, table: Table, values: dict[str, object], keys: list
 
 class DirectoryProjection(Projection):
     name = "directory"
-    schema_version = 1
+    #: 2: tokens carry their hint, issue time, expiry and revocation.
+    schema_version = 2
     filter_subject = "gk.ev.*.*.*"
 
     _types = frozenset(
-        {"UnitRegistered", "PersonRegistered", "RoleGranted", "RoleRevoked", "TokenIssued"}
+        {
+            "UnitRegistered",
+            "PersonRegistered",
+            "RoleGranted",
+            "RoleRevoked",
+            "TokenIssued",
+            "TokenRevoked",
+        }
     )
 
     def define(self, metadata: MetaData) -> None:
@@ -110,6 +171,10 @@ class DirectoryProjection(Projection):
             metadata,
             Column("token_sha256", String(64), primary_key=True),
             Column("person_id", String(64), nullable=False, index=True),
+            Column("token_hint", String(8), nullable=False),
+            Column("issued_at", DateTime(timezone=True), nullable=False),
+            Column("expires_at", DateTime(timezone=True), nullable=False),
+            Column("revoked", Boolean, nullable=False),
         )
 
     def apply(self, conn: Connection, event: RecordedEvent) -> None:
@@ -142,20 +207,49 @@ class DirectoryProjection(Projection):
                 ["person_id", "unit", "role"],
             )
         elif isinstance(p, ev.TokenIssued):
+            issued = event.envelope.recorded_at.astimezone(UTC)
+            expires = p.expires_at or issued + timedelta(days=ev.LEGACY_TOKEN_LIFETIME_DAYS)
             upsert(
                 conn,
                 self.tokens,
-                {"token_sha256": p.token_sha256, "person_id": p.person_id},
+                {
+                    "token_sha256": p.token_sha256,
+                    "person_id": p.person_id,
+                    "token_hint": p.token_hint,
+                    "issued_at": issued,
+                    "expires_at": expires.astimezone(UTC),
+                    "revoked": False,
+                },
                 ["token_sha256"],
+            )
+        elif isinstance(p, ev.TokenRevoked):
+            t = self.tokens.c
+            conn.execute(
+                update(self.tokens)
+                .where(t.token_sha256 == p.token_sha256, t.person_id == p.person_id)
+                .values(revoked=True)
             )
 
 
 class Directory:
-    """Queries over a service's own copy of the directory."""
+    """Queries over a service's own copy of the directory.
 
-    def __init__(self, engine: Engine, projection: DirectoryProjection) -> None:
+    ``log``: how to make sure the copy has the caller's latest facts before authenticating
+    (every service passes its own; without one, as in unit tests, the copy is trusted as is).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        projection: DirectoryProjection,
+        *,
+        clock: Clock | None = None,
+        log: DirectoryLog | None = None,
+    ) -> None:
         self.engine = engine
         self.p = projection
+        self.clock = clock or SystemClock()
+        self.log = log
 
     def principal(self, person_id: str) -> Principal | None:
         with self.engine.connect() as conn:
@@ -171,13 +265,59 @@ class Directory:
             ).all()
         return Principal(person.person_id, person.name, frozenset((r.unit, r.role) for r in roles))
 
-    def by_token(self, token: str) -> Principal | None:
-        digest = token_hash(token)
+    def _token(self, digest: str) -> Any:
+        t = self.p.tokens.c
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(self.p.tokens.c.person_id).where(self.p.tokens.c.token_sha256 == digest)
+            return conn.execute(
+                select(t.person_id, t.expires_at, t.revoked).where(t.token_sha256 == digest)
             ).first()
-        return self.principal(row.person_id) if row else None
+
+    def _valid(self, row: Any) -> Principal | None:
+        if row is None or row.revoked or _aware(row.expires_at) <= self.clock.now():
+            return None
+        return self.principal(row.person_id)
+
+    def by_token(self, token: str) -> Principal | None:
+        """The token's holder from this copy as it stands (no wait for the log)."""
+        return self._valid(self._token(token_hash(token)))
+
+    async def authenticate(self, token: str) -> Principal | None:
+        """The token's holder, or None if it is unknown, revoked or expired.
+
+        With a ``log``: first makes sure this copy has applied the holder's last recorded
+        event (for an unknown token, the whole log), so a revocation recorded anywhere is
+        honoured by the next request. TimeoutError if the copy cannot catch up in time.
+        """
+        digest = token_hash(token)
+        row = self._token(digest)
+        if self.log is None:
+            return self._valid(row)
+        if row is None:
+            target = await self.log.last_sequence()
+        else:
+            target = await self.log.last_sequence(
+                subjects.aggregate_filter("person", row.person_id)
+            )
+        if self.log.position() < target:
+            await self.log.wait_for(target, CATCH_UP_WAIT_S)
+            row = self._token(digest)
+        return self._valid(row)
+
+    def tokens(self, person_id: str) -> list[TokenView]:
+        """The person's live tokens (neither revoked nor expired), oldest first."""
+        t = self.p.tokens.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.token_hint, t.issued_at, t.expires_at)
+                .where(t.person_id == person_id, t.revoked.is_(False))
+                .order_by(t.issued_at, t.token_sha256)
+            ).all()
+        now = self.clock.now()
+        return [
+            TokenView(r.token_hint, _aware(r.issued_at), _aware(r.expires_at))
+            for r in rows
+            if _aware(r.expires_at) > now
+        ]
 
     def unit(self, code: str) -> dict[str, object] | None:
         with self.engine.connect() as conn:
@@ -196,24 +336,40 @@ class Directory:
         return [r.person_id for r in rows]
 
 
-def bearer_auth(get_directory: Callable[[], Directory]) -> Callable[[Request], Principal]:
+async def authenticate_header(directory: Directory, header: str | None) -> Principal:
+    """The caller named by an ``Authorization: Bearer`` value, or a 401 (503: not sure yet)."""
+    scheme, _, token = (header or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Problem(
+            401,
+            "Authentication required",
+            "send Authorization: Bearer <token>",
+            field="Authorization",
+        )
+    try:
+        principal = await directory.authenticate(token.strip())
+    except TimeoutError:
+        raise Problem(
+            503,
+            "Directory catching up",
+            "this service has not yet applied the latest directory changes; retry shortly",
+        ) from None
+    if principal is None:
+        raise Problem(
+            401,
+            "Invalid token",
+            "the bearer token is not known, was revoked or has expired",
+            field="Authorization",
+        )
+    return principal
+
+
+def bearer_auth(
+    get_directory: Callable[[], Directory],
+) -> Callable[[Request], Any]:
     """A FastAPI dependency: the caller's Principal, or 401 with a problem body."""
 
-    def dependency(request: Request) -> Principal:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Problem(
-                401,
-                "Authentication required",
-                "send Authorization: Bearer <token>",
-                field="Authorization",
-            )
-        principal = get_directory().by_token(token.strip())
-        if principal is None:
-            raise Problem(
-                401, "Invalid token", "the bearer token is not known", field="Authorization"
-            )
-        return principal
+    async def dependency(request: Request) -> Principal:
+        return await authenticate_header(get_directory(), request.headers.get("authorization"))
 
     return dependency

@@ -17,7 +17,7 @@ import contextlib
 import itertools
 import json
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -39,7 +39,10 @@ from nats.js.api import (
 )
 
 from gongkai import metrics, subjects
-from gongkai.events.envelope import REGISTRY, Envelope, Registry
+from gongkai.events.envelope import REGISTRY, Envelope, EventDecodeError, Registry
+from gongkai.runtime.settings import Settings
+from gongkai.trust.keys import TRUST_FILE, IntegrityError, Keyring
+from gongkai.trust.owners import owner_of
 
 _WS = re.compile(r"\s")
 
@@ -76,6 +79,31 @@ ERR_BATCH_DUPLICATE_ID = 10201
 
 class EventLogError(Exception):
     """The event log refused or failed an operation."""
+
+
+class EventIntegrityError(EventDecodeError):
+    """A stored event that fails a trust check: never applied, dead-lettered with the reason.
+
+    ``check`` is one of ``gongkai.trust.keys.CHECKS``.
+    """
+
+    def __init__(self, check: str, detail: str, *, seq: int, subject: str) -> None:
+        super().__init__(f"integrity check {check} failed: {detail}")
+        self.check = check
+        self.detail = detail
+        self.seq = seq
+        self.subject = subject
+
+
+def local_keyring() -> Keyring | None:
+    """The keys of a local data directory, for a tool that does not bring its own.
+
+    ``GONGKAI_KEYS_DIR`` or ``<GONGKAI_DATA_DIR or var>/keys``, when it holds trust anchors.
+    """
+    keys_dir = Settings.from_env().keys_path
+    if not (keys_dir / TRUST_FILE).exists():
+        return None
+    return Keyring.load(keys_dir)
 
 
 class ConcurrencyConflict(EventLogError):
@@ -188,8 +216,9 @@ class _PullFollower:
 
 
 def _headers(env: Envelope[Any]) -> dict[str, str]:
-    # Only what the server needs: every header is stored with the message and parsed again by
-    # every reader, so the event type and version are read from the subject and the body.
+    # Only what the server and the readers' trust check need: every header is stored with the
+    # message and parsed again by every reader, so the event type and version are read from
+    # the subject and the body.
     return {"Nats-Msg-Id": env.event_id}
 
 
@@ -215,15 +244,44 @@ class EventLog:
         #: How this log was reached (url, options), so a helper process can open its own
         #: connection to it (see gongkai.prefetch); None when built from a bare client.
         self.connect_args: tuple[str, dict[str, Any]] | None = None
+        #: Signing keys and trust anchors: with them every append is signed by the event
+        #: type's owner and every decode verified; without (a bare downstream client), neither.
+        self.keys: Keyring | None = None
+        #: Told of every event a consumer of this connection refused on a trust check, with
+        #: the refused bytes (accountability records an IntegrityAlert).
+        self.on_integrity: Callable[[EventIntegrityError, bytes], Awaitable[None]] | None = None
+
+    def use_keys(self, keys: Keyring | None) -> EventLog:
+        self.keys = keys
+        return self
+
+    def _prepare(self, env: Envelope[Any]) -> tuple[str, bytes, dict[str, str]]:
+        """An event's subject, bytes and headers, signed by its owner's key when we hold it."""
+        subj = subjects.event_subject(env.aggregate_type, env.aggregate_id, env.type)
+        data = env.to_json()
+        hdr = _headers(env)
+        if self.keys is not None:
+            signer = self.keys.signer_for(env.type)
+            if signer is None:
+                # Nobody signs for another service: an append it could not sign is refused
+                # here rather than dead-lettered by every reader.
+                raise EventLogError(
+                    f"{self.service} holds no key of {owner_of(env.type)}, which decides "
+                    f"{env.type}"
+                )
+            hdr.update(signer.sign_event(subj, data))
+        return subj, data, hdr
 
     @classmethod
     async def connect(cls, url: str, **options: Any) -> EventLog:
         # "nats://a:4222,nats://b:4222": every node of a cluster, so the first connect does
         # not depend on one of them being up.
         servers = [u.strip() for u in url.split(",") if u.strip()]
+        keys = options.pop("keys", None)
         nc = await nats.connect(servers, **options)
         log = cls(nc)
         log.connect_args = (url, dict(options))
+        log.keys = keys if keys is not None else local_keyring()
         return log
 
     @classmethod
@@ -380,9 +438,9 @@ class EventLog:
     async def _append_one(
         self, env: Envelope[Any], agg: str, expected: int | None
     ) -> AppendResult:
-        hdr = self._guard(_headers(env), agg, expected)
-        subj = subjects.event_subject(env.aggregate_type, env.aggregate_id, env.type)
-        ack = await self.js.publish(subj, env.to_json(), stream=self.stream, headers=hdr)
+        subj, data, hdr = self._prepare(env)
+        self._guard(hdr, agg, expected)
+        ack = await self.js.publish(subj, data, stream=self.stream, headers=hdr)
         return AppendResult((ack.seq,), duplicate=bool(ack.duplicate))
 
     async def _append_batch(
@@ -390,20 +448,19 @@ class EventLog:
     ) -> AppendResult:
         batch_id = events[0].event_id
         n = len(events)
-        for i, env in enumerate(events, 1):
-            hdr = _headers(env)
+        prepared = [self._prepare(env) for env in events]  # refused whole, before any publish
+        for i, (subj, data, hdr) in enumerate(prepared, 1):
             hdr["Nats-Batch-Id"] = batch_id
             hdr["Nats-Batch-Sequence"] = str(i)
             hdr["Nats-Expected-Stream"] = self.stream
             if i == 1:
                 self._guard(hdr, agg, expected)
-            subj = subjects.event_subject(env.aggregate_type, env.aggregate_id, env.type)
             if i < n:
-                await self.nc.publish(subj, env.to_json(), headers=hdr)
+                await self.nc.publish(subj, data, headers=hdr)
                 continue
             hdr["Nats-Batch-Commit"] = "1"
             try:
-                msg = await self.nc.request(subj, env.to_json(), headers=hdr, timeout=self.timeout)
+                msg = await self.nc.request(subj, data, headers=hdr, timeout=self.timeout)
             except nats.errors.NoRespondersError:
                 raise EventLogError(f"no stream answers for {subj}") from None
             resp = json.loads(msg.data)
@@ -449,13 +506,13 @@ class EventLog:
             if i >= window and not futures[i - window].done():
                 await asyncio.wait([futures[i - window]])
             agg = subjects.aggregate_filter(env.aggregate_type, env.aggregate_id)
-            hdr = self._guard(_headers(env), agg, expected)
+            subj, data, hdr = self._prepare(env)
+            self._guard(hdr, agg, expected)
             token = f"{next(self._ack_counter)}"
             fut: asyncio.Future[dict[str, Any]] = loop.create_future()
             self._ack_futures[token] = fut
             futures.append(fut)
-            subj = subjects.event_subject(env.aggregate_type, env.aggregate_id, env.type)
-            await self.nc.publish(subj, env.to_json(), reply=f"{prefix}.{token}", headers=hdr)
+            await self.nc.publish(subj, data, reply=f"{prefix}.{token}", headers=hdr)
         if futures:
             await asyncio.wait(futures, timeout=self.timeout)
         out: list[AppendResult | EventLogError] = []
@@ -484,10 +541,28 @@ class EventLog:
 
     # ---- reads -------------------------------------------------------------------------
 
-    def decode(self, msg: Msg) -> RecordedEvent:
+    def decode(self, msg: Msg, *, verify: bool = True) -> RecordedEvent:
+        """The event of a stored message; with keys, only if its signature holds.
+
+        An event that fails a trust check raises IntegrityError (an EventDecodeError, so every
+        consumer dead-letters it with the reason instead of applying it) and is counted in
+        ``gongkai_integrity_failures_total``. ``verify=False`` is for a reader that checked the
+        bytes some other way (against a signed checkpoint of the log).
+        """
         seq, ns, _ = ack_position(msg)
         etype = msg.subject.rsplit(".", 1)[-1]
-        env = self.registry.decode(msg.data, msg.headers, subject_type=etype)
+        keys = self.keys if verify else None
+        if keys is None:
+            env = self.registry.decode(msg.data, msg.headers, subject_type=etype)
+            return RecordedEvent(seq, msg.subject, ns, env, msg.data)
+        try:
+            key = keys.trust.check(msg.subject, msg.data, msg.headers, etype)
+            env = self.registry.decode(msg.data, msg.headers, subject_type=etype)
+            keys.trust.check_retired(key, env.recorded_at, etype)
+        except IntegrityError as exc:
+            metrics.INTEGRITY_FAILURES.labels(service=self.service, check=exc.check).inc()
+            raise EventIntegrityError(exc.check, f"sequence {seq} ({msg.subject}): {exc.detail}",
+                                      seq=seq, subject=msg.subject) from None
         return RecordedEvent(seq, msg.subject, ns, env, msg.data)
 
     async def load(

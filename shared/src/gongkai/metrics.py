@@ -26,3 +26,9 @@ OUTAGE_RETRIES = Counter(
     "Retries of a consumer waiting for its database or the bus to come back",
     ["consumer"],
 )
+INTEGRITY_FAILURES = Counter(
+    "gongkai_integrity_failures_total",
+    "Events a reader refused to believe: unsigned, unknown or wrong key, bad signature, "
+    "retired key, or an authority the event claims that the directory does not grant",
+    ["service", "check"],
+)

@@ -78,7 +78,12 @@ class AccountabilityService(Service):
     @property
     def directory(self) -> Directory:
         if self._directory is None:
-            self._directory = Directory(self.engine, self.directory_projection)
+            self._directory = Directory(
+                self.engine,
+                self.directory_projection,
+                clock=self.ctx.clock,
+                log=self.projection_log(self.directory_projection),
+            )
         return self._directory
 
     async def start(self) -> None:

@@ -32,6 +32,8 @@ from gongkai.events.contracts.freshness import (
     ColumnStale,
     column_aggregate_id,
 )
+from gongkai.runtime.idempotency import IdempotencyStore
+from gongkai.runtime.idempotency import metadata as idempotency_tables
 from gongkai.runtime.service import Service, ServiceContext
 from gongkai_freshness.config import FreshnessConfig
 from gongkai_freshness.domain.evaluation import Transition
@@ -79,7 +81,9 @@ class FreshnessService(Service):
         self.config = config
         self.directory_projection = DirectoryProjection()
         self.add_projection(self.directory_projection)
+        self.add_tables(idempotency_tables)
         self._directory: Directory | None = None
+        self._idempotency: IdempotencyStore | None = None
         #: Stream sequence up to which events are folded in and their columns decided.
         self.position = 0
         #: Stream sequence up to which events are folded in (decisions may be pending).
@@ -97,8 +101,20 @@ class FreshnessService(Service):
     @property
     def directory(self) -> Directory:
         if self._directory is None:
-            self._directory = Directory(self.engine, self.directory_projection)
+            self._directory = Directory(
+                self.engine,
+                self.directory_projection,
+                clock=self.ctx.clock,
+                log=self.projection_log(self.directory_projection),
+            )
         return self._directory
+
+    @property
+    def idempotency(self) -> IdempotencyStore:
+        # Made on first use, after start: building the service must not touch the database.
+        if self._idempotency is None:
+            self._idempotency = IdempotencyStore(self.engine)
+        return self._idempotency
 
     def today(self) -> date:
         return today(self.ctx.clock.now())

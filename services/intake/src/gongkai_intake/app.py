@@ -36,6 +36,7 @@ from gongkai.runtime.http import Problem, invalid_identifier
 from gongkai.runtime.idempotency import IdempotencyStore, request_digest
 from gongkai_intake import schemas
 from gongkai_intake.adapters.columns import ColumnChoices
+from gongkai_intake.adapters.directory_log import token_reference
 from gongkai_intake.domain import directory as dir_domain
 from gongkai_intake.domain import posts, publications
 from gongkai_intake.domain.columns import ColumnCatalog
@@ -152,6 +153,7 @@ class IntakeApp:
         "register_person": (schemas.RegisterPersonRequest, ()),
         "grant_role": (schemas.RoleRequest, ("person_id",)),
         "revoke_role": (schemas.RoleRequest, ("person_id",)),
+        "revoke_tokens": (schemas.TokenRevocationRequest, ("person_id",)),
         "record_leadership_change": (schemas.LeadershipChangeRequest, ("unit",)),
     }
 
@@ -184,6 +186,7 @@ class IntakeApp:
             "register_person": self._register_person,
             "grant_role": self._grant_role,
             "revoke_role": self._revoke_role,
+            "revoke_tokens": self._revoke_tokens,
             "record_leadership_change": self._record_leadership_change,
         }
 
@@ -673,6 +676,41 @@ class IntakeApp:
         req: schemas.RoleRequest,
     ) -> Answer:
         return await self._role_change(principal, command_id, params["person_id"], req, False)
+
+    async def _revoke_tokens(
+        self,
+        principal: Principal,
+        command_id: str,
+        params: dict[str, str],
+        req: schemas.TokenRevocationRequest,
+    ) -> Answer:
+        person_id = params["person_id"]
+        sha, hint = token_reference(req.token)
+        cmd = dir_domain.RevokeTokens(person_id, sha, hint)
+        ctx = self._admin_ctx(principal, now=self.clock.now())
+        outcome, _ = await self._update(
+            PERSON,
+            person_id,
+            command_id,
+            lambda s: dir_domain.revoke_tokens(cmd, s, ctx),
+            lambda s: acting_as(principal, "", ()),
+        )
+        return self._directory_answer(f"person/{person_id}", outcome)
+
+    def tokens(self, principal: Principal, person_id: str) -> list[schemas.TokenView]:
+        """A person's live tokens, for the county office: hints and times, no secrets."""
+        if office_unit(principal) is None:
+            raise Problem(403, "Not allowed", "the directory is kept by the county office")
+        try:
+            dir_domain.check_ident("person_id", person_id)
+        except Rejected as r:
+            raise problem(r) from None
+        if self.directory.principal(person_id) is None:
+            raise Problem(404, "Unknown person", f"no person {person_id}", field="person_id")
+        return [
+            schemas.TokenView(hint=t.hint, issued_at=t.issued_at, expires_at=t.expires_at)
+            for t in self.directory.tokens(person_id)
+        ]
 
     async def _record_leadership_change(
         self,

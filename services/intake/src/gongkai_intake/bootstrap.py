@@ -16,6 +16,7 @@ from gongkai.events.contracts.intake import (
     RoleGranted,
     RoleRevoked,
     TokenIssued,
+    TokenRevoked,
     UnitRegistered,
 )
 from gongkai.rules import default_catalog
@@ -44,6 +45,7 @@ class IntakeService(Service):
         RoleGranted,
         RoleRevoked,
         TokenIssued,
+        TokenRevoked,
         LeadershipDutiesChanged,
         PostSubmitted,
         PostRevised,
@@ -78,7 +80,12 @@ class IntakeService(Service):
     async def start(self) -> None:
         # The database is touched only here: building the service must not (AsyncAPI is
         # generated from a built, never started, service).
-        self._directory = Directory(self.engine, self.directory_projection)
+        self._directory = Directory(
+            self.engine,
+            self.directory_projection,
+            clock=self.ctx.clock,
+            log=self.projection_log(self.directory_projection),
+        )
         await super().start()
         self._app = IntakeApp(
             evlog=self.evlog,

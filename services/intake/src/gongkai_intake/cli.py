@@ -12,13 +12,14 @@ import os
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import nats.js.errors
 
 from gongkai import subjects
-from gongkai.directory import new_token, token_hash
+from gongkai.directory import new_token, token_hash, token_hint
 from gongkai.eventlog import EventLog, EventLogError
 from gongkai.events import Actor
 from gongkai.runtime.clock import SystemClock
@@ -28,8 +29,10 @@ from gongkai_intake.adapters.directory_log import (
     DirectoryFileError,
     apply_directory,
     explain,
-    issue_token,
+    issue_token_change,
     load_directory_file,
+    person_tokens,
+    revoke_tokens,
 )
 from gongkai_intake.domain.dates import local_date
 from gongkai_intake.domain.errors import Rejected
@@ -91,30 +94,86 @@ def _run(prog: str, coro: Callable[[], Coroutine[Any, Any, int]]) -> int:
         return 1
 
 
+def _stamp(at: object) -> str:
+    return f"{at:%Y-%m-%d %H:%M} UTC"
+
+
 def cmd_token(args: argparse.Namespace) -> int:
     token = new_token()
+    days = args.days if args.days is not None else Settings.from_env().token_lifetime_days
+    if days < 1:
+        print("gongkai people token: --days must be at least 1", file=sys.stderr)
+        return 2
 
     async def work(evlog: EventLog) -> int:
         now = SystemClock().now()
-        seq = await issue_token(
+        expires = now + timedelta(days=days)
+        change = await issue_token_change(
             evlog,
             args.person,
             token_hash(token),
-            token[-4:],
+            token_hint(token),
             actor=operator(),
             now=now,
             today=local_date(now),
             command_id=f"token-{uuid.uuid4()}",
+            expires_at=expires,
+            replace=not args.keep_others,
+        )
+        replaced = (
+            f"; replaced (revoked) {len(change.revoked)} earlier token(s): "
+            + ", ".join(f"…{h}" for h in change.revoked)
+            if change.revoked
+            else ""
         )
         print(
-            f"token for {args.person} recorded (sequence {seq}); only its hash is kept, so "
-            "copy it now:",
+            f"token …{token_hint(token)} for {args.person} recorded (sequence {change.sequence}), "
+            f"valid until {_stamp(expires)}{replaced}. Only its hash is kept, so copy it now:",
             file=sys.stderr,
         )
         print(token)
         return 0
 
     return _run("people token", lambda: _with_log(_url(args), work))
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    async def work(evlog: EventLog) -> int:
+        now = SystemClock().now()
+        change = await revoke_tokens(
+            evlog,
+            args.person,
+            args.token,
+            actor=operator(),
+            now=now,
+            today=local_date(now),
+            command_id=f"revoke-{uuid.uuid4()}",
+        )
+        if not change.revoked:
+            print(f"{args.person} has no live token; nothing recorded")
+            return 0
+        print(
+            f"revoked {len(change.revoked)} token(s) of {args.person}: "
+            + ", ".join(f"…{h}" for h in change.revoked)
+            + f" (sequence {change.sequence}); every service refuses them from now on"
+        )
+        return 0
+
+    return _run("people revoke", lambda: _with_log(_url(args), work))
+
+
+def cmd_tokens(args: argparse.Namespace) -> int:
+    async def work(evlog: EventLog) -> int:
+        live = await person_tokens(evlog, args.person, SystemClock().now())
+        if not live:
+            print(f"{args.person} has no live token")
+            return 0
+        print(f"{'token':<8} {'issued at':<21} expires at")
+        for t in live:
+            print(f"…{t.hint:<7} {_stamp(t.issued_at):<21} {_stamp(t.expires_at)}")
+        return 0
+
+    return _run("people tokens", lambda: _with_log(_url(args), work))
 
 
 def cmd_load(args: argparse.Namespace) -> int:
@@ -213,11 +272,43 @@ def register(sub: Any) -> None:
     pp = people.add_subparsers(dest="people_command", required=True)
     tok = pp.add_parser(
         "token",
-        help="issue a bearer token for PERSON and print it once (only its hash is recorded)",
+        help="issue a bearer token for PERSON and print it once (only its hash is recorded); "
+        "it replaces (revokes) PERSON's earlier tokens unless --keep-others",
     )
     tok.add_argument("person", metavar="PERSON", help="person id, e.g. finance-maker")
+    tok.add_argument(
+        "--keep-others",
+        action="store_true",
+        help="leave PERSON's earlier tokens valid (a second device, say)",
+    )
+    tok.add_argument(
+        "--days",
+        type=int,
+        help="days until the token expires ($GONGKAI_TOKEN_LIFETIME_DAYS, 90)",
+    )
     tok.add_argument("--nats-url", help="($GONGKAI_NATS_URL, nats://127.0.0.1:4222)")
     tok.set_defaults(func=cmd_token)
+    rev = pp.add_parser(
+        "revoke",
+        help="revoke PERSON's token TOKEN, or all of PERSON's tokens; every service refuses "
+        "them once this returns",
+    )
+    rev.add_argument("person", metavar="PERSON")
+    rev.add_argument(
+        "token",
+        metavar="TOKEN",
+        nargs="?",
+        help="the token, its sha256, or the hint 'people tokens' shows (…abcd: give abcd); "
+        "without it, every live token of PERSON",
+    )
+    rev.add_argument("--nats-url", help="($GONGKAI_NATS_URL, nats://127.0.0.1:4222)")
+    rev.set_defaults(func=cmd_revoke)
+    lst = pp.add_parser(
+        "tokens", help="list PERSON's live tokens: hint, issued at, expires at (no secrets)"
+    )
+    lst.add_argument("person", metavar="PERSON")
+    lst.add_argument("--nats-url", help="($GONGKAI_NATS_URL, nats://127.0.0.1:4222)")
+    lst.set_defaults(func=cmd_tokens)
 
     directory = sub.add_parser("directory", help="the unit directory: units, people, roles")
     dd = directory.add_subparsers(dest="directory_command", required=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -96,6 +96,16 @@ class LeadershipChangeRequest(_Request):
     summary: str = Field(min_length=1, max_length=limits.SUMMARY_MAX)
 
 
+class TokenRevocationRequest(_Request):
+    token: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        description="the token, its sha256, or the hint GET /people/{id}/tokens shows; "
+        "omitted: every live token of the person",
+    )
+
+
 # ---- answers ---------------------------------------------------------------------------
 
 
@@ -166,6 +176,14 @@ class UnitView(BaseModel):
     kind: str
     contact_name: str
     contact_mobile: str
+
+
+class TokenView(BaseModel):
+    """A live token: never the token or its hash."""
+
+    hint: str
+    issued_at: datetime
+    expires_at: datetime
 
 
 class Me(BaseModel):

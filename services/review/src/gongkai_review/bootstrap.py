@@ -77,7 +77,12 @@ class ReviewService(Service):
 
     @functools.cached_property
     def _directory(self) -> Directory:
-        return Directory(self.engine, self.directory_projection)
+        return Directory(
+            self.engine,
+            self.directory_projection,
+            clock=self.ctx.clock,
+            log=self.projection_log(self.directory_projection),
+        )
 
     def directory(self) -> Directory:
         return self._directory

@@ -39,7 +39,7 @@ SERVICES = ("intake", "review", "freshness", "accountability")
 #: Every projection's (schema_version, shape fingerprint) as of the head revision. A revision
 #: that changes a projection's columns bumps its schema_version in the code and here.
 PROJECTION_SCHEMAS: dict[str, tuple[int, str]] = {
-    "directory": (1, "35544fa794ef"),
+    "directory": (2, "7f4d163fc254"),
     "intake_column_choices": (1, "7880de31a954"),
     "review_queue": (2, "39a5ba5e1d58"),
     "accountability": (2, "605d70939e34"),

@@ -1,4 +1,5 @@
-"""``Idempotency-Key`` for POST routes: a retry returns the first answer and records nothing new.
+"""``Idempotency-Key`` for POST and PUT routes: a retry returns the first answer and records
+nothing new; the same key with another request is refused (422).
 
 The key also fixes the command id (and so the event ids) of the command, so two concurrent
 requests with one key that both miss the stored answer still record once: JetStream's
@@ -10,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -119,3 +121,27 @@ class IdempotencyStore:
                 )
         except IntegrityError:
             pass  # a concurrent twin stored the same answer first
+
+    async def once(
+        self,
+        person_id: str,
+        key: str | None,
+        request: tuple[str, str, Any],
+        run: Callable[[], Awaitable[Any]],
+        now: Callable[[], datetime],
+        status: int = 200,
+    ) -> tuple[Any, bool]:
+        """``run`` once per (caller, key): (its answer, False), or (the first answer, True).
+
+        ``request`` is (method, path, body) as the caller sent it; a key seen with another
+        request raises the 422 ``lookup`` raises. A refusal (a raised Problem) is not stored,
+        as on every POST route: the caller may fix the request and retry with the same key.
+        """
+        self.check_key(key)
+        digest = request_digest(*request)
+        stored = self.lookup(person_id, key, digest)
+        if stored is not None:
+            return stored.body, True
+        answer = await run()
+        self.save(person_id, key, digest, status, answer, now())
+        return answer, False

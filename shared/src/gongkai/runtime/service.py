@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
+import nats.js.errors
 import structlog
 from fastapi import APIRouter
 from faststream.nats import JStream, NatsBroker
@@ -29,6 +30,9 @@ from gongkai.events.envelope import Envelope, EventPayload
 from gongkai.projection import Projection, ProjectionStore, checkpoints, make_engine
 from gongkai.runtime.clock import Clock, SystemClock
 from gongkai.runtime.settings import Settings
+from gongkai.trust import credentials
+from gongkai.trust.credentials import NatsAuth
+from gongkai.trust.keys import service_keyring
 
 
 @dataclass
@@ -38,6 +42,10 @@ class ServiceContext:
     calendar: WorkingCalendar = field(default_factory=WorkingCalendar.default)
     #: The NATS URL to connect to; set by the host once the server is known.
     nats_url: str = ""
+    #: How the services built with this context authenticate, by service name (the embedded
+    #: host gives each its own NKey seed); a service not listed finds its own
+    #: (``gongkai.trust.credentials.resolve``).
+    nats_auth: dict[str, NatsAuth] = field(default_factory=dict)
 
 
 class Service:
@@ -53,13 +61,14 @@ class Service:
         self.log = structlog.get_logger(f"gongkai.{self.name}")
         self.router = APIRouter()
         creds: dict[str, Any] = {}
-        if ctx.settings.nats_user:
+        auth = self.nats_auth()
+        if auth.user:
             # faststream takes credentials as a security object (user=/password= are refused).
             creds = {
-                "security": SASLPlaintext(
-                    username=ctx.settings.nats_user, password=ctx.settings.nats_password or ""
-                )
+                "security": SASLPlaintext(username=auth.user, password=auth.password or "")
             }
+        elif auth.file is not None:
+            creds = auth.options()
         self.broker = NatsBroker(
             [u.strip() for u in (ctx.nats_url or "nats://localhost:4222").split(",") if u.strip()],
             graceful_timeout=10.0,
@@ -90,6 +99,13 @@ class Service:
                 schema=Envelope[cls],  # type: ignore[valid-type]
             )
 
+    def nats_auth(self) -> NatsAuth:
+        """This service's NATS credentials: the host's, else found like any client's."""
+        given = self.ctx.nats_auth.get(self.name)
+        if given is not None:
+            return given
+        return credentials.resolve(self.ctx.settings, self.name)
+
     # ---- wiring, used by subclasses in __init__ ---------------------------------------
 
     def add_projection(self, projection: Projection) -> Projection:
@@ -118,6 +134,10 @@ class Service:
     ) -> None:
         """A durable consumer: at-least-once, unordered, for idempotent appends."""
         self.reactions.append((name, filter_subject, handler))
+
+    def durable_names(self) -> list[str]:
+        """The names of this service's durable consumers (no other NATS user may touch them)."""
+        return [f"{self.name}-{name}" for name, _, _ in self.reactions]
 
     # ---- resources available once started ----------------------------------------------
 
@@ -153,16 +173,14 @@ class Service:
     # ---- lifecycle ---------------------------------------------------------------------
 
     async def connect(self) -> EventLog:
-        s = self.ctx.settings
         opts: dict[str, Any] = {
             "name": f"gongkai-{self.name}",
             "max_reconnect_attempts": -1,
             "reconnect_time_wait": 0.5,
         }
-        if s.nats_user:
-            opts["user"] = s.nats_user
-            opts["password"] = s.nats_password
-        evlog = await EventLog.connect(self.ctx.nats_url, **opts)
+        opts.update(self.nats_auth().options())
+        keys = await asyncio.to_thread(service_keyring, self.ctx.settings.keys_path, self.name)
+        evlog = await EventLog.connect(self.ctx.nats_url, keys=keys, **opts)
         evlog.service = self.name
         return evlog
 
@@ -180,7 +198,8 @@ class Service:
             self.subscriptions.append(sub)
             await sub.start()
         for name, filt, handler in self.reactions:
-            d = DurableConsumer(self.evlog, f"{self.name}-{name}", filt, handler, owner=self.name)
+            durable = f"{self.name}-{name}"  # durable_names(): the permission matrix's
+            d = DurableConsumer(self.evlog, durable, filt, handler, owner=self.name)
             self.durables.append(d)
             await d.start()
         if self.broker.subscribers:
@@ -229,6 +248,47 @@ class Service:
         """Block until every projection of this service has applied ``seq`` (default: the end)."""
         target = seq if seq is not None else await self.evlog.last_sequence()
         await asyncio.gather(*(s.wait_for(target, within) for s in self.subscriptions))
+
+    def projection_log(self, projection: Projection) -> ProjectionLog:
+        """The log as one of this service's projections sees it (``gongkai.directory``)."""
+        return ProjectionLog(self, projection)
+
+
+class ProjectionLog:
+    """How far the log is, and how far one projection of a service has applied it.
+
+    ``last_sequence`` asks the stream's leader (not a replica's direct get, which may lag), so
+    an event whose append was acknowledged is always counted.
+    """
+
+    def __init__(self, service: Service, projection: Projection) -> None:
+        self.service = service
+        self.projection = projection
+
+    async def last_sequence(self, filter_subject: str | None = None) -> int:
+        evlog = self.service.evlog
+        if filter_subject is None:
+            return await evlog.last_sequence()
+        try:
+            msg = await evlog.js.get_last_msg(evlog.stream, filter_subject)
+        except nats.js.errors.NotFoundError:
+            return 0
+        return int(msg.seq or 0)
+
+    def _subscription(self) -> CatchUpSubscription | None:
+        return next(
+            (s for s in self.service.subscriptions if s.projection is self.projection), None
+        )
+
+    def position(self) -> int:
+        sub = self._subscription()
+        return sub.position if sub is not None else 0
+
+    async def wait_for(self, seq: int, within: float) -> None:
+        sub = self._subscription()
+        if sub is None:
+            raise TimeoutError(f"{self.projection.name} is not subscribed")
+        await sub.wait_for(seq, within)
 
 
 def discover() -> dict[str, Callable[[ServiceContext], Service]]:

@@ -12,12 +12,31 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(f"GONGKAI_{name}", default)
 
 
+def _positive_int(name: str, default: str) -> int:
+    raw = _env(name, default)
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"GONGKAI_{name} must be a whole number of at least 1, got {raw!r}")
+    return value
+
+
+def _env_path(name: str) -> Path | None:
+    raw = os.environ.get(f"GONGKAI_{name}")
+    return Path(raw) if raw else None
+
+
 @dataclass(frozen=True)
 class Settings:
     #: None: start the embedded nats-server under ``data_dir``.
     nats_url: str | None = None
     nats_user: str | None = None
     nats_password: str | None = None
+    #: An NKey seed (or .creds) file to connect with ($GONGKAI_NATS_CREDS); None: a password
+    #: user if set, else the local data directory's credentials (gongkai.trust.credentials).
+    nats_creds: Path | None = None
     data_dir: Path = Path("var")
     http_host: str = "127.0.0.1"
     http_port: int = 8080
@@ -34,6 +53,11 @@ class Settings:
     #: the database is at the code's migration head. None: auto on SQLite, verify otherwise.
     db_migrate: str | None = None
     demo: bool = False
+    #: Signing keys and trust anchors (``gongkai.trust.keys``). None: ``GONGKAI_KEYS_DIR`` if
+    #: set, else ``<data_dir>/keys`` (generated there at first start on the embedded default).
+    keys_dir: Path | None = field(default_factory=lambda: _env_path("KEYS_DIR"))
+    #: How long a token issued by ``gongkai people token`` (and the demo's) stays valid.
+    token_lifetime_days: int = 90
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -41,6 +65,9 @@ class Settings:
             nats_url=os.environ.get("GONGKAI_NATS_URL") or None,
             nats_user=os.environ.get("GONGKAI_NATS_USER") or None,
             nats_password=os.environ.get("GONGKAI_NATS_PASSWORD") or None,
+            nats_creds=Path(os.environ["GONGKAI_NATS_CREDS"])
+            if os.environ.get("GONGKAI_NATS_CREDS")
+            else None,
             data_dir=Path(_env("DATA_DIR", "var")),
             http_host=_env("HTTP_HOST", "127.0.0.1"),
             http_port=int(_env("HTTP_PORT", "8080")),
@@ -51,6 +78,7 @@ class Settings:
             stream_replicas=int(_env("STREAM_REPLICAS", "1")),
             manage_streams=_env("STREAM_MANAGE", "true").lower() not in ("false", "0", "no"),
             db_migrate=os.environ.get("GONGKAI_DB_MIGRATE") or None,
+            token_lifetime_days=_positive_int("TOKEN_LIFETIME_DAYS", "90"),
             db_urls={
                 k[len("GONGKAI_DB_URL_") :].lower(): v
                 for k, v in os.environ.items()
@@ -58,6 +86,10 @@ class Settings:
             },
         )
         return replace(s, **{k: v for k, v in overrides.items() if v is not None})
+
+    @property
+    def keys_path(self) -> Path:
+        return self.keys_dir if self.keys_dir is not None else self.data_dir / "keys"
 
     def db_url(self, service: str) -> str:
         if service in self.db_urls:

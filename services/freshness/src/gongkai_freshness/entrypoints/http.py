@@ -6,7 +6,7 @@ import html
 from dataclasses import asdict
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -147,7 +147,9 @@ def build_router(svc: FreshnessService) -> APIRouter:
         code: PathId,
         column: PathId,
         body: VisibilityBody,
+        response: Response,
         principal: Principal = Depends(authenticated),  # noqa: B008 - FastAPI's idiom
+        idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
     ) -> dict[str, Any]:
         offices = sorted(u for u, r in principal.roles if r == OFFICE_ROLE)
         role = acting_role(principal.roles_in(code), bool(offices))
@@ -161,22 +163,37 @@ def build_router(svc: FreshnessService) -> APIRouter:
         unit = offices[0] if role == OFFICE_ROLE and code not in offices else code
         actor = Actor(person=principal.person_id, role=role, unit=unit)
         cmd = SetVisibility(code, column, body.visibility == "kept", body.reason)
-        try:
-            result = await svc.set_visibility(cmd, actor)
-        except Refused as exc:
-            raise Problem(exc.status, exc.title, exc.detail, field=exc.field) from None
-        except VisibilityConflict as exc:
-            raise Problem(409, "Conflict", str(exc)) from None
-        col = result.column
-        return {
-            "unit": code,
-            "column": column,
-            "visibility": "kept" if col.visible else "hidden",
-            "hidden_by": col.hidden_by,
-            "decision": body.visibility,
-            "changed": result.changed,
-            "event_id": result.event_id,
-        }
+
+        async def record() -> dict[str, Any]:
+            try:
+                result = await svc.set_visibility(cmd, actor)
+            except Refused as exc:
+                raise Problem(exc.status, exc.title, exc.detail, field=exc.field) from None
+            except VisibilityConflict as exc:
+                raise Problem(409, "Conflict", str(exc)) from None
+            col = result.column
+            return {
+                "unit": code,
+                "column": column,
+                "visibility": "kept" if col.visible else "hidden",
+                "hidden_by": col.hidden_by,
+                "decision": body.visibility,
+                "changed": result.changed,
+                "event_id": result.event_id,
+            }
+
+        # As on POST: a retry with the same Idempotency-Key gets the first answer and records
+        # nothing, even if the column changed since; the same key with another body is refused.
+        answer, replayed = await svc.idempotency.once(
+            principal.person_id,
+            idempotency_key,
+            ("PUT", f"/units/{code}/columns/{column}/visibility", body.model_dump(mode="json")),
+            record,
+            svc.ctx.clock.now,
+        )
+        if replayed:
+            response.headers["Idempotent-Replayed"] = "true"
+        return dict(answer)
 
     @router.get("/units/{code}/attachment-2", summary="The unit's filled-in Attachment 2")
     async def get_attachment2(code: PathId, format: Literal["json", "html"] = "json") -> Any:

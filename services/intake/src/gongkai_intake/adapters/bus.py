@@ -19,7 +19,7 @@ from faststream.nats import NatsBroker, NatsMessage, NatsResponse
 from pydantic import BaseModel, ValidationError, WithJsonSchema
 
 from gongkai import subjects
-from gongkai.directory import Directory, Principal
+from gongkai.directory import Directory, Principal, authenticate_header
 from gongkai.events.envelope import SUBJECT_SAFE_ID, InvalidIdentifier, is_token
 from gongkai.runtime.http import Problem, infrastructure_problem, invalid_identifier
 from gongkai_intake.app import IntakeApp
@@ -59,19 +59,8 @@ def _header(headers: dict[str, str], name: str) -> str | None:
     return next((v for k, v in headers.items() if k.lower() == wanted), None)
 
 
-def _authenticate(directory: Directory, headers: dict[str, str]) -> Principal:
-    scheme, _, token = (_header(headers, "Authorization") or "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Problem(
-            401,
-            "Authentication required",
-            "send Authorization: Bearer <token>",
-            field="Authorization",
-        )
-    principal = directory.by_token(token.strip())
-    if principal is None:
-        raise Problem(401, "Invalid token", "the bearer token is not known", field="Authorization")
-    return principal
+async def _authenticate(directory: Directory, headers: dict[str, str]) -> Principal:
+    return await authenticate_header(directory, _header(headers, "Authorization"))
 
 
 def _parse(
@@ -141,7 +130,7 @@ def handler(
         headers = dict(raw.headers or {})
         try:
             intake = app()
-            principal = _authenticate(directory(), headers)
+            principal = await _authenticate(directory(), headers)
             params, request = _parse(raw.data, model, path)
             answer = await intake.execute(
                 command, principal, _header(headers, "Idempotency-Key"), params, request

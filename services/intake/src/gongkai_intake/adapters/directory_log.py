@@ -1,4 +1,4 @@
-"""Directory changes straight to the log: the operator's loader and ``people token``.
+"""Directory changes straight to the log: the operator's loader and ``people token|revoke``.
 
 These run without the HTTP API (the platform may not even have a first office user yet), so
 they read the directory's current state from the log itself rather than from a projection.
@@ -6,17 +6,23 @@ they read the directory's current state from the log itself rather than from a p
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from gongkai import subjects
-from gongkai.eventlog import ConcurrencyConflict, EventLog
-from gongkai.events import Actor, digest, new_event
+from gongkai.directory import TokenView, token_hash
+from gongkai.eventlog import ConcurrencyConflict, EventLog, RecordedEvent
+from gongkai.events import Actor, EventPayload, digest, new_event
+from gongkai.events.contracts.intake import (
+    LEGACY_TOKEN_LIFETIME_DAYS,
+    TokenIssued,
+    TokenRevoked,
+)
 from gongkai_intake.domain import directory as d
 from gongkai_intake.domain.errors import Rejected
 
@@ -67,7 +73,7 @@ async def apply_directory(
     """
     for _ in range(3):
         cur = await read_directory(evlog)
-        changes = d.plan(spec, cur.units, cur.people, today)
+        changes = d.plan(spec, cur.units, cur.people, today, now=now)
         try:
             count = 0
             for ch in changes:
@@ -103,6 +109,51 @@ async def apply_directory(
     raise ConcurrencyConflict("directory", 0, "the directory kept changing during the load")
 
 
+@dataclass(frozen=True)
+class TokenChange:
+    """What ``issue_token`` or ``revoke_tokens`` recorded."""
+
+    #: The stream sequence of the last event recorded; None if nothing was.
+    sequence: int | None
+    #: Hints of the tokens revoked (replaced ones included).
+    revoked: tuple[str, ...] = ()
+
+
+async def _person(evlog: EventLog, person_id: str) -> tuple[list[RecordedEvent], int]:
+    d.check_ident("person_id", person_id)
+    return await evlog.load("person", person_id)
+
+
+def _fold_person(history: Sequence[RecordedEvent]) -> d.PersonState:
+    state = d.PERSON_INITIAL
+    for rec in history:
+        state = d.evolve_person(state, rec.envelope.payload)
+    return state
+
+
+async def _record(
+    evlog: EventLog,
+    person_id: str,
+    payloads: Sequence[EventPayload],
+    last: int,
+    *,
+    actor: Actor,
+    now: datetime,
+    command_id: str,
+) -> TokenChange:
+    envs = [
+        new_event(
+            p, aggregate_id=person_id, actor=actor, command_id=command_id, index=i, recorded_at=now
+        )
+        for i, p in enumerate(payloads)
+    ]
+    revoked = tuple(p.token_hint for p in payloads if isinstance(p, TokenRevoked))
+    if not envs:
+        return TokenChange(None, revoked)
+    result = await evlog.append(envs, expected=last)
+    return TokenChange(result.last, revoked)
+
+
 async def issue_token(
     evlog: EventLog,
     person_id: str,
@@ -113,24 +164,119 @@ async def issue_token(
     now: datetime,
     today: date,
     command_id: str,
+    expires_at: datetime | None = None,
+    replace: bool = False,
 ) -> int:
-    """Record a token for a person; returns the stream sequence. Raises Rejected if unknown."""
-    d.check_ident("person_id", person_id)
-    history, last = await evlog.load("person", person_id)
-    state = d.PERSON_INITIAL
-    for rec in history:
-        state = d.evolve_person(state, rec.envelope.payload)
-    payloads = d.issue_token(
-        d.IssueToken(person_id, token_sha256, token_hint),
-        state,
-        d.Context(admin=True, today=today),
+    """Record a token for a person; returns the stream sequence. Raises Rejected if unknown.
+
+    ``replace``: the person's other live tokens are revoked in the same atomic append.
+    ``expires_at`` defaults to the default lifetime from ``now``.
+    """
+    change = await issue_token_change(
+        evlog,
+        person_id,
+        token_sha256,
+        token_hint,
+        actor=actor,
+        now=now,
+        today=today,
+        command_id=command_id,
+        expires_at=expires_at,
+        replace=replace,
     )
-    envs = [
-        new_event(p, aggregate_id=person_id, actor=actor, command_id=command_id, recorded_at=now)
-        for p in payloads
-    ]
-    result = await evlog.append(envs, expected=last)
-    return result.last
+    return change.sequence or 0
+
+
+async def issue_token_change(
+    evlog: EventLog,
+    person_id: str,
+    token_sha256: str,
+    token_hint: str,
+    *,
+    actor: Actor,
+    now: datetime,
+    today: date,
+    command_id: str,
+    expires_at: datetime | None = None,
+    replace: bool = False,
+) -> TokenChange:
+    """``issue_token``, telling which tokens it replaced."""
+    history, last = await _person(evlog, person_id)
+    payloads = d.issue_token(
+        d.IssueToken(
+            person_id,
+            token_sha256,
+            token_hint,
+            expires_at or now + d.DEFAULT_TOKEN_LIFETIME,
+            replace,
+        ),
+        _fold_person(history),
+        d.Context(admin=True, today=today, now=now),
+    )
+    return await _record(
+        evlog, person_id, payloads, last, actor=actor, now=now, command_id=command_id
+    )
+
+
+def token_reference(token: str | None) -> tuple[str | None, str | None]:
+    """(sha256, hint) for what an operator typed: the token itself, its sha256, or its hint."""
+    if token is None:
+        return None, None
+    token = token.strip().removeprefix("…")
+    if token.startswith("gk_"):
+        return token_hash(token), None
+    if len(token) == 64 and all(c in "0123456789abcdef" for c in token):
+        return token, None
+    return None, token
+
+
+async def revoke_tokens(
+    evlog: EventLog,
+    person_id: str,
+    token: str | None,
+    *,
+    actor: Actor,
+    now: datetime,
+    today: date,
+    command_id: str,
+) -> TokenChange:
+    """Revoke one of the person's tokens (the token, its sha256 or its hint), or all live ones.
+
+    Raises Rejected for an unknown person or token. Once this returns, every service refuses
+    the revoked tokens (``gongkai.directory``: services check the log's latest on each request).
+    """
+    history, last = await _person(evlog, person_id)
+    sha, hint = token_reference(token)
+    payloads = d.revoke_tokens(
+        d.RevokeTokens(person_id, sha, hint),
+        _fold_person(history),
+        d.Context(admin=True, today=today, now=now),
+    )
+    return await _record(
+        evlog, person_id, payloads, last, actor=actor, now=now, command_id=command_id
+    )
+
+
+async def person_tokens(evlog: EventLog, person_id: str, now: datetime) -> list[TokenView]:
+    """The person's live tokens from the log: hint, issue time, expiry (never the hash).
+
+    Raises Rejected for an unknown person.
+    """
+    history, _ = await _person(evlog, person_id)
+    if not _fold_person(history).exists:
+        raise Rejected("not_found", "Unknown person", f"no person {person_id}", field="person_id")
+    tokens: dict[str, TokenView] = {}
+    for rec in history:
+        p = rec.envelope.payload
+        if isinstance(p, TokenIssued):
+            issued = rec.envelope.recorded_at.astimezone(UTC)
+            expires = p.expires_at or issued + timedelta(days=LEGACY_TOKEN_LIFETIME_DAYS)
+            tokens[p.token_sha256] = TokenView(p.token_hint, issued, expires.astimezone(UTC))
+        elif isinstance(p, TokenRevoked):
+            tokens.pop(p.token_sha256, None)
+    return sorted(
+        (t for t in tokens.values() if t.expires_at > now), key=lambda t: t.issued_at
+    )
 
 
 # ---- directory files -----------------------------------------------------------------------

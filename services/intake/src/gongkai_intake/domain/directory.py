@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import TypeVar, get_args
 
 from gongkai.events import EventPayload, check_token
@@ -21,6 +21,7 @@ from gongkai.events.contracts.intake import (
     RoleGranted,
     RoleRevoked,
     TokenIssued,
+    TokenRevoked,
     UnitKind,
     UnitRegistered,
 )
@@ -41,6 +42,8 @@ MOBILE_RE = re.compile(r"^1[3-9][0-9]{9}$")
 ID_MAX = 64  # the directory tables' key width
 #: The unit's own maker or leader reports a change of its leaders' duties; so may the office.
 LEADERSHIP_ROLES = frozenset({"maker", "leader"})
+#: A token's lifetime unless the issuer says otherwise (``GONGKAI_TOKEN_LIFETIME_DAYS``).
+DEFAULT_TOKEN_LIFETIME = timedelta(days=90)
 
 
 # ---- commands --------------------------------------------------------------------------
@@ -80,6 +83,19 @@ class IssueToken:
     person_id: str
     token_sha256: str
     token_hint: str
+    #: None only from callers that predate expiries (readers then apply the legacy lifetime).
+    expires_at: datetime | None = None
+    #: Revoke the person's other live tokens in the same append ("replaced").
+    replace: bool = False
+
+
+@dataclass(frozen=True)
+class RevokeTokens:
+    """Revoke one token (by its sha256 or by the hint the list shows), or all live ones."""
+
+    person_id: str
+    token_sha256: str | None = None
+    token_hint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +113,8 @@ class Context:
     caller_roles: frozenset[str] = frozenset()
     #: Whether the unit a role is granted in exists (GrantRole only).
     unit_exists: bool = False
+    #: The instant of the decision: which tokens are still live. None: every unrevoked one.
+    now: datetime | None = None
 
 
 # ---- state -----------------------------------------------------------------------------
@@ -112,11 +130,32 @@ class UnitState:
 
 
 @dataclass(frozen=True)
+class TokenState:
+    hint: str
+    #: None: recorded before expiries existed (see ``LEGACY_TOKEN_LIFETIME_DAYS``).
+    expires_at: datetime | None = None
+    revoked: bool = False
+
+    def live(self, now: datetime | None) -> bool:
+        if self.revoked:
+            return False
+        return now is None or self.expires_at is None or now < self.expires_at
+
+
+@dataclass(frozen=True)
 class PersonState:
     exists: bool = False
     name: str = ""
     roles: frozenset[tuple[str, str]] = frozenset()
-    token_hashes: frozenset[str] = frozenset()
+    #: Every token ever issued to the person, by sha256.
+    tokens: Mapping[str, TokenState] = field(default_factory=dict)
+
+    @property
+    def token_hashes(self) -> frozenset[str]:
+        return frozenset(self.tokens)
+
+    def live_tokens(self, now: datetime | None) -> dict[str, TokenState]:
+        return {h: t for h, t in self.tokens.items() if t.live(now)}
 
 
 UNIT_INITIAL = UnitState()
@@ -137,7 +176,11 @@ def evolve_person(state: PersonState, event: EventPayload) -> PersonState:
     if isinstance(event, RoleRevoked):
         return replace(state, roles=state.roles - {(event.unit, event.role)})
     if isinstance(event, TokenIssued):
-        return replace(state, token_hashes=state.token_hashes | {event.token_sha256})
+        token = TokenState(event.token_hint, event.expires_at)
+        return replace(state, tokens={**state.tokens, event.token_sha256: token})
+    if isinstance(event, TokenRevoked) and event.token_sha256 in state.tokens:
+        revoked = replace(state.tokens[event.token_sha256], revoked=True)
+        return replace(state, tokens={**state.tokens, event.token_sha256: revoked})
     return state
 
 
@@ -249,15 +292,85 @@ def revoke_role(cmd: RevokeRole, state: PersonState, ctx: Context) -> list[RoleR
     return [RoleRevoked(person_id=cmd.person_id, unit=cmd.unit, role=cmd.role)]  # type: ignore[arg-type]
 
 
-def issue_token(cmd: IssueToken, state: PersonState, ctx: Context) -> list[TokenIssued]:
+def issue_token(
+    cmd: IssueToken, state: PersonState, ctx: Context
+) -> list[TokenIssued | TokenRevoked]:
+    """Record a token; with ``replace``, also revoke the person's other live tokens.
+
+    Issuing a token that is already live records nothing (a retry, a demo reloaded); one that
+    was revoked or has expired is issued again with the new expiry.
+    """
     _admin(ctx)
     _known_person(state, cmd.person_id)
-    if cmd.token_sha256 in state.token_hashes:
-        return []
-    return [
-        TokenIssued(
-            person_id=cmd.person_id, token_sha256=cmd.token_sha256, token_hint=cmd.token_hint
+    if ctx.now is not None and cmd.expires_at is not None and cmd.expires_at <= ctx.now:
+        raise Rejected(
+            "invalid", "Expiry in the past", "a token must expire later", field="expires_at"
         )
+    already = state.tokens.get(cmd.token_sha256)
+    out: list[TokenIssued | TokenRevoked] = []
+    if already is None or not already.live(ctx.now):
+        out.append(
+            TokenIssued(
+                person_id=cmd.person_id,
+                token_sha256=cmd.token_sha256,
+                token_hint=cmd.token_hint,
+                expires_at=cmd.expires_at,
+            )
+        )
+    if cmd.replace:
+        out.extend(
+            TokenRevoked(
+                person_id=cmd.person_id, token_sha256=h, token_hint=t.hint, reason="replaced"
+            )
+            for h, t in sorted(state.live_tokens(ctx.now).items())
+            if h != cmd.token_sha256
+        )
+    return out
+
+
+def revoke_tokens(cmd: RevokeTokens, state: PersonState, ctx: Context) -> list[TokenRevoked]:
+    """Revoke the token named by sha256 or hint, or every live token of the person.
+
+    A token named by sha256 is revoked even if it has expired meanwhile (it is then on record
+    as revoked, too); a hint names a live token, and must name exactly one. Revoking all when
+    no token is live records nothing.
+    """
+    _admin(ctx)
+    _known_person(state, cmd.person_id)
+    if cmd.token_sha256 is not None:
+        t = state.tokens.get(cmd.token_sha256)
+        if t is None or t.revoked:
+            raise Rejected(
+                "not_found",
+                "Unknown token",
+                f"{cmd.person_id} has no unrevoked token with that hash",
+                field="token",
+            )
+        chosen = {cmd.token_sha256: t}
+    elif cmd.token_hint is not None:
+        chosen = {
+            h: t for h, t in state.live_tokens(ctx.now).items() if t.hint == cmd.token_hint
+        }
+        if not chosen:
+            raise Rejected(
+                "not_found",
+                "Unknown token",
+                f"{cmd.person_id} has no live token ending {cmd.token_hint!r}",
+                field="token",
+            )
+        if len(chosen) > 1:
+            raise Rejected(
+                "conflict",
+                "Ambiguous token hint",
+                f"{len(chosen)} live tokens of {cmd.person_id} end {cmd.token_hint!r}; "
+                "name the token itself or its sha256",
+                field="token",
+            )
+    else:
+        chosen = state.live_tokens(ctx.now)
+    return [
+        TokenRevoked(person_id=cmd.person_id, token_sha256=h, token_hint=t.hint)
+        for h, t in sorted(chosen.items())
     ]
 
 
@@ -314,13 +427,18 @@ def plan(
     units: Mapping[str, UnitState],
     people: Mapping[str, PersonState],
     today: date,
+    now: datetime | None = None,
+    token_lifetime: timedelta = DEFAULT_TOKEN_LIFETIME,
 ) -> list[Change]:
     """The events that bring the directory up to ``spec``; none if it already matches.
 
     Additive: roles and tokens missing from the spec are left alone (revoking is an explicit
-    act). Units come first so every role names a unit that exists by then.
+    act). Units come first so every role names a unit that exists by then. A spec's token that
+    is no longer live at ``now`` (expired, revoked) is issued again, to expire
+    ``token_lifetime`` after ``now``.
     """
-    ctx = Context(admin=True, today=today)
+    ctx = Context(admin=True, today=today, now=now)
+    lifetime = token_lifetime
     changes: list[Change] = []
     known_units = {code for code, s in units.items() if s.exists}
     for u in _unique(spec.units, lambda u: u.code, "code"):
@@ -329,14 +447,20 @@ def plan(
         if registered:
             changes.append(Change("unit", u.code, tuple(registered)))
     for p in _unique(spec.people, lambda p: p.person_id, "person_id"):
-        evs = _plan_person(p, people.get(p.person_id, PERSON_INITIAL), known_units, ctx)
+        evs = _plan_person(
+            p, people.get(p.person_id, PERSON_INITIAL), known_units, ctx, lifetime
+        )
         if evs:
             changes.append(Change("person", p.person_id, tuple(evs)))
     return changes
 
 
 def _plan_person(
-    p: PersonSpec, state: PersonState, known_units: set[str], ctx: Context
+    p: PersonSpec,
+    state: PersonState,
+    known_units: set[str],
+    ctx: Context,
+    lifetime: timedelta = DEFAULT_TOKEN_LIFETIME,
 ) -> list[EventPayload]:
     evs: list[EventPayload] = []
     state = _fold_into(evs, state, register_person(RegisterPerson(p.person_id, p.name), state, ctx))
@@ -346,7 +470,8 @@ def _plan_person(
             evs, state, grant_role(GrantRole(p.person_id, unit, role), state, grant_ctx)
         )
     if p.token_sha256 is not None:
-        token = IssueToken(p.person_id, p.token_sha256, p.token_hint)
+        expires = ctx.now + lifetime if ctx.now is not None else None
+        token = IssueToken(p.person_id, p.token_sha256, p.token_hint, expires)
         _fold_into(evs, state, issue_token(token, state, ctx))
     return evs
 

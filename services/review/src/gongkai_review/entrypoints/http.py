@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
 
 import structlog
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -443,6 +443,8 @@ def make_router(ports: Ports) -> APIRouter:
         unit: PathId,
         body: PolicyIn,
         principal: Caller,
+        response: Response,
+        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
     ) -> dict[str, Any]:
         """Whether ordinary posts also need the staff opinion; set by the unit's leader."""
         _unit(unit)
@@ -453,26 +455,41 @@ def make_router(ports: Ports) -> APIRouter:
                 f"the review policy of unit {unit} is set by its principal leader",
                 field="unit",
             )
-        repo = ports.repository()
-        history, last = await repo.load_policy(unit)
-        if _policy_of(history) == body.staff_stage:
-            return {"unit": unit, "staff_stage": body.staff_stage, "changed": False}
-        now = ports.clock.now()
-        event = new_event(
-            ReviewPolicySet(unit=unit, staff_stage=body.staff_stage),
-            aggregate_id=unit,
-            actor=Actor(person=principal.person_id, role="leader", unit=unit),
-            # One policy change per (unit, previous sequence, value): a retry is deduplicated.
-            command_id=f"policy:{unit}:{last}:{body.staff_stage}",
-            recorded_at=now,
+
+        async def record() -> dict[str, Any]:
+            repo = ports.repository()
+            history, last = await repo.load_policy(unit)
+            if _policy_of(history) == body.staff_stage:
+                return {"unit": unit, "staff_stage": body.staff_stage, "changed": False}
+            now = ports.clock.now()
+            event = new_event(
+                ReviewPolicySet(unit=unit, staff_stage=body.staff_stage),
+                aggregate_id=unit,
+                actor=Actor(person=principal.person_id, role="leader", unit=unit),
+                # One change per (unit, previous sequence, value): a retry is deduplicated.
+                command_id=f"policy:{unit}:{last}:{body.staff_stage}",
+                recorded_at=now,
+            )
+            try:
+                await repo.append([event], last)
+            except ConcurrencyConflict:
+                raise Problem(
+                    409, "Concurrent change", "the policy changed meanwhile; reload", field="unit"
+                ) from None
+            return {"unit": unit, "staff_stage": body.staff_stage, "changed": True}
+
+        # As on POST: a retry with the same Idempotency-Key gets the first answer, even if the
+        # policy changed since; the same key with another body is refused.
+        answer, replayed = await ports.idempotency().once(
+            principal.person_id,
+            idempotency_key,
+            ("PUT", f"/units/{unit}/review-policy", body.model_dump(mode="json")),
+            record,
+            ports.clock.now,
         )
-        try:
-            await repo.append([event], last)
-        except ConcurrencyConflict:
-            raise Problem(
-                409, "Concurrent change", "the policy changed meanwhile; reload", field="unit"
-            ) from None
-        return {"unit": unit, "staff_stage": body.staff_stage, "changed": True}
+        if replayed:
+            response.headers["Idempotent-Replayed"] = "true"
+        return dict(answer)
 
     return router
 

@@ -144,16 +144,52 @@ class RoleRevoked(EventPayload):
     role: Role
 
 
+#: How long a token recorded without an expiry (``TokenIssued`` v1) stays valid after it was
+#: recorded: the default lifetime of a token when expiries were introduced. Fixed here, not a
+#: setting, so every service's directory reads the same expiry from the same event.
+LEGACY_TOKEN_LIFETIME_DAYS = 90
+
+
 @event
 class TokenIssued(EventPayload):
-    """A bearer token for a person; only its sha256 is ever recorded."""
+    """A bearer token for a person; only its sha256 is ever recorded.
+
+    ``expires_at``: the token is refused from that instant on. None only in events recorded
+    before expiries existed (v1): such a token expires ``LEGACY_TOKEN_LIFETIME_DAYS`` after
+    the event's ``recorded_at``.
+    """
 
     event_type = "TokenIssued"
+    schema_version = 2
     aggregate_type = "person"
 
     person_id: str
     token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     token_hint: str = Field(max_length=8)
+    expires_at: datetime | None = None
+
+
+@REGISTRY.upcaster("TokenIssued", 1)
+def _token_issued_v1_to_v2(p: dict[str, Any]) -> dict[str, Any]:
+    # v1 had no expiry; readers apply LEGACY_TOKEN_LIFETIME_DAYS from the event's recorded_at.
+    return {**p, "expires_at": None}
+
+
+@event
+class TokenRevoked(EventPayload):
+    """A token of the person no longer authenticates, on every service, from this event on.
+
+    One event per token: revoking all of a person's tokens, or issuing a token that replaces
+    the earlier ones, records one for each token that was still live.
+    """
+
+    event_type = "TokenRevoked"
+    aggregate_type = "person"
+
+    person_id: str
+    token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    token_hint: str = Field(max_length=8)
+    reason: Literal["revoked", "replaced"] = "revoked"
 
 
 @event
