@@ -561,21 +561,34 @@ class EventLog:
             keys.trust.check_retired(key, env.recorded_at, etype)
         except IntegrityError as exc:
             metrics.INTEGRITY_FAILURES.labels(service=self.service, check=exc.check).inc()
-            raise EventIntegrityError(exc.check, f"sequence {seq} ({msg.subject}): {exc.detail}",
-                                      seq=seq, subject=msg.subject) from None
+            raise EventIntegrityError(
+                exc.check,
+                f"sequence {seq} ({msg.subject}): {exc.detail}",
+                seq=seq,
+                subject=msg.subject,
+            ) from None
         return RecordedEvent(seq, msg.subject, ns, env, msg.data)
 
     async def load(
         self, aggregate_type: str, aggregate_id: str
     ) -> tuple[list[RecordedEvent], int]:
-        """One aggregate's whole history and its last sequence (0 if it has none)."""
-        events = [
-            e
-            async for e in self.replay(
-                filter_subject=subjects.aggregate_filter(aggregate_type, aggregate_id)
-            )
-        ]
-        return events, (events[-1].seq if events else 0)
+        """One aggregate's whole history and its last sequence (0 if it has none).
+
+        An event that fails a trust check is left out of the history — never believed — but
+        its sequence still counts as the aggregate's last: the next append's expected sequence
+        must be the stream's, or one forged message would block the aggregate for good.
+        """
+        events: list[RecordedEvent] = []
+        last = 0
+        async for msg in self.raw_replay(
+            filter_subject=subjects.aggregate_filter(aggregate_type, aggregate_id)
+        ):
+            last = ack_position(msg)[0]
+            try:
+                events.append(self.decode(msg))
+            except EventIntegrityError:
+                continue  # dead-lettered and alerted by the consumers that meet it
+        return events, last
 
     async def _find_recorded(
         self, aggregate_type: str, aggregate_id: str, event_ids: list[str]
@@ -759,4 +772,7 @@ class EventLog:
         async for msg in self.raw_replay(
             from_seq=from_seq, from_time=from_time, filter_subject=filter_subject, follow=follow
         ):
-            yield decode(msg)
+            try:
+                yield decode(msg)
+            except EventIntegrityError:
+                continue  # never believed; the consumers dead-letter it and alert

@@ -10,15 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 from collections.abc import Sequence
+from typing import Any
 
 from gongkai.directory import Directory, DirectoryProjection
-from gongkai.eventlog import ConcurrencyConflict, EventLogError, RecordedEvent
+from gongkai.eventlog import (
+    ConcurrencyConflict,
+    EventIntegrityError,
+    EventLog,
+    EventLogError,
+    RecordedEvent,
+)
+from gongkai.events import new_event
 from gongkai.events.contracts.accountability import (
     FindingConfirmed,
     FindingReported,
     FindingResolved,
+    IntegrityAlert,
     SupervisionClosed,
     SupervisionIssued,
     ViolationRecorded,
@@ -26,8 +36,12 @@ from gongkai.events.contracts.accountability import (
 )
 from gongkai.runtime.service import Service, ServiceContext
 from gongkai_accountability.adapters.sql import AccountabilityProjection, ReadModel
-from gongkai_accountability.domain.decide import Decision, Policy, decide
+from gongkai_accountability.domain.decide import ACCOUNTABILITY, Decision, Policy, decide
 from gongkai_accountability.domain.fold import local_date
+
+
+def _short(value: Any, n: int) -> str | None:
+    return value[:n] if isinstance(value, str) else None
 
 
 def policy_from_env() -> Policy:
@@ -52,6 +66,7 @@ class AccountabilityService(Service):
         FindingReported,
         FindingResolved,
         FindingConfirmed,
+        IntegrityAlert,
     )
 
     def __init__(self, ctx: ServiceContext, policy: Policy, tick_seconds: float = 30.0) -> None:
@@ -68,6 +83,42 @@ class AccountabilityService(Service):
         self._wake = asyncio.Event()
         self._ticker: asyncio.Task[None] | None = None
         self._stopping = False
+
+    async def connect(self) -> EventLog:
+        evlog = await super().connect()
+        evlog.on_integrity = self.integrity_failed
+        return evlog
+
+    async def integrity_failed(self, exc: EventIntegrityError, data: bytes) -> None:
+        """An event some consumer of ours refused on a trust check: record it for inspectors.
+
+        Once per stream sequence (the command id fixes the event id, and the alert's aggregate
+        is new: expected 0), however many of our projections met it.
+        """
+        claimed: dict[str, Any] = {}
+        with contextlib.suppress(ValueError):
+            raw = json.loads(data)
+            if isinstance(raw, dict):
+                claimed = raw
+        alert = IntegrityAlert(
+            sequence=exc.seq,
+            subject=exc.subject[:600],
+            check=exc.check,  # type: ignore[arg-type]
+            detail=exc.detail[:1000],
+            claimed_event_id=_short(claimed.get("event_id"), 64),
+            claimed_type=_short(claimed.get("type"), 128),
+        )
+        env = new_event(
+            alert,
+            aggregate_id=f"seq-{exc.seq}",
+            actor=ACCOUNTABILITY,
+            command_id=f"integrity:{exc.seq}",
+            recorded_at=self.ctx.clock.now(),
+        )
+        await self.record([Decision(env, 0)])
+        self.log.warning(
+            "integrity_alert", sequence=exc.seq, check=exc.check, subject=exc.subject[:200]
+        )
 
     @property
     def model(self) -> ReadModel:

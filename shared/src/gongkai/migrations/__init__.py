@@ -42,7 +42,7 @@ PROJECTION_SCHEMAS: dict[str, tuple[int, str]] = {
     "directory": (2, "7f4d163fc254"),
     "intake_column_choices": (1, "7880de31a954"),
     "review_queue": (2, "39a5ba5e1d58"),
-    "accountability": (2, "605d70939e34"),
+    "accountability": (3, "25d8717026ba"),  # 0003: acc_alert (integrity alerts)
 }
 
 _SCRIPTS = Path(__file__).resolve().parent

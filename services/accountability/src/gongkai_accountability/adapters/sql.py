@@ -46,7 +46,8 @@ _decode = orjson.loads
 class AccountabilityProjection(Projection):
     name = "accountability"
     #: 2: posts' screened personal data masked (rebuilds rows that kept raw titles).
-    schema_version = 2
+    #: 3: integrity alerts (acc_alert) and signatures checked against the directory.
+    schema_version = 3
 
     def __init__(self) -> None:
         self.tables_by_name: dict[str, Table] = {}

@@ -107,7 +107,8 @@ def decide(
             command_id=command_id,
             recorded_at=now,
         )
-        out.append(Decision(env, 0 if todo["event"] == "ViolationRecorded" else None))
+        once = todo["event"] in ("ViolationRecorded", "IntegrityAlert")
+        out.append(Decision(env, 0 if once else None))
     for case_id, case in rows.scan("case"):
         if case["status"] == "closed" or case.get("closing"):
             continue

@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from gongkai.events import Envelope
+from gongkai.subjects import event_subject
 from gongkai_accountability.domain.rows import Row, Rows
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -274,6 +275,8 @@ def _post(rows: Rows, env: Envelope[Any], seq: int) -> None:
     elif post is None:
         return  # a revision of a post never submitted: nothing to hang it on
     elif env.type == "PostRevised":
+        if env.actor.person not in post.setdefault("makers", [post["maker"]["person"]]):
+            post["makers"].append(env.actor.person)
         # A revision ends the standing of every earlier approval by itself: review's void
         # (ReviewConcluded voided) is a reaction that may land before or after a publication
         # report, and the verdict must not depend on which (docs/accountability.md, "Facts").
@@ -294,12 +297,64 @@ def _post(rows: Rows, env: Envelope[Any], seq: int) -> None:
     rows.put("post", post_id, post)
 
 
+def _no_authority(rows: Rows, env: Envelope[Any], post: Row) -> str | None:
+    """Why the signer of a ReviewSigned could not sign, by the directory at its business time.
+
+    Review's signature on the event proves review recorded it, not that review was right (or
+    that review's key was not misused): the stage's role in the post's unit, held when the
+    signature was given, and no self-approval by a maker, are checked again here.
+    """
+    p = env.payload
+    s = p.signer
+    if s.unit != post["unit"] or s.role != p.stage:
+        return f"signer {s.person} acted as {s.role} of {s.unit} on a post of {post['unit']}"
+    if s.person not in holders_at(rows, post["unit"], p.stage, env.business_time):
+        return (
+            f"{s.person} did not hold the {p.stage} role in {post['unit']} at "
+            f"{iso(env.business_time)}"
+        )
+    if p.stage == "leader" and s.person in post.get("makers", [post["maker"]["person"]]):
+        return f"{s.person} made post {post['post_id']} and may not approve it"
+    return None
+
+
+def _alert(rows: Rows, env: Envelope[Any], seq: int, check: str, detail: str) -> None:
+    """Oblige an IntegrityAlert for the event at ``seq``: it was not applied."""
+    command_id = f"integrity:{seq}"
+    if rows.get("alert", str(seq)) is not None or rows.get("todo", command_id) is not None:
+        return
+    _oblige(
+        rows,
+        command_id,
+        "",
+        {
+            "event": "IntegrityAlert",
+            "aggregate_id": f"seq-{seq}",
+            "payload": {
+                "sequence": seq,
+                "subject": event_subject(env.aggregate_type, env.aggregate_id, env.type),
+                "check": check,
+                "detail": detail[:1000],
+                "claimed_event_id": env.event_id,
+                "claimed_type": env.type,
+            },
+        },
+    )
+
+
 def _review(rows: Rows, env: Envelope[Any], seq: int) -> None:
     p = env.payload
     post = rows.get("post", p.post_id)
     if post is None:
         return
     if env.type == "ReviewSigned":
+        why = _no_authority(rows, env, post)
+        if why is not None:
+            # Never an approval: the chain it claims to belong to approves nothing.
+            post.setdefault("tainted_chains", []).append(p.chain)
+            rows.put("post", p.post_id, post)
+            _alert(rows, env, seq, "authority", why)
+            return
         s = p.signer
         post["trail"].append(
             step(
@@ -315,11 +370,27 @@ def _review(rows: Rows, env: Envelope[Any], seq: int) -> None:
                 signer_unit=s.unit,
             )
         )
-        if p.stage == "leader" and p.decision == "agree" and s.person not in post["leader_signers"]:
-            post["leader_signers"].append(s.person)
+        if p.stage == "leader" and p.decision == "agree":
+            if s.person not in post["leader_signers"]:
+                post["leader_signers"].append(s.person)
+            # The chains an approval may stand on: a believed leader's agreement of that digest.
+            post.setdefault("agreed", {})[str(p.chain)] = p.content_digest
     else:  # ReviewConcluded
         chain = str(p.chain)
         stands = None
+        if p.outcome == "approved" and (
+            p.chain in post.get("tainted_chains", ())
+            or post.get("agreed", {}).get(chain) != p.content_digest
+        ):
+            # An approval nobody with the authority agreed to: not history, an alert.
+            _alert(
+                rows,
+                env,
+                seq,
+                "authority",
+                f"approves chain {p.chain} of {p.post_id} without a believed leader's agreement",
+            )
+            return
         if p.outcome == "approved":
             if _approves_current(post, p):
                 post["approved"][chain] = p.content_digest
@@ -821,7 +892,27 @@ def _violation(rows: Rows, env: Envelope[Any], seq: int) -> None:
         rows.put("violation", p.violation_id, v)
 
 
+def _integrity(rows: Rows, env: Envelope[Any], seq: int) -> None:
+    p = env.payload
+    rows.put(
+        "alert",
+        str(p.sequence),
+        {
+            "sequence": p.sequence,
+            "subject": p.subject,
+            "check": p.check,
+            "kind": p.check,
+            "detail": p.detail,
+            "claimed_event_id": p.claimed_event_id,
+            "claimed_type": p.claimed_type,
+            "event_id": env.event_id,
+            "recorded_at": iso(env.recorded_at),
+        },
+    )
+
+
 _HANDLERS: dict[str, Any] = {
+    "IntegrityAlert": _integrity,
     "UnitRegistered": _directory,
     "RoleGranted": _directory,
     "RoleRevoked": _directory,

@@ -13,7 +13,9 @@ from typing import Any, Protocol
 Row = dict[str, Any]
 
 #: Every table of the read model. Each row has a key, a unit (for filtering) and a JSON body.
-TABLES = ("post", "publication", "unit", "column", "case", "finding", "violation", "todo")
+TABLES = (
+    "post", "publication", "unit", "column", "case", "finding", "violation", "todo", "alert"
+)
 
 
 class Rows(Protocol):

@@ -127,6 +127,22 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
         rows = svc.model.list(table, unit=unit, tag=tag)
         return rows if units is None else [r for r in rows if r["unit"] in units]
 
+    @router.get(
+        "/integrity-alerts",
+        summary="Events in the log that failed a trust check (office only)",
+    )
+    async def integrity_alerts(
+        caller: Caller,
+        check: Literal[
+            "unsigned", "unknown_key", "wrong_service", "bad_signature", "retired_key",
+            "authority",
+        ] | None = None,
+    ) -> list[dict[str, Any]]:
+        # The whole log's integrity is the office's to watch: an alert names no unit.
+        _office(caller)
+        rows = svc.model.list("alert", tag=check)
+        return sorted(rows, key=lambda r: r["sequence"])
+
     @router.get("/posts/{post_id}/trail", summary="A post's chain of custody")
     async def trail(post_id: PathId, caller: Caller) -> dict[str, Any]:
         post = readable(caller, "post", post_id, "post")

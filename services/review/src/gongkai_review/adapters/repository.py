@@ -17,7 +17,7 @@ from gongkai.eventlog import AppendResult, EventLog, RecordedEvent
 from gongkai.events import Envelope
 from gongkai.events.contracts.intake import PostSubmitted
 from gongkai.events.contracts.review import ReviewConcluded, ReviewPolicySet, ReviewSigned
-from gongkai_review.domain.chain import ReviewState, fold
+from gongkai_review.domain.chain import ReviewState, fold_checked
 
 REVIEW = ReviewSigned.aggregate_type
 POLICY = ReviewPolicySet.aggregate_type
@@ -30,6 +30,8 @@ class Loaded:
     #: Last stream sequence of the review aggregate (0 when it has no events yet).
     expected: int
     records: tuple[RecordedEvent, ...]
+    #: Recorded signatures (and their conclusions) left out for want of authority, and why.
+    refused: tuple[tuple[Envelope[Any], str], ...] = ()
 
     def conclusion_seq(self, event_id: str) -> int | None:
         for r in self.records:
@@ -65,7 +67,21 @@ class ReviewRepository:
         if unit is not None:
             policy, _ = await self.evlog.load(POLICY, unit)
         records = tuple(sorted([*post, *review, *policy], key=lambda r: r.seq))
-        return Loaded(fold(r.envelope for r in records), last, records)
+        signers = sorted(
+            {
+                r.envelope.payload.signer.person
+                for r in review
+                if isinstance(r.envelope.payload, ReviewSigned)
+            }
+        )
+        # Each signer's role history, to check every recorded signature's authority again.
+        histories = await asyncio.gather(*(self.evlog.load("person", p) for p in signers))
+        grants = {
+            person: [r.envelope for r in events]
+            for person, (events, _) in zip(signers, histories, strict=True)
+        }
+        state, refused = fold_checked((r.envelope for r in records), grants)
+        return Loaded(state, last, records, tuple(refused))
 
     async def load_policy(self, unit: str) -> tuple[list[RecordedEvent], int]:
         return await self.evlog.load(POLICY, unit)

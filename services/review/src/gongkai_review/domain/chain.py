@@ -23,7 +23,7 @@ Rules (the notice, section 2 and Attachment 1):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -247,6 +247,94 @@ def fold(envelopes: Iterable[Envelope[Any]], state: ReviewState = INITIAL) -> Re
     for e in envelopes:
         state = evolve(state, e)
     return state
+
+
+def held_role(
+    grants: Iterable[Envelope[Any]], unit: str, role: str, at: datetime
+) -> bool:
+    """Did a person hold ``role`` in ``unit`` at the business time ``at``?
+
+    ``grants``: the person's RoleGranted / RoleRevoked events, replayed by business time (a
+    grant recorded late but dated earlier still counts; ties keep log order).
+    """
+    held = False
+    for e in sorted(grants, key=lambda g: g.business_time):
+        p = e.payload
+        if e.business_time > at or (getattr(p, "unit", None), getattr(p, "role", None)) != (
+            unit,
+            role,
+        ):
+            continue
+        held = isinstance(p, post_ev.RoleGranted)
+    return held
+
+
+def no_authority(
+    state: ReviewState, signed: Envelope[Any], grants: Iterable[Envelope[Any]]
+) -> str | None:
+    """Why a recorded signature could not have been given, or None if it could.
+
+    The decider refuses such a signature; one that is in the log anyway (review's key misused,
+    a bug) is checked again against the directory as of its business time: the signer held the
+    stage's role in the post's unit, and a leader did not make the post.
+    """
+    p = signed.payload
+    post = state.post
+    if post is None:
+        return f"signature on post {p.post_id} before it was submitted"
+    s = p.signer
+    if s.unit != post.unit or s.role != p.stage:
+        return f"{s.person} signed as {s.role} of {s.unit} on a post of {post.unit}"
+    if not held_role(grants, post.unit, p.stage, signed.business_time):
+        return (
+            f"{s.person} did not hold the {p.stage} role in {post.unit} at "
+            f"{signed.business_time.isoformat()}"
+        )
+    if p.stage == "leader" and s.person in post.makers:
+        return f"{s.person} made post {post.post_id} and may not approve it"
+    return None
+
+
+def fold_checked(
+    envelopes: Iterable[Envelope[Any]], grants: Mapping[str, Sequence[Envelope[Any]]]
+) -> tuple[ReviewState, list[tuple[Envelope[Any], str]]]:
+    """Fold, leaving out every signature without authority and what its command concluded.
+
+    Returns the state and the refused events with the reason (for the integrity alert).
+    """
+    state = INITIAL
+    refused: list[tuple[Envelope[Any], str]] = []
+    tainted: set[str] = set()
+    for e in envelopes:
+        if isinstance(e.payload, ev.ReviewSigned):
+            why = no_authority(state, e, grants.get(e.payload.signer.person, ()))
+            if why is not None:
+                refused.append((e, why))
+                tainted.add(e.command_id)
+                continue
+        elif isinstance(e.payload, ev.ReviewConcluded):
+            why = _unfounded(state, e.payload)
+            if e.command_id in tainted or why is not None:
+                refused.append((e, why or "concludes a chain on a signature without authority"))
+                continue
+        state = evolve(state, e)
+    return state, refused
+
+
+def _unfounded(state: ReviewState, p: ev.ReviewConcluded) -> str | None:
+    """An approval or rejection stands only on a believed signature of the same chain."""
+    if p.outcome == "voided":
+        return None
+    chain = next((c for c in state.chains if c.number == p.chain), None)
+    sigs = chain.signatures if chain is not None else ()
+    if p.outcome == "approved" and not any(
+        s.stage == "leader" and s.decision == "agree" and s.content_digest == p.content_digest
+        for s in sigs
+    ):
+        return f"approves chain {p.chain} without a believed leader's agreement"
+    if p.outcome == "rejected" and not any(s.decision == "disagree" for s in sigs):
+        return f"rejects chain {p.chain} without a believed disagreement"
+    return None
 
 
 # ---- queries -----------------------------------------------------------------------------

@@ -157,3 +157,63 @@ class FindingConfirmed(EventPayload):
     finding_id: str
     unit: str
     note: str | None = None
+
+
+IntegrityCheck = Literal[
+    "unsigned", "unknown_key", "wrong_service", "bad_signature", "retired_key", "authority"
+]
+
+
+@event
+class IntegrityAlert(EventPayload):
+    """An event in the log failed a trust check: no reader applied it.
+
+    Recorded once per stream sequence by accountability, which reads the whole log: a missing
+    or unknown signature, a key that does not speak for the service deciding that event type,
+    a signature that does not verify, a retired key, or an authority the event claims (a
+    signer's role, a grant) that the directory did not give at the event's business time.
+    """
+
+    event_type = "IntegrityAlert"
+    aggregate_type = "integrity"
+
+    #: Where the refused event sits in the stream.
+    sequence: int = Field(ge=1)
+    subject: str = Field(max_length=600)
+    check: IntegrityCheck
+    detail: str = Field(max_length=1000)
+    #: As the refused event claims them (unverified), when its body could be read.
+    claimed_event_id: str | None = Field(None, max_length=64)
+    claimed_type: str | None = Field(None, max_length=128)
+
+
+#: Most events one checkpoint covers: its tile (32 bytes per event, base64) stays near 350 KB,
+#: well under the stream's largest message.
+CHECKPOINT_MAX_TILE = 8192
+
+
+@event
+class LogCheckpoint(EventPayload):
+    """A signed checkpoint of the whole log: the RFC 9162 Merkle root of events 1..size.
+
+    ``note`` is the C2SP signed note (tlog-checkpoint) accountability signed; its extension
+    lines commit to the time, to ``tile`` (the leaf hashes of events first..size, which lets
+    ``gongkai audit verify`` name the first sequence that differs in a tampered copy, and lets a
+    rebuild check each event with one hash instead of a signature) and to ``rejected`` (the
+    sequences in that range that failed a trust check, never applied). ``frontier`` is the
+    compact range of the tree at ``size``, so the next checkpoint continues from here.
+    One per size: the aggregate id is ``size-<size>``, appended with expected sequence 0.
+    """
+
+    event_type = "LogCheckpoint"
+    aggregate_type = "checkpoint"
+
+    size: int = Field(ge=1)
+    #: Base64 of the 32-byte root hash.
+    root: str = Field(min_length=44, max_length=44)
+    first: int = Field(ge=1)
+    #: Base64 of the packed leaf hashes of events first..size.
+    tile: str = Field(max_length=4 * ((32 * CHECKPOINT_MAX_TILE + 2) // 3))
+    rejected: tuple[int, ...] = Field((), max_length=CHECKPOINT_MAX_TILE)
+    frontier: tuple[str, ...] = Field((), max_length=64)
+    note: str = Field(max_length=4000)
