@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # services), so two keep both cores busy; module-scoped platforms stay in one worker.
 PYTEST_WORKERS ?= -n 2 --dist loadfile
 
-.PHONY: up up-demo test lint typecheck bench soak lock clean asyncapi schemas
+.PHONY: up up-demo test lint typecheck bench soak lock clean asyncapi schemas nats-config
 
 $(STAMP): requirements.lock shared/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ bench: $(STAMP)
 # The fault tests under a bigger load than CI's (docs/reliability.md, "Faults").
 soak: $(STAMP)
 	GONGKAI_SOAK=1 $(BIN)/pytest -s tests/e2e/test_faults.py $(PYTEST_ARGS)
+
+# The deploy files' NATS users and permissions, from gongkai.trust.matrix (docs/operations.md).
+nats-config: $(STAMP)
+	$(BIN)/gongkai nats config --out deploy
 
 asyncapi: $(STAMP)
 	$(BIN)/gongkai events asyncapi --out docs/asyncapi

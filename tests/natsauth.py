@@ -13,9 +13,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from gongkai.trust import matrix
+
 ROOT = Path(__file__).resolve().parents[1]
 AUTH_CONF = ROOT / "deploy" / "nats" / "auth.conf"
-USERS = ("sys", "init", "intake", "review", "freshness", "accountability", "cms")
+#: Every NATS user of the permission matrix (gongkai.trust.matrix), admin the stream-init one.
+USERS = matrix.USERS
 SERVICES = ("intake", "review", "freshness", "accountability")
 
 
@@ -25,7 +28,7 @@ ROUTE_PASSWORD_ENV = "GK_NATS_ROUTE_PASSWORD"
 
 
 def env_name(user: str) -> str:
-    return f"GK_NATS_{user.upper()}_PASSWORD"
+    return matrix.password_env(user)
 
 
 def route_url(password: str, host: str, port: int) -> str:

@@ -2,7 +2,7 @@
 
 A 3-node nats-server cluster on loopback whose routes authenticate (deploy/nats: a `route` user,
 route URLs carrying its password), the deploy accounts of deploy/nats/auth.conf, an R3 stream
-created by the init user; PostgreSQL from the Debian package, migrated by `gongkai db upgrade`
+created by the admin user; PostgreSQL from the Debian package, migrated by `gongkai db upgrade`
 (the init step); and the four services, each its own `gongkai service NAME` process with its own
 NATS user and database, verifying the schema as in deploy.
 
@@ -138,7 +138,7 @@ async def _init_streams(url: str, pw: str) -> EventLog:
     deadline = time.monotonic() + 30
     while True:
         try:
-            init = await _connect(url, "init", pw)
+            init = await _connect(url, "admin", pw)
             await init.ensure_stream(StreamSettings(replicas=3, duplicate_window_s=600))
             return init
         except Exception:
@@ -168,7 +168,7 @@ async def test_killing_the_stream_leader_loses_and_duplicates_nothing(
                 [GONGKAI, "db", "upgrade"], env={**os.environ, **db_env},
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             )
-            init = await _init_streams(nodes[0].url, pw["init"])
+            init = await _init_streams(nodes[0].url, pw["admin"])
             info = await init.js.stream_info(subjects.STREAM)
             assert info.config.num_replicas == 3
             leader_name = info.cluster.leader if info.cluster else None

@@ -109,7 +109,7 @@ def test_each_service_has_its_own_credentials_and_database(rendered: dict[str, A
         assert svcs[name]["build"]["dockerfile"] == f"services/{name}/Dockerfile"
     assert len(seen_pw) == len(SERVICES), "services share a NATS password"
     init = svcs["stream-init"]
-    assert init["environment"]["GONGKAI_NATS_USER"] == "init"
+    assert init["environment"]["GONGKAI_NATS_USER"] == "admin"
     assert init["command"] == ["events", "init-streams", "--replicas", "3"]
     migrate = svcs["db-migrate"]
     assert migrate["command"] == ["db", "upgrade"]

@@ -134,12 +134,12 @@ def test_service_deployment(service: str) -> None:
     assert common["GONGKAI_DB_MIGRATE"] == "verify"
 
 
-def test_stream_init_job_uses_the_init_user() -> None:
+def test_stream_init_job_uses_the_admin_user() -> None:
     job = _find("Job", "stream-init")
     c = job["spec"]["template"]["spec"]["containers"][0]
     assert c["args"] == ["events", "init-streams", "--replicas", "3"]
     env = {e["name"]: e for e in c["env"]}
-    assert env["GONGKAI_NATS_USER"]["value"] == "init"
+    assert env["GONGKAI_NATS_USER"]["value"] == "admin"
 
 
 def test_db_migrate_job_migrates_every_service_database_as_its_role() -> None:

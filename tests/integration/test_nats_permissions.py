@@ -2,7 +2,7 @@
 
 Each service's user may append only the events that service owns, read the log the ways the
 services do (ordered consumers, durable pull consumers, acks), dead-letter, and answer requests
-on gk.cmd.<service>.>; only the init user may create or change streams; nobody may delete or
+on gk.cmd.<service>.>; only the admin user may create or change streams; nobody may delete or
 purge the event log. Finally every real service starts with its own credentials and works.
 """
 
@@ -101,7 +101,7 @@ async def as_user(
 
 
 async def _init_streams(as_user: Any) -> EventLog:
-    init, _ = await as_user("init")
+    init, _ = await as_user("admin")
     await init.ensure_stream()
     return init
 
@@ -139,7 +139,7 @@ async def test_only_init_creates_and_changes_streams_and_nobody_deletes_the_log(
     async def attempts(user: str) -> None:
         log, conn = await as_user(user)
         calls = [log.js.delete_stream(subjects.STREAM), log.js.purge_stream(subjects.STREAM)]
-        if user != "init":
+        if user != "admin":
             calls += [
                 log.js.add_stream(StreamConfig(name=f"ROGUE_{user}", subjects=[f"rogue.{user}"])),
                 log.js.update_stream(cfg),
@@ -150,7 +150,7 @@ async def test_only_init_creates_and_changes_streams_and_nobody_deletes_the_log(
         assert all(results), f"{user}: {results}"
         assert conn.violations(), f"{user}: the server reported no violation"
 
-    await asyncio.gather(*(attempts(u) for u in ("init", *SERVICES)))
+    await asyncio.gather(*(attempts(u) for u in ("admin", *SERVICES)))
     info = await init.js.stream_info(subjects.STREAM)
     assert info.config.description == "changed by init"
     names = await init.js.streams_info()
@@ -285,7 +285,7 @@ async def test_every_service_starts_and_works_with_its_own_credentials(tmp_path:
         started = []
         try:
             init_conn = Conn()
-            init = await init_conn.connect(srv.url, "init", pw["init"])
+            init = await init_conn.connect(srv.url, "admin", pw["admin"])
             await init.ensure_stream()
             clock = FixedClock(datetime(2026, 3, 2, 1, 0, tzinfo=UTC))
             for name, build in discover().items():

@@ -21,6 +21,7 @@ from gongkai import subjects
 from gongkai.calendar import cli as calendar_cli
 from gongkai.events import REGISTRY, Envelope, EventDecodeError
 from gongkai.runtime.settings import Settings
+from gongkai.trust import credentials, matrix
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -114,14 +115,14 @@ def cmd_events_asyncapi(args: argparse.Namespace) -> int:
 
 
 async def _tail(args: argparse.Namespace) -> int:
-    from gongkai.eventlog import EventLog
     from gongkai.runtime.host import StartupError, check_nats
 
     s = Settings.from_env()
     url = args.nats_url or s.nats_url or "nats://127.0.0.1:4222"
     try:
-        await check_nats(url, s.nats_user, s.nats_password)
-        evlog = await EventLog.connect(url, connect_timeout=2, allow_reconnect=False)
+        auth = credentials.for_tool(args)
+        await check_nats(url, auth=auth)
+        evlog = await credentials.connect_tool(url, auth)
     except (StartupError, Exception) as exc:  # noqa: BLE001
         print(f"gongkai events tail: {exc}", file=sys.stderr)
         return 1
@@ -158,14 +159,15 @@ async def _init_streams(args: argparse.Namespace) -> int:
 
     s = Settings.from_env()
     url = args.nats_url or s.nats_url or "nats://127.0.0.1:4222"
-    opts: dict[str, Any] = {"connect_timeout": 5, "allow_reconnect": False}
-    if s.nats_user:
-        opts.update(user=s.nats_user, password=s.nats_password)
     from gongkai.runtime.host import StartupError, check_nats
 
     try:
-        await check_nats(url, s.nats_user, s.nats_password)
-        evlog = await EventLog.connect(url, **opts)
+        # Only admin may create or change streams (gongkai.trust.matrix).
+        auth = credentials.for_tool(args)
+        await check_nats(url, auth=auth)
+        evlog = await EventLog.connect(
+            url, connect_timeout=5, allow_reconnect=False, **auth.options()
+        )
     except (StartupError, Exception) as exc:  # noqa: BLE001
         print(f"gongkai events init-streams: {exc}", file=sys.stderr)
         return 1
@@ -276,6 +278,55 @@ def cmd_db_check(args: argparse.Namespace) -> int:
     return 1 if behind else 0
 
 
+def cmd_nats_config(args: argparse.Namespace) -> int:
+    from gongkai.trust import deployfiles
+
+    out = Path(args.out)
+    try:
+        files = deployfiles.generate(out)
+    except (OSError, deployfiles.DeployFileError) as exc:
+        print(f"gongkai nats config: {exc}", file=sys.stderr)
+        return 1
+    stale = [rel for rel, text in files.items() if (out / rel).read_text() != text]
+    if args.check:
+        for rel in stale:
+            print(f"out of date: {out / rel} (run gongkai nats config)", file=sys.stderr)
+        return 1 if stale else 0
+    for path in deployfiles.write(out):
+        print(path)
+    return 0
+
+
+def _data_dir(args: argparse.Namespace) -> Path:
+    return Settings.from_env(
+        data_dir=Path(args.data_dir) if getattr(args, "data_dir", None) else None
+    ).data_dir
+
+
+def cmd_nats_credentials(args: argparse.Namespace) -> int:
+    data_dir = _data_dir(args)
+    try:
+        keys = credentials.ensure_credentials(data_dir)
+    except (OSError, credentials.CredentialsError) as exc:
+        print(f"gongkai nats credentials: {exc}", file=sys.stderr)
+        return 1
+    for user in matrix.USERS:
+        print(f"{user:<15} {keys[user]}  {credentials.seed_file(data_dir, user).resolve()}")
+    return 0
+
+
+def cmd_nats_rotate(args: argparse.Namespace) -> int:
+    data_dir = _data_dir(args)
+    try:
+        key = credentials.rotate(data_dir, args.user)
+    except (OSError, credentials.CredentialsError) as exc:
+        print(f"gongkai nats rotate: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.user}: new public key {key}")
+    print("restart gongkai up to apply; clients using the old seed are refused from then on")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gongkai", description="gongkai: the disclosure platform's compliance backbone"
@@ -305,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     init.add_argument("--nats-url")
     init.add_argument("--replicas", type=int, help="stream replicas (3 in a cluster)")
+    credentials.add_tool_arguments(init, "admin")
     init.set_defaults(func=cmd_events_init)
     tail = evs.add_parser("tail", help="print events as they are recorded")
     tail.add_argument("--type", help="only this event type, e.g. PostSubmitted")
@@ -312,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--nats-url")
     tail.add_argument("--json", action="store_true", help="print whole envelopes as JSON lines")
     tail.add_argument("--no-follow", action="store_true", help="stop at the end of the log")
+    credentials.add_tool_arguments(tail, "inspector")
     tail.set_defaults(func=cmd_events_tail)
 
     db = sub.add_parser("db", help="the read-model databases: versioned migrations")
@@ -330,6 +383,28 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--url", help="this database URL instead of the configured one")
         p.add_argument("--data-dir", help="where the SQLite files live ($GONGKAI_DATA_DIR, ./var)")
         p.set_defaults(func=func)
+
+    nats_cmd = sub.add_parser("nats", help="NATS users and credentials (the permission matrix)")
+    ns = nats_cmd.add_subparsers(dest="nats_command", required=True)
+    cfg = ns.add_parser(
+        "config", help="write the deploy files' NATS users from the matrix (make nats-config)"
+    )
+    cfg.add_argument("--out", default="deploy", help="the deploy directory (./deploy)")
+    cfg.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if a file is out of date"
+    )
+    cfg.set_defaults(func=cmd_nats_config)
+    cr = ns.add_parser(
+        "credentials", help="list the local NATS users, their public keys and seed files"
+    )
+    cr.add_argument("--data-dir", help="($GONGKAI_DATA_DIR, ./var)")
+    cr.set_defaults(func=cmd_nats_credentials)
+    rot = ns.add_parser(
+        "rotate", help="replace one user's NKey seed (restart gongkai up to apply)"
+    )
+    rot.add_argument("user", choices=matrix.USERS)
+    rot.add_argument("--data-dir", help="($GONGKAI_DATA_DIR, ./var)")
+    rot.set_defaults(func=cmd_nats_rotate)
 
     calendar_cli.register(sub)
 

@@ -14,6 +14,8 @@ import contextlib
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import nats
@@ -24,6 +26,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import exc as sa_exc
 
+from gongkai import subjects
+from gongkai.eventlog import EventLog, StreamSettings
 from gongkai.migrations import DatabaseNotReady
 from gongkai.natsserver import NatsServer, ServerStartError, check_writable_dir, port_in_use
 from gongkai.runtime import logging as gklogging
@@ -31,6 +35,8 @@ from gongkai.runtime.clock import Clock, SystemClock
 from gongkai.runtime.http import Problem, install_problem_handlers, problem_response
 from gongkai.runtime.service import Service, ServiceContext, discover
 from gongkai.runtime.settings import Settings
+from gongkai.trust import credentials, matrix
+from gongkai.trust.credentials import CredentialsError, NatsAuth
 
 log = structlog.get_logger("gongkai.host")
 
@@ -105,7 +111,12 @@ def make_app(services: Sequence[Service], title: str = "gongkai") -> FastAPI:
     return app
 
 
-async def check_nats(url: str, user: str | None, password: str | None) -> None:
+async def check_nats(
+    url: str, user: str | None = None, password: str | None = None, *,
+    auth: NatsAuth | None = None,
+) -> None:
+    """Connect once and close: a clear one-line ``StartupError`` if NATS is not usable."""
+    auth = auth or NatsAuth(user=user, password=password)
     parsed = urlsplit(url if "://" in url else f"nats://{url}")
     try:
         host, port = parsed.hostname or "127.0.0.1", parsed.port or 4222
@@ -123,15 +134,18 @@ async def check_nats(url: str, user: str | None, password: str | None) -> None:
         return None  # the failure is reported once, below, not as nats-py tracebacks
 
     try:
+        options = auth.options()
+    except CredentialsError as exc:
+        raise StartupError(str(exc)) from None
+    try:
         nc = await asyncio.wait_for(
             nats.connect(
                 url,
                 connect_timeout=2,
                 allow_reconnect=False,
                 max_reconnect_attempts=0,
-                user=user,
-                password=password,
                 error_cb=quiet,
+                **options,
             ),
             5,
         )
@@ -158,6 +172,8 @@ class Host:
         self.after_start = after_start
         self.server: NatsServer | None = None
         self.services: list[Service] = []
+        #: The embedded server's users and their public keys (``gongkai.trust.matrix``).
+        self.public_keys: dict[str, str] = {}
         self.http: uvicorn.Server | None = None
         self._stop = asyncio.Event()
 
@@ -169,7 +185,16 @@ class Host:
             raise StartupError(
                 f"unknown service {unknown[0]!r}; installed: {', '.join(available) or 'none'}"
             )
-        ctx = ServiceContext(settings=self.settings, clock=self.clock, nats_url=nats_url)
+        settings = self.settings
+        auth: dict[str, NatsAuth] = {}
+        if self.server is not None:
+            # Each service connects as its own NKey user, which may not create streams: the
+            # host created them as admin before.
+            settings = replace(settings, manage_streams=False)
+            auth = {n: NatsAuth(file=self.seed(n)) for n in names}
+        ctx = ServiceContext(
+            settings=settings, clock=self.clock, nats_url=nats_url, nats_auth=auth
+        )
         return [available[n](ctx) for n in names]
 
     async def start(self) -> FastAPI:
@@ -181,19 +206,14 @@ class Host:
         except ServerStartError as exc:
             raise StartupError(str(exc)) from None
         if s.nats_url is None:
-            self.server = NatsServer(
-                store_dir=(s.data_dir / "nats").resolve(),
-                port=s.nats_port,
-                sync_always=s.nats_sync_always,
-            )
-            try:
-                self.server.start()
-            except ServerStartError as exc:
-                raise StartupError(str(exc)) from None
-            url = self.server.url
+            url = await self.start_embedded()
         else:
             url = s.nats_url
-            await check_nats(url, s.nats_user, s.nats_password)
+            try:
+                auth = credentials.resolve(s, "admin")
+            except CredentialsError as exc:
+                raise StartupError(str(exc)) from None
+            await check_nats(url, auth=auth)
         self.services = self.build(url)
         for i, svc in enumerate(self.services):
             try:
@@ -204,6 +224,43 @@ class Host:
                 raise StartupError(str(exc)) from None
         app = make_app(self.services)
         return app
+
+    def seed(self, user: str) -> Path:
+        """The NKey seed file of one of the embedded server's users."""
+        return credentials.seed_file(self.settings.data_dir, user).resolve()
+
+    async def start_embedded(self) -> str:
+        """nats-server with NKey users only (no anonymous access), its streams made by admin."""
+        s = self.settings
+        try:
+            self.public_keys = credentials.ensure_credentials(s.data_dir)
+        except (CredentialsError, OSError) as exc:
+            raise StartupError(f"NATS credentials: {exc}") from None
+        self.server = NatsServer(
+            store_dir=(s.data_dir / "nats").resolve(),
+            port=s.nats_port,
+            sync_always=s.nats_sync_always,
+            extra_config=matrix.embedded_auth_conf(self.public_keys),
+        )
+        try:
+            self.server.start()
+        except ServerStartError as exc:
+            raise StartupError(str(exc)) from None
+        url = self.server.url
+        try:
+            admin = await EventLog.connect(
+                url, connect_timeout=5, allow_reconnect=False, max_reconnect_attempts=0,
+                name="gongkai-admin", **NatsAuth(file=self.seed("admin")).options(),
+            )
+        except Exception as exc:  # noqa: BLE001 - one line, not a traceback
+            raise StartupError(f"cannot connect to the embedded NATS as admin: {exc}") from None
+        try:
+            await admin.ensure_stream(StreamSettings(replicas=s.stream_replicas))
+        except Exception as exc:  # noqa: BLE001
+            raise StartupError(f"cannot create the event streams: {exc}") from None
+        finally:
+            await admin.close()
+        return url
 
     async def serve(self) -> None:
         app = await self.start()
@@ -247,6 +304,21 @@ class Host:
     def request_stop(self) -> None:
         self._stop.set()
 
+    def connect_help(self) -> list[str]:
+        """How a subscriber and an inspector reach the embedded server (no anonymous access)."""
+        assert self.server is not None
+        url = self.server.url
+        creds = credentials.credentials_dir(self.settings.data_dir).resolve()
+        sub, insp = self.seed("subscriber"), self.seed("inspector")
+        return [
+            f"NATS credentials (NKeys, owner-only) in {creds}; anonymous connections are refused.",
+            f"  subscriber   nats-py: await nats.connect(\"{url}\", nkeys_seed=\"{sub}\")",
+            f"               nats CLI: nats --server {url} --nkey {sub} stream info "
+            f"{subjects.STREAM}",
+            f"  inspector    nats --server {url} --nkey {insp} stream info {subjects.STREAM}"
+            "   (gongkai audit/events tail find it by themselves)",
+        ]
+
     def announce(self) -> None:
         s = self.settings
         base = f"http://{s.http_host}:{s.http_port}"
@@ -261,6 +333,8 @@ class Host:
         for svc in self.services:
             lines.append(f"  {svc.name:<12} db {s.db_url(svc.name)}")
         lines.append(f"  HTTP API     {base}  (/healthz /readyz /metrics /docs)")
+        if self.server is not None:
+            lines += self.connect_help()
         lines.append("Stop with Ctrl-C.")
         print("\n".join(lines), flush=True)
 
