@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # services), so two keep both cores busy; module-scoped platforms stay in one worker.
 PYTEST_WORKERS ?= -n 2 --dist loadfile
 
-.PHONY: up up-demo test lint typecheck bench soak lock clean asyncapi schemas nats-config
+.PHONY: up up-demo test fuzz lint typecheck bench soak lock clean asyncapi schemas nats-config
 
 $(STAMP): requirements.lock shared/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,15 @@ test: $(STAMP)
 	$(BIN)/ruff check shared services tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+# Explore: fresh hypothesis/schemathesis examples from a seed it prints, 10x each test's budget
+# (4x the schemathesis requests), only the tests that generate input. `make test` is fixed.
+# Reproduce what a run found: make fuzz SEED=<the seed it printed>.
+fuzz: $(STAMP)
+	@seed="$(SEED)"; [ -n "$$seed" ] || seed=$$(od -An -N4 -tu4 /dev/urandom | tr -d ' '); \
+	echo "make fuzz: seed $$seed (reproduce: make fuzz SEED=$$seed)"; \
+	GONGKAI_FUZZ=1 $(BIN)/pytest $(PYTEST_WORKERS) --hypothesis-seed=$$seed $(PYTEST_ARGS); \
+	status=$$?; echo "make fuzz: seed $$seed (reproduce: make fuzz SEED=$$seed)"; exit $$status
 
 lint: $(STAMP)
 	$(BIN)/ruff check shared services tests bench

@@ -35,6 +35,7 @@ from gongkai.events import EventDecodeError
 from gongkai.projection import ProjectionStore, make_engine
 from gongkai.runtime.service import ServiceContext, discover
 from gongkai.runtime.settings import Settings
+from tests.waiting import stable, wait_until
 
 GONGKAI = str(Path(sys.executable).parent / "gongkai")
 #: Events a post leaves in the log when it goes through the whole chain.
@@ -75,7 +76,7 @@ class ChainLoad:
                     self.ack_times.append(time.monotonic())
                     return r.json()
                 self.retries[f"{service} {r.status_code}"] += 1
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.2)  # the client's retry back-off (the scenario), not a wait
 
     async def chain(self, i: int) -> None:
         k = f"{self.tag}-{i}"
@@ -123,10 +124,13 @@ class ChainLoad:
 
 async def answers_reach(load: ChainLoad, n: int, tasks: list[asyncio.Task[None]]) -> None:
     """Wait until the load has had ``n`` answers (failing early if a session died)."""
-    while len(load.ack_times) < n:
+
+    def answered() -> bool:
         failed = [t.exception() for t in tasks if t.done() and t.exception()]
         assert not failed, failed
-        await asyncio.sleep(0.01)
+        return len(load.ack_times) >= n
+
+    await wait_until(answered, 300, f"{n} answers", every=0.01)
 
 
 @dataclass
@@ -185,11 +189,7 @@ async def all_ready(client: httpx.AsyncClient, procs: Iterable[ServiceProcess]) 
 
 async def until(check: Callable[[], Awaitable[bool]], within: float, what: str) -> float:
     """Poll ``check`` until true; returns the seconds it took."""
-    t0 = time.monotonic()
-    while not await check():
-        assert time.monotonic() - t0 < within, f"not within {within} s: {what}"
-        await asyncio.sleep(0.05)
-    return time.monotonic() - t0
+    return await wait_until(check, within, what, every=0.05)
 
 
 async def settle(
@@ -200,12 +200,13 @@ async def settle(
     Services react to the load (freshness records column events, accountability violations),
     so the end of the log moves for a while after the last answer.
     """
-    deadline = time.monotonic() + within
-    last = -1
-    while last != (last := await evlog.last_sequence()) or not await all_ready(client, procs):
-        assert time.monotonic() < deadline, "\n".join(p.tail() for p in procs)
-        await asyncio.sleep(0.3)
-    return last
+    log_stopped = stable(evlog.last_sequence)
+
+    async def rests() -> bool:
+        return await log_stopped() and await all_ready(client, procs)
+
+    await wait_until(rests, within, lambda: "\n".join(p.tail() for p in procs), every=0.3)
+    return await evlog.last_sequence()
 
 
 async def recorded(evlog: EventLog) -> tuple[list[RecordedEvent], list[int]]:

@@ -3,14 +3,12 @@ has the same digest as a rebuild from the log (issue 6)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from gongkai.runtime.settings import Settings
 from gongkai_accountability.bootstrap import build
 from gongkai_accountability.service import AccountabilityService
 from gongkai_intake.demo import seed_demo
+from tests.waiting import wait_until
 
 GONGKAI = str(Path(sys.executable).parent / "gongkai")
 MAKER = Actor(person="finance-maker", role="maker", unit="finance")
@@ -55,16 +54,15 @@ def start(url: str, db: Path, data: Path) -> tuple[subprocess.Popen[bytes], int]
 
 
 async def ready(port: int, within: float = 60) -> None:
-    deadline = time.monotonic() + within
     async with httpx.AsyncClient() as client:
-        while time.monotonic() < deadline:
+
+        async def answers() -> bool:
             try:
-                if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
-                    return
+                return (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200
             except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("accountability never became ready")
+                return False
+
+        await wait_until(answers, within, "accountability becomes ready", every=0.1)
 
 
 def checkpoint(db: Path) -> int:
@@ -141,8 +139,7 @@ async def test_kill_mid_load_then_restart_equals_rebuild(
         results = await evlog.append_pipelined(load(at))  # type: ignore[arg-type]
         assert not [r for r in results if isinstance(r, Exception)]
         total = await evlog.last_sequence()
-        while checkpoint(db) < 1000:
-            await asyncio.sleep(0.005)
+        await wait_until(lambda: checkpoint(db) >= 1000, 60, "1000 events applied", every=0.005)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         killed_at = checkpoint(db)
@@ -150,9 +147,10 @@ async def test_kill_mid_load_then_restart_equals_rebuild(
 
         proc, port = start(nats_server.url, db, tmp_path)
         await ready(port)
-        deadline = time.monotonic() + 60
-        while await violations(evlog) < UNREVIEWED and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
+        async def all_recorded() -> bool:
+            return await violations(evlog) >= UNREVIEWED
+
+        await wait_until(all_recorded, 60, "every violation recorded", every=0.2)
         assert await violations(evlog) == UNREVIEWED  # each recorded once, none lost
         await ready(port)  # caught up with its own violations too
         proc.send_signal(signal.SIGTERM)

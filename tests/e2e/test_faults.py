@@ -216,7 +216,7 @@ async def test_nats_server_kill_9_and_restart_under_load(platform: Platform) -> 
 
     async def outage(load: ChainLoad) -> dict[str, Any]:
         server.kill()
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(1.0)  # the scenario: the outage lasts a second; nothing awaited
         server.start()
         ready_s = await asyncio.gather(
             *(
@@ -292,7 +292,7 @@ async def test_read_model_database_locked_under_load(platform: Platform) -> None
                     assert r.headers["content-type"].startswith("application/problem+json")
                     assert r.json()["title"] == "Read model unavailable"
                     assert "Retry-After" in r.headers
-                await asyncio.sleep(0.25)
+                await asyncio.sleep(0.25)  # the scenario: a reader every 0.25 s during the lock
             # the projection is stuck behind the lock, not past it
             assert not await proc.ready(platform.client)
         finally:

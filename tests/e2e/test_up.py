@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -20,6 +19,7 @@ from gongkai.eventlog import EventLog
 from gongkai.events import Actor, new_event
 from gongkai.events.contracts.intake import PostSubmitted
 from gongkai.natsserver import free_port
+from tests.waiting import wait_until_sync
 
 GONGKAI = str(Path(sys.executable).parent / "gongkai")
 
@@ -60,16 +60,13 @@ def running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, int]]:
 
 
 def wait_ready(port: int, within: float = 30) -> float:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < within:
+    def answers() -> bool:
         try:
-            r = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
-            if r.status_code == 200:
-                return time.monotonic() - t0
+            return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
         except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("gongkai up never became ready")
+            return False
+
+    return wait_until_sync(answers, within, "gongkai up becomes ready", every=0.1)
 
 
 async def append_some(url: str, n: int) -> None:

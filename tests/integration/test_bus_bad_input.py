@@ -12,7 +12,6 @@ time outside datetime's range in UTC, a message near the size limit and one over
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import date
 from typing import Any
@@ -31,6 +30,7 @@ from gongkai.events.contracts.intake import (
 )
 from gongkai_intake.demo import DEMO, seed_demo
 from tests.conftest import PLATFORM_T0, Platform
+from tests.waiting import wait_until
 
 MAKER = Actor(person="finance-maker", role="maker", unit="finance")
 OFFICE = Actor(person="admin", role="office", unit="county-office")
@@ -102,15 +102,6 @@ async def dead_letters(platform: Platform) -> list[dict[str, str]]:
         msg = await platform.evlog.js.get_msg(subjects.DLQ_STREAM, seq)
         out.append(dict(msg.headers or {}))
     return out
-
-
-async def until(check: Any, within: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not await check():
-        if loop.time() > deadline:
-            raise AssertionError(f"not within {within} s: {what}")
-        await asyncio.sleep(0.05)
 
 
 @pytest.mark.timeout(120)
@@ -194,7 +185,7 @@ async def test_bad_messages_are_dead_lettered_and_every_service_goes_on(
         review = (await client.get("/posts/P-before/review", headers=leader)).json()
         return any(c.get("outcome") == "voided" for c in review.get("chains", []))
 
-    await until(voided, 10, "review voids the approval the revision overtook")
+    await wait_until(voided, 10, "review voids the approval the revision overtook")
 
     # ---- what the dead-letter stream says --------------------------------------------------
     dead = await dead_letters(platform)

@@ -113,9 +113,11 @@ async def test_replay_from_sequence_and_from_time(evlog: EventLog) -> None:
         await evlog.append([submitted(f"P{i}", f"c{i}")], expected=0)
     seqs = [e.seq async for e in evlog.replay(from_seq=3)]
     assert seqs == [3, 4, 5]
+    # The scenario: the wall clock moves on between the appends (from_time is a wall-clock
+    # boundary); nothing is awaited here, every append above was already acknowledged.
     await asyncio.sleep(0.05)
     mark = datetime.now(UTC)
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # the clock moves on again before the next appends
     for i in range(5, 7):
         await evlog.append([submitted(f"P{i}", f"c{i}")], expected=0)
     assert [e.seq async for e in evlog.replay(from_time=mark)] == [6, 7]

@@ -15,6 +15,7 @@ from gongkai import eventlog
 from gongkai.eventlog import EventLog, EventLogError, StreamSettings, ack_position
 from gongkai.natsserver import NatsServer
 from tests.integration.test_projection_consumers import fill, submitted
+from tests.waiting import wait_until
 
 
 async def test_a_long_backlog_is_read_in_bounded_batches_then_new_events_follow(
@@ -31,7 +32,7 @@ async def test_a_long_backlog_is_read_in_bounded_batches_then_new_events_follow(
         # A slow reader: a push consumer would have the whole backlog in memory by now.
         most_held = max(most_held, holder[0].sub.pending_msgs)
         if len(seqs) % 100 == 0:
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.005)  # the scenario: a slow reader, not a wait
         if len(seqs) == 5000:
             break
     assert seqs == list(range(1, 5001))
@@ -99,9 +100,16 @@ async def test_a_reader_paused_past_the_idle_threshold_finds_its_consumer_gone(
     reader = evlog.raw_replay(follow=True, subscription_out=holder)
     for _ in range(10):
         await anext(reader)
-    await asyncio.sleep(4)  # the reader is busy elsewhere (its database is down, say)
-    with pytest.raises(nats.js.errors.NotFoundError):
-        await holder[0].consumer_info()
+    # The reader is busy elsewhere (its database is down, say) until the server has dropped
+    # its idle consumer.
+    async def consumer_gone() -> bool:
+        try:
+            await holder[0].consumer_info()
+        except nats.js.errors.NotFoundError:
+            return True
+        return False
+
+    await wait_until(consumer_gone, 15, "the idle consumer is dropped", every=0.1)
     await fill(evlog, 5, tag="later")
     # Not a hang: the reader says its consumer is gone, and its caller starts again.
     with pytest.raises(EventLogError, match="follow"):

@@ -31,6 +31,7 @@ from gongkai.runtime.clock import FixedClock
 from gongkai.runtime.service import ServiceContext, discover
 from gongkai.runtime.settings import Settings
 from tests.natsauth import SERVICES, auth_config, nats_passwords
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -177,22 +178,31 @@ async def test_each_service_appends_only_its_own_events(as_user: Any) -> None:
         for subj in foreign:
             await log.nc.publish(subj, b"{}", reply=inbox)
         await log.nc.flush()
-        await asyncio.sleep(0.05)
+
+        def missing(conn: Conn = conn, foreign: list[str] = foreign) -> list[str]:
+            refused = " ".join(conn.violations())
+            return [s for s in foreign if f'"{s.lower()}"' not in refused]
+
+        # Every refusal has arrived: only then can "nothing was recorded" be checked.
+        await wait_until(
+            lambda: not missing(), 5, lambda s=service: f"{s} was not refused {missing()}"
+        )
         assert await init.last_sequence() == before, f"{service} recorded a foreign event"
-        refused = " ".join(conn.violations())
-        missing = [s for s in foreign if f'"{s.lower()}"' not in refused]
-        assert not missing, f"{service} was not refused {missing}"
     # The two cases the issue names, spelled out.
     intake, _ = await as_user("intake")
     with pytest.raises(nats.errors.TimeoutError):
         await intake.js.publish("gk.ev.review.P-1.ReviewSigned", b"{}", timeout=0.3)
-    review, _ = await as_user("review")
+    review, review_conn = await as_user("review")
     with pytest.raises(nats.errors.TimeoutError):
         await review.js.publish("gk.ev.post.P-1.PostSubmitted", b"{}", timeout=0.3)
     # A core-NATS publish cannot sneak a foreign event in either.
     await review.nc.publish("gk.ev.post.P-2.PostSubmitted", b"{}")
     await review.nc.flush()
-    await asyncio.sleep(0.1)
+    await wait_until(
+        lambda: '"gk.ev.post.p-2.postsubmitted"' in " ".join(review_conn.violations()),
+        5,
+        "the core publish is refused",
+    )
     assert not [e async for e in init.replay(filter_subject="gk.ev.post.P-2.*")]
 
 
@@ -246,7 +256,12 @@ async def test_services_read_consume_dead_letter_and_answer_commands(as_user: An
                 subjects.dlq_subject("perm-test", other), b"{}", stream=subjects.DLQ_STREAM,
                 timeout=0.3,
             )
-        await asyncio.sleep(0.2)
+
+        async def acked(log: EventLog = log, name: str = name) -> bool:
+            info = await log.js.consumer_info(subjects.STREAM, name)
+            return bool(info.num_ack_pending == 0)
+
+        await wait_until(acked, 5, f"{service}'s acks are applied")
         info = await log.js.consumer_info(subjects.STREAM, name)
         assert info.num_ack_pending == 0 and info.delivered.stream_seq <= last
         assert [v for v in conn.violations() if "gk.dlq." not in v] == []
@@ -267,8 +282,7 @@ async def test_services_read_consume_dead_letter_and_answer_commands(as_user: An
     review, review_conn = await as_user("review")
     await review.nc.subscribe("gk.cmd.intake.>", cb=answer)
     await review.nc.flush()
-    await asyncio.sleep(0.1)
-    assert review_conn.violations()
+    await wait_until(review_conn.violations, 5, "review's subscription is refused")
     with pytest.raises(nats.errors.TimeoutError):
         await cms.js.publish("gk.ev.post.PX.PostSubmitted", b"{}", timeout=0.3)
 

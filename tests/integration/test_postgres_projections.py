@@ -6,8 +6,13 @@ services' projections give the same digest on PostgreSQL as a rebuild on SQLite.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +28,7 @@ from gongkai.runtime.settings import Settings
 from tests.chain import matches
 from tests.integration.test_projection_consumers import SlowTitles, TitlesPerPost, fill
 from tests.pg import fresh_database, pg_server
+from tests.waiting import stable, wait_until
 
 __all__ = ["pg_server"]  # the fixture, imported for pytest
 
@@ -44,21 +50,42 @@ async def _rebuild(evlog: EventLog, url: str) -> str:
     return digest
 
 
+class Threads:
+    """``asyncio.to_thread`` on a pool of the test's own that keeps its futures, so a test can
+    wait for the threads it started to finish rather than for a length of time."""
+
+    def __init__(self) -> None:
+        self.pool = ThreadPoolExecutor(4, thread_name_prefix="test-to-thread")
+        self.futures: list[Future[Any]] = []
+
+    async def to_thread(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        future = self.pool.submit(call)
+        self.futures.append(future)
+        return await asyncio.wrap_future(future)
+
+    def idle(self) -> bool:
+        return all(f.done() for f in self.futures)
+
+
 async def test_resume_after_kill_equals_rebuild(
-    evlog: EventLog, db_url: str, tmp_path: Path
+    evlog: EventLog, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await fill(evlog, 2000)
     store = ProjectionStore(make_engine(db_url))
     proj = SlowTitles()
     sub = CatchUpSubscription(evlog, store, proj, batch=100)
+    threads = Threads()
+    monkeypatch.setattr(asyncio, "to_thread", threads.to_thread)
     await sub.start()
-    while sub.position < 300:
-        await asyncio.sleep(0.001)
+    await wait_until(lambda: sub.position >= 300, 30, "300 events applied", every=0.001)
     await sub.stop()
-    # stop() cancels the task, not the worker thread applying the batch in hand; let it
-    # commit. (Without this, SQLite can apply that batch twice: pysqlite reads the checkpoint
-    # outside a transaction, so FOR UPDATE does not serialise two appliers - reported.)
-    await asyncio.sleep(0.3)
+    # stop() cancels the task, not the worker thread applying the batch in hand; wait until
+    # it has committed. (Without this, SQLite can apply that batch twice: pysqlite reads the
+    # checkpoint outside a transaction, so FOR UPDATE does not serialise two appliers.)
+    await wait_until(threads.idle, 30, "the batch in hand is committed")
+    monkeypatch.undo()
+    threads.pool.shutdown()
     assert 0 < store.checkpoint(proj) < 2000
     await fill(evlog, 500, tag="more")
     sub2 = CatchUpSubscription(evlog, store, TitlesPerPost(), batch=100)
@@ -112,11 +139,15 @@ async def test_service_projections_on_postgres_equal_a_sqlite_rebuild(
             for event in post_events(i, ("finance", "water"), timedelta(hours=3)):
                 await evlog.append([event])
         # The services react (accountability records a violation): wait for the log to rest.
-        last = -1
-        while last != (last := await evlog.last_sequence()):
+        log_stopped = stable(evlog.last_sequence)
+
+        async def rests() -> bool:
+            last = await evlog.last_sequence()
             for svc in services:
                 await svc.wait_caught_up(last, within=30)
-            await asyncio.sleep(0.5)
+            return await log_stopped()
+
+        await wait_until(rests, 60, "the log rests", every=0.5)
         events = [e async for e in evlog.replay()]
         for svc in services:
             for p in svc.projections:

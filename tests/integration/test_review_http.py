@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gongkai import subjects
 from gongkai.directory import new_token, token_hash
 from gongkai.events import Actor, digest, new_event
 from gongkai.events.contracts.intake import (
@@ -29,6 +30,7 @@ from gongkai.events.contracts.intake import (
 from gongkai_review.entrypoints.http import ReviewConfig
 from tests.conftest import Platform
 from tests.unit.test_review_form import read
+from tests.waiting import consumers_idle, wait_until
 
 FINANCE, WATER = "finance", "water"
 
@@ -255,13 +257,19 @@ async def test_rejection_then_resubmission_starts_a_new_chain(world: World) -> N
 
 
 async def wait_for_void(world: World, post_id: str, chain: int) -> Any:
-    for _ in range(200):
-        for e in await world.review_events(post_id):
-            if e.type == "ReviewConcluded" and e.payload.outcome == "voided":
-                assert e.payload.chain == chain
-                return e
-        await asyncio.sleep(0.05)
-    raise AssertionError("the revision did not void the chain")
+    found: list[Any] = []
+
+    async def voided() -> bool:
+        found[:] = [
+            e
+            for e in await world.review_events(post_id)
+            if e.type == "ReviewConcluded" and e.payload.outcome == "voided"
+        ]
+        return bool(found)
+
+    await wait_until(voided, 10, "the revision voids the chain")
+    assert found[0].payload.chain == chain
+    return found[0]
 
 
 async def test_revision_after_approval_voids_the_chain(world: World) -> None:
@@ -276,9 +284,12 @@ async def test_revision_after_approval_voids_the_chain(world: World) -> None:
     assert review["status"] == "in_review" and review["approved"] is None
     assert [c["outcome"] for c in review["chains"]] == ["voided"]
     assert review["current_chain"] == 2 and review["content_digest"] == v2
-    # Redelivery or a restart of the reaction records nothing more.
+    # Redelivery or a restart of the reaction records nothing more: once every reaction has
+    # handled and acknowledged everything, there are still two conclusions.
     await world.platform.settle()
-    await asyncio.sleep(0.3)
+    await wait_until(
+        lambda: consumers_idle(world.platform.evlog.js, subjects.STREAM), 10, "reactions idle"
+    )
     assert sum(e.type == "ReviewConcluded" for e in await world.review_events("P-void")) == 2
 
 
