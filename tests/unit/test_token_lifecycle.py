@@ -9,7 +9,7 @@ from sqlalchemy import create_engine
 
 from gongkai.directory import Directory, DirectoryProjection, token_hash
 from gongkai.eventlog import RecordedEvent
-from gongkai.events import Actor, canonical_json, new_event
+from gongkai.events import Actor, EventPayload, canonical_json, new_event
 from gongkai.events.contracts.intake import PersonRegistered, TokenIssued, TokenRevoked
 from gongkai.events.envelope import HDR_TYPE, HDR_VERSION, REGISTRY
 from gongkai.projection import ProjectionStore
@@ -107,3 +107,45 @@ def test_issuing_replaces_only_live_tokens_and_a_hint_must_name_one() -> None:
     assert one.token_sha256 == "a" * 64 and one.reason == "revoked"
     revoked = d.evolve_person(state, one)
     assert "a" * 64 not in revoked.live_tokens(T0)
+
+
+class RacingLog:
+    """A directory's view of the log in which the projection commits the revocation while the
+    service is asking the log how far the person's events go (the race a live service meets)."""
+
+    def __init__(self, store: ProjectionStore, proj: DirectoryProjection, pending: RecordedEvent):
+        self.store, self.proj, self.pending = store, proj, pending
+        self.applied = 2
+
+    async def last_sequence(self, filter_subject: str | None = None) -> int:
+        self.store.apply(self.proj, [self.pending])
+        self.applied = self.pending.seq
+        return self.pending.seq
+
+    def position(self) -> int:
+        return self.applied
+
+    async def wait_for(self, seq: int, within: float) -> None:
+        raise AssertionError("already applied: nothing to wait for")
+
+
+async def test_a_revocation_applied_while_the_log_is_asked_is_honoured() -> None:
+    engine = create_engine("sqlite://")
+    store = ProjectionStore(engine)
+    proj = DirectoryProjection()
+    store.prepare(proj)
+
+    def rec(seq: int, payload: EventPayload) -> RecordedEvent:
+        env = new_event(
+            payload, aggregate_id="p1", actor=ACTOR, command_id=f"c{seq}", recorded_at=T0
+        )
+        return RecordedEvent(seq, f"gk.ev.person.p1.{env.type}", 0, env, b"")
+
+    sha = token_hash(TOKEN)
+    issued = TokenIssued(
+        person_id="p1", token_sha256=sha, token_hint="oken", expires_at=T0 + timedelta(days=1)
+    )
+    store.apply(proj, [rec(1, PersonRegistered(person_id="p1", name="某人")), rec(2, issued)])
+    revoked = rec(3, TokenRevoked(person_id="p1", token_sha256=sha, token_hint="oken"))
+    directory = Directory(engine, proj, clock=FixedClock(T0), log=RacingLog(store, proj, revoked))
+    assert await directory.authenticate(TOKEN) is None
