@@ -23,6 +23,7 @@ from gongkai.events import EventDecodeError
 from gongkai.rules import RuleSetError, load_rule_sets
 from gongkai.runtime.clock import SystemClock
 from gongkai.runtime.settings import Settings
+from gongkai.trust import credentials
 from gongkai_freshness.config import ConfigError, FreshnessConfig, with_warning
 from gongkai_freshness.domain.register import RELEVANT_TYPES, ColumnRegister, today
 from gongkai_freshness.domain.report import ColumnStatus, status_table
@@ -111,7 +112,7 @@ async def _status(args: argparse.Namespace) -> int:
     env = Settings.from_env()
     url = args.nats_url or env.nats_url or "nats://127.0.0.1:4222"
     try:
-        evlog = await EventLog.connect_once(url, env.nats_user, env.nats_password)
+        evlog = await credentials.connect_tool(url, credentials.for_tool(args, "inspector"))
     except Exception as exc:  # noqa: BLE001 - any connection failure is one line
         raise _Fail(f"cannot connect to NATS at {url}: {exc or type(exc).__name__}", 1) from None
     register = ColumnRegister(rule_sets, calendar)
@@ -186,6 +187,7 @@ def register(subparsers: Any) -> None:
     status.add_argument("--unit", help="only this unit (code)")
     status.add_argument("--as-of", help="evaluate as of this date, YYYY-MM-DD (default: today)")
     status.add_argument("--nats-url", help="NATS to read the log from ($GONGKAI_NATS_URL)")
+    credentials.add_tool_arguments(status, "inspector")
     status.add_argument(
         "--rule-set",
         action="append",

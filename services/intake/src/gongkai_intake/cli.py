@@ -24,6 +24,7 @@ from gongkai.eventlog import EventLog, EventLogError
 from gongkai.events import Actor
 from gongkai.runtime.clock import SystemClock
 from gongkai.runtime.settings import Settings
+from gongkai.trust import credentials
 from gongkai_intake import demo
 from gongkai_intake.adapters.directory_log import (
     DirectoryFileError,
@@ -51,10 +52,23 @@ def _url(args: argparse.Namespace) -> str:
     return args.nats_url or Settings.from_env().nats_url or "nats://127.0.0.1:4222"
 
 
-async def _with_log(url: str, work: Callable[[EventLog], Awaitable[int]]) -> int:
+async def _with_log(
+    url: str, work: Callable[[EventLog], Awaitable[int]], args: argparse.Namespace | None = None
+) -> int:
+    """Connect as intake (the service that records these events) and run ``work``.
+
+    Credentials: ``--creds``/``$GONGKAI_NATS_CREDS``, a password user from the environment, or
+    the local data directory's ``credentials/intake.nk`` (gongkai.trust.credentials).
+    """
+
     async def quiet(_: Exception) -> None:
         pass  # the failure is reported once, below
 
+    try:
+        auth = credentials.for_tool(args or argparse.Namespace(), "intake")
+        options = auth.options()
+    except credentials.CredentialsError as exc:
+        raise CliError(str(exc)) from None
     try:
         # nats-py retries the first connect forever unless max_reconnect_attempts > 0.
         evlog = await EventLog.connect(
@@ -64,6 +78,7 @@ async def _with_log(url: str, work: Callable[[EventLog], Awaitable[int]]) -> int
             max_reconnect_attempts=1,
             reconnect_time_wait=0.2,
             error_cb=quiet,
+            **options,
         )
     except Exception as exc:  # noqa: BLE001 - any connection failure is one line
         reason = str(exc) or type(exc).__name__
@@ -134,7 +149,7 @@ def cmd_token(args: argparse.Namespace) -> int:
         print(token)
         return 0
 
-    return _run("people token", lambda: _with_log(_url(args), work))
+    return _run("people token", lambda: _with_log(_url(args), work, args))
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
@@ -159,7 +174,7 @@ def cmd_revoke(args: argparse.Namespace) -> int:
         )
         return 0
 
-    return _run("people revoke", lambda: _with_log(_url(args), work))
+    return _run("people revoke", lambda: _with_log(_url(args), work, args))
 
 
 def cmd_tokens(args: argparse.Namespace) -> int:
@@ -173,7 +188,7 @@ def cmd_tokens(args: argparse.Namespace) -> int:
             print(f"…{t.hint:<7} {_stamp(t.issued_at):<21} {_stamp(t.expires_at)}")
         return 0
 
-    return _run("people tokens", lambda: _with_log(_url(args), work))
+    return _run("people tokens", lambda: _with_log(_url(args), work, args))
 
 
 def cmd_load(args: argparse.Namespace) -> int:
@@ -195,7 +210,7 @@ def cmd_load(args: argparse.Namespace) -> int:
         )
         return 0
 
-    return _run("directory load", lambda: _with_log(_url(args), work))
+    return _run("directory load", lambda: _with_log(_url(args), work, args))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -205,7 +220,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         demo.print_tokens(sys.stdout)
         return 0
 
-    return _run("directory demo", lambda: _with_log(_url(args), work))
+    return _run("directory demo", lambda: _with_log(_url(args), work, args))
 
 
 def _platform_url() -> str:
@@ -230,7 +245,7 @@ def cmd_demo_story(args: argparse.Namespace) -> int:
                 print(f"demo county loaded ({report.events} events recorded)", file=sys.stderr)
                 return 0
 
-            await _with_log(_url(args), seed)
+            await _with_log(_url(args), seed, args)
         async with httpx.AsyncClient(base_url=url, timeout=15) as client:
             story = DemoStory(client, now=SystemClock().now, out=sys.stdout, timeout=args.timeout)
             await story.run(directory_loaded=args.load_county)
@@ -263,6 +278,7 @@ def register(sub: Any) -> None:
     story.add_argument(
         "--nats-url", help="with --load-county ($GONGKAI_NATS_URL, nats://127.0.0.1:4222)"
     )
+    credentials.add_tool_arguments(story, "intake")
     story.add_argument(
         "--timeout", type=float, default=20.0, help="seconds to wait for each reaction (20)"
     )
@@ -288,6 +304,7 @@ def register(sub: Any) -> None:
     )
     tok.add_argument("--nats-url", help="($GONGKAI_NATS_URL, nats://127.0.0.1:4222)")
     tok.set_defaults(func=cmd_token)
+    credentials.add_tool_arguments(tok, "intake")
     rev = pp.add_parser(
         "revoke",
         help="revoke PERSON's token TOKEN, or all of PERSON's tokens; every service refuses "
@@ -303,12 +320,14 @@ def register(sub: Any) -> None:
     )
     rev.add_argument("--nats-url", help="($GONGKAI_NATS_URL, nats://127.0.0.1:4222)")
     rev.set_defaults(func=cmd_revoke)
+    credentials.add_tool_arguments(rev, "intake")
     lst = pp.add_parser(
         "tokens", help="list PERSON's live tokens: hint, issued at, expires at (no secrets)"
     )
     lst.add_argument("person", metavar="PERSON")
     lst.add_argument("--nats-url", help="($GONGKAI_NATS_URL, nats://127.0.0.1:4222)")
     lst.set_defaults(func=cmd_tokens)
+    credentials.add_tool_arguments(lst, "intake")
 
     directory = sub.add_parser("directory", help="the unit directory: units, people, roles")
     dd = directory.add_subparsers(dest="directory_command", required=True)
@@ -320,8 +339,10 @@ def register(sub: Any) -> None:
     load.add_argument("file", metavar="FILE")
     load.add_argument("--nats-url", help="($GONGKAI_NATS_URL, nats://127.0.0.1:4222)")
     load.set_defaults(func=cmd_load)
+    credentials.add_tool_arguments(load, "intake")
     dem = dd.add_parser(
         "demo", help="load the demo county (fictional people) and print its public tokens"
     )
     dem.add_argument("--nats-url", help="($GONGKAI_NATS_URL, nats://127.0.0.1:4222)")
     dem.set_defaults(func=cmd_demo)
+    credentials.add_tool_arguments(dem, "intake")

@@ -19,6 +19,7 @@ from gongkai.eventlog import EventLog
 from gongkai.events import EventDecodeError
 from gongkai.projection import ProjectionStore, make_engine
 from gongkai.runtime.settings import Settings
+from gongkai.trust import credentials
 from gongkai_accountability.adapters.log import fold_log, verify_log
 from gongkai_accountability.adapters.sql import AccountabilityProjection
 from gongkai_accountability.domain.fold import RELEVANT, SHANGHAI
@@ -41,9 +42,10 @@ def _date(text: str) -> date:
 def _run(args: argparse.Namespace, body: Callable[[EventLog], Awaitable[int]]) -> int:
     async def main() -> int:
         url = _url(args)
-        env = Settings.from_env()
         try:
-            evlog = await EventLog.connect_once(url, env.nats_user, env.nats_password)
+            # read-only: the inspector's credentials (--creds, $GONGKAI_NATS_CREDS, a password
+            # user, or <data-dir>/credentials/inspector.nk)
+            evlog = await credentials.connect_tool(url, credentials.for_tool(args, "inspector"))
         except Exception as exc:  # noqa: BLE001 - any connection failure is one message
             print(f"gongkai audit: cannot connect to NATS at {url}: {exc}", file=sys.stderr)
             return 1
@@ -323,6 +325,7 @@ def register(sub: Any) -> None:
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--nats-url", help="the platform's NATS ($GONGKAI_NATS_URL)")
+        credentials.add_tool_arguments(p, "inspector")
 
     t = a.add_parser("trail", help="a post's chain of custody")
     t.add_argument("post")
