@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import httpx
+import nats
 import pytest
 
 from gongkai.eventlog import EventLog
@@ -69,8 +70,9 @@ def wait_ready(port: int, within: float = 30) -> float:
     return wait_until_sync(answers, within, "gongkai up becomes ready", every=0.1)
 
 
-async def append_some(url: str, n: int) -> None:
-    evlog = await EventLog.connect(url)
+async def append_some(url: str, n: int, seed: Path) -> None:
+    """Append as intake: the embedded server knows no anonymous client."""
+    evlog = await EventLog.connect(url, nkeys_seed=str(seed))
     for i in range(n):
         env = new_event(
             PostSubmitted(
@@ -94,14 +96,18 @@ async def append_some(url: str, n: int) -> None:
 
 def test_up_ready_tail_and_graceful_stop(running: tuple[subprocess.Popen[str], int, int]) -> None:
     proc, http, nport = running
+    data = Path(proc.args[proc.args.index("--data-dir") + 1])  # type: ignore[union-attr, index]
     took = wait_ready(http)
     assert took < 30
     assert httpx.get(f"http://127.0.0.1:{http}/healthz").json() == {"status": "ok"}
     metrics = httpx.get(f"http://127.0.0.1:{http}/metrics").text
     assert "gongkai_consumer_lag" in metrics
     url = f"nats://127.0.0.1:{nport}"
-    asyncio.run(append_some(url, 3))
-    out = run_cli("events", "tail", "--nats-url", url, "--no-follow")
+    with pytest.raises(Exception, match=r"(?i)authorization"):
+        asyncio.run(nats.connect(url, allow_reconnect=False, max_reconnect_attempts=0))
+    asyncio.run(append_some(url, 3, data / "credentials" / "intake.nk"))
+    # the tool finds the inspector's credentials in the data directory by itself
+    out = run_cli("events", "tail", "--nats-url", url, "--no-follow", "--data-dir", str(data))
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("PostSubmitted") >= 3
     only = run_cli(
@@ -109,6 +115,8 @@ def test_up_ready_tail_and_graceful_stop(running: tuple[subprocess.Popen[str], i
         "tail",
         "--nats-url",
         url,
+        "--creds",
+        str(data / "credentials" / "inspector.nk"),
         "--no-follow",
         "--type",
         "PostSubmitted",
@@ -122,6 +130,8 @@ def test_up_ready_tail_and_graceful_stop(running: tuple[subprocess.Popen[str], i
     stdout, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 0, stderr[-2000:]
     assert "gongkai is running" in stdout
+    assert "anonymous connections are refused" in stdout
+    assert str((data / "credentials" / "subscriber.nk").resolve()) in stdout
     assert '"event": "stopped"' in stderr
 
 
