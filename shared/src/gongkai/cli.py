@@ -21,6 +21,7 @@ from gongkai import subjects
 from gongkai.calendar import cli as calendar_cli
 from gongkai.events import REGISTRY, Envelope, EventDecodeError
 from gongkai.runtime.settings import Settings
+from gongkai.trust import cli as keys_cli
 from gongkai.trust import credentials, matrix
 
 
@@ -407,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     rot.set_defaults(func=cmd_nats_rotate)
 
     calendar_cli.register(sub)
+    keys_cli.register(sub)
 
     for ep in entry_points(group="gongkai.cli"):
         ep.load()(sub)

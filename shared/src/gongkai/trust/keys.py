@@ -307,7 +307,8 @@ def provision(keys_dir: Path, services: Iterable[str] = SERVICES) -> Keyring:
     """
     keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(keys_dir, 0o700)
-    with open(keys_dir / ".lock", "a") as lock:
+    fd = os.open(keys_dir / ".lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         return _provision(keys_dir, services)
 
