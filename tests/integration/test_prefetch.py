@@ -7,6 +7,7 @@ import pytest
 from bench.bench_accountability import post_events
 from gongkai.eventlog import EventLog, EventLogError
 from gongkai.prefetch import prefetched
+from gongkai_accountability.adapters.checkpoints import Checkpointer, CheckpointSettings
 from gongkai_accountability.adapters.log import fold_log
 
 
@@ -25,10 +26,27 @@ async def test_reader_process_and_in_process_fold_alike(
     here = await fold_log(evlog)
     monkeypatch.setenv("GONGKAI_REPLAY_PREFETCH", "on")
     there = await fold_log(evlog)
-    assert (there.events, there.last_seq, there.undecodable) == (4801, 4801, 1)
-    assert (here.events, here.last_seq, here.undecodable) == (4801, 4801, 1)
+    # No checkpoint yet: every event's signature is checked; the unsigned one is refused.
+    assert (there.events, there.last_seq, there.rejected) == (4801, 4801, 1)
+    assert (here.events, here.last_seq, here.rejected) == (4801, 4801, 1)
+    assert here.by_signature == there.by_signature == 4800
     assert there.rows.tables == here.rows.tables
     assert len(here.rows.tables["post"]) == 1200
+
+    # Signed checkpoints over it all: each event is one hash against a tile, on both paths
+    # (the reader process hashes what it reads). Nobody listed the unsigned message as
+    # rejected here, so it reaches the decoder, which cannot read it.
+    keys = evlog.keys
+    assert keys is not None
+    cp = Checkpointer(evlog, keys.private["accountability"], settings=CheckpointSettings(1000))
+    assert await cp.run(4801, force=True) == 5
+    monkeypatch.setenv("GONGKAI_REPLAY_PREFETCH", "off")
+    here2 = await fold_log(evlog)
+    monkeypatch.setenv("GONGKAI_REPLAY_PREFETCH", "on")
+    there2 = await fold_log(evlog)
+    for res in (here2, there2):
+        assert (res.by_checkpoint, res.by_signature, res.undecodable) == (4801, 0, 1)
+        assert res.rows.tables == here.rows.tables
 
 
 async def test_batches_keep_stream_order_and_filter_types(

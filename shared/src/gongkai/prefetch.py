@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import multiprocessing
 import os
 import pickle
 from collections.abc import AsyncIterator, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -37,35 +38,62 @@ BATCH = 2000
 @dataclass(frozen=True, slots=True)
 class Batch:
     """Messages ``seen`` so far in all, the sequence of the last one, and the wanted ones
-    among them since the previous batch as (sequence, event type, bytes)."""
+    among them since the previous batch as (sequence, event type, bytes).
+
+    With ``hashes``: ``leaves``, the RFC 9162 leaf hashes (sha256(0x00 || bytes)) of every
+    message of the batch, wanted or not, packed in order (a reader checks them against signed
+    checkpoints with one comparison per batch); ``headers``: (subject, headers) of the wanted
+    events from sequence ``signed_from`` on, whose signatures are checked one at a time.
+    """
 
     seen: int
     last_seq: int
     events: list[tuple[int, str, bytes]]
+    leaves: bytes = b""
+    headers: dict[int, tuple[str, dict[str, str]]] = field(default_factory=dict)
 
 
 def _split(subject: str) -> str:
     return subject[subject.rfind(".") + 1 :]
 
 
-async def _in_process(evlog: EventLog, types: Collection[str] | None) -> AsyncIterator[Batch]:
+async def _in_process(
+    evlog: EventLog,
+    types: Collection[str] | None,
+    hashes: bool = False,
+    signed_from: int | None = None,
+) -> AsyncIterator[Batch]:
     seen = last = 0
     events: list[tuple[int, str, bytes]] = []
+    leaves = bytearray()
+    headers: dict[int, tuple[str, dict[str, str]]] = {}
+    sha256 = hashlib.sha256
     async for msg in evlog.raw_replay():
         seen += 1
         last = ack_position(msg)[0]
         etype = _split(msg.subject)
+        data = msg.data
+        if hashes:
+            leaves += sha256(b"\x00" + data).digest()
         if types is None or etype in types:
-            events.append((last, etype, msg.data))
+            events.append((last, etype, data))
+            if signed_from is not None and last >= signed_from:
+                headers[last] = (msg.subject, dict(msg.headers or {}))
         if seen % BATCH == 0:
-            yield Batch(seen, last, events)
-            events = []
+            yield Batch(seen, last, events, bytes(leaves), headers)
+            events, leaves, headers = [], bytearray(), {}
     if seen % BATCH or events:
-        yield Batch(seen, last, events)
+        yield Batch(seen, last, events, bytes(leaves), headers)
 
 
 async def _read(
-    conn: Connection, url: str, options: dict[str, Any], stream: str, types: frozenset[str] | None
+    conn: Connection,
+    url: str,
+    options: dict[str, Any],
+    stream: str,
+    types: frozenset[str] | None,
+    hashes: bool = False,
+    signed_from: int | None = None,
 ) -> None:
     # A reader that loses its connection fails the rebuild rather than retrying: the parent
     # reports it, and a rebuild is simply run again.
@@ -74,21 +102,27 @@ async def _read(
     )
     evlog.stream = stream
     try:
-        async for batch in _in_process(evlog, types):
+        async for batch in _in_process(evlog, types, hashes, signed_from):
             # Blocking on purpose: a full pipe means the fold is behind, and the reader
             # should wait rather than buffer. The ordered consumer's flow control then
             # holds the server back too.
-            conn.send((batch.seen, batch.last_seq, batch.events))
+            conn.send((batch.seen, batch.last_seq, batch.events, batch.leaves, batch.headers))
         conn.send(None)
     finally:
         await evlog.close()
 
 
 def _reader_main(
-    conn: Connection, url: str, options: dict[str, Any], stream: str, types: frozenset[str] | None
+    conn: Connection,
+    url: str,
+    options: dict[str, Any],
+    stream: str,
+    types: frozenset[str] | None,
+    hashes: bool = False,
+    signed_from: int | None = None,
 ) -> None:
     try:
-        asyncio.run(_read(conn, url, options, stream, types))
+        asyncio.run(_read(conn, url, options, stream, types, hashes, signed_from))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
         with contextlib.suppress(Exception):
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
@@ -101,13 +135,19 @@ def _mode() -> str:
 
 
 async def prefetched(
-    evlog: EventLog, types: Collection[str] | None = None, *, total: int | None = None
+    evlog: EventLog,
+    types: Collection[str] | None = None,
+    *,
+    total: int | None = None,
+    hashes: bool = False,
+    signed_from: int | None = None,
 ) -> AsyncIterator[Batch]:
     """Replay the whole log in order as batches, read by a helper process when that pays.
 
     ``types``: the event types whose bytes are wanted (None: all). ``total``: the log's size if
     the caller knows it. ``GONGKAI_REPLAY_PREFETCH=on|off|auto`` (default auto: a helper
-    process from ``PREFETCH_MIN_EVENTS`` events up) overrides the choice.
+    process from ``PREFETCH_MIN_EVENTS`` events up) overrides the choice. ``hashes`` and
+    ``signed_from``: see ``Batch`` (the hashing then runs in the reader process too).
     """
     mode = _mode()
     if total is None:
@@ -121,7 +161,7 @@ async def prefetched(
         except Exception:  # noqa: BLE001 - callbacks in the options: cannot hand them over
             args = None
     if not use or args is None:
-        async for b in _in_process(evlog, wanted):
+        async for b in _in_process(evlog, wanted, hashes, signed_from):
             yield b
         return
     url, options = args
@@ -131,7 +171,7 @@ async def prefetched(
     parent, child = ctx.Pipe(duplex=False)
     proc = ctx.Process(
         target=_reader_main,
-        args=(child, url, options, evlog.stream, wanted),
+        args=(child, url, options, evlog.stream, wanted, hashes, signed_from),
         name="gongkai-prefetch",
         daemon=True,
     )
@@ -148,8 +188,7 @@ async def prefetched(
                 return
             if isinstance(item, tuple) and len(item) == 2 and item[0] == "error":
                 raise EventLogError(f"replay reader process failed: {item[1]}")
-            seen, last, events = item
-            yield Batch(seen, last, events)
+            yield Batch(*item)
     finally:
         parent.close()
         if proc.is_alive():

@@ -29,12 +29,14 @@ from gongkai.events.contracts.accountability import (
     FindingReported,
     FindingResolved,
     IntegrityAlert,
+    LogCheckpoint,
     SupervisionClosed,
     SupervisionIssued,
     ViolationRecorded,
     ViolationRectified,
 )
 from gongkai.runtime.service import Service, ServiceContext
+from gongkai_accountability.adapters.checkpoints import Checkpointer, CheckpointSettings
 from gongkai_accountability.adapters.sql import AccountabilityProjection, ReadModel
 from gongkai_accountability.domain.decide import ACCOUNTABILITY, Decision, Policy, decide
 from gongkai_accountability.domain.fold import local_date
@@ -67,6 +69,7 @@ class AccountabilityService(Service):
         FindingResolved,
         FindingConfirmed,
         IntegrityAlert,
+        LogCheckpoint,
     )
 
     def __init__(self, ctx: ServiceContext, policy: Policy, tick_seconds: float = 30.0) -> None:
@@ -83,6 +86,9 @@ class AccountabilityService(Service):
         self._wake = asyncio.Event()
         self._ticker: asyncio.Task[None] | None = None
         self._stopping = False
+        self.checkpoint_settings = CheckpointSettings.from_env()
+        #: Signs a checkpoint of the whole log every N events or M minutes (None: no key).
+        self.checkpointer: Checkpointer | None = None
 
     async def connect(self) -> EventLog:
         evlog = await super().connect()
@@ -143,6 +149,15 @@ class AccountabilityService(Service):
             if sub.projection is self.projection:
                 sub.on_applied = self._applied
         self._stopping = False
+        keys = self.evlog.keys
+        if keys is not None and "accountability" in keys.private:
+            self.checkpointer = Checkpointer(
+                self.evlog,
+                keys.private["accountability"],
+                settings=self.checkpoint_settings,
+                rejected=self._rejected,
+                clock=self.ctx.clock,
+            )
         self._ticker = asyncio.create_task(self._tick_loop(), name="accountability:tick")
 
     async def stop(self) -> None:
@@ -191,7 +206,43 @@ class AccountabilityService(Service):
             snap = await asyncio.to_thread(self.model.snapshot)
             now = self.ctx.clock.now()
             decisions = decide(snap, local_date(now), now, self.ctx.calendar, self.policy)
-            return await self.record(decisions)
+            n = await self.record(decisions)
+            await self.checkpoint()
+            return n
+
+    def _rejected(self, first: int, last: int) -> list[int]:
+        """Sequences in first..last that failed a signature check (never applied by anyone).
+
+        Authority alerts are not among them: the fold reads those events and refuses what
+        they claim by itself, on every path.
+        """
+        return sorted(
+            int(a["sequence"])
+            for a in self.model.list("alert")
+            if first <= int(a["sequence"]) <= last and a.get("check") != "authority"
+        )
+
+    async def checkpoint(self, *, force: bool = False) -> int:
+        """Append the signed checkpoints that are due; returns how many.
+
+        Only up to what the projection has applied, and only once the alerts for everything
+        up to there are folded (they are appended before the projection moves past the event
+        they refuse, so waiting for the log's end as of now is enough): the checkpoint lists
+        every rejected sequence of its range. ``force``: one now, if the log grew.
+        """
+        cp = self.checkpointer
+        sub = next((s for s in self.subscriptions if s.projection is self.projection), None)
+        if cp is None or sub is None:
+            return 0
+        upto = sub.position
+        if not force and not cp.due(upto):
+            return 0
+        await sub.wait_for(await self.evlog.last_sequence())
+        n = await cp.run(upto, force=force)
+        if cp.warning:
+            self.log.warning("checkpoint_restart", detail=cp.warning)
+            cp.warning = None
+        return n
 
     async def record(self, decisions: Sequence[Decision]) -> int:
         n = 0

@@ -15,12 +15,22 @@ from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from typing import Any
 
-from gongkai.eventlog import EventLog
-from gongkai.events import EventDecodeError
+from gongkai.eventlog import EventLog, local_keyring
 from gongkai.projection import ProjectionStore, make_engine
 from gongkai.runtime.settings import Settings
 from gongkai.trust import credentials
-from gongkai_accountability.adapters.log import fold_log, verify_log
+from gongkai.trust.checkpoint import accountability_keys, key_name, verifier_key
+from gongkai.trust.keys import raw_public
+from gongkai_accountability.adapters.checkpoints import load_chain
+from gongkai_accountability.adapters.log import (
+    ProveError,
+    ReadCounts,
+    fold_log,
+    prove_consistency,
+    prove_inclusion,
+    verified_events,
+    verify_log,
+)
 from gongkai_accountability.adapters.sql import AccountabilityProjection
 from gongkai_accountability.domain.fold import RELEVANT, SHANGHAI
 from gongkai_accountability.domain.report import ScoreTracker, as_of_view, unit_reports
@@ -114,6 +124,9 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
             "events_per_s": round(res.rate),
             "digest": store.digest(projection),
             "undecodable": res.undecodable,
+            "rejected": res.rejected,
+            "verified_by_checkpoint": res.by_checkpoint,
+            "verified_by_signature": res.by_signature,
             "db_url": url,
         }
         if args.json:
@@ -124,6 +137,13 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
                 f"({res.rate:,.0f} events/s)"
             )
             print(f"checkpoint {res.last_seq}  digest {out['digest']}")
+            if res.by_checkpoint is None:
+                print("not verified: no trust anchors (GONGKAI_KEYS_DIR or <data dir>/keys)")
+            else:
+                print(
+                    f"verified: {res.by_checkpoint:,} events against signed checkpoints, "
+                    f"{res.by_signature:,} by signature; {res.rejected:,} refused, not folded"
+                )
         return 0
 
     return _run(args, body)
@@ -273,50 +293,79 @@ def cmd_report(args: argparse.Namespace) -> int:
 async def _fold_sampling(evlog: EventLog, start: date, end: date) -> ScoreTracker:
     """Fold the log as of ``end`` (Shanghai), sampling every unit's score on the way."""
     tracker = ScoreTracker(start, end)
-    async for msg in evlog.raw_replay():
-        if msg.subject.rsplit(".", 1)[-1] not in RELEVANT:
-            continue
-        try:
-            rec = evlog.decode(msg)
-        except EventDecodeError:
-            continue  # the live projection dead-letters it; verify reports it
-        tracker.apply(rec.envelope, rec.seq)
+    chain = await load_chain(evlog) if evlog.keys is not None else None
+    # Verified as the rebuild is: against the signed checkpoints, one signature at a time after.
+    async for batch in verified_events(evlog, RELEVANT, ReadCounts(), chain):
+        for seq, env in batch:
+            tracker.apply(env, seq)
     return tracker
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    seq: int | None = None
-    want: str | None = None
-    if args.checkpoint:
-        try:
-            s, _, want = args.checkpoint.partition(":")
-            seq = int(s)
-        except ValueError:
-            print("gongkai audit verify: --checkpoint is SEQ:HASH", file=sys.stderr)
-            return 2
-
     async def body(evlog: EventLog) -> int:
-        res = await verify_log(evlog, seq)
-        for p in res.problems:
+        if evlog.keys is None:
+            print(
+                "gongkai audit verify: no trust anchors (GONGKAI_KEYS_DIR or <data dir>/keys): "
+                "nothing to check signatures against",
+                file=sys.stderr,
+            )
+            return 2
+        res = await verify_log(evlog)
+        for _, p in res.problems:
             print(f"PROBLEM  {p}")
-        bad = bool(res.problems)
-        if seq is not None:
-            if res.hash_at_checkpoint is None:
-                print(f"PROBLEM  the log ends at {res.last_seq}, before checkpoint {seq}")
-                bad = True
-            elif res.hash_at_checkpoint != want:
-                print(
-                    f"PROBLEM  the log up to {seq} changed: hash {res.hash_at_checkpoint}, "
-                    f"checkpoint says {want}"
-                )
-                bad = True
-            else:
-                print(f"checkpoint {seq} matches")
-        print(f"checkpoint {res.last_seq}:{res.running_hash}")
-        print("log verified" if not bad else "log NOT verified")
-        return 1 if bad else 0
+        print(
+            f"{res.last_seq:,} events; {res.checkpoints} signed checkpoints, events "
+            f"1..{res.covered} checked against them, {res.signed:,} after the last one "
+            "checked by signature"
+        )
+        if res.rejected:
+            shown = ", ".join(str(s) for s in res.rejected[:20])
+            more = " ..." if len(res.rejected) > 20 else ""
+            print(f"rejected by a trust check, never applied: {shown}{more}")
+        print(f"root {res.root} (size {res.last_seq})")
+        first = res.first_difference
+        if first is not None:
+            print(f"first sequence that differs: {first}")
+        print("log verified" if first is None else "log NOT verified")
+        return 1 if first is not None else 0
 
     return _run(args, body)
+
+
+def cmd_prove(args: argparse.Namespace) -> int:
+    async def body(evlog: EventLog) -> int:
+        if evlog.keys is None:
+            print("gongkai audit prove: no trust anchors to check checkpoints against",
+                  file=sys.stderr)
+            return 2
+        try:
+            if args.consistency is not None:
+                out = await prove_consistency(evlog, args.consistency, args.new_size)
+            else:
+                if not args.event_id:
+                    print("gongkai audit prove: give an EVENT_ID or --consistency OLD_SIZE",
+                          file=sys.stderr)
+                    return 2
+                out = await prove_inclusion(evlog, args.event_id)
+        except ProveError as exc:
+            print(f"gongkai audit prove: {exc}", file=sys.stderr)
+            return 1
+        print(json.dumps(out, ensure_ascii=False, indent=2))
+        return 0
+
+    return _run(args, body)
+
+
+def cmd_checkpoint_key(args: argparse.Namespace) -> int:
+    """Accountability's checkpoint verifier key(s), from the local trust anchors."""
+    ring = local_keyring()
+    if ring is None:
+        print("gongkai audit checkpoint-key: no trust anchors here", file=sys.stderr)
+        return 1
+    for k in accountability_keys(ring.trust):
+        retired = f"  (retired {k.retired_after.isoformat()})" if k.retired_after else ""
+        print(verifier_key(key_name(), raw_public(k.public)) + retired)
+    return 0
 
 
 def register(sub: Any) -> None:
@@ -355,7 +404,26 @@ def register(sub: Any) -> None:
     common(p)
     p.set_defaults(func=cmd_report)
 
-    v = a.add_parser("verify", help="walk the log; print a checkpoint to compare later")
-    v.add_argument("--checkpoint", help="SEQ:HASH printed by an earlier verify")
+    v = a.add_parser(
+        "verify",
+        help="recompute the log's Merkle tree and check every signed checkpoint against it",
+    )
     common(v)
     v.set_defaults(func=cmd_verify)
+
+    pr = a.add_parser(
+        "prove",
+        help="an inclusion proof of an event, or a consistency proof between two checkpoints "
+        "(JSON; check it with tools/verify_proof.py)",
+    )
+    pr.add_argument("event_id", nargs="?", help="the event to prove against the latest checkpoint")
+    pr.add_argument("--consistency", type=int, metavar="OLD_SIZE",
+                    help="prove checkpoint OLD_SIZE is a prefix of NEW_SIZE (default: latest)")
+    pr.add_argument("new_size", nargs="?", type=int, metavar="NEW_SIZE")
+    common(pr)
+    pr.set_defaults(func=cmd_prove)
+
+    k = a.add_parser(
+        "checkpoint-key", help="accountability's checkpoint verifier key (note vkey format)"
+    )
+    k.set_defaults(func=cmd_checkpoint_key)

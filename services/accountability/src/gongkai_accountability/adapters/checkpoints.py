@@ -1,0 +1,308 @@
+"""Signed checkpoints of the log: ``Checkpointer`` writes them, ``load_chain`` reads them back.
+
+Accountability hashes every event of the stream in order (not only what its projection folds:
+the tree covers other services' events and the checkpoints themselves) and, every ``every``
+events or ``minutes`` minutes if the log grew, appends a ``LogCheckpoint``: the Merkle root of
+events 1..size in a C2SP signed note, the leaf hashes of the events since the previous
+checkpoint (its tile) and the sequences among them that failed a trust check.
+
+Where hashing starts after a restart: the last checkpoint carries the tree's compact range
+(``frontier``, one hash per set bit of its size), checked against its signed root, so a start
+reads one message and hashes only what came after it; rehashing a million events from the
+beginning would take seconds at every start. A last checkpoint that does not verify is not
+trusted: the frontier is then rebuilt from the whole log.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import nats.js.errors
+from nats.js.api import RawStreamMsg
+
+from gongkai import subjects
+from gongkai.eventlog import ConcurrencyConflict, EventLog, EventLogError, ack_position
+from gongkai.events import Actor, EventDecodeError, new_event
+from gongkai.events.contracts.accountability import CHECKPOINT_MAX_TILE, LogCheckpoint
+from gongkai.runtime.clock import Clock, SystemClock
+from gongkai.trust.checkpoint import (
+    NoteError,
+    checkpoint_text,
+    digest_b64,
+    origin_of,
+    rejected_text,
+    sign_note,
+    verify_checkpoint,
+)
+from gongkai.trust.keys import ServiceKey, TrustStore
+from gongkai.trust.merkle import Frontier
+
+CHECKPOINT_FILTER = subjects.type_filter("LogCheckpoint", "checkpoint")
+ACTOR = Actor(person="accountability", role="system", unit="county-office")
+
+
+def _b64(b: bytes) -> str:
+    return base64.b64encode(b).decode()
+
+
+def _leaf(data: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+@dataclass(frozen=True)
+class CheckpointSettings:
+    #: A checkpoint once this many events were appended since the last one (at most
+    #: CHECKPOINT_MAX_TILE: its tile must fit in one message) ...
+    every: int = 1000
+    #: ... or this many minutes after the last one, if anything but checkpoints was appended.
+    minutes: float = 10.0
+
+    @classmethod
+    def from_env(cls) -> CheckpointSettings:
+        every = int(os.environ.get("GONGKAI_CHECKPOINT_EVERY", "1000"))
+        minutes = float(os.environ.get("GONGKAI_CHECKPOINT_MINUTES", "10"))
+        return cls(max(1, min(every, CHECKPOINT_MAX_TILE)), minutes)
+
+
+class Checkpointer:
+    """Hashes the log as it grows and appends a signed checkpoint every N events or M minutes.
+
+    ``rejected(first, last)``: the sequences in that range that failed a trust check (the read
+    model's integrity alerts). The caller makes sure those alerts are in before asking for a
+    checkpoint up to ``last`` (see AccountabilityService.checkpoint).
+    """
+
+    def __init__(
+        self,
+        evlog: EventLog,
+        key: ServiceKey,
+        *,
+        settings: CheckpointSettings | None = None,
+        rejected: Callable[[int, int], Sequence[int]] = lambda first, last: (),
+        clock: Clock | None = None,
+    ) -> None:
+        self.evlog = evlog
+        self.key = key
+        self.settings = settings or CheckpointSettings()
+        self.rejected = rejected
+        self.clock = clock or SystemClock()
+        self.origin = origin_of(evlog.stream)
+        #: The tree over every event hashed so far; None until ``load``.
+        self.frontier: Frontier | None = None
+        #: Leaf hashes of the events after the last checkpoint, packed.
+        self.pending = bytearray()
+        #: Whether anything but our own checkpoints is among them.
+        self.grew = False
+        self.last_size = 0
+        self._last_at = time.monotonic()
+        self.appended = 0
+        #: Why the last checkpoint in the log was not continued from, if it was not.
+        self.warning: str | None = None
+
+    @property
+    def hashed(self) -> int:
+        return self.frontier.size if self.frontier is not None else 0
+
+    async def load(self) -> None:
+        """Continue from the last checkpoint in the log (or hash the log from its start)."""
+        self.frontier, self.pending, self.grew, self.last_size = Frontier(), bytearray(), False, 0
+        msg = await self._last_checkpoint()
+        if msg is None:
+            return
+        try:
+            env = self.evlog.registry.decode(
+                msg.data or b"", msg.headers, subject_type="LogCheckpoint"
+            )
+            p: LogCheckpoint = env.payload
+            trust = self.evlog.keys.trust if self.evlog.keys else TrustStore()
+            g = verify_checkpoint(p.note, trust, self.origin)
+            frontier = Frontier(p.size, [base64.b64decode(h) for h in p.frontier])
+            if g.checkpoint.size != p.size or frontier.root() != g.checkpoint.root:
+                raise NoteError("the frontier does not lead to the signed root")
+        except (EventDecodeError, NoteError, ValueError) as exc:
+            # Not ours, or not what we signed: rebuild the tree from the log rather than
+            # continue from it. `gongkai audit verify` names what is wrong.
+            self.frontier = Frontier()
+            self.last_size = 0
+            self.warning = f"last checkpoint not trusted ({str(exc)[:200]}): hashing from the start"
+            return
+        self.frontier = frontier
+        self.last_size = p.size
+
+    async def _last_checkpoint(self) -> RawStreamMsg | None:
+        try:
+            return await self.evlog.js.get_last_msg(self.evlog.stream, CHECKPOINT_FILTER)
+        except nats.js.errors.NotFoundError:
+            return None
+
+    def due(self, upto: int) -> bool:
+        """Whether a run up to ``upto`` may append a checkpoint (else it need not read)."""
+        if self.frontier is None:
+            return True
+        if upto - self.last_size >= self.settings.every:
+            return True
+        elapsed = time.monotonic() - self._last_at >= self.settings.minutes * 60
+        return elapsed and (upto > self.hashed or self.grew)
+
+    async def run(self, upto: int, *, force: bool = False) -> int:
+        """Hash the log up to sequence ``upto``, appending the checkpoints that fall due.
+
+        ``force``: a checkpoint at ``upto`` now if the log grew (tests, the demo).
+        """
+        if self.frontier is None:
+            await self.load()
+        assert self.frontier is not None
+        before = self.appended
+        every = self.settings.every
+        if upto > self.hashed:
+            async for msg in self.evlog.raw_replay(from_seq=self.hashed + 1):
+                seq = ack_position(msg)[0]
+                if seq != self.frontier.size + 1:
+                    raise EventLogError(
+                        f"checkpoint: sequence {self.frontier.size + 1} is missing (next is {seq})"
+                    )
+                leaf = _leaf(msg.data)
+                self.frontier.append(leaf)
+                self.pending += leaf
+                if not msg.subject.endswith(".LogCheckpoint"):
+                    self.grew = True
+                if self.frontier.size - self.last_size >= every:
+                    await self._append()
+                if seq >= upto:
+                    break
+        elapsed = time.monotonic() - self._last_at >= self.settings.minutes * 60
+        if self.grew and (force or elapsed) and self.frontier.size > self.last_size:
+            await self._append()
+        return self.appended - before
+
+    async def _append(self) -> None:
+        assert self.frontier is not None
+        size, first = self.frontier.size, self.last_size + 1
+        tile = bytes(self.pending)
+        rejected = sorted(s for s in self.rejected(first, size) if first <= s <= size)
+        root = self.frontier.root()
+        now = self.clock.now()
+        text = checkpoint_text(
+            self.origin, size, root, at=now, first=first, tile=tile, rejected=rejected
+        )
+        note = sign_note(text, self.key)
+        payload = LogCheckpoint(
+            size=size,
+            root=_b64(root),
+            first=first,
+            tile=_b64(tile),
+            rejected=tuple(rejected),
+            frontier=tuple(_b64(h) for h in self.frontier.hashes),
+            note=note,
+        )
+        env = new_event(
+            payload,
+            aggregate_id=f"size-{size}",
+            actor=ACTOR,
+            command_id=f"checkpoint:{size}",
+            recorded_at=now,
+        )
+        try:
+            res = await self.evlog.append([env], expected=0)
+            if not res.duplicate:
+                self.appended += 1
+        except ConcurrencyConflict:
+            pass  # one checkpoint per size: another instance wrote this one
+        self.last_size = size
+        self.pending = bytearray()
+        self.grew = False
+        self._last_at = time.monotonic()
+
+
+# ---- reading checkpoints back ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerifiedCheckpoint:
+    seq: int
+    size: int
+    first: int
+    root: bytes
+    at: datetime
+    note: str
+    tile: bytes = field(repr=False)
+    rejected: tuple[int, ...]
+
+
+@dataclass
+class Chain:
+    """The log's checkpoints whose signatures hold, and what they vouch for.
+
+    ``covered``: events 1..covered are vouched for by a contiguous run of tiles (``expected``,
+    their packed leaf hashes); ``rejected``: the sequences among them the checkpoints list as
+    failed trust checks. ``problems``: checkpoints that did not verify or break the run.
+    """
+
+    checkpoints: list[VerifiedCheckpoint] = field(default_factory=list)
+    problems: list[tuple[int, str]] = field(default_factory=list)
+    covered: int = 0
+    expected: bytearray = field(default_factory=bytearray)
+    rejected: set[int] = field(default_factory=set)
+    notes_checked: int = 0
+
+    @property
+    def latest(self) -> VerifiedCheckpoint | None:
+        return max(self.checkpoints, key=lambda c: c.size) if self.checkpoints else None
+
+    def by_size(self, size: int) -> VerifiedCheckpoint | None:
+        return next((c for c in self.checkpoints if c.size == size), None)
+
+
+def check_payload(p: LogCheckpoint, trust: TrustStore, origin: str, seq: int) -> VerifiedCheckpoint:
+    """The checkpoint of one LogCheckpoint event, if its note verifies and matches its payload."""
+    g = verify_checkpoint(p.note, trust, origin)
+    cp = g.checkpoint
+    tile = base64.b64decode(p.tile, validate=True)
+    if cp.size != p.size or _b64(cp.root) != p.root or g.first != p.first:
+        raise NoteError("the event's size, root or first sequence is not what the note signs")
+    if len(tile) != 32 * (p.size - p.first + 1) or digest_b64(tile) != g.tile_digest:
+        raise NoteError("the tile is not the one the note signs")
+    if len(p.rejected) != g.rejected_count or digest_b64(rejected_text(p.rejected)) != (
+        g.rejected_digest
+    ):
+        raise NoteError("the rejected sequences are not the ones the note signs")
+    return VerifiedCheckpoint(seq, p.size, p.first, cp.root, g.at, p.note, tile, p.rejected)
+
+
+async def load_chain(evlog: EventLog, trust: TrustStore | None = None) -> Chain:
+    """Read every checkpoint of the log, check each note's signature once, chain the tiles.
+
+    One signature per checkpoint (not per event); the events' own signatures are not needed:
+    the note signs everything this uses.
+    """
+    trust = trust or (evlog.keys.trust if evlog.keys else TrustStore())
+    origin = origin_of(evlog.stream)
+    chain = Chain()
+    found: list[VerifiedCheckpoint] = []
+    async for msg in evlog.raw_replay(filter_subject=CHECKPOINT_FILTER):
+        seq = ack_position(msg)[0]
+        chain.notes_checked += 1
+        try:
+            env = evlog.registry.decode(msg.data, msg.headers, subject_type="LogCheckpoint")
+            found.append(check_payload(env.payload, trust, origin, seq))
+        except (EventDecodeError, NoteError, ValueError) as exc:
+            chain.problems.append((seq, f"checkpoint at sequence {seq} does not verify: {exc}"))
+    for cp in sorted(found, key=lambda c: c.size):
+        chain.checkpoints.append(cp)
+        if cp.size <= chain.covered:
+            continue  # within what earlier checkpoints vouch for (verify compares the roots)
+        if cp.first != chain.covered + 1:
+            chain.problems.append(
+                (cp.seq, f"checkpoint size-{cp.size} starts at {cp.first}, not {chain.covered + 1}")
+            )
+            continue
+        chain.expected += cp.tile
+        chain.rejected.update(cp.rejected)
+        chain.covered = cp.size
+    return chain
