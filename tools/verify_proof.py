@@ -153,9 +153,13 @@ def verify(doc: dict, vkey: tuple[str, bytes, Ed25519PublicKey], origin: str | N
             raise Invalid("the leaf hash is not the hash of the event")
         if inclusion_root(doc["leaf_index"], size, leaf, hashes(doc["proof"])) != root:
             raise Invalid("the inclusion proof does not lead to the checkpoint's root")
-        event = json.loads(base64.b64decode(doc["event"]))
+        try:
+            event = json.loads(base64.b64decode(doc["event"]))
+            what = f"event {event.get('event_id')} ({event.get('type')})"
+        except (ValueError, AttributeError):
+            what = f"the entry with leaf hash {leaf.hex()}"
         return (
-            f"event {event.get('event_id')} ({event.get('type')}) is leaf {doc['leaf_index']} "
+            f"{what} is leaf {doc['leaf_index']} "
             f"(sequence {doc['leaf_index'] + 1}) of the signed tree of size {size}"
         )
     if doc.get("type") == "consistency":
