@@ -222,7 +222,7 @@ def install_routes(
         "them from the answer on",
     )
     async def revoke_tokens(
-        person_id: str,
+        person_id: PathId,
         body: schemas.TokenRevocationRequest,
         caller: Caller,
         key: KeyHeader = None,
@@ -236,7 +236,7 @@ def install_routes(
         responses=PROBLEMS,
         summary="The person's live tokens: hint, issued at, expires at; never a secret (office)",
     )
-    async def list_tokens(person_id: str, caller: Caller) -> list[schemas.TokenView]:
+    async def list_tokens(person_id: PathId, caller: Caller) -> list[schemas.TokenView]:
         return app().tokens(caller, person_id)
 
     @router.get("/me", tags=["directory"], response_model=schemas.Me)
