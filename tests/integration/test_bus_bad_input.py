@@ -33,7 +33,8 @@ from tests.conftest import PLATFORM_T0, Platform
 from tests.waiting import wait_until
 
 MAKER = Actor(person="finance-maker", role="maker", unit="finance")
-OFFICE = Actor(person="admin", role="office", unit="county-office")
+#: The demo county office's supervisor, who holds the office role and so may grant it.
+OFFICE = Actor(person="office-supervisor", role="office", unit="county-office")
 TITLE, BODY = "关于印发《财政专项资金管理办法》的通知", "正文"
 CONTENT = digest({"title": TITLE, "body": BODY, "attachments": []})
 

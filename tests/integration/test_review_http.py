@@ -33,6 +33,8 @@ from tests.unit.test_review_form import read
 from tests.waiting import consumers_idle, wait_until
 
 FINANCE, WATER = "finance", "water"
+#: The directory is set up as the operator's tools do (unit ``system``, intake's key).
+SETUP = Actor(person="operator:test", role="operator", unit="system")
 
 PEOPLE: dict[str, tuple[str, list[tuple[str, str]]]] = {
     "maker": ("王承办", [(FINANCE, "maker")]),
@@ -66,7 +68,7 @@ class World:
         payloads.append(
             TokenIssued(person_id=pid, token_sha256=token_hash(token), token_hint=token[:8])
         )
-        await self.record(payloads, pid, Actor(person="admin", role="office", unit="county"))
+        await self.record(payloads, pid, SETUP)
 
     async def record(self, payloads: list[Any], aggregate: str, actor: Actor) -> None:
         self.counter += 1
@@ -154,7 +156,7 @@ class World:
 @pytest.fixture
 async def world(platform: Platform) -> World:
     w = World(platform)
-    actor = Actor(person="admin", role="office", unit="county")
+    actor = SETUP
     for code, name in ((FINANCE, "县财政局"), (WATER, "县水务局")):
         unit = UnitRegistered(
             code=code,

@@ -53,6 +53,8 @@ UNITS = ("u1", "u2")
 SYSTEM = Actor(person="freshness", role="system", unit="system")
 CMS = Actor(person="cms", role="office", unit="county-office")
 OFFICE = Actor(person="reader", role="office", unit="county-office")
+#: Who keeps the directory: the operator's tools (only they, and office role holders, may).
+SETUP = Actor(person="operator:test", role="operator", unit="system")
 COLUMNS = ("leaders_activities", "administrative_penalties")
 
 ACTION = st.one_of(
@@ -289,7 +291,7 @@ def directory() -> list[Envelope[Any]]:
                     code=u, name=u, kind="department", contact_name="x", contact_mobile="x"
                 ),
                 aggregate_id=u,
-                actor=OFFICE,
+                actor=SETUP,
                 command_id=f"dir-{u}",
                 recorded_at=at(0, 1),
             )
@@ -299,7 +301,7 @@ def directory() -> list[Envelope[Any]]:
                 new_event(
                     RoleGranted(person_id=f"{u}-{role}", unit=u, role=role),
                     aggregate_id=f"{u}-{role}",
-                    actor=OFFICE,
+                    actor=SETUP,
                     command_id=f"dir-{u}-{role}",
                     recorded_at=at(0, 1),
                 )

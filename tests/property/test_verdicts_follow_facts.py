@@ -52,7 +52,7 @@ START = date(2026, 3, 2)
 END = START + timedelta(days=20)
 U = "u1"
 COLUMN = "administrative_penalties"
-OFFICE = Actor(person="office", role="office", unit="county-office")
+SETUP = Actor(person="operator:test", role="operator", unit="system")
 CMS = Actor(person="cms", role="office", unit="county-office")
 REVIEW = Actor(person="review", role="system", unit="system")
 FRESHNESS = Actor(person="freshness", role="system", unit="system")
@@ -112,11 +112,11 @@ class Story:
 
     def directory(self) -> None:
         self.fact(self._env(UnitRegistered(code=U, name="单位", kind="department",
-                                           contact_name="x", contact_mobile="x"), U, OFFICE, 0))
+                                           contact_name="x", contact_mobile="x"), U, SETUP, 0))
         self.n += 1
         for person, role in ((MAKER.person, "maker"), (LEADERS[0], "leader")):
             self.fact(self._env(RoleGranted(person_id=person, unit=U, role=role), person,
-                                OFFICE, 0))
+                                SETUP, 0))
             self.n += 1
 
     def submit(self, post: str, day: int, flagged: bool = False) -> None:
@@ -241,7 +241,7 @@ class Story:
     def leader_change(self, day: int, grant: bool) -> None:
         payload: EventPayload = (RoleGranted if grant else RoleRevoked)(
             person_id=LEADERS[1], unit=U, role="leader")
-        self.fact(self._env(payload, LEADERS[1], OFFICE, day))
+        self.fact(self._env(payload, LEADERS[1], SETUP, day))
         self.n += 1
 
 

@@ -213,8 +213,22 @@ def evolve(rows: Rows, env: Envelope[Any], seq: int) -> None:
         rows.delete("todo", env.command_id)
 
 
+def _no_granter(rows: Rows, env: Envelope[Any]) -> str | None:
+    """Why the actor of a directory change could not make it (as gongkai.directory decides)."""
+    a = env.actor
+    if a.unit == "system":
+        return None
+    if a.role == "office" and a.person in holders_at(rows, a.unit, "office", env.business_time):
+        return None
+    return f"{a.person} ({a.role}, {a.unit}) may not change the directory"
+
+
 def _directory(rows: Rows, env: Envelope[Any], seq: int) -> None:
     p = env.payload
+    why = _no_granter(rows, env)
+    if why is not None:
+        _alert(rows, env, seq, "authority", why)
+        return
     if env.type == "UnitRegistered":
         u = _unit(rows, p.code)
         u.setdefault("registered_at", env.business_time.isoformat())
