@@ -114,7 +114,8 @@ async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pl
     p = Platform(server, evlog, client, procs, dbs, base)
     try:
         await evlog.ensure_stream(StreamSettings())  # the services make the same one
-        await seed_demo(evlog, datetime(2026, 3, 2, 1, 0, tzinfo=UTC), units=["finance"])
+        # Now, on the services' real clock: the demo's tokens expire 90 days after they are issued.
+        await seed_demo(evlog, datetime.now(UTC), units=["finance"])
         await until(
             lambda: all_ready(client, procs.values()), 90, "services ready\n" + p.logs()
         )

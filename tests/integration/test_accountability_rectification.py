@@ -110,7 +110,7 @@ async def test_refusals_record_nothing(rig: Rig) -> None:
         (DEMO.headers("finance-leader"), vid, {"reason": "已整改"}, 403, None),
         (DEMO.headers("finance-maker"), vid, {"reason": "已整改"}, 403, None),
         (office, "V-0000000000000000000a", {"reason": "已整改"}, 404, None),
-        (office, "not.a.token", {"reason": "已整改"}, 404, None),
+        (office, "not.a.token", {"reason": "已整改"}, 422, "violation_id"),
         (office, vid, {}, 422, "reason"),
         (office, vid, {"reason": "   "}, 422, "reason"),
         (office, vid, {"reason": "x" * 2001}, 422, "reason"),

@@ -88,7 +88,8 @@ def for_annotation(
             return SHA256  # much cheaper to draw than the regex
         if "pattern" in c:
             return st.from_regex(c["pattern"], fullmatch=True)
-        return st.text(min_size=c.get("min_length", 0), max_size=min(c.get("max_length", 40), 40))
+        lo = c.get("min_length", 0)
+        return st.text(min_size=lo, max_size=max(lo, min(c.get("max_length", 40), 40)))
     raise NotImplementedError(f"no strategy for {annotation!r}")  # a new kind of field
 
 

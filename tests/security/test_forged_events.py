@@ -13,8 +13,13 @@ each refusal is counted in ``/metrics``.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import json
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import REGISTRY as PROM
@@ -24,11 +29,13 @@ from gongkai.events import Actor, Envelope, EventPayload, new_event
 from gongkai.events.contracts.accountability import ViolationRecorded
 from gongkai.events.contracts.intake import TokenIssued
 from gongkai.events.contracts.review import ReviewConcluded, ReviewSigned
+from gongkai.natsserver import NatsServer
 from gongkai.trust.keys import ServiceKey
 from gongkai_intake.demo import DEMO, seed_demo
 from tests.conftest import PLATFORM_T0, Platform
 from tests.waiting import wait_until
 
+GONGKAI = str(Path(sys.executable).parent / "gongkai")
 MALLORY = Actor(person="mallory", role="leader", unit="finance")
 Sign = Callable[[str, bytes], dict[str, str]]
 
@@ -102,9 +109,10 @@ async def alerts(p: Platform) -> dict[int, dict[str, Any]]:
 
 
 async def test_forged_approvals_tokens_and_violations_are_never_believed(
-    platform: Platform,
+    platform: Platform, nats_server: NatsServer
 ) -> None:
     p = platform
+    nats_url = nats_server.url
     await seed_demo(p.evlog, PLATFORM_T0, units=["finance"])
     await p.settle()
     keys = p.evlog.keys
@@ -214,3 +222,19 @@ async def test_forged_approvals_tokens_and_violations_are_never_believed(
     # Alerts are the office's to read.
     r = await p.client.get("/integrity-alerts", headers=DEMO.headers("finance-leader"))
     assert r.status_code == 403
+
+    # The inspectors' tools read the log itself: the same alerts, no approval, no mallory.
+    def audit(*argv: str) -> str:
+        out = subprocess.run(
+            [GONGKAI, "audit", *argv, "--nats-url", nats_url],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    listed_alerts = json.loads(await asyncio.to_thread(audit, "alerts", "--json"))
+    cli_alerts = {a["sequence"]: a["check"] for a in listed_alerts}
+    assert {s: cli_alerts.get(s) for s in expected} == expected
+    cli_trail = json.loads(await asyncio.to_thread(audit, "trail", post["post_id"], "--json"))
+    assert "mallory" not in json.dumps(cli_trail, ensure_ascii=False)
+    assert not any(step["what"] == "review:approved" for step in cli_trail["trail"])

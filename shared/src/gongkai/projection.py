@@ -13,7 +13,7 @@ import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -168,7 +168,12 @@ def fetch_value(cur: Any, sql: str, key: tuple[Any, ...]) -> Any:
 
 
 def _jsonable(v: Any) -> Any:
-    if isinstance(v, datetime | date):
+    if isinstance(v, datetime):
+        # SQLite hands back a timezone-aware column naive, PostgreSQL aware in the session's
+        # zone: the same instant must digest the same on both (rows are written in UTC).
+        aware = v if v.tzinfo is not None else v.replace(tzinfo=UTC)
+        return aware.astimezone(UTC).isoformat()
+    if isinstance(v, date):
         return v.isoformat()
     if isinstance(v, Decimal):
         return str(v)
