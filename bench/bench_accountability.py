@@ -25,7 +25,12 @@ from typing import Any
 from bench.common import Figure, Timer, server, table
 from gongkai.eventlog import EventLog, StreamSettings
 from gongkai.events import Actor, new_event
-from gongkai.events.contracts.intake import PostPublished, PostSubmitted
+from gongkai.events.contracts.intake import (
+    PostPublished,
+    PostSubmitted,
+    RoleGranted,
+    UnitRegistered,
+)
 from gongkai.events.contracts.review import ReviewConcluded, ReviewSigned
 from gongkai.projection import ProjectionStore, make_engine
 from gongkai.trust.keys import provision
@@ -38,6 +43,38 @@ MAKER = Actor(person="m", role="maker", unit="u1")
 LEADER = Actor(person="l", role="leader", unit="u1")
 CMS = Actor(person="cms", role="office", unit="county-office")
 DIG = "a" * 64
+
+
+def directory() -> list[Any]:
+    """The 25 units and their maker and leader, set up by the operator's tools: every leader
+    signature of the log has its authority (accountability checks it)."""
+    setup = Actor(person="operator:bench", role="operator", unit="system")
+    at = T0 - timedelta(days=1)
+    out: list[Any] = []
+    for u in range(25):
+        unit = f"u{u}"
+        out.append(
+            new_event(
+                UnitRegistered(
+                    code=unit, name=unit, kind="department", contact_name="x", contact_mobile="x"
+                ),
+                aggregate_id=unit,
+                actor=setup,
+                command_id=f"unit-{unit}",
+                recorded_at=at,
+            )
+        )
+        for person, role in ((MAKER.person, "maker"), (LEADER.person, "leader")):
+            out.append(
+                new_event(
+                    RoleGranted(person_id=person, unit=unit, role=role),
+                    aggregate_id=person,
+                    actor=setup,
+                    command_id=f"grant-{unit}-{role}",
+                    recorded_at=at,
+                )
+            )
+    return out
 
 
 def post_events(i: int) -> list[Any]:
@@ -61,24 +98,25 @@ def post_events(i: int) -> list[Any]:
         command_id=f"s{i}",
         recorded_at=at,
     )
+    leader = Actor(person=LEADER.person, role="leader", unit=unit)
     sig = new_event(
         ReviewSigned(
             post_id=pid,
             chain=1,
             stage="leader",
             decision="agree",
-            signer=LEADER,
+            signer=leader,
             content_digest=DIG,
         ),
         aggregate_id=pid,
-        actor=LEADER,
+        actor=leader,
         command_id=f"g{i}",
         recorded_at=at,
     )
     con = new_event(
         ReviewConcluded(post_id=pid, chain=1, outcome="approved", content_digest=DIG),
         aggregate_id=pid,
-        actor=LEADER,
+        actor=leader,
         command_id=f"c{i}",
         recorded_at=at,
     )
@@ -109,7 +147,7 @@ async def measure(n: int) -> list[Figure]:
         await evlog.ensure_stream(StreamSettings(duplicate_window_s=120))
         cp = Checkpointer(evlog, keys.private["accountability"])
         with Timer() as w:
-            batch: list[tuple[Any, int | None]] = []
+            batch: list[tuple[Any, int | None]] = [(e, None) for e in directory()]
             for i in range(n // 4):
                 batch += [(e, None) for e in post_events(i)]
                 if len(batch) >= 20000:
