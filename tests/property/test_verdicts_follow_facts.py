@@ -43,8 +43,8 @@ from gongkai.events.contracts.intake import (
 )
 from gongkai.events.contracts.review import ReviewConcluded, ReviewSigned
 from gongkai_accountability.domain.decide import Policy, decide
-from gongkai_accountability.domain.fold import SHANGHAI, evolve
-from gongkai_accountability.domain.rows import MemoryRows
+from gongkai_accountability.domain.fold import SHANGHAI
+from tests.property.test_accountability_fold import Log
 
 CAL = WorkingCalendar.default()
 POLICY = Policy(notice_after_days=2, deadline_days=5)
@@ -309,32 +309,14 @@ def random_order(story: Story, picks: list[int]) -> list[int]:
 # ---- the verdict ---------------------------------------------------------------------------
 
 
-class Log:
-    """The stream as accountability sees it: dedup by event id, ``expected=0`` for new."""
-
-    def __init__(self) -> None:
-        self.rows = MemoryRows()
-        self.events: list[Envelope[Any]] = []
-        self.ids: set[str] = set()
-        self.aggregates: set[tuple[str, str]] = set()
-
-    def append(self, env: Envelope[Any], expected: int | None = None) -> bool:
-        agg = (env.aggregate_type, env.aggregate_id)
-        if env.event_id in self.ids or (expected == 0 and agg in self.aggregates):
-            return False
-        self.ids.add(env.event_id)
-        self.aggregates.add(agg)
-        self.events.append(env)
-        evolve(self.rows, env, len(self.events))
-        return True
-
-    def settle(self, today: date) -> None:
-        now = datetime.combine(today, time(23), SHANGHAI).astimezone(UTC)
-        for _ in range(20):
-            if not sum(self.append(d.event, d.expected)
-                       for d in decide(self.rows, today, now, CAL, POLICY)):
-                return
-        raise AssertionError("accountability did not settle")
+def settle(log: Log, today: date) -> None:
+    """Decide on ``today`` and record, until nothing new is decided (the service's settle)."""
+    now = datetime.combine(today, time(23), SHANGHAI).astimezone(UTC)
+    for _ in range(20):
+        if not sum(log.append(d.event, d.expected)
+                   for d in decide(log.rows, today, now, CAL, POLICY)):
+            return
+    raise AssertionError("accountability did not settle")
 
 
 def verdict(
@@ -351,13 +333,13 @@ def verdict(
         env = story.events[i].env
         day = env.recorded_at.astimezone(SHANGHAI).date()
         while today < day:
-            log.settle(today)
+            settle(log, today)
             today += timedelta(days=1)
         log.append(env)
         if pos in settle_after:
-            log.settle(today)
+            settle(log, today)
     while today <= END:
-        log.settle(today)
+        settle(log, today)
         today += timedelta(days=1)
     out = []
     for e in log.events:
