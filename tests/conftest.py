@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from nats.aio.client import Client as NATS
 
 from gongkai import subjects
 from gongkai.eventlog import EventLog, StreamSettings
@@ -36,6 +38,22 @@ if "GONGKAI_KEYS_DIR" not in os.environ:
     _KEYS = Path(tempfile.mkdtemp(prefix="gongkai-test-keys-"))
     provision(_KEYS)
     os.environ["GONGKAI_KEYS_DIR"] = str(_KEYS)
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _close_leftover_nats_clients() -> AsyncIterator[None]:
+    """At the end of the session, close every NATS client a test left open.
+
+    Such a client keeps reconnecting to a server that is gone, and on Python 3.11 its
+    reconnect loop can swallow a cancellation (asyncio.wait_for completing with the refused
+    connection at the moment it is cancelled): closing the session's event loop would wait for
+    it forever. close() ends the loop by state, not by cancellation.
+    """
+    yield
+    for obj in gc.get_objects():
+        if isinstance(obj, NATS) and not obj.is_closed:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(obj.close(), 2)
 
 
 @pytest.fixture

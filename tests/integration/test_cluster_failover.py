@@ -35,12 +35,12 @@ import nats
 import pytest
 
 from gongkai import subjects
-from gongkai.eventlog import EventLog, StreamSettings
+from gongkai.eventlog import EventLog, StreamSettings, local_keyring
 from gongkai.natsserver import NatsServer, free_port
 from gongkai.projection import ProjectionStore, make_engine
 from gongkai.runtime.service import ServiceContext, discover
 from gongkai.runtime.settings import Settings
-from tests.chain import GONGKAI, ChainLoad, matches
+from tests.chain import GONGKAI, ChainLoad, answers_reach, matches
 from tests.natsauth import auth_config, cluster_config, nats_passwords, route_url
 from tests.pg import fresh_database, pg_server
 
@@ -131,7 +131,8 @@ async def test_a_node_with_wrong_route_credentials_does_not_join(tmp_path: Path)
 async def _connect(url: str, user: str, pw: str) -> EventLog:
     nc = await nats.connect(url, user=user, password=pw, max_reconnect_attempts=-1,
                             reconnect_time_wait=0.2)
-    return EventLog(nc, timeout=2.0)
+    # Signed as the owning service with the test session's keys, as the operator's tools do.
+    return EventLog(nc, timeout=2.0).use_keys(local_keyring())
 
 
 async def _init_streams(url: str, pw: str) -> EventLog:
@@ -236,9 +237,7 @@ async def test_killing_the_stream_leader_loses_and_duplicates_nothing(
                 kill_after = POSTS * 4 // 3
                 t0 = time.monotonic()
                 workers = [asyncio.create_task(load.worker(queue)) for _ in range(WORKERS)]
-                while len(load.ack_times) < kill_after:
-                    assert not any(w.done() for w in workers), [w.exception() for w in workers]
-                    await asyncio.sleep(0.01)
+                await answers_reach(load, kill_after, workers)
                 t_kill = time.monotonic()
                 leader.kill()
                 await asyncio.gather(*workers)

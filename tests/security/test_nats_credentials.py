@@ -27,12 +27,16 @@ from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
 from gongkai import subjects
 from gongkai.eventlog import EventLog
+from gongkai.events import Actor, new_event
+from gongkai.events.contracts.review import ReviewSigned
 from gongkai.natsserver import free_port
 from gongkai.runtime.clock import FixedClock
 from gongkai.runtime.host import Host
 from gongkai.runtime.settings import Settings
 from gongkai.trust import credentials, matrix
+from gongkai.trust.keys import ServiceKey
 from gongkai.trust.owners import SERVICES, owned_types
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -181,12 +185,15 @@ async def test_each_service_appends_its_own_events_and_no_other(as_user: Any) ->
         for subj in foreign:
             await log.nc.publish(subj, b"{}", reply=inbox)
         await log.nc.flush()
-        await asyncio.sleep(0.1)
+
+        def missing(conn: Conn = conn, foreign: list[str] = foreign) -> list[str]:
+            refused = " ".join(conn.violations())
+            return [s for s in foreign if f'"{s.lower()}"' not in refused]
+
+        # The server answers each refused publish with a permissions error, asynchronously.
+        await wait_until(lambda: not missing(), 5, f"{service} refused every foreign subject")
         recorded = [s for s in foreign if await _recorded(admin, s)]
         assert not recorded, f"{service} recorded foreign events {recorded}"
-        refused = " ".join(conn.violations())
-        missing = [s for s in foreign if f'"{s.lower()}"' not in refused]
-        assert not missing, f"{service} was not refused {missing}"
     # the forgeries of the issue, with a service's own credentials
     intake, _ = await as_user("intake")
     for subj in ("gk.ev.review.P-1.ReviewSigned", "gk.ev.review.P-1.ReviewConcluded",
@@ -196,6 +203,30 @@ async def test_each_service_appends_its_own_events_and_no_other(as_user: Any) ->
     review, _ = await as_user("review")
     with pytest.raises(nats.errors.TimeoutError):
         await review.js.publish("gk.ev.person.M-1.TokenIssued", b"{}", timeout=0.3)
+
+
+async def test_a_forgery_with_a_services_credentials_is_an_alert_not_an_approval(
+    host: Host, as_user: Any
+) -> None:
+    """review's NATS seed lets a thief publish on review's subjects, not sign as review."""
+    review, _ = await as_user("review")
+    mallory = Actor(person="mallory", role="leader", unit="finance")
+    forged = new_event(
+        ReviewSigned(post_id="P-forged", chain=1, stage="leader", decision="agree",
+                     signer=mallory, content_digest="a" * 64),
+        aggregate_id="P-forged", actor=mallory, command_id="forged-on-embedded", recorded_at=T0,
+    )
+    subject = subjects.event_subject("review", "P-forged", "ReviewSigned")
+    data = forged.to_json()
+    thief = ServiceKey.generate("review")  # not in the trust anchors
+    ack = await review.js.publish(
+        subject, data, stream=subjects.STREAM, headers=thief.sign_event(subject, data)
+    )
+    acc = next(s for s in host.services if s.name == "accountability")
+    model = acc.model  # type: ignore[attr-defined]
+    await wait_until(lambda: model.get("alert", str(ack.seq)) is not None, 15, "an alert")
+    assert model.get("alert", str(ack.seq))["check"] == "unknown_key"
+    assert model.get("post", "P-forged") is None
 
 
 @pytest.mark.parametrize("user", ["inspector", "subscriber", "cms", "admin"])
@@ -209,10 +240,13 @@ async def test_read_only_users_publish_no_event(as_user: Any, user: str) -> None
             await log.js.publish(subj, b"{}", timeout=0.3)
     await log.nc.publish(f"gk.ev.post.P-{user}.PostRevised", b"{}")
     await log.nc.flush()
-    await asyncio.sleep(0.1)
+    await wait_until(
+        lambda: any("postrevised" in v.lower() for v in conn.violations()),
+        5,
+        "the core publish refused",
+    )
     for subj in [*forged, f"gk.ev.post.P-{user}.PostRevised"]:
         assert not await _recorded(admin, subj), subj
-    assert conn.violations()
 
 
 async def test_only_admin_creates_and_deletes_streams_and_nobody_deletes_the_log(
