@@ -78,6 +78,7 @@ async def _with_log(
             max_reconnect_attempts=1,
             reconnect_time_wait=0.2,
             error_cb=quiet,
+            keys=auth.keyring(),  # signs as intake with the data directory's key
             **options,
         )
     except Exception as exc:  # noqa: BLE001 - any connection failure is one line

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import stat
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from gongkai.trust.matrix import USERS
 
 if TYPE_CHECKING:
     from gongkai.eventlog import EventLog
+    from gongkai.trust.keys import Keyring
 
 #: Under the data directory. (``keys/`` beside it holds the event-signing keys.)
 CREDENTIALS_DIR = "credentials"
@@ -130,6 +132,9 @@ class NatsAuth:
     file: Path | None = None
     user: str | None = None
     password: str | None = None
+    #: Where a tool finds the signing keys and trust anchors (its ``--data-dir``'s ``keys/``,
+    #: or ``GONGKAI_KEYS_DIR``): it signs as the owning service and verifies what it reads.
+    keys_dir: Path | None = None
 
     def options(self) -> dict[str, Any]:
         """Keyword arguments for ``nats.connect`` (and faststream's ``NatsBroker``)."""
@@ -146,6 +151,14 @@ class NatsAuth:
         if self.user:
             return {"user": self.user, "password": self.password or ""}
         return {}
+
+    def keyring(self) -> Keyring | None:
+        """The signing keys and trust anchors of ``keys_dir``, if it holds trust anchors."""
+        from gongkai.trust.keys import TRUST_FILE, Keyring
+
+        if self.keys_dir is None or not (self.keys_dir / TRUST_FILE).exists():
+            return None
+        return Keyring.load(self.keys_dir)
 
     def describe(self) -> str:
         if self.file is not None:
@@ -198,13 +211,13 @@ def for_tool(args: argparse.Namespace, role: str | None = None) -> NatsAuth:
     data_dir = getattr(args, "data_dir", None)
     settings = Settings.from_env(data_dir=Path(data_dir) if data_dir else None)
     acting = role or getattr(args, "nats_role", None) or "inspector"
-    return resolve(settings, acting, getattr(args, "creds", None))
+    auth = resolve(settings, acting, getattr(args, "creds", None))
+    return dataclasses.replace(auth, keys_dir=settings.keys_path)
 
 
 async def connect_tool(url: str, auth: NatsAuth, **options: Any) -> EventLog:
     """Connect for a command-line tool: fail at once (in two seconds) instead of retrying."""
     from gongkai.eventlog import EventLog
-
     opts: dict[str, Any] = {
         "connect_timeout": 2,
         "allow_reconnect": False,
@@ -212,4 +225,4 @@ async def connect_tool(url: str, auth: NatsAuth, **options: Any) -> EventLog:
         **options,
         **auth.options(),
     }
-    return await EventLog.connect(url, **opts)
+    return await EventLog.connect(url, keys=auth.keyring(), **opts)
