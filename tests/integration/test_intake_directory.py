@@ -26,7 +26,11 @@ from gongkai.runtime.clock import FixedClock
 from gongkai.runtime.service import ServiceContext
 from gongkai.runtime.settings import Settings
 from gongkai_intake import bootstrap
-from gongkai_intake.adapters.directory_log import apply_directory, issue_token, parse_directory
+from gongkai_intake.adapters.directory_log import (
+    apply_directory,
+    issue_token_change,
+    parse_directory,
+)
 from gongkai_intake.demo import DEMO_ACTOR, UNITS
 from gongkai_intake.testing import DEMO, intake_events_after, seed_demo
 from tests.conftest import PLATFORM_T0, Platform
@@ -79,7 +83,7 @@ async def test_office_keeps_the_directory(intake: Platform) -> None:
     assert all((e.actor.person, e.actor.role) == (OFFICE, "office") for e in recorded)
 
     # A token from the operator's command, then the new maker can submit for the new unit.
-    await issue_token(
+    await issue_token_change(
         intake.evlog,
         "audit-maker",
         token_hash("gk_test-audit-maker"),

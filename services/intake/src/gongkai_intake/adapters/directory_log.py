@@ -111,7 +111,7 @@ async def apply_directory(
 
 @dataclass(frozen=True)
 class TokenChange:
-    """What ``issue_token`` or ``revoke_tokens`` recorded."""
+    """What ``issue_token_change`` or ``revoke_tokens`` recorded."""
 
     #: The stream sequence of the last event recorded; None if nothing was.
     sequence: int | None
@@ -154,39 +154,6 @@ async def _record(
     return TokenChange(result.last, revoked)
 
 
-async def issue_token(
-    evlog: EventLog,
-    person_id: str,
-    token_sha256: str,
-    token_hint: str,
-    *,
-    actor: Actor,
-    now: datetime,
-    today: date,
-    command_id: str,
-    expires_at: datetime | None = None,
-    replace: bool = False,
-) -> int:
-    """Record a token for a person; returns the stream sequence. Raises Rejected if unknown.
-
-    ``replace``: the person's other live tokens are revoked in the same atomic append.
-    ``expires_at`` defaults to the default lifetime from ``now``.
-    """
-    change = await issue_token_change(
-        evlog,
-        person_id,
-        token_sha256,
-        token_hint,
-        actor=actor,
-        now=now,
-        today=today,
-        command_id=command_id,
-        expires_at=expires_at,
-        replace=replace,
-    )
-    return change.sequence or 0
-
-
 async def issue_token_change(
     evlog: EventLog,
     person_id: str,
@@ -200,7 +167,12 @@ async def issue_token_change(
     expires_at: datetime | None = None,
     replace: bool = False,
 ) -> TokenChange:
-    """``issue_token``, telling which tokens it replaced."""
+    """Record a token for a person, and tell which tokens it replaced. Raises Rejected if the
+    person is unknown.
+
+    ``replace``: the person's other live tokens are revoked in the same atomic append.
+    ``expires_at`` defaults to the default lifetime from ``now``.
+    """
     history, last = await _person(evlog, person_id)
     payloads = d.issue_token(
         d.IssueToken(
