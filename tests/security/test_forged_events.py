@@ -173,6 +173,13 @@ async def test_forged_approvals_tokens_and_violations_are_never_believed(
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "in_review", r.json()
     assert "mallory" not in r.text
+    # The work queue agrees: the post still awaits finance's staff opinion.
+    r = await p.client.get(
+        "/people/finance-staff/queue", headers=DEMO.headers("finance-staff")
+    )
+    assert r.status_code == 200, r.text
+    waiting = {i["post_id"]: (i["stage"], i["chain"]) for i in r.json()["items"]}
+    assert waiting.get(post["post_id"]) == ("staff", 1), r.json()
     # The attacker's token opens nothing; the forged violation is not on record.
     r = await p.client.get("/violations", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 401

@@ -41,7 +41,7 @@ SERVICES = ("intake", "review", "freshness", "accountability")
 PROJECTION_SCHEMAS: dict[str, tuple[int, str]] = {
     "directory": (2, "7f4d163fc254"),
     "intake_column_choices": (1, "7880de31a954"),
-    "review_queue": (2, "39a5ba5e1d58"),
+    "review_queue": (3, "ce4ac4898f29"),  # 0004: review_roles, review_refused
     "accountability": (3, "25d8717026ba"),  # 0003: acc_alert (integrity alerts)
 }
 

@@ -23,7 +23,7 @@ Rules (the notice, section 2 and Attachment 1):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -295,6 +295,28 @@ def no_authority(
     return None
 
 
+def refusal(
+    state: ReviewState,
+    e: Envelope[Any],
+    grants: Mapping[str, Sequence[Envelope[Any]]],
+    tainted: Container[str] = frozenset(),
+) -> str | None:
+    """Why ``fold_checked`` leaves the recorded event ``e`` out of ``state``, or None to fold it.
+
+    ``grants``: role histories by person (the signer's is the one a signature needs);
+    ``tainted``: the command ids of this post's signatures already left out, whose conclusions
+    go with them. One step of the fold, for a reader that folds one event at a time (the queue).
+    """
+    if isinstance(e.payload, ev.ReviewSigned):
+        return no_authority(state, e, grants.get(e.payload.signer.person, ()))
+    if isinstance(e.payload, ev.ReviewConcluded):
+        why = _unfounded(state, e.payload)
+        if why is None and e.command_id in tainted:
+            return "concludes a chain on a signature without authority"
+        return why
+    return None
+
+
 def fold_checked(
     envelopes: Iterable[Envelope[Any]], grants: Mapping[str, Sequence[Envelope[Any]]]
 ) -> tuple[ReviewState, list[tuple[Envelope[Any], str]]]:
@@ -306,17 +328,12 @@ def fold_checked(
     refused: list[tuple[Envelope[Any], str]] = []
     tainted: set[str] = set()
     for e in envelopes:
-        if isinstance(e.payload, ev.ReviewSigned):
-            why = no_authority(state, e, grants.get(e.payload.signer.person, ()))
-            if why is not None:
-                refused.append((e, why))
+        why = refusal(state, e, grants, tainted)
+        if why is not None:
+            refused.append((e, why))
+            if isinstance(e.payload, ev.ReviewSigned):
                 tainted.add(e.command_id)
-                continue
-        elif isinstance(e.payload, ev.ReviewConcluded):
-            why = _unfounded(state, e.payload)
-            if e.command_id in tainted or why is not None:
-                refused.append((e, why or "concludes a chain on a signature without authority"))
-                continue
+            continue
         state = evolve(state, e)
     return state, refused
 
