@@ -221,3 +221,17 @@ def test_a_valid_event_with_one_field_broken_is_decoded_or_refused(
         # Whatever is accepted is a valid event that encodes canonically.
         assert got.business_time.utcoffset() == timedelta(0)
         assert REGISTRY.decode(got.to_json()) == got
+
+
+def test_every_registered_payload_is_written_by_the_fast_encoder_and_a_float_is_not() -> None:
+    """orjson writes ``1e-05`` as ``0.00001``: a payload with a number keeps ``json``."""
+    from pydantic import BaseModel
+
+    from gongkai.events.envelope import _orjson_exact
+
+    assert all(_orjson_exact(cls) for cls in REGISTRY.types().values())
+
+    class Scored(BaseModel):
+        score: float
+
+    assert not _orjson_exact(Scored)

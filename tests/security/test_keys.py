@@ -22,6 +22,7 @@ from gongkai.natsserver import NatsServer
 from gongkai.trust.keys import (
     HDR_SIG,
     TRUST_FILE,
+    IntegrityError,
     Keyring,
     ServiceKey,
     TrustStore,
@@ -130,3 +131,37 @@ async def test_a_service_cannot_append_what_another_decides(
     finally:
         await evlog.close()
     assert HDR_SIG == "Gk-Sig"
+
+
+async def test_a_pipelined_burst_is_signed_in_batches_and_each_event_still_stands_alone(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """Given 300 events appended pipelined (three batch signatures), when a reader holding
+    only the trust anchors replays them, then all 300 are believed; and one of them copied
+    with its body altered, or its headers moved onto a neighbour's body, is refused."""
+    provision(tmp_path / "keys")
+    writer = await EventLog.connect(nats_server.url, keys=Keyring.load(tmp_path / "keys"))
+    await writer.ensure_stream(StreamSettings())
+    reader = await EventLog.connect(
+        nats_server.url, keys=Keyring(TrustStore.load(tmp_path / "keys" / TRUST_FILE))
+    )
+    try:
+        results = await writer.append_pipelined(
+            [(unit(f"b{i}", T0), None) for i in range(300)]  # type: ignore[misc]
+        )
+        assert all(not isinstance(r, Exception) for r in results)
+        assert len([e async for e in reader.replay()]) == 300
+        msgs = [m async for m in reader.raw_replay()]
+        assert len({m.headers[HDR_SIG] for m in msgs if m.headers}) == 3
+        trust = reader.keys.trust  # type: ignore[union-attr]
+        first, second = msgs[0], msgs[1]
+        for subject, data, headers in (
+            (first.subject, first.data.replace(b'"b0"', b'"bX"', 1), first.headers),
+            (second.subject, second.data, first.headers),
+        ):
+            with pytest.raises(IntegrityError) as exc:
+                trust.check(subject, data, headers, "UnitRegistered")
+            assert exc.value.check == "bad_signature"
+    finally:
+        await reader.close()
+        await writer.close()

@@ -15,6 +15,16 @@ The signature covers ``gk-event-v1 \\n subject \\n canonical bytes``: the subjec
 event type and aggregate (a body moved under another subject no longer verifies), the domain
 prefix keeps an event signature from being mistaken for any other signed message (checkpoints
 sign a different text). It travels in the headers ``Gk-Key`` (key id) and ``Gk-Sig`` (base64).
+
+Events appended together (a multi-event command, a pipelined burst) share one signature, as
+TLS batch signing does (draft-ietf-tls-batch-signing): the leaves are
+``SHA-256(0x00 || gk-event-v1 \n subject \n bytes)``, hashed into an RFC 9162 Merkle tree; the
+key signs ``gk-batch-v1 \n size \n root`` and each event carries, besides ``Gk-Key`` and
+``Gk-Sig``, ``Gk-Batch: index/size`` and ``Gk-Path`` (base64 of its audit path, the sibling
+hashes bottom-up). Each event still verifies on its own — its leaf and path lead to the signed
+root — and a reader verifies the signature once per batch (``TrustStore`` remembers roots it
+has checked). One Ed25519 signature costs ~40 µs here and a verification ~110 µs, against ~1 µs
+per SHA-256: a burst of 128 events signs and verifies 30–100 times faster than one by one.
 """
 
 from __future__ import annotations
@@ -25,7 +35,7 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,15 +50,95 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from gongkai.trust.owners import SERVICES, owner_of
 
+_sha256 = hashlib.sha256
+
 HDR_KEY = "Gk-Key"
 HDR_SIG = "Gk-Sig"
+HDR_BATCH = "Gk-Batch"
+HDR_PATH = "Gk-Path"
 EVENT_DOMAIN = b"gk-event-v1\n"
+BATCH_DOMAIN = b"gk-batch-v1\n"
+#: Events per batch signature: 128 keeps the audit path at 7 hashes (300 base64 characters).
+#: Measured on 2 cores (bench.bench_eventlog): 64 left verified replay at 34-36 % of the raw
+#: consumer, 128 at 43 %; signed append stayed at 51-53 % of raw publish either way.
+BATCH_MAX = 128
+_LEAF_PREFIX = _sha256(b"\x00" + EVENT_DOMAIN)
 TRUST_FILE = "trust.json"
 
 
 def signed_message(subject: str, data: bytes) -> bytes:
     """The exact bytes an event signature covers."""
     return EVENT_DOMAIN + subject.encode() + b"\n" + data
+
+
+def batch_message(size: int, root: bytes) -> bytes:
+    """The exact bytes a batch signature covers."""
+    return BATCH_DOMAIN + str(size).encode() + b"\n" + root
+
+
+def event_leaf(subject: str, data: bytes) -> bytes:
+    """An event's leaf in its batch tree."""
+    h = _LEAF_PREFIX.copy()
+    h.update(subject.encode())
+    h.update(b"\n")
+    h.update(data)
+    return h.digest()
+
+
+def batch_tree(leaves: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:
+    """The RFC 9162 root of ``leaves`` and every leaf's audit path (bottom-up).
+
+    Built level by level, an unpaired last node carried up unchanged: the same tree as
+    RFC 9162's split at the largest power of two, so ``merkle.root_from_inclusion`` checks
+    these paths.
+    """
+    paths: list[list[bytes]] = [[] for _ in leaves]
+    members: list[list[int]] = [[i] for i in range(len(leaves))]
+    level = list(leaves)
+    while len(level) > 1:
+        nxt: list[bytes] = []
+        grouped: list[list[int]] = []
+        for j in range(0, len(level) - 1, 2):
+            left, right = level[j], level[j + 1]
+            for i in members[j]:
+                paths[i].append(right)
+            for i in members[j + 1]:
+                paths[i].append(left)
+            nxt.append(_sha256(b"\x01" + left + right).digest())
+            grouped.append(members[j] + members[j + 1])
+        if len(level) & 1:
+            nxt.append(level[-1])
+            grouped.append(members[-1])
+        level, members = nxt, grouped
+    return level[0], paths
+
+
+def _unpath(headers: Mapping[str, str]) -> bytes:
+    # a2b_base64 in strict mode refuses what b64decode(validate=True) refuses, five times faster.
+    packed = binascii.a2b_base64(headers.get(HDR_PATH, ""), strict_mode=True)
+    if len(packed) % 32:
+        raise ValueError("a path is whole 32-byte hashes")
+    return packed
+
+
+def _climb(index: int, size: int, leaf: bytes, path: bytes) -> bytes:
+    """The root leaf ``index`` of a batch of ``size`` leads to along its packed audit path.
+
+    The tree is ``batch_tree``'s: a node with no right sibling is carried up unchanged. A path
+    longer or shorter than the leaf's place needs is a ValueError.
+    """
+    h, j, w, k = leaf, index, size, 0
+    while w > 1:
+        if j & 1:
+            h = _sha256(b"\x01" + path[k : k + 32] + h).digest()
+            k += 32
+        elif j + 1 < w:
+            h = _sha256(b"\x01" + h + path[k : k + 32]).digest()
+            k += 32
+        j, w = j >> 1, (w + 1) >> 1
+    if k != len(path):
+        raise ValueError("the audit path does not fit the leaf's place")
+    return h
 
 
 def raw_public(key: Ed25519PublicKey) -> bytes:
@@ -135,6 +225,34 @@ class ServiceKey:
         """The two signature headers of one event."""
         return {HDR_KEY: self.key_id, HDR_SIG: _b64(self.sign(signed_message(subject, data)))}
 
+    def sign_events(self, items: Sequence[tuple[str, bytes]]) -> list[dict[str, str]]:
+        """The signature headers of events appended together: one signature per batch.
+
+        A single event is signed directly (``sign_event``); more share a batch signature per
+        ``BATCH_MAX`` events, each with its place in the batch and its audit path.
+        """
+        if len(items) == 1:
+            return [self.sign_event(*items[0])]
+        out: list[dict[str, str]] = []
+        for lo in range(0, len(items), BATCH_MAX):
+            chunk = items[lo : lo + BATCH_MAX]
+            n = len(chunk)
+            if n == 1:
+                out.append(self.sign_event(*chunk[0]))
+                continue
+            root, paths = batch_tree([event_leaf(s, d) for s, d in chunk])
+            sig = _b64(self.sign(batch_message(n, root)))
+            out.extend(
+                {
+                    HDR_KEY: self.key_id,
+                    HDR_SIG: sig,
+                    HDR_BATCH: f"{i}/{n}",
+                    HDR_PATH: _b64(b"".join(path)),
+                }
+                for i, path in enumerate(paths)
+            )
+        return out
+
 
 @dataclass(frozen=True)
 class TrustedKey:
@@ -171,6 +289,8 @@ class TrustStore:
 
     def __init__(self, keys: Iterable[TrustedKey] = ()) -> None:
         self.keys: dict[str, TrustedKey] = {k.key_id: k for k in keys}
+        #: Batch signatures already verified: signature -> (key id, size, root).
+        self._batches: dict[str, tuple[str, int, bytes]] = {}
 
     @classmethod
     def from_json(cls, text: str, where: str = "trust") -> TrustStore:
@@ -221,8 +341,10 @@ class TrustStore:
         self, subject: str, data: bytes, headers: Mapping[str, str] | None, event_type: str
     ) -> TrustedKey:
         """The key that signed this event, or IntegrityError naming the failed check."""
-        key_id = (headers or {}).get(HDR_KEY)
-        sig = (headers or {}).get(HDR_SIG)
+        if headers is None:
+            headers = {}
+        key_id = headers.get(HDR_KEY)
+        sig = headers.get(HDR_SIG)
         if not key_id or not sig:
             raise IntegrityError("unsigned", f"{event_type} carries no {HDR_KEY}/{HDR_SIG}")
         key = self.keys.get(key_id)
@@ -238,13 +360,46 @@ class TrustStore:
                 "wrong_service",
                 f"{event_type} is decided by {owner}; key {key_id} speaks for {key.service}",
             )
+        batch = headers.get(HDR_BATCH)
         try:
-            key.public.verify(base64.b64decode(sig, validate=True), signed_message(subject, data))
+            if batch is None:
+                key.public.verify(
+                    base64.b64decode(sig, validate=True), signed_message(subject, data)
+                )
+            else:
+                self._check_batch(key, sig, subject, data, batch, headers)
         except (InvalidSignature, binascii.Error, ValueError):
             raise IntegrityError(
                 "bad_signature", f"{event_type}: the signature of key {key_id} does not verify"
             ) from None
         return key
+
+    def _check_batch(
+        self,
+        key: TrustedKey,
+        sig: str,
+        subject: str,
+        data: bytes,
+        batch: str,
+        headers: Mapping[str, str],
+    ) -> None:
+        """Raise (InvalidSignature or ValueError) unless the event is a leaf of a signed batch.
+
+        Every event climbs its whole path, so the verdict never depends on what the reader met
+        before; the signature over a root is verified once per batch, the roots already
+        verified remembered by signature.
+        """
+        index, _, size = batch.partition("/")
+        i, n = int(index), int(size)
+        if not 0 <= i < n <= 1 << 16:
+            raise ValueError("batch place out of range")
+        root = _climb(i, n, event_leaf(subject, data), _unpath(headers))
+        if self._batches.get(sig) == (key.key_id, n, root):
+            return
+        key.public.verify(base64.b64decode(sig, validate=True), batch_message(n, root))
+        if len(self._batches) >= 1024:
+            self._batches.clear()
+        self._batches[sig] = (key.key_id, n, root)
 
     def check_retired(self, key: TrustedKey, recorded_at: datetime, event_type: str) -> None:
         if key.retired_after is not None and recorded_at > key.retired_after:
