@@ -121,20 +121,34 @@ def _unpath(headers: Mapping[str, str]) -> bytes:
     return packed
 
 
-def _climb(index: int, size: int, leaf: bytes, path: bytes) -> bytes:
+def _climb(
+    index: int, size: int, leaf: bytes, path: bytes, memo: dict[bytes, bytes] | None = None
+) -> bytes:
     """The root leaf ``index`` of a batch of ``size`` leads to along its packed audit path.
 
     The tree is ``batch_tree``'s: a node with no right sibling is carried up unchanged. A path
-    longer or shorter than the leaf's place needs is a ValueError.
+    longer or shorter than the leaf's place needs is a ValueError. ``memo`` remembers node
+    hashes by their exact input (``0x01 ‖ left ‖ right``): a pure cache, so the root is the
+    one hashing would give, while the events of a batch read in order share all but about
+    one hash of their climbs.
     """
     h, j, w, k = leaf, index, size, 0
     while w > 1:
         if j & 1:
-            h = _sha256(b"\x01" + path[k : k + 32] + h).digest()
+            node = b"\x01" + path[k : k + 32] + h
             k += 32
         elif j + 1 < w:
-            h = _sha256(b"\x01" + h + path[k : k + 32]).digest()
+            node = b"\x01" + h + path[k : k + 32]
             k += 32
+        else:
+            j, w = j >> 1, (w + 1) >> 1
+            continue
+        up = memo.get(node) if memo is not None else None
+        if up is None:
+            up = _sha256(node).digest()
+            if memo is not None:
+                memo[node] = up
+        h = up
         j, w = j >> 1, (w + 1) >> 1
     if k != len(path):
         raise ValueError("the audit path does not fit the leaf's place")
@@ -291,6 +305,8 @@ class TrustStore:
         self.keys: dict[str, TrustedKey] = {k.key_id: k for k in keys}
         #: Batch signatures already verified: signature -> (key id, size, root).
         self._batches: dict[str, tuple[str, int, bytes]] = {}
+        #: Inner nodes of batch trees recently climbed (``_climb``'s memo, ~1 MB at most).
+        self._nodes: dict[bytes, bytes] = {}
 
     @classmethod
     def from_json(cls, text: str, where: str = "trust") -> TrustStore:
@@ -393,7 +409,9 @@ class TrustStore:
         i, n = int(index), int(size)
         if not 0 <= i < n <= 1 << 16:
             raise ValueError("batch place out of range")
-        root = _climb(i, n, event_leaf(subject, data), _unpath(headers))
+        if len(self._nodes) > 8192:
+            self._nodes.clear()
+        root = _climb(i, n, event_leaf(subject, data), _unpath(headers), self._nodes)
         if self._batches.get(sig) == (key.key_id, n, root):
             return
         key.public.verify(base64.b64decode(sig, validate=True), batch_message(n, root))
