@@ -30,7 +30,7 @@ from datetime import time as dtime
 from typing import Any
 
 from bench.common import Figure, Timer, table
-from gongkai.calendar import WorkingCalendar
+from gongkai.calendar import SHANGHAI, WorkingCalendar
 from gongkai.events import HDR_TYPE, HDR_VERSION, REGISTRY, Actor, Envelope, EventPayload, new_event
 from gongkai.events.contracts.freshness import ColumnHidden
 from gongkai.events.contracts.intake import (
@@ -43,7 +43,6 @@ from gongkai.events.contracts.intake import (
 from gongkai.rules import Column, Group, Rule, RuleSet, load_rule_sets
 from gongkai_freshness.domain.register import ColumnRegister
 from gongkai_freshness.domain.report import site_risk, status_table
-from gongkai_freshness.domain.state import SHANGHAI
 from gongkai_freshness.service import FRESHNESS_ACTOR
 
 ACTOR = Actor(person="bench", role="system", unit="system")

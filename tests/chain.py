@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 
+from gongkai.calendar import today
 from gongkai.eventlog import EventLog, RecordedEvent
 from gongkai.events import EventDecodeError
 from gongkai.projection import ProjectionStore, make_engine
@@ -59,7 +59,7 @@ class ChainLoad:
         self.ack_times: list[float] = []
         self.retries = Counter[str]()
         self.published = 0
-        self.today = datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
+        self.today = today().isoformat()
 
     async def call(self, service: str, path: str, person: str, key: str, body: Any) -> Any:
         """POST until answered; a retry carries the same Idempotency-Key, so it records once."""

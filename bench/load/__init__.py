@@ -51,13 +51,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 
 from bench.common import Figure, Timer, server, stop_on_sigterm, table
 from bench.load.client import Connection
 from bench.load.platform import SERVICES, Platform, start_services, wait_ready
+from gongkai.calendar import today
 from gongkai.eventlog import EventLog, StreamSettings
 
 BODY = (
@@ -134,7 +134,7 @@ class Session:
         self.tag = tag
         self.headers = DEMO.headers
         self.units = list(units)
-        self.today = datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
+        self.today = today().isoformat()
 
     async def call(
         self,

@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
+from gongkai.calendar import SHANGHAI
 from gongkai.natsserver import free_port
-from gongkai_accountability.domain.fold import SHANGHAI
 from gongkai_accountability.service import AccountabilityService
 from gongkai_intake.demo import DEMO, seed_demo
 from gongkai_intake.demo_story import STORY_COLUMNS, DemoStory

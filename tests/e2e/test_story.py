@@ -13,10 +13,10 @@ import hashlib
 from datetime import UTC, date, datetime, time
 from typing import Any
 
+from gongkai.calendar import SHANGHAI
 from gongkai.events import Actor, new_event
 from gongkai.events.contracts.intake import PostPublished
 from gongkai.rules import load_rule_sets
-from gongkai_accountability.domain.fold import SHANGHAI
 from gongkai_accountability.service import AccountabilityService
 from gongkai_intake.demo import DEMO, seed_demo
 from tests.conftest import Platform

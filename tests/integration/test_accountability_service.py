@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from gongkai import subjects
+from gongkai.calendar import SHANGHAI
 from gongkai.eventlog import EventLog
 from gongkai.events import Actor, EventPayload, new_event
 from gongkai.events.contracts.freshness import ColumnStale
@@ -27,7 +28,6 @@ from gongkai.runtime.service import ServiceContext
 from gongkai.runtime.settings import Settings
 from gongkai_accountability.bootstrap import build
 from gongkai_accountability.domain.decide import Policy
-from gongkai_accountability.domain.fold import SHANGHAI
 from gongkai_accountability.service import AccountabilityService
 from gongkai_intake.demo import DEMO, seed_demo
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from gongkai import subjects
-from gongkai.calendar import WorkingCalendar
+from gongkai.calendar import SHANGHAI, WorkingCalendar
 from gongkai.directory import new_token, token_hash
 from gongkai.eventlog import EventLog
 from gongkai.events import Actor, EventPayload, new_event
@@ -38,7 +38,6 @@ from gongkai_freshness.cli import fold_log
 from gongkai_freshness.config import FreshnessConfig
 from gongkai_freshness.domain.register import ColumnRegister
 from gongkai_freshness.domain.report import status_table
-from gongkai_freshness.domain.state import SHANGHAI
 from gongkai_freshness.service import FreshnessService
 from tests.conftest import Platform
 

@@ -21,13 +21,13 @@ from typing import Any
 
 import pytest
 
+from gongkai.calendar import local_date
 from gongkai.directory import Directory, new_token, token_hash, token_hint
 from gongkai.eventlog import RecordedEvent
 from gongkai.events import Actor
 from gongkai.events.contracts.intake import TokenIssued, TokenRevoked
 from gongkai.runtime.service import Service
 from gongkai_intake.adapters.directory_log import issue_token_change, person_tokens, revoke_tokens
-from gongkai_intake.domain.dates import local_date
 from gongkai_intake.domain.errors import Rejected
 from gongkai_intake.testing import DEMO, demo_token, seed_demo
 from tests.conftest import Platform

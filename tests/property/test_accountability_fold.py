@@ -26,7 +26,7 @@ from typing import Any
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from gongkai.calendar import WorkingCalendar
+from gongkai.calendar import SHANGHAI, WorkingCalendar
 from gongkai.events import Actor, Envelope, EventPayload, new_event
 from gongkai.events.contracts.accountability import FindingConfirmed, FindingReported
 from gongkai.events.contracts.freshness import ColumnRefreshed, ColumnStale
@@ -41,7 +41,7 @@ from gongkai.events.contracts.intake import (
 )
 from gongkai.events.contracts.review import ReviewConcluded, ReviewSigned
 from gongkai_accountability.domain.decide import Decision, Policy, decide
-from gongkai_accountability.domain.fold import SHANGHAI, evolve
+from gongkai_accountability.domain.fold import evolve
 from gongkai_accountability.domain.report import as_of_view, unit_reports
 from gongkai_accountability.domain.rows import MemoryRows
 

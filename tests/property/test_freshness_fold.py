@@ -23,7 +23,7 @@ from typing import Any
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from gongkai.calendar import WorkingCalendar
+from gongkai.calendar import SHANGHAI, WorkingCalendar
 from gongkai.events import Actor, Envelope, EventPayload, new_event
 from gongkai.events.contracts.freshness import (
     ColumnDueSoon,
@@ -44,7 +44,6 @@ from gongkai.events.contracts.intake import (
 from gongkai.rules import load_rule_sets
 from gongkai_freshness.domain.register import ColumnRegister
 from gongkai_freshness.domain.report import status_table
-from gongkai_freshness.domain.state import SHANGHAI
 
 CALENDAR = WorkingCalendar.default()
 RULE_SETS = load_rule_sets(("wenan-2018", "national-2019"))

@@ -28,7 +28,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gongkai.calendar import WorkingCalendar
+from gongkai.calendar import SHANGHAI, WorkingCalendar
 from gongkai.events import Actor, Envelope, EventPayload, new_event
 from gongkai.events.contracts.freshness import ColumnRefreshed, ColumnStale
 from gongkai.events.contracts.intake import (
@@ -43,7 +43,6 @@ from gongkai.events.contracts.intake import (
 )
 from gongkai.events.contracts.review import ReviewConcluded, ReviewSigned
 from gongkai_accountability.domain.decide import Policy, decide
-from gongkai_accountability.domain.fold import SHANGHAI
 from tests.property.test_accountability_fold import Log
 
 CAL = WorkingCalendar.default()

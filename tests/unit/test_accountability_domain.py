@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from gongkai.calendar import WorkingCalendar
+from gongkai.calendar import SHANGHAI, WorkingCalendar
 from gongkai.events import Actor, EventPayload, new_event
 from gongkai.events.contracts.freshness import ColumnRefreshed, ColumnStale
 from gongkai.events.contracts.intake import (
@@ -18,7 +18,7 @@ from gongkai.events.contracts.intake import (
 )
 from gongkai.events.contracts.review import ReviewConcluded, ReviewSigned
 from gongkai_accountability.domain.decide import Decision, Policy, decide
-from gongkai_accountability.domain.fold import SHANGHAI, evolve
+from gongkai_accountability.domain.fold import evolve
 from gongkai_accountability.domain.report import as_of_view, unit_reports
 from gongkai_accountability.domain.rows import MemoryRows
 

@@ -15,9 +15,12 @@ import pytest
 from gongkai.calendar import (
     ENV_VAR,
     PACKAGE_DATA_DIR,
+    SHANGHAI,
     CalendarDataError,
     WorkingCalendar,
     WorkingDayResult,
+    local_date,
+    today,
 )
 from gongkai.calendar.cli import register
 
@@ -473,3 +476,25 @@ def test_cli_years(fake_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rows = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()[1:]}
     assert rows["2031"] == ["official", f"data:{fake_dir / '2031.yaml'}"]
     assert rows["2030"][0] == "provisional"
+
+
+# --- the Asia/Shanghai date of an instant: the one "today" helper ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("instant", "day"),
+    [
+        ("2026-03-01T15:59:59+00:00", "2026-03-01"),  # 23:59:59 in Shanghai
+        ("2026-03-01T16:00:00+00:00", "2026-03-02"),  # midnight in Shanghai: the next day
+        ("2026-03-02T00:30:00+08:00", "2026-03-02"),  # already local
+        ("2026-03-01T12:00:00-05:00", "2026-03-02"),  # 01:00 next day in Shanghai
+    ],
+)
+def test_local_date_is_the_shanghai_calendar_day(instant: str, day: str) -> None:
+    assert local_date(datetime.fromisoformat(instant)) == D(day)
+
+
+def test_today_reads_the_given_clock_else_the_wall_clock() -> None:
+    assert today(datetime.fromisoformat("2026-12-31T16:00:00+00:00")) == D("2027-01-01")
+    before = datetime.now(SHANGHAI).date()
+    assert today() in (before, before + timedelta(days=1))

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from gongkai.calendar import WorkingCalendar
+from gongkai.calendar import SHANGHAI, WorkingCalendar
 from gongkai.events import Actor, Envelope, EventPayload, new_event
 from gongkai.events.contracts.freshness import (
     ColumnDueSoon,
@@ -41,7 +41,6 @@ from gongkai_freshness.domain.report import (
     site_risk,
     status_table,
 )
-from gongkai_freshness.domain.state import SHANGHAI
 from gongkai_freshness.domain.visibility import (
     Refused,
     SetVisibility,

@@ -17,17 +17,15 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from gongkai.calendar import CalendarDataError, WorkingCalendar
+from gongkai.calendar import CalendarDataError, WorkingCalendar, local_date, today
 from gongkai.eventlog import EventLog, EventLogError
 from gongkai.events import EventDecodeError
 from gongkai.rules import RuleSetError, load_rule_sets
-from gongkai.runtime.clock import SystemClock
 from gongkai.runtime.settings import Settings
 from gongkai.trust import credentials
 from gongkai_freshness.config import ConfigError, FreshnessConfig, with_warning
-from gongkai_freshness.domain.register import RELEVANT_TYPES, ColumnRegister, today
+from gongkai_freshness.domain.register import RELEVANT_TYPES, ColumnRegister
 from gongkai_freshness.domain.report import ColumnStatus, status_table
-from gongkai_freshness.domain.state import SHANGHAI, local_date
 
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 STATES = ("fresh", "due_soon", "stale", "hidden", "blank")
@@ -79,7 +77,7 @@ def _fmt_row(r: ColumnStatus) -> list[str]:
         note = ""
     if r.provisional:
         note += " (provisional: no official calendar)"
-    last = r.last_publication.astimezone(SHANGHAI).date().isoformat() if r.last_publication else ""
+    last = local_date(r.last_publication).isoformat() if r.last_publication else ""
     return [
         r.unit,
         r.column,
@@ -101,7 +99,7 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 
 
 async def _status(args: argparse.Namespace) -> int:
-    as_of = _parse_date(args.as_of) if args.as_of else today(SystemClock().now())
+    as_of = _parse_date(args.as_of) if args.as_of else today()
     try:
         cfg = FreshnessConfig.from_env()
         refs = tuple(args.rule_set) if args.rule_set else cfg.rule_sets

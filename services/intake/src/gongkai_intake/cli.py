@@ -19,6 +19,7 @@ from typing import Any
 import nats.js.errors
 
 from gongkai import subjects
+from gongkai.calendar import local_date
 from gongkai.directory import new_token, token_hash, token_hint
 from gongkai.eventlog import EventLog, EventLogError
 from gongkai.events import Actor
@@ -35,7 +36,6 @@ from gongkai_intake.adapters.directory_log import (
     person_tokens,
     revoke_tokens,
 )
-from gongkai_intake.domain.dates import local_date
 from gongkai_intake.domain.errors import Rejected
 
 

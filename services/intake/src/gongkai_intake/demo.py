@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TextIO
 
+from gongkai.calendar import local_date
 from gongkai.directory import token_hash
 from gongkai.eventlog import EventLog
 from gongkai.events import Actor
 from gongkai_intake.adapters.directory_log import LoadReport, apply_directory
-from gongkai_intake.domain.dates import local_date
 from gongkai_intake.domain.directory import DirectorySpec, PersonSpec, RegisterUnit
 
 DEMO_ACTOR = Actor(person="gongkai-demo", role="system", unit="system")

@@ -37,9 +37,8 @@ from typing import Any, TextIO, TypeVar
 
 import httpx
 
-from gongkai.calendar import WorkingCalendar
+from gongkai.calendar import WorkingCalendar, local_date
 from gongkai_intake.demo import DEMO
-from gongkai_intake.domain.dates import local_date
 
 T = TypeVar("T")
 

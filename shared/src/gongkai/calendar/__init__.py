@@ -11,14 +11,18 @@ from gongkai.calendar.core import (
     YearInfo,
 )
 from gongkai.calendar.loader import CalendarDataError, YearData, load_year_file
+from gongkai.calendar.local import SHANGHAI, local_date, today
 
 __all__ = [
     "ENV_VAR",
     "PACKAGE_DATA_DIR",
+    "SHANGHAI",
     "CalendarDataError",
     "WorkingCalendar",
     "WorkingDayResult",
     "YearData",
     "YearInfo",
     "load_year_file",
+    "local_date",
+    "today",
 ]

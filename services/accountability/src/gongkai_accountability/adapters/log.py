@@ -13,6 +13,7 @@ from datetime import date
 from typing import Any
 
 from gongkai.access import masked_event
+from gongkai.calendar import local_date
 from gongkai.eventlog import EventLog, ack_position
 from gongkai.events import Envelope, EventDecodeError, canonical_json
 from gongkai.prefetch import prefetched
@@ -27,7 +28,7 @@ from gongkai.trust.merkle import (
     root_of,
 )
 from gongkai_accountability.adapters.checkpoints import Chain, VerifiedCheckpoint, load_chain
-from gongkai_accountability.domain.fold import RELEVANT, evolve, local_date
+from gongkai_accountability.domain.fold import RELEVANT, evolve
 from gongkai_accountability.domain.rows import MemoryRows
 
 

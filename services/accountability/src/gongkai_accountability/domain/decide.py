@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
 
-from gongkai.calendar import WorkingCalendar
+from gongkai.calendar import SHANGHAI, WorkingCalendar
 from gongkai.events import Actor, Envelope, new_event
 from gongkai.events.contracts.accountability import SupervisionIssued, ViolationRecorded
 from gongkai.events.envelope import REGISTRY
-from gongkai_accountability.domain.fold import SHANGHAI, end_of, holders, holders_at, short_id
+from gongkai_accountability.domain.fold import end_of, holders, holders_at, short_id
 from gongkai_accountability.domain.rows import Row, Rows
 
 ACCOUNTABILITY = Actor(person="accountability", role="system", unit="system")

@@ -13,21 +13,16 @@ from __future__ import annotations
 import hashlib
 from datetime import date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
+from gongkai.calendar import SHANGHAI, local_date
 from gongkai.events import Envelope
 from gongkai.subjects import event_subject
 from gongkai_accountability.domain.rows import Row, Rows
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 #: Rule kinds whose deadline runs from a trigger ("within N working days of ..."): missing one
 #: is late publication; periodic and blank staleness is handled by supervision.
 TRIGGERED_KINDS = ("triggered", "leadership")
 SERIOUS_FINDINGS = ("false", "privacy_leak")
-
-
-def local_date(ts: datetime) -> date:
-    return ts.astimezone(SHANGHAI).date()
 
 
 def end_of(d: date) -> datetime:

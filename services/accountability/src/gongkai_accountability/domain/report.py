@@ -8,8 +8,9 @@ from datetime import date, timedelta
 from typing import Any
 
 from gongkai.access import masked_event
+from gongkai.calendar import local_date
 from gongkai.events import Envelope
-from gongkai_accountability.domain.fold import evolve, local_date
+from gongkai_accountability.domain.fold import evolve
 from gongkai_accountability.domain.rows import MemoryRows, Rows
 
 KINDS = (

@@ -12,9 +12,10 @@ import io
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
+from gongkai.calendar import today as local_today
 from gongkai.eventlog import EventLog, local_keyring
 from gongkai.projection import ProjectionStore, make_engine
 from gongkai.runtime.settings import Settings
@@ -32,7 +33,7 @@ from gongkai_accountability.adapters.log import (
     verify_log,
 )
 from gongkai_accountability.adapters.sql import AccountabilityProjection
-from gongkai_accountability.domain.fold import RELEVANT, SHANGHAI
+from gongkai_accountability.domain.fold import RELEVANT
 from gongkai_accountability.domain.report import ScoreTracker, as_of_view, unit_reports
 from gongkai_accountability.domain.rows import Rows
 from gongkai_accountability.entrypoints import report_html
@@ -216,7 +217,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     async def body(evlog: EventLog) -> int:
         # A period that runs past today counts stale days only up to today: the future has
         # not happened yet. (The command line is an entry point; it may read the wall clock.)
-        today = datetime.now(SHANGHAI).date()
+        today = local_today()
         end = max(args.start, min(args.end, today))
         history = None
         folded: Rows

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Header, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gongkai import access
+from gongkai.calendar import local_date
 from gongkai.directory import Principal, bearer_auth
 from gongkai.eventlog import ConcurrencyConflict, RecordedEvent
 from gongkai.events import Actor, Id, new_event
@@ -30,7 +31,7 @@ from gongkai.events.envelope import is_token
 from gongkai.runtime.http import PathId, Problem, QueryId, invalid_identifier
 from gongkai.runtime.idempotency import IdempotencyStore
 from gongkai_accountability.domain.decide import Decision, issue_notice
-from gongkai_accountability.domain.fold import local_date, short_id
+from gongkai_accountability.domain.fold import short_id
 
 if TYPE_CHECKING:
     from gongkai_accountability.service import AccountabilityService

@@ -11,10 +11,13 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
-from gongkai.calendar import WorkingCalendar
+from gongkai.calendar import WorkingCalendar, local_date
+
+# ``today`` is the shared helper; re-exported because service.py still imports it from here.
+from gongkai.calendar import today as today
 from gongkai.events import Envelope
 from gongkai.events.contracts import freshness as fev
 from gongkai.events.contracts import intake as iev
@@ -36,7 +39,6 @@ from gongkai_freshness.domain.state import (
     Slot,
     Trigger,
     UnitInfo,
-    local_date,
 )
 
 #: The event types the register folds in; everything else on the log is skipped unread.
@@ -383,8 +385,3 @@ class ColumnRegister:
         """Every transition owed by every column as of ``as_of`` (the clock tick)."""
         with gc_paused():
             return self.decide_columns(self.columns.values(), as_of)
-
-
-def today(now: datetime) -> date:
-    """The Asia/Shanghai date of an instant: the day deadlines are judged on."""
-    return local_date(now)

@@ -15,19 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Literal
-from zoneinfo import ZoneInfo
 
 from gongkai.events import Actor
 
-#: Deadlines are Asia/Shanghai calendar dates; events carry UTC timestamps.
-SHANGHAI = ZoneInfo("Asia/Shanghai")
-
 HiddenBy = Literal["unit", "emptied", "not_applicable", "default", "unregistered"]
 SlotKey = tuple[str, str, str]  # (rule set, rule, subject: "" | trigger id | year)
-
-
-def local_date(ts: datetime) -> date:
-    return ts.astimezone(SHANGHAI).date()
 
 
 @dataclass(slots=True)

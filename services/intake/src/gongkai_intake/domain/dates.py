@@ -1,13 +1,9 @@
-"""Deadlines and "today" are Asia/Shanghai calendar dates; timestamps are UTC."""
+"""Deadlines and "today" are Asia/Shanghai calendar dates; timestamps are UTC.
+
+The helper lives in ``gongkai.calendar.local``; this name stays only because ``app.py`` still
+imports it from here (point app.py at ``gongkai.calendar`` and delete this module).
+"""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
-
-# Asia/Shanghai has had no daylight saving since 1991: a fixed offset needs no tz database in
-# the container image.
-SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
-
-
-def local_date(at: datetime) -> date:
-    return at.astimezone(SHANGHAI).date()
+from gongkai.calendar.local import local_date as local_date

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date
 
+from gongkai.calendar import local_date
 from gongkai.events.contracts.review import Signature
 from gongkai_review.domain.chain import (
     Chain,
@@ -19,10 +20,6 @@ from gongkai_review.domain.chain import (
     required_stages,
 )
 
-# China has kept UTC+8 without daylight saving since 1991; a fixed offset avoids depending on
-# the host's tz database for the dates printed on an archived form.
-SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
-
 ORIGINS = (("produced", "本机关、单位制发"), ("reprinted", "转载"))
 CHANNELS = (("website", "网站公开"), ("on_request", "依申请公开"), ("other", "其他"))
 KINDS = {
@@ -30,10 +27,6 @@ KINDS = {
     "announcement": "公告",
     "major_decision": "重大决策",
 }
-
-
-def shanghai_date(at: datetime) -> date:
-    return at.astimezone(SHANGHAI).date()
 
 
 @dataclass(frozen=True)
@@ -90,7 +83,7 @@ def _opinion(
         opinion=sig.opinion,
         signer_id=sig.signer.person,
         signer_name=names.get(sig.signer.person, sig.signer.person),
-        signed_on=shanghai_date(sig.signed_at),
+        signed_on=local_date(sig.signed_at),
         event_id=sig.event_id,
     )
 
@@ -130,7 +123,7 @@ def build_form(
         # PostSubmitted names the maintaining unit only; the department column shows it too.
         department=unit_label,
         serial=serial,
-        form_date=shanghai_date(max(dates)) if dates else None,
+        form_date=local_date(max(dates)) if dates else None,
         item=version.title,
         column=post.column,
         important_kind=post.important_kind,

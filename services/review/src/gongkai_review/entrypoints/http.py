@@ -29,7 +29,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from gongkai import access, metrics
-from gongkai.calendar import WorkingCalendar
+from gongkai.calendar import WorkingCalendar, local_date
 from gongkai.directory import Directory, Principal, bearer_auth
 from gongkai.eventlog import ConcurrencyConflict
 from gongkai.events import Actor, is_token, new_event
@@ -61,7 +61,7 @@ from gongkai_review.domain.chain import (
     status,
     waiting_since,
 )
-from gongkai_review.domain.form import build_form, pick_chain, shanghai_date
+from gongkai_review.domain.form import build_form, pick_chain
 from gongkai_review.domain.reading import as_read_by
 from gongkai_review.entrypoints.form_html import render
 
@@ -394,7 +394,7 @@ def make_router(ports: Ports) -> APIRouter:
             raise Problem(404, "Unknown person", f"there is no person {person_id}", field="id")
         states = await asyncio.to_thread(ports.waiting_for, person.person_id, person.roles)
         now = ports.clock.now()
-        today = shanghai_date(now)
+        today = local_date(now)
         limit = ports.config.overdue_after_working_days
         items = []
         for s in states:
@@ -402,7 +402,7 @@ def make_router(ports: Ports) -> APIRouter:
             chain = current_chain(s)
             if s.post is None or since is None or chain is None:
                 continue
-            waited = ports.calendar.working_days_between(shanghai_date(since), today)
+            waited = ports.calendar.working_days_between(local_date(since), today)
             items.append(
                 {
                     "post_id": s.post.post_id,
