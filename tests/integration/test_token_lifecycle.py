@@ -26,9 +26,9 @@ from gongkai.directory import Directory, new_token, token_hash, token_hint
 from gongkai.eventlog import RecordedEvent
 from gongkai.events import Actor
 from gongkai.events.contracts.intake import TokenIssued, TokenRevoked
+from gongkai.refusal import Refusal
 from gongkai.runtime.service import Service
 from gongkai_intake.adapters.directory_log import issue_token_change, person_tokens, revoke_tokens
-from gongkai_intake.domain.errors import Rejected
 from gongkai_intake.testing import DEMO, demo_token, seed_demo
 from tests.conftest import Platform
 
@@ -228,7 +228,7 @@ async def test_revoking_without_a_token_revokes_all_of_the_persons_tokens(
     before = await county.evlog.last_sequence()
     again = await revoke(county, LEADER)  # nothing live: nothing recorded
     assert again.sequence is None and await county.evlog.last_sequence() == before
-    with pytest.raises(Rejected) as exc:
+    with pytest.raises(Refusal) as exc:
         await revoke(county, LEADER, token_hint(other))
     assert exc.value.kind == "not_found"
 

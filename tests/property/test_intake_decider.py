@@ -1,6 +1,6 @@
 """intake's post decider under arbitrary content, callers and command sequences.
 
-Whatever the text and whoever calls: the decider answers with events or a ``Rejected`` (never
+Whatever the text and whoever calls: the decider answers with events or a ``Refusal`` (never
 another exception, which would be a 500); classified content is never recorded; personal data
 is recorded only masked in the screening result and never echoed by a refusal (refusals become
 problem bodies and log lines); only makers and staff of the unit submit and revise; content
@@ -18,9 +18,9 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from gongkai.events.contracts.intake import PostSubmitted, post_content_digest
+from gongkai.refusal import Refusal
 from gongkai.rules import default_catalog
 from gongkai_intake.domain import posts
-from gongkai_intake.domain.errors import Rejected
 
 TODAY = date(2026, 3, 2)
 CATALOG = default_catalog()
@@ -79,7 +79,7 @@ def ctx(roles: frozenset[str], unit_kind: str | None = "department") -> posts.Co
     )
 
 
-def assert_not_echoed(rejected: Rejected, *secrets: str | None) -> None:
+def assert_not_echoed(rejected: Refusal, *secrets: str | None) -> None:
     said = json.dumps([rejected.title, rejected.detail, rejected.extra], ensure_ascii=False)
     for s in secrets:
         if s:
@@ -141,7 +141,7 @@ def test_a_submission_is_events_or_a_clean_refusal(
     )
     try:
         [submitted] = posts.submit(cmd, posts.INITIAL, ctx(roles, unit_kind))
-    except Rejected as rejected:
+    except Refusal as rejected:
         event(f"refused: {rejected.kind} {rejected.title}")
         assert_not_echoed(rejected, body.resident_id, body.mobile)
         if well_formed and body.mark:
@@ -191,7 +191,7 @@ def test_versions_count_up_and_nothing_follows_a_withdrawal(
                 new = posts.revise(cmd, state, ctx(roles))
             else:
                 new = posts.withdraw(posts.WithdrawPost("P1", action[2]), state, ctx(roles))
-        except Rejected as rejected:
+        except Refusal as rejected:
             if kind == "revise":
                 assert_not_echoed(rejected, content.resident_id, content.mobile)
             continue

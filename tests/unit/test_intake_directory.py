@@ -14,18 +14,18 @@ from gongkai.events.contracts.intake import (
     TokenIssued,
     UnitRegistered,
 )
+from gongkai.refusal import Refusal
 from gongkai_intake.adapters.directory_log import DirectoryFileError, parse_directory
 from gongkai_intake.demo import DEMO, UNITS, demo_token
 from gongkai_intake.domain import directory as d
-from gongkai_intake.domain.errors import Rejected
 
 TODAY = date(2026, 3, 2)
 ADMIN = d.Context(admin=True, today=TODAY)
 UNIT = d.RegisterUnit("audit", "文河县审计局", "department", "联络员", "19900009999")
 
 
-def rejected(fn: Any, *args: Any) -> Rejected:
-    with pytest.raises(Rejected) as info:
+def rejected(fn: Any, *args: Any) -> Refusal:
+    with pytest.raises(Refusal) as info:
         fn(*args)
     return info.value
 

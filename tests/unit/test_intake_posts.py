@@ -16,9 +16,9 @@ from gongkai.events.contracts.intake import (
     PostWithdrawn,
     post_content_digest,
 )
+from gongkai.refusal import Refusal
 from gongkai.rules import default_catalog
 from gongkai_intake.domain import posts
-from gongkai_intake.domain.errors import Rejected
 
 TODAY = date(2026, 3, 2)
 SHA = hashlib.sha256(b"x").hexdigest()
@@ -45,8 +45,8 @@ def cmd(**over: Any) -> posts.SubmitPost:
     return replace(base, **over)
 
 
-def rejected(fn: Any, *args: Any) -> Rejected:
-    with pytest.raises(Rejected) as info:
+def rejected(fn: Any, *args: Any) -> Refusal:
+    with pytest.raises(Refusal) as info:
         fn(*args)
     return info.value
 

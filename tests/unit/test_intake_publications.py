@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from gongkai.events.contracts.intake import PostPublished, PublicationRemoved
+from gongkai.refusal import Refusal
 from gongkai.rules import default_catalog
 from gongkai_intake.domain import posts, publications
-from gongkai_intake.domain.errors import Rejected
 
 NOW = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 DIGEST = hashlib.sha256(b"page").hexdigest()
@@ -41,8 +41,8 @@ def cmd(**over: Any) -> publications.ReportPublication:
     )
 
 
-def rejected(fn: Any, *args: Any) -> Rejected:
-    with pytest.raises(Rejected) as info:
+def rejected(fn: Any, *args: Any) -> Refusal:
+    with pytest.raises(Refusal) as info:
         fn(*args)
     return info.value
 

@@ -13,9 +13,9 @@ from gongkai.events import Actor, EventPayload, canonical_json, new_event
 from gongkai.events.contracts.intake import PersonRegistered, TokenIssued, TokenRevoked
 from gongkai.events.envelope import HDR_TYPE, HDR_VERSION, REGISTRY
 from gongkai.projection import ProjectionStore
+from gongkai.refusal import Refusal
 from gongkai.runtime.clock import FixedClock
 from gongkai_intake.domain import directory as d
-from gongkai_intake.domain.errors import Rejected
 
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 ACTOR = Actor(person="operator:test", role="operator", unit="system")
@@ -100,7 +100,7 @@ def test_issuing_replaces_only_live_tokens_and_a_hint_must_name_one() -> None:
     # The same live token again: nothing (a retry); kept others: no revocation.
     live = person_with(("e" * 64, "eeee", later))
     assert d.issue_token(d.IssueToken("p1", "e" * 64, "eeee", later), live, ADMIN) == []
-    with pytest.raises(Rejected) as exc:
+    with pytest.raises(Refusal) as exc:
         d.revoke_tokens(d.RevokeTokens("p1", token_hint="same"), state, ADMIN)
     assert exc.value.kind == "conflict" and exc.value.field == "token"
     [one] = d.revoke_tokens(d.RevokeTokens("p1", token_hint="aaaa"), state, ADMIN)

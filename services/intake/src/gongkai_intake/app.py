@@ -26,13 +26,15 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from gongkai import access, metrics
+from gongkai.decider import Decider, handle
 from gongkai.directory import Directory, Principal
-from gongkai.eventlog import ConcurrencyConflict, EventLog, RecordedEvent
-from gongkai.events import Actor, Envelope, EventPayload, new_event
+from gongkai.eventlog import EventLog, RecordedEvent
+from gongkai.events import Actor, Envelope, EventPayload
 from gongkai.events.contracts.intake import PostPublished, PostRevised, PostSubmitted
 from gongkai.events.envelope import is_token
+from gongkai.refusal import Refusal
 from gongkai.runtime.clock import Clock
-from gongkai.runtime.http import Problem, invalid_identifier
+from gongkai.runtime.http import Problem, invalid_identifier, refusal_problem
 from gongkai.runtime.idempotency import IdempotencyStore, request_digest
 from gongkai_intake import schemas
 from gongkai_intake.adapters.columns import ColumnChoices
@@ -41,20 +43,8 @@ from gongkai_intake.domain import directory as dir_domain
 from gongkai_intake.domain import posts, publications
 from gongkai_intake.domain.columns import ColumnCatalog
 from gongkai_intake.domain.dates import local_date
-from gongkai_intake.domain.errors import Rejected
 
 SERVICE = "intake"
-#: Re-decide on a concurrent append this many times before answering 409.
-MAX_ATTEMPTS = 3
-
-STATUS = {
-    "invalid": 422,
-    "refused": 422,
-    "forbidden": 403,
-    "not_found": 404,
-    "conflict": 409,
-    "too_large": 413,
-}
 
 S = TypeVar("S")
 
@@ -87,6 +77,17 @@ class _Aggregate(Generic[S]):
     #: Later events join the correlation of the aggregate's first event (a post's life).
     correlate: bool = False
 
+    @property
+    def decider(self) -> Decider[S, Callable[[S], Sequence[EventPayload]]]:
+        """The aggregate as the runner takes it: the command is the route's decision."""
+        initial, evolve = self.initial, self.evolve
+        return Decider(
+            self.type,
+            lambda _id: initial,
+            lambda state, rec: evolve(state, rec.envelope.payload),
+            lambda state, decide: decide(state),
+        )
+
 
 POST = _Aggregate("post", posts.INITIAL, posts.evolve, correlate=True)
 PUBLICATION = _Aggregate("publication", publications.INITIAL, publications.evolve, correlate=True)
@@ -94,8 +95,8 @@ UNIT = _Aggregate("unit", dir_domain.UNIT_INITIAL, dir_domain.evolve_unit)
 PERSON = _Aggregate("person", dir_domain.PERSON_INITIAL, dir_domain.evolve_person)
 
 
-def problem(r: Rejected) -> Problem:
-    return Problem(STATUS[r.kind], r.title, r.detail, field=r.field, extra=r.extra)
+def problem(r: Refusal) -> Problem:
+    return refusal_problem(r)
 
 
 def fold(agg: _Aggregate[S], history: Sequence[RecordedEvent]) -> S:
@@ -224,7 +225,7 @@ class IntakeApp:
         ):
             try:
                 answer = await self._handlers[command](principal, command_id, params, request)
-            except Rejected as r:
+            except Refusal as r:
                 self._log_rejection(r)
                 raise problem(r) from None
         self.idempotency.save(
@@ -237,7 +238,7 @@ class IntakeApp:
         )
         return answer
 
-    def _log_rejection(self, r: Rejected) -> None:
+    def _log_rejection(self, r: Refusal) -> None:
         # Never the content: a refused classified text must not reach the logs either.
         if r.kind == "refused":
             marks = r.extra.get("marks", [])
@@ -263,30 +264,6 @@ class IntakeApp:
 
     # ---- recording ---------------------------------------------------------------------
 
-    def _envelopes(
-        self,
-        payloads: Sequence[EventPayload],
-        aggregate_id: str,
-        actor: Actor,
-        command_id: str,
-        correlation_id: str | None = None,
-        causation_id: str | None = None,
-    ) -> list[Envelope[Any]]:
-        now = self.clock.now()
-        return [
-            new_event(
-                p,
-                aggregate_id=aggregate_id,
-                actor=actor,
-                command_id=command_id,
-                index=i,
-                recorded_at=now,
-                correlation_id=correlation_id,
-                causation_id=causation_id,
-            )
-            for i, p in enumerate(payloads)
-        ]
-
     def _recorded(self, envs: Sequence[Envelope[Any]], duplicate: bool) -> None:
         for env in envs:
             if not duplicate:
@@ -300,38 +277,32 @@ class IntakeApp:
                 duplicate=duplicate,
             )
 
-    async def _append_new(self, envs: list[Envelope[Any]]) -> Outcome:
+    async def _append_new(
+        self,
+        agg: _Aggregate[Any],
+        aggregate_id: str,
+        command_id: str,
+        payloads: Sequence[EventPayload],
+        actor: Actor,
+        *,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+    ) -> Outcome:
         """Record the first events of an aggregate whose id comes from the command id."""
-        first = envs[0]
-        try:
-            result = await self.evlog.append(envs, expected=0)
-        except ConcurrencyConflict:
-            metrics.APPEND_CONFLICTS.labels(service=SERVICE).inc()
-            raise Problem(
-                409,
-                "Already recorded",
-                f"{first.aggregate_type} {first.aggregate_id} exists with other content",
-            ) from None
-        recorded = await self._as_recorded(envs) if result.duplicate else envs
-        self._recorded(recorded, result.duplicate)
-        return Outcome(tuple(recorded), result.sequences, created=True)
-
-    async def _as_recorded(self, envs: Sequence[Envelope[Any]]) -> list[Envelope[Any]]:
-        """The recorded twins of a duplicate append, which must carry the same facts."""
-        first = envs[0]
-        history, _ = await self.evlog.load(first.aggregate_type, first.aggregate_id)
-        by_id = {h.envelope.event_id: h.envelope for h in history}
-        recorded = [by_id[e.event_id] for e in envs]
-        if any(r.payload != e.payload for r, e in zip(recorded, envs, strict=True)):
-            # Same caller, key and command but another request: the answer store missed it
-            # (a concurrent twin), the log did not.
-            raise Problem(
-                422,
-                "Idempotency-Key reused",
-                "this key was used for a different request",
-                field="Idempotency-Key",
-            )
-        return recorded
+        handled = await handle(
+            self.evlog,
+            agg.decider,
+            aggregate_id,
+            lambda _state: payloads,
+            command_id=command_id,
+            actor=actor,
+            now=self.clock.now,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            new=True,
+        )
+        self._recorded(handled.events, duplicate=handled.replayed)
+        return Outcome(handled.events, handled.sequences, created=True)
 
     async def _update(
         self,
@@ -341,45 +312,20 @@ class IntakeApp:
         decide: Callable[[S], Sequence[EventPayload]],
         actor: Callable[[S], Actor],
     ) -> tuple[Outcome, S]:
-        """Load, decide, append with the aggregate's last sequence; re-decide on a race."""
-        for _ in range(MAX_ATTEMPTS):
-            history, last = await self.evlog.load(agg.type, aggregate_id)
-            mine = [h for h in history if h.envelope.command_id == command_id]
-            if mine:
-                # A retry whose first attempt was recorded but never answered.
-                before = fold(agg, [h for h in history if h.seq < mine[0].seq])
-                outcome = Outcome(
-                    tuple(h.envelope for h in mine),
-                    tuple(h.seq for h in mine),
-                    created=mine[0].seq == history[0].seq,
-                )
-                return outcome, before
-            state = fold(agg, history)
-            payloads = decide(state)
-            if not payloads:
-                return Outcome((), (), created=False), state
-            first = history[0].envelope if history else None
-            envs = self._envelopes(
-                payloads,
-                aggregate_id,
-                actor(state),
-                command_id,
-                correlation_id=first.correlation_id if (first and agg.correlate) else None,
-                causation_id=history[-1].envelope.event_id if history else None,
-            )
-            try:
-                result = await self.evlog.append(envs, expected=last)
-            except ConcurrencyConflict:
-                metrics.APPEND_CONFLICTS.labels(service=SERVICE).inc()
-                continue
-            recorded = await self._as_recorded(envs) if result.duplicate else envs
-            self._recorded(recorded, result.duplicate)
-            return Outcome(tuple(recorded), result.sequences, created=not history), state
-        raise Problem(
-            409,
-            "Concurrent change",
-            f"{agg.type} {aggregate_id} kept changing while this command was decided; retry",
+        """One command through the shared runner (``gongkai.decider.handle``)."""
+        handled = await handle(
+            self.evlog,
+            agg.decider,
+            aggregate_id,
+            decide,
+            command_id=command_id,
+            actor=actor,
+            now=self.clock.now,
+            correlate_with_first=agg.correlate,
         )
+        self._recorded(handled.events, duplicate=handled.replayed)
+        outcome = Outcome(handled.events, handled.sequences, created=handled.created)
+        return outcome, handled.before
 
     # ---- posts -------------------------------------------------------------------------
 
@@ -415,7 +361,7 @@ class IntakeApp:
         )
         payloads = posts.submit(cmd, posts.INITIAL, ctx)
         actor = acting_as(principal, req.unit, ("maker", "staff"))
-        outcome = await self._append_new(self._envelopes(payloads, post_id, actor, command_id))
+        outcome = await self._append_new(POST, post_id, command_id, payloads, actor)
         return Answer(201, _post_answer(post_id, outcome.envelopes[0], outcome.sequences[0]))
 
     def _post_ctx(self, principal: Principal, state: posts.PostState) -> posts.Context:
@@ -519,15 +465,15 @@ class IntakeApp:
         # from submission through review to the site.
         first = payloads[0]
         known = post_history if isinstance(first, PostPublished) and first.post_id else []
-        envs = self._envelopes(
-            payloads,
+        outcome = await self._append_new(
+            PUBLICATION,
             publication_id,
-            actor,
             command_id,
+            payloads,
+            actor,
             correlation_id=known[0].envelope.correlation_id if known else None,
             causation_id=known[-1].envelope.event_id if known else None,
         )
-        outcome = await self._append_new(envs)
         p = outcome.envelopes[0].payload
         assert isinstance(p, PostPublished)
         return Answer(
@@ -703,7 +649,7 @@ class IntakeApp:
             raise Problem(403, "Not allowed", "the directory is kept by the county office")
         try:
             dir_domain.check_ident("person_id", person_id)
-        except Rejected as r:
+        except Refusal as r:
             raise problem(r) from None
         if self.directory.principal(person_id) is None:
             raise Problem(404, "Unknown person", f"no person {person_id}", field="person_id")

@@ -23,6 +23,7 @@ from gongkai.calendar import local_date
 from gongkai.directory import new_token, token_hash, token_hint
 from gongkai.eventlog import EventLog, EventLogError
 from gongkai.events import Actor
+from gongkai.refusal import Refusal
 from gongkai.runtime.clock import SystemClock
 from gongkai.runtime.settings import Settings
 from gongkai.trust import credentials
@@ -36,7 +37,6 @@ from gongkai_intake.adapters.directory_log import (
     person_tokens,
     revoke_tokens,
 )
-from gongkai_intake.domain.errors import Rejected
 
 
 class CliError(Exception):
@@ -102,7 +102,7 @@ def _run(prog: str, coro: Callable[[], Coroutine[Any, Any, int]]) -> int:
     except CliError as exc:
         print(f"gongkai {prog}: {exc}", file=sys.stderr)
         return 1
-    except Rejected as r:
+    except Refusal as r:
         print(f"gongkai {prog}: {explain(r)}", file=sys.stderr)
         return 1
     except EventLogError as exc:

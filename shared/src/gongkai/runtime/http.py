@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gongkai.eventlog import ConcurrencyConflict, EventLogError
 from gongkai.events.envelope import ID_RULE, SUBJECT_SAFE_ID, InvalidIdentifier
+from gongkai.refusal import Refusal
 
 log = structlog.get_logger("gongkai.http")
 #: Seconds a client should wait before retrying when the log could not take a write: about
@@ -66,6 +67,11 @@ def problem_response(p: Problem, instance: str | None = None) -> JSONResponse:
     return JSONResponse(p.body(instance), status_code=p.status, media_type=PROBLEM)
 
 
+def refusal_problem(r: Refusal) -> Problem:
+    """The one mapping from a decider's refusal to an RFC 9457 problem."""
+    return Problem(r.status, r.title, r.detail, field=r.field, extra=r.extra)
+
+
 def invalid_identifier(field: str, value: object) -> Problem:
     """The answer to an identifier that is not one: 422, naming the field."""
     return Problem(
@@ -102,6 +108,10 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
         return problem_response(exc, request.url.path)
+
+    @app.exception_handler(Refusal)
+    async def _refusal(request: Request, exc: Refusal) -> JSONResponse:
+        return problem_response(refusal_problem(exc), request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -23,8 +23,8 @@ from gongkai.events.contracts.intake import (
     TokenIssued,
     TokenRevoked,
 )
+from gongkai.refusal import Refusal
 from gongkai_intake.domain import directory as d
-from gongkai_intake.domain.errors import Rejected
 
 
 class DirectoryFileError(ValueError):
@@ -167,7 +167,7 @@ async def issue_token_change(
     expires_at: datetime | None = None,
     replace: bool = False,
 ) -> TokenChange:
-    """Record a token for a person, and tell which tokens it replaced. Raises Rejected if the
+    """Record a token for a person, and tell which tokens it replaced. Raises Refusal if the
     person is unknown.
 
     ``replace``: the person's other live tokens are revoked in the same atomic append.
@@ -214,7 +214,7 @@ async def revoke_tokens(
 ) -> TokenChange:
     """Revoke one of the person's tokens (the token, its sha256 or its hint), or all live ones.
 
-    Raises Rejected for an unknown person or token. Once this returns, every service refuses
+    Raises Refusal for an unknown person or token. Once this returns, every service refuses
     the revoked tokens (``gongkai.directory``: services check the log's latest on each request).
     """
     history, last = await _person(evlog, person_id)
@@ -232,11 +232,11 @@ async def revoke_tokens(
 async def person_tokens(evlog: EventLog, person_id: str, now: datetime) -> list[TokenView]:
     """The person's live tokens from the log: hint, issue time, expiry (never the hash).
 
-    Raises Rejected for an unknown person.
+    Raises Refusal for an unknown person.
     """
     history, _ = await _person(evlog, person_id)
     if not _fold_person(history).exists:
-        raise Rejected("not_found", "Unknown person", f"no person {person_id}", field="person_id")
+        raise Refusal("not_found", "Unknown person", f"no person {person_id}", field="person_id")
     tokens: dict[str, TokenView] = {}
     for rec in history:
         p = rec.envelope.payload
@@ -324,6 +324,6 @@ def load_directory_file(path: Path) -> d.DirectorySpec:
     return parse_directory(doc, str(path))
 
 
-def explain(r: Rejected) -> str:
+def explain(r: Refusal) -> str:
     where = f" ({r.field})" if r.field else ""
     return f"{r.title}{where}: {r.detail}"

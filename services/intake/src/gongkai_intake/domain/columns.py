@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from gongkai_intake.domain.errors import Rejected
+from gongkai.refusal import Refusal
 
 
 class ColumnInfo(Protocol):
@@ -52,7 +52,7 @@ def check_column(
     """
     col = catalog.column(code)
     if col is None:
-        raise Rejected(
+        raise Refusal(
             "invalid",
             "Unknown column",
             f"column {code!r} is not in the catalog of rule set {catalog.rule_set}",
@@ -60,7 +60,7 @@ def check_column(
         )
     if col.unit_kinds is not None and unit_kind not in col.unit_kinds:
         kinds = ", ".join(sorted(col.unit_kinds))
-        raise Rejected(
+        raise Refusal(
             "invalid",
             "Column not for this unit",
             f"column {code!r} ({col.name}) exists only for units of kind {kinds}; "
@@ -68,7 +68,7 @@ def check_column(
             field="column",
         )
     if col.hidden_by_default if hidden is None else hidden:
-        raise Rejected(
+        raise Refusal(
             "invalid",
             "Column hidden",
             f"{unit} has hidden column {code!r} ({col.name}); keep it before posting to it",

@@ -7,8 +7,8 @@ from datetime import date
 
 from gongkai.events import EventPayload, canonical_json
 from gongkai.events.contracts.intake import Attachment, MaskedSpan, Screening
+from gongkai.refusal import Refusal
 from gongkai_intake.domain import limits
-from gongkai_intake.domain.errors import Rejected
 from gongkai_intake.domain.screening import ScreeningResult, screen
 
 
@@ -28,7 +28,7 @@ def _refuse_marks(result: ScreeningResult) -> None:
     if not result.refused:
         return
     first = result.marks[0]
-    raise Rejected(
+    raise Refusal(
         "refused",
         "Classified content refused",
         f"{first.field} carries a classification mark ({first.level}★); classified "
@@ -66,7 +66,7 @@ def screen_free_text(field: str, text: str, today: date) -> None:
     _refuse_marks(result)
     if result.spans:
         kinds = ", ".join(sorted({s.kind for s in result.spans}))
-        raise Rejected(
+        raise Refusal(
             "invalid",
             "Personal data in a free-text field",
             f"{field} contains personal data ({kinds}); it would be recorded unreviewed — "
@@ -78,24 +78,24 @@ def screen_free_text(field: str, text: str, today: date) -> None:
 
 def require_text(field: str, value: str, what: str) -> None:
     if not value.strip():
-        raise Rejected("invalid", f"{what} is blank", f"{field} must not be blank", field=field)
+        raise Refusal("invalid", f"{what} is blank", f"{field} must not be blank", field=field)
 
 
 def check_content(title: str, body: str, attachments: Sequence[Attachment]) -> None:
     require_text("title", title, "Title")
     if not body.strip() and not attachments:
-        raise Rejected(
+        raise Refusal(
             "invalid",
             "Empty post",
             "a post needs a body or at least one attachment",
             field="body",
         )
     if len(title) > limits.TITLE_MAX:
-        raise Rejected("invalid", "Title too long", f"at most {limits.TITLE_MAX}", field="title")
+        raise Refusal("invalid", "Title too long", f"at most {limits.TITLE_MAX}", field="title")
     if len(body) > limits.BODY_MAX:
-        raise Rejected("invalid", "Body too long", f"at most {limits.BODY_MAX}", field="body")
+        raise Refusal("invalid", "Body too long", f"at most {limits.BODY_MAX}", field="body")
     if len(attachments) > limits.ATTACHMENTS_MAX:
-        raise Rejected(
+        raise Refusal(
             "invalid",
             "Too many attachments",
             f"at most {limits.ATTACHMENTS_MAX} attachments",
@@ -103,7 +103,7 @@ def check_content(title: str, body: str, attachments: Sequence[Attachment]) -> N
         )
     for i, a in enumerate(attachments):
         if a.size > limits.ATTACHMENT_SIZE_MAX:
-            raise Rejected(
+            raise Refusal(
                 "invalid",
                 "Attachment too large",
                 f"at most {limits.ATTACHMENT_SIZE_MAX} bytes",
@@ -115,7 +115,7 @@ def check_payload_size(payload: EventPayload) -> None:
     """Screening spans add to the body's size; the whole event must still fit the log."""
     size = len(canonical_json(payload.model_dump(mode="json")))
     if size > limits.PAYLOAD_BYTES_MAX:
-        raise Rejected(
+        raise Refusal(
             "too_large",
             "Post too large",
             f"the recorded post would take {size} bytes (limit {limits.PAYLOAD_BYTES_MAX}); "
@@ -126,7 +126,7 @@ def check_payload_size(payload: EventPayload) -> None:
 
 def check_not_future(field: str, value: date, today: date) -> None:
     if value > today:
-        raise Rejected(
+        raise Refusal(
             "invalid",
             "Date in the future",
             f"{field} {value.isoformat()} is after today ({today.isoformat()}, Asia/Shanghai)",

@@ -25,13 +25,13 @@ from gongkai.events.contracts.intake import (
     UnitKind,
     UnitRegistered,
 )
+from gongkai.refusal import Refusal
 from gongkai_intake.domain import limits
 from gongkai_intake.domain.content import (
     check_not_future,
     require_text,
     screen_free_text,
 )
-from gongkai_intake.domain.errors import Rejected
 
 T = TypeVar("T")
 
@@ -189,7 +189,7 @@ def evolve_person(state: PersonState, event: EventPayload) -> PersonState:
 
 def _admin(ctx: Context) -> None:
     if not ctx.admin:
-        raise Rejected(
+        raise Refusal(
             "forbidden", "Not allowed", "the directory is kept by the county office (office role)"
         )
 
@@ -198,9 +198,9 @@ def check_ident(field_name: str, value: str) -> None:
     try:
         check_token(value, field_name)
     except ValueError as exc:
-        raise Rejected("invalid", f"Invalid {field_name}", str(exc), field=field_name) from None
+        raise Refusal("invalid", f"Invalid {field_name}", str(exc), field=field_name) from None
     if len(value) > ID_MAX:
-        raise Rejected(
+        raise Refusal(
             "invalid", f"Invalid {field_name}", f"at most {ID_MAX} characters", field=field_name
         )
 
@@ -208,12 +208,12 @@ def check_ident(field_name: str, value: str) -> None:
 def _name(field_name: str, value: str, maximum: int) -> None:
     require_text(field_name, value, "Name")
     if len(value) > maximum:
-        raise Rejected("invalid", "Name too long", f"at most {maximum}", field=field_name)
+        raise Refusal("invalid", "Name too long", f"at most {maximum}", field=field_name)
 
 
 def _role(value: str) -> None:
     if value not in ROLES:
-        raise Rejected(
+        raise Refusal(
             "invalid", "Unknown role", f"one of {', '.join(sorted(ROLES))}", field="role"
         )
 
@@ -223,7 +223,7 @@ def register_unit(cmd: RegisterUnit, state: UnitState, ctx: Context) -> list[Uni
     check_ident("code", cmd.code)
     _name("name", cmd.name, limits.UNIT_NAME_MAX)
     if cmd.kind not in UNIT_KINDS:
-        raise Rejected(
+        raise Refusal(
             "invalid",
             "Unknown unit kind",
             f"one of {', '.join(sorted(UNIT_KINDS))}",
@@ -231,7 +231,7 @@ def register_unit(cmd: RegisterUnit, state: UnitState, ctx: Context) -> list[Uni
         )
     _name("contact_name", cmd.contact_name, limits.NAME_MAX)
     if not MOBILE_RE.match(cmd.contact_mobile):
-        raise Rejected(
+        raise Refusal(
             "invalid",
             "Invalid mobile number",
             "11 digits starting 13-19",
@@ -264,7 +264,7 @@ def register_person(
 
 def _known_person(state: PersonState, person_id: str) -> None:
     if not state.exists:
-        raise Rejected("not_found", "Unknown person", f"no person {person_id}", field="person_id")
+        raise Refusal("not_found", "Unknown person", f"no person {person_id}", field="person_id")
 
 
 def grant_role(cmd: GrantRole, state: PersonState, ctx: Context) -> list[RoleGranted]:
@@ -272,7 +272,7 @@ def grant_role(cmd: GrantRole, state: PersonState, ctx: Context) -> list[RoleGra
     _known_person(state, cmd.person_id)
     _role(cmd.role)
     if not ctx.unit_exists:
-        raise Rejected("invalid", "Unknown unit", f"no unit {cmd.unit!r}", field="unit")
+        raise Refusal("invalid", "Unknown unit", f"no unit {cmd.unit!r}", field="unit")
     if (cmd.unit, cmd.role) in state.roles:
         return []
     return [RoleGranted(person_id=cmd.person_id, unit=cmd.unit, role=cmd.role)]  # type: ignore[arg-type]
@@ -283,7 +283,7 @@ def revoke_role(cmd: RevokeRole, state: PersonState, ctx: Context) -> list[RoleR
     _known_person(state, cmd.person_id)
     _role(cmd.role)
     if (cmd.unit, cmd.role) not in state.roles:
-        raise Rejected(
+        raise Refusal(
             "conflict",
             "Role not held",
             f"{cmd.person_id} does not hold {cmd.role} in {cmd.unit}",
@@ -303,7 +303,7 @@ def issue_token(
     _admin(ctx)
     _known_person(state, cmd.person_id)
     if ctx.now is not None and cmd.expires_at is not None and cmd.expires_at <= ctx.now:
-        raise Rejected(
+        raise Refusal(
             "invalid", "Expiry in the past", "a token must expire later", field="expires_at"
         )
     already = state.tokens.get(cmd.token_sha256)
@@ -340,7 +340,7 @@ def revoke_tokens(cmd: RevokeTokens, state: PersonState, ctx: Context) -> list[T
     if cmd.token_sha256 is not None:
         t = state.tokens.get(cmd.token_sha256)
         if t is None or t.revoked:
-            raise Rejected(
+            raise Refusal(
                 "not_found",
                 "Unknown token",
                 f"{cmd.person_id} has no unrevoked token with that hash",
@@ -352,14 +352,14 @@ def revoke_tokens(cmd: RevokeTokens, state: PersonState, ctx: Context) -> list[T
             h: t for h, t in state.live_tokens(ctx.now).items() if t.hint == cmd.token_hint
         }
         if not chosen:
-            raise Rejected(
+            raise Refusal(
                 "not_found",
                 "Unknown token",
                 f"{cmd.person_id} has no live token ending {cmd.token_hint!r}",
                 field="token",
             )
         if len(chosen) > 1:
-            raise Rejected(
+            raise Refusal(
                 "conflict",
                 "Ambiguous token hint",
                 f"{len(chosen)} live tokens of {cmd.person_id} end {cmd.token_hint!r}; "
@@ -378,9 +378,9 @@ def record_leadership_change(
     cmd: RecordLeadershipChange, state: UnitState, ctx: Context
 ) -> list[LeadershipDutiesChanged]:
     if not state.exists:
-        raise Rejected("not_found", "Unknown unit", f"no unit {cmd.unit!r}", field="unit")
+        raise Refusal("not_found", "Unknown unit", f"no unit {cmd.unit!r}", field="unit")
     if not (ctx.admin or ctx.caller_roles & LEADERSHIP_ROLES):
-        raise Rejected(
+        raise Refusal(
             "forbidden",
             "Not allowed",
             f"the office, or a maker or leader of {cmd.unit}, reports its leadership changes",
@@ -389,7 +389,7 @@ def record_leadership_change(
     check_not_future("changed_on", cmd.changed_on, ctx.today)
     require_text("summary", cmd.summary, "Summary")
     if len(cmd.summary) > limits.SUMMARY_MAX:
-        raise Rejected(
+        raise Refusal(
             "invalid", "Summary too long", f"at most {limits.SUMMARY_MAX}", field="summary"
         )
     screen_free_text("summary", cmd.summary, ctx.today)
@@ -490,6 +490,6 @@ def _unique(items: Sequence[T], key: Callable[[T], str], what: str) -> Iterable[
     for item in items:
         k = key(item)
         if k in seen:
-            raise Rejected("invalid", "Listed twice", f"{what} {k!r} appears twice", field=what)
+            raise Refusal("invalid", "Listed twice", f"{what} {k!r} appears twice", field=what)
         seen.add(k)
         yield item

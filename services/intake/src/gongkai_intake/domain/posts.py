@@ -22,6 +22,7 @@ from gongkai.events.contracts.intake import (
     PostWithdrawn,
     post_content_digest,
 )
+from gongkai.refusal import Refusal
 from gongkai_intake.domain import limits
 from gongkai_intake.domain.columns import ColumnCatalog, check_column
 from gongkai_intake.domain.content import (
@@ -33,7 +34,6 @@ from gongkai_intake.domain.content import (
     screen_free_text,
     screen_post,
 )
-from gongkai_intake.domain.errors import Rejected
 
 #: 谁制作: the handler (承办人) drafts; the unit's reviewing staff may draft as well. Leaders and
 #: secrecy officers sign in review, so letting them submit would invite self-approval.
@@ -152,7 +152,7 @@ def evolve(state: PostState, event: EventPayload) -> PostState:
 def _require_role(ctx: Context, allowed: frozenset[str], unit: str, action: str) -> None:
     if not ctx.caller_roles & allowed:
         roles = ", ".join(sorted(allowed))
-        raise Rejected(
+        raise Refusal(
             "forbidden",
             "Not allowed",
             f"to {action} you need one of the roles {roles} in unit {unit}",
@@ -166,7 +166,7 @@ def _review_form(cmd: SubmitPost) -> tuple[Origin, Channel]:
         label = IMPORTANT_LABEL[cmd.important_kind]
         for name, value in (("origin", cmd.origin), ("channel", cmd.channel)):
             if value is None:
-                raise Rejected(
+                raise Refusal(
                     "invalid",
                     "Review form incomplete",
                     f"{label} needs the confidentiality review form: state its {name} "
@@ -175,11 +175,11 @@ def _review_form(cmd: SubmitPost) -> tuple[Origin, Channel]:
                 )
     origin: Origin = cmd.origin or "produced"
     if origin == "reprinted" and not (cmd.source and cmd.source.strip()):
-        raise Rejected(
+        raise Refusal(
             "invalid", "Source missing", "a reprinted post must name its source", field="source"
         )
     if origin == "produced" and cmd.source is not None:
-        raise Rejected(
+        raise Refusal(
             "invalid",
             "Source on a produced post",
             "only a reprinted post names a source; leave source out or set origin to reprinted",
@@ -190,7 +190,7 @@ def _review_form(cmd: SubmitPost) -> tuple[Origin, Channel]:
 
 def submit(cmd: SubmitPost, state: PostState, ctx: Context) -> list[PostSubmitted]:
     if ctx.unit_kind is None:
-        raise Rejected(
+        raise Refusal(
             "invalid", "Unknown unit", f"no unit {cmd.unit!r} in the directory", field="unit"
         )
     _require_role(ctx, SUBMIT_ROLES, cmd.unit, "submit a post")
@@ -200,7 +200,7 @@ def submit(cmd: SubmitPost, state: PostState, ctx: Context) -> list[PostSubmitte
         ctx.catalog, cmd.column, unit=cmd.unit, unit_kind=ctx.unit_kind, hidden=ctx.column_hidden
     )
     if state.exists:
-        raise Rejected(
+        raise Refusal(
             "conflict", "Post exists", f"post {cmd.post_id} was already submitted", field="post_id"
         )
     check_content(cmd.title, cmd.body, cmd.attachments)
@@ -231,9 +231,9 @@ def submit(cmd: SubmitPost, state: PostState, ctx: Context) -> list[PostSubmitte
 
 def _existing(state: PostState, post_id: str) -> None:
     if not state.exists:
-        raise Rejected("not_found", "Unknown post", f"no post {post_id}", field="post_id")
+        raise Refusal("not_found", "Unknown post", f"no post {post_id}", field="post_id")
     if state.withdrawn:
-        raise Rejected(
+        raise Refusal(
             "conflict", "Post withdrawn", f"post {post_id} was withdrawn", field="post_id"
         )
 
@@ -246,7 +246,7 @@ def revise(cmd: RevisePost, state: PostState, ctx: Context) -> list[PostRevised]
     digest = post_content_digest(cmd.title, cmd.body, cmd.attachments)
     if digest == state.content_digest:
         # A no-op revision would still void any review in progress.
-        raise Rejected(
+        raise Refusal(
             "invalid",
             "Nothing revised",
             f"the content is identical to version {state.content_version}",
@@ -272,6 +272,6 @@ def withdraw(cmd: WithdrawPost, state: PostState, ctx: Context) -> list[PostWith
     _require_role(ctx, WITHDRAW_ROLES, state.unit, "withdraw a post")
     require_text("reason", cmd.reason, "Reason")
     if len(cmd.reason) > limits.REASON_MAX:
-        raise Rejected("invalid", "Reason too long", f"at most {limits.REASON_MAX}", field="reason")
+        raise Refusal("invalid", "Reason too long", f"at most {limits.REASON_MAX}", field="reason")
     screen_free_text("reason", cmd.reason, ctx.today)
     return [PostWithdrawn(unit=state.unit, reason=cmd.reason)]

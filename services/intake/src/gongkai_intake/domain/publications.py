@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 
 from gongkai.events import EventPayload
 from gongkai.events.contracts.intake import PostPublished, PublicationRemoved
+from gongkai.refusal import Refusal
 from gongkai_intake.domain import limits
 from gongkai_intake.domain.columns import ColumnCatalog
 from gongkai_intake.domain.content import require_text, screen_free_text
-from gongkai_intake.domain.errors import Rejected
 from gongkai_intake.domain.posts import PostState
 
 #: The unit's own people may report what their CMS published; the county office reports for any
@@ -90,14 +90,14 @@ def evolve(state: PublicationState, event: EventPayload) -> PublicationState:
 
 def _may_report(ctx: Context, unit: str, reported_by: Reporter) -> None:
     if reported_by == "site_reader" and not ctx.caller_is_office:
-        raise Rejected(
+        raise Refusal(
             "forbidden",
             "Not allowed",
             "only the county office reports what its site reading found",
             field="reported_by",
         )
     if not (ctx.caller_is_office or ctx.caller_roles & UNIT_REPORT_ROLES):
-        raise Rejected(
+        raise Refusal(
             "forbidden",
             "Not allowed",
             f"to report publications of {unit} you need the office role or one of "
@@ -108,7 +108,7 @@ def _may_report(ctx: Context, unit: str, reported_by: Reporter) -> None:
 
 def _check_time(field: str, value: datetime, now: datetime) -> None:
     if value > now + CLOCK_SKEW:
-        raise Rejected(
+        raise Refusal(
             "invalid",
             "Time in the future",
             f"{field} {value.isoformat()} is later than now ({now.isoformat()})",
@@ -119,7 +119,7 @@ def _check_time(field: str, value: datetime, now: datetime) -> None:
 def _check_url(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > limits.URL_MAX:
-        raise Rejected(
+        raise Refusal(
             "invalid",
             "Invalid URL",
             f"an absolute http(s) URL of at most {limits.URL_MAX} characters",
@@ -129,7 +129,7 @@ def _check_url(url: str) -> None:
 
 def report(cmd: ReportPublication, state: PublicationState, ctx: Context) -> list[PostPublished]:
     if ctx.unit_kind is None:
-        raise Rejected(
+        raise Refusal(
             "invalid", "Unknown unit", f"no unit {cmd.unit!r} in the directory", field="unit"
         )
     _may_report(ctx, cmd.unit, cmd.reported_by)
@@ -139,14 +139,14 @@ def report(cmd: ReportPublication, state: PublicationState, ctx: Context) -> lis
     # column that does not exist at all is a reporting error.
     col = ctx.catalog.column(cmd.column)
     if col is None:
-        raise Rejected(
+        raise Refusal(
             "invalid",
             "Unknown column",
             f"column {cmd.column!r} is not in the catalog of rule set {ctx.catalog.rule_set}",
             field="column",
         )
     if cmd.redated and not col.redatable:
-        raise Rejected(
+        raise Refusal(
             "invalid",
             "Column items are time-bound",
             f"re-dating (the notice's note 1) applies to non-time-bound columns; {col.name} "
@@ -154,7 +154,7 @@ def report(cmd: ReportPublication, state: PublicationState, ctx: Context) -> lis
             field="redated",
         )
     if state.exists:
-        raise Rejected(
+        raise Refusal(
             "conflict",
             "Publication exists",
             f"publication {cmd.publication_id} was already reported",
@@ -168,7 +168,7 @@ def report(cmd: ReportPublication, state: PublicationState, ctx: Context) -> lis
         post = ctx.post
         if post is not None and post.exists:
             if post.unit != cmd.unit:
-                raise Rejected(
+                raise Refusal(
                     "invalid",
                     "Post of another unit",
                     f"post {cmd.post_id} belongs to {post.unit}, not {cmd.unit}",
@@ -197,7 +197,7 @@ def remove(
     cmd: RemovePublication, state: PublicationState, ctx: Context
 ) -> list[PublicationRemoved]:
     if not state.exists:
-        raise Rejected(
+        raise Refusal(
             "not_found",
             "Unknown publication",
             f"no publication {cmd.publication_id}",
@@ -205,7 +205,7 @@ def remove(
         )
     _may_report(ctx, state.unit, "cms")
     if state.removed:
-        raise Rejected(
+        raise Refusal(
             "conflict",
             "Already removed",
             f"publication {cmd.publication_id} was already removed",
@@ -213,7 +213,7 @@ def remove(
         )
     _check_time("removed_at", cmd.removed_at, ctx.now)
     if state.online_at is not None and cmd.removed_at < state.online_at:
-        raise Rejected(
+        raise Refusal(
             "invalid",
             "Removed before it was online",
             f"removed_at is before online_at ({state.online_at.isoformat()})",
@@ -221,7 +221,7 @@ def remove(
         )
     require_text("reason", cmd.reason, "Reason")
     if len(cmd.reason) > limits.REASON_MAX:
-        raise Rejected("invalid", "Reason too long", f"at most {limits.REASON_MAX}", field="reason")
+        raise Refusal("invalid", "Reason too long", f"at most {limits.REASON_MAX}", field="reason")
     screen_free_text("reason", cmd.reason, ctx.today)
     return [
         PublicationRemoved(

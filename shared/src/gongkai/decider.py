@@ -1,0 +1,199 @@
+"""One way to handle a command: a decider, and the runner that loads, decides and appends.
+
+A *decider* is the pure part of an aggregate (Chassaing's decider pattern): the state before
+anything happened (``initial``), how an event changes the state (``evolve``) and what a command
+decides given the state (``decide``: the new events, or a ``Refusal``). ``handle`` is the rest,
+the same for every command of every service:
+
+1. load the aggregate's history (its events and its last stream sequence);
+2. if the history already holds this command's events (a retry whose first attempt was
+   recorded but never answered), answer with them: a command id records once;
+3. fold the history, decide; nothing decided records nothing;
+4. build the envelopes — event ids from the command id, so a retried append is deduplicated
+   by JetStream's ``Nats-Msg-Id`` — and append them with the last sequence the decision saw
+   (the log signs them: ``EventLog`` holds the keys, nothing else signs);
+5. on a conflict (another writer appended to the aggregate in between) decide again on the new
+   history, up to ``ATTEMPTS`` times — one policy for every service — then refuse with 409.
+
+``Refusal`` is the one refusal type: ``kind`` says what went wrong and fixes the HTTP status
+(``STATUS``); ``gongkai.runtime.http`` turns it into an RFC 9457 problem in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, Protocol, TypeVar
+
+from gongkai import metrics
+from gongkai.eventlog import ConcurrencyConflict, RecordedEvent
+from gongkai.events.envelope import Actor, Envelope, EventPayload, new_event
+from gongkai.refusal import STATUS, Refusal, RefusalKind
+
+__all__ = ["ATTEMPTS", "STATUS", "Decider", "Handled", "Log", "Refusal", "RefusalKind", "handle"]
+
+S = TypeVar("S")
+C = TypeVar("C")
+
+#: How many times a command is decided again after losing a race for its aggregate.
+ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Decider(Generic[S, C]):
+    """The pure part of one aggregate type."""
+
+    aggregate_type: str
+    initial: Callable[[str], S]
+    evolve: Callable[[S, RecordedEvent], S]
+    decide: Callable[[S, C], Sequence[EventPayload]]
+
+    def fold(self, aggregate_id: str, history: Sequence[RecordedEvent]) -> S:
+        state = self.initial(aggregate_id)
+        for event in history:
+            state = self.evolve(state, event)
+        return state
+
+
+class Log(Protocol):
+    """What ``handle`` needs of an event log: ``EventLog`` and ``MemoryEventLog`` both are."""
+
+    service: str
+
+    async def load(
+        self, aggregate_type: str, aggregate_id: str
+    ) -> tuple[list[RecordedEvent], int]: ...
+
+    async def append(
+        self, events: Sequence[Envelope[Any]], *, expected: int | None = ...
+    ) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Handled(Generic[S]):
+    """What a handled command recorded (or had recorded, on a retry) and the state it saw."""
+
+    events: tuple[Envelope[Any], ...]
+    sequences: tuple[int, ...]
+    #: The aggregate's state the decision was made on (before these events).
+    before: S
+    #: The command started the aggregate.
+    created: bool
+    #: The events were recorded by an earlier attempt of the same command.
+    replayed: bool = False
+
+
+async def handle(
+    log: Log,
+    decider: Decider[S, C],
+    aggregate_id: str,
+    command: C,
+    *,
+    command_id: str,
+    actor: Actor | Callable[[S], Actor],
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    business_time: datetime | None = None,
+    correlation_id: str | None = None,
+    causation_id: str | None = None,
+    correlate_with_first: bool = False,
+    new: bool = False,
+) -> Handled[S]:
+    """Load, fold, decide, append with the expected sequence; decide again on a race.
+
+    ``actor`` may depend on the state (the role a person acts in for this aggregate).
+    Without a ``causation_id`` the new events are caused by the aggregate's last event;
+    with ``correlate_with_first`` they share the correlation id of its first (one post's
+    whole life under one correlation id).
+
+    ``new``: the aggregate id was derived from this command's id, so nothing is loaded (a read
+    of the log saved per submission); the append expects an empty aggregate, a retry is
+    deduplicated by event id, and an aggregate that exists with other content is refused.
+    """
+    history: list[RecordedEvent]
+    for _ in range(1 if new else ATTEMPTS):
+        if new:
+            history, last = [], 0
+        else:
+            history, last = await log.load(decider.aggregate_type, aggregate_id)
+        mine = [h for h in history if h.envelope.command_id == command_id]
+        if mine:
+            before = decider.fold(aggregate_id, [h for h in history if h.seq < mine[0].seq])
+            return Handled(
+                tuple(h.envelope for h in mine),
+                tuple(h.seq for h in mine),
+                before,
+                created=mine[0].seq == history[0].seq,
+                replayed=True,
+            )
+        state = decider.fold(aggregate_id, history)
+        payloads = decider.decide(state, command)
+        if not payloads:
+            return Handled((), (), state, created=False)
+        first = history[0].envelope if history else None
+        at = now()
+        who = actor(state) if callable(actor) else actor
+        envs = [
+            new_event(
+                p,
+                aggregate_id=aggregate_id,
+                actor=who,
+                command_id=command_id,
+                index=i,
+                recorded_at=at,
+                business_time=business_time,
+                correlation_id=correlation_id
+                or (first.correlation_id if first is not None and correlate_with_first else None),
+                causation_id=causation_id
+                or (history[-1].envelope.event_id if history else None),
+            )
+            for i, p in enumerate(payloads)
+        ]
+        try:
+            result = await log.append(envs, expected=last)
+        except ConcurrencyConflict:
+            metrics.APPEND_CONFLICTS.labels(service=log.service).inc()
+            if new:
+                raise Refusal(
+                    "conflict",
+                    "Already recorded",
+                    f"{decider.aggregate_type} {aggregate_id} exists with other content",
+                ) from None
+            continue
+        if result.duplicate:
+            # Recorded meanwhile by a twin of this command (same id): answer with what the
+            # log holds, which must be the same facts.
+            return await _as_recorded(log, decider, aggregate_id, envs, command_id)
+        return Handled(tuple(envs), tuple(result.sequences), state, created=not history)
+    raise Refusal(
+        "conflict",
+        "Concurrent change",
+        f"{decider.aggregate_type} {aggregate_id} kept changing while this command was "
+        "decided; retry",
+    )
+
+
+async def _as_recorded(
+    log: Log, decider: Decider[S, Any], aggregate_id: str, envs: Sequence[Envelope[Any]],
+    command_id: str,
+) -> Handled[S]:
+    history, _ = await log.load(decider.aggregate_type, aggregate_id)
+    by_id = {h.envelope.event_id: h for h in history}
+    recorded = [by_id.get(e.event_id) for e in envs]
+    if any(r is None or r.envelope.payload != e.payload for r, e in zip(recorded, envs,
+                                                                         strict=True)):
+        raise Refusal(
+            "invalid",
+            "Idempotency-Key reused",
+            "this key was used for a different request",
+            field="Idempotency-Key",
+        )
+    mine = [r for r in recorded if r is not None]
+    before = decider.fold(aggregate_id, [h for h in history if h.seq < mine[0].seq])
+    return Handled(
+        tuple(r.envelope for r in mine),
+        tuple(r.seq for r in mine),
+        before,
+        created=mine[0].seq == history[0].seq,
+        replayed=True,
+    )
