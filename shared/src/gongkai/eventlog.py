@@ -136,11 +136,6 @@ class RecordedEvent:
     envelope: Envelope[Any]
     data: bytes = field(repr=False)
 
-    @property
-    def stored_at(self) -> datetime:
-        """When the stream stored the event (server time)."""
-        return datetime.fromtimestamp(self.stored_ns / 1e9, UTC)
-
 
 def ack_position(msg: Msg) -> tuple[int, int, int]:
     """(stream sequence, stored-at ns, pending) from a JetStream message's reply subject.

@@ -36,8 +36,6 @@ from gongkai_accountability.domain.fold import short_id
 if TYPE_CHECKING:
     from gongkai_accountability.service import AccountabilityService
 
-OFFICE_UNIT = "county-office"
-
 
 class IssueSupervision(BaseModel):
     model_config = ConfigDict(extra="forbid")

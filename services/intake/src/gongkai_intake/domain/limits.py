@@ -10,7 +10,6 @@ TITLE_MAX = 300
 BODY_MAX = 200_000  # characters; a 200-page document is still far below this
 SOURCE_MAX = 300
 ATTACHMENTS_MAX = 50
-ATTACHMENT_NAME_MAX = 255
 ATTACHMENT_SIZE_MAX = 200 * 1024 * 1024  # bytes; the file itself stays in the CMS
 REASON_MAX = 1000
 SUMMARY_MAX = 2000
