@@ -374,7 +374,7 @@ class Refused:
 
 
 REFUSED = [
-    Refused("unknown-post", [], [], LEADER, "leader", "unknown_post", "id", says="no post"),
+    Refused("unknown-post", [], [], LEADER, "leader", "not_found", "id", says="no post"),
     Refused("unknown-stage", [submitted()], [], LEADER, "approver", "invalid", "stage"),
     Refused(
         "bad-decision", [submitted()], [], LEADER, "leader", "invalid", "decision", decision="ok"

@@ -34,6 +34,7 @@ from gongkai.events import SYSTEM_ACTOR, Actor, Envelope, new_event
 from gongkai.events.contracts import intake as post_ev
 from gongkai.events.contracts import review as ev
 from gongkai.events.contracts.review import Decision, Outcome, Signature, StaffStagePolicy, Stage
+from gongkai.refusal import Refusal, RefusalKind
 
 STAGE_ORDER: tuple[Stage, ...] = ("staff", "secrecy", "leader")
 DECISIONS: tuple[Decision, ...] = ("agree", "disagree")
@@ -521,17 +522,22 @@ class VoidStale:
 
 Command = Sign | VoidStale
 
-RefusalKind = Literal["unknown_post", "invalid", "forbidden", "conflict"]
+_TITLES = {
+    "not_found": "Unknown post",
+    "invalid": "Invalid signature",
+    "forbidden": "Not allowed to sign",
+    "conflict": "Stage not open",
+}
 
 
-class Refusal(Exception):
-    """A command the rules refuse; nothing is recorded. ``field`` names the offending input."""
-
-    def __init__(self, kind: RefusalKind, detail: str, field: str | None = None) -> None:
-        super().__init__(detail)
-        self.kind = kind
-        self.detail = detail
-        self.field = field
+def refused(kind: RefusalKind, detail: str, field: str | None = None) -> Refusal:
+    """A review refusal as the one refusal type, titled for the signer."""
+    title = _TITLES[kind]
+    if kind == "conflict" and field == "content_digest":
+        title = "Not the current content"
+    elif kind == "conflict" and field == "id":
+        title = "Post withdrawn"
+    return Refusal(kind, title, detail, field=field)
 
 
 def void_command_id(post_id: str, chain: int) -> str:
@@ -575,36 +581,36 @@ def _void(state: ReviewState, at: datetime, correlation_id: str | None) -> list[
 
 def _check_sign_input(cmd: Sign) -> str | None:
     if cmd.stage not in STAGE_ORDER:
-        raise Refusal("invalid", f"stage must be one of {', '.join(STAGE_ORDER)}", "stage")
+        raise refused("invalid", f"stage must be one of {', '.join(STAGE_ORDER)}", "stage")
     if cmd.decision not in DECISIONS:
-        raise Refusal("invalid", "decision must be agree or disagree", "decision")
+        raise refused("invalid", "decision must be agree or disagree", "decision")
     opinion = (cmd.opinion or "").strip() or None
     if cmd.decision == "disagree" and opinion is None:
-        raise Refusal("invalid", "an opinion is required to disagree", "opinion")
+        raise refused("invalid", "an opinion is required to disagree", "opinion")
     if opinion is not None and len(opinion) > MAX_OPINION:
-        raise Refusal("invalid", f"an opinion has at most {MAX_OPINION} characters", "opinion")
+        raise refused("invalid", f"an opinion has at most {MAX_OPINION} characters", "opinion")
     return opinion
 
 
 def _decide_sign(cmd: Sign, state: ReviewState) -> list[Envelope[Any]]:
     post = state.post
     if post is None:
-        raise Refusal("unknown_post", f"there is no post {cmd.post_id}", "id")
+        raise refused("not_found", f"there is no post {cmd.post_id}", "id")
     if not any(u == post.unit for u, _ in cmd.signer_roles):
         # Before every other check: a stranger learns nothing of the post (not its unit, its
         # digest or the stage it is at) from why the signature was refused.
-        raise Refusal(
+        raise refused(
             "forbidden",
             f"post {cmd.post_id} can be signed only by its unit's people with the stage's role",
             "id",
         )
     opinion = _check_sign_input(cmd)
     if post.withdrawn:
-        raise Refusal("conflict", f"post {post.post_id} was withdrawn", "id")
+        raise refused("conflict", f"post {post.post_id} was withdrawn", "id")
     events = _void(state, cmd.meta.at, cmd.meta.correlation_id)
     state = fold(events, state)
     if cmd.content_digest != post.content_digest:
-        raise Refusal(
+        raise refused(
             "conflict",
             f"the current content of post {post.post_id} is version {post.content_version} "
             f"with digest {post.content_digest}; a signature approves only the current content",
@@ -620,25 +626,25 @@ def _decide_sign(cmd: Sign, state: ReviewState) -> list[Envelope[Any]]:
                 f"chain {last.number} rejected version {post.content_version}; "
                 "the maker must revise the post, which starts a new chain"
             )
-        raise Refusal("conflict", why, "stage")
+        raise refused("conflict", why, "stage")
     stage = cmd.stage
     if (post.unit, stage) not in cmd.signer_roles:
         elsewhere = sorted(u for u, r in cmd.signer_roles if r == stage)
         detail = f"signing the {stage} stage needs the {stage} role in unit {post.unit}"
         if elsewhere:
             detail += f"; you hold it in {', '.join(elsewhere)} only"
-        raise Refusal("forbidden", detail, "stage")
+        raise refused("forbidden", detail, "stage")
     if cmd.signer_id in chain.signers:
-        raise Refusal("forbidden", f"you already signed chain {chain.number} of this post", "stage")
+        raise refused("forbidden", f"you already signed chain {chain.number} of this post", "stage")
     if stage == "leader" and cmd.signer_id in post.makers:
-        raise Refusal(
+        raise refused(
             "forbidden",
             "the maker of a post may not give the leader's approval of it (no self-approval)",
             "stage",
         )
     why_closed = closed_reason(state, chain, stage)
     if why_closed is not None:
-        raise Refusal("conflict", why_closed, "stage")
+        raise refused("conflict", why_closed, "stage")
 
     signer = Actor(person=cmd.signer_id, role=stage, unit=post.unit)
     signed = new_event(

@@ -48,7 +48,6 @@ from gongkai_review.domain.chain import (
     MAX_OPINION,
     Chain,
     Meta,
-    Refusal,
     ReviewState,
     Sign,
     awaiting,
@@ -66,15 +65,6 @@ from gongkai_review.domain.reading import as_read_by
 from gongkai_review.entrypoints.form_html import render
 
 log = structlog.get_logger("gongkai.review")
-
-REFUSAL_STATUS = {"unknown_post": 404, "invalid": 422, "forbidden": 403, "conflict": 409}
-REFUSAL_TITLE = {
-    "unknown_post": "Unknown post",
-    "invalid": "Invalid signature",
-    "forbidden": "Not allowed to sign",
-    "conflict": "Stage not open",
-}
-
 
 @dataclass(frozen=True)
 class ReviewConfig:
@@ -200,15 +190,6 @@ def _post_id(post_id: str) -> str:
     return post_id
 
 
-def _refusal(r: Refusal) -> Problem:
-    title = REFUSAL_TITLE[r.kind]
-    if r.kind == "conflict" and r.field == "content_digest":
-        title = "Not the current content"
-    elif r.kind == "conflict" and r.field == "id":
-        title = "Post withdrawn"
-    return Problem(REFUSAL_STATUS[r.kind], title, r.detail, field=r.field)
-
-
 async def _load_post(ports: Ports, post_id: str, principal: Principal) -> Loaded:
     """The post's review state, if this person may read it: else 404 (no such post) or 403."""
     loaded = await ports.repository().load(_post_id(post_id))
@@ -281,10 +262,7 @@ def make_router(ports: Ports) -> APIRouter:
                 signer_roles=principal.roles,
                 meta=Meta(command_id=command_id, at=now),
             )
-            try:
-                events = decide(cmd, loaded.state)
-            except Refusal as r:
-                raise _refusal(r) from None
+            events = decide(cmd, loaded.state)  # a Refusal becomes its problem (runtime.http)
             try:
                 await ports.repository().append(events, loaded.expected)
             except ConcurrencyConflict:
