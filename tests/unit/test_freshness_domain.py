@@ -31,6 +31,7 @@ from gongkai.events.contracts.intake import (
     PublicationRemoved,
     UnitRegistered,
 )
+from gongkai.refusal import Refusal
 from gongkai.rules import load_rule_sets
 from gongkai_freshness.config import with_warning
 from gongkai_freshness.domain.register import ColumnRegister
@@ -42,7 +43,6 @@ from gongkai_freshness.domain.report import (
     status_table,
 )
 from gongkai_freshness.domain.visibility import (
-    Refused,
     SetVisibility,
     acting_role,
     decide_visibility,
@@ -853,7 +853,7 @@ def test_visibility_decisions(calendar: WorkingCalendar) -> None:
         (lambda: decide("chronicle", False, "  "), 422, "reason"),
     ]
     for call, status, field in refusals:
-        with pytest.raises(Refused) as err:
+        with pytest.raises(Refusal) as err:
             call()
         assert (err.value.status, err.value.field) == (status, field)
     assert acting_role({"maker"}, False) is None

@@ -361,7 +361,7 @@ class FreshnessService(Service):
     # ---- commands ----------------------------------------------------------------------
 
     async def set_visibility(self, cmd: SetVisibility, actor: Actor) -> VisibilityResult:
-        """Record a unit's ✓/× for a column (raises ``Refused`` or ``VisibilityConflict``)."""
+        """Record a unit's ✓/× for a column (raises ``Refusal`` or ``VisibilityConflict``)."""
         async with self._lock:
             reg = self.register
             unit = reg.units.get(cmd.unit)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from gongkai.events import EventPayload
 from gongkai.events.contracts.freshness import ColumnHidden, ColumnKept
+from gongkai.refusal import Refusal
 from gongkai.rules import Catalog
 from gongkai_freshness.domain.state import ColumnState, UnitInfo
 
@@ -23,17 +24,6 @@ class SetVisibility:
     reason: str
 
 
-class Refused(Exception):
-    """The command cannot be carried out; nothing is recorded."""
-
-    def __init__(self, status: int, title: str, detail: str, field: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.title = title
-        self.detail = detail
-        self.field = field
-
-
 def decide_visibility(
     cmd: SetVisibility,
     unit: UnitInfo | None,
@@ -42,24 +32,31 @@ def decide_visibility(
 ) -> list[EventPayload]:
     """The event recording the tick, or nothing if the unit already ticked it so."""
     if unit is None:
-        raise Refused(404, "Unknown unit", f"no unit {cmd.unit!r} is registered", "code")
+        raise Refusal(
+            "not_found", "Unknown unit", f"no unit {cmd.unit!r} is registered", field="code"
+        )
     meta = catalog.column(cmd.column)
     if meta is None:
-        raise Refused(
-            404, "Unknown column", f"column {cmd.column!r} is not in catalog {catalog.id}", "column"
+        raise Refusal(
+            "not_found",
+            "Unknown column",
+            f"column {cmd.column!r} is not in catalog {catalog.id}",
+            field="column",
         )
     if cmd.keep and not meta.exists_for(unit.kind):
         kinds = ", ".join(sorted(meta.unit_kinds or ()))
-        raise Refused(
-            422,
+        raise Refusal(
+            "invalid",
             "Column not for this unit",
             f"column {cmd.column!r} ({meta.zh}) is for units of kind {kinds}; "
             f"{cmd.unit} is a {unit.kind}",
-            "column",
+            field="column",
         )
     reason = cmd.reason.strip()
     if not reason:
-        raise Refused(422, "Reason required", "say why the column is kept or hidden", "reason")
+        raise Refusal(
+            "invalid", "Reason required", "say why the column is kept or hidden", field="reason"
+        )
     if col is not None and col.decision is not None and col.decision.keep == cmd.keep:
         return []
     if cmd.keep:

@@ -21,7 +21,7 @@ from gongkai_freshness.domain.report import (
     site_risk,
     status_table,
 )
-from gongkai_freshness.domain.visibility import OFFICE_ROLE, Refused, SetVisibility, acting_role
+from gongkai_freshness.domain.visibility import OFFICE_ROLE, SetVisibility, acting_role
 from gongkai_freshness.service import FreshnessService, VisibilityConflict
 
 StateName = Literal["fresh", "due_soon", "stale", "hidden", "blank"]
@@ -166,9 +166,7 @@ def build_router(svc: FreshnessService) -> APIRouter:
 
         async def record() -> dict[str, Any]:
             try:
-                result = await svc.set_visibility(cmd, actor)
-            except Refused as exc:
-                raise Problem(exc.status, exc.title, exc.detail, field=exc.field) from None
+                result = await svc.set_visibility(cmd, actor)  # a Refusal: runtime.http maps it
             except VisibilityConflict as exc:
                 raise Problem(409, "Conflict", str(exc)) from None
             col = result.column
