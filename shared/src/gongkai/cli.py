@@ -66,7 +66,19 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_service(args: argparse.Namespace) -> int:
     from gongkai.runtime import host
 
-    return host.run(_settings(args), only=[args.name])
+    name = args.name
+    if name is None:
+        # An image carries one service (deploy/Dockerfile): that is the one to run.
+        installed = sorted(ep.name for ep in entry_points(group="gongkai.services"))
+        if len(installed) != 1:
+            print(
+                "gongkai service: name the service to run; installed: "
+                + (", ".join(installed) or "none"),
+                file=sys.stderr,
+            )
+            return 2
+        name = installed[0]
+    return host.run(_settings(args), only=[name])
 
 
 def cmd_events_schema(args: argparse.Namespace) -> int:
@@ -340,7 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(func=cmd_up)
 
     svc = sub.add_parser("service", help="run one service alone (what compose and Kubernetes run)")
-    svc.add_argument("name")
+    svc.add_argument(
+        "name", nargs="?", help="the service; default: the only one installed (as in an image)"
+    )
     _add_common(svc)
     svc.set_defaults(func=cmd_service)
 
