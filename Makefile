@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # services), so two keep both cores busy; module-scoped platforms stay in one worker.
 PYTEST_WORKERS ?= -n 2 --dist loadfile
 
-.PHONY: up up-demo test fuzz lint typecheck bench soak lock clean asyncapi schemas nats-config
+.PHONY: up up-demo test fuzz lint typecheck bench soak lock clean asyncapi schemas nats-config images
 
 $(STAMP): requirements.lock shared/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,13 @@ bench: $(STAMP)
 # The fault tests under a bigger load than CI's (docs/reliability.md, "Faults").
 soak: $(STAMP)
 	GONGKAI_SOAK=1 $(BIN)/pytest -s tests/e2e/test_faults.py $(PYTEST_ARGS)
+
+# The four service images from the one deploy/Dockerfile (docs/operations.md), tagged $(GONGKAI_VERSION).
+GONGKAI_VERSION ?= latest
+images:
+	for s in $(SERVICES); do \
+		docker build -f deploy/Dockerfile --build-arg SERVICE=$$s -t gongkai-$$s:$(GONGKAI_VERSION) . || exit 1; \
+	done
 
 # The deploy files' NATS users and permissions, from gongkai.trust.matrix (docs/operations.md).
 nats-config: $(STAMP)

@@ -106,7 +106,10 @@ def test_each_service_has_its_own_credentials_and_database(rendered: dict[str, A
         assert deps["stream-init"]["condition"] == "service_completed_successfully"
         assert deps["db-migrate"]["condition"] == "service_completed_successfully"
         assert deps["postgres"]["condition"] == "service_healthy"
-        assert svcs[name]["build"]["dockerfile"] == f"services/{name}/Dockerfile"
+        build = svcs[name]["build"]
+        assert build["dockerfile"] == "deploy/Dockerfile"
+        assert build["args"] == {"SERVICE": name}
+        assert svcs[name]["image"].startswith(f"gongkai-{name}:")
     assert len(seen_pw) == len(SERVICES), "services share a NATS password"
     init = svcs["stream-init"]
     assert init["environment"]["GONGKAI_NATS_USER"] == "admin"
@@ -119,6 +122,9 @@ def test_each_service_has_its_own_credentials_and_database(rendered: dict[str, A
             svcs[name]["environment"][f"GONGKAI_DB_URL_{name.upper()}"]
         )
     assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for step in (init, migrate):
+        assert step["build"]["dockerfile"] == "deploy/Dockerfile"
+        assert step["build"]["args"] == {"SERVICE": "intake"}
     # every NATS node knows every user's password from the environment
     for n in ("nats-1", "nats-2", "nats-3"):
         for user in USERS:
@@ -140,17 +146,28 @@ def test_cluster_config_is_valid_for_nats_server() -> None:
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-@pytest.mark.parametrize("service", SERVICES)
-def test_dockerfile(service: str) -> None:
-    text = (ROOT / "services" / service / "Dockerfile").read_text()
-    assert "FROM python:3.11-slim" in text
+def test_one_dockerfile_builds_every_service() -> None:
+    """deploy/Dockerfile, parameterised by SERVICE, is the only one: no per-service copies."""
+    assert not list((ROOT / "services").glob("*/Dockerfile"))
+    text = (ROOT / "deploy" / "Dockerfile").read_text()
+    stages = text.split("\nFROM ")[1:]
+    assert len(stages) == 2, "a build stage and a runtime stage"
+    for stage in stages:
+        assert stage.startswith("python:3.11-slim")
+        assert "\nARG SERVICE\n" in stage, "SERVICE is declared in each stage that uses it"
     assert "USER 10001" in text, "runs as root"
     assert "HEALTHCHECK" in text and "/healthz" in text
     assert "requirements.lock" in text
-    assert f'CMD ["service", "{service}"]' in text
-    assert f"COPY services/{service}/" in text
-    others = [s for s in SERVICES if s != service]
-    assert not any(f"services/{o}" in text for o in others), "an image carries another service"
+    # `gongkai service` with no name runs the one service installed: the build checks there is one
+    assert 'CMD ["service"]' in text and "entry_points(group='gongkai.services')" in text
+    assert 'test -n "${SERVICE}"' in text, "an empty SERVICE would copy every service"
+    copies = [line.split()[1:] for line in text.splitlines() if line.startswith("COPY ")]
+    # what comes from the build context (not --from=build, the other stage)
+    sources = {src for *srcs, _ in copies if not srcs[0].startswith("--from") for src in srcs}
+    assert sources == {"requirements.lock", "shared/", "services/${SERVICE}/"}, (
+        "an image carries only shared/ and its own service"
+    )
+    assert not any(f"services/{s}" in text for s in SERVICES), "a service named in the file"
     ignore = (ROOT / ".dockerignore").read_text()
     assert "!services/" in ignore and "!shared/" in ignore
 
