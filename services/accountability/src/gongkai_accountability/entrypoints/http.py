@@ -17,11 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gongkai import access
 from gongkai.calendar import local_date
+from gongkai.decider import handle
 from gongkai.directory import Principal, bearer_auth
 from gongkai.eventlog import ConcurrencyConflict, RecordedEvent
 from gongkai.events import Actor, Id, new_event
 from gongkai.events.contracts.accountability import (
-    FindingConfirmed,
     FindingKind,
     FindingReported,
     ViolationKind,
@@ -30,6 +30,7 @@ from gongkai.events.contracts.accountability import (
 from gongkai.events.envelope import is_token
 from gongkai.runtime.http import PathId, Problem, QueryId, invalid_identifier
 from gongkai.runtime.idempotency import IdempotencyStore
+from gongkai_accountability.domain import finding as finding_rules
 from gongkai_accountability.domain.decide import Decision, issue_notice
 from gongkai_accountability.domain.fold import short_id
 
@@ -316,10 +317,7 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
     async def report(body: ReportFinding, caller: Caller, key: KeyHeader = None) -> dict[str, Any]:
         actor = _office(caller)
         IdempotencyStore.check_key(key)
-        if not body.post_id and not body.publication_id:
-            raise Problem(
-                422, "Invalid finding", "name a post_id or a publication_id", field="post_id"
-            )
+        finding_rules.check_target(body.post_id, body.publication_id)
         unit = column = None
         if body.publication_id:
             pub = found("publication", body.publication_id, "publication")
@@ -331,30 +329,33 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
         command_id = IdempotencyStore.command_id(caller.person_id, key, "findings")
         fid = short_id("F", command_id)
         now = svc.ctx.clock.now()
-        env = new_event(
-            FindingReported(
-                finding_id=fid,
-                unit=unit,
-                kind=body.kind,
-                post_id=body.post_id,
-                publication_id=body.publication_id,
-                column=column,
-                description=body.description,
-                evidence=tuple(body.evidence),
-                reported_on=local_date(now),
-            ),
-            aggregate_id=fid,
-            actor=actor,
-            command_id=command_id,
-            recorded_at=now,
+        reported = FindingReported(
+            finding_id=fid,
+            unit=unit,
+            kind=body.kind,
+            post_id=body.post_id,
+            publication_id=body.publication_id,
+            column=column,
+            description=body.description,
+            evidence=tuple(body.evidence),
+            reported_on=local_date(now),
         )
-        res = await svc.evlog.append([env], expected=None)
+        h = await handle(
+            svc.evlog,
+            finding_rules.FINDING,
+            fid,
+            finding_rules.Report(reported),
+            command_id=command_id,
+            actor=actor,
+            now=svc.ctx.clock.now,
+            new=True,
+        )
         return {
             "finding_id": fid,
-            "event_id": env.event_id,
-            "sequence": res.last,
+            "event_id": h.events[0].event_id,
+            "sequence": h.sequences[-1],
             "unit": unit,
-            "duplicate": res.duplicate,
+            "duplicate": h.replayed,
         }
 
     @router.post("/findings/{finding_id}/confirmation", summary="Confirm a finding stands")
@@ -362,20 +363,15 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
         finding_id: PathId, body: ConfirmFinding, caller: Caller, key: KeyHeader = None
     ) -> dict[str, Any]:
         actor = _office(caller)
-        f = found("finding", finding_id, "finding")
-        if f["status"] != "reported":
-            raise Problem(409, "Finding already answered", f"the finding is {f['status']}")
-        now = svc.ctx.clock.now()
-        env = new_event(
-            FindingConfirmed(finding_id=finding_id, unit=f["unit"], note=body.note),
-            aggregate_id=finding_id,
-            actor=actor,
-            command_id=f"finding-confirmed:{finding_id}",
-            recorded_at=now,
-            causation_id=f["event_id"],
+        h = await handle(
+            svc.evlog, finding_rules.FINDING, finding_id, finding_rules.Confirm(body.note),
+            command_id=finding_rules.confirm_command_id(finding_id), actor=actor,
+            now=svc.ctx.clock.now,
         )
-        res = await svc.evlog.append([env], expected=None)
-        return {"finding_id": finding_id, "event_id": env.event_id, "sequence": res.last}
+        env = h.events[0]
+        if h.replayed and env.actor.person != actor.person:
+            raise Problem(409, "Finding already answered", "the finding is confirmed")
+        return {"finding_id": finding_id, "event_id": env.event_id, "sequence": h.sequences[-1]}
 
     return router
 
