@@ -20,6 +20,7 @@ from typing import Any
 from prometheus_client import Gauge
 
 from gongkai import metrics
+from gongkai.calendar import today
 from gongkai.consumer import dead_letter
 from gongkai.directory import Directory, DirectoryProjection
 from gongkai.eventlog import ConcurrencyConflict, EventLogError
@@ -37,7 +38,7 @@ from gongkai.runtime.idempotency import metadata as idempotency_tables
 from gongkai.runtime.service import Service, ServiceContext
 from gongkai_freshness.config import FreshnessConfig
 from gongkai_freshness.domain.evaluation import Transition
-from gongkai_freshness.domain.register import RELEVANT_TYPES, ColumnRegister, today
+from gongkai_freshness.domain.register import RELEVANT_TYPES, ColumnRegister
 from gongkai_freshness.domain.report import status_table
 from gongkai_freshness.domain.state import ColumnState
 from gongkai_freshness.domain.visibility import SetVisibility, decide_visibility

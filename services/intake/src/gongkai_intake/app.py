@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from gongkai import access, metrics
+from gongkai.calendar import local_date
 from gongkai.decider import Decider, handle
 from gongkai.directory import Directory, Principal
 from gongkai.eventlog import EventLog, RecordedEvent
@@ -42,7 +43,6 @@ from gongkai_intake.adapters.directory_log import token_reference
 from gongkai_intake.domain import directory as dir_domain
 from gongkai_intake.domain import posts, publications
 from gongkai_intake.domain.columns import ColumnCatalog
-from gongkai_intake.domain.dates import local_date
 
 SERVICE = "intake"
 

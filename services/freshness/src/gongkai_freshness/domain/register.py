@@ -15,9 +15,6 @@ from datetime import date
 from typing import Any
 
 from gongkai.calendar import WorkingCalendar, local_date
-
-# ``today`` is the shared helper; re-exported because service.py still imports it from here.
-from gongkai.calendar import today as today
 from gongkai.events import Envelope
 from gongkai.events.contracts import freshness as fev
 from gongkai.events.contracts import intake as iev

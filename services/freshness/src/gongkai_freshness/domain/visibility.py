@@ -12,7 +12,6 @@ from gongkai_freshness.domain.state import ColumnState, UnitInfo
 
 #: Who may tick Attachment 2 for a unit: its principal leader or its reviewing staff (the unit
 #: seals the table), or the county office that receives it (room 248).
-UNIT_ROLES: frozenset[str] = frozenset({"leader", "staff"})
 OFFICE_ROLE = "office"
 
 
