@@ -18,6 +18,7 @@ from gongkai.calendar import SHANGHAI, local_date
 from gongkai.events import Envelope
 from gongkai.subjects import event_subject
 from gongkai_accountability.domain.rows import Row, Rows
+from gongkai_accountability.domain.violation import rectify_command_id
 
 #: Rule kinds whose deadline runs from a trigger ("within N working days of ..."): missing one
 #: is late publication; periodic and blank staleness is handled by supervision.
@@ -556,7 +557,7 @@ def _oblige_rectify(
         return
     _oblige(
         rows,
-        f"rectify:{vid}",
+        rectify_command_id(vid),
         unit,
         {
             "event": "ViolationRectified",
@@ -693,7 +694,7 @@ def _oblige_close(rows: Rows, case: Row) -> None:
     if case.get("breach") and not (breach is not None and breach.get("rectified")):
         _oblige(
             rows,
-            f"rectify:{case['breach']}",
+            rectify_command_id(case["breach"]),
             case["unit"],
             {
                 "event": "ViolationRectified",

@@ -17,20 +17,20 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gongkai import access
 from gongkai.calendar import local_date
-from gongkai.decider import handle
+from gongkai.decider import Refusal, handle
 from gongkai.directory import Principal, bearer_auth
 from gongkai.eventlog import ConcurrencyConflict, RecordedEvent
-from gongkai.events import Actor, Id, new_event
+from gongkai.events import Actor, Id
 from gongkai.events.contracts.accountability import (
     FindingKind,
     FindingReported,
     ViolationKind,
-    ViolationRectified,
 )
 from gongkai.events.envelope import is_token
 from gongkai.runtime.http import PathId, Problem, QueryId, invalid_identifier
 from gongkai.runtime.idempotency import IdempotencyStore
 from gongkai_accountability.domain import finding as finding_rules
+from gongkai_accountability.domain import violation as violation_rules
 from gongkai_accountability.domain.decide import Decision, issue_notice
 from gongkai_accountability.domain.fold import short_id
 
@@ -84,12 +84,6 @@ class RectifyViolation(BaseModel):
         if any(not e.strip() or len(e) > 500 for e in v):
             raise ValueError("each item is 1-500 characters")
         return v
-
-
-def rectify_command_id(violation_id: str) -> str:
-    """One rectification per violation: the office's and the automatic one share this command
-    id (so their event id), so whichever comes second is a duplicate JetStream drops."""
-    return f"rectify:{violation_id}"
 
 
 def _office(caller: Principal) -> Actor:
@@ -200,52 +194,36 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
         IdempotencyStore.check_key(key)
         if not is_token(violation_id):
             raise invalid_identifier("violation_id", violation_id)
-        # The log, not the read model: a violation recorded a moment ago may not be folded yet,
-        # and "already rectified" must see an automatic rectification racing this request.
-        history, last = await svc.evlog.load("violation", violation_id)
-        recorded = next((r for r in history if r.envelope.type == "ViolationRecorded"), None)
-        if recorded is None:
-            raise Problem(404, "Not found", f"no violation {violation_id!r}")
-        rec = recorded.envelope
-        done = _rectification(history)
-        if done is None:
-            now = svc.ctx.clock.now()
-            env = new_event(
-                ViolationRectified(
-                    violation_id=violation_id,
-                    unit=rec.payload.unit,
-                    how="by_office",
-                    evidence=tuple(body.evidence),
-                    rectified_at=now,
-                    note=body.reason,
-                ),
-                aggregate_id=violation_id,
+        # Decided on the log, not the read model: a violation recorded a moment ago may not
+        # be folded yet, and "already rectified" must see an automatic rectification racing
+        # this request (same command id: it is found as this command's own event).
+        try:
+            h = await handle(
+                svc.evlog,
+                violation_rules.VIOLATION,
+                violation_id,
+                violation_rules.Rectify(tuple(body.evidence), body.reason, svc.ctx.clock.now()),
+                command_id=violation_rules.rectify_command_id(violation_id),
                 actor=actor,
-                command_id=rectify_command_id(violation_id),
-                recorded_at=now,
-                causation_id=rec.event_id,
-                correlation_id=rec.correlation_id,
+                now=svc.ctx.clock.now,
+                correlate_with_first=True,
             )
-            try:
-                await svc.evlog.append([env], expected=last)
-            except ConcurrencyConflict:
-                raise Problem(
-                    409, "Conflict", "the violation changed meanwhile; read it and retry"
-                ) from None
-            # The shared command id makes an automatic rectification recorded meanwhile look
-            # like a duplicate of this one: what was recorded tells them apart (below).
+        except Refusal as r:
+            if r.kind == "not_found":
+                raise
+            # Rectified already, or by the automatic rule between our read and our append
+            # (its event has this command's id, so the log took ours as its duplicate).
             history, _ = await svc.evlog.load("violation", violation_id)
-            done = _rectification(history)
-            if done is None:  # appended, or found as a duplicate: it is in the log
-                raise Problem(503, "Not recorded", "the log did not confirm it; retry")
+            raise _already(_rectification(history)) from None
+        done = RecordedEvent(h.sequences[0], "", 0, h.events[0], b"")
         if not _same_request(done, actor, body):
             raise _already(done)
         # Here the rectification is this request's: just recorded, or recorded by an earlier
         # attempt of the same request (a retry), which gets the same answer.
         return {
             "violation_id": violation_id,
-            "unit": rec.payload.unit,
-            "kind": rec.payload.kind,
+            "unit": h.before.unit,
+            "kind": h.before.kind,
             "sequence": done.seq,
             **_rectified_view(done),
         }

@@ -1,0 +1,78 @@
+"""A violation and its rectification (整改).
+
+A violation is recorded once by accountability's rules (``ViolationRecorded``) and stays on
+the record; putting its cause right is recorded beside it (``ViolationRectified``), once:
+
+* automatically, when the log shows the cause gone (the column refreshed, the post removed
+  or approved) — the fold's obligation;
+* or by the county office, who holds it rectified by hand with evidence and a reason
+  (``Rectify``) — this decider.
+
+Both share one command id per violation (``rectify_command_id``), so their event id is the
+same and whichever reaches the log second is a duplicate JetStream drops: a violation is
+never rectified twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from gongkai.decider import Decider
+from gongkai.eventlog import RecordedEvent
+from gongkai.events import EventPayload
+from gongkai.events.contracts.accountability import ViolationRecorded, ViolationRectified
+from gongkai.refusal import Refusal
+
+
+def rectify_command_id(violation_id: str) -> str:
+    return f"rectify:{violation_id}"
+
+
+@dataclass(frozen=True)
+class ViolationState:
+    violation_id: str
+    unit: str | None = None
+    kind: str | None = None
+    rectified: bool = False
+
+
+@dataclass(frozen=True)
+class Rectify:
+    """The office holds the violation rectified."""
+
+    evidence: tuple[str, ...]
+    note: str
+    at: datetime
+
+
+def evolve(state: ViolationState, rec: RecordedEvent) -> ViolationState:
+    p = rec.envelope.payload
+    if isinstance(p, ViolationRecorded):
+        return replace(state, unit=p.unit, kind=p.kind)
+    if isinstance(p, ViolationRectified):
+        return replace(state, rectified=True)
+    return state
+
+
+def decide(state: ViolationState, cmd: Rectify) -> Sequence[EventPayload]:
+    if state.unit is None:
+        raise Refusal("not_found", "Not found", f"no violation {state.violation_id!r}")
+    if state.rectified:
+        raise Refusal("conflict", "Already rectified", "the violation is already rectified")
+    return [
+        ViolationRectified(
+            violation_id=state.violation_id,
+            unit=state.unit,
+            how="by_office",
+            evidence=cmd.evidence,
+            rectified_at=cmd.at,
+            note=cmd.note,
+        )
+    ]
+
+
+VIOLATION: Decider[ViolationState, Rectify] = Decider(
+    "violation", ViolationState, evolve, decide
+)
