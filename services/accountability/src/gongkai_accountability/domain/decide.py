@@ -46,6 +46,33 @@ def _start_of(d: date) -> datetime:
     return datetime.combine(d, time(0), SHANGHAI)
 
 
+def supervision_notice(
+    case: Row,
+    today: date,
+    calendar: WorkingCalendar,
+    policy: Policy,
+    *,
+    automatic: bool,
+    note: str | None = None,
+    deadline_days: int | None = None,
+) -> SupervisionIssued:
+    """督办: the notice for an open case, its deadline ``deadline_days`` working days away."""
+    days = deadline_days or policy.deadline_days
+    due = calendar.add_working_days(today, days)
+    return SupervisionIssued(
+        case_id=case["case_id"],
+        unit=case["unit"],
+        column=case["column"],
+        stale_event_ids=tuple(case["stale_event_ids"]),
+        issued_on=today,
+        deadline=due.value,
+        working_days=days,
+        provisional=due.provisional,
+        automatic=automatic,
+        note=note,
+    )
+
+
 def issue_notice(
     case: Row,
     today: date,
@@ -59,19 +86,9 @@ def issue_notice(
     note: str | None = None,
     deadline_days: int | None = None,
 ) -> Decision:
-    days = deadline_days or policy.deadline_days
-    due = calendar.add_working_days(today, days)
-    payload = SupervisionIssued(
-        case_id=case["case_id"],
-        unit=case["unit"],
-        column=case["column"],
-        stale_event_ids=tuple(case["stale_event_ids"]),
-        issued_on=today,
-        deadline=due.value,
-        working_days=days,
-        provisional=due.provisional,
-        automatic=automatic,
-        note=note,
+    payload = supervision_notice(
+        case, today, calendar, policy, automatic=automatic, note=note,
+        deadline_days=deadline_days,
     )
     env = new_event(
         payload,

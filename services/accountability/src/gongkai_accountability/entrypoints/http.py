@@ -19,7 +19,7 @@ from gongkai import access
 from gongkai.calendar import local_date
 from gongkai.decider import Refusal, handle
 from gongkai.directory import Principal, bearer_auth
-from gongkai.eventlog import ConcurrencyConflict, RecordedEvent
+from gongkai.eventlog import RecordedEvent
 from gongkai.events import Actor, Id
 from gongkai.events.contracts.accountability import (
     FindingKind,
@@ -30,8 +30,9 @@ from gongkai.events.envelope import is_token
 from gongkai.runtime.http import PathId, Problem, QueryId, invalid_identifier
 from gongkai.runtime.idempotency import IdempotencyStore
 from gongkai_accountability.domain import finding as finding_rules
+from gongkai_accountability.domain import supervision as supervision_rules
 from gongkai_accountability.domain import violation as violation_rules
-from gongkai_accountability.domain.decide import Decision, issue_notice
+from gongkai_accountability.domain.decide import supervision_notice
 from gongkai_accountability.domain.fold import short_id
 
 if TYPE_CHECKING:
@@ -254,32 +255,32 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
                 409, "Already issued", f"case {case['case_id']} has a notice", extra={"case": case}
             )
         now = svc.ctx.clock.now()
-        d = issue_notice(
+        notice = supervision_notice(
             case,
             local_date(now),
             svc.ctx.calendar,
             svc.policy,
-            actor=actor,
-            now=now,
-            command_id=IdempotencyStore.command_id(caller.person_id, key, "supervisions"),
             automatic=False,
             note=body.note,
             deadline_days=body.working_days,
         )
-        await _append(d)
+        h = await handle(
+            svc.evlog,
+            supervision_rules.SUPERVISION,
+            case["case_id"],
+            supervision_rules.Issue(notice),
+            command_id=IdempotencyStore.command_id(caller.person_id, key, "supervisions"),
+            actor=actor,
+            now=svc.ctx.clock.now,
+            causation_id=case["stale_event_ids"][-1],
+            correlation_id=case["stale_event_ids"][0],
+        )
+        env = h.events[0]
         return {
             "case_id": case["case_id"],
-            "event_id": d.event.event_id,
-            **d.event.payload.model_dump(mode="json"),
+            "event_id": env.event_id,
+            **env.payload.model_dump(mode="json"),
         }
-
-    async def _append(d: Decision) -> None:
-        try:
-            await svc.evlog.append([d.event], expected=d.expected)
-        except ConcurrencyConflict:
-            raise Problem(
-                409, "Conflict", "recorded by someone else first; read and retry"
-            ) from None
 
     @router.get("/findings")
     async def findings(
