@@ -825,10 +825,11 @@ def test_visibility_decisions(calendar: WorkingCalendar) -> None:
     unit = reg.units["u"]
 
     def decide(column: str, keep: bool, reason: str = "why") -> list[EventPayload]:
+        col = reg.columns.get(("u", column))
         return decide_visibility(
             SetVisibility("u", column, keep, reason),
             unit,
-            reg.columns.get(("u", column)),
+            col.decision.keep if col is not None and col.decision is not None else None,
             reg.catalog,
         )
 
@@ -860,6 +861,33 @@ def test_visibility_decisions(calendar: WorkingCalendar) -> None:
     assert acting_role({"maker", "staff"}, False) == "staff"
     assert acting_role({"leader", "staff"}, True) == "leader"
     assert acting_role(set(), True) == "office"
+
+
+async def test_a_tick_through_the_runner_is_decided_on_the_column_log(
+    calendar: WorkingCalendar,
+) -> None:
+    """Given a column never ticked, when the unit ticks ×, then ColumnHidden; the same tick
+    again (a new command) records nothing, ✓ then records ColumnKept after it."""
+    from gongkai.decider import handle
+    from gongkai.memlog import MemoryEventLog
+    from gongkai_freshness.domain.visibility import VISIBILITY, Tick
+
+    c = County(calendar)
+    c.unit("u", "township")
+    log = MemoryEventLog()
+    leader = Actor(person="u-leader", role="leader", unit="u")
+
+    async def tick(keep: bool, command_id: str) -> tuple[str, ...]:
+        cmd = SetVisibility("u", "statistics", keep, "本单位无此项")
+        h = await handle(log, VISIBILITY, "u--statistics", Tick(cmd, c.reg.units["u"],
+                         c.reg.catalog), command_id=command_id, actor=leader,
+                         now=lambda: datetime(2026, 3, 2, tzinfo=UTC))
+        return tuple(e.type for e in h.events)
+
+    assert await tick(False, "t1") == ("ColumnHidden",)
+    assert await tick(False, "t2") == ()
+    assert await tick(True, "t3") == ("ColumnKept",)
+    assert await log.last_sequence() == 2
 
 
 # ---- reports --------------------------------------------------------------------------------

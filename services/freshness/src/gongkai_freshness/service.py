@@ -22,8 +22,9 @@ from prometheus_client import Gauge
 from gongkai import metrics
 from gongkai.calendar import today
 from gongkai.consumer import dead_letter
+from gongkai.decider import handle
 from gongkai.directory import Directory, DirectoryProjection
-from gongkai.eventlog import ConcurrencyConflict, EventLogError
+from gongkai.eventlog import EventLogError
 from gongkai.events import Actor, Envelope, EventDecodeError, new_event
 from gongkai.events.contracts.freshness import (
     ColumnDueSoon,
@@ -41,7 +42,7 @@ from gongkai_freshness.domain.evaluation import Transition
 from gongkai_freshness.domain.register import RELEVANT_TYPES, ColumnRegister
 from gongkai_freshness.domain.report import status_table
 from gongkai_freshness.domain.state import ColumnState
-from gongkai_freshness.domain.visibility import SetVisibility, decide_visibility
+from gongkai_freshness.domain.visibility import VISIBILITY, SetVisibility, Tick
 
 #: The author of every transition: freshness itself, not a person.
 FRESHNESS_ACTOR = Actor(person="freshness", role="system", unit="system")
@@ -53,10 +54,6 @@ COLUMNS = Gauge(
     "Unit columns by state under each rule set, as of the last daily evaluation",
     ["rule_set", "state"],
 )
-
-
-class VisibilityConflict(Exception):
-    """Another decision on the column was recorded first; the caller may retry."""
 
 
 @dataclass(frozen=True)
@@ -362,31 +359,27 @@ class FreshnessService(Service):
     # ---- commands ----------------------------------------------------------------------
 
     async def set_visibility(self, cmd: SetVisibility, actor: Actor) -> VisibilityResult:
-        """Record a unit's ✓/× for a column (raises ``Refusal`` or ``VisibilityConflict``)."""
+        """Record a unit's ✓/× for a column (raises ``Refusal``)."""
         async with self._lock:
             reg = self.register
-            unit = reg.units.get(cmd.unit)
             existing = reg.columns.get((cmd.unit, cmd.column))
-            events = decide_visibility(cmd, unit, existing, reg.catalog)
-            col = reg.column(cmd.unit, cmd.column)
-            if not events:
-                return VisibilityResult(False, None, col)
             choice = "kept" if cmd.keep else "hidden"
-            env = new_event(
-                events[0],
-                aggregate_id=column_aggregate_id(cmd.unit, cmd.column),
+            version = existing.version if existing is not None else 0
+            h = await handle(
+                self.evlog,
+                VISIBILITY,
+                column_aggregate_id(cmd.unit, cmd.column),
+                Tick(cmd, reg.units.get(cmd.unit), reg.catalog),
+                command_id=f"visibility:{cmd.unit}:{cmd.column}:{version}:{choice}",
                 actor=actor,
-                command_id=f"visibility:{cmd.unit}:{cmd.column}:{col.version}:{choice}",
-                recorded_at=self.ctx.clock.now(),
+                now=self.ctx.clock.now,
             )
-            try:
-                res = await self.evlog.append([env], expected=col.version)
-            except ConcurrencyConflict:
-                raise VisibilityConflict(
-                    f"{cmd.unit}/{cmd.column} changed meanwhile; read it again and retry"
-                ) from None
-            if not res.duplicate:
-                reg.evolve(env, res.last)
+            col = reg.column(cmd.unit, cmd.column)
+            if not h.events:
+                return VisibilityResult(False, None, col)
+            env = h.events[0]
+            if not h.replayed:
+                reg.evolve(env, h.sequences[-1])
                 self._echo.add(env.event_id)
                 metrics.EVENTS_APPENDED.labels(service=self.name, type=env.type).inc()
             self.log.info(

@@ -1,14 +1,21 @@
-"""Attachment 2's ✓/×: a unit keeps or hides a column. decide(command, state) -> events."""
+"""Attachment 2's ✓/×: a unit keeps or hides a column.
+
+``decide_visibility`` is the rule; ``VISIBILITY`` the decider the runner takes, its state the
+column's last ✓/× in the log (``Decided``) and its command the tick with the facts it is
+judged against (the unit as the directory knows it, the catalog).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gongkai.decider import Decider
+from gongkai.eventlog import RecordedEvent
 from gongkai.events import EventPayload
 from gongkai.events.contracts.freshness import ColumnHidden, ColumnKept
 from gongkai.refusal import Refusal
 from gongkai.rules import Catalog
-from gongkai_freshness.domain.state import ColumnState, UnitInfo
+from gongkai_freshness.domain.state import UnitInfo
 
 #: Who may tick Attachment 2 for a unit: its principal leader or its reviewing staff (the unit
 #: seals the table), or the county office that receives it (room 248).
@@ -26,10 +33,13 @@ class SetVisibility:
 def decide_visibility(
     cmd: SetVisibility,
     unit: UnitInfo | None,
-    col: ColumnState | None,
+    decided: bool | None,
     catalog: Catalog,
 ) -> list[EventPayload]:
-    """The event recording the tick, or nothing if the unit already ticked it so."""
+    """The event recording the tick, or nothing if the unit already ticked it so.
+
+    ``decided``: the column's last ✓ (True) or × (False), None if never ticked.
+    """
     if unit is None:
         raise Refusal(
             "not_found", "Unknown unit", f"no unit {cmd.unit!r} is registered", field="code"
@@ -56,11 +66,38 @@ def decide_visibility(
         raise Refusal(
             "invalid", "Reason required", "say why the column is kept or hidden", field="reason"
         )
-    if col is not None and col.decision is not None and col.decision.keep == cmd.keep:
+    if decided == cmd.keep:
         return []
     if cmd.keep:
         return [ColumnKept(unit=cmd.unit, column=cmd.column, reason=reason)]
     return [ColumnHidden(unit=cmd.unit, column=cmd.column, reason=reason)]
+
+
+@dataclass(frozen=True)
+class Decided:
+    keep: bool | None = None
+
+
+@dataclass(frozen=True)
+class Tick:
+    cmd: SetVisibility
+    unit: UnitInfo | None
+    catalog: Catalog
+
+
+def _evolve(state: Decided, rec: RecordedEvent) -> Decided:
+    p = rec.envelope.payload
+    if isinstance(p, ColumnKept | ColumnHidden):
+        return Decided(isinstance(p, ColumnKept))
+    return state
+
+
+VISIBILITY: Decider[Decided, Tick] = Decider(
+    "column",
+    lambda _id: Decided(),
+    _evolve,
+    lambda state, t: decide_visibility(t.cmd, t.unit, state.keep, t.catalog),
+)
 
 
 def acting_role(roles: set[str], is_office: bool) -> str | None:

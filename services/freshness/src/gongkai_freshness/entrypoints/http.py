@@ -22,7 +22,7 @@ from gongkai_freshness.domain.report import (
     status_table,
 )
 from gongkai_freshness.domain.visibility import OFFICE_ROLE, SetVisibility, acting_role
-from gongkai_freshness.service import FreshnessService, VisibilityConflict
+from gongkai_freshness.service import FreshnessService
 
 StateName = Literal["fresh", "due_soon", "stale", "hidden", "blank"]
 
@@ -165,10 +165,7 @@ def build_router(svc: FreshnessService) -> APIRouter:
         cmd = SetVisibility(code, column, body.visibility == "kept", body.reason)
 
         async def record() -> dict[str, Any]:
-            try:
-                result = await svc.set_visibility(cmd, actor)  # a Refusal: runtime.http maps it
-            except VisibilityConflict as exc:
-                raise Problem(409, "Conflict", str(exc)) from None
+            result = await svc.set_visibility(cmd, actor)  # a Refusal: runtime.http maps it
             col = result.column
             return {
                 "unit": code,
