@@ -21,7 +21,7 @@ the same for every command of every service:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
@@ -31,7 +31,9 @@ from gongkai.eventlog import ConcurrencyConflict, RecordedEvent
 from gongkai.events.envelope import Actor, Envelope, EventPayload, new_event
 from gongkai.refusal import STATUS, Refusal, RefusalKind
 
-__all__ = ["ATTEMPTS", "STATUS", "Decider", "Handled", "Log", "Refusal", "RefusalKind", "handle"]
+__all__ = [
+    "ATTEMPTS", "STATUS", "Decider", "Handled", "Log", "Refusal", "RefusalKind", "View", "handle",
+]
 
 S = TypeVar("S")
 C = TypeVar("C")
@@ -41,13 +43,35 @@ ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
+class View(Generic[S]):
+    """What a decider decides on, as its own loader read it."""
+
+    state: S
+    #: The aggregate's own last stream sequence: the append's expected sequence.
+    last: int
+    #: The aggregate's own events (a command id found among them was recorded already).
+    history: Sequence[RecordedEvent]
+
+
+@dataclass(frozen=True)
 class Decider(Generic[S, C]):
-    """The pure part of one aggregate type."""
+    """The pure part of one aggregate type.
+
+    ``decide`` returns payloads (the runner builds their envelopes) or, where one command
+    records events with different actors, causes or command ids (review: a signature, the
+    conclusion it causes, a void it settles), envelopes it built itself; the runner appends
+    those as they are.
+
+    ``load``: a decider whose state folds more than its own aggregate (review: the post's
+    facts, the unit's policy, the signers' roles) reads it itself — an adapter's function,
+    so the decider stays pure; only its own aggregate is written and checked.
+    """
 
     aggregate_type: str
     initial: Callable[[str], S]
     evolve: Callable[[S, RecordedEvent], S]
-    decide: Callable[[S, C], Sequence[EventPayload]]
+    decide: Callable[[S, C], Sequence[EventPayload | Envelope[Any]]]
+    load: Callable[[str], Awaitable[View[S]]] | None = None
 
     def fold(self, aggregate_id: str, history: Sequence[RecordedEvent]) -> S:
         state = self.initial(aggregate_id)
@@ -91,13 +115,14 @@ async def handle(
     command: C,
     *,
     command_id: str,
-    actor: Actor | Callable[[S], Actor],
+    actor: Actor | Callable[[S], Actor] | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     business_time: datetime | None = None,
     correlation_id: str | None = None,
     causation_id: str | None = None,
     correlate_with_first: bool = False,
     new: bool = False,
+    loaded: View[S] | None = None,
 ) -> Handled[S]:
     """Load, fold, decide, append with the expected sequence; decide again on a race.
 
@@ -109,16 +134,31 @@ async def handle(
     ``new``: the aggregate id was derived from this command's id, so nothing is loaded (a read
     of the log saved per submission); the append expects an empty aggregate, a retry is
     deduplicated by event id, and an aggregate that exists with other content is refused.
+
+    ``loaded``: a view the caller read already (to check who may act) is decided on first
+    instead of reading it again; a conflict reads afresh.
     """
     history: list[RecordedEvent]
     for _ in range(1 if new else ATTEMPTS):
+        view: View[S] | None = None
         if new:
             history, last = [], 0
+        elif loaded is not None:
+            view, loaded = loaded, None
+        elif decider.load is not None:
+            view = await decider.load(aggregate_id)
         else:
             history, last = await log.load(decider.aggregate_type, aggregate_id)
+        if view is not None:
+            history, last = list(view.history), view.last
         mine = [h for h in history if h.envelope.command_id == command_id]
         if mine:
-            before = decider.fold(aggregate_id, [h for h in history if h.seq < mine[0].seq])
+            # With a loader of its own the decider's state is the view's (these events in it).
+            before = (
+                view.state
+                if view is not None
+                else decider.fold(aggregate_id, [h for h in history if h.seq < mine[0].seq])
+            )
             return Handled(
                 tuple(h.envelope for h in mine),
                 tuple(h.seq for h in mine),
@@ -126,18 +166,22 @@ async def handle(
                 created=mine[0].seq == history[0].seq,
                 replayed=True,
             )
-        state = decider.fold(aggregate_id, history)
+        state = view.state if view is not None else decider.fold(aggregate_id, history)
         payloads = decider.decide(state, command)
         if not payloads:
             return Handled((), (), state, created=False)
         first = history[0].envelope if history else None
         at = now()
         who = actor(state) if callable(actor) else actor
+        if who is None and not all(isinstance(p, Envelope) for p in payloads):
+            raise TypeError("handle: payloads need an actor")
         envs = [
-            new_event(
+            p
+            if isinstance(p, Envelope)
+            else new_event(
                 p,
                 aggregate_id=aggregate_id,
-                actor=who,
+                actor=who,  # type: ignore[arg-type]
                 command_id=command_id,
                 index=i,
                 recorded_at=at,
@@ -189,7 +233,10 @@ async def _as_recorded(
             field="Idempotency-Key",
         )
     mine = [r for r in recorded if r is not None]
-    before = decider.fold(aggregate_id, [h for h in history if h.seq < mine[0].seq])
+    if decider.load is not None:
+        before = (await decider.load(aggregate_id)).state
+    else:
+        before = decider.fold(aggregate_id, [h for h in history if h.seq < mine[0].seq])
     return Handled(
         tuple(r.envelope for r in mine),
         tuple(r.seq for r in mine),

@@ -13,11 +13,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gongkai.decider import Decider, View
 from gongkai.eventlog import AppendResult, EventLog, RecordedEvent
 from gongkai.events import Envelope
 from gongkai.events.contracts.intake import PostSubmitted
 from gongkai.events.contracts.review import ReviewConcluded, ReviewPolicySet, ReviewSigned
-from gongkai_review.domain.chain import ReviewState, fold_checked
+from gongkai_review.domain.chain import (
+    INITIAL,
+    Command,
+    ReviewState,
+    decide,
+    evolve,
+    fold_checked,
+)
 
 REVIEW = ReviewSigned.aggregate_type
 POLICY = ReviewPolicySet.aggregate_type
@@ -82,6 +90,22 @@ class ReviewRepository:
         }
         state, refused = fold_checked((r.envelope for r in records), grants)
         return Loaded(state, last, records, tuple(refused))
+
+    def decider(self) -> Decider[ReviewState, Command]:
+        """Review's decider for the runner, reading its view through this repository."""
+
+        async def view(post_id: str) -> View[ReviewState]:
+            loaded = await self.load(post_id)
+            own = [r for r in loaded.records if r.envelope.aggregate_type == REVIEW]
+            return View(loaded.state, loaded.expected, own)
+
+        return Decider(
+            REVIEW,
+            lambda _id: INITIAL,
+            lambda state, rec: evolve(state, rec.envelope),
+            lambda state, cmd: decide(cmd, state),
+            load=view,
+        )
 
     async def load_policy(self, unit: str) -> tuple[list[RecordedEvent], int]:
         return await self.evlog.load(POLICY, unit)

@@ -30,12 +30,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gongkai import access, metrics
 from gongkai.calendar import WorkingCalendar, local_date
+from gongkai.decider import View, handle
 from gongkai.directory import Directory, Principal, bearer_auth
-from gongkai.eventlog import ConcurrencyConflict
-from gongkai.events import Actor, is_token, new_event
+from gongkai.events import Actor, is_token
 from gongkai.events.contracts.review import (
     Decision,
-    ReviewPolicySet,
     ReviewSigned,
     StaffStagePolicy,
     Stage,
@@ -44,6 +43,7 @@ from gongkai.runtime.clock import Clock
 from gongkai.runtime.http import PathId, Problem, invalid_identifier
 from gongkai.runtime.idempotency import IdempotencyStore, request_digest
 from gongkai_review.adapters.repository import Loaded, ReviewRepository
+from gongkai_review.domain import policy
 from gongkai_review.domain.chain import (
     MAX_OPINION,
     Chain,
@@ -52,7 +52,6 @@ from gongkai_review.domain.chain import (
     Sign,
     awaiting,
     current_chain,
-    decide,
     fold,
     pending_void,
     permitted_stages,
@@ -244,37 +243,31 @@ def make_router(ports: Ports) -> APIRouter:
         command_id = IdempotencyStore.command_id(
             principal.person_id, idempotency_key, f"POST /posts/{post_id}/signatures"
         )
-        earlier = [
-            r for r in loaded.recorded_command(command_id) if r.envelope.type == "ReviewSigned"
-        ]
-        if earlier:
-            # A retry whose first attempt was recorded but whose answer was not stored.
-            answer = _signature_answer(loaded.state, earlier[0].envelope.event_id, principal)
-        else:
-            now = ports.clock.now()
-            cmd = Sign(
-                post_id=post_id,
-                stage=body.stage,
-                decision=body.decision,
-                opinion=body.opinion,
-                content_digest=body.content_digest,
-                signer_id=principal.person_id,
-                signer_roles=principal.roles,
-                meta=Meta(command_id=command_id, at=now),
-            )
-            events = decide(cmd, loaded.state)  # a Refusal becomes its problem (runtime.http)
-            try:
-                await ports.repository().append(events, loaded.expected)
-            except ConcurrencyConflict:
-                metrics.APPEND_CONFLICTS.labels(service="review").inc()
-                raise Problem(
-                    409,
-                    "Concurrent signature",
-                    "another signature on this post was recorded first; nothing of yours was "
-                    "recorded: reload the review and decide again",
-                    field="stage",
-                ) from None
-            for e in events:
+        cmd = Sign(
+            post_id=post_id,
+            stage=body.stage,
+            decision=body.decision,
+            opinion=body.opinion,
+            content_digest=body.content_digest,
+            signer_id=principal.person_id,
+            signer_roles=principal.roles,
+            meta=Meta(command_id=command_id, at=ports.clock.now()),
+        )
+        repo = ports.repository()
+        own = [r for r in loaded.records if r.envelope.aggregate_type == "review"]
+        # Decided on the view just read for the unit check; a race reads afresh and decides
+        # again (a Refusal becomes its problem in runtime.http).
+        h = await handle(
+            repo.evlog,
+            repo.decider(),
+            post_id,
+            cmd,
+            command_id=command_id,
+            now=ports.clock.now,
+            loaded=View(loaded.state, loaded.expected, own),
+        )
+        if not h.replayed:
+            for e in h.events:
                 metrics.EVENTS_APPENDED.labels(service="review", type=e.type).inc()
                 log.info(
                     "review_recorded",
@@ -283,9 +276,11 @@ def make_router(ports: Ports) -> APIRouter:
                     event_id=e.event_id,
                     correlation_id=e.correlation_id,
                 )
-            state = fold(events, loaded.state)
-            signed = next(e for e in events if isinstance(e.payload, ReviewSigned))
-            answer = _signature_answer(state, signed.event_id, principal)
+        # A retry whose first attempt was recorded but whose answer was not stored finds its
+        # events in the view already.
+        state = h.before if h.replayed else fold(h.events, h.before)
+        signed = next(e for e in h.events if isinstance(e.payload, ReviewSigned))
+        answer = _signature_answer(state, signed.event_id, principal)
         await asyncio.to_thread(
             idem.save,
             principal.person_id,
@@ -414,7 +409,7 @@ def make_router(ports: Ports) -> APIRouter:
     ) -> dict[str, Any]:
         """The unit's staff-stage setting (``important_only`` unless it chose otherwise)."""
         history, _ = await ports.repository().load_policy(_unit(unit))
-        return {"unit": unit, "staff_stage": _policy_of(history)}
+        return {"unit": unit, "staff_stage": policy.policy_of(history)}
 
     @router.put("/units/{unit}/review-policy")
     async def put_policy(
@@ -436,25 +431,19 @@ def make_router(ports: Ports) -> APIRouter:
 
         async def record() -> dict[str, Any]:
             repo = ports.repository()
-            history, last = await repo.load_policy(unit)
-            if _policy_of(history) == body.staff_stage:
-                return {"unit": unit, "staff_stage": body.staff_stage, "changed": False}
-            now = ports.clock.now()
-            event = new_event(
-                ReviewPolicySet(unit=unit, staff_stage=body.staff_stage),
-                aggregate_id=unit,
+            h = await handle(
+                repo.evlog,
+                policy.POLICY,
+                unit,
+                policy.SetPolicy(unit, body.staff_stage),
+                command_id=IdempotencyStore.command_id(
+                    principal.person_id, idempotency_key, f"PUT /units/{unit}/review-policy"
+                ),
                 actor=Actor(person=principal.person_id, role="leader", unit=unit),
-                # One change per (unit, previous sequence, value): a retry is deduplicated.
-                command_id=f"policy:{unit}:{last}:{body.staff_stage}",
-                recorded_at=now,
+                now=ports.clock.now,
             )
-            try:
-                await repo.append([event], last)
-            except ConcurrencyConflict:
-                raise Problem(
-                    409, "Concurrent change", "the policy changed meanwhile; reload", field="unit"
-                ) from None
-            return {"unit": unit, "staff_stage": body.staff_stage, "changed": True}
+            changed = bool(h.events) and not h.replayed
+            return {"unit": unit, "staff_stage": body.staff_stage, "changed": changed}
 
         # As on POST: a retry with the same Idempotency-Key gets the first answer, even if the
         # policy changed since; the same key with another body is refused.
@@ -476,14 +465,6 @@ def _unit(unit: str) -> str:
     if not is_token(unit):
         raise invalid_identifier("unit", unit)
     return unit
-
-
-def _policy_of(history: list[Any]) -> StaffStagePolicy:
-    policy: StaffStagePolicy = "important_only"
-    for r in history:
-        if isinstance(r.envelope.payload, ReviewPolicySet):
-            policy = r.envelope.payload.staff_stage
-    return policy
 
 
 __all__ = ["Ports", "ReviewConfig", "make_router", "review_view"]

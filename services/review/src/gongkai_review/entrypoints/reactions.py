@@ -1,10 +1,11 @@
 """Reaction to intake's PostRevised and PostWithdrawn: void the chain they overtook.
 
-A durable consumer delivers each post event at least once; the handler loads the post's review
-state, asks the decider for a ``VoidStale`` and appends with the review aggregate's last
-sequence. It is idempotent twice over: a void already recorded leaves the decider nothing to
-do, and the void of chain N always carries the same event id (JetStream dedups a race).
-A signature that arrives before this reaction settles the void itself, in the same append.
+A durable consumer delivers each post event at least once; the handler asks the runner
+(``gongkai.decider.handle``) to decide a ``VoidStale`` on the post's review state and append
+it with the review aggregate's last sequence. It is idempotent twice over: a void already
+recorded leaves the decider nothing to do, and the void of chain N always carries the same
+event id (JetStream dedups a race). A signature that arrives before this reaction settles the
+void itself, in the same append.
 """
 
 from __future__ import annotations
@@ -13,17 +14,17 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
-from gongkai.eventlog import ConcurrencyConflict, RecordedEvent
+from gongkai.decider import handle as run
+from gongkai.eventlog import RecordedEvent
 from gongkai.events.contracts.intake import PostRevised, PostWithdrawn
 from gongkai.runtime.clock import Clock
 from gongkai_review.adapters.repository import ReviewRepository
-from gongkai_review.domain.chain import VoidStale, decide
+from gongkai_review.domain.chain import VoidStale
 
 log = structlog.get_logger("gongkai.review")
 
 #: Every post event; the handler ignores all but revisions and withdrawals.
 POST_EVENTS = "gk.ev.post.*.*"
-ATTEMPTS = 5
 
 
 def void_on_change(
@@ -36,21 +37,22 @@ def void_on_change(
         bound = log.bind(
             post_id=env.aggregate_id, event_id=env.event_id, correlation_id=env.correlation_id
         )
+        cmd = VoidStale(env.aggregate_id, at=clock.now(), correlation_id=env.correlation_id)
+        # The void events carry their own command id (one per chain, shared with a
+        # signature that settles the void); this one only keys the runner's retry check.
         repo = repository()
-        for _ in range(ATTEMPTS):
-            loaded = await repo.load(env.aggregate_id)
-            cmd = VoidStale(env.aggregate_id, at=clock.now(), correlation_id=env.correlation_id)
-            events = decide(cmd, loaded.state)
-            if not events:
-                return
-            try:
-                await repo.append(events, loaded.expected)
-            except ConcurrencyConflict:
-                continue  # a signature landed meanwhile: decide again on the new state
-            for e in events:
-                bound.info("review_voided", void_event_id=e.event_id, chain=e.payload.chain)
-            return
-        # Raising makes the consumer redeliver later, then dead-letter after max_deliver.
-        raise RuntimeError(f"could not void the review of {env.aggregate_id}: kept conflicting")
+        # A race with a signature reads afresh and decides again (the runner's one policy);
+        # still racing after that, the Refusal makes the consumer redeliver later, then
+        # dead-letter after max_deliver.
+        h = await run(
+            repo.evlog,
+            repo.decider(),
+            env.aggregate_id,
+            cmd,
+            command_id=f"void-on:{env.event_id}",
+            now=clock.now,
+        )
+        for e in h.events:
+            bound.info("review_voided", void_event_id=e.event_id, chain=e.payload.chain)
 
     return handle
