@@ -1,4 +1,4 @@
-"""Loads a post's review state from the log and appends what the decider decided.
+"""Loads a post's review state from the log, for the runner to decide on (``decider``).
 
 The state folds three aggregates: the post (intake's facts), the review (our signatures) and the
 unit's review policy. Only the review aggregate is written, so its last sequence is the
@@ -9,12 +9,11 @@ chain is refused by JetStream and records nothing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from gongkai.decider import Decider, View
-from gongkai.eventlog import AppendResult, EventLog, RecordedEvent
+from gongkai.eventlog import EventLog, RecordedEvent
 from gongkai.events import Envelope
 from gongkai.events.contracts.intake import PostSubmitted
 from gongkai.events.contracts.review import ReviewConcluded, ReviewPolicySet, ReviewSigned
@@ -109,10 +108,3 @@ class ReviewRepository:
 
     async def load_policy(self, unit: str) -> tuple[list[RecordedEvent], int]:
         return await self.evlog.load(POLICY, unit)
-
-    async def append(self, events: Sequence[Envelope[Any]], expected: int) -> AppendResult:
-        """Append one command's events to one aggregate (review, or a unit's review policy).
-
-        One call: a signature and the conclusion it causes are recorded together or not at all.
-        """
-        return await self.evlog.append(list(events), expected=expected)
