@@ -100,7 +100,8 @@ class Handled(Generic[S]):
 
     events: tuple[Envelope[Any], ...]
     sequences: tuple[int, ...]
-    #: The aggregate's state the decision was made on (before these events).
+    #: The aggregate's state the decision was made on, before these events (for a replayed
+    #: command of a decider with its own loader: the state as loaded, these events in it).
     before: S
     #: The command started the aggregate.
     created: bool
