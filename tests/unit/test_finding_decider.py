@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 
 from gongkai.decider import handle
-from gongkai.eventlog import RecordedEvent
-from gongkai.events import Actor, new_event
+from gongkai.events import Actor
 from gongkai.events.contracts.accountability import (
     FindingConfirmed,
     FindingReported,
@@ -28,6 +27,7 @@ from gongkai_accountability.domain.finding import (
     Report,
     confirm_command_id,
 )
+from tests.builders import history
 
 OFFICE = Actor(person="office-reader", role="office", unit="county-office")
 T0 = datetime(2026, 3, 2, 1, tzinfo=UTC)
@@ -43,14 +43,6 @@ def reported(post_id: str | None = "P1", publication_id: str | None = None) -> F
 
 RESOLVED = FindingResolved(finding_id="F1", unit="finance", how="revised", evidence=("e",))
 CONFIRMED = FindingConfirmed(finding_id="F1", unit="finance")
-
-
-def history(*payloads: Any) -> list[RecordedEvent]:
-    out = []
-    for i, p in enumerate(payloads, 1):
-        env = new_event(p, aggregate_id="F1", actor=OFFICE, command_id=f"c{i}", recorded_at=T0)
-        out.append(RecordedEvent(i, f"gk.ev.finding.F1.{env.type}", i, env, env.to_json()))
-    return out
 
 
 @dataclass(frozen=True)
@@ -82,7 +74,7 @@ CASES = (
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_finding_rules(case: Case) -> None:
-    state = FINDING.fold("F1", history(*case.given))
+    state = FINDING.fold("F1", history("F1", *case.given, actor=OFFICE))
     if case.refused is not None:
         with pytest.raises(Refusal) as exc:
             FINDING.decide(state, case.when)

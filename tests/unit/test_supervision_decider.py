@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any
 
 import pytest
 
-from gongkai.eventlog import RecordedEvent
-from gongkai.events import SYSTEM_ACTOR, new_event
 from gongkai.events.contracts.accountability import SupervisionClosed, SupervisionIssued
 from gongkai.refusal import Refusal
 from gongkai_accountability.domain.supervision import SUPERVISION, Issue
+from tests.builders import history
 
 T0 = datetime(2026, 3, 2, 1, tzinfo=UTC)
 NOTICE = SupervisionIssued(
@@ -24,15 +22,6 @@ CLOSED = SupervisionClosed(
 )
 
 
-def history(*payloads: Any) -> list[RecordedEvent]:
-    out = []
-    for i, p in enumerate(payloads, 1):
-        env = new_event(p, aggregate_id="C1", actor=SYSTEM_ACTOR, command_id=f"c{i}",
-                        recorded_at=T0)
-        out.append(RecordedEvent(i, f"gk.ev.supervision.C1.{env.type}", i, env, env.to_json()))
-    return out
-
-
 CASES = {
     "an open case without a notice gets it": ((), None),
     "a case with a notice gets no second one": ((NOTICE,), ("conflict", "Already issued")),
@@ -43,7 +32,7 @@ CASES = {
 @pytest.mark.parametrize("name", list(CASES))
 def test_supervision_rules(name: str) -> None:
     given, refused = CASES[name]
-    state = SUPERVISION.fold("C1", history(*given))
+    state = SUPERVISION.fold("C1", history("C1", *given))
     if refused is None:
         assert list(SUPERVISION.decide(state, Issue(NOTICE))) == [NOTICE]
         return

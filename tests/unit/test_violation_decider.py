@@ -8,17 +8,16 @@ so the same event id) is what a later office request finds.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 
 from gongkai.decider import handle
-from gongkai.eventlog import RecordedEvent
 from gongkai.events import SYSTEM_ACTOR, Actor, new_event
 from gongkai.events.contracts.accountability import ViolationRecorded, ViolationRectified
 from gongkai.memlog import MemoryEventLog
 from gongkai.refusal import Refusal
 from gongkai_accountability.domain.violation import VIOLATION, Rectify, rectify_command_id
+from tests.builders import history
 
 OFFICE = Actor(person="office-supervisor", role="office", unit="county-office")
 T0 = datetime(2026, 3, 2, 1, tzinfo=UTC)
@@ -33,15 +32,6 @@ AUTO = ViolationRectified(violation_id="V1", unit="finance", how="approved", rec
 RECTIFY = Rectify(("https://x/1",), "已撤下并整改", T0)
 
 
-def history(*payloads: Any) -> list[RecordedEvent]:
-    out = []
-    for i, p in enumerate(payloads, 1):
-        env = new_event(p, aggregate_id="V1", actor=SYSTEM_ACTOR, command_id=f"c{i}",
-                        recorded_at=T0)
-        out.append(RecordedEvent(i, f"gk.ev.violation.V1.{env.type}", i, env, env.to_json()))
-    return out
-
-
 CASES = {
     "a recorded violation is rectified by the office": ((RECORDED,), None),
     "an unknown violation is not found": ((), ("not_found", "Not found")),
@@ -54,7 +44,7 @@ CASES = {
 @pytest.mark.parametrize("name", list(CASES))
 def test_rectification_rules(name: str) -> None:
     given, refused = CASES[name]
-    state = VIOLATION.fold("V1", history(*given))
+    state = VIOLATION.fold("V1", history("V1", *given))
     if refused is None:
         (event,) = VIOLATION.decide(state, RECTIFY)
         assert isinstance(event, ViolationRectified)
