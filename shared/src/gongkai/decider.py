@@ -27,8 +27,8 @@ from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 from gongkai import metrics
-from gongkai.eventlog import ConcurrencyConflict, RecordedEvent
 from gongkai.events.envelope import Actor, Envelope, EventPayload, new_event
+from gongkai.logtypes import ConcurrencyConflict, RecordedEvent
 from gongkai.refusal import STATUS, Refusal, RefusalKind
 
 __all__ = [

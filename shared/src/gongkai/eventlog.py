@@ -18,7 +18,7 @@ import itertools
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,6 +41,7 @@ from nats.protocol.command import hpub_cmd
 
 from gongkai import metrics, subjects
 from gongkai.events.envelope import REGISTRY, Envelope, EventDecodeError, Registry
+from gongkai.logtypes import AppendResult, ConcurrencyConflict, EventLogError, RecordedEvent
 from gongkai.runtime.settings import Settings
 from gongkai.trust.keys import BATCH_MAX, TRUST_FILE, IntegrityError, Keyring, ServiceKey
 from gongkai.trust.owners import owner_of
@@ -78,10 +79,6 @@ ERR_WRONG_LAST_SEQUENCE = 10071
 ERR_BATCH_DUPLICATE_ID = 10201
 
 
-class EventLogError(Exception):
-    """The event log refused or failed an operation."""
-
-
 class EventIntegrityError(EventDecodeError):
     """A stored event that fails a trust check: never applied, dead-lettered with the reason.
 
@@ -105,36 +102,6 @@ def local_keyring() -> Keyring | None:
     if not (keys_dir / TRUST_FILE).exists():
         return None
     return Keyring.load(keys_dir)
-
-
-class ConcurrencyConflict(EventLogError):
-    """Another writer appended to the aggregate first; nothing of this append was recorded."""
-
-    def __init__(self, aggregate: str, expected: int, detail: str = "") -> None:
-        super().__init__(f"{aggregate}: expected last sequence {expected}; {detail}".strip())
-        self.aggregate = aggregate
-        self.expected = expected
-
-
-@dataclass(frozen=True, slots=True)
-class AppendResult:
-    sequences: tuple[int, ...]
-    duplicate: bool = False
-
-    @property
-    def last(self) -> int:
-        return self.sequences[-1] if self.sequences else 0
-
-
-@dataclass(frozen=True, slots=True)
-class RecordedEvent:
-    """An event as it sits in the log: its stream sequence, subject, time and envelope."""
-
-    seq: int
-    subject: str
-    stored_ns: int
-    envelope: Envelope[Any]
-    data: bytes = field(repr=False)
 
 
 def ack_position(msg: Msg) -> tuple[int, int, int]:

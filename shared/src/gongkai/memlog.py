@@ -22,8 +22,8 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from gongkai import subjects
-from gongkai.eventlog import ANY, AppendResult, ConcurrencyConflict, RecordedEvent
 from gongkai.events.envelope import REGISTRY, Envelope, Registry
+from gongkai.logtypes import AppendResult, ConcurrencyConflict, RecordedEvent
 
 
 class MemoryEventLog:
@@ -36,7 +36,7 @@ class MemoryEventLog:
         self._ns = 0
 
     async def append(
-        self, events: Sequence[Envelope[Any]], *, expected: int | None = ANY
+        self, events: Sequence[Envelope[Any]], *, expected: int | None = None
     ) -> AppendResult:
         if not events:
             return AppendResult(())

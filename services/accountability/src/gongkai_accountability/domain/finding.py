@@ -21,13 +21,13 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from gongkai.decider import Decider
-from gongkai.eventlog import RecordedEvent
 from gongkai.events import EventPayload
 from gongkai.events.contracts.accountability import (
     FindingConfirmed,
     FindingReported,
     FindingResolved,
 )
+from gongkai.logtypes import RecordedEvent
 from gongkai.refusal import Refusal
 
 Status = Literal["none", "reported", "resolved", "confirmed"]

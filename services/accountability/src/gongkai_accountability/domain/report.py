@@ -7,9 +7,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from gongkai.access import masked_event
 from gongkai.calendar import local_date
 from gongkai.events import Envelope
+from gongkai.masking import masked_event
 from gongkai_accountability.domain.fold import evolve
 from gongkai_accountability.domain.rows import MemoryRows, Rows
 

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from gongkai.decider import Decider
-from gongkai.eventlog import RecordedEvent
 from gongkai.events import EventPayload
 from gongkai.events.contracts.accountability import SupervisionClosed, SupervisionIssued
+from gongkai.logtypes import RecordedEvent
 from gongkai.refusal import Refusal
 
 

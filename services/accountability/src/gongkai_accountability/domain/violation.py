@@ -20,9 +20,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from gongkai.decider import Decider
-from gongkai.eventlog import RecordedEvent
 from gongkai.events import EventPayload
 from gongkai.events.contracts.accountability import ViolationRecorded, ViolationRectified
+from gongkai.logtypes import RecordedEvent
 from gongkai.refusal import Refusal
 
 

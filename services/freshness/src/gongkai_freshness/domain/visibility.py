@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gongkai.decider import Decider
-from gongkai.eventlog import RecordedEvent
 from gongkai.events import EventPayload
 from gongkai.events.contracts.freshness import ColumnHidden, ColumnKept
+from gongkai.logtypes import RecordedEvent
 from gongkai.refusal import Refusal
 from gongkai.rules import Catalog
 from gongkai_freshness.domain.state import UnitInfo

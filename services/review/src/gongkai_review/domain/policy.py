@@ -12,9 +12,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from gongkai.decider import Decider
-from gongkai.eventlog import RecordedEvent
 from gongkai.events import EventPayload
 from gongkai.events.contracts.review import ReviewPolicySet, StaffStagePolicy
+from gongkai.logtypes import RecordedEvent
 
 DEFAULT: StaffStagePolicy = "important_only"
 

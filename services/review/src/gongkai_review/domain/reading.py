@@ -10,7 +10,7 @@ county office) is checked before this, by the route.
 
 from __future__ import annotations
 
-from gongkai.access import mask
+from gongkai.masking import mask
 from gongkai_review.domain.chain import PostFacts, ReviewState, Version, may_sign
 
 #: The stages whose signers read the unmasked content while the chain awaits them.
