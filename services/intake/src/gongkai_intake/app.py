@@ -95,10 +95,6 @@ UNIT = _Aggregate("unit", dir_domain.UNIT_INITIAL, dir_domain.evolve_unit)
 PERSON = _Aggregate("person", dir_domain.PERSON_INITIAL, dir_domain.evolve_person)
 
 
-def problem(r: Refusal) -> Problem:
-    return refusal_problem(r)
-
-
 def fold(agg: _Aggregate[S], history: Sequence[RecordedEvent]) -> S:
     state = agg.initial
     for rec in history:
@@ -227,7 +223,7 @@ class IntakeApp:
                 answer = await self._handlers[command](principal, command_id, params, request)
             except Refusal as r:
                 self._log_rejection(r)
-                raise problem(r) from None
+                raise refusal_problem(r) from None
         self.idempotency.save(
             person,
             key,
@@ -650,7 +646,7 @@ class IntakeApp:
         try:
             dir_domain.check_ident("person_id", person_id)
         except Refusal as r:
-            raise problem(r) from None
+            raise refusal_problem(r) from None
         if self.directory.principal(person_id) is None:
             raise Problem(404, "Unknown person", f"no person {person_id}", field="person_id")
         return [
@@ -731,4 +727,4 @@ class IntakeApp:
         return [schemas.UnitView(**r) for r in rows()]
 
 
-__all__ = ["Answer", "IntakeApp", "Outcome", "problem"]
+__all__ = ["Answer", "IntakeApp", "Outcome"]

@@ -20,7 +20,7 @@ from gongkai.calendar import local_date
 from gongkai.decider import Refusal, handle
 from gongkai.directory import Principal, bearer_auth
 from gongkai.eventlog import RecordedEvent
-from gongkai.events import Actor, Id
+from gongkai.events import Actor, Envelope, Id
 from gongkai.events.contracts.accountability import (
     FindingKind,
     FindingReported,
@@ -174,7 +174,7 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
             history, _ = await svc.evlog.load("violation", violation_id)
             done = _rectification(history)
             if done is not None:
-                v["rectified"] = {**v["rectified"], **_rectified_view(done)}
+                v["rectified"] = {**v["rectified"], **_rectified_view(done.envelope)}
         return v
 
     @router.post(
@@ -215,8 +215,9 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
             # Rectified already, or by the automatic rule between our read and our append
             # (its event has this command's id, so the log took ours as its duplicate).
             history, _ = await svc.evlog.load("violation", violation_id)
-            raise _already(_rectification(history)) from None
-        done = RecordedEvent(h.sequences[0], "", 0, h.events[0], b"")
+            found = _rectification(history)
+            raise _already(found.envelope if found is not None else None) from None
+        done = h.events[0]
         if not _same_request(done, actor, body):
             raise _already(done)
         # Here the rectification is this request's: just recorded, or recorded by an earlier
@@ -225,7 +226,7 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
             "violation_id": violation_id,
             "unit": h.before.unit,
             "kind": h.before.kind,
-            "sequence": done.seq,
+            "sequence": h.sequences[0],
             **_rectified_view(done),
         }
 
@@ -359,28 +360,28 @@ def _rectification(history: list[RecordedEvent]) -> RecordedEvent | None:
     return next((r for r in history if r.envelope.type == "ViolationRectified"), None)
 
 
-def _rectified_view(r: RecordedEvent) -> dict[str, Any]:
-    p = r.envelope.payload
+def _rectified_view(r: Envelope[Any]) -> dict[str, Any]:
+    p = r.payload
     return {
         "how": p.how,
         "at": p.rectified_at.isoformat(),
-        "event_id": r.envelope.event_id,
+        "event_id": r.event_id,
         "note": p.note,
         "evidence": list(p.evidence),
-        "by": r.envelope.actor.model_dump(),
+        "by": r.actor.model_dump(),
     }
 
 
-def _already(r: RecordedEvent | None) -> Problem:
+def _already(r: Envelope[Any] | None) -> Problem:
     extra = {"rectified": _rectified_view(r)} if r is not None else {}
     return Problem(409, "Already rectified", "the violation is already rectified", extra=extra)
 
 
-def _same_request(r: RecordedEvent, actor: Actor, body: RectifyViolation) -> bool:
-    p = r.envelope.payload
+def _same_request(r: Envelope[Any], actor: Actor, body: RectifyViolation) -> bool:
+    p = r.payload
     return (
         p.how == "by_office"
-        and r.envelope.actor == actor
+        and r.actor == actor
         and p.note == body.reason
         and list(p.evidence) == body.evidence
     )

@@ -46,12 +46,10 @@ class Loaded:
                 return r.seq
         return None
 
-    def recorded_command(self, command_id: str) -> list[RecordedEvent]:
-        return [
-            r
-            for r in self.records
-            if r.envelope.aggregate_type == REVIEW and r.envelope.command_id == command_id
-        ]
+    def view(self) -> View[ReviewState]:
+        """What the runner decides on: the state, and the review aggregate's own events."""
+        own = [r for r in self.records if r.envelope.aggregate_type == REVIEW]
+        return View(self.state, self.expected, own)
 
 
 class ReviewRepository:
@@ -94,9 +92,7 @@ class ReviewRepository:
         """Review's decider for the runner, reading its view through this repository."""
 
         async def view(post_id: str) -> View[ReviewState]:
-            loaded = await self.load(post_id)
-            own = [r for r in loaded.records if r.envelope.aggregate_type == REVIEW]
-            return View(loaded.state, loaded.expected, own)
+            return (await self.load(post_id)).view()
 
         return Decider(
             REVIEW,

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gongkai import access, metrics
 from gongkai.calendar import WorkingCalendar, local_date
-from gongkai.decider import View, handle
+from gongkai.decider import handle
 from gongkai.directory import Directory, Principal, bearer_auth
 from gongkai.events import Actor, is_token
 from gongkai.events.contracts.review import (
@@ -254,7 +254,6 @@ def make_router(ports: Ports) -> APIRouter:
             meta=Meta(command_id=command_id, at=ports.clock.now()),
         )
         repo = ports.repository()
-        own = [r for r in loaded.records if r.envelope.aggregate_type == "review"]
         # Decided on the view just read for the unit check; a race reads afresh and decides
         # again (a Refusal becomes its problem in runtime.http).
         h = await handle(
@@ -264,7 +263,7 @@ def make_router(ports: Ports) -> APIRouter:
             cmd,
             command_id=command_id,
             now=ports.clock.now,
-            loaded=View(loaded.state, loaded.expected, own),
+            loaded=loaded.view(),
         )
         if not h.replayed:
             for e in h.events:
