@@ -225,18 +225,21 @@ class AccountabilityService(Service):
     async def checkpoint(self, *, force: bool = False) -> int:
         """Append the signed checkpoints that are due; returns how many.
 
-        Only up to what the projection has applied, and only once the alerts for everything
-        up to there are folded (they are appended before the projection moves past the event
-        they refuse, so waiting for the log's end as of now is enough): the checkpoint lists
-        every rejected sequence of its range. ``force``: one now, if the log grew.
+        Up to what the projection has applied once it has read the log as it stands when
+        asked (a forced checkpoint covers the whole log as it was then, even an event this
+        service appended a moment before), and only once the alerts for everything up to there
+        are folded (they are appended before the projection moves past the event they refuse,
+        so waiting again for the log's end as of then is enough): the checkpoint lists every
+        rejected sequence of its range. ``force``: one now, if the log grew.
         """
         cp = self.checkpointer
         sub = next((s for s in self.subscriptions if s.projection is self.projection), None)
         if cp is None or sub is None:
             return 0
-        upto = sub.position
-        if not force and not cp.due(upto):
+        if not force and not cp.due(sub.position):
             return 0
+        await sub.wait_for(await self.evlog.last_sequence())
+        upto = sub.position
         await sub.wait_for(await self.evlog.last_sequence())
         n = await cp.run(upto, force=force)
         if cp.warning:
