@@ -15,6 +15,13 @@ the same for every command of every service:
 5. on a conflict (another writer appended to the aggregate in between) decide again on the new
    history, up to ``ATTEMPTS`` times — one policy for every service — then refuse with 409.
 
+A *reaction's* decision is made on a read model, not on one aggregate's history (freshness
+finds a column stale, accountability finds a publication without review, a checkpoint covers
+the log so far): ``record`` appends such decisions, each an event whose id is derived from the
+facts it was decided on, so deciding again records nothing new. Its expected sequence (0: the
+aggregate must be new) guards a decision that may be made once: losing that race means the
+decision already stands. ``handle`` and ``record`` are the only callers of the log's append.
+
 ``Refusal`` is the one refusal type: ``kind`` says what went wrong and fixes the HTTP status
 (``STATUS``); ``gongkai.runtime.http`` turns it into an RFC 9457 problem in one place.
 """
@@ -24,15 +31,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from gongkai import metrics
 from gongkai.events.envelope import Actor, Envelope, EventPayload, new_event
-from gongkai.logtypes import ConcurrencyConflict, RecordedEvent
+from gongkai.logtypes import AppendResult, ConcurrencyConflict, EventLogError, RecordedEvent
 from gongkai.refusal import STATUS, Refusal, RefusalKind
 
 __all__ = [
-    "ATTEMPTS", "STATUS", "Decider", "Handled", "Log", "Refusal", "RefusalKind", "View", "handle",
+    "ATTEMPTS", "STATUS", "Decided", "Decider", "Handled", "Log", "Outcome", "Recorded", "Refusal",
+    "RefusalKind", "View", "handle", "record",
 ]
 
 S = TypeVar("S")
@@ -92,6 +100,10 @@ class Log(Protocol):
     async def append(
         self, events: Sequence[Envelope[Any]], *, expected: int | None = ...
     ) -> Any: ...
+
+    async def append_pipelined(
+        self, commands: Sequence[tuple[Envelope[Any], int | None]]
+    ) -> list[AppendResult | EventLogError]: ...
 
 
 @dataclass(frozen=True)
@@ -245,3 +257,65 @@ async def _as_recorded(
         created=mine[0].seq == history[0].seq,
         replayed=True,
     )
+
+
+@dataclass(frozen=True)
+class Decided:
+    """A reaction's decision: one event (its id derived from the facts decided on) and the
+    aggregate sequence it expects (0: the aggregate must be new; None: any)."""
+
+    event: Envelope[Any]
+    expected: int | None = None
+
+
+#: ``recorded``: appended now; ``duplicate``: the log held this event already (an earlier run
+#: decided the same); ``stands``: the aggregate moved past ``expected`` (another instance
+#: decided first, and that decision stands); ``failed``: not recorded (``error`` says why),
+#: the caller decides again later.
+Outcome = Literal["recorded", "duplicate", "stands", "failed"]
+
+
+@dataclass(frozen=True)
+class Recorded:
+    decision: Decided
+    outcome: Outcome
+    seq: int | None = None
+    error: str | None = None
+
+
+async def record(
+    log: Log, decisions: Sequence[Decided], *, pipelined: bool = False
+) -> list[Recorded]:
+    """Append a reaction's decisions, in order; one outcome each, none raised.
+
+    ``pipelined``: many single-event decisions with their acks in flight together (a daily
+    evaluation's thousands of transitions); otherwise one append after the other. A failure
+    of the whole burst (the connection closed) fails every decision of it.
+    """
+    if not decisions:
+        return []
+    if pipelined:
+        try:
+            results: list[AppendResult | EventLogError] = await log.append_pipelined(
+                [(d.event, d.expected) for d in decisions]
+            )
+        except Exception as exc:  # noqa: BLE001 - e.g. the connection closed mid-way
+            # A reaction outlives its connection: nothing is lost, the caller decides again.
+            err = exc if isinstance(exc, EventLogError) else EventLogError(str(exc))
+            results = [err] * len(decisions)
+    else:
+        results = []
+        for d in decisions:
+            try:
+                results.append(await log.append([d.event], expected=d.expected))
+            except Exception as exc:  # noqa: BLE001 - as above, one decision at a time
+                results.append(exc if isinstance(exc, EventLogError) else EventLogError(str(exc)))
+    out: list[Recorded] = []
+    for d, res in zip(decisions, results, strict=True):
+        if isinstance(res, ConcurrencyConflict):
+            out.append(Recorded(d, "stands"))
+        elif isinstance(res, EventLogError):
+            out.append(Recorded(d, "failed", error=str(res)[:300]))
+        else:
+            out.append(Recorded(d, "duplicate" if res.duplicate else "recorded", res.sequences[-1]))
+    return out

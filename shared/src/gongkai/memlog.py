@@ -23,7 +23,7 @@ from typing import Any
 
 from gongkai import subjects
 from gongkai.events.envelope import REGISTRY, Envelope, Registry
-from gongkai.logtypes import AppendResult, ConcurrencyConflict, RecordedEvent
+from gongkai.logtypes import AppendResult, ConcurrencyConflict, EventLogError, RecordedEvent
 
 
 class MemoryEventLog:
@@ -63,6 +63,18 @@ class MemoryEventLog:
             self._by_id[env.event_id] = seq
             out.append(seq)
         return AppendResult(tuple(out))
+
+    async def append_pipelined(
+        self, commands: Sequence[tuple[Envelope[Any], int | None]]
+    ) -> list[AppendResult | EventLogError]:
+        """As ``EventLog.append_pipelined``: one outcome per single-event command, in order."""
+        out: list[AppendResult | EventLogError] = []
+        for env, expected in commands:
+            try:
+                out.append(await self.append([env], expected=expected))
+            except EventLogError as exc:
+                out.append(exc)
+        return out
 
     async def load(
         self, aggregate_type: str, aggregate_id: str
