@@ -6,7 +6,7 @@ they read the directory's current state from the log itself rather than from a p
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -15,9 +15,10 @@ from typing import Any
 import yaml
 
 from gongkai import subjects
+from gongkai.decider import Decider, View, handle
 from gongkai.directory import TokenView, token_hash
-from gongkai.eventlog import ConcurrencyConflict, EventLog, RecordedEvent
-from gongkai.events import Actor, EventPayload, digest, new_event
+from gongkai.eventlog import EventLog
+from gongkai.events import Actor, digest
 from gongkai.events.contracts.intake import (
     LEGACY_TOKEN_LIFETIME_DAYS,
     TokenIssued,
@@ -67,46 +68,43 @@ async def apply_directory(
 ) -> LoadReport:
     """Bring the recorded directory up to ``spec``; loading the same spec again records nothing.
 
-    Each aggregate's events are one atomic append guarded by the aggregate's last sequence. The
-    command id is derived from that sequence and the events, so two loaders racing on the same
-    spec record once, and a changed spec records only what changed.
+    Each aggregate's events are one command through the runner, decided on the directory as
+    read and appended with the aggregate's last sequence. The command id is derived from that
+    sequence and the events, so two loaders racing on the same spec record once (the second
+    append is the first's duplicate), and a changed spec records only what changed.
     """
-    for _ in range(3):
-        cur = await read_directory(evlog)
-        changes = d.plan(spec, cur.units, cur.people, today, now=now)
-        try:
-            count = 0
-            for ch in changes:
-                last = cur.last.get((ch.aggregate_type, ch.aggregate_id), 0)
-                command_id = (
-                    "dirload-"
-                    + digest(
-                        [
-                            ch.aggregate_type,
-                            ch.aggregate_id,
-                            last,
-                            [[e.event_type, e.model_dump(mode="json")] for e in ch.events],
-                        ]
-                    )[:32]
-                )
-                envs = [
-                    new_event(
-                        e,
-                        aggregate_id=ch.aggregate_id,
-                        actor=actor,
-                        command_id=command_id,
-                        index=i,
-                        recorded_at=now,
-                    )
-                    for i, e in enumerate(ch.events)
+    cur = await read_directory(evlog)
+    count = 0
+    changes = d.plan(spec, cur.units, cur.people, today, now=now)
+    for ch in changes:
+        last = cur.last.get((ch.aggregate_type, ch.aggregate_id), 0)
+        command_id = (
+            "dirload-"
+            + digest(
+                [
+                    ch.aggregate_type,
+                    ch.aggregate_id,
+                    last,
+                    [[e.event_type, e.model_dump(mode="json")] for e in ch.events],
                 ]
-                result = await evlog.append(envs, expected=last)
-                if not result.duplicate:
-                    count += len(envs)
-            return LoadReport(count, tuple(f"{c.aggregate_type}/{c.aggregate_id}" for c in changes))
-        except ConcurrencyConflict:
-            continue  # someone changed the directory meanwhile: plan again from the log
-    raise ConcurrencyConflict("directory", 0, "the directory kept changing during the load")
+            )[:32]
+        )
+        decider: Decider[Any, d.Decision] = d.UNIT if ch.aggregate_type == "unit" else d.PERSON
+        states: Mapping[str, Any] = cur.units if ch.aggregate_type == "unit" else cur.people
+        state = states.get(ch.aggregate_id, decider.initial(ch.aggregate_id))
+        handled = await handle(
+            evlog,
+            decider,
+            ch.aggregate_id,
+            ch.decide,
+            command_id=command_id,
+            actor=actor,
+            now=lambda: now,
+            loaded=View(state, last, ()),
+        )
+        if not handled.replayed:
+            count += len(handled.events)
+    return LoadReport(count, tuple(f"{c.aggregate_type}/{c.aggregate_id}" for c in changes))
 
 
 @dataclass(frozen=True)
@@ -119,39 +117,27 @@ class TokenChange:
     revoked: tuple[str, ...] = ()
 
 
-async def _person(evlog: EventLog, person_id: str) -> tuple[list[RecordedEvent], int]:
+def _checked(person_id: str) -> str:
     d.check_ident("person_id", person_id)
-    return await evlog.load("person", person_id)
-
-
-def _fold_person(history: Sequence[RecordedEvent]) -> d.PersonState:
-    state = d.PERSON_INITIAL
-    for rec in history:
-        state = d.evolve_person(state, rec.envelope.payload)
-    return state
+    return person_id
 
 
 async def _record(
     evlog: EventLog,
     person_id: str,
-    payloads: Sequence[EventPayload],
-    last: int,
+    decide: d.Decision,
     *,
     actor: Actor,
     now: datetime,
     command_id: str,
 ) -> TokenChange:
-    envs = [
-        new_event(
-            p, aggregate_id=person_id, actor=actor, command_id=command_id, index=i, recorded_at=now
-        )
-        for i, p in enumerate(payloads)
-    ]
-    revoked = tuple(p.token_hint for p in payloads if isinstance(p, TokenRevoked))
-    if not envs:
-        return TokenChange(None, revoked)
-    result = await evlog.append(envs, expected=last)
-    return TokenChange(result.last, revoked)
+    handled = await handle(
+        evlog, d.PERSON, _checked(person_id), decide, command_id=command_id, actor=actor,
+        now=lambda: now,
+    )
+    revoked = tuple(e.payload.token_hint for e in handled.events
+                    if isinstance(e.payload, TokenRevoked))
+    return TokenChange(handled.sequences[-1] if handled.sequences else None, revoked)
 
 
 async def issue_token_change(
@@ -173,20 +159,13 @@ async def issue_token_change(
     ``replace``: the person's other live tokens are revoked in the same atomic append.
     ``expires_at`` defaults to the default lifetime from ``now``.
     """
-    history, last = await _person(evlog, person_id)
-    payloads = d.issue_token(
-        d.IssueToken(
-            person_id,
-            token_sha256,
-            token_hint,
-            expires_at or now + d.DEFAULT_TOKEN_LIFETIME,
-            replace,
-        ),
-        _fold_person(history),
-        d.Context(admin=True, today=today, now=now),
+    cmd = d.IssueToken(
+        person_id, token_sha256, token_hint, expires_at or now + d.DEFAULT_TOKEN_LIFETIME, replace
     )
+    ctx = d.Context(admin=True, today=today, now=now)
     return await _record(
-        evlog, person_id, payloads, last, actor=actor, now=now, command_id=command_id
+        evlog, person_id, lambda state: d.issue_token(cmd, state, ctx), actor=actor, now=now,
+        command_id=command_id,
     )
 
 
@@ -217,15 +196,12 @@ async def revoke_tokens(
     Raises Refusal for an unknown person or token. Once this returns, every service refuses
     the revoked tokens (``gongkai.directory``: services check the log's latest on each request).
     """
-    history, last = await _person(evlog, person_id)
     sha, hint = token_reference(token)
-    payloads = d.revoke_tokens(
-        d.RevokeTokens(person_id, sha, hint),
-        _fold_person(history),
-        d.Context(admin=True, today=today, now=now),
-    )
+    cmd = d.RevokeTokens(person_id, sha, hint)
+    ctx = d.Context(admin=True, today=today, now=now)
     return await _record(
-        evlog, person_id, payloads, last, actor=actor, now=now, command_id=command_id
+        evlog, person_id, lambda state: d.revoke_tokens(cmd, state, ctx), actor=actor, now=now,
+        command_id=command_id,
     )
 
 
@@ -234,8 +210,8 @@ async def person_tokens(evlog: EventLog, person_id: str, now: datetime) -> list[
 
     Raises Refusal for an unknown person.
     """
-    history, _ = await _person(evlog, person_id)
-    if not _fold_person(history).exists:
+    history, _ = await evlog.load("person", _checked(person_id))
+    if not d.fold_person(history).exists:
         raise Refusal("not_found", "Unknown person", f"no person {person_id}", field="person_id")
     tokens: dict[str, TokenView] = {}
     for rec in history:

@@ -11,8 +11,10 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from typing import TypeVar, get_args
+from functools import partial
+from typing import Any, TypeVar, get_args
 
+from gongkai.decider import Decider
 from gongkai.events import EventPayload, check_token
 from gongkai.events.contracts.intake import (
     LeadershipDutiesChanged,
@@ -25,6 +27,7 @@ from gongkai.events.contracts.intake import (
     UnitKind,
     UnitRegistered,
 )
+from gongkai.logtypes import RecordedEvent
 from gongkai.refusal import Refusal
 from gongkai_intake.domain import limits
 from gongkai_intake.domain.content import (
@@ -182,6 +185,33 @@ def evolve_person(state: PersonState, event: EventPayload) -> PersonState:
         revoked = replace(state.tokens[event.token_sha256], revoked=True)
         return replace(state, tokens={**state.tokens, event.token_sha256: revoked})
     return state
+
+
+#: A directory command as the runner takes it: the decision, applied to the aggregate's state
+#: (the route or the loader has bound the command and its context).
+Decision = Callable[[Any], Sequence[EventPayload]]
+
+
+def _decide(state: Any, decision: Decision) -> Sequence[EventPayload]:
+    return decision(state)
+
+
+UNIT: Decider[UnitState, Decision] = Decider(
+    "unit",
+    lambda _id: UNIT_INITIAL,
+    lambda state, rec: evolve_unit(state, rec.envelope.payload),
+    _decide,
+)
+PERSON: Decider[PersonState, Decision] = Decider(
+    "person",
+    lambda _id: PERSON_INITIAL,
+    lambda state, rec: evolve_person(state, rec.envelope.payload),
+    _decide,
+)
+
+
+def fold_person(history: Sequence[RecordedEvent]) -> PersonState:
+    return PERSON.fold("", history)
 
 
 # ---- decisions -------------------------------------------------------------------------
@@ -420,6 +450,9 @@ class Change:
     aggregate_type: str
     aggregate_id: str
     events: tuple[EventPayload, ...] = field(default_factory=tuple)
+    #: The same rule applied to the aggregate as it stands when recorded: after losing a race
+    #: the runner decides again on what the other writer left, not on the plan's snapshot.
+    decide: Decision = field(default=lambda _state: (), compare=False, repr=False)
 
 
 def plan(
@@ -445,20 +478,26 @@ def plan(
         registered = register_unit(u, units.get(u.code, UNIT_INITIAL), ctx)
         known_units.add(u.code)
         if registered:
-            changes.append(Change("unit", u.code, tuple(registered)))
+            changes.append(
+                Change("unit", u.code, tuple(registered), partial(_register_unit, u, ctx))
+            )
     for p in _unique(spec.people, lambda p: p.person_id, "person_id"):
-        evs = _plan_person(
-            p, people.get(p.person_id, PERSON_INITIAL), known_units, ctx, lifetime
-        )
+        redo = partial(_plan_person, p, known_units=frozenset(known_units), ctx=ctx,
+                       lifetime=lifetime)
+        evs = redo(people.get(p.person_id, PERSON_INITIAL))
         if evs:
-            changes.append(Change("person", p.person_id, tuple(evs)))
+            changes.append(Change("person", p.person_id, tuple(evs), redo))
     return changes
+
+
+def _register_unit(cmd: RegisterUnit, ctx: Context, state: UnitState) -> list[UnitRegistered]:
+    return register_unit(cmd, state, ctx)
 
 
 def _plan_person(
     p: PersonSpec,
     state: PersonState,
-    known_units: set[str],
+    known_units: frozenset[str],
     ctx: Context,
     lifetime: timedelta = DEFAULT_TOKEN_LIFETIME,
 ) -> list[EventPayload]:
