@@ -27,6 +27,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from gongkai.calendar import SHANGHAI, WorkingCalendar
+from gongkai.decider import Decided
 from gongkai.events import Actor, Envelope, EventPayload, new_event
 from gongkai.events.contracts.accountability import FindingConfirmed, FindingReported
 from gongkai.events.contracts.freshness import ColumnRefreshed, ColumnStale
@@ -40,7 +41,7 @@ from gongkai.events.contracts.intake import (
     UnitRegistered,
 )
 from gongkai.events.contracts.review import ReviewConcluded, ReviewSigned
-from gongkai_accountability.domain.decide import Decision, Policy, decide
+from gongkai_accountability.domain.decide import Policy, decide
 from gongkai_accountability.domain.fold import evolve
 from gongkai_accountability.domain.report import as_of_view, unit_reports
 from gongkai_accountability.domain.rows import MemoryRows
@@ -334,7 +335,7 @@ class Log:
         evolve(self.rows, env, len(self.events))
         return True
 
-    def decide(self, day: int) -> list[Decision]:
+    def decide(self, day: int) -> list[Decided]:
         return decide(self.rows, START + timedelta(days=day), at(day, 23), CAL, POLICY)
 
     def settle(self, day: int) -> int:

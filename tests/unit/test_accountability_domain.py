@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from gongkai.calendar import SHANGHAI, WorkingCalendar
+from gongkai.decider import Decided
 from gongkai.events import Actor, EventPayload, new_event
 from gongkai.events.contracts.freshness import ColumnRefreshed, ColumnStale
 from gongkai.events.contracts.intake import (
@@ -17,7 +18,7 @@ from gongkai.events.contracts.intake import (
     UnitRegistered,
 )
 from gongkai.events.contracts.review import ReviewConcluded, ReviewSigned
-from gongkai_accountability.domain.decide import Decision, Policy, decide
+from gongkai_accountability.domain.decide import Policy, decide
 from gongkai_accountability.domain.fold import evolve
 from gongkai_accountability.domain.report import as_of_view, unit_reports
 from gongkai_accountability.domain.rows import MemoryRows
@@ -57,7 +58,7 @@ class Tape:
         evolve(self.rows, env, self.seq)
         return env.event_id
 
-    def decide(self) -> list[Decision]:
+    def decide(self) -> list[Decided]:
         return decide(self.rows, self.today, at(self.today), CAL, Policy(2, 5))
 
     def settle(self) -> list[Any]:

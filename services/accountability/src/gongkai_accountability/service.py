@@ -15,14 +15,9 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from gongkai.decider import Decided, record
 from gongkai.directory import Directory, DirectoryProjection
-from gongkai.eventlog import (
-    ConcurrencyConflict,
-    EventIntegrityError,
-    EventLog,
-    EventLogError,
-    RecordedEvent,
-)
+from gongkai.eventlog import EventIntegrityError, EventLog, RecordedEvent
 from gongkai.events import new_event
 from gongkai.events.contracts.accountability import (
     FindingConfirmed,
@@ -38,7 +33,7 @@ from gongkai.events.contracts.accountability import (
 from gongkai.runtime.service import Service, ServiceContext
 from gongkai_accountability.adapters.checkpoints import Checkpointer, CheckpointSettings
 from gongkai_accountability.adapters.sql import AccountabilityProjection, ReadModel
-from gongkai_accountability.domain.decide import ACCOUNTABILITY, Decision, Policy, decide
+from gongkai_accountability.domain.decide import ACCOUNTABILITY, Policy, decide
 from gongkai_accountability.domain.fold import local_date
 
 
@@ -121,7 +116,7 @@ class AccountabilityService(Service):
             command_id=f"integrity:{exc.seq}",
             recorded_at=self.ctx.clock.now(),
         )
-        await self.record([Decision(env, 0)])
+        await self.record([Decided(env, 0)])
         self.log.warning(
             "integrity_alert", sequence=exc.seq, check=exc.check, subject=exc.subject[:200]
         )
@@ -247,17 +242,15 @@ class AccountabilityService(Service):
             cp.warning = None
         return n
 
-    async def record(self, decisions: Sequence[Decision]) -> int:
+    async def record(self, decisions: Sequence[Decided]) -> int:
+        """Append through the runner; returns how many were new. A failed one is only logged:
+        the next tick decides it again from the same read model."""
         n = 0
-        for d in decisions:
-            try:
-                res = await self.evlog.append([d.event], expected=d.expected)
-            except ConcurrencyConflict:
-                continue  # already recorded (the aggregate exists): the decision stands
-            except EventLogError as exc:
-                self.log.warning("append_failed", event_id=d.event.event_id, error=str(exc)[:300])
-                continue
-            if not res.duplicate:
+        for r in await record(self.evlog, decisions):
+            d = r.decision
+            if r.outcome == "failed":
+                self.log.warning("append_failed", event_id=d.event.event_id, error=r.error)
+            elif r.outcome == "recorded":
                 n += 1
                 self.log.info(
                     "recorded",

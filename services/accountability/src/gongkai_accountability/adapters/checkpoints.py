@@ -27,7 +27,8 @@ import nats.js.errors
 from nats.js.api import RawStreamMsg
 
 from gongkai import subjects
-from gongkai.eventlog import ConcurrencyConflict, EventLog, EventLogError, ack_position
+from gongkai.decider import Decided, record
+from gongkai.eventlog import EventLog, EventLogError, ack_position
 from gongkai.events import Actor, EventDecodeError, new_event
 from gongkai.events.contracts.accountability import CHECKPOINT_MAX_TILE, LogCheckpoint
 from gongkai.runtime.clock import Clock, SystemClock
@@ -208,12 +209,13 @@ class Checkpointer:
             command_id=f"checkpoint:{size}",
             recorded_at=now,
         )
-        try:
-            res = await self.evlog.append([env], expected=0)
-            if not res.duplicate:
-                self.appended += 1
-        except ConcurrencyConflict:
-            pass  # one checkpoint per size: another instance wrote this one
+        # Expected 0: one checkpoint per size; if another instance wrote this one, it stands.
+        [done] = await record(self.evlog, [Decided(env, 0)])
+        if done.outcome == "failed":
+            # Nothing moves on: the next run hashes nothing again and retries this size.
+            raise EventLogError(done.error or "checkpoint not appended")
+        if done.outcome == "recorded":
+            self.appended += 1
         self.last_size = size
         self.pending = bytearray()
         self.grew = False

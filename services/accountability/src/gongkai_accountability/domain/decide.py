@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from typing import Any
 
 from gongkai.calendar import SHANGHAI, WorkingCalendar
-from gongkai.events import Actor, Envelope, new_event
+from gongkai.decider import Decided
+from gongkai.events import Actor, new_event
 from gongkai.events.contracts.accountability import SupervisionIssued, ViolationRecorded
 from gongkai.events.envelope import REGISTRY
 from gongkai_accountability.domain.fold import end_of, holders, holders_at, short_id
@@ -32,14 +32,6 @@ class Policy:
     notice_after_days: int | None = 2
     #: Working days the unit is given to refresh the column.
     deadline_days: int = 5
-
-
-@dataclass(frozen=True)
-class Decision:
-    """One event to append and the expected aggregate sequence (0: must be new; None: any)."""
-
-    event: Envelope[Any]
-    expected: int | None
 
 
 def _start_of(d: date) -> datetime:
@@ -85,7 +77,7 @@ def issue_notice(
     automatic: bool,
     note: str | None = None,
     deadline_days: int | None = None,
-) -> Decision:
+) -> Decided:
     payload = supervision_notice(
         case, today, calendar, policy, automatic=automatic, note=note,
         deadline_days=deadline_days,
@@ -100,13 +92,13 @@ def issue_notice(
         correlation_id=case["stale_event_ids"][0],
     )
     # 0: a case is issued once; a second notice (by hand and automatic racing) is refused.
-    return Decision(env, 0)
+    return Decided(env, 0)
 
 
 def decide(
     rows: Rows, today: date, now: datetime, calendar: WorkingCalendar, policy: Policy
-) -> list[Decision]:
-    out: list[Decision] = []
+) -> list[Decided]:
+    out: list[Decided] = []
     rectified = {k: bool(v.get("rectified")) for k, v in rows.scan("violation")}
     for command_id, todo in rows.scan("todo"):
         if todo["event"] == "ViolationRectified":
@@ -125,7 +117,7 @@ def decide(
             recorded_at=now,
         )
         once = todo["event"] in ("ViolationRecorded", "IntegrityAlert")
-        out.append(Decision(env, 0 if once else None))
+        out.append(Decided(env, 0 if once else None))
     for case_id, case in rows.scan("case"):
         if case["status"] == "closed" or case.get("closing"):
             continue
@@ -152,7 +144,7 @@ def decide(
     return out
 
 
-def _breach(rows: Rows, case: Row, deadline: date, now: datetime) -> Decision:
+def _breach(rows: Rows, case: Row, deadline: date, now: datetime) -> Decided:
     unit = case["unit"]
     command_id = f"violation:stale_after_supervision:{case['case_id']}"
     # The unit's people when the deadline passed, by business time: not whoever holds the role
@@ -184,4 +176,4 @@ def _breach(rows: Rows, case: Row, deadline: date, now: datetime) -> Decision:
         recorded_at=now,
         causation_id=case["notice"]["event_id"],
     )
-    return Decision(env, 0)
+    return Decided(env, 0)
