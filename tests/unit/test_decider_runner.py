@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from gongkai.decider import ATTEMPTS, Decider, Handled, Refusal, handle
-from gongkai.eventlog import AppendResult, ConcurrencyConflict, RecordedEvent
+from gongkai.decider import ATTEMPTS, Decided, Decider, Handled, Refusal, handle, record
+from gongkai.eventlog import AppendResult, ConcurrencyConflict, EventLogError, RecordedEvent
 from gongkai.events import Actor, Envelope, EventPayload, new_event
 from gongkai.events.contracts.intake import UnitRegistered
 from gongkai.memlog import MemoryEventLog
@@ -203,3 +203,58 @@ async def test_memory_log_expected_sequence_dedup_and_load() -> None:
     history, last = await log.load("unit", "a")
     assert [h.seq for h in history] == [1, 3] and last == 3
     assert [e.seq async for e in log.replay()] == [1, 2, 3]
+
+
+# ---- a reaction's decisions: ``record`` ----------------------------------------------------
+
+
+def registered(code: str, name: str, command_id: str) -> Envelope[Any]:
+    payload = UnitRegistered(
+        code=code, name=name, kind="department", contact_name="x", contact_mobile="x"
+    )
+    return new_event(payload, aggregate_id=code, actor=OFFICE, command_id=command_id,
+                     recorded_at=T0)
+
+
+@pytest.mark.parametrize("pipelined", [False, True], ids=["one-by-one", "pipelined"])
+async def test_given_decisions_when_recorded_then_each_has_its_outcome_in_order(
+    pipelined: bool,
+) -> None:
+    log = MemoryEventLog()
+    await log.append([registered("audit", "审计局", "earlier")])
+    decisions = [
+        Decided(registered("finance", "财政局", "r1"), expected=0),  # new: recorded
+        Decided(registered("audit", "审计局", "r2"), expected=0),  # decided elsewhere first
+        Decided(registered("finance", "财政局", "r1"), expected=0),  # the same again
+        Decided(registered("tax", "税务局", "r3")),  # any sequence: recorded
+    ]
+    out = await record(log, decisions, pipelined=pipelined)
+    assert [(r.outcome, r.seq) for r in out] == [
+        ("recorded", 2), ("stands", None), ("duplicate", 2), ("recorded", 3),
+    ]
+    assert [r.decision for r in out] == decisions
+    assert await log.last_sequence() == 3
+
+
+class _Broken(MemoryEventLog):
+    async def append(self, events: Sequence[Envelope[Any]], *,
+                     expected: int | None = None) -> AppendResult:
+        raise OSError("connection closed")
+
+    async def append_pipelined(
+        self, commands: Sequence[tuple[Envelope[Any], int | None]]
+    ) -> list[AppendResult | EventLogError]:
+        raise OSError("connection closed")
+
+
+@pytest.mark.parametrize("pipelined", [False, True], ids=["one-by-one", "pipelined"])
+async def test_given_a_lost_connection_when_recorded_then_every_decision_failed_nothing_raised(
+    pipelined: bool,
+) -> None:
+    out = await record(_Broken(), [Decided(registered("finance", "财政局", "r1"))],
+                       pipelined=pipelined)
+    assert [(r.outcome, r.error) for r in out] == [("failed", "connection closed")]
+
+
+async def test_given_no_decisions_when_recorded_then_nothing_is_asked_of_the_log() -> None:
+    assert await record(_Broken(), [], pipelined=True) == []
