@@ -13,7 +13,7 @@ import json
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -23,6 +23,9 @@ from gongkai.events import REGISTRY, Envelope, EventDecodeError
 from gongkai.runtime.settings import Settings
 from gongkai.trust import cli as keys_cli
 from gongkai.trust import credentials, matrix
+
+if TYPE_CHECKING:
+    from gongkai.eventlog import EventLog
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -127,18 +130,25 @@ def cmd_events_asyncapi(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _tail(args: argparse.Namespace) -> int:
+async def _tool_log(args: argparse.Namespace, command: str) -> tuple[EventLog, str] | None:
+    """The log for a command-line tool, or None once the reason it cannot be had is printed."""
     from gongkai.runtime.host import StartupError, check_nats
 
-    s = Settings.from_env()
-    url = args.nats_url or s.nats_url or "nats://127.0.0.1:4222"
+    url = args.nats_url or Settings.from_env().nats_url or "nats://127.0.0.1:4222"
     try:
         auth = credentials.for_tool(args)
         await check_nats(url, auth=auth)
-        evlog = await credentials.connect_tool(url, auth)
+        return await credentials.connect_tool(url, auth, connect_timeout=5), url
     except (StartupError, Exception) as exc:  # noqa: BLE001
-        print(f"gongkai events tail: {exc}", file=sys.stderr)
+        print(f"gongkai events {command}: {exc}", file=sys.stderr)
+        return None
+
+
+async def _tail(args: argparse.Namespace) -> int:
+    connected = await _tool_log(args, "tail")
+    if connected is None:
         return 1
+    evlog, _ = connected
     filt = subjects.type_filter(args.type) if args.type else None
     try:
         async for msg in evlog.raw_replay(
@@ -168,24 +178,17 @@ async def _tail(args: argparse.Namespace) -> int:
 
 
 async def _init_streams(args: argparse.Namespace) -> int:
-    from gongkai.eventlog import EventLog, EventLogError, StreamSettings
+    from gongkai.eventlog import EventLogError, StreamSettings
 
-    s = Settings.from_env()
-    url = args.nats_url or s.nats_url or "nats://127.0.0.1:4222"
-    from gongkai.runtime.host import StartupError, check_nats
-
-    try:
-        # Only admin may create or change streams (gongkai.trust.matrix).
-        auth = credentials.for_tool(args)
-        await check_nats(url, auth=auth)
-        evlog = await EventLog.connect(
-            url, connect_timeout=5, allow_reconnect=False, **auth.options()
-        )
-    except (StartupError, Exception) as exc:  # noqa: BLE001
-        print(f"gongkai events init-streams: {exc}", file=sys.stderr)
+    # Only admin may create or change streams (gongkai.trust.matrix).
+    connected = await _tool_log(args, "init-streams")
+    if connected is None:
         return 1
+    evlog, url = connected
     try:
-        await evlog.ensure_stream(StreamSettings(replicas=args.replicas or s.stream_replicas))
+        await evlog.ensure_stream(
+            StreamSettings(replicas=args.replicas or Settings.from_env().stream_replicas)
+        )
     except (EventLogError, Exception) as exc:  # noqa: BLE001
         print(f"gongkai events init-streams: {exc}", file=sys.stderr)
         return 1

@@ -167,17 +167,8 @@ async def handle(
         mine = [h for h in history if h.envelope.command_id == command_id]
         if mine:
             # With a loader of its own the decider's state is the view's (these events in it).
-            before = (
-                view.state
-                if view is not None
-                else decider.fold(aggregate_id, [h for h in history if h.seq < mine[0].seq])
-            )
-            return Handled(
-                tuple(h.envelope for h in mine),
-                tuple(h.seq for h in mine),
-                before,
-                created=mine[0].seq == history[0].seq,
-                replayed=True,
+            return _replayed(
+                decider, aggregate_id, history, mine, view.state if view is not None else None
             )
         state = view.state if view is not None else decider.fold(aggregate_id, history)
         payloads = decider.decide(state, command)
@@ -246,13 +237,26 @@ async def _as_recorded(
             field="Idempotency-Key",
         )
     mine = [r for r in recorded if r is not None]
-    if decider.load is not None:
-        before = (await decider.load(aggregate_id)).state
-    else:
-        before = decider.fold(aggregate_id, [h for h in history if h.seq < mine[0].seq])
+    loaded = (await decider.load(aggregate_id)).state if decider.load is not None else None
+    return _replayed(decider, aggregate_id, history, mine, loaded)
+
+
+def _replayed(
+    decider: Decider[S, Any],
+    aggregate_id: str,
+    history: Sequence[RecordedEvent],
+    mine: Sequence[RecordedEvent],
+    loaded: S | None,
+) -> Handled[S]:
+    """A command recorded earlier, answered with its events and the state it was decided on."""
+    before = (
+        loaded
+        if loaded is not None
+        else decider.fold(aggregate_id, [h for h in history if h.seq < mine[0].seq])
+    )
     return Handled(
-        tuple(r.envelope for r in mine),
-        tuple(r.seq for r in mine),
+        tuple(h.envelope for h in mine),
+        tuple(h.seq for h in mine),
         before,
         created=mine[0].seq == history[0].seq,
         replayed=True,
