@@ -41,7 +41,13 @@ from nats.protocol.command import hpub_cmd
 
 from gongkai import metrics, subjects
 from gongkai.events.envelope import REGISTRY, Envelope, EventDecodeError, Registry
-from gongkai.logtypes import AppendResult, ConcurrencyConflict, EventLogError, RecordedEvent
+from gongkai.logtypes import (
+    AppendResult,
+    ConcurrencyConflict,
+    EventLogError,
+    RecordedEvent,
+    one_aggregate,
+)
 from gongkai.runtime.settings import Settings
 from gongkai.trust.keys import BATCH_MAX, TRUST_FILE, IntegrityError, Keyring, ServiceKey
 from gongkai.trust.owners import owner_of
@@ -392,10 +398,7 @@ class EventLog:
         """
         if not events:
             return AppendResult(())
-        at, aid = events[0].aggregate_type, events[0].aggregate_id
-        if any(e.aggregate_type != at or e.aggregate_id != aid for e in events):
-            raise ValueError("one append records events of one aggregate")
-        agg = subjects.aggregate_filter(at, aid)
+        agg = one_aggregate(events)
         try:
             if len(events) == 1:
                 result = await self._append_one(events[0], agg, expected)
@@ -410,7 +413,9 @@ class EventLog:
                 # A retried command whose first attempt was recorded arrives with a stale
                 # expected sequence; if every event id is already in the aggregate's history
                 # this is a duplicate, not a conflict.
-                found = await self._find_recorded(at, aid, [e.event_id for e in events])
+                found = await self._find_recorded(
+                    events[0].aggregate_type, events[0].aggregate_id, [e.event_id for e in events]
+                )
                 if found is not None:
                     return AppendResult(found, duplicate=True)
                 if exc.err_code == ERR_WRONG_LAST_SEQUENCE:

@@ -6,9 +6,11 @@ speak in these; a domain module importing them pulls in no NATS client.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from gongkai import subjects
 from gongkai.events.envelope import Envelope
 
 
@@ -44,3 +46,11 @@ class RecordedEvent:
     stored_ns: int
     envelope: Envelope[Any]
     data: bytes = field(repr=False)
+
+
+def one_aggregate(events: Sequence[Envelope[Any]]) -> str:
+    """The subject filter of the one aggregate an append's events belong to."""
+    at, aid = events[0].aggregate_type, events[0].aggregate_id
+    if any(e.aggregate_type != at or e.aggregate_id != aid for e in events):
+        raise ValueError("one append records events of one aggregate")
+    return subjects.aggregate_filter(at, aid)

@@ -23,7 +23,13 @@ from typing import Any
 
 from gongkai import subjects
 from gongkai.events.envelope import REGISTRY, Envelope, Registry
-from gongkai.logtypes import AppendResult, ConcurrencyConflict, EventLogError, RecordedEvent
+from gongkai.logtypes import (
+    AppendResult,
+    ConcurrencyConflict,
+    EventLogError,
+    RecordedEvent,
+    one_aggregate,
+)
 
 
 class MemoryEventLog:
@@ -40,10 +46,7 @@ class MemoryEventLog:
     ) -> AppendResult:
         if not events:
             return AppendResult(())
-        at, aid = events[0].aggregate_type, events[0].aggregate_id
-        if any(e.aggregate_type != at or e.aggregate_id != aid for e in events):
-            raise ValueError("one append records events of one aggregate")
-        agg = subjects.aggregate_filter(at, aid)
+        agg = one_aggregate(events)
         known = [self._by_id.get(e.event_id) for e in events]
         if known[0] is not None:
             return AppendResult(tuple(s for s in known if s is not None), duplicate=True)
@@ -56,7 +59,7 @@ class MemoryEventLog:
             self._ns += 1
             seq = len(self._events) + 1
             data = env.to_json()
-            subject = subjects.event_subject(at, aid, env.type)
+            subject = subjects.event_subject(env.aggregate_type, env.aggregate_id, env.type)
             decoded = self.registry.decode(data, subject_type=env.type)
             self._events.append(RecordedEvent(seq, subject, self._ns, decoded, data))
             self._by_aggregate.setdefault(agg, []).append(seq)
