@@ -23,6 +23,7 @@ import structlog
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import exc as sa_exc
 
@@ -84,7 +85,9 @@ def install_database_unavailable_handler(app: FastAPI) -> None:
 
 
 def make_app(services: Sequence[Service], title: str = "gongkai") -> FastAPI:
-    app = FastAPI(title=title, version="0.1.0")
+    # Swagger UI and ReDoc from the package's own copies: a platform on a closed network (a
+    # county's intranet) shows its API documentation without reaching a CDN.
+    app = FastAPIOffline(title=title, version="0.1.0", static_url="/docs-assets")
     install_problem_handlers(app)
     install_database_unavailable_handler(app)
     for svc in services:
