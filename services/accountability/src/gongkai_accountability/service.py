@@ -15,6 +15,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from gongkai.calendar import local_date
 from gongkai.decider import Decided, record
 from gongkai.directory import Directory, DirectoryProjection
 from gongkai.eventlog import EventIntegrityError, EventLog, RecordedEvent
@@ -34,7 +35,6 @@ from gongkai.runtime.service import Service, ServiceContext
 from gongkai_accountability.adapters.checkpoints import Checkpointer, CheckpointSettings
 from gongkai_accountability.adapters.sql import AccountabilityProjection, ReadModel
 from gongkai_accountability.domain.decide import ACCOUNTABILITY, Policy, decide
-from gongkai_accountability.domain.fold import local_date
 
 
 def _short(value: Any, n: int) -> str | None:

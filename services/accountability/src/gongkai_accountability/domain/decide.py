@@ -15,10 +15,16 @@ from datetime import date, datetime, time
 from gongkai.calendar import SHANGHAI, WorkingCalendar
 from gongkai.decider import Decided
 from gongkai.events import Actor, new_event
-from gongkai.events.contracts.accountability import SupervisionIssued, ViolationRecorded
-from gongkai.events.envelope import REGISTRY
-from gongkai_accountability.domain.fold import end_of, holders, holders_at, short_id
+from gongkai.events.contracts.accountability import (
+    IntegrityAlert,
+    SupervisionIssued,
+    ViolationRecorded,
+    ViolationRectified,
+)
+from gongkai_accountability.domain.fold import held_in, short_id
+from gongkai_accountability.domain.pending import Pending
 from gongkai_accountability.domain.rows import Row, Rows
+from gongkai_accountability.domain.violations import CaseFacts, stale_after_supervision
 
 ACCOUNTABILITY = Actor(person="accountability", role="system", unit="system")
 
@@ -100,23 +106,23 @@ def decide(
 ) -> list[Decided]:
     out: list[Decided] = []
     rectified = {k: bool(v.get("rectified")) for k, v in rows.scan("violation")}
-    for command_id, todo in rows.scan("todo"):
-        if todo["event"] == "ViolationRectified":
-            if todo["aggregate_id"] not in rectified:
+    for command_id, row in rows.scan("todo"):
+        todo = Pending.of(command_id, row)
+        if isinstance(todo.payload, ViolationRectified):
+            if todo.aggregate_id not in rectified:
                 continue  # the violation itself is still to be recorded
-            if rectified[todo["aggregate_id"]]:
+            if rectified[todo.aggregate_id]:
                 # Rectified already, by the office's hand (POST /violations/{id}/rectification):
                 # one rectification per violation.
                 continue
-        cls = REGISTRY.payload_class(todo["event"])
         env = new_event(
-            cls.model_validate(todo["payload"]),
-            aggregate_id=todo["aggregate_id"],
+            todo.payload,
+            aggregate_id=todo.aggregate_id,
             actor=ACCOUNTABILITY,
             command_id=command_id,
             recorded_at=now,
         )
-        once = todo["event"] in ("ViolationRecorded", "IntegrityAlert")
+        once = isinstance(todo.payload, (ViolationRecorded, IntegrityAlert))
         out.append(Decided(env, 0 if once else None))
     for case_id, case in rows.scan("case"):
         if case["status"] == "closed" or case.get("closing"):
@@ -138,42 +144,16 @@ def decide(
                     )
                 )
             continue
-        deadline = date.fromisoformat(case["notice"]["deadline"])
-        if case.get("breach") is None and today > deadline:
-            out.append(_breach(rows, case, deadline, now))
+        facts = CaseFacts.of(case)
+        verdict = stale_after_supervision(facts, today, held_in(rows, facts.unit))
+        if verdict is not None:
+            env = new_event(
+                verdict.violation,
+                aggregate_id=short_id("V", verdict.command_id),
+                actor=ACCOUNTABILITY,
+                command_id=verdict.command_id,
+                recorded_at=now,
+                causation_id=facts.notice_event_id,
+            )
+            out.append(Decided(env, 0))
     return out
-
-
-def _breach(rows: Rows, case: Row, deadline: date, now: datetime) -> Decided:
-    unit = case["unit"]
-    command_id = f"violation:stale_after_supervision:{case['case_id']}"
-    # The unit's people when the deadline passed, by business time: not whoever holds the role
-    # on the day a tick happens to decide it.
-    people = [
-        {"person": p, "role": r, "unit": unit}
-        for r in ("leader", "maker")
-        for p in holders_at(rows, unit, r, end_of(deadline)) or holders(rows, unit, r)
-    ]
-    payload = ViolationRecorded(
-        kind="stale_after_supervision",
-        unit=unit,
-        responsible=tuple(people),  # type: ignore[arg-type]
-        evidence=(*case["stale_event_ids"], case["notice"]["event_id"]),
-        severity="serious",
-        occurred_at=_start_of(date.fromordinal(deadline.toordinal() + 1)),
-        summary=(
-            f"{case['column']} still stale after the supervision deadline {deadline} "
-            f"(notice of {case['notice']['issued_on']})"
-        ),
-        column=case["column"],
-        case_id=case["case_id"],
-    )
-    env = new_event(
-        payload,
-        aggregate_id=short_id("V", command_id),
-        actor=ACCOUNTABILITY,
-        command_id=command_id,
-        recorded_at=now,
-        causation_id=case["notice"]["event_id"],
-    )
-    return Decided(env, 0)

@@ -1,8 +1,9 @@
 """``evolve``: how each event of the log changes the accountability read model.
 
-Pure: no clock, no I/O beyond the ``Rows`` it is handed. Decisions that follow from a fact
-(a publication without an approved chain, a confirmed finding, a late item) are written as
-*obligations* in the ``todo`` table, keyed by the command id that will discharge them; the
+Pure: no clock, no I/O beyond the ``Rows`` it is handed. The fold gathers facts; the notice's
+rules are not worded here: a violation is ``violations``' verdict, who answers for it
+``responsibility.responsible``'s, a case's end ``supervision.supervision_outcome``'s. What
+they decide is written as an *obligation* (``pending.Pending``) in the ``todo`` table, keyed by the command id that will discharge them; the
 service turns them into events (``decide``), and when such an event comes back through the
 log its obligation is struck out. Because the command id fixes the event id and the aggregate
 id, an obligation can be discharged only once, whatever restarts or replays happen between.
@@ -11,24 +12,31 @@ id, an obligation can be discharged only once, whatever restarts or replays happ
 from __future__ import annotations
 
 import hashlib
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from typing import Any
 
 from gongkai.calendar import SHANGHAI, local_date
 from gongkai.events import Envelope
+from gongkai.events.contracts.accountability import (
+    FindingResolved,
+    IntegrityAlert,
+    SupervisionClosed,
+    ViolationRectified,
+)
 from gongkai.subjects import event_subject
+from gongkai_accountability.domain.pending import Pending
+from gongkai_accountability.domain.responsibility import Holders, Person, responsible
 from gongkai_accountability.domain.rows import Row, Rows
+from gongkai_accountability.domain.supervision import supervision_outcome
 from gongkai_accountability.domain.violation import rectify_command_id
-
-#: Rule kinds whose deadline runs from a trigger ("within N working days of ..."): missing one
-#: is late publication; periodic and blank staleness is handled by supervision.
-TRIGGERED_KINDS = ("triggered", "leadership")
-SERIOUS_FINDINGS = ("false", "privacy_leak")
-
-
-def end_of(d: date) -> datetime:
-    """The last instant of a Shanghai calendar day (as the next day's midnight)."""
-    return datetime.combine(d + timedelta(days=1), time(0), SHANGHAI)
+from gongkai_accountability.domain.violations import (
+    FindingFacts,
+    PostFacts,
+    Verdict,
+    late_publication,
+    published_without_review,
+    wrong_information,
+)
 
 
 def short_id(prefix: str, key: str) -> str:
@@ -111,90 +119,40 @@ def holders_at(rows: Rows, unit: str, role: str, when: datetime) -> list[str]:
     return sorted(people)
 
 
-def _oblige(rows: Rows, command_id: str, unit: str, row: Row) -> None:
+def _oblige(rows: Rows, pending: Pending) -> None:
     # An obligation already discharged (its event is in the log before this point) is never
     # re-created: the ledger of done keys lives in the violation/case/finding rows.
-    rows.put("todo", command_id, {"unit": unit, **row})
+    rows.put("todo", pending.command_id, pending.row())
 
 
-def _unit_responsible(rows: Rows, unit: str, roles: tuple[str, ...]) -> list[Row]:
-    return [{"person": p, "role": r, "unit": unit} for r in roles for p in holders(rows, unit, r)]
+def held_in(rows: Rows, unit: str) -> Holders:
+    """Who held a role in ``unit`` at a business time, as ``responsible`` asks it: by the
+    directory then, or as it stands now when that names nobody (or no time is given)."""
+
+    def held(role: str, when: datetime | None) -> list[str]:
+        then = holders_at(rows, unit, role, when) if when is not None else []
+        return then or holders(rows, unit, role)
+
+    return held
 
 
-def responsible_for_post(
-    rows: Rows, post: Row | None, unit: str, when: datetime | None = None
-) -> list[Row]:
-    """谁制作、谁审核: the maker and the principal leader who signed, or the unit's leader.
-
-    ``when``: the unit's leader as of that business time (default: as the fold stands now,
-    which is the same thing while folding the fact being judged).
-    """
-    out: list[Row] = []
-    if post is not None:
-        out.append({"person": post["maker"]["person"], "role": "maker", "unit": unit})
-        leaders = sorted(post.get("leader_signers", []))
-        out += [{"person": p, "role": "leader", "unit": unit} for p in leaders]
-        if leaders:
-            return out
-    # Nobody in gongkai signed: the unit's principal leader answers for what it put online.
-    leaders = holders_at(rows, unit, "leader", when) if when is not None else []
-    if not leaders:
-        return _dedupe(out + _unit_responsible(rows, unit, ("leader",)))
-    return _dedupe(out + [{"person": x, "role": "leader", "unit": unit} for x in leaders])
+def _post_facts(rows: Rows, post_id: str | None) -> PostFacts | None:
+    post = rows.get("post", post_id) if post_id else None
+    return PostFacts.of(post) if post is not None else None
 
 
-def _dedupe(people: list[Row]) -> list[Row]:
-    seen: set[tuple[str, str, str]] = set()
-    out = []
-    for p in people:
-        k = (p["person"], p["role"], p["unit"])
-        if k not in seen:
-            seen.add(k)
-            out.append(p)
-    return out
-
-
-def _violation_obligation(
-    rows: Rows,
-    *,
-    key: str,
-    kind: str,
-    unit: str,
-    responsible: list[Row],
-    evidence: list[str],
-    severity: str,
-    occurred_at: datetime | str,
-    summary: str,
-    **refs: str | None,
-) -> None:
-    command_id = f"violation:{kind}:{key}"
+def _record(rows: Rows, verdict: Verdict | None) -> None:
+    """Oblige the verdict's ViolationRecorded, unless this lapse has one already."""
+    if verdict is None:
+        return
+    command_id = verdict.command_id
     vid = short_id("V", command_id)
     if rows.get("violation", vid) is not None or rows.get("todo", command_id) is not None:
         # The first fact that demands a violation words it: a later one (a second rule set
         # seeing the same late item) must not reword it depending on whether accountability
         # happened to decide in between.
         return
-    _oblige(
-        rows,
-        command_id,
-        unit,
-        {
-            "event": "ViolationRecorded",
-            "aggregate_id": vid,
-            "payload": {
-                "kind": kind,
-                "unit": unit,
-                "responsible": responsible,
-                "evidence": evidence,
-                "severity": severity,
-                "occurred_at": occurred_at
-                if isinstance(occurred_at, str)
-                else occurred_at.isoformat(),
-                "summary": summary,
-                **{k: v for k, v in refs.items() if v is not None},
-            },
-        },
-    )
+    _oblige(rows, Pending(command_id, verdict.violation.unit, vid, verdict.violation))
 
 
 # ---- the fold ---------------------------------------------------------------------------
@@ -333,23 +291,16 @@ def _alert(rows: Rows, env: Envelope[Any], seq: int, check: str, detail: str) ->
     command_id = f"integrity:{seq}"
     if rows.get("alert", str(seq)) is not None or rows.get("todo", command_id) is not None:
         return
-    _oblige(
-        rows,
-        command_id,
-        "",
-        {
-            "event": "IntegrityAlert",
-            "aggregate_id": f"seq-{seq}",
-            "payload": {
-                "sequence": seq,
-                "subject": event_subject(env.aggregate_type, env.aggregate_id, env.type),
-                "check": check,
-                "detail": detail[:1000],
-                "claimed_event_id": env.event_id,
-                "claimed_type": env.type,
-            },
-        },
+    alert = IntegrityAlert(
+        sequence=seq,
+        # Cut to the contract's bounds here: the fold must not fail on what it refuses.
+        subject=event_subject(env.aggregate_type, env.aggregate_id, env.type)[:600],
+        check=check,  # type: ignore[arg-type]
+        detail=detail[:1000],
+        claimed_event_id=env.event_id,
+        claimed_type=env.type,
     )
+    _oblige(rows, Pending(command_id, "", f"seq-{seq}", alert))
 
 
 def _review(rows: Rows, env: Envelope[Any], seq: int) -> None:
@@ -459,16 +410,26 @@ def _publication(rows: Rows, env: Envelope[Any], seq: int) -> None:
             "trail": [s],
         }
         rows.put("publication", pub_id, pub)
+        facts: PostFacts | None = None
         if post is not None:
             post["trail"].append(s)
             post["publications"].append(pub_id)
+            facts = PostFacts.of(post)
             if "published_responsible" not in post:
                 # Who answers for the item going online, fixed when it did: a late-publication
                 # verdict (freshness's ColumnRefreshed, a reaction) names these people however
                 # many signatures or role changes land between the publication and it.
-                post["published_responsible"] = responsible_for_post(rows, post, p.unit)
+                post["published_responsible"] = [
+                    r.as_row()
+                    for r in responsible(
+                        p.unit,
+                        held_in(rows, p.unit),
+                        made_by=facts.maker,
+                        approved_by=facts.leader_signers,
+                    )
+                ]
             rows.put("post", post["post_id"], post)
-        _check_review(rows, env, pub, post)
+        _check_review(rows, env, pub, facts)
     else:  # PublicationRemoved
         known = rows.get("publication", pub_id)
         s = step(
@@ -498,54 +459,23 @@ def _publication(rows: Rows, env: Envelope[Any], seq: int) -> None:
         _answer_findings(rows, p.post_id, pub_id, env, "removed")
 
 
-def _check_review(rows: Rows, env: Envelope[Any], pub: Row, post: Row | None) -> None:
-    """Published without review: no post at all, or no standing approval of this digest."""
+def _check_review(rows: Rows, env: Envelope[Any], pub: Row, post: PostFacts | None) -> None:
     p = env.payload
-    if post is not None and p.content_digest in post["approved"].values():
-        return
-    unit = rows.get("unit", p.unit)
-    if post is None and (
-        unit is None
-        or "registered_at" not in unit
-        or p.online_at < datetime.fromisoformat(unit["registered_at"])
-    ):
-        # Content online before the unit joined gongkai predates its review duties here.
-        return
-    if post is None:
-        summary = f"item {p.publication_id} went online in {p.column} with no post in gongkai"
-        serious = False
-        evidence = [env.event_id]
-    else:
-        approved = bool(post["approved"])
-        summary = (
-            f"post {post['post_id']} went online in a version that differs from the approved one"
-            if approved
-            else f"post {post['post_id']} went online without the principal leader's approval"
-        )
-        serious = p.content_digest in post["flagged_digests"] or (
-            not approved and bool(post["flagged_digests"])
-        )
-        evidence = [post["trail"][0]["event_id"], env.event_id]
-    # Who published (if a person of the unit did) is responsible beside maker and leader.
-    people = responsible_for_post(rows, post, p.unit)
-    if env.actor.unit == p.unit:
-        people = _dedupe([*people, actor_of(env)])
-    vid_key = p.publication_id
-    _violation_obligation(
-        rows,
-        key=vid_key,
-        kind="published_without_review",
-        unit=p.unit,
-        responsible=people,
-        evidence=evidence,
-        severity="serious" if serious else "minor",
-        occurred_at=p.online_at,
-        summary=summary,
-        column=p.column,
-        post_id=post["post_id"] if post else None,
-        publication_id=p.publication_id,
+    # When the unit joined matters only for an item gongkai never saw: read it only then.
+    unit = rows.get("unit", p.unit) if post is None else None
+    joined = unit.get("registered_at") if unit is not None else None
+    verdict = published_without_review(
+        p,
+        env.event_id,
+        Person(env.actor.person, env.actor.role, env.actor.unit),
+        post,
+        datetime.fromisoformat(joined) if joined else None,
+        held_in(rows, p.unit),
     )
-    pub["unreviewed_violation"] = short_id("V", f"violation:published_without_review:{vid_key}")
+    if verdict is None:
+        return
+    _record(rows, verdict)
+    pub["unreviewed_violation"] = short_id("V", verdict.command_id)
     rows.put("publication", p.publication_id, pub)
 
 
@@ -555,22 +485,14 @@ def _oblige_rectify(
     v = rows.get("violation", vid)
     if v is not None and v.get("rectified"):
         return
-    _oblige(
-        rows,
-        rectify_command_id(vid),
-        unit,
-        {
-            "event": "ViolationRectified",
-            "aggregate_id": vid,
-            "payload": {
-                "violation_id": vid,
-                "unit": unit,
-                "how": how,
-                "evidence": evidence,
-                "rectified_at": env.business_time.isoformat(),
-            },
-        },
+    rectified = ViolationRectified(
+        violation_id=vid,
+        unit=unit,
+        how=how,  # type: ignore[arg-type]
+        evidence=tuple(evidence),
+        rectified_at=env.business_time,
     )
+    _oblige(rows, Pending(rectify_command_id(vid), unit, vid, rectified))
 
 
 # ---- columns and supervision --------------------------------------------------------------
@@ -634,13 +556,14 @@ def _column(rows: Rows, env: Envelope[Any], seq: int) -> None:
                 rows.put("case", col["case"], case)
     elif env.type == "ColumnRefreshed":
         episode = f"{p.rule_set}/{p.rule}/{p.episode}"
-        opened = col["open"].pop(episode, None)
-        if (
-            p.resolution == "published"
-            and p.rule_kind in TRIGGERED_KINDS
-            and (p.late_days or 0) > 0
-        ):
-            _late(rows, env, col, opened)
+        col["open"].pop(episode, None)
+        _record(
+            rows,
+            late_publication(
+                p, env.event_id, env.business_time, _post_facts(rows, p.post_id),
+                held_in(rows, p.unit),
+            ),
+        )
         if not col["open"] and col["case"] is not None:
             case = rows.get("case", col["case"])
             if case is not None and case["status"] != "closed":
@@ -663,85 +586,32 @@ def _column(rows: Rows, env: Envelope[Any], seq: int) -> None:
 
 
 def _oblige_close(rows: Rows, case: Row) -> None:
-    closed_on = case["closing"]
+    closed_on = date.fromisoformat(case["closing"])
     notice = case["notice"]
-    if notice is None:
-        outcome = "before_notice"
-    elif closed_on <= notice["deadline"]:
-        outcome = "within_deadline"
-    else:
-        outcome = "after_deadline"
-    _oblige(
-        rows,
-        f"supervision-closed:{case['case_id']}",
-        case["unit"],
-        {
-            "event": "SupervisionClosed",
-            "aggregate_id": case["case_id"],
-            "payload": {
-                "case_id": case["case_id"],
-                "unit": case["unit"],
-                "column": case["column"],
-                "outcome": outcome,
-                "closed_on": closed_on,
-                "refreshed_event_ids": case.get("refreshed", []),
-            },
-        },
+    deadline = date.fromisoformat(notice["deadline"]) if notice is not None else None
+    closed = SupervisionClosed(
+        case_id=case["case_id"],
+        unit=case["unit"],
+        column=case["column"],
+        outcome=supervision_outcome(deadline, closed_on),
+        closed_on=closed_on,
+        refreshed_event_ids=tuple(case.get("refreshed", [])),
     )
+    _oblige(rows, Pending(f"supervision-closed:{case['case_id']}", case["unit"], case["case_id"],
+                          closed))
     breach = rows.get("violation", case["breach"]) if case.get("breach") else None
     # Rectified already (the office may do it by hand before the column is refreshed): no
     # second rectification is owed, and an obligation nobody discharges must not linger.
     if case.get("breach") and not (breach is not None and breach.get("rectified")):
-        _oblige(
-            rows,
-            rectify_command_id(case["breach"]),
-            case["unit"],
-            {
-                "event": "ViolationRectified",
-                "aggregate_id": case["breach"],
-                "payload": {
-                    "violation_id": case["breach"],
-                    "unit": case["unit"],
-                    "how": "refreshed",
-                    "evidence": case.get("refreshed", []),
-                    "rectified_at": closed_on + "T00:00:00+08:00",
-                },
-            },
+        rectified = ViolationRectified(
+            violation_id=case["breach"],
+            unit=case["unit"],
+            how="refreshed",
+            evidence=tuple(case.get("refreshed", [])),
+            rectified_at=datetime.combine(closed_on, time(0), SHANGHAI),
         )
-
-
-def _late(rows: Rows, env: Envelope[Any], col: Row, opened: Row | None) -> None:
-    p = env.payload
-    # One late item is one lapse, even when several rule sets saw it late.
-    item = p.post_id or f"{p.rule_kind}-{p.due_date.isoformat()}"
-    key = f"{p.unit}:{p.column}:{item}"
-    post = rows.get("post", p.post_id) if p.post_id else None
-    evidence = [e for e in (p.stale_event_id, env.event_id) if e]
-    if post is not None:
-        evidence = [post["trail"][0]["event_id"], *evidence]
-    if post is not None and "published_responsible" in post:
-        people = post["published_responsible"]
-    else:
-        # No publication of a gongkai post to anchor on: the unit's leaders when the item went
-        # online (by business time), not when freshness's reaction is folded.
-        when = p.last_publication_at or end_of(p.met_on or p.due_date)
-        people = responsible_for_post(rows, post, p.unit, when)
-    _violation_obligation(
-        rows,
-        key=key,
-        kind="late_publication",
-        unit=p.unit,
-        responsible=people,
-        evidence=evidence,
-        severity="minor",
-        occurred_at=env.business_time,
-        summary=(
-            f"{p.column} item {'for post ' + p.post_id if p.post_id else ''} went online "
-            f"{p.late_days} day(s) after its due date {p.due_date} ({p.rule_set} {p.rule})"
-        ),
-        column=p.column,
-        post_id=p.post_id,
-    )
+        _oblige(rows, Pending(rectify_command_id(case["breach"]), case["unit"], case["breach"],
+                              rectified))
 
 
 def _supervision(rows: Rows, env: Envelope[Any], seq: int) -> None:
@@ -789,21 +659,13 @@ def _answer_findings(
         f = rows.get("finding", fid)
         if f is None or f["status"] != "reported":
             continue
-        _oblige(
-            rows,
-            f"finding-resolved:{fid}",
-            f["unit"],
-            {
-                "event": "FindingResolved",
-                "aggregate_id": fid,
-                "payload": {
-                    "finding_id": fid,
-                    "unit": f["unit"],
-                    "how": how,
-                    "evidence": [env.event_id],
-                },
-            },
+        resolved = FindingResolved(
+            finding_id=fid,
+            unit=f["unit"],
+            how=how,  # type: ignore[arg-type]
+            evidence=(env.event_id,),
         )
+        _oblige(rows, Pending(f"finding-resolved:{fid}", f["unit"], fid, resolved))
 
 
 def _finding(rows: Rows, env: Envelope[Any], seq: int) -> None:
@@ -847,25 +709,17 @@ def _finding(rows: Rows, env: Envelope[Any], seq: int) -> None:
         pub = rows.get("publication", f["publication_id"]) if f["publication_id"] else None
         if post is None and pub is not None and pub.get("post_id"):
             post = rows.get("post", pub["post_id"])
-        people = responsible_for_post(rows, post, f["unit"])
-        if pub is not None:
-            publisher = pub["trail"][0]
-            if publisher["unit"] == f["unit"]:
-                people = _dedupe([*people, {k: publisher[k] for k in ("person", "role", "unit")}])
-        _violation_obligation(
+        _record(
             rows,
-            key=p.finding_id,
-            kind="wrong_information",
-            unit=f["unit"],
-            responsible=people,
-            evidence=[f["event_id"], env.event_id],
-            severity="serious" if f["kind"] in SERIOUS_FINDINGS else "minor",
-            occurred_at=env.business_time,
-            summary=f"finding {p.finding_id} ({f['kind']}) confirmed: {f['description'][:200]}",
-            column=f["column"],
-            post_id=f["post_id"] or (post["post_id"] if post else None),
-            publication_id=f["publication_id"],
-            finding_id=p.finding_id,
+            wrong_information(
+                FindingFacts.of(f),
+                env.event_id,
+                env.business_time,
+                PostFacts.of(post) if post is not None else None,
+                # The publication's first step is its PostPublished: who reported it online.
+                Person.of(pub["trail"][0]) if pub is not None else None,
+                held_in(rows, f["unit"]),
+            ),
         )
     rows.put("finding", p.finding_id, f)
 
@@ -948,4 +802,4 @@ _HANDLERS: dict[str, Any] = {
 #: The event types the fold reads; the projection filters nothing else out of interest.
 RELEVANT = frozenset(_HANDLERS)
 
-__all__ = ["RELEVANT", "date", "end_of", "evolve", "holders_at", "local_date", "short_id"]
+__all__ = ["RELEVANT", "evolve", "held_in", "holders_at", "short_id"]

@@ -11,12 +11,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import date
+from typing import Literal
 
 from gongkai.decider import Decider
 from gongkai.events import EventPayload
 from gongkai.events.contracts.accountability import SupervisionClosed, SupervisionIssued
 from gongkai.logtypes import RecordedEvent
 from gongkai.refusal import Refusal
+
+Outcome = Literal["before_notice", "within_deadline", "after_deadline"]
+
+
+def supervision_outcome(deadline: date | None, closed_on: date) -> Outcome:
+    """How a case ended, for the county's report: the column was put right before any notice
+    (``deadline`` None), by the notice's deadline (the day itself still counts), or after it."""
+    if deadline is None:
+        return "before_notice"
+    return "within_deadline" if closed_on <= deadline else "after_deadline"
 
 
 @dataclass(frozen=True)
