@@ -3,9 +3,9 @@
 Pure: no clock, no I/O beyond the ``Rows`` it is handed. The fold gathers facts; the notice's
 rules are not worded here: a violation is ``violations``' verdict, who answers for it
 ``responsibility.responsible``'s, a case's end ``supervision.supervision_outcome``'s. What
-they decide is written as an *obligation* (``pending.Pending``) in the ``todo`` table, keyed by the command id that will discharge them; the
-service turns them into events (``decide``), and when such an event comes back through the
-log its obligation is struck out. Because the command id fixes the event id and the aggregate
+they decide is written as an *obligation* (``pending.Pending``) in the ``todo`` table, keyed
+by the command id that will discharge it; the service turns obligations into events
+(``decide``), and when such an event comes back through the log its obligation is struck out. Because the command id fixes the event id and the aggregate
 id, an obligation can be discharged only once, whatever restarts or replays happen between.
 """
 
