@@ -5,8 +5,9 @@ rules are not worded here: a violation is ``violations``' verdict, who answers f
 ``responsibility.responsible``'s, a case's end ``supervision.supervision_outcome``'s. What
 they decide is written as an *obligation* (``pending.Pending``) in the ``todo`` table, keyed
 by the command id that will discharge it; the service turns obligations into events
-(``decide``), and when such an event comes back through the log its obligation is struck out. Because the command id fixes the event id and the aggregate
-id, an obligation can be discharged only once, whatever restarts or replays happen between.
+(``decide``), and when such an event comes back through the log its obligation is struck out.
+Because the command id fixes the event id and the aggregate id, an obligation can be
+discharged only once, whatever restarts or replays happen between.
 """
 
 from __future__ import annotations
