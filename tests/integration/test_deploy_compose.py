@@ -57,7 +57,8 @@ def rendered() -> dict[str, Any]:
 
 def test_compose_file_renders_offline(rendered: dict[str, Any]) -> None:
     svcs = rendered["services"]
-    expected = {"nats-1", "nats-2", "nats-3", "postgres", "stream-init", "db-migrate", *SERVICES}
+    migrate = {f"db-migrate-{s}" for s in SERVICES}
+    expected = {"nats-1", "nats-2", "nats-3", "postgres", "stream-init", *migrate, *SERVICES}
     assert set(svcs) == expected
 
 
@@ -104,7 +105,8 @@ def test_each_service_has_its_own_credentials_and_database(rendered: dict[str, A
         assert env["GONGKAI_DB_MIGRATE"] == "verify"
         deps = svcs[name]["depends_on"]
         assert deps["stream-init"]["condition"] == "service_completed_successfully"
-        assert deps["db-migrate"]["condition"] == "service_completed_successfully"
+        assert deps[f"db-migrate-{name}"]["condition"] == "service_completed_successfully"
+        assert not {d for d in deps if d.startswith("db-migrate")} - {f"db-migrate-{name}"}
         assert deps["postgres"]["condition"] == "service_healthy"
         build = svcs[name]["build"]
         assert build["dockerfile"] == "deploy/Dockerfile"
@@ -114,17 +116,18 @@ def test_each_service_has_its_own_credentials_and_database(rendered: dict[str, A
     init = svcs["stream-init"]
     assert init["environment"]["GONGKAI_NATS_USER"] == "admin"
     assert init["command"] == ["events", "init-streams", "--replicas", "3"]
-    migrate = svcs["db-migrate"]
-    assert migrate["command"] == ["db", "upgrade"]
     for name in SERVICES:
-        # the init step connects as each service's own role, so the role owns its tables
-        assert migrate["environment"][f"GONGKAI_DB_URL_{name.upper()}"] == (
-            svcs[name]["environment"][f"GONGKAI_DB_URL_{name.upper()}"]
-        )
-    assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
-    for step in (init, migrate):
-        assert step["build"]["dockerfile"] == "deploy/Dockerfile"
-        assert step["build"]["args"] == {"SERVICE": "intake"}
+        # each database by its own service's image (it carries that service's migrations only),
+        # connecting as the service's own role, so the role owns its tables
+        migrate = svcs[f"db-migrate-{name}"]
+        assert migrate["command"] == ["db", "upgrade"]
+        url = f"GONGKAI_DB_URL_{name.upper()}"
+        assert migrate["environment"] == {url: svcs[name]["environment"][url]}
+        assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+        assert migrate["build"]["args"] == {"SERVICE": name}
+        assert migrate["image"].startswith(f"gongkai-{name}:")
+    assert init["build"]["dockerfile"] == "deploy/Dockerfile"
+    assert init["build"]["args"] == {"SERVICE": "intake"}
     # every NATS node knows every user's password from the environment
     for n in ("nats-1", "nats-2", "nats-3"):
         for user in USERS:

@@ -143,11 +143,16 @@ def test_stream_init_job_uses_the_admin_user() -> None:
 
 
 def test_db_migrate_job_migrates_every_service_database_as_its_role() -> None:
+    # An image carries one service's migrations: a container per service, each with its image.
     job = _find("Job", "db-migrate")
-    c = job["spec"]["template"]["spec"]["containers"][0]
-    assert c["args"] == ["db", "upgrade"]
-    env = {e["name"]: e for e in c["env"]}
+    containers = {c["name"]: c for c in job["spec"]["template"]["spec"]["containers"]}
+    assert set(containers) == {f"db-migrate-{s}" for s in SERVICES}
     for service in SERVICES:
+        c = containers[f"db-migrate-{service}"]
+        assert c["args"] == ["db", "upgrade"]
+        assert c["image"].startswith(f"gongkai-{service}:")
+        env = {e["name"]: e for e in c["env"]}
+        assert set(env) == {f"GONGKAI_DB_URL_{service.upper()}"}
         ref = env[f"GONGKAI_DB_URL_{service.upper()}"]["valueFrom"]["secretKeyRef"]
         dep = _find("Deployment", service)["spec"]["template"]["spec"]["containers"][0]
         dep_env = {e["name"]: e for e in dep["env"]}

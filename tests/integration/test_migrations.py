@@ -2,9 +2,10 @@
 
 Upgrading an empty database creates exactly the tables its service's code defines (Alembic's
 autogenerate comparison finds no difference); a second upgrade does nothing; a database created
-before migrations existed is adopted; a schema_version bump empties a migrated projection
-without touching its shape; and a service started in deploy mode on an un-migrated database
-refuses to start with one line.
+before migrations existed is adopted, and so is one made by the single chain that covered every
+service's tables before each service owned its migrations; a schema_version bump empties a
+migrated projection without touching its shape; and a service started in deploy mode on an
+un-migrated database refuses to start with one line.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, select
 
@@ -26,6 +29,7 @@ from gongkai.natsserver import NatsServer
 from gongkai.projection import ProjectionStore, checkpoints, make_engine
 from gongkai.runtime.service import Service, ServiceContext, discover
 from gongkai.runtime.settings import Settings
+from tests.integration import legacy_migrations
 from tests.pg import fresh_database, pg_server
 
 __all__ = ["pg_server"]  # the fixture, imported for pytest
@@ -68,7 +72,7 @@ def _layout(engine: Engine) -> dict[str, object]:
 @pytest.mark.parametrize("service", SERVICES)
 def test_upgrade_from_empty_creates_what_the_code_defines(engine: Engine, service: str) -> None:
     before, after = migrations.upgrade(engine, service)
-    assert (before, after) == (None, migrations.head())
+    assert (before, after) == (None, migrations.head(service))
 
     expected = _service(service).schema()
     tables = set(inspect(engine).get_table_names())
@@ -82,7 +86,7 @@ def test_upgrade_from_empty_creates_what_the_code_defines(engine: Engine, servic
 def test_upgrade_twice_is_a_no_op(engine: Engine) -> None:
     migrations.upgrade(engine, "accountability")
     layout = _layout(engine)
-    assert migrations.upgrade(engine, "accountability") == (migrations.head(),) * 2
+    assert migrations.upgrade(engine, "accountability") == (migrations.head("accountability"),) * 2
     assert _layout(engine) == layout
     migrations.check(engine, "accountability")  # at head: no complaint
 
@@ -98,12 +102,41 @@ def test_a_database_from_before_migrations_is_adopted(engine: Engine) -> None:
         conn.execute(
             proj.people.insert().values(person_id="finance-leader", name="局长（演示）")
         )
-    assert migrations.upgrade(engine, "review") == (None, migrations.head())
+    assert migrations.upgrade(engine, "review") == (None, migrations.head("review"))
     with engine.connect() as conn:
         mc = MigrationContext.configure(conn, opts={"version_table": migrations.VERSION_TABLE})
         assert compare_metadata(mc, svc.schema()) == []
         assert conn.execute(select(proj.people.c.name)).scalar() == "局长（演示）"
         assert conn.execute(select(checkpoints.c.last_seq)).scalar() == 0
+
+
+def _old_chain(engine: Engine, service: str) -> None:
+    """Migrate as the single chain did: every revision in one place, filtered by service."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    cfg.set_main_option("path_separator", "os")
+    cfg.set_main_option("version_locations", str(legacy_migrations.LOCATION))
+    cfg.set_main_option("version_table", migrations.VERSION_TABLE)
+    with engine.begin() as conn:
+        cfg.attributes.update(connection=conn, service=service)
+        command.upgrade(cfg, "head")
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_database_made_by_the_single_chain_upgrades(engine: Engine, service: str) -> None:
+    _old_chain(engine, service)
+    proj = DirectoryProjection()
+    with engine.begin() as conn:
+        conn.execute(proj.people.insert().values(person_id="p1", name="局长（演示）"))
+    layout = _layout(engine)
+    assert migrations.upgrade(engine, service) == ("0004", migrations.head(service))
+    migrations.check(engine, service)
+    # Nothing made again: the services' first revisions find their tables and record themselves.
+    assert _layout(engine) == layout
+    with engine.connect() as conn:
+        mc = MigrationContext.configure(conn, opts={"version_table": migrations.VERSION_TABLE})
+        assert compare_metadata(mc, _service(service).schema()) == []
+        assert conn.execute(select(proj.people.c.name)).scalar() == "局长（演示）"
 
 
 def test_a_schema_version_bump_empties_the_tables_and_keeps_their_shape(engine: Engine) -> None:
@@ -136,9 +169,13 @@ def test_every_projection_schema_is_recorded_with_the_migrations() -> None:
     for name in SERVICES:
         for p in _service(name).projections:
             found[p.name] = (p.schema_version, migrations.shape(p.metadata))
-    assert found == migrations.PROJECTION_SCHEMAS, (
+    recorded = dict(migrations.PROJECTION_SCHEMAS)
+    for declared in migrations.installed().values():
+        recorded.update(declared.projection_schemas)
+    assert found == recorded, (
         "a projection's columns or schema_version changed: write a migration, bump the "
-        "projection's schema_version, and record both in gongkai.migrations.PROJECTION_SCHEMAS"
+        "projection's schema_version, and record both with the migrations that own it "
+        "(ServiceMigrations.projection_schemas, or gongkai.migrations.PROJECTION_SCHEMAS)"
     )
 
 
@@ -149,7 +186,7 @@ def test_db_command_upgrades_then_checks(
     assert cli.main(["db", "check", *one]) == 1
     assert "no migrations applied" in capsys.readouterr().err
     assert cli.main(["db", "upgrade", *one]) == 0
-    assert f"empty -> {migrations.head()}" in capsys.readouterr().out
+    assert f"empty -> {migrations.head('intake')}" in capsys.readouterr().out
     assert cli.main(["db", "upgrade", *one]) == 0
     assert "nothing to do" in capsys.readouterr().out
     assert cli.main(["db", "check", *one]) == 0
@@ -181,6 +218,15 @@ def test_a_service_refuses_an_un_migrated_database_in_deploy_mode(
     assert "no migrations applied" in lines[0] and "gongkai db upgrade" in lines[0]
 
 
+def test_a_service_not_installed_here_is_not_migrated(tmp_path: Path) -> None:
+    # An image carries one service's migrations: another's database is refused, not given
+    # the shared tables alone and recorded as if it were at head.
+    engine = make_engine(f"sqlite:///{tmp_path / 'other.db'}")
+    with pytest.raises(migrations.DatabaseNotReady, match="are installed here"):
+        migrations.upgrade(engine, "no-such-service")
+    assert inspect(engine).get_table_names() == []
+
+
 def test_messages_never_show_a_database_password() -> None:
     shown = migrations.display_url("postgresql+psycopg://intake:s3cret@postgres:5432/gongkai_intake")
     assert "s3cret" not in shown and "intake:***@postgres" in shown
@@ -205,7 +251,7 @@ async def test_the_service_starts_once_migrated_and_sqlite_upgrades_itself(
     try:
         for svc in (intake, freshness):
             with svc.engine.connect() as conn:
-                assert migrations.current(conn) == migrations.head()
+                assert migrations.current(conn) == migrations.head(svc.name)
     finally:
         await freshness.stop()
         await intake.stop()

@@ -233,10 +233,10 @@ def _db_targets(args: argparse.Namespace) -> list[tuple[str, str]] | str:
         return [(names[0], args.url)]
     if not names:
         # What this process would run (installed services) and what the init step was told
-        # about (GONGKAI_DB_URL_<SERVICE>): an image carries one service but migrates all four.
+        # about (GONGKAI_DB_URL_<SERVICE>). Each service owns its migrations, so a database
+        # whose service is not installed here is refused (by ``upgrade``), not half-migrated.
         installed = [ep.name for ep in entry_points(group="gongkai.services")]
-        order = [*migrations.SERVICES, *sorted(installed)]
-        names = sorted({*installed, *s.db_urls}, key=order.index)
+        names = sorted({*installed, *migrations.installed(), *s.db_urls})
     return [(n, s.db_url(n)) for n in names]
 
 
@@ -285,7 +285,7 @@ def cmd_db_check(args: argparse.Namespace) -> int:
         engine = make_engine(url)
         try:
             migrations.check(engine, service)
-            print(f"{service:<15} {migrations.display_url(url)}  at {migrations.head()}")
+            print(f"{service:<15} {migrations.display_url(url)}  at {migrations.head(service)}")
         except migrations.DatabaseNotReady as exc:
             print(str(exc), file=sys.stderr)
             behind += 1

@@ -1,8 +1,8 @@
 """Alembic's environment for gongkai's read models.
 
 Always run through ``gongkai.migrations`` (``gongkai db upgrade``, a service's start), which
-hands over an open connection inside a transaction and the name of the service whose database
-it is; there is no alembic.ini.
+hands over an open connection inside a transaction and the revision directories of the service
+whose database it is (``version_locations``); there is no alembic.ini.
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ Revision ID: ${up_revision}
 Revises: ${down_revision | comma,n}
 Create Date: ${create_date}
 
-Changes a projection's columns? Bump its ``schema_version`` in the code and in
-``gongkai.migrations.PROJECTION_SCHEMAS`` so the service rebuilds it from the log.
+Changes a projection's columns? Bump its ``schema_version`` in the code and where its
+migrations record it (``ServiceMigrations.projection_schemas``, or
+``gongkai.migrations.PROJECTION_SCHEMAS`` for the directory) so the service rebuilds it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from gongkai.migrations import applies_to
+from gongkai.migrations import create_table, drop_tables
 
 revision = ${repr(up_revision)}
 down_revision = ${repr(down_revision)}

@@ -1,5 +1,4 @@
-"""Token lifecycle: tokens have a hint, an issue time, an expiry and a revoked flag; freshness
-keeps answers to Idempotency-Keys (PUT of a column's visibility).
+"""Token lifecycle: tokens have a hint, an issue time, an expiry and a revoked flag.
 
 Revision ID: 0002
 Revises: 0001
@@ -14,8 +13,6 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-
-from gongkai.migrations import applies_to
 
 revision = "0002"
 down_revision = "0001"
@@ -43,19 +40,7 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("revoked", sa.Boolean(), nullable=False),
     )
-    if applies_to("freshness") and not sa.inspect(op.get_bind()).has_table("gk_idempotency"):
-        op.create_table(
-            "gk_idempotency",
-            sa.Column("scope", sa.String(64), primary_key=True),
-            sa.Column("key", sa.String(200), primary_key=True),
-            sa.Column("request_sha256", sa.String(64), nullable=False),
-            sa.Column("status", sa.Integer(), nullable=False),
-            sa.Column("body", sa.Text(), nullable=False),
-            sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        )
 
 
 def downgrade() -> None:
-    if applies_to("freshness") and not applies_to("intake"):
-        op.drop_table("gk_idempotency")
     _tokens()
