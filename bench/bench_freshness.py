@@ -41,9 +41,8 @@ from gongkai.events.contracts.intake import (
     UnitRegistered,
 )
 from gongkai.rules import Column, Group, Rule, RuleSet, load_rule_sets
-from gongkai_freshness.domain.register import ColumnRegister
-from gongkai_freshness.domain.report import site_risk, status_table
-from gongkai_freshness.service import FRESHNESS_ACTOR
+from gongkai_freshness.adapters.log import FRESHNESS_ACTOR
+from gongkai_freshness.adapters.register import ColumnRegister
 
 ACTOR = Actor(person="bench", role="system", unit="system")
 START = date(2025, 3, 3)
@@ -217,7 +216,7 @@ def record(reg: ColumnRegister, day: date, seq: int) -> int:
             command_id=t.command_id,
             recorded_at=at(day, 1),
         )
-        reg.evolve(env, seq)
+        reg.fold(env, seq)
     return len(transitions)
 
 
@@ -294,7 +293,7 @@ def main(argv: list[str] | None = None) -> list[Figure]:
                 )
             seq += 1
             t0 = time.perf_counter()
-            reg.evolve(env, seq)
+            reg.fold(env, seq)
             fold_s += time.perf_counter() - t0
         transitions += record(reg, AS_OF - timedelta(days=1), seq)
     facts = len(history.facts)
@@ -327,9 +326,8 @@ def main(argv: list[str] | None = None) -> list[Figure]:
         )
     )
 
-    cells = sum(1 for c in reg.columns.values() if c.unit in reg.units)
-    for c in reg.columns.values():
-        c.cache = None  # as after a restart: every deadline computed afresh
+    cells = sum(1 for c in reg.state.all_columns() if c.unit in reg.state.units)
+    reg.schedules.clear()  # as after a restart: every deadline computed afresh
     gc.collect()
     with Timer() as t_cold:
         owed = reg.decide_all(AS_OF)
@@ -351,7 +349,7 @@ def main(argv: list[str] | None = None) -> list[Figure]:
         )
         for t in owed
     ]:
-        reg.evolve(env, 0)
+        reg.fold(env, 0)
     warm = []
     for k in range(3):
         with Timer() as t:
@@ -366,7 +364,7 @@ def main(argv: list[str] | None = None) -> list[Figure]:
         )
     )
     with Timer() as t_status:
-        table_rows = status_table(reg, AS_OF)
+        table_rows = reg.status_table(AS_OF)
     rows.append(
         (
             "status table (unit x column x rule set)",
@@ -377,7 +375,7 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     )
     national = next(rs for rs in reg.rule_sets if rs.site)
     with Timer() as t_risk:
-        risk = site_risk(reg, national, AS_OF)
+        risk = reg.site_risk(national, AS_OF)
     rows.append(
         (
             "site risk (national lines)",
@@ -397,11 +395,11 @@ def main(argv: list[str] | None = None) -> list[Figure]:
         env = REGISTRY.decode(data, hdr)
         t1 = time.perf_counter()
         seq += 1
-        touched = reg.evolve(env, seq)
-        transitions_now = reg.decide_columns(touched, AS_OF)
+        touched = reg.fold(env, seq)
+        transitions_now = reg.decide(touched, AS_OF)
         for tr in transitions_now:
             seq += 1
-            reg.evolve(
+            reg.fold(
                 new_event(
                     tr.payload,
                     aggregate_id=tr.aggregate_id,

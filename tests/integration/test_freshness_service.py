@@ -33,12 +33,10 @@ from gongkai.rules import load_rule_sets
 from gongkai.runtime.host import StartupError
 from gongkai.runtime.service import ServiceContext
 from gongkai.runtime.settings import Settings
-from gongkai_freshness.bootstrap import build
-from gongkai_freshness.cli import fold_log
-from gongkai_freshness.config import FreshnessConfig
-from gongkai_freshness.domain.register import ColumnRegister
-from gongkai_freshness.domain.report import status_table
-from gongkai_freshness.service import FreshnessService
+from gongkai_freshness.adapters.config import FreshnessConfig
+from gongkai_freshness.adapters.log import fold_log
+from gongkai_freshness.adapters.register import ColumnRegister
+from gongkai_freshness.bootstrap import FreshnessService, build
 from tests.conftest import Platform
 
 D = date.fromisoformat
@@ -215,7 +213,7 @@ async def test_each_transition_is_recorded_once_across_ticks_and_restarts(
     assert refreshed[0].causation_id is not None  # caused by the publication
 
     # A restarted service replays the log and records nothing new.
-    table_before = status_table(county.freshness.register, D("2026-03-18"))
+    table_before = county.freshness.status_table(D("2026-03-18"))
     mine = await county.recorded()
     await county.freshness.stop()
     ctx = ServiceContext(
@@ -228,20 +226,20 @@ async def test_each_transition_is_recorded_once_across_ticks_and_restarts(
         await again.wait_caught_up()
         assert await again.tick(force=True) == 0
         assert await county.recorded() == mine
-        assert status_table(again.register, D("2026-03-18")) == table_before
+        assert again.status_table(D("2026-03-18")) == table_before
     finally:
         await again.stop()
 
     # The log alone, as of a date, gives the same table (what `gongkai freshness status` does).
     replayed = ColumnRegister(load_rule_sets(), WorkingCalendar.default())
     await fold_log(county.evlog, replayed, until=D("2026-03-18"))
-    assert status_table(replayed, D("2026-03-18")) == table_before
+    assert replayed.status_table(D("2026-03-18")) == table_before
     # As of an earlier date, the late publication has not happened yet.
     earlier = ColumnRegister(load_rule_sets(), WorkingCalendar.default())
     await fold_log(county.evlog, earlier, until=D("2026-03-17"))
     row = next(
         r
-        for r in status_table(earlier, D("2026-03-17"), unit="finance", rule_set="wenan-2018")
+        for r in earlier.status_table(D("2026-03-17"), unit="finance", rule_set="wenan-2018")
         if r.column == "normative_documents"
     )
     assert (row.state, row.rule, row.due_date) == ("stale", "within-20wd", D("2026-03-16"))

@@ -22,7 +22,7 @@ from gongkai_accountability.domain.decide import Policy, decide
 from gongkai_accountability.domain.fold import evolve as accountability_evolve
 from gongkai_accountability.domain.report import as_of_view, unit_reports
 from gongkai_accountability.domain.rows import MemoryRows
-from gongkai_freshness.domain.register import ColumnRegister
+from gongkai_freshness.domain import register as freshness
 from gongkai_freshness.domain.report import status_table
 from gongkai_intake.domain import posts
 from gongkai_review.domain.chain import fold as review_fold
@@ -55,10 +55,9 @@ AS_OF = date(2026, 3, 2)
 @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 @given(history=HISTORIES)
 def test_freshness_register_folds_any_history(history: list[Any]) -> None:
-    reg = ColumnRegister(RULE_SETS, CALENDAR)
-    for seq, env in enumerate(history, 1):
-        reg.evolve(env, seq)
-    reg.decide_all(AS_OF)
+    reg = freshness.empty(freshness.rule_book(RULE_SETS, CALENDAR))
+    reg = freshness.fold(reg, [(env, seq) for seq, env in enumerate(history, 1)])
+    freshness.decide_all(reg, AS_OF)
     status_table(reg, AS_OF)
 
 

@@ -42,7 +42,7 @@ from gongkai.events.contracts.intake import (
     UnitRegistered,
 )
 from gongkai.rules import load_rule_sets
-from gongkai_freshness.domain.register import ColumnRegister
+from gongkai_freshness.adapters.register import ColumnRegister
 from gongkai_freshness.domain.report import status_table
 
 CALENDAR = WorkingCalendar.default()
@@ -166,7 +166,7 @@ class County:
             payload, aggregate_id=aggregate, actor=actor, command_id=command, recorded_at=when
         )
         self.log.append(env)
-        self.reg.evolve(env, len(self.log))
+        self.reg.fold(env, len(self.log))
 
     def register_units(self) -> None:
         for code, kind in UNITS.items():
@@ -224,7 +224,7 @@ def test_the_order_units_are_replayed_in_does_not_matter(facts: list[Fact], seed
         b.fact(i, f)
     for day in (20, DAYS):
         as_of = START + timedelta(days=day)
-        assert status_table(a.reg, as_of) == status_table(b.reg, as_of)
+        assert status_table(a.reg.state, as_of) == status_table(b.reg.state, as_of)
         assert owed(a, day) == owed(b, day)
 
 
@@ -264,7 +264,7 @@ def test_daily_ticks_keep_the_episode_contract_and_replay_owes_nothing(
 
     replay = County()
     for i, env in enumerate(county.log, 1):
-        replay.reg.evolve(env, i)
+        replay.reg.fold(env, i)
     last = START + timedelta(days=DAYS - 1)
     assert replay.reg.decide_all(last) == []
-    assert status_table(replay.reg, last) == status_table(county.reg, last)
+    assert status_table(replay.reg.state, last) == status_table(county.reg.state, last)

@@ -1,7 +1,8 @@
 """freshness's domain without NATS: every rule kind, the transitions, keep/hide, the reports.
 
-A ``County`` folds events into a register the way the service does, and ``evaluate`` records
-the transitions a tick would append (folding them back in, as the service does on each ack).
+A ``County`` folds events into a register the way the service does (the adapter holding the
+pure register), and ``evaluate`` records the transitions a tick would append (folding them back
+in, as the service does on each ack). The reports are the domain's, read off the register.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ from gongkai.events.contracts.intake import (
 )
 from gongkai.refusal import Refusal
 from gongkai.rules import load_rule_sets
-from gongkai_freshness.config import with_warning
-from gongkai_freshness.domain.register import ColumnRegister
+from gongkai_freshness.adapters.config import with_warning
+from gongkai_freshness.adapters.log import FRESHNESS_ACTOR
+from gongkai_freshness.adapters.register import ColumnRegister
 from gongkai_freshness.domain.report import (
     ColumnStatus,
     attachment2,
@@ -47,7 +49,6 @@ from gongkai_freshness.domain.visibility import (
     acting_role,
     decide_visibility,
 )
-from gongkai_freshness.service import FRESHNESS_ACTOR
 
 D = date.fromisoformat
 MAKER = Actor(person="p-maker", role="maker", unit="finance")
@@ -91,7 +92,7 @@ class County:
             recorded_at=shanghai(on),
         )
         self.log.append(env)
-        self.reg.evolve(env, self.seq)
+        self.reg.fold(env, self.seq)
         return env
 
     def unit(self, code: str, kind: str = "department", on: date = JOINED) -> None:
@@ -192,7 +193,7 @@ class County:
                 recorded_at=shanghai(as_of, 1),
             )
             self.log.append(env)
-            self.reg.evolve(env, self.seq)
+            self.reg.fold(env, self.seq)
             out.append(t.payload)
         return out
 
@@ -205,7 +206,8 @@ class County:
         return out
 
     def status(self, unit: str, column: str, rule_set: str, as_of: date) -> ColumnStatus:
-        return column_status(self.reg, self.reg.column(unit, column), self._rs(rule_set), as_of)
+        state = self.reg.state
+        return column_status(state, state.column(unit, column), self._rs(rule_set), as_of)
 
     def _rs(self, rule_set: str) -> Any:
         return next(rs for rs in self.reg.rule_sets if rs.id == rule_set)
@@ -648,7 +650,7 @@ def test_a_late_publication_nobody_saw_stale_is_recorded_as_missed(
     stale_env = next(e for e in c.log if e.payload == stale)
     assert refreshed.stale_event_id == stale_env.event_id
     # The obligation is settled and forgotten; nothing more is ever recorded for it.
-    assert c.reg.column("u", "administrative_penalties").triggers == {}
+    assert c.reg.state.column("u", "administrative_penalties").triggers == {}
     assert only(c.evaluate_days(D("2026-03-21"), D("2026-04-10")), "administrative_penalties") == []
 
 
@@ -658,7 +660,7 @@ def test_a_publication_in_time_records_nothing_and_is_forgotten(calendar: Workin
     c.publish("base", "u", "administrative_penalties", D("2026-02-01"))
     c.submit("X1", "u", "administrative_penalties", D("2026-03-02"))
     c.publish("x1", "u", "administrative_penalties", D("2026-03-05"), post="X1")
-    assert c.reg.column("u", "administrative_penalties").triggers == {}
+    assert c.reg.state.column("u", "administrative_penalties").triggers == {}
     assert only(c.evaluate_days(D("2026-03-05"), D("2026-03-31")), "administrative_penalties") == []
 
 
@@ -693,7 +695,7 @@ def test_withdrawn_post_closes_its_stale_episode(calendar: WorkingCalendar) -> N
     c.withdraw("F1", "u", D("2026-03-18"))
     done = only(c.evaluate(D("2026-03-18")), "special_funds")
     assert isinstance(done[0], ColumnRefreshed) and done[0].resolution == "withdrawn"
-    assert c.reg.column("u", "special_funds").triggers == {}
+    assert c.reg.state.column("u", "special_funds").triggers == {}
 
 
 def test_a_revision_after_publication_starts_a_new_deadline(calendar: WorkingCalendar) -> None:
@@ -809,10 +811,10 @@ def test_replaying_the_same_events_gives_the_same_table_and_records_nothing(
     assert recorded
     replay = County(calendar)
     for i, env in enumerate(c.log, 1):
-        replay.reg.evolve(env, i)
+        replay.reg.fold(env, i)
     as_of = D("2026-04-01")
     assert replay.reg.decide_all(as_of) == []
-    assert status_table(replay.reg, as_of) == status_table(c.reg, as_of)
+    assert status_table(replay.reg.state, as_of) == status_table(c.reg.state, as_of)
 
 
 # ---- keep / hide ------------------------------------------------------------------------------
@@ -821,15 +823,16 @@ def test_replaying_the_same_events_gives_the_same_table_and_records_nothing(
 def test_visibility_decisions(calendar: WorkingCalendar) -> None:
     c = County(calendar)
     c.unit("u", "township")
-    reg = c.reg
+    reg = c.reg.state
     unit = reg.units["u"]
 
     def decide(column: str, keep: bool, reason: str = "why") -> list[EventPayload]:
-        col = reg.columns.get(("u", column))
+        # The register as it stands now: a state read earlier stays as it was.
+        col = c.reg.state.column("u", column)
         return decide_visibility(
             SetVisibility("u", column, keep, reason),
             unit,
-            col.decision.keep if col is not None and col.decision is not None else None,
+            col.decision.keep if col.decision is not None else None,
             reg.catalog,
         )
 
@@ -879,8 +882,8 @@ async def test_a_tick_through_the_runner_is_decided_on_the_column_log(
 
     async def tick(keep: bool, command_id: str) -> tuple[str, ...]:
         cmd = SetVisibility("u", "statistics", keep, "本单位无此项")
-        h = await handle(log, VISIBILITY, "u--statistics", Tick(cmd, c.reg.units["u"],
-                         c.reg.catalog), command_id=command_id, actor=leader,
+        h = await handle(log, VISIBILITY, "u--statistics", Tick(cmd, c.reg.state.units["u"],
+                         c.reg.state.catalog), command_id=command_id, actor=leader,
                          now=lambda: datetime(2026, 3, 2, tzinfo=UTC))
         return tuple(e.type for e in h.events)
 
@@ -898,34 +901,34 @@ def test_site_risk_lines_warn_before_the_veto(calendar: WorkingCalendar) -> None
     national = c._rs(NATIONAL)
     c.unit("u")
     as_of = D("2026-01-05")
-    risk = site_risk(c.reg, national, as_of)
+    risk = site_risk(c.reg.state, national, as_of)
     blank = next(line for line in risk.lines if line.id == "blank-columns")
     assert (blank.value, blank.level) == (29, "veto")  # a new unit: every kept column blank
-    for i, code in enumerate(c.reg.catalog.columns):
+    for i, code in enumerate(c.reg.state.catalog.columns):
         c.publish(f"p{i}", "u", code, D("2026-01-05"))
     c.hide("u", "housing_security", D("2026-01-05"))
-    fresh = site_risk(c.reg, national, as_of)
+    fresh = site_risk(c.reg.state, national, as_of)
     assert fresh.level == "ok"
     # Three news/notice columns idle past their line: early warning; five: veto.
     later = D("2026-01-05") + timedelta(days=15)
-    risk = site_risk(c.reg, national, later)
+    risk = site_risk(c.reg.state, national, later)
     stale = next(line for line in risk.lines if line.id == "stale-columns")
     assert (stale.value, stale.level) == (2, "ok")  # the two news columns
     idle = next(line for line in risk.lines if line.id == "homepage-idle")
     assert (idle.value, idle.level) == (15, "veto")
     c.publish("n", "u", "leaders_activities", later - timedelta(days=11))
     idle = next(
-        line for line in site_risk(c.reg, national, later).lines if line.id == "homepage-idle"
+        line for line in site_risk(c.reg.state, national, later).lines if line.id == "homepage-idle"
     )
     assert (idle.value, idle.level) == (11, "warning")
     c.unit("v")
-    for i, code in enumerate(c.reg.catalog.columns):
+    for i, code in enumerate(c.reg.state.catalog.columns):
         c.publish(f"v{i}", "v", code, D("2026-01-05"))
     stale = next(
-        line for line in site_risk(c.reg, national, later).lines if line.id == "stale-columns"
+        line for line in site_risk(c.reg.state, national, later).lines if line.id == "stale-columns"
     )
     assert (stale.value, stale.level) == (3, "warning")
-    one = site_risk(c.reg, national, later, unit="v")
+    one = site_risk(c.reg.state, national, later, unit="v")
     assert next(line for line in one.lines if line.id == "stale-columns").value == 2
 
 
@@ -933,7 +936,7 @@ def test_attachment2_shows_each_tick_and_who_made_it(calendar: WorkingCalendar) 
     c = County(calendar)
     c.unit("u", "township")
     c.hide("u", "statistics", D("2026-01-06"))
-    a = attachment2(c.reg, "u")
+    a = attachment2(c.reg.state, "u")
     assert len(a.rows) == 30
     rows = {r.column: r for r in a.rows}
     assert (rows["statistics"].keep, rows["statistics"].source, rows["statistics"].decided_by) == (

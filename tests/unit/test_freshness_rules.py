@@ -17,7 +17,7 @@ from gongkai.rules import (
     load_rule_sets,
     shipped_rule_sets,
 )
-from gongkai_freshness.config import ConfigError, FreshnessConfig
+from gongkai_freshness.adapters.config import ConfigError, FreshnessConfig
 
 D = date.fromisoformat
 

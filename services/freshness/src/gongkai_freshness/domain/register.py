@@ -1,18 +1,25 @@
-"""The county's register of columns: ``evolve`` folds events in, ``decide`` says what to record.
+"""The county's register of columns as a value: ``evolve`` folds an event in, ``decide_all`` says
+what to record. Pure functions over immutable state; ``adapters.register`` holds the current one.
 
-One object holds every unit's columns because evaluation runs over all of them at once (the
-clock tick) and one event can touch many (a unit registered, its kind changed). It is a
-decider in the Chassaing sense, scaled up: ``evolve(event)`` is the only mutation, ``decide``
-reads state and a date and returns transitions, and neither does I/O.
+One register holds every unit's columns because evaluation runs over all of them at once (the
+clock tick) and one event can touch many (a unit registered, its kind changed). It is a decider
+in the Chassaing sense, scaled up: ``evolve(register, event)`` returns a new register (and the
+columns whose deadlines the event may have moved) and leaves its input as it was; ``decide_*``
+read a register and a date and return transitions. Neither does I/O.
+
+A county-year is ~10^6 events over ~10^4 columns and ~10^5 posts, so copying a whole mapping per
+event is out of the question: the unit and post indexes are hash tries (``rpds``; an insert
+shares all but a path of the old trie), each unit's columns a small mapping copied on change.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gc
-from collections.abc import Iterable, Iterator, Sequence
-from datetime import date
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
+
+from rpds import HashTrieMap
 
 from gongkai.calendar import WorkingCalendar, local_date
 from gongkai.events import Envelope
@@ -29,14 +36,17 @@ from gongkai_freshness.domain.evaluation import (
     trigger_settled,
 )
 from gongkai_freshness.domain.state import (
+    EMPTY,
+    ColumnKey,
     ColumnState,
     Decision,
-    HiddenBy,
     PostRef,
     Slot,
     Trigger,
     UnitInfo,
+    replace,
 )
+from gongkai_freshness.domain.visibility import show_or_hide
 
 #: The event types the register folds in; everything else on the log is skipped unread.
 RELEVANT_TYPES: frozenset[str] = frozenset(
@@ -56,329 +66,427 @@ RELEVANT_TYPES: frozenset[str] = frozenset(
     }
 )
 
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector during a burst of short-lived allocations.
-
-    A county-wide evaluation allocates ~10^5 small acyclic objects on top of a register of
-    ~10^6 long-lived ones; every generation-2 pass those allocations trigger walks the whole
-    register for nothing (measured on 1,000 units: status table 0.8 s with, 0.2 s without).
-    Reference counting still frees everything; cycles, if any, wait for the next pass.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+#: A column's deadlines for an evaluation year: ``RuleBook.schedule`` or a memo of it (the
+#: adapter's, which remembers them per column record).
+Schedules = Callable[[ColumnState, UnitInfo, int], tuple[Deadline, ...]]
 
 
-class ColumnRegister:
-    def __init__(self, rule_sets: Sequence[RuleSet], calendar: WorkingCalendar) -> None:
-        if not rule_sets:
-            raise ValueError("at least one rule set")
-        self.rule_sets: tuple[RuleSet, ...] = tuple(rule_sets)
-        self.catalog: Catalog = self.rule_sets[0].catalog
-        self.rules: dict[tuple[str, str], Rule] = {
-            (r.rule_set, r.id): r for rs in self.rule_sets for r in rs.rules
-        }
-        self.deadlines = Deadlines(calendar)
-        self.units: dict[str, UnitInfo] = {}
-        self.columns: dict[tuple[str, str], ColumnState] = {}
-        self.posts: dict[str, PostRef] = {}
-        self._leadership_columns = tuple(
+@dataclass(frozen=True)
+class RuleBook:
+    """The active rule sets and what is derived from them once: they do not change while
+    freshness runs (a new rule set is a restart and a replay)."""
+
+    rule_sets: tuple[RuleSet, ...]
+    catalog: Catalog
+    #: The active rules by (rule set, rule id).
+    rules: Mapping[tuple[str, str], Rule]
+    deadlines: Deadlines
+    #: Columns with a rule on changes of leaders' duties.
+    leadership_columns: tuple[str, ...]
+
+    def schedule(self, col: ColumnState, unit: UnitInfo, year: int) -> tuple[Deadline, ...]:
+        return schedule(col, unit, self.rule_sets, self.deadlines, year)
+
+
+def rule_book(rule_sets: Sequence[RuleSet], calendar: WorkingCalendar) -> RuleBook:
+    if not rule_sets:
+        raise ValueError("at least one rule set")
+    sets = tuple(rule_sets)
+    catalog = sets[0].catalog
+    return RuleBook(
+        sets,
+        catalog,
+        {(r.rule_set, r.id): r for rs in sets for r in rs.rules},
+        Deadlines(calendar),
+        tuple(
             code
-            for code in self.catalog.columns
-            if any(r.kind == "leadership" for rs in self.rule_sets for r in rs.rules_for(code))
-        )
-        self._handlers: dict[type[Any], Any] = {
-            iev.UnitRegistered: self._unit_registered,
-            iev.LeadershipDutiesChanged: self._leadership_changed,
-            iev.PostSubmitted: self._post_submitted,
-            iev.PostRevised: self._post_revised,
-            iev.PostWithdrawn: self._post_withdrawn,
-            iev.PostPublished: self._post_published,
-            iev.PublicationRemoved: self._publication_removed,
-            fev.ColumnHidden: self._decided,
-            fev.ColumnKept: self._decided,
-            fev.ColumnDueSoon: self._ledger,
-            fev.ColumnStale: self._ledger,
-            fev.ColumnRefreshed: self._ledger,
-        }
+            for code in catalog.columns
+            if any(r.kind == "leadership" for rs in sets for r in rs.rules_for(code))
+        ),
+    )
 
-    # ---- lookup ------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Register:
+    book: RuleBook
+    units: HashTrieMap[str, UnitInfo]
+    #: unit -> column -> state. A unit's columns may be known before the unit (an item put
+    #: online before the directory lists it).
+    columns: HashTrieMap[str, Mapping[str, ColumnState]]
+    #: post id -> where its obligations live.
+    posts: HashTrieMap[str, PostRef]
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.book.catalog
+
+    @property
+    def rule_sets(self) -> tuple[RuleSet, ...]:
+        return self.book.rule_sets
 
     def column(self, unit: str, column: str) -> ColumnState:
-        """The state of a catalog column of a unit (created empty on first mention)."""
-        key = (unit, column)
-        col = self.columns.get(key)
-        if col is None:
-            col = self.columns[key] = ColumnState(unit, column)
-        return col
+        """The column's state; a column never mentioned is the empty one."""
+        col = self.columns.get(unit, EMPTY).get(column)
+        return col if col is not None else ColumnState(unit, column)
 
     def unit_columns(self, unit: str) -> list[ColumnState]:
-        return [self.column(unit, code) for code in self.catalog.columns]
+        """The unit's catalog columns, in catalog order."""
+        known = self.columns.get(unit, EMPTY)
+        return [known.get(code) or ColumnState(unit, code) for code in self.catalog.columns]
 
-    # ---- evolve ------------------------------------------------------------------------
+    def all_columns(self) -> Iterator[ColumnState]:
+        for cols in self.columns.values():
+            yield from cols.values()
 
-    def evolve(self, env: Envelope[Any], seq: int = 0) -> list[ColumnState]:
-        """Fold one event in; returns the columns whose deadlines it may have changed."""
-        handler = self._handlers.get(type(env.payload))
-        if handler is None:
-            return []
-        touched: list[ColumnState] = handler(env, seq)
-        for col in touched:
-            col.cache = None
-        return touched
+    def column_count(self) -> int:
+        return sum(len(cols) for cols in self.columns.values())
 
-    def _unit_registered(self, env: Envelope[Any], seq: int) -> list[ColumnState]:
-        p: iev.UnitRegistered = env.payload
-        on = local_date(env.business_time)
-        unit = self.units.get(p.code)
-        if unit is None:
-            self.units[p.code] = UnitInfo(
-                p.code, p.name, p.kind, p.contact_name, p.contact_mobile, registered_on=on
-            )
-        else:
-            # Re-registration updates details; the unit's history on the platform began earlier.
-            unit.name, unit.kind = p.name, p.kind
-            unit.contact_name, unit.contact_mobile = p.contact_name, p.contact_mobile
-        cols = self.unit_columns(p.code)
-        for col in cols:
-            self._visibility(col, on)
-        return cols
 
-    def _leadership_changed(self, env: Envelope[Any], seq: int) -> list[ColumnState]:
-        p: iev.LeadershipDutiesChanged = env.payload
-        touched = []
-        for code in self._leadership_columns:
-            col = self.column(p.unit, code)
-            tid = f"leadership:{p.changed_on.isoformat()}:{env.event_id[:8]}"
-            if tid in col.triggers:
-                continue
-            t = Trigger(tid, "leadership", p.changed_on)
-            last = col.last_publication_on
-            if last is not None and last >= p.changed_on:
-                # Updated the same day the change was recorded.
-                t.met_on = last
-            col.triggers[tid] = t
-            self._settle(col)
-            touched.append(col)
-        return touched
+def empty(book: RuleBook) -> Register:
+    """The register before any event."""
+    return Register(book, HashTrieMap(), HashTrieMap(), HashTrieMap())
 
-    def _post_submitted(self, env: Envelope[Any], seq: int) -> list[ColumnState]:
-        p: iev.PostSubmitted = env.payload
-        post_id = env.aggregate_id
-        if p.column not in self.catalog.columns or post_id in self.posts:
-            return []
-        self.posts[post_id] = PostRef(p.unit, p.column, triggers=1, last_on=p.information_date)
-        col = self.column(p.unit, p.column)
-        tid = f"post:{post_id}:1"
-        col.triggers[tid] = Trigger(tid, "post", p.information_date, post_id)
-        return [col]
 
-    def _post_revised(self, env: Envelope[Any], seq: int) -> list[ColumnState]:
-        p: iev.PostRevised = env.payload
-        ref = self.posts.get(env.aggregate_id)
-        if ref is None or ref.withdrawn:
-            return []
-        col = self.column(ref.unit, ref.column)
-        on = p.information_date
-        if not ref.published:
-            # Editing before publication buys no time: the deadline runs from the earliest date.
-            t = col.triggers.get(f"post:{env.aggregate_id}:{ref.triggers}")
-            if t is None or t.met_on is not None or on >= t.on:
-                return []
-            t.on = on
-            ref.last_on = on
-            return [col]
-        if ref.last_on is not None and on <= ref.last_on:
-            return []
-        # The information changed after it went online: the change is due online in its turn.
-        ref.triggers += 1
-        ref.last_on = on
-        ref.published = False
-        tid = f"post:{env.aggregate_id}:{ref.triggers}"
-        col.triggers[tid] = Trigger(tid, "post", on, env.aggregate_id)
-        return [col]
+@dataclass(frozen=True, slots=True)
+class Evolved:
+    """A register after one event, and the columns whose deadlines the event may have moved."""
 
-    def _post_withdrawn(self, env: Envelope[Any], seq: int) -> list[ColumnState]:
-        ref = self.posts.get(env.aggregate_id)
-        if ref is None or ref.withdrawn:
-            return []
-        ref.withdrawn = True
-        col = self.column(ref.unit, ref.column)
-        for t in col.triggers.values():
-            if t.post_id == env.aggregate_id and t.met_on is None:
-                t.withdrawn = True
-        self._settle(col)
-        return [col]
+    register: Register
+    touched: tuple[ColumnKey, ...] = ()
 
-    def _post_published(self, env: Envelope[Any], seq: int) -> list[ColumnState]:
-        p: iev.PostPublished = env.payload
-        d = local_date(p.online_at)
-        touched: list[ColumnState] = []
-        if p.column in self.catalog.columns:
-            col = self.column(p.unit, p.column)
-            prev = col.live.get(p.publication_id)
-            col.live[p.publication_id] = p.online_at
-            col.ever_published = True
-            if col.last_publication is None or p.online_at > col.last_publication:
-                col.last_publication, col.last_publication_on = p.online_at, d
-            elif prev is not None and prev == col.last_publication and p.online_at < prev:
-                self._recompute_last(col)
-            first = col.first_publication_by_year.get(d.year)
-            if first is None or d < first:
-                col.first_publication_by_year[d.year] = d
-            # An emptied column shows again once it has an item.
-            self._visibility(col, d)
-            for t in col.triggers.values():
-                if t.kind == "leadership" and t.met_on is None and d >= t.on:
-                    t.met_on = d
-                    t.exempt = not col.visible
-            self._settle(col)
-            touched.append(col)
-        ref = self.posts.get(p.post_id) if p.post_id else None
-        if ref is not None and p.post_id is not None:
-            ref.published = True
-            pcol = self.column(ref.unit, ref.column)
-            for t in pcol.triggers.values():
-                if t.post_id == p.post_id and t.met_on is None and not t.withdrawn:
-                    t.met_on = d
-                    t.publication_id = p.publication_id
-                    t.exempt = not pcol.visible
-            self._settle(pcol)
-            if pcol not in touched:
-                touched.append(pcol)
-        return touched
 
-    def _publication_removed(self, env: Envelope[Any], seq: int) -> list[ColumnState]:
-        p: iev.PublicationRemoved = env.payload
-        col = self.columns.get((p.unit, p.column))
-        if col is None or p.publication_id not in col.live:
-            return []
-        was = col.live.pop(p.publication_id)
-        if was == col.last_publication and col.live:
-            self._recompute_last(col)
-        # The notice's note 2: removing every item of a column hides it on the public site.
-        self._visibility(col, local_date(p.removed_at))
-        self._settle(col)
-        return [col]
+# ---- evolve --------------------------------------------------------------------------------
 
-    def _decided(self, env: Envelope[Any], seq: int) -> list[ColumnState]:
-        p = env.payload
-        if p.column not in self.catalog.columns:
-            # A column of another catalog (rule sets are data and change): nothing to keep or
-            # hide here. Folding it would fail on the catalog lookup, half-applied.
-            return []
-        col = self.column(p.unit, p.column)
-        col.decision = Decision(
-            keep=isinstance(p, fev.ColumnKept),
-            reason=p.reason,
-            actor=env.actor,
-            at=env.business_time,
-            event_id=env.event_id,
+
+def evolve(reg: Register, env: Envelope[Any], seq: int = 0) -> Evolved:
+    """Fold one event (at stream sequence ``seq``) into ``reg``; ``reg`` itself is unchanged."""
+    handler = _HANDLERS.get(type(env.payload))
+    if handler is None:
+        return Evolved(reg)
+    return handler(reg, env, seq)
+
+
+def fold(reg: Register, history: Iterable[tuple[Envelope[Any], int]]) -> Register:
+    """``reg`` after every (event, sequence) of ``history``, in order."""
+    for env, seq in history:
+        reg = evolve(reg, env, seq).register
+    return reg
+
+
+def _changed(
+    reg: Register,
+    columns: Mapping[ColumnKey, ColumnState],
+    *,
+    unit: UnitInfo | None = None,
+    post: tuple[str, PostRef] | None = None,
+) -> Evolved:
+    """The register with these records replaced (new dicts and tries: ``reg`` is untouched)."""
+    tries = reg.columns
+    if len(columns) == 1:
+        ((u, c), col), = columns.items()
+        tries = tries.insert(u, {**tries.get(u, EMPTY), c: col})
+    else:
+        by_unit: dict[str, dict[str, ColumnState]] = {}
+        for (u, c), col in columns.items():
+            by_unit.setdefault(u, {})[c] = col
+        for u, cols in by_unit.items():
+            tries = tries.insert(u, {**tries.get(u, EMPTY), **cols})
+    units = reg.units if unit is None else reg.units.insert(unit.code, unit)
+    posts = reg.posts if post is None else reg.posts.insert(*post)
+    return Evolved(Register(reg.book, units, tries, posts), tuple(columns))
+
+
+def _unit_registered(reg: Register, env: Envelope[Any], seq: int) -> Evolved:
+    p: iev.UnitRegistered = env.payload
+    on = local_date(env.business_time)
+    known = reg.units.get(p.code)
+    if known is None:
+        unit = UnitInfo(p.code, p.name, p.kind, p.contact_name, p.contact_mobile, registered_on=on)
+    else:
+        # Re-registration updates details; the unit's history on the platform began earlier.
+        unit = replace(
+            known,
+            name=p.name,
+            kind=p.kind,
+            contact_name=p.contact_name,
+            contact_mobile=p.contact_mobile,
         )
-        col.version = max(col.version, seq)
-        self._visibility(col, local_date(env.business_time))
-        return [col]
+    catalog = reg.catalog.columns
+    cols = {
+        col.key: show_or_hide(col, unit, catalog[col.column], on)
+        for col in reg.unit_columns(p.code)
+    }
+    return _changed(reg, cols, unit=unit)
 
-    def _ledger(self, env: Envelope[Any], seq: int) -> list[ColumnState]:
-        p = env.payload
-        col = self.column(p.unit, p.column)
-        col.version = max(col.version, seq)
-        sk = (p.rule_set, p.rule, subject_of(p.rule_kind, p.episode))
-        slot = col.slots.get(sk)
-        if isinstance(p, fev.ColumnRefreshed):
-            if slot is None:
-                slot = col.slots[sk] = Slot(p.episode)
-            if slot.key == p.episode:
-                slot.stale_event = None
-            slot.closed = p.episode
-            self._settle(col)
-            return [col]
-        if slot is None:
-            slot = col.slots[sk] = Slot(p.episode)
-        elif slot.key != p.episode:
-            if slot.closed == p.episode:
-                return [col]  # a late copy of an episode already closed
-            slot.key, slot.due_soon, slot.stale_event = p.episode, False, None
-        if isinstance(p, fev.ColumnDueSoon):
-            slot.due_soon = True
-        elif slot.closed != p.episode:
-            slot.stale_event = env.event_id
-            slot.due = p.due_date
-            slot.post_id = p.post_id
-        return [col]
 
-    # ---- helpers -----------------------------------------------------------------------
+def _leadership_changed(reg: Register, env: Envelope[Any], seq: int) -> Evolved:
+    p: iev.LeadershipDutiesChanged = env.payload
+    unit = reg.units.get(p.unit)
+    tid = f"leadership:{p.changed_on.isoformat()}:{env.event_id[:8]}"
+    changed: dict[ColumnKey, ColumnState] = {}
+    for code in reg.book.leadership_columns:
+        col = reg.column(p.unit, code)
+        if tid in col.triggers:
+            continue
+        last = col.last_publication_on
+        # Updated the same day the change was recorded: met at once.
+        met = last if last is not None and last >= p.changed_on else None
+        t = Trigger(tid, "leadership", p.changed_on, met_on=met)
+        col = replace(col, triggers={**col.triggers, tid: t})
+        changed[col.key] = settle(col, unit, reg.book)
+    return _changed(reg, changed)
 
-    @staticmethod
-    def _recompute_last(col: ColumnState) -> None:
-        latest = max(col.live.values())
-        col.last_publication, col.last_publication_on = latest, local_date(latest)
 
-    def _visibility(self, col: ColumnState, on: date) -> None:
-        unit = self.units.get(col.unit)
-        meta = self.catalog.columns[col.column]
-        hidden_by: HiddenBy | None
-        if unit is None:
-            hidden_by = "unregistered"
-        elif col.decision is not None and not col.decision.keep:
-            hidden_by = "unit"
-        elif col.ever_published and not col.live:
-            hidden_by = "emptied"
-        elif not meta.exists_for(unit.kind):
-            hidden_by = "not_applicable"
-        elif col.decision is not None or not meta.hidden_by_default:
-            hidden_by = None
-        else:
-            hidden_by = "default"
-        visible = hidden_by is None
-        if visible and not col.visible:
-            col.epoch += 1
-            col.visible_since = on
-        col.visible, col.hidden_by = visible, hidden_by
+def _post_submitted(reg: Register, env: Envelope[Any], seq: int) -> Evolved:
+    p: iev.PostSubmitted = env.payload
+    post_id = env.aggregate_id
+    if p.column not in reg.catalog.columns or post_id in reg.posts:
+        return Evolved(reg)
+    col = reg.column(p.unit, p.column)
+    tid = f"post:{post_id}:1"
+    col = replace(
+        col, triggers={**col.triggers, tid: Trigger(tid, "post", p.information_date, post_id)}
+    )
+    ref = PostRef(p.unit, p.column, triggers=1, last_on=p.information_date)
+    return _changed(reg, {col.key: col}, post=(post_id, ref))
 
-    def _settle(self, col: ColumnState) -> None:
-        unit = self.units.get(col.unit)
-        done = [
+
+def _post_revised(reg: Register, env: Envelope[Any], seq: int) -> Evolved:
+    p: iev.PostRevised = env.payload
+    post_id = env.aggregate_id
+    ref = reg.posts.get(post_id)
+    if ref is None or ref.withdrawn:
+        return Evolved(reg)
+    col = reg.column(ref.unit, ref.column)
+    on = p.information_date
+    if not ref.published:
+        # Editing before publication buys no time: the deadline runs from the earliest date.
+        tid = f"post:{post_id}:{ref.triggers}"
+        t = col.triggers.get(tid)
+        if t is None or t.met_on is not None or on >= t.on:
+            return Evolved(reg)
+        col = replace(col, triggers={**col.triggers, tid: replace(t, on=on)})
+        return _changed(reg, {col.key: col}, post=(post_id, replace(ref, last_on=on)))
+    if ref.last_on is not None and on <= ref.last_on:
+        return Evolved(reg)
+    # The information changed after it went online: the change is due online in its turn.
+    ref = replace(ref, triggers=ref.triggers + 1, last_on=on, published=False)
+    tid = f"post:{post_id}:{ref.triggers}"
+    col = replace(col, triggers={**col.triggers, tid: Trigger(tid, "post", on, post_id)})
+    return _changed(reg, {col.key: col}, post=(post_id, ref))
+
+
+def _post_withdrawn(reg: Register, env: Envelope[Any], seq: int) -> Evolved:
+    post_id = env.aggregate_id
+    ref = reg.posts.get(post_id)
+    if ref is None or ref.withdrawn:
+        return Evolved(reg)
+    col = reg.column(ref.unit, ref.column)
+    triggers = {
+        tid: replace(t, withdrawn=True) if t.post_id == post_id and t.met_on is None else t
+        for tid, t in col.triggers.items()
+    }
+    col = settle(replace(col, triggers=triggers), reg.units.get(ref.unit), reg.book)
+    return _changed(reg, {col.key: col}, post=(post_id, replace(ref, withdrawn=True)))
+
+
+def _post_published(reg: Register, env: Envelope[Any], seq: int) -> Evolved:
+    p: iev.PostPublished = env.payload
+    d = local_date(p.online_at)
+    changed: dict[ColumnKey, ColumnState] = {}
+    if p.column in reg.catalog.columns:
+        col = reg.column(p.unit, p.column)
+        prev = col.live.get(p.publication_id)
+        live = {**col.live, p.publication_id: p.online_at}
+        last, last_on = col.last_publication, col.last_publication_on
+        if last is None or p.online_at > last:
+            last, last_on = p.online_at, d
+        elif prev is not None and prev == last and p.online_at < prev:
+            last, last_on = _latest(live)
+        first = col.first_publication_by_year
+        if first.get(d.year) is None or d < first[d.year]:
+            first = {**first, d.year: d}
+        col = replace(
+            col,
+            live=live,
+            ever_published=True,
+            last_publication=last,
+            last_publication_on=last_on,
+            first_publication_by_year=first,
+        )
+        unit = reg.units.get(p.unit)
+        # An emptied column shows again once it has an item.
+        col = show_or_hide(col, unit, reg.catalog.columns[p.column], d)
+        met = [
             tid
             for tid, t in col.triggers.items()
-            if trigger_settled(t, col, unit, self.rule_sets, self.deadlines)
+            if t.kind == "leadership" and t.met_on is None and d >= t.on
         ]
-        for tid in done:
-            del col.triggers[tid]
-            for sk in [sk for sk in col.slots if sk[2] == tid]:
-                del col.slots[sk]
+        if met:
+            exempt = not col.visible
+            triggers = dict(col.triggers)
+            for tid in met:
+                triggers[tid] = replace(triggers[tid], met_on=d, exempt=exempt)
+            col = replace(col, triggers=triggers)
+        changed[col.key] = settle(col, unit, reg.book)
+    ref = reg.posts.get(p.post_id) if p.post_id else None
+    if ref is None or p.post_id is None:
+        return _changed(reg, changed)
+    key = (ref.unit, ref.column)
+    pcol = changed.get(key) or reg.column(*key)
+    met = [
+        tid
+        for tid, t in pcol.triggers.items()
+        if t.post_id == p.post_id and t.met_on is None and not t.withdrawn
+    ]
+    if met:
+        exempt = not pcol.visible
+        triggers = dict(pcol.triggers)
+        for tid in met:
+            triggers[tid] = replace(
+                triggers[tid], met_on=d, publication_id=p.publication_id, exempt=exempt
+            )
+        pcol = replace(pcol, triggers=triggers)
+    changed[key] = settle(pcol, reg.units.get(ref.unit), reg.book)
+    return _changed(reg, changed, post=(p.post_id, replace(ref, published=True)))
 
-    # ---- decide ------------------------------------------------------------------------
 
-    def schedule_of(self, col: ColumnState, year: int) -> tuple[Deadline, ...]:
-        cached = col.cache
-        if cached is not None and cached[0] == year:
-            return cached[1]  # type: ignore[return-value]
-        unit = self.units.get(col.unit)
-        sched = () if unit is None else schedule(col, unit, self.rule_sets, self.deadlines, year)
-        col.cache = (year, sched)
-        return sched
+def _publication_removed(reg: Register, env: Envelope[Any], seq: int) -> Evolved:
+    p: iev.PublicationRemoved = env.payload
+    col = reg.columns.get(p.unit, EMPTY).get(p.column)
+    if col is None or p.publication_id not in col.live:
+        return Evolved(reg)
+    was = col.live[p.publication_id]
+    live = {k: v for k, v in col.live.items() if k != p.publication_id}
+    col = replace(col, live=live)
+    if was == col.last_publication and live:
+        last, last_on = _latest(live)
+        col = replace(col, last_publication=last, last_publication_on=last_on)
+    unit = reg.units.get(p.unit)
+    # The notice's note 2: removing every item of a column hides it on the public site.
+    col = show_or_hide(col, unit, reg.catalog.columns[p.column], local_date(p.removed_at))
+    col = settle(col, unit, reg.book)
+    return _changed(reg, {col.key: col})
 
-    def decide_column(self, col: ColumnState, as_of: date) -> list[Transition]:
-        if col.unit not in self.units:
-            return []
-        if not col.visible and not any(s.stale_event for s in col.slots.values()):
-            return []
-        return decide(col, self.schedule_of(col, as_of.year), as_of, self.rules, self.deadlines)
 
-    def decide_columns(self, cols: Iterable[ColumnState], as_of: date) -> list[Transition]:
-        out: list[Transition] = []
-        for col in cols:
-            out.extend(self.decide_column(col, as_of))
-        return out
+def _decided(reg: Register, env: Envelope[Any], seq: int) -> Evolved:
+    p = env.payload
+    meta = reg.catalog.columns.get(p.column)
+    if meta is None:
+        # A column of another catalog (rule sets are data and change): nothing to keep or
+        # hide here.
+        return Evolved(reg)
+    col = reg.column(p.unit, p.column)
+    decision = Decision(
+        keep=isinstance(p, fev.ColumnKept),
+        reason=p.reason,
+        actor=env.actor,
+        at=env.business_time,
+        event_id=env.event_id,
+    )
+    col = replace(col, decision=decision, version=max(col.version, seq))
+    col = show_or_hide(col, reg.units.get(p.unit), meta, local_date(env.business_time))
+    return _changed(reg, {col.key: col})
 
-    def decide_all(self, as_of: date) -> list[Transition]:
-        """Every transition owed by every column as of ``as_of`` (the clock tick)."""
-        with gc_paused():
-            return self.decide_columns(self.columns.values(), as_of)
+
+def _ledger(reg: Register, env: Envelope[Any], seq: int) -> Evolved:
+    p = env.payload
+    col = reg.column(p.unit, p.column)
+    col = replace(col, version=max(col.version, seq))
+    sk = (p.rule_set, p.rule, subject_of(p.rule_kind, p.episode))
+    slot = col.slots.get(sk)
+    if isinstance(p, fev.ColumnRefreshed):
+        if slot is None:
+            slot = Slot(p.episode)
+        if slot.key == p.episode:
+            slot = replace(slot, stale_event=None)
+        slot = replace(slot, closed=p.episode)
+        col = replace(col, slots={**col.slots, sk: slot})
+        col = settle(col, reg.units.get(p.unit), reg.book)
+        return _changed(reg, {col.key: col})
+    if slot is None:
+        slot = Slot(p.episode)
+    elif slot.key != p.episode:
+        if slot.closed == p.episode:
+            return _changed(reg, {col.key: col})  # a late copy of an episode already closed
+        slot = replace(slot, key=p.episode, due_soon=False, stale_event=None)
+    if isinstance(p, fev.ColumnDueSoon):
+        slot = replace(slot, due_soon=True)
+    elif slot.closed != p.episode:
+        slot = replace(slot, stale_event=env.event_id, due=p.due_date, post_id=p.post_id)
+    col = replace(col, slots={**col.slots, sk: slot})
+    return _changed(reg, {col.key: col})
+
+
+_HANDLERS: dict[type[Any], Callable[[Register, Envelope[Any], int], Evolved]] = {
+    iev.UnitRegistered: _unit_registered,
+    iev.LeadershipDutiesChanged: _leadership_changed,
+    iev.PostSubmitted: _post_submitted,
+    iev.PostRevised: _post_revised,
+    iev.PostWithdrawn: _post_withdrawn,
+    iev.PostPublished: _post_published,
+    iev.PublicationRemoved: _publication_removed,
+    fev.ColumnHidden: _decided,
+    fev.ColumnKept: _decided,
+    fev.ColumnDueSoon: _ledger,
+    fev.ColumnStale: _ledger,
+    fev.ColumnRefreshed: _ledger,
+}
+
+
+def _latest(live: Mapping[str, datetime]) -> tuple[datetime, date]:
+    latest = max(live.values())
+    return latest, local_date(latest)
+
+
+def settle(col: ColumnState, unit: UnitInfo | None, book: RuleBook) -> ColumnState:
+    """The column without the obligations nothing more can ever be recorded about (and their
+    ledger slots): a register that keeps every post forever would grow without bound."""
+    done = {
+        tid
+        for tid, t in col.triggers.items()
+        if trigger_settled(t, col, unit, book.rule_sets, book.deadlines)
+    }
+    if not done:
+        return col
+    return replace(
+        col,
+        triggers={tid: t for tid, t in col.triggers.items() if tid not in done},
+        slots={sk: s for sk, s in col.slots.items() if sk[2] not in done},
+    )
+
+
+# ---- decide --------------------------------------------------------------------------------
+
+
+def decide_column(
+    reg: Register, col: ColumnState, as_of: date, schedules: Schedules | None = None
+) -> list[Transition]:
+    """The transitions one column owes as of ``as_of`` that its ledger has not recorded."""
+    unit = reg.units.get(col.unit)
+    if unit is None:
+        return []
+    if not col.visible and not any(s.stale_event for s in col.slots.values()):
+        return []
+    sched = (schedules or reg.book.schedule)(col, unit, as_of.year)
+    return decide(col, sched, as_of, reg.book.rules, reg.book.deadlines)
+
+
+def decide_columns(
+    reg: Register, keys: Iterable[ColumnKey], as_of: date, schedules: Schedules | None = None
+) -> list[Transition]:
+    """What the columns an event touched owe now (the register as it stands after it)."""
+    out: list[Transition] = []
+    for unit, column in keys:
+        out.extend(decide_column(reg, reg.column(unit, column), as_of, schedules))
+    return out
+
+
+def decide_all(
+    reg: Register, as_of: date, schedules: Schedules | None = None
+) -> list[Transition]:
+    """Every transition owed by every column as of ``as_of`` (the clock tick)."""
+    out: list[Transition] = []
+    for col in reg.all_columns():
+        out.extend(decide_column(reg, col, as_of, schedules))
+    return out

@@ -1,6 +1,7 @@
 """Read-side views of the register: the status table, site risk and a unit's Attachment 2.
 
-All pure: register + date in, values out. The HTTP routes and the CLI only format them.
+All pure: register + date in, values out. The HTTP routes and the CLI only format them. The
+deadlines come from ``schedules`` when given (the register adapter's memo), else are computed.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Literal
 
 from gongkai.rules import RuleSet, SiteLine, Text
 from gongkai_freshness.domain.evaluation import OPEN, Deadline
-from gongkai_freshness.domain.register import ColumnRegister, gc_paused
+from gongkai_freshness.domain.register import Register, Schedules
 from gongkai_freshness.domain.state import ColumnState, HiddenBy
 
 ColumnStateName = Literal["fresh", "due_soon", "stale", "hidden", "blank"]
@@ -69,7 +70,22 @@ def _obligation(d: Deadline, state: str, as_of: date) -> Obligation:
     )
 
 
-def column_status(reg: ColumnRegister, col: ColumnState, rs: RuleSet, as_of: date) -> ColumnStatus:
+def _deadlines(
+    reg: Register, col: ColumnState, year: int, schedules: Schedules | None
+) -> tuple[Deadline, ...]:
+    unit = reg.units.get(col.unit)
+    if unit is None:
+        return ()
+    return (schedules or reg.book.schedule)(col, unit, year)
+
+
+def column_status(
+    reg: Register,
+    col: ColumnState,
+    rs: RuleSet,
+    as_of: date,
+    schedules: Schedules | None = None,
+) -> ColumnStatus:
     group = reg.catalog.columns[col.column].group
     if not col.visible:
         return ColumnStatus(
@@ -87,7 +103,7 @@ def column_status(reg: ColumnRegister, col: ColumnState, rs: RuleSet, as_of: dat
             (),
         )
     obligations = []
-    for d in reg.schedule_of(col, as_of.year):
+    for d in _deadlines(reg, col, as_of.year, schedules):
         if d.rule.rule_set != rs.id:
             continue
         st = d.state(as_of)
@@ -145,23 +161,23 @@ def column_status(reg: ColumnRegister, col: ColumnState, rs: RuleSet, as_of: dat
 
 
 def status_table(
-    reg: ColumnRegister,
+    reg: Register,
     as_of: date,
     *,
     unit: str | None = None,
     rule_set: str | None = None,
+    schedules: Schedules | None = None,
 ) -> list[ColumnStatus]:
     """Unit × column × rule set, in unit-code then catalog order."""
     units = [unit] if unit is not None else sorted(reg.units)
     sets = [rs for rs in reg.rule_sets if rule_set is None or rs.id == rule_set]
     rows: list[ColumnStatus] = []
-    with gc_paused():
-        for code in units:
-            if code not in reg.units:
-                continue
-            for col in reg.unit_columns(code):
-                for rs in sets:
-                    rows.append(column_status(reg, col, rs, as_of))
+    for code in units:
+        if code not in reg.units:
+            continue
+        for col in reg.unit_columns(code):
+            for rs in sets:
+                rows.append(column_status(reg, col, rs, as_of, schedules))
     return rows
 
 
@@ -202,24 +218,29 @@ def _level(value: int, line: SiteLine) -> Level:
 
 
 def site_risk(
-    reg: ColumnRegister, rs: RuleSet, as_of: date, *, unit: str | None = None
+    reg: Register,
+    rs: RuleSet,
+    as_of: date,
+    *,
+    unit: str | None = None,
+    schedules: Schedules | None = None,
 ) -> SiteRisk:
     """The national single-veto lines of ``rs`` over the whole site, or one unit's section."""
     units = [unit] if unit is not None else sorted(reg.units)
     cols = [c for u in units if u in reg.units for c in reg.unit_columns(u)]
-    with gc_paused():
-        results = [_line(reg, rs, line, cols, units, as_of) for line in rs.site]
+    results = [_line(reg, rs, line, cols, units, as_of, schedules) for line in rs.site]
     level: Level = max((r.level for r in results), key=_LEVELS.__getitem__, default="ok")
     return SiteRisk(rs.id, as_of, unit, level, tuple(results))
 
 
 def _line(
-    reg: ColumnRegister,
+    reg: Register,
     rs: RuleSet,
     line: SiteLine,
     cols: Iterable[ColumnState],
     units: list[str],
     as_of: date,
+    schedules: Schedules | None,
 ) -> LineResult:
     counted: list[tuple[str, str]] = []
     if line.measure == "blank_columns":
@@ -229,7 +250,7 @@ def _line(
         for c in cols:
             if not c.visible:
                 continue
-            for d in reg.schedule_of(c, as_of.year):
+            for d in _deadlines(reg, c, as_of.year, schedules):
                 if d.rule.rule_set != rs.id or (
                     line.rules is not None and d.rule.id not in line.rules
                 ):
@@ -301,7 +322,7 @@ class Attachment2:
     rows: tuple[Attachment2Row, ...]
 
 
-def attachment2(reg: ColumnRegister, unit: str) -> Attachment2:
+def attachment2(reg: Register, unit: str) -> Attachment2:
     info = reg.units[unit]
     rows = []
     latest: datetime | None = None

@@ -1,1 +1,1 @@
-"""Entry points: HTTP routes (the CLI is gongkai_freshness.cli)."""
+"""Entry points: HTTP routes and the ``gongkai freshness`` commands."""

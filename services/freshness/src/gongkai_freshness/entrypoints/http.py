@@ -1,30 +1,68 @@
-"""HTTP routes of freshness: thin adapters over the register and the visibility decider."""
+"""HTTP routes of freshness: parse, authorise, call the service's queries and commands, render."""
 
 from __future__ import annotations
 
 import html
-from dataclasses import asdict
-from typing import Any, Literal
+from dataclasses import asdict, dataclass
+from datetime import date
+from typing import Any, Literal, Protocol
 
 from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from gongkai.directory import Principal, bearer_auth
+from gongkai.directory import Directory, Principal, bearer_auth
 from gongkai.events import Actor
+from gongkai.rules import Catalog, RuleSet
+from gongkai.runtime.clock import Clock
 from gongkai.runtime.http import PathId, Problem, QueryId
-from gongkai_freshness.domain.report import (
-    Attachment2,
-    ColumnStatus,
-    SiteRisk,
-    attachment2,
-    site_risk,
-    status_table,
-)
+from gongkai.runtime.idempotency import IdempotencyStore
+from gongkai_freshness.domain.report import Attachment2, ColumnStatus, SiteRisk
+from gongkai_freshness.domain.state import ColumnState
 from gongkai_freshness.domain.visibility import OFFICE_ROLE, SetVisibility, acting_role
-from gongkai_freshness.service import FreshnessService
 
 StateName = Literal["fresh", "due_soon", "stale", "hidden", "blank"]
+
+
+@dataclass(frozen=True)
+class VisibilityResult:
+    changed: bool
+    event_id: str | None
+    #: The column after the tick and the transitions it caused.
+    column: ColumnState
+
+
+class Ports(Protocol):
+    """What the routes need from the composition root."""
+
+    @property
+    def directory(self) -> Directory: ...
+
+    @property
+    def idempotency(self) -> IdempotencyStore: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def rule_sets(self) -> tuple[RuleSet, ...]: ...
+
+    @property
+    def catalog(self) -> Catalog: ...
+
+    def today(self) -> date: ...
+
+    def has_unit(self, code: str) -> bool: ...
+
+    def status_table(
+        self, as_of: date, *, unit: str | None = None, rule_set: str | None = None
+    ) -> list[ColumnStatus]: ...
+
+    def site_risk(self, rs: RuleSet, as_of: date, *, unit: str | None = None) -> SiteRisk: ...
+
+    def attachment2(self, unit: str) -> Attachment2: ...
+
+    async def set_visibility(self, cmd: SetVisibility, actor: Actor) -> VisibilityResult: ...
 
 
 class VisibilityBody(BaseModel):
@@ -80,13 +118,13 @@ def attachment2_html(a: Attachment2) -> str:
     )
 
 
-def build_router(svc: FreshnessService) -> APIRouter:
+def build_router(svc: Ports) -> APIRouter:
     router = APIRouter(tags=["freshness"])
     authenticated = bearer_auth(lambda: svc.directory)
-    rule_set_ids = [rs.id for rs in svc.register.rule_sets]
+    rule_set_ids = [rs.id for rs in svc.rule_sets]
 
     def known_unit(code: str, field: str = "code") -> None:
-        if code not in svc.register.units:
+        if not svc.has_unit(code):
             raise Problem(404, "Unknown unit", f"no unit {code!r} is registered", field=field)
 
     def known_rule_set(rule_set: str | None) -> None:
@@ -107,7 +145,7 @@ def build_router(svc: FreshnessService) -> APIRouter:
         known_unit(code)
         known_rule_set(rule_set)
         as_of = svc.today()
-        rows = status_table(svc.register, as_of, unit=code, rule_set=rule_set)
+        rows = svc.status_table(as_of, unit=code, rule_set=rule_set)
         if state is not None:
             rows = [r for r in rows if r.state == state]
         return {
@@ -127,7 +165,7 @@ def build_router(svc: FreshnessService) -> APIRouter:
     ) -> dict[str, Any]:
         known_rule_set(rule_set)
         as_of = svc.today()
-        rows = status_table(svc.register, as_of, rule_set=rule_set)
+        rows = svc.status_table(as_of, rule_set=rule_set)
         if state is not None:
             rows = [r for r in rows if r.state == state]
         if column is not None:
@@ -184,7 +222,7 @@ def build_router(svc: FreshnessService) -> APIRouter:
             idempotency_key,
             ("PUT", f"/units/{code}/columns/{column}/visibility", body.model_dump(mode="json")),
             record,
-            svc.ctx.clock.now,
+            svc.clock.now,
         )
         if replayed:
             response.headers["Idempotent-Replayed"] = "true"
@@ -193,7 +231,7 @@ def build_router(svc: FreshnessService) -> APIRouter:
     @router.get("/units/{code}/attachment-2", summary="The unit's filled-in Attachment 2")
     async def get_attachment2(code: PathId, format: Literal["json", "html"] = "json") -> Any:
         known_unit(code)
-        a = attachment2(svc.register, code)
+        a = svc.attachment2(code)
         if format == "html":
             return HTMLResponse(attachment2_html(a))
         return asdict(a)
@@ -205,11 +243,9 @@ def build_router(svc: FreshnessService) -> APIRouter:
         known_rule_set(rule_set)
         as_of = svc.today()
         sets = [
-            rs
-            for rs in svc.register.rule_sets
-            if rs.site and (rule_set is None or rs.id == rule_set)
+            rs for rs in svc.rule_sets if rs.site and (rule_set is None or rs.id == rule_set)
         ]
-        risks = [site_risk(svc.register, rs, as_of, unit=unit) for rs in sets]
+        risks = [svc.site_risk(rs, as_of, unit=unit) for rs in sets]
         levels = {"ok": 0, "warning": 1, "veto": 2}
         level = max((r.level for r in risks), key=levels.__getitem__, default="ok")
         return {
@@ -221,18 +257,18 @@ def build_router(svc: FreshnessService) -> APIRouter:
 
     @router.get("/rule-sets", summary="The active rule sets: catalog and rules")
     async def get_rule_sets() -> dict[str, Any]:
-        reg = svc.register
+        catalog = svc.catalog
         return {
             "catalog": {
-                "id": reg.catalog.id,
+                "id": catalog.id,
                 "groups": [
                     {
                         "code": g.code,
                         "zh": g.zh,
                         "en": g.en,
-                        "columns": [_column_json(reg.catalog.columns[c]) for c in g.columns],
+                        "columns": [_column_json(catalog.columns[c]) for c in g.columns],
                     }
-                    for g in reg.catalog.groups
+                    for g in catalog.groups
                 ],
             },
             "rule_sets": [
@@ -261,7 +297,7 @@ def build_router(svc: FreshnessService) -> APIRouter:
                         for s in rs.site
                     ],
                 }
-                for rs in reg.rule_sets
+                for rs in svc.rule_sets
             ],
         }
 

@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from gongkai.calendar import CalendarDataError, WorkingCalendar, local_date, today
-from gongkai.eventlog import EventLog, EventLogError
-from gongkai.events import EventDecodeError
+from gongkai.eventlog import EventLogError
 from gongkai.rules import RuleSetError, load_rule_sets
 from gongkai.runtime.settings import Settings
 from gongkai.trust import credentials
-from gongkai_freshness.config import ConfigError, FreshnessConfig, with_warning
-from gongkai_freshness.domain.register import RELEVANT_TYPES, ColumnRegister
-from gongkai_freshness.domain.report import ColumnStatus, status_table
+from gongkai_freshness.adapters.config import ConfigError, FreshnessConfig, with_warning
+from gongkai_freshness.adapters.log import fold_log
+from gongkai_freshness.adapters.register import ColumnRegister
+from gongkai_freshness.domain.report import ColumnStatus
 
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 STATES = ("fresh", "due_soon", "stale", "hidden", "blank")
@@ -35,23 +35,6 @@ class _Fail(Exception):
     def __init__(self, message: str, code: int) -> None:
         super().__init__(message)
         self.code = code
-
-
-async def fold_log(evlog: EventLog, register: ColumnRegister, *, until: date | None) -> int:
-    """Replay the whole log into ``register``; returns the number of events folded in."""
-    n = 0
-    async for msg in evlog.raw_replay(follow=False):
-        if msg.subject.rpartition(".")[2] not in RELEVANT_TYPES:
-            continue
-        try:
-            rec = evlog.decode(msg)
-        except EventDecodeError:
-            continue  # dead-lettered by the consumers; not evidence of anything here
-        if until is not None and local_date(rec.envelope.business_time) > until:
-            continue
-        register.evolve(rec.envelope, rec.seq)
-        n += 1
-    return n
 
 
 def _parse_date(text: str) -> date:
@@ -120,9 +103,9 @@ async def _status(args: argparse.Namespace) -> int:
         raise _Fail(f"cannot read the log: {exc}", 1) from None
     finally:
         await evlog.close()
-    if args.unit and args.unit not in register.units:
+    if args.unit and not register.has_unit(args.unit):
         raise _Fail(f"no unit {args.unit!r} in the log as of {as_of}", 1)
-    rows = status_table(register, as_of, unit=args.unit)
+    rows = register.status_table(as_of, unit=args.unit)
     if args.state:
         rows = [r for r in rows if r.state == args.state]
     if args.json:

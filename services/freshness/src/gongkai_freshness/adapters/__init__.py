@@ -1,0 +1,1 @@
+"""freshness's adapters: the register that holds the current state, the log, the settings."""
