@@ -11,12 +11,12 @@ PYTEST_WORKERS ?= -n 2 --dist loadfile
 
 .PHONY: up up-demo test fuzz lint typecheck bench soak lock clean asyncapi schemas nats-config images
 
-$(STAMP): requirements.lock shared/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml)
+$(STAMP): requirements.lock shared/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml) demo/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check pip==$(PIP_VERSION)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation \
-		-e shared $(foreach s,$(SERVICES),-e services/$(s))
+		-e shared $(foreach s,$(SERVICES),-e services/$(s)) -e demo
 	touch $(STAMP)
 
 up: $(STAMP)
@@ -26,7 +26,7 @@ up-demo: $(STAMP)
 	$(BIN)/gongkai up --demo $(ARGS)
 
 test: $(STAMP)
-	$(BIN)/ruff check shared services tests bench
+	$(BIN)/ruff check shared services demo tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
@@ -40,7 +40,7 @@ fuzz: $(STAMP)
 	status=$$?; echo "make fuzz: seed $$seed (reproduce: make fuzz SEED=$$seed)"; exit $$status
 
 lint: $(STAMP)
-	$(BIN)/ruff check shared services tests bench
+	$(BIN)/ruff check shared services demo tests bench
 	$(BIN)/mypy
 
 # Every benchmark, then one summary table (docs/reliability.md, "Load"); several minutes.

@@ -51,8 +51,8 @@ from gongkai.runtime.clock import SystemClock
 from gongkai.runtime.host import make_app
 from gongkai.runtime.service import ServiceContext
 from gongkai.runtime.settings import Settings
+from gongkai_demo.county import DEMO, seed_demo
 from gongkai_intake.bootstrap import build
-from gongkai_intake.demo import DEMO, seed_demo
 
 UNITS = ("finance", "education", "health", "market", "donghe-town")
 BODY = (

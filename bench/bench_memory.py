@@ -175,7 +175,7 @@ def post_events(i: int, units: tuple[str, ...], step: timedelta) -> list[Envelop
 
 async def fill(evlog: EventLog, n: int) -> int:
     """The demo directory, then posts until the log holds about ``n`` events; its length."""
-    from gongkai_intake.demo import DEMO, seed_demo
+    from gongkai_demo.county import DEMO, seed_demo
 
     await seed_demo(evlog, T0 - timedelta(days=1))
     units = tuple(u for u in DEMO.units if u != "county-office")

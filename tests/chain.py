@@ -48,7 +48,7 @@ class ChainLoad:
     def __init__(
         self, client: httpx.AsyncClient, http: dict[str, int], *, tag: str = "load"
     ) -> None:
-        from gongkai_intake.demo import DEMO
+        from gongkai_demo.county import DEMO
 
         self.client = client
         self.http = http

@@ -127,7 +127,7 @@ class Session:
     def __init__(
         self, ports: dict[str, int], result: dict[str, Route], tag: str, units: Sequence[str]
     ) -> None:
-        from gongkai_intake.demo import DEMO
+        from gongkai_demo.county import DEMO
 
         self.conns = {name: Connection(port) for name, port in ports.items()}
         self.routes = result
@@ -303,7 +303,7 @@ async def run(
     ``units``: only these demo units (and the county office) are loaded and post; fewer
     directory events to catch up on at start, for a quick smoke run.
     """
-    from gongkai_intake.demo import DEMO, seed_demo
+    from gongkai_demo.county import DEMO, seed_demo
 
     posting = tuple(units or DEMO.units)
 

@@ -24,7 +24,7 @@ from gongkai.runtime.service import ServiceContext
 from gongkai.runtime.settings import Settings
 from gongkai_accountability.bootstrap import build
 from gongkai_accountability.service import AccountabilityService
-from gongkai_intake.demo import seed_demo
+from gongkai_demo.county import seed_demo
 from tests.waiting import wait_until
 
 GONGKAI = str(Path(sys.executable).parent / "gongkai")

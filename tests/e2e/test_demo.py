@@ -24,8 +24,8 @@ import pytest
 from gongkai.calendar import SHANGHAI
 from gongkai.natsserver import free_port
 from gongkai_accountability.service import AccountabilityService
-from gongkai_intake.demo import DEMO, seed_demo
-from gongkai_intake.demo_story import STORY_COLUMNS, DemoStory
+from gongkai_demo.county import DEMO, seed_demo
+from gongkai_demo.story import STORY_COLUMNS, DemoStory
 from tests.conftest import Platform
 from tests.e2e.test_up import GONGKAI, run_cli, wait_ready
 

@@ -29,7 +29,7 @@ import httpx
 import pytest
 
 from gongkai.natsserver import free_port
-from gongkai_intake.demo import DEMO
+from gongkai_demo.county import DEMO
 from tests.e2e.test_up import GONGKAI, run_cli, wait_ready
 
 pytestmark = pytest.mark.timeout(180)

@@ -83,7 +83,7 @@ class Platform:
 
 @pytest.fixture(scope="module")
 async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Platform]:
-    from gongkai_intake.demo import seed_demo
+    from gongkai_demo.county import seed_demo
 
     # pytest's temporary directory: the services' logs stay there for a failed run to read
     base = tmp_path_factory.mktemp("faults")
@@ -274,7 +274,7 @@ async def test_read_model_database_locked_under_load(platform: Platform) -> None
     proc = platform.procs["accountability"]
     path = platform.dbs["accountability"].removeprefix("sqlite:///").split("?")[0]
     url = f"http://127.0.0.1:{proc.port}/violations"
-    from gongkai_intake.demo import DEMO
+    from gongkai_demo.county import DEMO
 
     headers = {"Authorization": DEMO.headers("office-reader")["Authorization"]}
     assert (await platform.client.get(url, headers=headers)).status_code == 200

@@ -36,7 +36,7 @@ pytestmark = pytest.mark.timeout(300)
 async def running(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[tuple[EventLog, httpx.AsyncClient, dict[str, ServiceProcess]]]:
-    from gongkai_intake.demo import seed_demo
+    from gongkai_demo.county import seed_demo
 
     base: Path = tmp_path_factory.mktemp("verdict")
     server = NatsServer(store_dir=base / "nats", sync_always=True).start()
@@ -72,7 +72,7 @@ async def running(
 
 class Caller:
     def __init__(self, client: httpx.AsyncClient, procs: dict[str, ServiceProcess]) -> None:
-        from gongkai_intake.demo import DEMO
+        from gongkai_demo.county import DEMO
 
         self.client = client
         self.port = {n: p.port for n, p in procs.items()}

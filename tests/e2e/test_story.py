@@ -18,7 +18,7 @@ from gongkai.events import Actor, new_event
 from gongkai.events.contracts.intake import PostPublished
 from gongkai.rules import load_rule_sets
 from gongkai_accountability.service import AccountabilityService
-from gongkai_intake.demo import DEMO, seed_demo
+from gongkai_demo.county import DEMO, seed_demo
 from tests.conftest import Platform
 
 D = date.fromisoformat

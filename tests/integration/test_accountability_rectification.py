@@ -11,7 +11,7 @@ from typing import Any
 
 from gongkai.events.contracts.freshness import ColumnRefreshed, ColumnStale
 from gongkai.events.contracts.intake import PublicationRemoved
-from gongkai_intake.demo import DEMO
+from gongkai_demo.county import DEMO
 from tests.integration.test_accountability_service import (
     CMS,
     Rig,

@@ -29,7 +29,7 @@ from gongkai.runtime.settings import Settings
 from gongkai_accountability.bootstrap import build
 from gongkai_accountability.domain.decide import Policy
 from gongkai_accountability.service import AccountabilityService
-from gongkai_intake.demo import DEMO, seed_demo
+from gongkai_demo.county import DEMO, seed_demo
 
 D = date.fromisoformat
 A = "a" * 64

@@ -28,7 +28,7 @@ from gongkai.events.contracts.intake import (
     RoleGranted,
     TokenIssued,
 )
-from gongkai_intake.demo import DEMO, seed_demo
+from gongkai_demo.county import DEMO, seed_demo
 from tests.conftest import PLATFORM_T0, Platform
 from tests.waiting import wait_until
 

@@ -152,7 +152,7 @@ async def _init_streams(url: str, pw: str) -> EventLog:
 async def test_killing_the_stream_leader_loses_and_duplicates_nothing(
     tmp_path: Path, pg_server: str
 ) -> None:
-    from gongkai_intake.demo import seed_demo
+    from gongkai_demo.county import seed_demo
 
     procs: list[subprocess.Popen[bytes]] = []
     t_start = time.monotonic()

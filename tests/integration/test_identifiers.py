@@ -35,8 +35,8 @@ from gongkai.events import InvalidIdentifier, check_token, is_token
 from gongkai.events.envelope import SUBJECT_SAFE_ID
 from gongkai.runtime.host import make_app
 from gongkai.runtime.http import PROBLEM
+from gongkai_demo.county import DEMO, seed_demo
 from gongkai_intake.app import IntakeApp
-from gongkai_intake.demo import DEMO, seed_demo
 from tests.conftest import PLATFORM_T0, Platform
 
 #: What must not pass for an identifier, by name (the test ids say which one failed).

@@ -11,7 +11,7 @@ from nats.aio.client import Client
 
 from gongkai import subjects
 from gongkai.events.contracts.intake import PostRevised, PostSubmitted
-from gongkai_intake.testing import DEMO, intake_events_after, seed_demo
+from gongkai_demo.testing import DEMO, intake_events_after, seed_demo
 from tests.conftest import Platform
 
 BODY = {

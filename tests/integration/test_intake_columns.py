@@ -8,7 +8,7 @@ import pytest
 
 from gongkai.events import Actor, new_event
 from gongkai.events.contracts.freshness import ColumnHidden, ColumnKept
-from gongkai_intake.testing import DEMO, intake_events_after, seed_demo
+from gongkai_demo.testing import DEMO, intake_events_after, seed_demo
 from tests.conftest import Platform
 
 

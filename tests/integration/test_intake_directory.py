@@ -23,16 +23,17 @@ from gongkai.events.contracts.intake import (
 )
 from gongkai.natsserver import NatsServer
 from gongkai.runtime.clock import FixedClock
+from gongkai.runtime.host import Host
 from gongkai.runtime.service import ServiceContext
 from gongkai.runtime.settings import Settings
+from gongkai_demo.county import DEMO_ACTOR, UNITS
+from gongkai_demo.testing import DEMO, intake_events_after, seed_demo
 from gongkai_intake import bootstrap
 from gongkai_intake.adapters.directory_log import (
     apply_directory,
     issue_token_change,
     parse_directory,
 )
-from gongkai_intake.demo import DEMO_ACTOR, UNITS
-from gongkai_intake.testing import DEMO, intake_events_after, seed_demo
 from tests.conftest import PLATFORM_T0, Platform
 
 OFFICE = "office-reader"
@@ -289,17 +290,18 @@ async def test_loader_records_only_what_changed(evlog: EventLog) -> None:
     assert (report.events, report.aggregates) == (1, ("person/audit-maker",))
 
 
-async def test_intake_loads_the_demo_at_start_when_asked(
+async def test_the_demo_loads_once_intake_has_started_when_asked(
     nats_server: NatsServer, evlog: EventLog, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    ctx = ServiceContext(
-        settings=Settings(data_dir=tmp_path, demo=True),
-        clock=FixedClock(PLATFORM_T0),
-        nats_url=nats_server.url,
-    )
+    settings = Settings(data_dir=tmp_path, demo=True)
+    ctx = ServiceContext(settings=settings, clock=FixedClock(PLATFORM_T0), nats_url=nats_server.url)
+    host = Host(settings, clock=ctx.clock)
     for _ in range(2):  # a restart loads nothing new
         svc = bootstrap.build(ctx)
         await svc.start()
+        # What `gongkai up --demo` does once its services run: the gongkai.demo entry points.
+        host.services = [svc]
+        await host.load_demo()
         await svc.wait_caught_up()
         await svc.stop()
     out, err = capsys.readouterr()

@@ -16,7 +16,7 @@ from sqlalchemy import delete
 
 from gongkai.events.contracts.intake import PostRevised, PostSubmitted, PostWithdrawn
 from gongkai.runtime.idempotency import answers
-from gongkai_intake.testing import DEMO, intake_events_after, seed_demo
+from gongkai_demo.testing import DEMO, intake_events_after, seed_demo
 from tests.conftest import Platform
 
 ID_OK = "11010519491231002X"  # GB 11643's published example: valid date and check character

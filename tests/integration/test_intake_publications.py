@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from gongkai.events.contracts.intake import PostPublished, PublicationRemoved
-from gongkai_intake.testing import DEMO, intake_events_after, seed_demo
+from gongkai_demo.testing import DEMO, intake_events_after, seed_demo
 from tests.conftest import Platform
 
 DIGEST = hashlib.sha256(b"published page").hexdigest()

@@ -289,7 +289,7 @@ async def test_services_read_consume_dead_letter_and_answer_commands(as_user: An
 
 async def test_every_service_starts_and_works_with_its_own_credentials(tmp_path: Path) -> None:
     """A fresh server (no test debris in the log): the real services, each as its own user."""
-    from gongkai_intake.demo import seed_demo
+    from gongkai_demo.county import seed_demo
 
     with nats_passwords() as pw:
         srv = NatsServer(

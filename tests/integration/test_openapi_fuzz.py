@@ -50,7 +50,7 @@ from gongkai.events.contracts.freshness import ColumnStale
 from gongkai.events.contracts.intake import PostPublished, PostSubmitted
 from gongkai.runtime.host import make_app
 from gongkai.runtime.service import Service
-from gongkai_intake.demo import demo_token, seed_demo
+from gongkai_demo.county import demo_token, seed_demo
 from tests.conftest import PLATFORM_T0, Platform
 from tests.determinism import FUZZ
 

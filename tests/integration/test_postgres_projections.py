@@ -114,7 +114,7 @@ async def test_redelivery_is_applied_once(evlog: EventLog, db_url: str) -> None:
 async def test_service_projections_on_postgres_equal_a_sqlite_rebuild(
     nats_server: NatsServer, evlog: EventLog, pg_server: str, tmp_path: Path
 ) -> None:
-    from gongkai_intake.demo import seed_demo
+    from gongkai_demo.county import seed_demo
 
     clock = FixedClock(datetime(2026, 3, 2, 1, 0, tzinfo=UTC))
     names = list(discover())

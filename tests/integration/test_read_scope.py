@@ -23,7 +23,7 @@ import httpx
 import pytest
 from sqlalchemy import inspect
 
-from gongkai_intake.demo import DEMO, seed_demo
+from gongkai_demo.county import DEMO, seed_demo
 from tests.conftest import PLATFORM_T0, Platform
 
 pytestmark = pytest.mark.services("intake", "review", "accountability")

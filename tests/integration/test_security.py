@@ -27,7 +27,7 @@ from gongkai.events import Actor, digest, new_event
 from gongkai.events.contracts.freshness import ColumnStale
 from gongkai.events.contracts.intake import PostPublished, PostSubmitted
 from gongkai.runtime.host import make_app
-from gongkai_intake.demo import DEMO, demo_token, seed_demo
+from gongkai_demo.county import DEMO, demo_token, seed_demo
 from tests.conftest import PLATFORM_T0, Platform
 
 MAKER = Actor(person="finance-maker", role="maker", unit="finance")

@@ -28,8 +28,8 @@ from gongkai.events import Actor
 from gongkai.events.contracts.intake import TokenIssued, TokenRevoked
 from gongkai.refusal import Refusal
 from gongkai.runtime.service import Service
+from gongkai_demo.testing import DEMO, demo_token, seed_demo
 from gongkai_intake.adapters.directory_log import issue_token_change, person_tokens, revoke_tokens
-from gongkai_intake.testing import DEMO, demo_token, seed_demo
 from tests.conftest import Platform
 
 LEADER = "finance-leader"

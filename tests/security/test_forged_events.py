@@ -31,7 +31,7 @@ from gongkai.events.contracts.intake import TokenIssued
 from gongkai.events.contracts.review import ReviewConcluded, ReviewSigned
 from gongkai.natsserver import NatsServer
 from gongkai.trust.keys import ServiceKey
-from gongkai_intake.demo import DEMO, seed_demo
+from gongkai_demo.county import DEMO, seed_demo
 from tests.conftest import PLATFORM_T0, Platform
 from tests.waiting import wait_until
 

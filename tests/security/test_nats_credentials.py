@@ -119,7 +119,7 @@ async def _refused(call: Any) -> bool:
 async def test_services_run_as_their_own_users_without_violations(host: Host) -> None:
     """The real services do their work on the secured server, nothing refused (first: the
     directory is read from a log without the unsigned test events of the attacks below)."""
-    from gongkai_intake.demo import seed_demo
+    from gongkai_demo.county import seed_demo
 
     intake = next(s for s in host.services if s.name == "intake")
     await seed_demo(intake.evlog, T0, units=["finance"])

@@ -15,8 +15,8 @@ from gongkai.events.contracts.intake import (
     UnitRegistered,
 )
 from gongkai.refusal import Refusal
+from gongkai_demo.county import DEMO, UNITS, demo_token
 from gongkai_intake.adapters.directory_log import DirectoryFileError, parse_directory
-from gongkai_intake.demo import DEMO, UNITS, demo_token
 from gongkai_intake.domain import directory as d
 
 TODAY = date(2026, 3, 2)

@@ -2,7 +2,8 @@
 
 Built-in commands: ``up``, ``service``, ``events``, ``db``, ``calendar``. Service packages add their
 own (``people``, ``freshness``, ``audit``, ``demo`` ...) through the ``gongkai.cli``
-entry-point group: each entry is a ``register(subparsers)`` function.
+entry-point group: each entry is a ``register(subparsers)`` function, which may return a
+function to call with the same subparsers once every package has registered.
 """
 
 from __future__ import annotations
@@ -427,8 +428,12 @@ def build_parser() -> argparse.ArgumentParser:
     calendar_cli.register(sub)
     keys_cli.register(sub)
 
-    for ep in entry_points(group="gongkai.cli"):
-        ep.load()(sub)
+    # A register function may return another, called once every package has registered: it
+    # adds to another package's commands, whatever order the entry points come in.
+    extend = [ep.load()(sub) for ep in entry_points(group="gongkai.cli")]
+    for more in extend:
+        if more is not None:
+            more(sub)
     return parser
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 from gongkai.directory import Directory, DirectoryProjection
 from gongkai.events.contracts.intake import (
     LeadershipDutiesChanged,
@@ -24,12 +22,11 @@ from gongkai.runtime.http import Problem
 from gongkai.runtime.idempotency import IdempotencyStore
 from gongkai.runtime.idempotency import metadata as idempotency_tables
 from gongkai.runtime.service import Service, ServiceContext
-from gongkai_intake import demo
-from gongkai_intake.adapters.bus import install_bus
 from gongkai_intake.adapters.columns import ColumnChoices, ColumnChoicesProjection
-from gongkai_intake.adapters.http import install_routes
 from gongkai_intake.app import IntakeApp
 from gongkai_intake.domain.columns import ColumnCatalog
+from gongkai_intake.entrypoints.bus import install_bus
+from gongkai_intake.entrypoints.http import install_routes
 
 
 class IntakeService(Service):
@@ -95,11 +92,6 @@ class IntakeService(Service):
             idempotency=IdempotencyStore(self.engine),
             clock=self.ctx.clock,
         )
-        if self.ctx.settings.demo:
-            report = await demo.seed_demo(self.evlog, self.ctx.clock.now())
-            self.log.info("demo_directory_loaded", events=report.events)
-            # stdout, not the log: tokens must never reach a log collector.
-            demo.print_tokens(sys.stdout)
 
 
 def build(ctx: ServiceContext) -> Service:

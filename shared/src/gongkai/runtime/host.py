@@ -15,6 +15,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
+from importlib.metadata import entry_points
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -225,8 +226,24 @@ class Host:
                 # Only the services already running need stopping; the refusal stays one line.
                 self.services = self.services[:i]
                 raise StartupError(str(exc)) from None
+        if s.demo:
+            await self.load_demo()
         app = make_app(self.services)
         return app
+
+    async def load_demo(self) -> None:
+        """``--demo``: whatever the ``gongkai.demo`` entry points load into the started services.
+
+        A package of its own (gongkai-demo) provides it, so no service carries the demo.
+        """
+        hooks = [ep.load() for ep in entry_points(group="gongkai.demo")]
+        if not hooks:
+            raise StartupError("--demo: no demo is installed (the gongkai-demo package)")
+        for hook in hooks:
+            try:
+                await hook(self.services, self.clock.now())
+            except RuntimeError as exc:
+                raise StartupError(f"--demo: {exc}") from None
 
     def seed(self, user: str) -> Path:
         """The NKey seed file of one of the embedded server's users."""

@@ -1,1 +1,1 @@
-"""Adapters of the intake service: HTTP routes, bus handlers, read models, the catalog."""
+"""Adapters of the intake service: the directory's log, the column choices' read model."""

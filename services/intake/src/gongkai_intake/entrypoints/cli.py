@@ -27,7 +27,6 @@ from gongkai.refusal import Refusal
 from gongkai.runtime.clock import SystemClock
 from gongkai.runtime.settings import Settings
 from gongkai.trust import credentials
-from gongkai_intake import demo
 from gongkai_intake.adapters.directory_log import (
     DirectoryFileError,
     apply_directory,
@@ -48,11 +47,11 @@ def operator() -> Actor:
     return Actor(person=f"operator:{user}"[:128], role="operator", unit="system")
 
 
-def _url(args: argparse.Namespace) -> str:
+def nats_url(args: argparse.Namespace) -> str:
     return args.nats_url or Settings.from_env().nats_url or "nats://127.0.0.1:4222"
 
 
-async def _with_log(
+async def with_intake_log(
     url: str, work: Callable[[EventLog], Awaitable[int]], args: argparse.Namespace | None = None
 ) -> int:
     """Connect as intake (the service that records these events) and run ``work``.
@@ -96,7 +95,7 @@ async def _with_log(
         await evlog.close()
 
 
-def _run(prog: str, coro: Callable[[], Coroutine[Any, Any, int]]) -> int:
+def run_tool(prog: str, coro: Callable[[], Coroutine[Any, Any, int]]) -> int:
     try:
         return asyncio.run(coro())
     except CliError as exc:
@@ -150,7 +149,7 @@ def cmd_token(args: argparse.Namespace) -> int:
         print(token)
         return 0
 
-    return _run("people token", lambda: _with_log(_url(args), work, args))
+    return run_tool("people token", lambda: with_intake_log(nats_url(args), work, args))
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
@@ -175,7 +174,7 @@ def cmd_revoke(args: argparse.Namespace) -> int:
         )
         return 0
 
-    return _run("people revoke", lambda: _with_log(_url(args), work, args))
+    return run_tool("people revoke", lambda: with_intake_log(nats_url(args), work, args))
 
 
 def cmd_tokens(args: argparse.Namespace) -> int:
@@ -189,7 +188,7 @@ def cmd_tokens(args: argparse.Namespace) -> int:
             print(f"…{t.hint:<7} {_stamp(t.issued_at):<21} {_stamp(t.expires_at)}")
         return 0
 
-    return _run("people tokens", lambda: _with_log(_url(args), work, args))
+    return run_tool("people tokens", lambda: with_intake_log(nats_url(args), work, args))
 
 
 def cmd_load(args: argparse.Namespace) -> int:
@@ -211,80 +210,11 @@ def cmd_load(args: argparse.Namespace) -> int:
         )
         return 0
 
-    return _run("directory load", lambda: _with_log(_url(args), work, args))
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    async def work(evlog: EventLog) -> int:
-        report = await demo.seed_demo(evlog, SystemClock().now())
-        print(f"{report.events} events recorded", file=sys.stderr)
-        demo.print_tokens(sys.stdout)
-        return 0
-
-    return _run("directory demo", lambda: _with_log(_url(args), work, args))
-
-
-def _platform_url() -> str:
-    s = Settings.from_env()
-    # A wildcard listen address is reached on loopback from this machine.
-    host = "127.0.0.1" if s.http_host in ("0.0.0.0", "::", "") else s.http_host
-    return f"http://{host}:{s.http_port}"
-
-
-def cmd_demo_story(args: argparse.Namespace) -> int:
-    import httpx
-
-    from gongkai_intake.demo_story import DemoError, DemoStory
-
-    url = (args.url or _platform_url()).rstrip("/")
-
-    async def main() -> int:
-        if args.load_county:
-
-            async def seed(evlog: EventLog) -> int:
-                report = await demo.seed_demo(evlog, SystemClock().now())
-                print(f"demo county loaded ({report.events} events recorded)", file=sys.stderr)
-                return 0
-
-            await _with_log(_url(args), seed, args)
-        async with httpx.AsyncClient(base_url=url, timeout=15) as client:
-            story = DemoStory(client, now=SystemClock().now, out=sys.stdout, timeout=args.timeout)
-            await story.run(directory_loaded=args.load_county)
-        return 0
-
-    try:
-        return _run("demo", main)
-    except DemoError as exc:
-        print(f"gongkai demo: {exc}", file=sys.stderr)
-        return 1
+    return run_tool("directory load", lambda: with_intake_log(nats_url(args), work, args))
 
 
 def register(sub: Any) -> None:
     """Entry point of the ``gongkai.cli`` group: add intake's commands to ``gongkai``."""
-    story = sub.add_parser(
-        "demo",
-        help="play a scripted stretch of the demo county's life into a running platform "
-        "(`gongkai up --demo` in another terminal), then print freshness and violations",
-    )
-    story.add_argument(
-        "--url",
-        help="the platform's HTTP API (default http://$GONGKAI_HTTP_HOST:$GONGKAI_HTTP_PORT)",
-    )
-    story.add_argument(
-        "--load-county",
-        action="store_true",
-        help="first record the demo county (fictional people, public tokens) into the "
-        "platform's log, for a platform started without --demo; never on a real deployment",
-    )
-    story.add_argument(
-        "--nats-url", help="with --load-county ($GONGKAI_NATS_URL, nats://127.0.0.1:4222)"
-    )
-    credentials.add_tool_arguments(story, "intake")
-    story.add_argument(
-        "--timeout", type=float, default=20.0, help="seconds to wait for each reaction (20)"
-    )
-    story.set_defaults(func=cmd_demo_story)
-
     people = sub.add_parser("people", help="people of the unit directory")
     pp = people.add_subparsers(dest="people_command", required=True)
     tok = pp.add_parser(
@@ -341,9 +271,3 @@ def register(sub: Any) -> None:
     load.add_argument("--nats-url", help="($GONGKAI_NATS_URL, nats://127.0.0.1:4222)")
     load.set_defaults(func=cmd_load)
     credentials.add_tool_arguments(load, "intake")
-    dem = dd.add_parser(
-        "demo", help="load the demo county (fictional people) and print its public tokens"
-    )
-    dem.add_argument("--nats-url", help="($GONGKAI_NATS_URL, nats://127.0.0.1:4222)")
-    dem.set_defaults(func=cmd_demo)
-    credentials.add_tool_arguments(dem, "intake")

@@ -1,7 +1,7 @@
 """``gongkai demo``: a scripted stretch of the demo county's life, played into a running platform.
 
 Everything goes through the platform's public HTTP API, as the county's people, the CMS and the
-county office would call it, with the demo county's public tokens (``demo.py``). Five acts:
+county office would call it, with the demo county's public tokens (``county.py``). Five acts:
 
 1. the finance bureau publishes a post by the book (submitted, signed by staff and leader, put
    online in the approved version): nothing to record;
@@ -38,7 +38,7 @@ from typing import Any, TextIO, TypeVar
 import httpx
 
 from gongkai.calendar import WorkingCalendar, local_date
-from gongkai_intake.demo import DEMO
+from gongkai_demo.county import DEMO
 
 T = TypeVar("T")
 

@@ -5,15 +5,17 @@ the unassigned-looking 199 0000 xxxx range). Demo tokens are derived from the pe
 ``gongkai up --demo`` prints the same tokens on every start and tests can use them: never load
 the demo directory into a real deployment.
 
-Other services' tests seed it with ``await seed_demo(evlog, at)`` and call the API as a demo
-person with ``DEMO.headers("finance-maker")``.
+``gongkai up --demo`` loads it once the services have started (``load_at_start``, entry-point
+group ``gongkai.demo``). Tests seed it with ``await seed_demo(evlog, at)`` and call the API as a
+demo person with ``DEMO.headers("finance-maker")``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import sys
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TextIO
@@ -22,6 +24,7 @@ from gongkai.calendar import local_date
 from gongkai.directory import token_hash
 from gongkai.eventlog import EventLog
 from gongkai.events import Actor
+from gongkai.runtime.service import Service
 from gongkai_intake.adapters.directory_log import LoadReport, apply_directory
 from gongkai_intake.domain.directory import DirectorySpec, PersonSpec, RegisterUnit
 
@@ -171,3 +174,14 @@ def print_tokens(out: TextIO) -> None:
     for pid, token in DEMO.tokens.items():
         print(f"  {pid:<40} {roles[pid]:<45} {token}", file=out)
     out.flush()
+
+
+async def load_at_start(services: Sequence[Service], now: datetime) -> None:
+    """``gongkai up --demo``: the county recorded as intake, and its tokens to the terminal."""
+    intake = next((s for s in services if s.name == "intake"), None)
+    if intake is None:
+        raise RuntimeError("--demo needs the intake service: it records the directory")
+    report = await seed_demo(intake.evlog, now)
+    intake.log.info("demo_directory_loaded", events=report.events)
+    # stdout, not the log: tokens must never reach a log collector.
+    print_tokens(sys.stdout)

@@ -1,0 +1,1 @@
+"""How commands reach intake: HTTP routes, NATS request/reply, the operator's command line."""
