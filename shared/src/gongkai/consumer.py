@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -33,9 +34,12 @@ from gongkai import metrics, subjects
 from gongkai.eventlog import EventIntegrityError, EventLog, RecordedEvent, ack_position
 from gongkai.events.envelope import EventDecodeError
 from gongkai.projection import Projection, ProjectionStore, database_unavailable
+from gongkai.runtime.progress import Progress
 
 log = structlog.get_logger("gongkai.consumer")
 
+#: Seconds between "catching_up" log lines while a projection replays its backlog.
+CATCH_UP_LOG_EVERY = 10.0
 #: Longest pause between two tries while the database or the bus is unavailable.
 MAX_OUTAGE_DELAY_S = 2.0
 
@@ -178,13 +182,43 @@ class CatchUpSubscription:
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self.caught_up = asyncio.Event()
-        self.position = 0
+        self.progress = Progress()
+        self._position = 0
+        self._logged_at = time.monotonic()
         self._synced_to = 0
         self._holder: list[Any] = []
+        #: The last sequence delivered, and how many matching messages the server said were
+        #: still to come with it: what readiness knows of the lag without asking anyone.
+        self.delivered = 0
+        self.server_pending = 0
+
+    def lag_hint(self) -> int:
+        """More than 0 while this projection has something to apply, as far as it knows."""
+        return self.server_pending + max(0, self.delivered - self.position)
 
     @property
     def name(self) -> str:
         return self.projection.name
+
+    @property
+    def position(self) -> int:
+        """The last stream sequence this projection has applied (its committed checkpoint)."""
+        return self._position
+
+    @position.setter
+    def position(self, value: int) -> None:
+        if value != self._position:
+            now = time.monotonic()
+            self.progress.advanced(value, now)
+            if not self.caught_up.is_set() and now - self._logged_at >= CATCH_UP_LOG_EVERY:
+                # A restore behind a million events takes minutes: say how it is going.
+                self._logged_at = now
+                rate = self.progress.rate(now)
+                log.info(
+                    "catching_up", projection=self.name, position=value,
+                    rate_per_second=None if rate is None else round(rate),
+                )
+        self._position = value
 
     async def start(self) -> None:
         self.position = await asyncio.to_thread(self.store.prepare, self.projection)
@@ -287,7 +321,8 @@ class CatchUpSubscription:
                 self.position = seq
                 continue
             pending.append((msg, rec))
-            left = ack_position(msg)[2]
+            seq, _, left = ack_position(msg)
+            self.delivered, self.server_pending = seq, left
             if len(pending) >= self.batch or left == 0:
                 await self._flush(pending)
                 pending = []

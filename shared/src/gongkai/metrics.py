@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import Counter, Gauge
 
 EVENTS_APPENDED = Counter(
@@ -32,3 +34,41 @@ INTEGRITY_FAILURES = Counter(
     "retired key, or an authority the event claims that the directory does not grant",
     ["service", "check"],
 )
+READY = Gauge(
+    "gongkai_ready",
+    "1 while the service is ready (connected, database usable, caught up once, nothing stalled)",
+    ["service"],
+)
+STALLED = Gauge(
+    "gongkai_projection_stalled_seconds",
+    "Seconds a projection has been behind the log without applying anything (0: not behind)",
+    ["consumer"],
+)
+
+
+def start_series(
+    service: str,
+    event_types: Iterable[str],
+    projections: Iterable[str],
+    consumers: Iterable[str],
+    checks: Iterable[str],
+) -> None:
+    """Export every series of a service at 0 from its start.
+
+    A labelled series appears at its first increment otherwise, and ``rate()`` or an alert on
+    ``increase(...) > 0`` cannot see the step from nothing to 1: the first dead letter would
+    never fire the alert meant for it.
+    """
+    for t in event_types:
+        EVENTS_APPENDED.labels(service=service, type=t)
+    APPEND_CONFLICTS.labels(service=service)
+    for c in checks:
+        INTEGRITY_FAILURES.labels(service=service, check=c)
+    for p in projections:
+        EVENTS_APPLIED.labels(projection=p)
+        CONSUMER_LAG.labels(consumer=p)
+        STALLED.labels(consumer=p)
+    for c in [*projections, *consumers]:
+        DEAD_LETTERS.labels(consumer=c)
+        OUTAGE_RETRIES.labels(consumer=c)
+    READY.labels(service=service)

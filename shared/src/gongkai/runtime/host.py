@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import nats
@@ -100,10 +101,21 @@ def make_app(services: Sequence[Service], title: str = "gongkai") -> FastAPI:
 
     @app.get("/readyz", tags=["health"])
     async def readyz() -> JSONResponse:
-        states = {svc.name: await svc.ready() for svc in services}
-        ok = all(states.values())
-        body = {"status": "ok" if ok else "starting", "services": states}
+        """200 while every service can serve: see ``Service.status`` for what that means."""
+        statuses = {svc.name: await svc.status() for svc in services}
+        ok = all(st["ready"] for st in statuses.values())
+        body = {
+            "status": "ok" if ok else "not ready",
+            "services": {name: st["ready"] for name, st in statuses.items()},
+            "reasons": [f"{name}: {r}" for name, st in statuses.items() for r in st["reasons"]],
+        }
         return JSONResponse(body, status_code=200 if ok else 503)
+
+    @app.get("/status", tags=["health"])
+    async def status() -> dict[str, Any]:
+        """Each service's readiness and each projection's progress: position, the stream's
+        last sequence, lag, catch-up rate and the time left at that rate."""
+        return {"services": {svc.name: await svc.status(exact=True) for svc in services}}
 
     @app.get("/metrics", tags=["health"])
     async def prom() -> PlainTextResponse:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
@@ -20,7 +22,7 @@ import structlog
 from fastapi import APIRouter
 from faststream.nats import JStream, NatsBroker
 from faststream.security import SASLPlaintext
-from sqlalchemy import Engine, MetaData
+from sqlalchemy import Engine, MetaData, text
 
 from gongkai import metrics, migrations, subjects
 from gongkai.calendar import WorkingCalendar
@@ -29,10 +31,14 @@ from gongkai.eventlog import EventLog, StreamSettings
 from gongkai.events.envelope import Envelope, EventPayload
 from gongkai.projection import Projection, ProjectionStore, checkpoints, make_engine
 from gongkai.runtime.clock import Clock, SystemClock
+from gongkai.runtime.progress import Snapshot
 from gongkai.runtime.settings import Settings
 from gongkai.trust import credentials
 from gongkai.trust.credentials import NatsAuth
-from gongkai.trust.keys import service_keyring
+from gongkai.trust.keys import CHECKS, service_keyring
+
+#: A projection that committed this recently has shown its database works: no probe query.
+DB_QUIET_S = 5.0
 
 
 @dataclass
@@ -85,6 +91,7 @@ class Service:
         self._evlog: EventLog | None = None
         self._engine: Engine | None = None
         self._store: ProjectionStore | None = None
+        self._health: ThreadPoolExecutor | None = None
         self.started = False
         # declare=False: EventLog.ensure_stream creates and checks the stream. Left to
         # faststream, broker.start() (run once a service has bus subscribers) would try to
@@ -204,6 +211,13 @@ class Service:
             await d.start()
         if self.broker.subscribers:
             await self.broker.start()
+        metrics.start_series(
+            self.name,
+            [cls.event_type for cls in self.owns],
+            [s.name for s in self.subscriptions],
+            [d.name for d in self.durables],
+            CHECKS,
+        )
         self.started = True
         self.log.info("service_started", service=self.name)
 
@@ -222,27 +236,114 @@ class Service:
             with contextlib.suppress(Exception):
                 await self._evlog.close()
         self.log.debug("stop_step", service=self.name, step="connection")
+        if self._health is not None:
+            self._health.shutdown(wait=False, cancel_futures=True)
+            self._health = None
         if self._engine is not None:
             self._engine.dispose()
         self.started = False
         self.log.info("service_stopped", service=self.name)
 
     async def ready(self) -> bool:
-        if not (self.started and self._evlog is not None and self._evlog.nc.is_connected):
-            return False
-        states = await asyncio.gather(*(s.sync_state() for s in self.subscriptions))
-        return all(states)
+        return (await self.status())["ready"] is True
+
+    async def status(self, *, exact: bool = False) -> dict[str, Any]:
+        """Readiness with its reasons, and each projection's progress (``/status``).
+
+        Ready: started, connected to NATS, the database answers, every projection has caught
+        up once since start, and none is stalled (behind with no progress for
+        ``ready_stall_seconds``). Not "zero lag now": under steady writes a projection is
+        always a little behind, and a probe must not take the service out of rotation for it.
+
+        A probe (``exact=False``) asks nobody: under load every NATS request waits its turn
+        behind the writes (measured: 0.2-0.8 s each with 20 writers in flight), and a probe of
+        a dozen requests outlived the kubelet's one-second timeout. The lag it goes by is what
+        each subscription was told with its last message. ``exact``: the lag as the server
+        counts it (``/status``, ``/metrics``).
+        """
+        reasons: list[str] = []
+        snapshots: list[Snapshot] = []
+        if not self.started or self._evlog is None:
+            reasons.append("not started")
+        elif not self._evlog.nc.is_connected:
+            reasons.append("not connected to NATS")
+        else:
+            snapshots = await self._snapshots(exact)
+            reason = await self._database_reason()
+            if reason:
+                reasons.append(reason)
+            reasons.extend(await self.readiness_reasons())
+            stall = self.ctx.settings.ready_stall_seconds
+            for snap in snapshots:
+                if not snap.caught_up_once:
+                    reasons.append(f"{snap.name} catching up ({snap.lag} behind)")
+                elif snap.stalled >= stall:
+                    reasons.append(f"{snap.name} stalled for {snap.stalled:.0f} s")
+        ok = not reasons
+        metrics.READY.labels(service=self.name).set(1 if ok else 0)
+        return {
+            "ready": ok,
+            "reasons": reasons,
+            "projections": [s.as_dict() for s in snapshots],
+        }
+
+    async def readiness_reasons(self) -> list[str]:
+        """Why a service with state of its own beside the projections is not ready yet."""
+        return []
+
+    async def _database_reason(self) -> str | None:
+        """Why the database is not usable, or None; asked only of a service at rest.
+
+        A projection that committed within the last ``DB_QUIET_S`` seconds has just shown the
+        database works (its checkpoint is in the same transaction). Otherwise one ``SELECT 1``
+        on a thread of its own: under load the shared thread pool queues behind the writers'
+        statements, and a probe waiting its turn there times out although nothing is wrong.
+        """
+        recent = max((s.progress.moved_at for s in self.subscriptions), default=0.0)
+        if time.monotonic() - recent < DB_QUIET_S:
+            return None
+        if self._health is None:
+            self._health = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-health")
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.wait_for(loop.run_in_executor(self._health, self._select_one), 5)
+        except Exception as exc:  # noqa: BLE001 - any failure means "not usable now"
+            return f"database unusable: {type(exc).__name__}"
+        return None
+
+    def _select_one(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    async def _snapshots(self, exact: bool) -> list[Snapshot]:
+        last = 0
+        if exact:
+            try:
+                last = await self.evlog.last_sequence()
+            except Exception:  # noqa: BLE001 - the connection dropped between checks
+                exact = False
+        out = []
+        for sub in self.subscriptions:
+            if exact:
+                # A filtered projection's position stops at the last event its filter matches,
+                # so ``last - position`` alone would never fall to 0 once other services
+                # append: ask the server whether anything it matches is left first.
+                lag = 0 if await sub.sync_state() else max(0, last - sub.position)
+            else:
+                lag = sub.lag_hint()
+            snap = sub.progress.snapshot(
+                sub.name, sub.position, max(last, sub.delivered, sub.position), lag,
+                sub.caught_up.is_set(),
+            )
+            if exact:
+                metrics.CONSUMER_LAG.labels(consumer=sub.name).set(lag)
+            metrics.STALLED.labels(consumer=sub.name).set(snap.stalled)
+            out.append(snap)
+        return out
 
     async def update_lag(self) -> None:
-        if self._evlog is None:
-            return
-        last = await self._evlog.last_sequence()
-        for s in self.subscriptions:
-            # A filtered projection's position stops at the last event its filter matches, so
-            # ``last - position`` alone would never fall to 0 once other services append:
-            # ask the server whether anything it matches is left first.
-            lag = 0 if await s.sync_state() else max(0, last - s.position)
-            metrics.CONSUMER_LAG.labels(consumer=s.name).set(lag)
+        if self._evlog is not None:
+            await self._snapshots(exact=True)
 
     async def wait_caught_up(self, seq: int | None = None, within: float = 10.0) -> None:
         """Block until every projection of this service has applied ``seq`` (default: the end)."""

@@ -58,6 +58,8 @@ class Settings:
     keys_dir: Path | None = field(default_factory=lambda: _env_path("KEYS_DIR"))
     #: How long a token issued by ``gongkai people token`` (and the demo's) stays valid.
     token_lifetime_days: int = 90
+    #: Seconds a projection may be behind without progress before its service is not ready.
+    ready_stall_seconds: int = 60
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -79,6 +81,7 @@ class Settings:
             manage_streams=_env("STREAM_MANAGE", "true").lower() not in ("false", "0", "no"),
             db_migrate=os.environ.get("GONGKAI_DB_MIGRATE") or None,
             token_lifetime_days=_positive_int("TOKEN_LIFETIME_DAYS", "90"),
+            ready_stall_seconds=_positive_int("READY_STALL_SECONDS", "60"),
             db_urls={
                 k[len("GONGKAI_DB_URL_") :].lower(): v
                 for k, v in os.environ.items()
