@@ -62,6 +62,9 @@ def responsible(
         people.append(Person(made_by, "maker", unit))
     signed = sorted(approved_by)
     people += [Person(p, "leader", unit) for p in (signed or held("leader", when))]
+    if not kept and (published_by is None or published_by.unit != unit):
+        # A maker and distinct leaders: nothing to repeat (spared on every publication).
+        return tuple(people)
     if kept:
         people += [Person(p, "maker", unit) for p in held("maker", when)]
     if published_by is not None and published_by.unit == unit:
