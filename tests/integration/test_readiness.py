@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections import Counter
 from typing import Any
 
+from gongkai import metrics
 from gongkai.natsserver import NatsServer
 from gongkai_demo.testing import DEMO, seed_demo
 from tests.conftest import Platform
@@ -33,9 +35,26 @@ def post(unit: str, i: int) -> dict[str, Any]:
     }
 
 
+def appended_by_type() -> Counter[str]:
+    """gongkai_events_appended_total summed over services, by event type."""
+    out: Counter[str] = Counter()
+    for metric in metrics.EVENTS_APPENDED.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_total"):
+                out[sample.labels["type"]] += int(sample.value)
+    return out
+
+
+async def logged_by_type(platform: Platform, after: int) -> Counter[str]:
+    return Counter([rec.envelope.type async for rec in platform.evlog.replay(from_seq=after + 1)])
+
+
 async def test_ready_on_every_probe_under_twenty_concurrent_writers(platform: Platform) -> None:
     await seed_demo(platform.evlog, platform.clock.now(), units=UNITS)
     await platform.settle()
+    # The counters are the process's (earlier tests of this worker counted too): compare what
+    # this test adds to the counters with what it adds to the log.
+    counted_before, start = appended_by_type(), await platform.evlog.last_sequence()
     client = platform.client
     assert (await client.get("/readyz")).status_code == 200
     codes: list[int] = []
@@ -66,6 +85,16 @@ async def test_ready_on_every_probe_under_twenty_concurrent_writers(platform: Pl
         await probing
     assert len(codes) >= 5, codes
     assert set(codes) == {200}, f"{codes.count(503)} of {len(codes)} probes answered 503"
+
+    async def counters_equal_the_log() -> bool:
+        await platform.settle(within=30)
+        added = appended_by_type()
+        added.subtract(counted_before)
+        return +added == await logged_by_type(platform, start)
+
+    # Every event appended once is counted once (ColumnStale, ReviewSigned and PostSubmitted
+    # were counted twice: by the log and again by the service that appended them).
+    await wait_until(counters_equal_the_log, 20, "gongkai_events_appended_total equals the log")
 
 
 async def test_not_ready_while_nats_is_away_and_ready_again_after(

@@ -25,7 +25,7 @@ import structlog
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from gongkai import access, metrics
+from gongkai import access
 from gongkai.calendar import local_date
 from gongkai.decider import Decider, handle
 from gongkai.directory import Directory, Principal
@@ -261,9 +261,8 @@ class IntakeApp:
     # ---- recording ---------------------------------------------------------------------
 
     def _recorded(self, envs: Sequence[Envelope[Any]], duplicate: bool) -> None:
+        # Counted in gongkai_events_appended_total by the log itself, once per event.
         for env in envs:
-            if not duplicate:
-                metrics.EVENTS_APPENDED.labels(service=SERVICE, type=env.type).inc()
             self.log.info(
                 "event_recorded",
                 type=env.type,

@@ -28,7 +28,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from gongkai import access, metrics
+from gongkai import access
 from gongkai.calendar import WorkingCalendar, local_date
 from gongkai.decider import handle
 from gongkai.directory import Directory, Principal, bearer_auth
@@ -266,8 +266,7 @@ def make_router(ports: Ports) -> APIRouter:
             loaded=loaded.view(),
         )
         if not h.replayed:
-            for e in h.events:
-                metrics.EVENTS_APPENDED.labels(service="review", type=e.type).inc()
+            for e in h.events:  # counted by the log itself, once per event
                 log.info(
                     "review_recorded",
                     type=e.type,
