@@ -26,6 +26,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi_offline import FastAPIOffline
+from prometheus_fastapi_instrumentator import Instrumentator
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import exc as sa_exc
 
@@ -92,6 +93,12 @@ def make_app(services: Sequence[Service], title: str = "gongkai") -> FastAPI:
     app = FastAPIOffline(title=title, version="0.1.0", static_url="/docs-assets")
     install_problem_handlers(app)
     install_database_unavailable_handler(app)
+    # Requests by route template (not by raw path: a post id per series would not do), method
+    # and status, with a latency histogram; /metrics and the probes are left out.
+    Instrumentator(
+        should_group_status_codes=False,
+        excluded_handlers=["/metrics", "/healthz", "/readyz"],
+    ).instrument(app, metric_namespace="gongkai")
     for svc in services:
         app.include_router(svc.router)
 
