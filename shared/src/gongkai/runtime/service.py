@@ -394,8 +394,8 @@ class ProjectionLog:
 
 def discover() -> dict[str, Callable[[ServiceContext], Service]]:
     """Every installed service, by name, from the ``gongkai.services`` entry points."""
-    found: dict[str, Callable[[ServiceContext], Service]] = {}
-    for ep in entry_points(group="gongkai.services"):
-        found[ep.name] = ep.load()
-    order = ["intake", "review", "freshness", "accountability"]
-    return dict(sorted(found.items(), key=lambda kv: [*order, kv[0]].index(kv[0])))
+    # By name: services share nothing but the log, so no service needs another started first.
+    return {
+        ep.name: ep.load()
+        for ep in sorted(entry_points(group="gongkai.services"), key=lambda ep: ep.name)
+    }
