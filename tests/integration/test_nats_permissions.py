@@ -312,7 +312,8 @@ async def test_every_service_starts_and_works_with_its_own_credentials(tmp_path:
                 started.append(svc)
             # intake records the demo directory with its own credentials; all projections
             # follow it
-            await seed_demo(started[0].evlog, clock.now(), units=["finance"])
+            intake = next(svc for svc in started if svc.name == "intake")
+            await seed_demo(intake.evlog, clock.now(), units=["finance"])
             last = await init.last_sequence()
             assert last > 0
             for svc in started:
