@@ -100,6 +100,15 @@ def test_up_ready_tail_and_graceful_stop(running: tuple[subprocess.Popen[str], i
     took = wait_ready(http)
     assert took < 30
     assert httpx.get(f"http://127.0.0.1:{http}/healthz").json() == {"status": "ok"}
+    # A second platform on the same directory would start a second nats-server on the same
+    # JetStream store: refused in one line naming the holder.
+    second = run_cli(
+        "up", "--data-dir", str(data), "--port", str(free_port()),
+        "--nats-port", str(free_port()),
+    )
+    assert second.returncode != 0
+    assert second.stderr.strip().count("\n") == 0, second.stderr
+    assert f"in use by another gongkai (pid {proc.pid})" in second.stderr
     metrics = httpx.get(f"http://127.0.0.1:{http}/metrics").text
     assert "gongkai_consumer_lag" in metrics
     url = f"nats://127.0.0.1:{nport}"

@@ -26,8 +26,8 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi_offline import FastAPIOffline
-from prometheus_fastapi_instrumentator import Instrumentator
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_fastapi_instrumentator import Instrumentator
 from sqlalchemy import exc as sa_exc
 
 from gongkai import subjects
@@ -36,6 +36,7 @@ from gongkai.migrations import DatabaseNotReady
 from gongkai.natsserver import NatsServer, ServerStartError, check_writable_dir, port_in_use
 from gongkai.runtime import logging as gklogging
 from gongkai.runtime.clock import Clock, SystemClock
+from gongkai.runtime.datadir import DataDirInUse, DataDirLock
 from gongkai.runtime.http import Problem, install_problem_handlers, problem_response
 from gongkai.runtime.service import Service, ServiceContext, discover
 from gongkai.runtime.settings import Settings
@@ -198,6 +199,8 @@ class Host:
         #: The embedded server's users and their public keys (``gongkai.trust.matrix``).
         self.public_keys: dict[str, str] = {}
         self.http: uvicorn.Server | None = None
+        #: The embedded platform's hold on its data directory (one ``gongkai up`` per directory).
+        self.lock: DataDirLock | None = None
         self._stop = asyncio.Event()
 
     def build(self, nats_url: str) -> list[Service]:
@@ -229,6 +232,10 @@ class Host:
         except ServerStartError as exc:
             raise StartupError(str(exc)) from None
         if s.nats_url is None:
+            try:
+                self.lock = DataDirLock(s.data_dir).acquire()
+            except DataDirInUse as exc:
+                raise StartupError(str(exc)) from None
             url = await self.start_embedded()
         else:
             url = s.nats_url
@@ -329,6 +336,15 @@ class Host:
         await self.shutdown()
 
     async def shutdown(self) -> None:
+        try:
+            await self._stop_all()
+        finally:
+            if self.lock is not None:
+                # Last: the directory is free only once nats-server has flushed and stopped.
+                self.lock.release()
+                self.lock = None
+
+    async def _stop_all(self) -> None:
         if not self.services and self.server is None:
             return
         for svc in reversed(self.services):
