@@ -466,9 +466,15 @@ def decide_column(
     unit = reg.units.get(col.unit)
     if unit is None:
         return []
+    return _owed(reg, col, unit, as_of, schedules or reg.book.schedule)
+
+
+def _owed(
+    reg: Register, col: ColumnState, unit: UnitInfo, as_of: date, schedules: Schedules
+) -> list[Transition]:
     if not col.visible and not any(s.stale_event for s in col.slots.values()):
         return []
-    sched = (schedules or reg.book.schedule)(col, unit, as_of.year)
+    sched = schedules(col, unit, as_of.year)
     return decide(col, sched, as_of, reg.book.rules, reg.book.deadlines)
 
 
@@ -486,7 +492,13 @@ def decide_all(
     reg: Register, as_of: date, schedules: Schedules | None = None
 ) -> list[Transition]:
     """Every transition owed by every column as of ``as_of`` (the clock tick)."""
+    sched = schedules or reg.book.schedule
     out: list[Transition] = []
-    for col in reg.all_columns():
-        out.extend(decide_column(reg, col, as_of, schedules))
+    # Unit by unit: one look-up in the trie per unit, not per column.
+    for code, cols in reg.columns.items():
+        unit = reg.units.get(code)
+        if unit is None:
+            continue
+        for col in cols.values():
+            out.extend(_owed(reg, col, unit, as_of, sched))
     return out
