@@ -44,6 +44,8 @@ def running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, int]]:
             str(http),
             "--nats-port",
             str(nport),
+            "--nats-monitor-port",
+            str(free_port()),
             "--log-format",
             "json",
         ],
@@ -111,6 +113,10 @@ def test_up_ready_tail_and_graceful_stop(running: tuple[subprocess.Popen[str], i
     assert f"in use by another gongkai (pid {proc.pid})" in second.stderr
     metrics = httpx.get(f"http://127.0.0.1:{http}/metrics").text
     assert "gongkai_consumer_lag" in metrics
+    # The embedded server's monitoring port, on loopback, for the NATS Prometheus exporter.
+    mport = int(proc.args[proc.args.index("--nats-monitor-port") + 1])  # type: ignore[union-attr, index]
+    jsz = httpx.get(f"http://127.0.0.1:{mport}/jsz?streams=true").json()
+    assert jsz["streams"] >= 2, jsz
     url = f"nats://127.0.0.1:{nport}"
     with pytest.raises(Exception, match=r"(?i)authorization"):
         asyncio.run(nats.connect(url, allow_reconnect=False, max_reconnect_attempts=0))
@@ -140,6 +146,7 @@ def test_up_ready_tail_and_graceful_stop(running: tuple[subprocess.Popen[str], i
     assert proc.returncode == 0, stderr[-2000:]
     assert "gongkai is running" in stdout
     assert "anonymous connections are refused" in stdout
+    assert f"monitoring   http://127.0.0.1:{mport}" in stdout
     assert str((data / "credentials" / "subscriber.nk").resolve()) in stdout
     assert '"event": "stopped"' in stderr
 

@@ -37,6 +37,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         http_port=getattr(args, "port", None),
         log_format=getattr(args, "log_format", None),
         nats_port=getattr(args, "nats_port", None),
+        nats_monitor_port=getattr(args, "nats_monitor_port", None),
         demo=getattr(args, "demo", None) or None,
         nats_sync_always=False if getattr(args, "no_sync", False) else None,
     )
@@ -52,6 +53,11 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", help="HTTP address ($GONGKAI_HTTP_HOST, 127.0.0.1)")
     p.add_argument("--port", type=int, help="HTTP port ($GONGKAI_HTTP_PORT, 8080)")
     p.add_argument("--nats-port", type=int, help="embedded NATS port ($GONGKAI_NATS_PORT, 4222)")
+    p.add_argument(
+        "--nats-monitor-port", type=int,
+        help="embedded NATS monitoring port on loopback ($GONGKAI_NATS_MONITOR_PORT; "
+        "0, the default: a free one, printed at start)",
+    )
     p.add_argument("--log-format", choices=["console", "json"], help="($GONGKAI_LOG_FORMAT)")
     p.add_argument(
         "--no-sync",

@@ -70,6 +70,8 @@ class NatsServer:
     server_name: str = "gongkai"
     extra_config: str = ""
     log_file: Path | None = None
+    #: The monitoring port (/varz, /jsz, /healthz) on ``host``: None for none, 0 for a free one.
+    monitor_port: int | None = None
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -81,7 +83,8 @@ class NatsServer:
         return (
             f'server_name: "{self.server_name}"\n'
             f'listen: "{self.host}:{self.port}"\n'
-            "max_payload: 2MB\n"
+            + (f'http: "{self.host}:{self.monitor_port}"\n' if self.monitor_port else "")
+            + "max_payload: 2MB\n"
             "jetstream {\n"
             f'  store_dir: "{self.store_dir}"\n'
             f"  {sync}\n"
@@ -95,6 +98,12 @@ class NatsServer:
             self.port = free_port(self.host)
         elif port_in_use(self.host, self.port):
             raise ServerStartError(f"port {self.host}:{self.port} is already in use")
+        if self.monitor_port == 0:
+            self.monitor_port = free_port(self.host)
+        elif self.monitor_port is not None and port_in_use(self.host, self.monitor_port):
+            raise ServerStartError(
+                f"monitoring port {self.host}:{self.monitor_port} is already in use"
+            )
         check_writable_dir(self.store_dir)
         conf = self.store_dir / "nats-server.conf"
         conf.write_text(self.config_text())

@@ -285,6 +285,8 @@ class Host:
         self.server = NatsServer(
             store_dir=(s.data_dir / "nats").resolve(),
             port=s.nats_port,
+            # Loopback only: /varz and /jsz tell who is connected, not for the network.
+            monitor_port=s.nats_monitor_port,
             sync_always=s.nats_sync_always,
             extra_config=matrix.embedded_auth_conf(self.public_keys),
         )
@@ -382,6 +384,10 @@ class Host:
             sync = "sync every write" if s.nats_sync_always else "default fsync interval"
             lines.append(
                 f"  nats-server  {self.server.url}  JetStream in {self.server.store_dir} ({sync})"
+            )
+            lines.append(
+                f"  monitoring   http://{self.server.host}:{self.server.monitor_port}"
+                "  (/varz /jsz /healthz; for the NATS Prometheus exporter)"
             )
         else:
             lines.append(f"  NATS         {s.nats_url}")

@@ -45,6 +45,9 @@ class Settings:
     #: Embedded server: fsync every write unless the operator opts out.
     nats_sync_always: bool = True
     nats_port: int = 4222
+    #: The embedded server's monitoring port on loopback (for the NATS Prometheus exporter and
+    #: ``curl .../jsz``); 0: a free one, printed at start.
+    nats_monitor_port: int = 0
     stream_replicas: int = 1
     #: False under least privilege: services only verify the streams the init step created.
     manage_streams: bool = True
@@ -77,6 +80,7 @@ class Settings:
             log_level=_env("LOG_LEVEL", "info"),
             nats_sync_always=_env("NATS_SYNC", "always") == "always",
             nats_port=int(_env("NATS_PORT", "4222")),
+            nats_monitor_port=int(_env("NATS_MONITOR_PORT", "0")),
             stream_replicas=int(_env("STREAM_REPLICAS", "1")),
             manage_streams=_env("STREAM_MANAGE", "true").lower() not in ("false", "0", "no"),
             db_migrate=os.environ.get("GONGKAI_DB_MIGRATE") or None,
