@@ -141,6 +141,14 @@ def test_up_ready_tail_and_graceful_stop(running: tuple[subprocess.Popen[str], i
     )
     assert only.returncode == 0, only.stderr
     assert '"type": "PostSubmitted"' in only.stdout
+    # A backup as an operator takes it: the inspector's credentials, a file, progress on stderr.
+    dump = data.parent / "backup.jsonl"
+    exported = run_cli(
+        "events", "export", "--nats-url", url, "--data-dir", str(data), "--out", str(dump)
+    )
+    assert exported.returncode == 0, exported.stderr
+    assert "events written to" in exported.stderr
+    assert len(dump.read_text().splitlines()) == 1 + out.stdout.count("\n")
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 0, stderr[-2000:]

@@ -14,13 +14,14 @@ import json
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import yaml
 
 from gongkai import subjects
 from gongkai.calendar import cli as calendar_cli
 from gongkai.events import REGISTRY, Envelope, EventDecodeError
+from gongkai.logtypes import EventLogError
 from gongkai.runtime.settings import Settings
 from gongkai.trust import cli as keys_cli
 from gongkai.trust import credentials, matrix
@@ -185,7 +186,7 @@ async def _tail(args: argparse.Namespace) -> int:
 
 
 async def _init_streams(args: argparse.Namespace) -> int:
-    from gongkai.eventlog import EventLogError, StreamSettings
+    from gongkai.eventlog import StreamSettings
 
     # Only admin may create or change streams (gongkai.trust.matrix).
     connected = await _tool_log(args, "init-streams")
@@ -203,6 +204,64 @@ async def _init_streams(args: argparse.Namespace) -> int:
         await evlog.close()
     print(f"streams {subjects.STREAM} and {subjects.DLQ_STREAM} are ready at {url}")
     return 0
+
+
+async def _export(args: argparse.Namespace, out: IO[str]) -> int:
+    from gongkai import backup
+
+    connected = await _tool_log(args, "export")
+    if connected is None:
+        return 1
+    evlog, _ = connected
+    try:
+        n = await backup.export_log(evlog, out, backup.printer(sys.stderr, "exported"))
+    except (OSError, EventLogError) as exc:
+        print(f"gongkai events export: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await evlog.close()
+    print(f"gongkai events export: {n:,} events written to {args.out}", file=sys.stderr)
+    return 0
+
+
+async def _import(args: argparse.Namespace) -> int:
+    from gongkai import backup
+
+    path = Path(args.file)
+    try:
+        backup.check_file(path)  # before connecting: a damaged file records nothing
+    except backup.ExportFileError as exc:
+        print(f"gongkai events import: {exc}", file=sys.stderr)
+        return 2
+    connected = await _tool_log(args, "import")
+    if connected is None:
+        return 1
+    evlog, url = connected
+    try:
+        n = await backup.import_log(evlog, path, backup.printer(sys.stderr, "imported"))
+    except (backup.ExportFileError, EventLogError) as exc:
+        print(f"gongkai events import: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await evlog.close()
+    print(f"gongkai events import: {n:,} events stored at {url}; "
+          "check them with gongkai audit verify", file=sys.stderr)
+    return 0
+
+
+def cmd_events_export(args: argparse.Namespace) -> int:
+    if args.out == "-":
+        return asyncio.run(_export(args, sys.stdout))
+    try:
+        with open(args.out, "w", encoding="utf-8") as out:
+            return asyncio.run(_export(args, out))
+    except OSError as exc:
+        print(f"gongkai events export: {args.out}: {exc.strerror}", file=sys.stderr)
+        return 1
+
+
+def cmd_events_import(args: argparse.Namespace) -> int:
+    return asyncio.run(_import(args))
 
 
 def cmd_events_init(args: argparse.Namespace) -> int:
@@ -391,6 +450,22 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--no-follow", action="store_true", help="stop at the end of the log")
     credentials.add_tool_arguments(tail, "inspector")
     tail.set_defaults(func=cmd_events_tail)
+    exp = evs.add_parser(
+        "export", help="back up the log: every message as stored, one JSON line each"
+    )
+    exp.add_argument("--out", default="-", help="file to write (default: standard output)")
+    exp.add_argument("--nats-url")
+    credentials.add_tool_arguments(exp, "inspector")
+    exp.set_defaults(func=cmd_events_export)
+    imp = evs.add_parser(
+        "import",
+        help="restore an export into an empty stream (same sequences, ids and signatures); "
+        "run again to resume one that stopped",
+    )
+    imp.add_argument("file", help="a file written by gongkai events export")
+    imp.add_argument("--nats-url")
+    credentials.add_tool_arguments(imp, "admin")
+    imp.set_defaults(func=cmd_events_import)
 
     db = sub.add_parser("db", help="the read-model databases: versioned migrations")
     dbs = db.add_subparsers(dest="db_command", required=True)

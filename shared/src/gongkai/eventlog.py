@@ -127,6 +127,11 @@ def ack_position(msg: Msg) -> tuple[int, int, int]:
     return md.sequence.stream, ns, md.num_pending or 0
 
 
+#: Headers that instruct the server at write time (optimistic concurrency, atomic batches):
+#: stored with a message, but not part of the record a restore gives again.
+WRITE_TIME_HEADERS = ("Nats-Expected-", "Nats-Batch-")
+
+
 @dataclass(frozen=True, slots=True)
 class StreamSettings:
     name: str = subjects.STREAM
@@ -567,6 +572,50 @@ class EventLog:
             else:
                 out.append(EventLogError(f"append refused: {err.get('description')}"))
         return out
+
+    async def restore(
+        self, messages: Sequence[tuple[int, str, dict[str, str], bytes]], *, window: int = 2000
+    ) -> int:
+        """Store exported messages as they were: same subject, headers (message id, signature,
+        batch path) and bytes, each at its original sequence (``gongkai events import``).
+
+        The write-time instructions a message was stored with (``WRITE_TIME_HEADERS``: the
+        concurrency checks and the atomic batch's markers) are not given again: they were
+        checked when it was first written, and a restore stores one message after the other.
+        Each carries ``Nats-Expected-Last-Sequence`` = its sequence - 1, so a message lands
+        only right after its predecessor: out of order, on a stream that is not the export's
+        prefix, or after a failure, the rest are refused and nothing is stored out of place.
+        Raises EventLogError naming the first sequence not stored. Returns how many were.
+        """
+        prefix = await self._ack_inbox()
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[dict[str, Any]]] = []
+        for i, (seq, subject, headers, data) in enumerate(messages):
+            if i >= window and not futures[i - window].done():
+                await asyncio.wait([futures[i - window]])
+            hdr = {k: v for k, v in headers.items() if not k.startswith(WRITE_TIME_HEADERS)}
+            hdr["Nats-Expected-Last-Sequence"] = str(seq - 1)
+            token = f"{next(self._ack_counter)}"
+            fut: asyncio.Future[dict[str, Any]] = loop.create_future()
+            self._ack_futures[token] = fut
+            futures.append(fut)
+            await self.nc.publish(subject, data, reply=f"{prefix}.{token}", headers=hdr)
+        if futures:
+            await asyncio.wait(futures, timeout=self.timeout)
+        for (seq, _, _, _), fut in zip(messages, futures, strict=True):
+            if not fut.done():
+                raise EventLogError(f"sequence {seq}: no PubAck within the timeout")
+            exc = fut.exception()
+            resp: dict[str, Any] = (
+                fut.result() if exc is None else {"error": {"description": str(exc)}}
+            )
+            if "error" in resp:
+                raise EventLogError(
+                    f"sequence {seq} not stored: {resp['error'].get('description')}"
+                )
+            if int(resp["seq"]) != seq:
+                raise EventLogError(f"sequence {seq} was stored as {resp['seq']}")
+        return len(futures)
 
     # ---- reads -------------------------------------------------------------------------
 
