@@ -387,6 +387,20 @@ async def test_status_and_site_risk_routes(county: County, platform: Platform) -
         "unit": "finance",
         "column": "leaders_activities",
     }
+    # The same figures for Prometheus, per unit, after the day's evaluation.
+    prom = (await client.get("/metrics")).text
+    assert (
+        'gongkai_freshness_unit_columns{rule_set="national-2019",state="blank",unit="finance"} 1.0'
+        in prom
+    )
+    assert (
+        'gongkai_freshness_units_past_veto_line{line="homepage-idle",rule_set="national-2019"} 1.0'
+        in prom
+    )
+    assert (
+        'gongkai_freshness_units_past_veto_line{line="blank-columns",rule_set="national-2019"} 0.0'
+        in prom
+    )
     rule_sets = (await client.get("/rule-sets")).json()
     assert [rs["id"] for rs in rule_sets["rule_sets"]] == ["wenan-2018", "national-2019"]
     assert len([c for g in rule_sets["catalog"]["groups"] for c in g["columns"]]) == 30

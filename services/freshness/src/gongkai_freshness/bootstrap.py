@@ -57,6 +57,19 @@ COLUMNS = Gauge(
     "Unit columns by state under each rule set, as of the last daily evaluation",
     ["rule_set", "state"],
 )
+UNIT_COLUMNS = Gauge(
+    "gongkai_freshness_unit_columns",
+    "One unit's columns by state under each rule set (stale, blank, ...), as of the last "
+    "daily evaluation",
+    ["rule_set", "unit", "state"],
+)
+PAST_VETO = Gauge(
+    "gongkai_freshness_units_past_veto_line",
+    "Units whose own columns are at or past a single-veto line of a rule set's site lines "
+    "(stale columns >= 5, blank columns >= 5, homepage idle 2 weeks ...), as of the last daily "
+    "evaluation",
+    ["rule_set", "line"],
+)
 
 
 class FreshnessService(Service):
@@ -166,8 +179,9 @@ class FreshnessService(Service):
         self._subscription = []
         await super().stop()
 
-    async def ready(self) -> bool:
-        return self.caught_up.is_set() and await super().ready()
+    async def readiness_reasons(self) -> list[str]:
+        # The register follows the whole log outside the projection machinery.
+        return [] if self.caught_up.is_set() else ["freshness register catching up"]
 
     async def update_lag(self) -> None:
         await super().update_lag()
@@ -295,6 +309,24 @@ class FreshnessService(Service):
             except Exception as exc:  # noqa: BLE001 - the next tick tries again
                 self.log.warning("tick_failed", error=str(exc)[:300])
 
+    def _unit_figures(self, as_of: date, per_unit: dict[tuple[str, str, str], int]) -> None:
+        """Each unit's columns by state, and how many units are past each veto line."""
+        UNIT_COLUMNS.clear()  # a unit gone from the register leaves no stale series behind
+        for rs in self.register.rule_sets:
+            for unit in self.register.units():
+                for state in ("fresh", "due_soon", "stale", "hidden", "blank"):
+                    UNIT_COLUMNS.labels(rule_set=rs.id, unit=unit, state=state).set(
+                        per_unit.get((rs.id, unit, state), 0)
+                    )
+            past = dict.fromkeys((line.id for line in rs.site), 0)
+            for unit in self.register.units():
+                risk = self.register.site_risk(rs, as_of, unit=unit)
+                for line in risk.lines:
+                    if line.level == "veto":
+                        past[line.id] += 1
+            for line_id, n in past.items():
+                PAST_VETO.labels(rule_set=rs.id, line=line_id).set(n)
+
     async def tick(self, *, force: bool = False) -> int:
         """Decide every column as of today; returns the number of events recorded.
 
@@ -316,10 +348,14 @@ class FreshnessService(Service):
                 for rs in self.register.rule_sets
                 for st in ("fresh", "due_soon", "stale", "hidden", "blank")
             }
+            per_unit: dict[tuple[str, str, str], int] = {}
             for row in self.register.status_table(as_of):
                 counts[(row.rule_set, row.state)] += 1
+                key = (row.rule_set, row.unit, row.state)
+                per_unit[key] = per_unit.get(key, 0) + 1
             for (rule_set, state), value in counts.items():
                 COLUMNS.labels(rule_set=rule_set, state=state).set(value)
+            self._unit_figures(as_of, per_unit)
         self.log.info(
             "evaluated",
             as_of=as_of.isoformat(),

@@ -90,6 +90,10 @@ class ColumnRegister:
     def has_unit(self, code: str) -> bool:
         return code in self.state.units
 
+    def units(self) -> list[str]:
+        """The registered units' codes, sorted."""
+        return sorted(self.state.units)
+
     def fold(self, env: Envelope[Any], seq: int = 0) -> tuple[ColumnKey, ...]:
         """Fold one event in; returns the columns whose deadlines it may have moved."""
         evolved = domain.evolve(self.state, env, seq)
