@@ -58,8 +58,36 @@ def rendered() -> dict[str, Any]:
 def test_compose_file_renders_offline(rendered: dict[str, Any]) -> None:
     svcs = rendered["services"]
     migrate = {f"db-migrate-{s}" for s in SERVICES}
-    expected = {"nats-1", "nats-2", "nats-3", "postgres", "stream-init", *migrate, *SERVICES}
+    exporters = {"nats-exporter-1", "nats-exporter-2", "nats-exporter-3"}
+    expected = {"nats-1", "nats-2", "nats-3", "postgres", "stream-init", *migrate, *SERVICES,
+                *exporters}
     assert set(svcs) == expected
+
+
+def test_a_nats_exporter_beside_each_node(rendered: dict[str, Any]) -> None:
+    """The official exporter, pinned, one per node (it should watch exactly one server), with the
+    flags whose metrics deploy/prometheus/gongkai-rules.yaml reads, on the ports prometheus.yml
+    scrapes."""
+    svcs = rendered["services"]
+    scrape = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    job = next(j for j in scrape["scrape_configs"] if j["job_name"] == "gongkai-nats")
+    targets = {t for sc in job["static_configs"] for t in sc["targets"]}
+    host_ports = set()
+    for i in (1, 2, 3):
+        ex = svcs[f"nats-exporter-{i}"]
+        image, _, tag = ex["image"].partition(":")
+        assert image == "natsio/prometheus-nats-exporter" and tag[0].isdigit(), ex["image"]
+        assert ex["command"][-1] == f"http://nats-{i}:8222"
+        assert {"-varz", "-jsz=all", "-use_internal_server_name"} <= set(ex["command"])
+        assert f"nats-exporter-{i}:7777" in targets
+        (port,) = ex["ports"]
+        if isinstance(port, dict):  # the long syntax of newer compose releases
+            port = f"{port['host_ip']}:{port['published']}:{port['target']}"
+        host_ip, published, target = str(port).split("/")[0].split(":")
+        assert host_ip == "127.0.0.1" and target == "7777", port
+        host_ports.add(published)
+        assert ex["read_only"] is True
+    assert len(host_ports) == 3
 
 
 def test_three_node_jetstream_cluster(rendered: dict[str, Any]) -> None:

@@ -166,3 +166,170 @@ def test_ingress_routes_to_every_service() -> None:
         for r in ing["spec"]["rules"] for p in r["http"]["paths"]
     }
     assert backends == set(SERVICES)
+
+
+def test_nats_exporter_sidecar_beside_each_server() -> None:
+    """The official exporter, pinned, in every NATS pod, reading the server's monitoring port on
+    localhost with the flags whose metrics deploy/prometheus/gongkai-rules.yaml reads."""
+    spec = _find("StatefulSet", "nats")["spec"]["template"]["spec"]
+    nats, exporter = spec["containers"]
+    assert nats["name"] == "nats", "the server stays the first container"
+    assert exporter["name"] == "nats-exporter"
+    image, _, tag = exporter["image"].partition(":")
+    assert image == "natsio/prometheus-nats-exporter" and tag[0].isdigit(), exporter["image"]
+    assert exporter["args"][-1] == "http://localhost:8222"
+    assert {"-varz", "-jsz=all", "-use_internal_server_name"} <= set(exporter["args"])
+    assert {p["name"]: p["containerPort"] for p in exporter["ports"]} == {"metrics": 7777}
+    assert {"name": "monitor", "containerPort": 8222} in nats["ports"]
+    assert exporter["resources"]["limits"]
+    assert exporter["securityContext"]["readOnlyRootFilesystem"] is True
+    assert "readinessProbe" not in exporter, "the exporter must not take NATS out of its Service"
+
+
+# ---- NetworkPolicies: a small evaluator of the manifests' policies (pod labels, namespaces,
+# ports), asked who can reach whom.
+
+NS = "gongkai"
+
+
+class _Pod:
+    def __init__(self, name: str, ns: str | None, labels: dict[str, str],
+                 ports: dict[str, int]) -> None:
+        self.name, self.ns, self.labels, self.ports = name, ns, labels, ports
+
+
+def _selects(sel: dict[str, Any], labels: dict[str, str]) -> bool:
+    if any(labels.get(k) != v for k, v in sel.get("matchLabels", {}).items()):
+        return False
+    for e in sel.get("matchExpressions", []):
+        has, val = e["key"] in labels, labels.get(e["key"])
+        ok = {"In": has and val in e.get("values", []),
+              "NotIn": not has or val not in e.get("values", []),
+              "Exists": has, "DoesNotExist": not has}[e["operator"]]
+        if not ok:
+            return False
+    return True
+
+
+def _peer_matches(peer: dict[str, Any], pod: _Pod) -> bool:
+    if "ipBlock" in peer:
+        return False
+    if "namespaceSelector" in peer:
+        if pod.ns is None or not _selects(peer["namespaceSelector"],
+                                          {"kubernetes.io/metadata.name": pod.ns}):
+            return False
+    elif pod.ns != NS:
+        return False
+    return "podSelector" not in peer or _selects(peer["podSelector"], pod.labels)
+
+
+def _port_matches(rule: dict[str, Any], dst: _Pod, port: int, proto: str) -> bool:
+    if not rule.get("ports"):
+        return True
+    for p in rule["ports"]:
+        number = p.get("port")
+        number = dst.ports.get(number, -1) if isinstance(number, str) else number
+        if p.get("protocol", "TCP") == proto and (number is None or number == port):
+            return True
+    return False
+
+
+def _policies() -> list[dict[str, Any]]:
+    return [d for d in _docs() if d["kind"] == "NetworkPolicy"]
+
+
+def _allowed(src: _Pod, dst: _Pod, port: int, proto: str = "TCP") -> bool:
+    def side(pod: _Pod, direction: str, peer_key: str, other: _Pod) -> bool:
+        if pod.ns != NS:
+            return True  # outside the namespace: not these policies' business
+        pols = [p for p in _policies() if _selects(p["spec"]["podSelector"], pod.labels)
+                and direction in p["spec"]["policyTypes"]]
+        if not pols:
+            return True
+        key = direction.lower()
+        return any(
+            (not rule.get(peer_key) or any(_peer_matches(peer, other) for peer in rule[peer_key]))
+            and _port_matches(rule, dst, port, proto)
+            for pol in pols for rule in pol["spec"].get(key, [])
+        )
+
+    return side(src, "Egress", "to", dst) and side(dst, "Ingress", "from", src)
+
+
+def _pods() -> dict[str, _Pod]:
+    pods: dict[str, _Pod] = {}
+    for d in _docs():
+        if d["kind"] in {"Deployment", "StatefulSet", "Job"}:
+            t = d["spec"]["template"]
+            ports = {p["name"]: p["containerPort"] for c in t["spec"]["containers"]
+                     for p in c.get("ports", []) if "name" in p}
+            pods[d["metadata"]["name"]] = _Pod(d["metadata"]["name"], NS,
+                                               t["metadata"]["labels"], ports)
+    pods["ingress-nginx"] = _Pod("ingress-nginx", "ingress-nginx",
+                                 {"app.kubernetes.io/name": "ingress-nginx"}, {"http": 80})
+    pods["prometheus"] = _Pod("prometheus", "monitoring",
+                              {"app.kubernetes.io/name": "prometheus"}, {"web": 9090})
+    pods["kube-dns"] = _Pod("kube-dns", "kube-system", {"k8s-app": "kube-dns"}, {"dns": 53})
+    pods["other-app"] = _Pod("other-app", "default", {"app": "other"}, {"http": 8080})
+    pods["internet"] = _Pod("internet", None, {}, {})
+    return pods
+
+
+def test_network_policies_deny_by_default_in_the_namespace() -> None:
+    deny = _find("NetworkPolicy", "default-deny")["spec"]
+    assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"}
+    assert "ingress" not in deny and "egress" not in deny
+
+
+@pytest.mark.parametrize("src", [*SERVICES, "stream-init", "db-migrate", "nats", "postgres"])
+def test_every_pod_resolves_names_and_reaches_nothing_outside(src: str) -> None:
+    pods = _pods()
+    assert _allowed(pods[src], pods["kube-dns"], 53, "UDP")
+    assert _allowed(pods[src], pods["kube-dns"], 53, "TCP")
+    assert not _allowed(pods[src], pods["internet"], 443)
+    assert not _allowed(pods[src], pods["other-app"], 8080)
+    assert not _allowed(pods[src], pods["kube-dns"], 8080)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_services_reach_nats_and_postgres_only(service: str) -> None:
+    pods = _pods()
+    me = pods[service]
+    assert _allowed(me, pods["nats"], 4222)
+    assert _allowed(me, pods["postgres"], 5432)
+    assert not _allowed(me, pods["nats"], 6222), "a service on the cluster route port"
+    assert not _allowed(me, pods["nats"], 8222), "a service on the NATS monitoring port"
+    for other in SERVICES:
+        assert not _allowed(me, pods[other], 8080), f"{service} -> {other}"
+    # the ingress controller and Prometheus reach the HTTP port, nothing else does
+    assert _allowed(pods["ingress-nginx"], me, 8080)
+    assert _allowed(pods["prometheus"], me, 8080)
+    assert not _allowed(pods["other-app"], me, 8080)
+    assert not _allowed(pods["ingress-nginx"], me, 9000)
+
+
+def test_ingress_reaches_only_the_http_services() -> None:
+    pods = _pods()
+    ing = pods["ingress-nginx"]
+    assert not _allowed(ing, pods["nats"], 4222)
+    assert not _allowed(ing, pods["nats"], 8222)
+    assert not _allowed(ing, pods["postgres"], 5432)
+
+
+def test_init_jobs_reach_only_what_they_need() -> None:
+    pods = _pods()
+    assert _allowed(pods["stream-init"], pods["nats"], 4222)
+    assert not _allowed(pods["stream-init"], pods["postgres"], 5432)
+    assert _allowed(pods["db-migrate"], pods["postgres"], 5432)
+    assert not _allowed(pods["db-migrate"], pods["nats"], 4222)
+
+
+def test_nats_pods_cluster_with_each_other_and_the_exporter_is_scraped() -> None:
+    pods = _pods()
+    nats = pods["nats"]
+    assert _allowed(nats, nats, 6222), "cluster routes between NATS pods"
+    assert not _allowed(nats, pods["postgres"], 5432)
+    assert _allowed(pods["prometheus"], nats, nats.ports["metrics"])
+    assert not _allowed(pods["prometheus"], nats, 4222)
+    assert not _allowed(pods["other-app"], nats, nats.ports["metrics"])
+    assert not _allowed(pods["postgres"], nats, 4222)
