@@ -107,13 +107,21 @@ ROWS: tuple[Row, ...] = (
     )),
     Row("时效 freshness", (
         Panel("越过否决线的单位 units past a national veto line",
-              (("max by (line) (gongkai_freshness_units_past_veto_line)", "{{line}}"),),
+              (("max by (rule_set, line) (gongkai_freshness_units_past_veto_line)",
+                "{{rule_set}} {{line}}"),),
               kind="stat", width=12,
-              description="stale ≥ 5 columns, blank ≥ 5 columns, homepage idle 2 weeks "
-                          "(GongkaiUnitPastVetoLine).",
+              description="national-2019: stale ≥ 5, long idle ≥ 10, blank ≥ 5 columns, homepage "
+                          "idle 2 weeks (GongkaiUnitPastVetoLine).",
               thresholds=((1, "red"),)),
         Panel("栏目状态 columns by state",
-              (("sum by (state) (gongkai_freshness_columns)", "{{state}}"),), width=12),
+              (("sum by (rule_set, state) (gongkai_freshness_columns)",
+                "{{rule_set}} {{state}}"),), width=12),
+        Panel("过期栏目最多的单位 units with most stale columns",
+              (('topk(10, max by (rule_set, unit) '
+                '(gongkai_freshness_unit_columns{state="stale"}))', "{{rule_set}} {{unit}}"),),
+              width=24, description="≥ 3 stale columns per site is the early warning; "
+                                    "the veto line is 5.",
+              thresholds=((3, "orange"), (5, "red"))),
     )),
     Row("JetStream 与磁盘 JetStream and disks", (
         Panel("GONGKAI 副本数 replicas reporting",
