@@ -329,6 +329,12 @@ class Service:
                 # so ``last - position`` alone would never fall to 0 once other services
                 # append: ask the server whether anything it matches is left first.
                 lag = 0 if await sub.sync_state() else max(0, last - sub.position)
+            elif not sub.caught_up.is_set():
+                # Until caught up once, ask the server: a filtered projection whose filter
+                # matches nothing after its checkpoint is delivered nothing, so nothing it
+                # receives would ever tell it that it is there. Once caught up, a probe asks
+                # nobody.
+                lag = 0 if await sub.sync_state() else max(1, sub.lag_hint())
             else:
                 lag = sub.lag_hint()
             snap = sub.progress.snapshot(
