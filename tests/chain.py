@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -180,6 +181,24 @@ class ServiceProcess:
         return r.status_code == 200
 
 
+async def caught_up(client: httpx.AsyncClient, port: int) -> bool:
+    """Ready, and every projection has applied the log as the server counts it (``/status``).
+
+    Readiness alone says "caught up once and not stalled": a service stays ready while a
+    burst is being applied, so "has applied everything" is asked of /status.
+    """
+    try:
+        r = await client.get(f"http://127.0.0.1:{port}/status", timeout=5)
+    except httpx.HTTPError:
+        return False
+    if r.status_code != 200:
+        return False
+    return all(
+        st["ready"] and all(p["lag"] == 0 for p in st["projections"])
+        for st in r.json()["services"].values()
+    )
+
+
 async def all_ready(client: httpx.AsyncClient, procs: Iterable[ServiceProcess]) -> bool:
     for p in procs:
         if not await p.ready(client):
@@ -203,7 +222,12 @@ async def settle(
     log_stopped = stable(evlog.last_sequence)
 
     async def rests() -> bool:
-        return await log_stopped() and await all_ready(client, procs)
+        if not await log_stopped():
+            return False
+        for p in procs:
+            if not await caught_up(client, p.port):
+                return False
+        return True
 
     await wait_until(rests, within, lambda: "\n".join(p.tail() for p in procs), every=0.3)
     return await evlog.last_sequence()
@@ -237,6 +261,31 @@ def check_log(events: list[RecordedEvent], acked: dict[str, int | None]) -> Coun
     return Counter(e.envelope.type for e in events)
 
 
+def _first_difference(live: ProjectionStore, rebuilt: ProjectionStore, p: Any) -> str:
+    """The first table and row where a live projection and its rebuild part."""
+    for table in p.tables():
+        a, b = list(live.rows(table)), list(rebuilt.rows(table))
+        key = [c.name for c in table.primary_key.columns] or [c.name for c in table.columns]
+        a.sort(key=lambda r: [str(r[k]) for k in key])
+        b.sort(key=lambda r: [str(r[k]) for k in key])
+        ka, kb = ({tuple(str(r[k]) for k in key) for r in rows} for rows in (a, b))
+        if ka != kb:
+            only = sorted(ka - kb)[:5], sorted(kb - ka)[:5]
+            return f"{table.name}: only live {only[0]}, only rebuilt {only[1]}"
+        for x, y in zip(a, b, strict=False):
+            if x != y:
+                fields = {k: (x.get(k), y.get(k)) for k in x.keys() | y.keys()
+                          if x.get(k) != y.get(k)}
+                if set(fields) == {"data"}:  # a JSON document: name the keys that differ
+                    dx, dy = json.loads(str(x["data"])), json.loads(str(y["data"]))
+                    fields = {k: (dx.get(k), dy.get(k)) for k in dx.keys() | dy.keys()
+                              if dx.get(k) != dy.get(k)}
+                return f"{table.name} {[x[k] for k in key]}: live != rebuilt in {fields}"[:3000]
+        if len(a) != len(b):
+            return f"{table.name}: {len(a)} live rows, {len(b)} rebuilt"
+    return "no row differs (the digests do)"
+
+
 def check_projections(
     events: list[RecordedEvent], dbs: dict[str, str], scratch: Path
 ) -> dict[str, str]:
@@ -256,7 +305,9 @@ def check_projections(
             rb.prepare(fresh)
             rb.apply(fresh, [e for e in events if matches(p.filter_subject, e.subject)])
             want = rb.digest(fresh)
-            assert live.digest(p) == want, f"{name}/{p.name} differs from a rebuild"
+            assert live.digest(p) == want, (
+                f"{name}/{p.name} differs from a rebuild: {_first_difference(live, rb, p)}"
+            )
             digests[f"{name}/{p.name}"] = want
             rb.engine.dispose()
         live.engine.dispose()

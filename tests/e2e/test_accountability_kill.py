@@ -25,6 +25,7 @@ from gongkai.runtime.settings import Settings
 from gongkai_accountability.bootstrap import build
 from gongkai_accountability.service import AccountabilityService
 from gongkai_demo.county import seed_demo
+from tests.chain import caught_up
 from tests.waiting import wait_until
 
 GONGKAI = str(Path(sys.executable).parent / "gongkai")
@@ -152,7 +153,8 @@ async def test_kill_mid_load_then_restart_equals_rebuild(
 
         await wait_until(all_recorded, 60, "every violation recorded", every=0.2)
         assert await violations(evlog) == UNREVIEWED  # each recorded once, none lost
-        await ready(port)  # caught up with its own violations too
+        async with httpx.AsyncClient() as client:  # caught up with its own violations too
+            await wait_until(lambda: caught_up(client, port), 60, "caught up", every=0.1)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
     finally:
