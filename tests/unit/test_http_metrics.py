@@ -21,3 +21,22 @@ async def test_requests_are_counted_by_route_template_method_and_status() -> Non
         in text
     # Probes and the scrape itself would drown the figures that matter.
     assert 'handler="/healthz"' not in text and 'handler="/metrics"' not in text
+
+
+def test_a_service_s_series_start_at_zero_before_anything_is_counted() -> None:
+    from prometheus_client import REGISTRY
+
+    from gongkai import metrics
+
+    metrics.start_series("zero-svc", ["PostSubmitted"], ["zero-proj"], ["zero-svc-react"],
+                         ["unsigned"])
+    for name, labels in [
+        ("gongkai_events_appended_total", {"service": "zero-svc", "type": "PostSubmitted"}),
+        ("gongkai_append_conflicts_total", {"service": "zero-svc"}),
+        ("gongkai_integrity_failures_total", {"service": "zero-svc", "check": "unsigned"}),
+        ("gongkai_dead_letters_total", {"consumer": "zero-proj"}),
+        ("gongkai_dead_letters_total", {"consumer": "zero-svc-react"}),
+        ("gongkai_consumer_lag", {"consumer": "zero-proj"}),
+        ("gongkai_ready", {"service": "zero-svc"}),
+    ]:
+        assert REGISTRY.get_sample_value(name, labels) == 0.0, (name, labels)
