@@ -60,8 +60,19 @@ def test_compose_file_renders_offline(rendered: dict[str, Any]) -> None:
     migrate = {f"db-migrate-{s}" for s in SERVICES}
     exporters = {"nats-exporter-1", "nats-exporter-2", "nats-exporter-3"}
     expected = {"nats-1", "nats-2", "nats-3", "postgres", "stream-init", *migrate, *SERVICES,
-                *exporters}
+                *exporters, "log-backup"}
     assert set(svcs) == expected
+
+
+def test_the_backup_profile_exports_the_log_daily_as_the_inspector(
+    rendered: dict[str, Any],
+) -> None:
+    backup = rendered["services"]["log-backup"]
+    assert backup["profiles"] == ["backup"]  # started only with --profile backup
+    script = " ".join(backup["command"])
+    assert "gongkai events export --out" in script and "sleep 86400" in script
+    assert backup["environment"]["GONGKAI_NATS_USER"] == "inspector"
+    assert [str(v).split(":")[1] for v in backup["volumes"]] == ["/backup"]
 
 
 def test_a_nats_exporter_beside_each_node(rendered: dict[str, Any]) -> None:

@@ -259,8 +259,9 @@ def _allowed(src: _Pod, dst: _Pod, port: int, proto: str = "TCP") -> bool:
 def _pods() -> dict[str, _Pod]:
     pods: dict[str, _Pod] = {}
     for d in _docs():
-        if d["kind"] in {"Deployment", "StatefulSet", "Job"}:
-            t = d["spec"]["template"]
+        if d["kind"] in {"Deployment", "StatefulSet", "Job", "CronJob"}:
+            spec = d["spec"]["jobTemplate"]["spec"] if d["kind"] == "CronJob" else d["spec"]
+            t = spec["template"]
             ports = {p["name"]: p["containerPort"] for c in t["spec"]["containers"]
                      for p in c.get("ports", []) if "name" in p}
             pods[d["metadata"]["name"]] = _Pod(d["metadata"]["name"], NS,
@@ -281,7 +282,9 @@ def test_network_policies_deny_by_default_in_the_namespace() -> None:
     assert "ingress" not in deny and "egress" not in deny
 
 
-@pytest.mark.parametrize("src", [*SERVICES, "stream-init", "db-migrate", "nats", "postgres"])
+@pytest.mark.parametrize(
+    "src", [*SERVICES, "stream-init", "db-migrate", "log-backup", "nats", "postgres"]
+)
 def test_every_pod_resolves_names_and_reaches_nothing_outside(src: str) -> None:
     pods = _pods()
     assert _allowed(pods[src], pods["kube-dns"], 53, "UDP")
@@ -322,6 +325,24 @@ def test_init_jobs_reach_only_what_they_need() -> None:
     assert not _allowed(pods["stream-init"], pods["postgres"], 5432)
     assert _allowed(pods["db-migrate"], pods["postgres"], 5432)
     assert not _allowed(pods["db-migrate"], pods["nats"], 4222)
+    assert _allowed(pods["log-backup"], pods["nats"], 4222)
+    assert not _allowed(pods["log-backup"], pods["postgres"], 5432)
+
+
+def test_the_log_is_backed_up_nightly_as_the_read_only_inspector() -> None:
+    cron = _find("CronJob", "log-backup")["spec"]
+    assert (cron["schedule"], cron["timeZone"], cron["concurrencyPolicy"]) == (
+        "30 2 * * *", "Asia/Shanghai", "Forbid"
+    )
+    pod = cron["jobTemplate"]["spec"]["template"]["spec"]
+    [c] = pod["containers"]
+    assert "gongkai events export --out" in c["args"][0]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["GONGKAI_NATS_USER"]["value"] == "inspector"
+    assert env["GONGKAI_NATS_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == "inspector"
+    [vol] = pod["volumes"]
+    assert vol["persistentVolumeClaim"]["claimName"] == "log-backup"
+    _find("PersistentVolumeClaim", "log-backup")
 
 
 def test_nats_pods_cluster_with_each_other_and_the_exporter_is_scraped() -> None:
