@@ -16,6 +16,7 @@ waits for the GIL — measured, thread hops cut submissions/s several-fold under
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -181,8 +182,8 @@ class IntakeApp:
             "remove_publication": self._remove_publication,
             "register_unit": self._register_unit,
             "register_person": self._register_person,
-            "grant_role": self._grant_role,
-            "revoke_role": self._revoke_role,
+            "grant_role": functools.partial(self._role_change, grant=True),
+            "revoke_role": functools.partial(self._role_change, grant=False),
             "revoke_tokens": self._revoke_tokens,
             "record_leadership_change": self._record_leadership_change,
         }
@@ -416,6 +417,16 @@ class IntakeApp:
 
     # ---- publications ------------------------------------------------------------------
 
+    def _publication_ctx(self, principal: Principal, unit: str, **kw: Any) -> publications.Context:
+        now = self.clock.now()
+        return publications.Context(
+            now=now,
+            today=local_date(now),
+            caller_roles=frozenset(principal.roles_in(unit)),
+            caller_is_office=office_unit(principal) is not None,
+            **kw,
+        )
+
     async def _report_publication(
         self,
         principal: Principal,
@@ -428,14 +439,10 @@ class IntakeApp:
         if req.post_id is not None and is_token(req.post_id):
             post_history, _ = await self.evlog.load("post", req.post_id)
         post_state = fold(POST, post_history) if req.post_id is not None else None
-        unit_kind = self._unit_kind(req.unit)
-        now = self.clock.now()
-        ctx = publications.Context(
-            now=now,
-            today=local_date(now),
-            caller_roles=frozenset(principal.roles_in(req.unit)),
-            caller_is_office=office_unit(principal) is not None,
-            unit_kind=unit_kind,
+        ctx = self._publication_ctx(
+            principal,
+            req.unit,
+            unit_kind=self._unit_kind(req.unit),
             catalog=self.catalog,
             post=post_state,
         )
@@ -494,21 +501,11 @@ class IntakeApp:
         cmd = publications.RemovePublication(
             publication_id=publication_id, removed_at=req.removed_at, reason=req.reason
         )
-
-        def ctx(s: publications.PublicationState) -> publications.Context:
-            now = self.clock.now()
-            return publications.Context(
-                now=now,
-                today=local_date(now),
-                caller_roles=frozenset(principal.roles_in(s.unit)),
-                caller_is_office=office_unit(principal) is not None,
-            )
-
         outcome, _ = await self._update(
             PUBLICATION,
             publication_id,
             command_id,
-            lambda s: publications.remove(cmd, s, ctx(s)),
+            lambda s: publications.remove(cmd, s, self._publication_ctx(principal, s.unit)),
             lambda s: acting_as(principal, s.unit, ("maker", "staff", "leader")),
         )
         return Answer(
@@ -557,6 +554,19 @@ class IntakeApp:
         )
         return self._directory_answer(f"unit/{req.code}", outcome)
 
+    async def _person_command(
+        self,
+        principal: Principal,
+        command_id: str,
+        person_id: str,
+        decide: Callable[[dir_domain.PersonState], Sequence[EventPayload]],
+    ) -> Answer:
+        # Only the county office keeps people: it acts as itself, in no unit.
+        outcome, _ = await self._update(
+            PERSON, person_id, command_id, decide, lambda s: acting_as(principal, "", ())
+        )
+        return self._directory_answer(f"person/{person_id}", outcome)
+
     async def _register_person(
         self,
         principal: Principal,
@@ -566,23 +576,23 @@ class IntakeApp:
     ) -> Answer:
         cmd = dir_domain.RegisterPerson(req.person_id, req.name)
         ctx = self._admin_ctx(principal)
-        outcome, _ = await self._update(
-            PERSON,
-            req.person_id,
+        return await self._person_command(
+            principal,
             command_id,
+            req.person_id,
             lambda s: dir_domain.register_person(cmd, s, ctx),
-            lambda s: acting_as(principal, "", ()),
         )
-        return self._directory_answer(f"person/{req.person_id}", outcome)
 
     async def _role_change(
         self,
         principal: Principal,
         command_id: str,
-        person_id: str,
+        params: dict[str, str],
         req: schemas.RoleRequest,
+        *,
         grant: bool,
     ) -> Answer:
+        person_id = params["person_id"]
         unit_history, _ = await self.evlog.load("unit", req.unit)
         ctx = self._admin_ctx(principal, unit_exists=fold(UNIT, unit_history).exists)
 
@@ -595,28 +605,7 @@ class IntakeApp:
                 dir_domain.RevokeRole(person_id, req.unit, req.role), s, ctx
             )
 
-        outcome, _ = await self._update(
-            PERSON, person_id, command_id, decide, lambda s: acting_as(principal, "", ())
-        )
-        return self._directory_answer(f"person/{person_id}", outcome)
-
-    async def _grant_role(
-        self,
-        principal: Principal,
-        command_id: str,
-        params: dict[str, str],
-        req: schemas.RoleRequest,
-    ) -> Answer:
-        return await self._role_change(principal, command_id, params["person_id"], req, True)
-
-    async def _revoke_role(
-        self,
-        principal: Principal,
-        command_id: str,
-        params: dict[str, str],
-        req: schemas.RoleRequest,
-    ) -> Answer:
-        return await self._role_change(principal, command_id, params["person_id"], req, False)
+        return await self._person_command(principal, command_id, person_id, decide)
 
     async def _revoke_tokens(
         self,
@@ -629,14 +618,9 @@ class IntakeApp:
         sha, hint = token_reference(req.token)
         cmd = dir_domain.RevokeTokens(person_id, sha, hint)
         ctx = self._admin_ctx(principal, now=self.clock.now())
-        outcome, _ = await self._update(
-            PERSON,
-            person_id,
-            command_id,
-            lambda s: dir_domain.revoke_tokens(cmd, s, ctx),
-            lambda s: acting_as(principal, "", ()),
+        return await self._person_command(
+            principal, command_id, person_id, lambda s: dir_domain.revoke_tokens(cmd, s, ctx)
         )
-        return self._directory_answer(f"person/{person_id}", outcome)
 
     def tokens(self, principal: Principal, person_id: str) -> list[schemas.TokenView]:
         """A person's live tokens, for the county office: hints and times, no secrets."""
