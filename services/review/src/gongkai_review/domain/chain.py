@@ -153,21 +153,26 @@ def _chain(state: ReviewState, number: int, digest: str, version: int | None) ->
     return Chain(number=number, content_digest=digest, content_version=version)
 
 
+def _version(envelope: Envelope[Any], p: post_ev.PostSubmitted | post_ev.PostRevised) -> Version:
+    """The content version a submission or a revision records, by whom and when."""
+    return Version(
+        version=p.content_version,
+        content_digest=p.content_digest,
+        title=p.title,
+        author=envelope.actor.person,
+        at=envelope.recorded_at,
+        event_id=envelope.event_id,
+        spans=p.screening.spans,
+    )
+
+
 def evolve(state: ReviewState, envelope: Envelope[Any]) -> ReviewState:
     """Fold one recorded event into the state; events of other kinds leave it unchanged."""
     p = envelope.payload
     if isinstance(p, post_ev.PostSubmitted):
         if state.post is not None:
             return state  # a post is submitted once; later versions arrive as PostRevised
-        first = Version(
-            version=p.content_version,
-            content_digest=p.content_digest,
-            title=p.title,
-            author=envelope.actor.person,
-            at=envelope.recorded_at,
-            event_id=envelope.event_id,
-            spans=p.screening.spans,
-        )
+        first = _version(envelope, p)
         facts = PostFacts(
             post_id=envelope.aggregate_id,
             unit=p.unit,
@@ -187,15 +192,7 @@ def evolve(state: ReviewState, envelope: Envelope[Any]) -> ReviewState:
     if isinstance(p, post_ev.PostRevised):
         if state.post is None:
             return state
-        version = Version(
-            version=p.content_version,
-            content_digest=p.content_digest,
-            title=p.title,
-            author=envelope.actor.person,
-            at=envelope.recorded_at,
-            event_id=envelope.event_id,
-            spans=p.screening.spans,
-        )
+        version = _version(envelope, p)
         facts = state.post.model_copy(
             update={
                 "title": p.title,
