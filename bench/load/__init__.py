@@ -94,6 +94,11 @@ class LoadResult:
     lag_at_end: dict[str, float]
     drain_s: float
     load_average: tuple[float, float, float]
+    #: Readiness probes (every service's /readyz at each sample) during the load, and how many
+    #: of them did not answer 200: a Kubernetes probe would have taken the pod out of its
+    #: Service for each.
+    probes: int = 0
+    not_ready: int = 0
 
     @property
     def requests(self) -> int:
@@ -247,6 +252,8 @@ class LagSampler:
         self.platform = platform
         self.peak: dict[str, float] = defaultdict(float)
         self.last: dict[str, float] = {}
+        self.probes = 0
+        self.not_ready = 0
 
     async def sample(self) -> dict[str, float]:
         """Each service's largest lag over its consumers now (inf: no answer)."""
@@ -262,9 +269,16 @@ class LagSampler:
         self.last = now
         return now
 
+    async def probe(self) -> None:
+        """Every service's /readyz once, as a readiness probe would ask it."""
+        procs = list(self.platform.processes.values())
+        answers = await asyncio.gather(*(p.ready(self.client) for p in procs))
+        self.probes += len(answers)
+        self.not_ready += answers.count(False)
+
     async def run(self, every: float, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            await self.sample()
+            await asyncio.gather(self.sample(), self.probe())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), every)
 
@@ -357,6 +371,8 @@ async def run(
                 lag_at_end=lag_at_end,
                 drain_s=drain_s,
                 load_average=os.getloadavg(),
+                probes=sampler.probes,
+                not_ready=sampler.not_ready,
             )
         finally:
             for s in sessions:
@@ -409,6 +425,7 @@ def report(res: LoadResult) -> str:
         ),
         f"drained {res.drain_s:.2f} s after the last answer "
         "(every service applied the whole log, which stopped growing)",
+        f"readiness under load: {res.probes:,} probes of /readyz, {res.not_ready:,} not 200",
     ]
     return "\n".join(out)
 
