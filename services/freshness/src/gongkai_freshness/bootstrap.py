@@ -111,12 +111,7 @@ class FreshnessService(Service):
     @property
     def directory(self) -> Directory:
         if self._directory is None:
-            self._directory = Directory(
-                self.engine,
-                self.directory_projection,
-                clock=self.ctx.clock,
-                log=self.projection_log(self.directory_projection),
-            )
+            self._directory = self.open_directory(self.directory_projection)
         return self._directory
 
     @property

@@ -77,12 +77,7 @@ class IntakeService(Service):
     async def start(self) -> None:
         # The database is touched only here: building the service must not (AsyncAPI is
         # generated from a built, never started, service).
-        self._directory = Directory(
-            self.engine,
-            self.directory_projection,
-            clock=self.ctx.clock,
-            log=self.projection_log(self.directory_projection),
-        )
+        self._directory = self.open_directory(self.directory_projection)
         await super().start()
         self._app = IntakeApp(
             evlog=self.evlog,

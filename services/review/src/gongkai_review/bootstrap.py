@@ -77,12 +77,7 @@ class ReviewService(Service):
 
     @functools.cached_property
     def _directory(self) -> Directory:
-        return Directory(
-            self.engine,
-            self.directory_projection,
-            clock=self.ctx.clock,
-            log=self.projection_log(self.directory_projection),
-        )
+        return self.open_directory(self.directory_projection)
 
     def directory(self) -> Directory:
         return self._directory

@@ -27,6 +27,7 @@ from sqlalchemy import Engine, MetaData, text
 from gongkai import metrics, migrations, subjects
 from gongkai.calendar import WorkingCalendar
 from gongkai.consumer import CatchUpSubscription, DurableConsumer
+from gongkai.directory import Directory, DirectoryProjection
 from gongkai.eventlog import EventLog, StreamSettings
 from gongkai.events.envelope import Envelope, EventPayload
 from gongkai.projection import Projection, ProjectionStore, checkpoints, make_engine
@@ -359,6 +360,16 @@ class Service:
     def projection_log(self, projection: Projection) -> ProjectionLog:
         """The log as one of this service's projections sees it (``gongkai.directory``)."""
         return ProjectionLog(self, projection)
+
+    def open_directory(self, projection: DirectoryProjection) -> Directory:
+        """The directory over this service's copy of it, on the service's clock.
+
+        It touches the database, so a service calls it from ``start`` or on first use, never
+        while being built.
+        """
+        return Directory(
+            self.engine, projection, clock=self.ctx.clock, log=self.projection_log(projection)
+        )
 
 
 class ProjectionLog:
