@@ -203,6 +203,23 @@ REPORT_FIELDS = (
 )
 
 
+#: The terminal table's short headings, by report field: every field but ``serious`` and
+#: ``findings``, which the table has no room for.
+TABLE_HEADS = {
+    "rank": "rank",
+    "unit": "unit",
+    "score": "score",
+    "stale_columns": "stale",
+    "stale_days": "days",
+    "late_publication": "late",
+    "stale_after_supervision": "after-sv",
+    "published_without_review": "unreviewed",
+    "wrong_information": "wrong",
+    "cases_opened": "cases",
+    "cases_outcomes": "outcomes",
+}
+
+
 def _flat(r: dict[str, Any]) -> dict[str, Any]:
     out = {**r, **r["violations"]}
     out["cases_outcomes"] = " ".join(f"{k}:{v}" for k, v in sorted(r["cases_outcomes"].items()))
@@ -252,32 +269,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             print(report_html.render(args.start, args.end, flat, REPORT_FIELDS, history))
         else:
             rows = [_flat(r) for r in reps]
-            heads = (
-                "rank",
-                "unit",
-                "score",
-                "stale",
-                "days",
-                "late",
-                "after-sv",
-                "unreviewed",
-                "wrong",
-                "cases",
-                "outcomes",
-            )
-            keys = (
-                "rank",
-                "unit",
-                "score",
-                "stale_columns",
-                "stale_days",
-                "late_publication",
-                "stale_after_supervision",
-                "published_without_review",
-                "wrong_information",
-                "cases_opened",
-                "cases_outcomes",
-            )
+            heads = tuple(TABLE_HEADS.values())
+            keys = tuple(TABLE_HEADS)
             widths = [
                 max(len(h), *(len(str(r[k])) for r in rows)) if rows else len(h)
                 for h, k in zip(heads, keys, strict=True)
