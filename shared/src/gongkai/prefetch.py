@@ -86,23 +86,27 @@ async def _in_process(
         yield Batch(seen, last, events, bytes(leaves), headers)
 
 
-async def _read(
-    conn: Connection,
-    url: str,
-    options: dict[str, Any],
-    stream: str,
-    types: frozenset[str] | None,
-    hashes: bool = False,
-    signed_from: int | None = None,
-) -> None:
+@dataclass(frozen=True)
+class _Reading:
+    """What the reader process is to read: sent to it whole, so it must pickle."""
+
+    url: str
+    options: dict[str, Any]
+    stream: str
+    types: frozenset[str] | None
+    hashes: bool = False
+    signed_from: int | None = None
+
+
+async def _read(conn: Connection, job: _Reading) -> None:
     # A reader that loses its connection fails the rebuild rather than retrying: the parent
     # reports it, and a rebuild is simply run again.
     evlog = await EventLog.connect(
-        url, **{**options, "allow_reconnect": False, "max_reconnect_attempts": 1}
+        job.url, **{**job.options, "allow_reconnect": False, "max_reconnect_attempts": 1}
     )
-    evlog.stream = stream
+    evlog.stream = job.stream
     try:
-        async for batch in _in_process(evlog, types, hashes, signed_from):
+        async for batch in _in_process(evlog, job.types, job.hashes, job.signed_from):
             # Blocking on purpose: a full pipe means the fold is behind, and the reader
             # should wait rather than buffer. The ordered consumer's flow control then
             # holds the server back too.
@@ -112,17 +116,9 @@ async def _read(
         await evlog.close()
 
 
-def _reader_main(
-    conn: Connection,
-    url: str,
-    options: dict[str, Any],
-    stream: str,
-    types: frozenset[str] | None,
-    hashes: bool = False,
-    signed_from: int | None = None,
-) -> None:
+def _reader_main(conn: Connection, job: _Reading) -> None:
     try:
-        asyncio.run(_read(conn, url, options, stream, types, hashes, signed_from))
+        asyncio.run(_read(conn, job))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
         with contextlib.suppress(Exception):
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
@@ -171,7 +167,7 @@ async def prefetched(
     parent, child = ctx.Pipe(duplex=False)
     proc = ctx.Process(
         target=_reader_main,
-        args=(child, url, options, evlog.stream, wanted, hashes, signed_from),
+        args=(child, _Reading(url, options, evlog.stream, wanted, hashes, signed_from)),
         name="gongkai-prefetch",
         daemon=True,
     )
