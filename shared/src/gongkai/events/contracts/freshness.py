@@ -51,11 +51,12 @@ class ColumnStale(EventPayload):
     met_on: date | None = None
 
 
-@event
-class ColumnDueSoon(EventPayload):
-    """A unit's column reaches its due date under one rule within the warning window."""
+class _EpisodeEvent(EventPayload):
+    """What names one deadline's episode: the fields a warning and its close share.
 
-    event_type = "ColumnDueSoon"
+    Not an event itself (not registered); its fields come first in each event's schema.
+    """
+
     aggregate_type = "column"
 
     unit: str
@@ -65,6 +66,13 @@ class ColumnDueSoon(EventPayload):
     rule_kind: RuleKindName
     episode: str
     due_date: date
+
+
+@event
+class ColumnDueSoon(_EpisodeEvent):
+    """A unit's column reaches its due date under one rule within the warning window."""
+
+    event_type = "ColumnDueSoon"
     working_days_left: int = Field(ge=0)
     provisional: bool = False
     last_publication_at: datetime | None = None
@@ -73,20 +81,11 @@ class ColumnDueSoon(EventPayload):
 
 
 @event
-class ColumnRefreshed(EventPayload):
+class ColumnRefreshed(_EpisodeEvent):
     """A stale episode ended: the item went online, the column was hidden, or the post that
     started the deadline was withdrawn."""
 
     event_type = "ColumnRefreshed"
-    aggregate_type = "column"
-
-    unit: str
-    column: str
-    rule_set: str
-    rule: str
-    rule_kind: RuleKindName
-    episode: str
-    due_date: date
     resolution: Literal["published", "hidden", "withdrawn"]
     #: The ColumnStale this closes.
     stale_event_id: str | None = None
