@@ -179,6 +179,14 @@ class KeyFileError(Exception):
     """A key or trust file that is missing, unreadable or malformed."""
 
 
+def _read_key_file(path: Path) -> str:
+    """A key or trust file's text; a missing or unreadable one is a ``KeyFileError``."""
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise KeyFileError(f"{path}: {exc.strerror}") from None
+
+
 def _write_private(path: Path, text: str) -> None:
     """Create ``path`` owner-only from the first byte (no window where others may read it)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -217,10 +225,7 @@ class ServiceKey:
 
     @classmethod
     def load(cls, path: Path) -> ServiceKey:
-        try:
-            return cls.from_json(path.read_text(), str(path))
-        except OSError as exc:
-            raise KeyFileError(f"{path}: {exc.strerror}") from None
+        return cls.from_json(_read_key_file(path), str(path))
 
     def to_json(self) -> str:
         from cryptography.hazmat.primitives.serialization import NoEncryption, PrivateFormat
@@ -335,10 +340,7 @@ class TrustStore:
 
     @classmethod
     def load(cls, path: Path) -> TrustStore:
-        try:
-            return cls.from_json(path.read_text(), str(path))
-        except OSError as exc:
-            raise KeyFileError(f"{path}: {exc.strerror}") from None
+        return cls.from_json(_read_key_file(path), str(path))
 
     def to_json(self) -> str:
         entries = [k.to_dict() for k in sorted(self.keys.values(), key=lambda k: k.key_id)]
