@@ -39,6 +39,8 @@ from gongkai.events import Actor, Envelope, new_event
 from gongkai.events.contracts.freshness import ColumnRefreshed, ColumnStale, column_aggregate_id
 from gongkai.events.contracts.intake import PostPublished, PostSubmitted
 from gongkai.events.contracts.review import ReviewConcluded, ReviewSigned
+from gongkai.runtime.settings import Settings
+from gongkai.trust.keys import provision
 
 TARGET_MB = 250
 T0 = datetime(2025, 3, 3, 1, tzinfo=UTC)
@@ -268,7 +270,10 @@ async def catch_up(url: str, work: Path, total: int, within: float) -> dict[str,
 
 async def measure(n: int) -> tuple[int, float, float, dict[str, dict[str, float]]]:
     with server(sync_always=False) as srv, tempfile.TemporaryDirectory(prefix="gk-mem-") as d:
-        evlog = await EventLog.connect(srv.url)
+        # Signed with the keys the services will trust (their data directory's): an unsigned
+        # log is refused event by event, and the catch-up measured nothing but dead letters.
+        keys = provision(Settings.from_env(data_dir=Path(d) / "var").keys_path)
+        evlog = await EventLog.connect(srv.url, keys=keys)
         await evlog.ensure_stream(StreamSettings())
         with Timer() as w:
             total = await fill(evlog, n)

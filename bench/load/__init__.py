@@ -59,6 +59,8 @@ from bench.load.client import Connection
 from bench.load.platform import SERVICES, Platform, start_services, wait_ready
 from gongkai.calendar import today
 from gongkai.eventlog import EventLog, StreamSettings
+from gongkai.runtime.settings import Settings
+from gongkai.trust.keys import provision
 
 BODY = (
     "各乡镇人民政府，县直各部门：为进一步规范财政专项资金管理，提高资金使用效益，"
@@ -323,7 +325,11 @@ async def run(
 
     with server(sync_always=sync) as srv, tempfile.TemporaryDirectory(prefix="gk-load-") as tmp:
         base = work_dir or Path(tmp)
-        evlog = await EventLog.connect(srv.url)
+        # The services' signing keys and trust anchors, made before any service starts: the
+        # directory is recorded as intake, signed, or every service refuses it (an unsigned
+        # directory left every token unknown and every request a 401).
+        keys = provision(Settings.from_env(data_dir=base / "var").keys_path)
+        evlog = await EventLog.connect(srv.url, keys=keys)
         platform = start_services(
             srv.url, base / "var", extra_env={"GONGKAI_FRESHNESS_TICK_SECONDS": "1"}
         )
