@@ -1,0 +1,527 @@
+"""The inspectors' console under ``/console``: server-rendered pages over the log as of a day.
+
+Every page answers from the log folded up to the end of the chosen day (Asia/Shanghai), as
+``gongkai audit as-of`` does (``adapters.log.fold_log``), and counts with the same functions
+(``domain.report``), so the page and the command line agree by construction. Reads are scoped
+as the API's are (``gongkai.access``): the county office sees every unit, a unit's people their
+unit; another unit's page or post is refused (403) before anything of it is shown.
+
+The routes are left out of the OpenAPI document: they answer HTML to people, not JSON to
+programs (the API beside them does that).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import select
+
+from gongkai import access
+from gongkai.calendar import local_date
+from gongkai.directory import Directory, Principal
+from gongkai.rules import default_catalog
+from gongkai_accountability.adapters.log import fold_log
+from gongkai_accountability.domain.rows import Rows
+from gongkai_accountability.entrypoints.console import labels, views
+from gongkai_accountability.entrypoints.console.i18n import (
+    HERE,
+    LANGUAGES,
+    beijing,
+    negotiate,
+    translations,
+)
+from gongkai_accountability.entrypoints.console.session import (
+    Session,
+    Sessions,
+    csrf_ok,
+    load_key,
+)
+
+if TYPE_CHECKING:
+    from gongkai_accountability.service import AccountabilityService
+
+PREFIX = "/console"
+#: Folds kept for repeated questions about the same day of the same log (a page, then its
+#: export): keyed by the day and the log's last sequence, so a new event is never missed.
+FOLD_CACHE = 8
+#: Longest id a console path accepts (unit codes and post ids are far shorter).
+MAX_ID = 200
+
+
+@dataclass(frozen=True)
+class Names:
+    """Units and people by their names, from the directory accountability keeps."""
+
+    units: dict[str, str]
+    people: dict[str, str]
+
+    @classmethod
+    def read(cls, directory: Directory) -> Names:
+        p = directory.p
+        with directory.engine.connect() as conn:
+            units = {r.code: r.name for r in conn.execute(select(p.units.c.code, p.units.c.name))}
+            people = {
+                r.person_id: r.name
+                for r in conn.execute(select(p.people.c.person_id, p.people.c.name))
+            }
+        return cls(units, people)
+
+    def unit(self, code: str | None) -> str:
+        return self.units.get(code or "", code or "")
+
+    def person(self, pid: str | None) -> str:
+        return self.people.get(pid or "", pid or "")
+
+
+class Page:
+    """One request's language, reader and as-of day, and what its template needs of them."""
+
+    def __init__(
+        self,
+        request: Request,
+        principal: Principal | None,
+        session: Session | None,
+        today: date,
+        names: Names | None = None,
+    ) -> None:
+        self.request = request
+        self.principal = principal
+        self.session = session
+        self.today = today
+        self.lang_param = request.query_params.get("lang")
+        self.lang = negotiate(self.lang_param, request.headers.get("accept-language"))
+        self.gettext: Callable[[str], str] = translations(self.lang).gettext
+        self.names = names or Names({}, {})
+        self.catalog = default_catalog()
+
+    def url(self, path: str, **params: Any) -> str:
+        """A console link that keeps the language the reader chose with ``?lang=``."""
+        q = {k: v for k, v in params.items() if v not in (None, "")}
+        if self.lang_param in LANGUAGES:
+            q.setdefault("lang", self.lang_param)
+        return path + ("?" + urlencode(q) if q else "")
+
+    def switch(self, lang: str) -> str:
+        q = dict(self.request.query_params)
+        q["lang"] = lang
+        return self.request.url.path + "?" + urlencode(q)
+
+    def column(self, code: str | None) -> str:
+        col = self.catalog.column(code or "")
+        if col is None:
+            return code or ""
+        return col.zh if self.lang == "zh" else col.en
+
+    def context(self, **extra: Any) -> dict[str, Any]:
+        _ = self.gettext
+        zone = _("北京时间")
+        return {
+            "_": _,
+            "lang": self.lang,
+            "lang_param": self.lang_param if self.lang_param in LANGUAGES else "",
+            "url": self.url,
+            "switch": self.switch,
+            "me": self.principal,
+            "me_name": self.names.person(self.principal.person_id) if self.principal else "",
+            "office": self.principal is not None and access.is_office(self.principal),
+            "csrf": self.session.csrf if self.session else "",
+            "today": self.today.isoformat(),
+            "bj": lambda at, seconds=False: beijing(at, zone, seconds),
+            "unit_name": self.names.unit,
+            "person_name": self.names.person,
+            "column_name": self.column,
+            "kind_name": lambda k: labels.label(labels.KINDS, k, _),
+            "severity_name": lambda s: labels.label(labels.SEVERITIES, s, _),
+            "role_name": lambda r: labels.label(labels.ROLES, r, _),
+            "step_name": lambda s: labels.label(labels.STEPS, s, _),
+            "decision_name": lambda d: labels.label(labels.DECISIONS, d, _),
+            "status_name": lambda s: labels.label(labels.CASE_STATUS, s, _),
+            "level_name": lambda lv: labels.label(labels.LEVELS, lv, _),
+            "kinds": labels.KINDS,
+            "day": "",
+            **extra,
+        }
+
+
+class BadInput(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _date(text: str | None, what: str) -> date | None:
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise BadInput(what) from None
+
+
+def build_console_router(svc: AccountabilityService) -> APIRouter:
+    router = APIRouter(prefix=PREFIX, include_in_schema=False)
+    env = Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    sessions = Sessions(load_key(svc.ctx.settings.data_dir))
+    css = (HERE / "static" / "console.css").read_bytes()
+    cache: dict[tuple[date, int], Rows] = {}
+
+    def today() -> date:
+        return local_date(svc.ctx.clock.now())
+
+    async def folded(day: date) -> Rows:
+        """The log folded up to the end of ``day`` (Shanghai), as ``audit as-of`` folds it."""
+        last = await svc.evlog.last_sequence()
+        key = (day, last)
+        rows = cache.get(key)
+        if rows is None:
+            rows = (await fold_log(svc.evlog, until=day)).rows
+            if len(cache) >= FOLD_CACHE:
+                cache.pop(next(iter(cache)))
+            cache[key] = rows
+        return rows
+
+    def render(page: Page, template: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+        html = env.get_template(template).render(page.context(**ctx))
+        resp = HTMLResponse(html, status_code=status)
+        # Pages name people and their lapses: no shared cache keeps them.
+        resp.headers["Cache-Control"] = "no-store"
+        resp.headers["Content-Language"] = "zh-CN" if page.lang == "zh" else page.lang
+        return resp
+
+    def problem(page: Page, status: int, message: str) -> HTMLResponse:
+        return render(page, "error.html", status=status, status_code=status, message=message)
+
+    async def signed_in(request: Request) -> Page | Response:
+        """The reader's page context, or where to go instead (sign-in, an error page)."""
+        session = sessions.read(request)
+        anon = Page(request, None, session, today())
+        if session is None or session.token is None:
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(anon.url(f"{PREFIX}/login", next=target), status_code=303)
+        try:
+            principal = await svc.directory.authenticate(session.token)
+        except TimeoutError:
+            return problem(anon, 503, anon.gettext("目录尚在同步，请稍后再试。"))
+        if principal is None:
+            # Revoked or expired since sign-in: the session ends with its token.
+            resp = RedirectResponse(anon.url(f"{PREFIX}/login"), status_code=303)
+            sessions.clear(request, resp)
+            return resp
+        return Page(request, principal, session, today(), Names.read(svc.directory))
+
+    def as_of(page: Page) -> tuple[date, date]:
+        """The day asked for (default: today; never after today: the log has no future) and
+        the score period's start (default: the first of that day's year)."""
+        q = page.request.query_params
+        day = _date(q.get("date"), page.gettext("日期格式应为 YYYY-MM-DD")) or page.today
+        day = min(day, page.today)
+        start = _date(q.get("from"), page.gettext("日期格式应为 YYYY-MM-DD")) or date(
+            day.year, 1, 1
+        )
+        return day, min(start, day)
+
+    def guarded(
+        handler: Callable[[Page], Any],
+    ) -> Callable[[Request], Any]:
+        async def endpoint(request: Request) -> Response:
+            page = await signed_in(request)
+            if isinstance(page, Response):
+                return page
+            try:
+                result: Response = await handler(page)
+            except BadInput as exc:
+                return problem(page, 400, exc.message)
+            return result
+
+        return endpoint
+
+    # ---- pages ----------------------------------------------------------------------------
+
+    async def overview_page(page: Page) -> Response:
+        assert page.principal is not None
+        day, start = as_of(page)
+        rows = await folded(day)
+        units = access.readable_units(page.principal)
+        table = views.overview(rows, start, day, units)
+        lines = views.veto_lines()
+        return render(
+            page,
+            "overview.html",
+            day=day.isoformat(),
+            start=start.isoformat(),
+            units=table,
+            lines=lines,
+            line_text=lambda lid: getattr(lines[lid].text, page.lang),
+            totals={
+                "stale": sum(u.stale for u in table),
+                "blank": sum(u.blank for u in table),
+                "vetoed": sum(u.vetoed > 0 for u in table),
+            },
+        )
+
+    async def unit_page(page: Page) -> Response:
+        assert page.principal is not None
+        code = page.request.path_params["code"]
+        if len(code) > MAX_ID or (code not in page.names.units):
+            return problem(page, 404, page.gettext("没有这个单位。"))
+        if not access.may_read(page.principal, code):
+            return problem(page, 403, page.gettext("只有本单位人员和县政府办可以查看。"))
+        day, start = as_of(page)
+        rows = await folded(day)
+        view = views.unit_view(rows, start, day, code)
+        return render(
+            page,
+            "unit.html",
+            day=day.isoformat(),
+            start=start.isoformat(),
+            code=code,
+            view=view,
+        )
+
+    async def post_page(page: Page) -> Response:
+        assert page.principal is not None
+        post_id = page.request.path_params["post_id"]
+        day, _start = as_of(page)
+        rows = await folded(day)
+        post = rows.get("post", post_id) if len(post_id) <= MAX_ID else None
+        if post is None:
+            # Unknown, or not yet made on that day: the same answer, as the API's 404.
+            return problem(page, 404, page.gettext("该日没有这篇稿件。"))
+        if not access.may_read(page.principal, post["unit"]):
+            return problem(page, 403, page.gettext("只有本单位人员和县政府办可以查看。"))
+        return render(
+            page,
+            "post.html",
+            day=day.isoformat(),
+            post=post,
+            violations=views.post_violations(rows, post_id),
+        )
+
+    def violation_filter(page: Page) -> tuple[date, views.ViolationFilter]:
+        q = page.request.query_params
+        bad = page.gettext("日期格式应为 YYYY-MM-DD")
+        kind = q.get("kind") or None
+        if kind is not None and kind not in labels.KINDS:
+            raise BadInput(page.gettext("没有这种违规类型。"))
+        day, _start = as_of(page)
+        return day, views.ViolationFilter(
+            unit=q.get("unit") or None,
+            kind=kind,
+            since=_date(q.get("from"), bad),
+            until=_date(q.get("to"), bad),
+        )
+
+    async def filtered(page: Page) -> tuple[date, views.ViolationFilter, list[dict[str, Any]]]:
+        assert page.principal is not None
+        day, f = violation_filter(page)
+        units = access.readable_units(page.principal)
+        if f.unit is not None and units is not None and f.unit not in units:
+            raise Forbidden
+        rows = await folded(day)
+        return day, f, views.violations(rows, f, units)
+
+    async def violations_page(page: Page) -> Response:
+        try:
+            day, f, found = await filtered(page)
+        except Forbidden:
+            return problem(page, 403, page.gettext("只有本单位人员和县政府办可以查看。"))
+        assert page.principal is not None
+        units = access.readable_units(page.principal)
+        choices = sorted(
+            (c for c in page.names.units if units is None or c in units),
+            key=lambda c: page.names.unit(c),
+        )
+        params = {
+            "date": day.isoformat(),
+            "unit": f.unit,
+            "kind": f.kind,
+            "from": f.since.isoformat() if f.since else None,
+            "to": f.until.isoformat() if f.until else None,
+        }
+        return render(
+            page,
+            "violations.html",
+            day=day.isoformat(),
+            f=f,
+            found=found,
+            unit_choices=choices,
+            csv_url=page.url(f"{PREFIX}/violations.csv", **params),
+            json_url=page.url(f"{PREFIX}/violations.json", **params),
+        )
+
+    def export_rows(page: Page, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The list as exported: codes and names side by side, times in Beijing time."""
+        _ = page.gettext
+        return [
+            {
+                "violation_id": v["violation_id"],
+                "occurred_at": beijing(v["occurred_at"], _("北京时间")),
+                "unit": v["unit"],
+                "unit_name": page.names.unit(v["unit"]),
+                "kind": v["kind"],
+                "kind_name": labels.label(labels.KINDS, v["kind"], _),
+                "severity": labels.label(labels.SEVERITIES, v["severity"], _),
+                "column": page.column(v.get("column")),
+                "post_id": v.get("post_id") or "",
+                "responsible": [
+                    {
+                        "person": r["person"],
+                        "name": page.names.person(r["person"]),
+                        "role": labels.label(labels.ROLES, r["role"], _),
+                    }
+                    for r in v["responsible"]
+                ],
+                "rectified": bool(v.get("rectified")),
+            }
+            for v in found
+        ]
+
+    async def violations_csv(page: Page) -> Response:
+        try:
+            day, _f, found = await filtered(page)
+        except Forbidden:
+            return problem(page, 403, page.gettext("只有本单位人员和县政府办可以查看。"))
+        _ = page.gettext
+        heads = [
+            _("违规编号"), _("发生时间"), _("单位"), _("类型"), _("程度"), _("栏目"),
+            _("稿件"), _("责任人"), _("已整改"),
+        ]
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(heads)
+        for v in export_rows(page, found):
+            w.writerow([
+                v["violation_id"], v["occurred_at"], v["unit_name"], v["kind_name"],
+                v["severity"], v["column"], v["post_id"],
+                "；".join(f"{r['name']}（{r['role']}）" for r in v["responsible"]),
+                _("是") if v["rectified"] else _("否"),
+            ])
+        # The BOM tells Excel the file is UTF-8: without it the Chinese shows as mojibake.
+        body = "\ufeff" + buf.getvalue()
+        return Response(
+            body.encode("utf-8"),
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="violations-{day}.csv"',
+                "Cache-Control": "no-store",
+            },
+        )
+
+    async def violations_json(page: Page) -> Response:
+        try:
+            day, f, found = await filtered(page)
+        except Forbidden:
+            return problem(page, 403, page.gettext("只有本单位人员和县政府办可以查看。"))
+        body = {
+            "as_of": day.isoformat(),
+            "filter": {
+                "unit": f.unit,
+                "kind": f.kind,
+                "from": f.since.isoformat() if f.since else None,
+                "to": f.until.isoformat() if f.until else None,
+            },
+            "violations": export_rows(page, found),
+        }
+        return Response(
+            json.dumps(body, ensure_ascii=False, indent=2).encode(),
+            media_type="application/json",
+            headers={
+                "Content-Disposition": f'attachment; filename="violations-{day}.json"',
+                "Cache-Control": "no-store",
+            },
+        )
+
+    router.add_api_route("", guarded(overview_page), methods=["GET"])
+    router.add_api_route("/units/{code}", guarded(unit_page), methods=["GET"])
+    router.add_api_route("/posts/{post_id}", guarded(post_page), methods=["GET"])
+    router.add_api_route("/violations", guarded(violations_page), methods=["GET"])
+    router.add_api_route("/violations.csv", guarded(violations_csv), methods=["GET"])
+    router.add_api_route("/violations.json", guarded(violations_json), methods=["GET"])
+
+    # ---- signing in and out -----------------------------------------------------------------
+
+    def safe_next(target: str | None) -> str:
+        # Only back into the console: a sign-in link must not send anyone elsewhere.
+        if target and target.startswith(PREFIX) and not target.startswith("//"):
+            return target
+        return PREFIX
+
+    @router.get("/login")
+    async def login_form(request: Request) -> Response:
+        session = sessions.read(request)
+        fresh = session is None
+        if session is None:
+            session = sessions.new()
+        page = Page(request, None, session, today())
+        resp = render(page, "login.html", next=safe_next(request.query_params.get("next")))
+        if fresh:
+            sessions.write(request, resp, session)
+        return resp
+
+    @router.post("/login")
+    async def login(request: Request) -> Response:
+        form = await request.form()
+        session = sessions.read(request)
+        page = Page(request, None, session, today())
+        if not csrf_ok(session, _field(form.get("csrf"))):
+            return problem(page, 403, page.gettext("表单已失效或来源不明，请重新打开登录页。"))
+        token = (_field(form.get("token")) or "").strip()
+        nxt = safe_next(_field(form.get("next")))
+        try:
+            principal = await svc.directory.authenticate(token) if token else None
+        except TimeoutError:
+            return problem(page, 503, page.gettext("目录尚在同步，请稍后再试。"))
+        if principal is None:
+            return render(
+                page, "login.html", status=401, next=nxt,
+                error=page.gettext("令牌无效、已吊销或已过期。"),
+            )
+        lang = _field(form.get("lang"))
+        if lang in LANGUAGES and "lang=" not in nxt:
+            nxt += ("&" if "?" in nxt else "?") + f"lang={quote(lang)}"
+        resp = RedirectResponse(nxt, status_code=303)
+        # A new session (a new CSRF token) at sign-in: nothing from before it carries over.
+        sessions.write(request, resp, sessions.new(token))
+        return resp
+
+    @router.post("/logout")
+    async def logout(request: Request) -> Response:
+        form = await request.form()
+        session = sessions.read(request)
+        page = Page(request, None, session, today())
+        if not csrf_ok(session, _field(form.get("csrf"))):
+            return problem(page, 403, page.gettext("表单已失效或来源不明，请重新打开登录页。"))
+        resp = RedirectResponse(page.url(f"{PREFIX}/login"), status_code=303)
+        sessions.clear(request, resp)
+        return resp
+
+    @router.get("/static/console.css")
+    async def stylesheet() -> Response:
+        return Response(
+            css, media_type="text/css", headers={"Cache-Control": "public, max-age=3600"}
+        )
+
+    return router
+
+
+class Forbidden(Exception):
+    """A list filtered on a unit the reader may not see."""
+
+
+def _field(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
