@@ -9,7 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -17,7 +17,7 @@ import httpx
 from gongkai import subjects
 from gongkai.eventlog import EventLog
 from gongkai.events import Actor, new_event
-from gongkai.events.contracts.intake import PostPublished, PostSubmitted
+from gongkai.events.contracts.intake import PostPublished
 from gongkai.natsserver import NatsServer, free_port
 from gongkai.projection import ProjectionStore, make_engine
 from gongkai.runtime.service import ServiceContext
@@ -25,6 +25,7 @@ from gongkai.runtime.settings import Settings
 from gongkai_accountability.bootstrap import build
 from gongkai_accountability.service import AccountabilityService
 from gongkai_demo.county import seed_demo
+from tests.builders import post_submitted
 from tests.chain import caught_up
 from tests.waiting import wait_until
 
@@ -81,16 +82,7 @@ def load(at: datetime) -> list[tuple[object, None]]:
         events.append(
             (
                 new_event(
-                    PostSubmitted(
-                        unit="finance",
-                        column="work_arrangements",
-                        title=f"t{i}",
-                        body="b",
-                        origin="produced",
-                        channel="website",
-                        information_date=date(2026, 3, 1),
-                        content_digest="a" * 64,
-                    ),
+                    post_submitted(column="work_arrangements", title=f"t{i}"),
                     aggregate_id=f"P{i}",
                     actor=MAKER,
                     command_id=f"load-{i}",

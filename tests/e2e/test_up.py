@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -18,8 +18,8 @@ import pytest
 
 from gongkai.eventlog import EventLog
 from gongkai.events import Actor, new_event
-from gongkai.events.contracts.intake import PostSubmitted
 from gongkai.natsserver import free_port
+from tests.builders import post_submitted
 from tests.waiting import wait_until_sync
 
 GONGKAI = str(Path(sys.executable).parent / "gongkai")
@@ -77,16 +77,7 @@ async def append_some(url: str, n: int, seed: Path) -> None:
     evlog = await EventLog.connect(url, nkeys_seed=str(seed))
     for i in range(n):
         env = new_event(
-            PostSubmitted(
-                unit="finance",
-                column="work_news",
-                title=f"t{i}",
-                body="b",
-                origin="produced",
-                channel="website",
-                information_date=date(2026, 3, 1),
-                content_digest="a" * 64,
-            ),
+            post_submitted(column="work_news", title=f"t{i}"),
             aggregate_id=f"T{i}",
             actor=Actor(person="p", role="maker", unit="finance"),
             command_id=f"tail-{i}",

@@ -20,7 +20,7 @@ from gongkai.calendar import SHANGHAI
 from gongkai.eventlog import EventLog
 from gongkai.events import Actor, EventPayload, new_event
 from gongkai.events.contracts.freshness import ColumnStale
-from gongkai.events.contracts.intake import PostPublished, PostSubmitted
+from gongkai.events.contracts.intake import PostPublished
 from gongkai.natsserver import NatsServer
 from gongkai.runtime.clock import FixedClock
 from gongkai.runtime.host import make_app
@@ -30,6 +30,7 @@ from gongkai_accountability.bootstrap import build
 from gongkai_accountability.domain.decide import Policy
 from gongkai_accountability.service import AccountabilityService
 from gongkai_demo.county import DEMO, seed_demo
+from tests.builders import post_submitted
 
 D = date.fromisoformat
 A = "a" * 64
@@ -91,13 +92,9 @@ async def rig(nats_server: NatsServer, evlog: EventLog, tmp_path: Path) -> Async
 
 async def submit_and_publish(rig: Rig, post: str, pub: str) -> None:
     await rig.fact(
-        PostSubmitted(
-            unit="finance",
-            column="normative_documents",
+        post_submitted(
             title="规范性文件",
             body="正文",
-            origin="produced",
-            channel="website",
             important_kind="normative_document",
             information_date=D("2026-03-02"),
             content_digest=A,
@@ -262,16 +259,7 @@ async def test_cli_rebuild_equals_live_and_verify_signed_checkpoints(
     assert code == 0, out + err
     assert "1 signed checkpoints" in out and "log verified" in out
     await rig.fact(
-        PostSubmitted(
-            unit="finance",
-            column="other",
-            title="t",
-            body="b",
-            origin="produced",
-            channel="website",
-            information_date=D("2026-03-02"),
-            content_digest=A,
-        ),
+        post_submitted(column="other", information_date=D("2026-03-02"), content_digest=A),
         "P9",
         MAKER,
     )

@@ -24,11 +24,11 @@ from gongkai.directory import new_token, token_hash
 from gongkai.events import Actor, canonical_json, digest, new_event
 from gongkai.events.contracts.intake import (
     PersonRegistered,
-    PostSubmitted,
     RoleGranted,
     TokenIssued,
 )
 from gongkai_demo.county import DEMO, seed_demo
+from tests.builders import post_submitted
 from tests.conftest import PLATFORM_T0, Platform
 from tests.waiting import wait_until
 
@@ -41,13 +41,9 @@ CONTENT = digest({"title": TITLE, "body": BODY, "attachments": []})
 
 def submitted(post: str) -> Any:
     return new_event(
-        PostSubmitted(
-            unit="finance",
-            column="normative_documents",
+        post_submitted(
             title=TITLE,
             body=BODY,
-            origin="produced",
-            channel="website",
             information_date=date(2026, 2, 27),
             content_digest=CONTENT,
         ),

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from gongkai import subjects
 from gongkai.eventlog import ConcurrencyConflict, EventLog
 from gongkai.events import Actor, new_event
-from gongkai.events.contracts.intake import PostSubmitted
 from gongkai.events.contracts.review import ReviewSigned
+from tests.builders import post_submitted
 
 ACTOR = Actor(person="p-maker", role="maker", unit="finance")
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -20,16 +20,7 @@ T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
 def submitted(post: str, command: str, title: str = "t") -> object:
     return new_event(
-        PostSubmitted(
-            unit="finance",
-            column="normative_documents",
-            title=title,
-            body="body",
-            origin="produced",
-            channel="website",
-            information_date=date(2026, 3, 1),
-            content_digest="a" * 64,
-        ),
+        post_submitted(title=title, body="body"),
         aggregate_id=post,
         actor=ACTOR,
         command_id=command,

@@ -24,7 +24,6 @@ from gongkai.events import Actor, EventPayload, new_event
 from gongkai.events.contracts.intake import (
     PersonRegistered,
     PostPublished,
-    PostSubmitted,
     RoleGranted,
     TokenIssued,
     UnitRegistered,
@@ -37,6 +36,7 @@ from gongkai_freshness.adapters.config import FreshnessConfig
 from gongkai_freshness.adapters.log import fold_log
 from gongkai_freshness.adapters.register import ColumnRegister
 from gongkai_freshness.bootstrap import FreshnessService, build
+from tests.builders import post_submitted
 from tests.conftest import Platform
 
 D = date.fromisoformat
@@ -101,16 +101,7 @@ class County:
 
     async def submit(self, post: str, unit: str, column: str, info: date) -> None:
         await self.record(
-            PostSubmitted(
-                unit=unit,
-                column=column,
-                title="t",
-                body="b",
-                origin="produced",
-                channel="website",
-                information_date=info,
-                content_digest=DIGEST,
-            ),
+            post_submitted(unit=unit, column=column, information_date=info, content_digest=DIGEST),
             post,
         )
 

@@ -47,10 +47,11 @@ from schemathesis.generation import GenerationMode
 
 from gongkai.events import Actor, digest, new_event
 from gongkai.events.contracts.freshness import ColumnStale
-from gongkai.events.contracts.intake import PostPublished, PostSubmitted
+from gongkai.events.contracts.intake import PostPublished
 from gongkai.runtime.host import make_app
 from gongkai.runtime.service import Service
 from gongkai_demo.county import demo_token, seed_demo
+from tests.builders import post_submitted
 from tests.conftest import PLATFORM_T0, Platform
 from tests.determinism import FUZZ
 
@@ -124,13 +125,10 @@ async def seed(platform: Platform, service: str) -> Known:
         title, body = f"关于印发第{i}号办法的通知", "正文"
         events.append(
             new_event(
-                PostSubmitted(
+                post_submitted(
                     unit=FINANCE,
-                    column="normative_documents",
                     title=title,
                     body=body,
-                    origin="produced",
-                    channel="website",
                     important_kind="normative_document" if i else None,
                     information_date=date(2026, 2, 27),
                     content_digest=digest({"title": title, "body": body, "attachments": []}),

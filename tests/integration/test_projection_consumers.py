@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, select
@@ -13,9 +13,9 @@ from gongkai import subjects
 from gongkai.consumer import CatchUpSubscription, DurableConsumer
 from gongkai.eventlog import EventLog, RecordedEvent
 from gongkai.events import Actor, new_event
-from gongkai.events.contracts.intake import PostSubmitted
 from gongkai.natsserver import NatsServer
 from gongkai.projection import Projection, ProjectionStore, make_engine
+from tests.builders import post_submitted
 from tests.waiting import wait_until
 
 ACTOR = Actor(person="p1", role="maker", unit="finance")
@@ -24,16 +24,7 @@ T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
 def submitted(post: str, command: str, title: str = "t") -> object:
     return new_event(
-        PostSubmitted(
-            unit="finance",
-            column="normative_documents",
-            title=title,
-            body="b",
-            origin="produced",
-            channel="website",
-            information_date=date(2026, 3, 1),
-            content_digest="a" * 64,
-        ),
+        post_submitted(title=title),
         aggregate_id=post,
         actor=ACTOR,
         command_id=command,

@@ -20,7 +20,6 @@ from gongkai.events import Actor, digest, new_event
 from gongkai.events.contracts.intake import (
     PersonRegistered,
     PostRevised,
-    PostSubmitted,
     PostWithdrawn,
     RoleGranted,
     Screening,
@@ -28,6 +27,7 @@ from gongkai.events.contracts.intake import (
     UnitRegistered,
 )
 from gongkai_review.entrypoints.http import ReviewConfig
+from tests.builders import post_submitted
 from tests.conftest import Platform
 from tests.unit.test_review_form import read
 from tests.waiting import consumers_idle, wait_until
@@ -96,15 +96,11 @@ class World:
     ) -> str:
         body = f"{title} 正文"
         content = digest({"title": title, "body": body, "attachments": []})
-        payload = PostSubmitted(
+        payload = post_submitted(
             unit=FINANCE,
-            column="normative_documents",
             title=title,
             body=body,
-            origin="produced",
-            channel="website",
-            important_kind=kind,  # type: ignore[arg-type]
-            information_date=date(2026, 3, 1),
+            important_kind=kind,
             content_digest=content,
             screening=Screening(needs_secrecy_review=flagged),
         )

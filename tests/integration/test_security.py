@@ -25,9 +25,10 @@ from sqlalchemy import inspect, select
 from gongkai.directory import token_hash
 from gongkai.events import Actor, digest, new_event
 from gongkai.events.contracts.freshness import ColumnStale
-from gongkai.events.contracts.intake import PostPublished, PostSubmitted
+from gongkai.events.contracts.intake import PostPublished
 from gongkai.runtime.host import make_app
 from gongkai_demo.county import DEMO, demo_token, seed_demo
+from tests.builders import post_submitted
 from tests.conftest import PLATFORM_T0, Platform
 
 MAKER = Actor(person="finance-maker", role="maker", unit="finance")
@@ -209,13 +210,9 @@ async def seed(platform: Platform) -> None:
     for post in ("P-rev", "P-wd", "P-pub", "P-sign", "P-sign2"):
         events.append(
             new_event(
-                PostSubmitted(
-                    unit="finance",
-                    column="normative_documents",
+                post_submitted(
                     title=TITLE,
                     body=BODY,
-                    origin="produced",
-                    channel="website",
                     information_date=date(2026, 2, 27),
                     content_digest=CONTENT,
                 ),

@@ -34,7 +34,6 @@ from gongkai.events.contracts.freshness import ColumnRefreshed, ColumnStale
 from gongkai.events.contracts.intake import (
     PostPublished,
     PostRevised,
-    PostSubmitted,
     PublicationRemoved,
     RoleGranted,
     Screening,
@@ -45,6 +44,7 @@ from gongkai_accountability.domain.decide import Policy, decide
 from gongkai_accountability.domain.fold import evolve
 from gongkai_accountability.domain.report import as_of_view, unit_reports
 from gongkai_accountability.domain.rows import MemoryRows
+from tests.builders import post_submitted
 
 CAL = WorkingCalendar.default()
 POLICY = Policy(notice_after_days=2, deadline_days=5)
@@ -100,13 +100,9 @@ class UnitStory:
             self.digests[post] = f"{self.n:064x}"
             out.append(
                 (
-                    PostSubmitted(
+                    post_submitted(
                         unit=u,
                         column=COLUMNS[1],
-                        title="t",
-                        body="b",
-                        origin="produced",
-                        channel="website",
                         information_date=START,
                         content_digest=self.digests[post],
                         screening=Screening(needs_secrecy_review=action[2]),

@@ -36,7 +36,6 @@ from gongkai.events.contracts.intake import (
     LeadershipDutiesChanged,
     PostPublished,
     PostRevised,
-    PostSubmitted,
     PostWithdrawn,
     PublicationRemoved,
     UnitRegistered,
@@ -44,6 +43,7 @@ from gongkai.events.contracts.intake import (
 from gongkai.rules import load_rule_sets
 from gongkai_freshness.adapters.register import ColumnRegister
 from gongkai_freshness.domain.report import status_table
+from tests.builders import post_submitted
 
 CALENDAR = WorkingCalendar.default()
 RULE_SETS = load_rule_sets(("wenan-2018", "national-2019"))
@@ -95,16 +95,7 @@ def payload_of(unit: str, day: int, action: tuple[Any, ...]) -> tuple[EventPaylo
         _, n, column, back = action
         info = today - timedelta(days=back)
         return (
-            PostSubmitted(
-                unit=unit,
-                column=column,
-                title="t",
-                body="b",
-                origin="produced",
-                channel="website",
-                information_date=info,
-                content_digest=DIGEST,
-            ),
+            post_submitted(unit=unit, column=column, information_date=info, content_digest=DIGEST),
             f"{unit}-P{n}",
         )
     if kind == "revise":

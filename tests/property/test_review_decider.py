@@ -25,7 +25,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from gongkai.events import REGISTRY, Actor, Envelope, new_event
-from gongkai.events.contracts.intake import PostRevised, PostSubmitted, PostWithdrawn, Screening
+from gongkai.events.contracts.intake import PostRevised, PostWithdrawn, Screening
 from gongkai.events.contracts.review import ReviewConcluded, ReviewPolicySet, ReviewSigned
 from gongkai_review.domain.chain import (
     INITIAL,
@@ -40,6 +40,7 @@ from gongkai_review.domain.chain import (
     fold,
     required_stages,
 )
+from tests.builders import post_submitted
 
 UNIT, OTHER = "finance", "water"
 POST = "P1"
@@ -234,16 +235,12 @@ def test_any_command_sequence_keeps_the_rules(
 ) -> None:
     world = World()
     world.fact(
-        PostSubmitted(
+        post_submitted(
             unit=UNIT,
-            column="normative_documents",
             title="关于印发某办法的通知",
             body="正文",
-            origin="produced",
-            channel="website",
             important_kind=kind,
             maker_unsure=unsure,
-            information_date=date(2026, 3, 1),
             content_digest=digest_of(1),
             screening=Screening(needs_secrecy_review=flagged),
         ),

@@ -34,7 +34,6 @@ from gongkai.events.contracts.freshness import ColumnRefreshed, ColumnStale
 from gongkai.events.contracts.intake import (
     PostPublished,
     PostRevised,
-    PostSubmitted,
     PostWithdrawn,
     RoleGranted,
     RoleRevoked,
@@ -43,6 +42,7 @@ from gongkai.events.contracts.intake import (
 )
 from gongkai.events.contracts.review import ReviewConcluded, ReviewSigned
 from gongkai_accountability.domain.decide import Policy, decide
+from tests.builders import post_submitted
 from tests.property.test_accountability_fold import Log
 
 CAL = WorkingCalendar.default()
@@ -123,10 +123,10 @@ class Story:
             return
         self.digest[post] = f"{self.n:064x}"
         self.version[post] = 1
-        self.fact(self._env(PostSubmitted(
-            unit=U, column=COLUMN, title="标题", body="正文", origin="produced",
-            channel="website", information_date=START, content_digest=self.digest[post],
-            screening=Screening(needs_secrecy_review=flagged)), post, MAKER, day))
+        submitted = post_submitted(
+            unit=U, column=COLUMN, title="标题", body="正文", information_date=START,
+            content_digest=self.digest[post], screening=Screening(needs_secrecy_review=flagged))
+        self.fact(self._env(submitted, post, MAKER, day))
         self.n += 1
 
     def _overtake(self, post: str, cause: int) -> None:

@@ -27,13 +27,13 @@ from bench.bench_accountability import post_events
 from gongkai import subjects
 from gongkai.eventlog import EventLog, StreamSettings
 from gongkai.events import new_event
-from gongkai.events.contracts.intake import PostSubmitted
 from gongkai.natsserver import NatsServer
 from gongkai.trust.checkpoint import key_name, verifier_key
 from gongkai.trust.keys import raw_public
 from gongkai_accountability.adapters.checkpoints import CheckpointSettings, load_chain
 from gongkai_accountability.adapters.log import fold_log, verify_log
 from gongkai_accountability.service import AccountabilityService
+from tests.builders import post_submitted
 from tests.conftest import PLATFORM_T0, Platform
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,13 +54,11 @@ async def record(p: Platform, posts: int) -> None:
 
 async def forge(p: Platform) -> int:
     env = new_event(
-        PostSubmitted(
+        post_submitted(
             unit="u1",
             column="work_arrangements",
             title="forged",
             body="x",
-            origin="produced",
-            channel="website",
             information_date=PLATFORM_T0.date(),
             content_digest="c" * 64,
         ),

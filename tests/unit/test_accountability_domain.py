@@ -12,7 +12,6 @@ from gongkai.events.contracts.freshness import ColumnRefreshed, ColumnStale
 from gongkai.events.contracts.intake import (
     PostPublished,
     PostRevised,
-    PostSubmitted,
     RoleGranted,
     Screening,
     UnitRegistered,
@@ -22,6 +21,7 @@ from gongkai_accountability.domain.decide import Policy, decide
 from gongkai_accountability.domain.fold import evolve
 from gongkai_accountability.domain.report import as_of_view, unit_reports
 from gongkai_accountability.domain.rows import MemoryRows
+from tests.builders import post_submitted
 
 D = date.fromisoformat
 A = "a" * 64
@@ -93,13 +93,7 @@ class Tape:
 
     def submit(self, post: str, *, flagged: bool = False, kind: Any = None) -> None:
         self.fact(
-            PostSubmitted(
-                unit="finance",
-                column="normative_documents",
-                title="t",
-                body="b",
-                origin="produced",
-                channel="website",
+            post_submitted(
                 important_kind=kind,
                 information_date=self.today,
                 content_digest=A,

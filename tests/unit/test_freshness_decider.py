@@ -24,7 +24,6 @@ from gongkai.events.contracts.freshness import ColumnHidden, ColumnKept
 from gongkai.events.contracts.intake import (
     LeadershipDutiesChanged,
     PostPublished,
-    PostSubmitted,
     PostWithdrawn,
     PublicationRemoved,
     UnitRegistered,
@@ -41,6 +40,7 @@ from gongkai_freshness.domain.register import (
 from gongkai_freshness.domain.report import status_table
 from gongkai_freshness.domain.state import ColumnState, Decision, UnitInfo
 from gongkai_freshness.domain.visibility import hidden_by, show_or_hide
+from tests.builders import post_submitted
 from tests.property.test_freshness_fold import LIVES, START, UNITS, Fact, payload_of
 from tests.property.test_freshness_fold import at as fold_at
 
@@ -98,8 +98,7 @@ def unit(kind: str = "department", on: date = JOINED, code: str = "u") -> Step:
 
 def submitted(post: str, column: str, info: str) -> Step:
     return lambda g: g.fold(
-        PostSubmitted(unit="u", column=column, title="t", body="b", origin="produced",
-                      channel="website", information_date=D(info), content_digest=DIGEST),
+        post_submitted(unit="u", column=column, information_date=D(info), content_digest=DIGEST),
         post,
         D(info),
     )

@@ -27,7 +27,6 @@ from gongkai.events.contracts.intake import (
     LeadershipDutiesChanged,
     PostPublished,
     PostRevised,
-    PostSubmitted,
     PostWithdrawn,
     PublicationRemoved,
     UnitRegistered,
@@ -49,6 +48,7 @@ from gongkai_freshness.domain.visibility import (
     acting_role,
     decide_visibility,
 )
+from tests.builders import post_submitted
 
 D = date.fromisoformat
 MAKER = Actor(person="p-maker", role="maker", unit="finance")
@@ -106,16 +106,7 @@ class County:
 
     def submit(self, post: str, unit: str, column: str, info: date, on: date | None = None) -> None:
         self.fold(
-            PostSubmitted(
-                unit=unit,
-                column=column,
-                title="t",
-                body="b",
-                origin="produced",
-                channel="website",
-                information_date=info,
-                content_digest=DIGEST,
-            ),
+            post_submitted(unit=unit, column=column, information_date=info, content_digest=DIGEST),
             post,
             on or info,
         )

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gongkai.events import SYSTEM_ACTOR, Actor, Envelope, new_event
-from gongkai.events.contracts.intake import PostRevised, PostSubmitted, PostWithdrawn, Screening
+from gongkai.events.contracts.intake import PostRevised, PostWithdrawn, Screening
 from gongkai.events.contracts.review import ReviewConcluded, ReviewPolicySet, ReviewSigned
 from gongkai_review.domain.chain import (
     INITIAL,
@@ -34,6 +34,7 @@ from gongkai_review.domain.chain import (
     status,
     waiting_since,
 )
+from tests.builders import post_submitted
 
 UNIT = "finance"
 POST = "P1"
@@ -77,16 +78,12 @@ def submitted(
     maker: str = MAKER,
 ) -> Envelope[Any]:
     return _env(
-        PostSubmitted(
+        post_submitted(
             unit=UNIT,
-            column="normative_documents",
             title="关于印发某办法的通知",
             body="正文",
-            origin="produced",
-            channel="website",
-            important_kind=kind,  # type: ignore[arg-type]
+            important_kind=kind,
             maker_unsure=unsure,
-            information_date=date(2026, 3, 1),
             content_digest=D1,
             screening=Screening(needs_secrecy_review=flagged),
         ),
