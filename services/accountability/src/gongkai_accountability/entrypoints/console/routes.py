@@ -176,7 +176,7 @@ def build_console_router(svc: AccountabilityService) -> APIRouter:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    sessions = Sessions(load_key(svc.ctx.settings.data_dir))
+    sessions = Sessions(lambda: load_key(svc.ctx.settings.data_dir))
     css = (HERE / "static" / "console.css").read_bytes()
     cache: dict[tuple[date, int], Rows] = {}
 

@@ -20,6 +20,7 @@ import json
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,9 +66,20 @@ def load_key(data_dir: Path | None) -> bytes:
 
 
 class Sessions:
-    def __init__(self, key: bytes, max_age_s: int = MAX_AGE_S) -> None:
-        self._fernet = Fernet(key)
+    """Sessions under the key ``key()`` gives, asked for at the first request, not when the
+    service is built: building one must leave its data directory alone (tests and tools build
+    services on directories they make afterwards)."""
+
+    def __init__(self, key: Callable[[], bytes], max_age_s: int = MAX_AGE_S) -> None:
+        self._key = key
+        self._f: Fernet | None = None
         self.max_age_s = max_age_s
+
+    @property
+    def _fernet(self) -> Fernet:
+        if self._f is None:
+            self._f = Fernet(self._key())
+        return self._f
 
     def read(self, request: Request) -> Session | None:
         raw = request.cookies.get(COOKIE)
