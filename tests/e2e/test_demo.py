@@ -27,7 +27,7 @@ from gongkai_accountability.service import AccountabilityService
 from gongkai_demo.county import DEMO, seed_demo
 from gongkai_demo.story import STORY_COLUMNS, DemoStory
 from tests.conftest import Platform
-from tests.e2e.test_up import GONGKAI, run_cli, wait_ready
+from tests.e2e.test_up import run_cli, up_command, wait_ready
 
 OFFICE = {"Authorization": DEMO.headers("office-reader")["Authorization"]}
 
@@ -37,20 +37,7 @@ def demo_platform(tmp_path: Path) -> Iterator[str]:
     http, nport = free_port(), free_port()
     with (tmp_path / "up.out").open("w") as out, (tmp_path / "up.err").open("w") as err:
         proc = subprocess.Popen(
-            [
-                GONGKAI,
-                "up",
-                "--demo",
-                "--no-sync",
-                "--data-dir",
-                str(tmp_path / "var"),
-                "--port",
-                str(http),
-                "--nats-port",
-                str(nport),
-                "--log-format",
-                "json",
-            ],
+            up_command(tmp_path / "var", http, nport, "--demo", "--no-sync"),
             stdout=out,
             stderr=err,
             env={**os.environ, "GONGKAI_LOG_LEVEL": "warning"},

@@ -30,7 +30,7 @@ import pytest
 
 from gongkai.natsserver import free_port
 from gongkai_demo.county import DEMO
-from tests.e2e.test_up import GONGKAI, run_cli, wait_ready
+from tests.e2e.test_up import run_cli, up_command, wait_ready
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -61,20 +61,7 @@ def demo_up(tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]
     http, nport = free_port(), free_port()
     with (tmp_path / "up.out").open("wb") as out, (tmp_path / "up.err").open("wb") as err:
         proc = subprocess.Popen(
-            [
-                GONGKAI,
-                "up",
-                "--demo",
-                "--no-sync",
-                "--data-dir",
-                str(tmp_path / "var"),
-                "--port",
-                str(http),
-                "--nats-port",
-                str(nport),
-                "--log-format",
-                "json",
-            ],
+            up_command(tmp_path / "var", http, nport, "--demo", "--no-sync"),
             stdout=out,
             stderr=err,
             env={**os.environ, "GONGKAI_LOG_LEVEL": "debug"},

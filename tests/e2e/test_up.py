@@ -31,24 +31,19 @@ def run_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]
     )
 
 
+def up_command(data_dir: Path, http: int, nport: int, *more: str) -> list[str]:
+    """``gongkai up`` on the given ports, logging JSON (what the tests read), with ``more``."""
+    return [
+        GONGKAI, "up", "--data-dir", str(data_dir), "--port", str(http),
+        "--nats-port", str(nport), "--log-format", "json", *more,
+    ]
+
+
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, int]]:
     http, nport = free_port(), free_port()
     proc = subprocess.Popen(
-        [
-            GONGKAI,
-            "up",
-            "--data-dir",
-            str(tmp_path / "var"),
-            "--port",
-            str(http),
-            "--nats-port",
-            str(nport),
-            "--nats-monitor-port",
-            str(free_port()),
-            "--log-format",
-            "json",
-        ],
+        up_command(tmp_path / "var", http, nport, "--nats-monitor-port", str(free_port())),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
