@@ -5,8 +5,7 @@ shape) lives through a year of history (publications, posts going online in time
 leadership changes, hidden columns, removals), with a clock tick every month recording the
 transitions. Then, in-process (the domain alone, no NATS):
 
-- replay: what a restart costs per event: decoding (a sample) and folding into the register,
-  in batches of ``FOLD_BATCH`` as the log is read;
+- replay: what a restart costs per event: decoding (a sample) and folding into the register;
 - full evaluation: ``decide_all`` over every column, cold (deadlines computed) and warm (the
   next day), plus the status table and the site-risk lines;
 - per event: an incoming publication or post decoded from its JSON bytes, folded in, its
@@ -42,7 +41,7 @@ from gongkai.events.contracts.intake import (
     UnitRegistered,
 )
 from gongkai.rules import Column, Group, Rule, RuleSet, load_rule_sets
-from gongkai_freshness.adapters.log import FOLD_BATCH, FRESHNESS_ACTOR
+from gongkai_freshness.adapters.log import FRESHNESS_ACTOR
 from gongkai_freshness.adapters.register import ColumnRegister
 
 ACTOR = Actor(person="bench", role="system", unit="system")
@@ -279,19 +278,9 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     fold_s = 0.0
     sample: list[tuple[bytes, dict[str, str]]] = []
     next_tick = START
-    batch: list[tuple[Envelope[Any], int]] = []
-
-    def fold_batch() -> float:
-        # As a restart catches up: the log read in batches (adapters.log.FOLD_BATCH).
-        t0 = time.perf_counter()
-        reg.fold_batch(batch)
-        batch.clear()
-        return time.perf_counter() - t0
-
     with Timer() as t_year:
         for fact in history.facts:
             while fact[0] > next_tick:
-                fold_s += fold_batch()
                 k = record(reg, next_tick, seq)
                 transitions += k
                 seq += k
@@ -303,10 +292,9 @@ def main(argv: list[str] | None = None) -> list[Figure]:
                     (env.to_json(), {HDR_TYPE: env.type, HDR_VERSION: str(env.schema_version)})
                 )
             seq += 1
-            batch.append((env, seq))
-            if len(batch) >= FOLD_BATCH:
-                fold_s += fold_batch()
-        fold_s += fold_batch()
+            t0 = time.perf_counter()
+            reg.fold(env, seq)
+            fold_s += time.perf_counter() - t0
         transitions += record(reg, AS_OF - timedelta(days=1), seq)
     facts = len(history.facts)
     del history.facts
@@ -331,7 +319,7 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     )
     rows.append(
         (
-            f"replay: fold into the register ({FOLD_BATCH}/batch)",
+            "replay: fold into the register",
             f"{facts:,} facts",
             f"{fold_s:.2f} s",
             f"{facts / fold_s:,.0f} ev/s",

@@ -4,9 +4,8 @@ Given a history of facts (and of what freshness recorded on earlier days), when 
 is decided as of a date, then these transitions are owed — the due-date rules of Attachment 2.
 Given the facts of a column, then it shows or is hidden, and why — the visibility rules (✓/×,
 the catalog's defaults, note 2). Then the invariants under any history: ``evolve`` leaves the
-register it was given as it was, deciding again after recording owes nothing, a column is
-visible exactly when nothing hides it, and ``fold_batch`` over any split of the log is folding
-it one event at a time.
+register it was given as it was, deciding again after recording owes nothing, and a column is
+visible exactly when nothing hides it.
 """
 
 from __future__ import annotations
@@ -14,15 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from itertools import pairwise
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from gongkai.calendar import SHANGHAI, WorkingCalendar
-from gongkai.events import Actor, Envelope, EventPayload, new_event
+from gongkai.events import Actor, EventPayload, new_event
 from gongkai.events.contracts.freshness import ColumnHidden, ColumnKept
 from gongkai.events.contracts.intake import (
     LeadershipDutiesChanged,
@@ -38,7 +35,6 @@ from gongkai_freshness.domain.register import (
     decide_all,
     empty,
     evolve,
-    fold_batch,
     rule_book,
 )
 from gongkai_freshness.domain.report import status_table
@@ -68,27 +64,24 @@ class Given:
     def __init__(self, reg: Register) -> None:
         self.reg = reg
         self.seq = 0
-        #: Every (event, sequence) folded in: the log of this history.
-        self.log: list[tuple[Envelope[Any], int]] = []
-
-    def apply(self, env: Envelope[Any]) -> None:
-        self.seq += 1
-        self.log.append((env, self.seq))
-        self.reg = evolve(self.reg, env, self.seq).register
 
     def fold(self, payload: EventPayload, agg: str, on: date, actor: Actor = MAKER) -> None:
-        self.apply(new_event(
-            payload, aggregate_id=agg, actor=actor, command_id=f"c{self.seq + 1}",
+        self.seq += 1
+        env = new_event(
+            payload, aggregate_id=agg, actor=actor, command_id=f"c{self.seq}",
             recorded_at=shanghai(on),
-        ))
+        )
+        self.reg = evolve(self.reg, env, self.seq).register
 
     def recorded_on(self, day: date) -> None:
         """freshness decided ``day`` and its transitions were recorded (folded back in)."""
         for t in decide_all(self.reg, day):
-            self.apply(new_event(
+            self.seq += 1
+            env = new_event(
                 t.payload, aggregate_id=t.aggregate_id, actor=FRESHNESS_ACTOR,
                 command_id=t.command_id, recorded_at=shanghai(day, 23),
-            ))
+            )
+            self.reg = evolve(self.reg, env, self.seq).register
 
 
 Step = Callable[[Given], None]
@@ -334,8 +327,8 @@ def test_show_or_hide_is_a_function_of_the_column_and_its_unit() -> None:
 LOOK = (0, 10, 30, 60)
 
 
-def _lived(facts: list[Fact]) -> tuple[Given, date, list[tuple[Register, date, Any]]]:
-    """Live ``facts`` with freshness recording every day; the history and the last day, and on
+def _lived(facts: list[Fact]) -> tuple[Register, date, list[tuple[Register, date, Any]]]:
+    """Live ``facts`` with freshness recording every day; the final register and day, and on
     the days of ``LOOK`` the register then, the day, and what it said that day."""
     g = Given(empty(BOTH))
     for code, kind in UNITS.items():
@@ -347,47 +340,25 @@ def _lived(facts: list[Fact]) -> tuple[Given, date, list[tuple[Register, date, A
         while pending and pending[0][1][0] == day:
             i, (_, u, action) = pending.pop(0)
             payload, aggregate = payload_of(u, day, action)
-            g.apply(new_event(payload, aggregate_id=aggregate, actor=MAKER,
-                              command_id=f"fact-{i}", recorded_at=fold_at(day)))
+            g.seq += 1
+            env = new_event(payload, aggregate_id=aggregate, actor=MAKER,
+                            command_id=f"fact-{i}", recorded_at=fold_at(day))
+            g.reg = evolve(g.reg, env, g.seq).register
         as_of = START + timedelta(days=day)
         if day in LOOK:
             said = (decide_all(g.reg, as_of), status_table(g.reg, as_of))
             looked.append((g.reg, as_of, said))
         g.recorded_on(as_of)
-    return g, as_of, looked
+    return g.reg, as_of, looked
 
 
 @settings(max_examples=25, deadline=None)
 @given(facts=LIVES)
 def test_evolve_leaves_its_input_as_it_was_and_recording_settles(facts: list[Fact]) -> None:
-    lived, day, looked = _lived(facts)
-    last = lived.reg
+    last, day, looked = _lived(facts)
     for reg, as_of, said in looked:
         # Everything folded in later was built on this register: it still says what it said.
         assert (decide_all(reg, as_of), status_table(reg, as_of)) == said
     for col in last.all_columns():
         assert col.visible == (col.hidden_by is None)
     assert decide_all(last, day) == [], "recorded once, owed no more the same day"
-
-
-@settings(max_examples=25, deadline=None)
-@given(facts=LIVES, cuts=st.lists(st.integers(0, 400), max_size=12))
-def test_fold_batch_over_any_split_is_folding_one_event_at_a_time(
-    facts: list[Fact], cuts: list[int]
-) -> None:
-    lived, _, _ = _lived(facts)  # the whole log of a life: facts and what freshness recorded
-    log = lived.log
-    reg = empty(BOTH)
-    bounds = sorted({0, len(log), *(c for c in cuts if c < len(log))})
-    for lo, hi in pairwise(bounds):
-        batch = fold_batch(reg, log[lo:hi])
-        one_by_one, touched = reg, {}
-        for env, seq in log[lo:hi]:
-            step = evolve(one_by_one, env, seq)
-            one_by_one = step.register
-            touched.update(dict.fromkeys(step.touched))
-        assert batch.register == one_by_one
-        assert batch.touched == tuple(touched), "each column once, in the order first touched"
-        assert fold_batch(reg, log[lo:hi]) == batch, "its input is left as it was"
-        reg = batch.register
-    assert reg == lived.reg

@@ -20,10 +20,6 @@ from gongkai_freshness.adapters.register import ColumnRegister
 from gongkai_freshness.domain.evaluation import Transition
 from gongkai_freshness.domain.register import RELEVANT_TYPES
 
-#: Events folded in as one batch while replaying or catching up: large enough that building the
-#: new register is paid once for many events, small enough that a batch is a few ms of work.
-FOLD_BATCH = 256
-
 #: The author of every transition: freshness itself, not a person.
 FRESHNESS_ACTOR = Actor(person="freshness", role="system", unit="system")
 
@@ -62,7 +58,6 @@ async def fold_log(evlog: EventLog, register: ColumnRegister, *, until: date | N
     ``until``: only events whose business time falls on or before that date (Asia/Shanghai).
     """
     n = 0
-    batch: list[tuple[Envelope[Any], int]] = []
     async for msg in evlog.raw_replay(follow=False):
         if msg.subject.rpartition(".")[2] not in RELEVANT_TYPES:
             continue
@@ -72,10 +67,6 @@ async def fold_log(evlog: EventLog, register: ColumnRegister, *, until: date | N
             continue  # dead-lettered by the consumers; not evidence of anything here
         if until is not None and local_date(rec.envelope.business_time) > until:
             continue
-        batch.append((rec.envelope, rec.seq))
-        if len(batch) >= FOLD_BATCH:
-            register.fold_batch(batch)
-            n += len(batch)
-            batch = []
-    register.fold_batch(batch)
-    return n + len(batch)
+        register.fold(rec.envelope, rec.seq)
+        n += 1
+    return n

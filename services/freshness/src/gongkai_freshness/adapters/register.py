@@ -1,8 +1,7 @@
 """The register in memory: holds the current ``Register`` and applies what the domain decides.
 
-The domain's functions are pure; this is the one place their results are kept: each event (or
-batch of events, catching up) folded in replaces the held register with the one ``evolve`` (or
-``fold_batch``) returned. It also remembers each
+The domain's functions are pure; this is the one place their results are kept: each event
+folded in replaces the held register with the one ``evolve`` returned. It also remembers each
 column's deadlines (computing them is most of an evaluation's cost and they change only with
 the column, its unit or the year) and keeps the garbage collector out of the county-wide
 passes. The routes, the CLI and the service read through it.
@@ -98,19 +97,6 @@ class ColumnRegister:
     def fold(self, env: Envelope[Any], seq: int = 0) -> tuple[ColumnKey, ...]:
         """Fold one event in; returns the columns whose deadlines it may have moved."""
         evolved = domain.evolve(self.state, env, seq)
-        self.state = evolved.register
-        return evolved.touched
-
-    def fold_batch(self, events: Sequence[tuple[Envelope[Any], int]]) -> tuple[ColumnKey, ...]:
-        """Fold (event, sequence) pairs in, in order, as one step (catching up: a few hundred
-        as the log is read); returns the columns they may have moved. If an event fails, none
-        of the batch is folded in (the register is swapped only at the end)."""
-        # A batch makes and drops thousands of small acyclic objects over a register of ~10^6
-        # long-lived ones: collections in the middle of it walk the batch's drafts and promote
-        # records about to be replaced, for nothing (a replay of a county-year ran ~25 %
-        # slower with them). Reference counting frees all of it.
-        with gc_paused():
-            evolved = domain.fold_batch(self.state, events)
         self.state = evolved.register
         return evolved.touched
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, cast
+from typing import Any
 
 from rpds import HashTrieMap
 
@@ -25,7 +25,7 @@ from gongkai.calendar import WorkingCalendar, local_date
 from gongkai.events import Envelope
 from gongkai.events.contracts import freshness as fev
 from gongkai.events.contracts import intake as iev
-from gongkai.rules import Catalog, Column, Rule, RuleSet
+from gongkai.rules import Catalog, Rule, RuleSet
 from gongkai_freshness.domain.evaluation import (
     Deadline,
     Deadlines,
@@ -40,10 +40,8 @@ from gongkai_freshness.domain.state import (
     ColumnKey,
     ColumnState,
     Decision,
-    HiddenBy,
     PostRef,
     Slot,
-    SlotKey,
     Trigger,
     UnitInfo,
     replace,
@@ -149,16 +147,15 @@ def empty(book: RuleBook) -> Register:
     return Register(book, HashTrieMap(), HashTrieMap(), HashTrieMap())
 
 
-# ---- evolve --------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True, slots=True)
 class Evolved:
-    """A register after one event or a batch of them, and the columns whose deadlines they may
-    have moved (each once, in the order first touched)."""
+    """A register after one event, and the columns whose deadlines the event may have moved."""
 
     register: Register
     touched: tuple[ColumnKey, ...] = ()
+
+
+# ---- evolve --------------------------------------------------------------------------------
 
 
 def evolve(reg: Register, env: Envelope[Any], seq: int = 0) -> Evolved:
@@ -166,167 +163,43 @@ def evolve(reg: Register, env: Envelope[Any], seq: int = 0) -> Evolved:
     handler = _HANDLERS.get(type(env.payload))
     if handler is None:
         return Evolved(reg)
-    batch = _Batch(reg)
-    handler(batch, env, seq)
-    return batch.done()
-
-
-def fold_batch(reg: Register, events: Iterable[tuple[Envelope[Any], int]]) -> Evolved:
-    """Fold every (event, sequence) of ``events`` into ``reg``, in order; ``reg`` is unchanged.
-
-    The same register (and the same touched columns) as folding the events one at a time
-    through ``evolve``, however they are split into batches; it only costs less: the columns
-    an event changes are written in place on private copies, and the new register is put
-    together once at the end instead of after every event.
-    """
-    batch = _Batch(reg)
-    handlers = _HANDLERS
-    for env, seq in events:
-        handler = handlers.get(type(env.payload))
-        if handler is not None:
-            handler(batch, env, seq)
-    return batch.done()
+    return handler(reg, env, seq)
 
 
 def fold(reg: Register, history: Iterable[tuple[Envelope[Any], int]]) -> Register:
     """``reg`` after every (event, sequence) of ``history``, in order."""
-    return fold_batch(reg, history).register
+    for env, seq in history:
+        reg = evolve(reg, env, seq).register
+    return reg
 
 
-class _Draft(ColumnState):
-    """A column being changed inside one batch: the same record, but writable.
-
-    Replacing a 15-field frozen record costs ~2 µs and an event used to replace its column up to
-    five times (the item, visibility, obligations met, settling, twice for a post's own column):
-    most of the cost of a replay. A draft is a private copy, made the first time a batch changes
-    the column; the handlers write its fields in place and ``_Batch.done`` turns it into a plain
-    frozen ``ColumnState`` by swapping its class back (the layouts are the same: no copy). It
-    never leaves this module, and nothing else holds it while it is written: the register given
-    to the batch keeps the record the draft was copied from, unchanged. Its mappings are never
-    written in place either (each change makes a new one), so a draft shares them freely.
-    """
-
-    __slots__ = ()
-    # The frozen record's __setattr__ raises; the draft's is the plain one.
-    __setattr__ = object.__setattr__
-
-    # Redeclared so that the type checker lets the handlers write them.
-    decision: Decision | None
-    live: Mapping[str, datetime]
-    ever_published: bool
-    last_publication: datetime | None
-    last_publication_on: date | None
-    first_publication_by_year: Mapping[int, date]
-    triggers: Mapping[str, Trigger]
-    visible: bool
-    hidden_by: HiddenBy | None
-    epoch: int
-    visible_since: date | None
-    slots: Mapping[SlotKey, Slot]
-    version: int
+def _changed(
+    reg: Register,
+    columns: Mapping[ColumnKey, ColumnState],
+    *,
+    unit: UnitInfo | None = None,
+    post: tuple[str, PostRef] | None = None,
+) -> Evolved:
+    """The register with these records replaced (new dicts and tries: ``reg`` is untouched)."""
+    tries = reg.columns
+    if len(columns) == 1:
+        ((u, c), col), = columns.items()
+        tries = tries.insert(u, {**tries.get(u, EMPTY), c: col})
+    else:
+        by_unit: dict[str, dict[str, ColumnState]] = {}
+        for (u, c), col in columns.items():
+            by_unit.setdefault(u, {})[c] = col
+        for u, cols in by_unit.items():
+            tries = tries.insert(u, {**tries.get(u, EMPTY), **cols})
+    units = reg.units if unit is None else reg.units.insert(unit.code, unit)
+    posts = reg.posts if post is None else reg.posts.insert(*post)
+    return Evolved(Register(reg.book, units, tries, posts), tuple(columns))
 
 
-def _thaw(col: ColumnState) -> _Draft:
-    """A writable copy of ``col`` (``replace`` copies it; the copy is nobody else's)."""
-    draft = replace(col)
-    object.__setattr__(draft, "__class__", _Draft)
-    return cast(_Draft, draft)  # its class is _Draft now
-
-
-class _Batch:
-    """What a batch of events has changed so far, over the register it started from.
-
-    Transient and private to ``fold_batch``/``evolve``: changed units and posts in plain dicts,
-    changed columns as drafts; ``done`` builds the new register from them once.
-    """
-
-    __slots__ = ("book", "drafts", "posts", "reg", "touched", "units")
-
-    def __init__(self, reg: Register) -> None:
-        self.reg = reg
-        self.book = reg.book
-        self.units: dict[str, UnitInfo] = {}
-        self.posts: dict[str, PostRef] = {}
-        #: unit -> column -> draft.
-        self.drafts: dict[str, dict[str, _Draft]] = {}
-        self.touched: dict[ColumnKey, None] = {}
-
-    def unit(self, code: str) -> UnitInfo | None:
-        unit = self.units.get(code)
-        return unit if unit is not None else self.reg.units.get(code)
-
-    def post(self, post_id: str) -> PostRef | None:
-        ref = self.posts.get(post_id)
-        return ref if ref is not None else self.reg.posts.get(post_id)
-
-    def peek(self, unit: str, column: str) -> ColumnState | None:
-        """The column as it stands, to read only; None when no event has mentioned it."""
-        drafts = self.drafts.get(unit)
-        if drafts is not None:
-            draft = drafts.get(column)
-            if draft is not None:
-                return draft
-        return self.reg.columns.get(unit, EMPTY).get(column)
-
-    def column(self, unit: str, column: str) -> _Draft:
-        """The column to change (a column never mentioned starts empty); counts as touched."""
-        self.touched[(unit, column)] = None
-        drafts = self.drafts.get(unit)
-        if drafts is None:
-            drafts = self.drafts[unit] = {}
-        else:
-            draft = drafts.get(column)
-            if draft is not None:
-                return draft
-        col = self.reg.columns.get(unit, EMPTY).get(column)
-        draft = _Draft(unit, column) if col is None else _thaw(col)
-        drafts[column] = draft
-        return draft
-
-    def done(self) -> Evolved:
-        """The register with everything this batch changed; the batch is spent."""
-        reg = self.reg
-        if not self.touched and not self.units and not self.posts:
-            return Evolved(reg)
-        tries = reg.columns
-        for unit, drafts in self.drafts.items():
-            for draft in drafts.values():
-                object.__setattr__(draft, "__class__", ColumnState)  # frozen from here on
-            tries = tries.insert(unit, {**tries.get(unit, EMPTY), **drafts})
-        units = reg.units.update(self.units) if self.units else reg.units
-        posts = reg.posts.update(self.posts) if self.posts else reg.posts
-        return Evolved(Register(self.book, units, tries, posts), tuple(self.touched))
-
-
-def _show_or_hide(col: _Draft, unit: UnitInfo | None, meta: Column, on: date) -> None:
-    """``visibility.show_or_hide`` on a draft: the rule stays there, its result is written in."""
-    shown = show_or_hide(col, unit, meta, on)
-    if shown is not col:
-        # The fields show_or_hide decides (a new epoch when the column shows again).
-        col.visible, col.hidden_by = shown.visible, shown.hidden_by
-        col.epoch, col.visible_since = shown.epoch, shown.visible_since
-
-
-def _settle(col: _Draft, unit: UnitInfo | None, book: RuleBook) -> None:
-    """Forget the obligations nothing more can ever be recorded about (and their ledger
-    slots): a register that keeps every post forever would grow without bound."""
-    triggers = col.triggers
-    if not triggers:
-        return
-    done = {
-        tid
-        for tid, t in triggers.items()
-        if trigger_settled(t, col, unit, book.rule_sets, book.deadlines)
-    }
-    if done:
-        col.triggers = {tid: t for tid, t in triggers.items() if tid not in done}
-        col.slots = {sk: s for sk, s in col.slots.items() if sk[2] not in done}
-
-
-def _unit_registered(b: _Batch, env: Envelope[Any], seq: int) -> None:
+def _unit_registered(reg: Register, env: Envelope[Any], seq: int) -> Evolved:
     p: iev.UnitRegistered = env.payload
     on = local_date(env.business_time)
-    known = b.unit(p.code)
+    known = reg.units.get(p.code)
     if known is None:
         unit = UnitInfo(p.code, p.name, p.kind, p.contact_name, p.contact_mobile, registered_on=on)
     else:
@@ -338,103 +211,112 @@ def _unit_registered(b: _Batch, env: Envelope[Any], seq: int) -> None:
             contact_name=p.contact_name,
             contact_mobile=p.contact_mobile,
         )
-    b.units[p.code] = unit
-    for code, meta in b.book.catalog.columns.items():
-        _show_or_hide(b.column(p.code, code), unit, meta, on)
+    catalog = reg.catalog.columns
+    cols = {
+        col.key: show_or_hide(col, unit, catalog[col.column], on)
+        for col in reg.unit_columns(p.code)
+    }
+    return _changed(reg, cols, unit=unit)
 
 
-def _leadership_changed(b: _Batch, env: Envelope[Any], seq: int) -> None:
+def _leadership_changed(reg: Register, env: Envelope[Any], seq: int) -> Evolved:
     p: iev.LeadershipDutiesChanged = env.payload
-    unit = b.unit(p.unit)
+    unit = reg.units.get(p.unit)
     tid = f"leadership:{p.changed_on.isoformat()}:{env.event_id[:8]}"
-    for code in b.book.leadership_columns:
-        known = b.peek(p.unit, code)
-        if known is not None and tid in known.triggers:
+    changed: dict[ColumnKey, ColumnState] = {}
+    for code in reg.book.leadership_columns:
+        col = reg.column(p.unit, code)
+        if tid in col.triggers:
             continue
-        col = b.column(p.unit, code)
         last = col.last_publication_on
         # Updated the same day the change was recorded: met at once.
         met = last if last is not None and last >= p.changed_on else None
-        col.triggers = {**col.triggers, tid: Trigger(tid, "leadership", p.changed_on, met_on=met)}
-        _settle(col, unit, b.book)
+        t = Trigger(tid, "leadership", p.changed_on, met_on=met)
+        col = replace(col, triggers={**col.triggers, tid: t})
+        changed[col.key] = settle(col, unit, reg.book)
+    return _changed(reg, changed)
 
 
-def _post_submitted(b: _Batch, env: Envelope[Any], seq: int) -> None:
+def _post_submitted(reg: Register, env: Envelope[Any], seq: int) -> Evolved:
     p: iev.PostSubmitted = env.payload
     post_id = env.aggregate_id
-    if p.column not in b.book.catalog.columns or b.post(post_id) is not None:
-        return
-    col = b.column(p.unit, p.column)
+    if p.column not in reg.catalog.columns or post_id in reg.posts:
+        return Evolved(reg)
+    col = reg.column(p.unit, p.column)
     tid = f"post:{post_id}:1"
-    col.triggers = {**col.triggers, tid: Trigger(tid, "post", p.information_date, post_id)}
-    b.posts[post_id] = PostRef(p.unit, p.column, triggers=1, last_on=p.information_date)
+    col = replace(
+        col, triggers={**col.triggers, tid: Trigger(tid, "post", p.information_date, post_id)}
+    )
+    ref = PostRef(p.unit, p.column, triggers=1, last_on=p.information_date)
+    return _changed(reg, {col.key: col}, post=(post_id, ref))
 
 
-def _post_revised(b: _Batch, env: Envelope[Any], seq: int) -> None:
+def _post_revised(reg: Register, env: Envelope[Any], seq: int) -> Evolved:
     p: iev.PostRevised = env.payload
     post_id = env.aggregate_id
-    ref = b.post(post_id)
+    ref = reg.posts.get(post_id)
     if ref is None or ref.withdrawn:
-        return
+        return Evolved(reg)
+    col = reg.column(ref.unit, ref.column)
     on = p.information_date
     if not ref.published:
         # Editing before publication buys no time: the deadline runs from the earliest date.
         tid = f"post:{post_id}:{ref.triggers}"
-        known = b.peek(ref.unit, ref.column)
-        t = known.triggers.get(tid) if known is not None else None
+        t = col.triggers.get(tid)
         if t is None or t.met_on is not None or on >= t.on:
-            return
-        col = b.column(ref.unit, ref.column)
-        col.triggers = {**col.triggers, tid: replace(t, on=on)}
-        b.posts[post_id] = replace(ref, last_on=on)
-        return
+            return Evolved(reg)
+        col = replace(col, triggers={**col.triggers, tid: replace(t, on=on)})
+        return _changed(reg, {col.key: col}, post=(post_id, replace(ref, last_on=on)))
     if ref.last_on is not None and on <= ref.last_on:
-        return
+        return Evolved(reg)
     # The information changed after it went online: the change is due online in its turn.
     ref = replace(ref, triggers=ref.triggers + 1, last_on=on, published=False)
     tid = f"post:{post_id}:{ref.triggers}"
-    col = b.column(ref.unit, ref.column)
-    col.triggers = {**col.triggers, tid: Trigger(tid, "post", on, post_id)}
-    b.posts[post_id] = ref
+    col = replace(col, triggers={**col.triggers, tid: Trigger(tid, "post", on, post_id)})
+    return _changed(reg, {col.key: col}, post=(post_id, ref))
 
 
-def _post_withdrawn(b: _Batch, env: Envelope[Any], seq: int) -> None:
+def _post_withdrawn(reg: Register, env: Envelope[Any], seq: int) -> Evolved:
     post_id = env.aggregate_id
-    ref = b.post(post_id)
+    ref = reg.posts.get(post_id)
     if ref is None or ref.withdrawn:
-        return
-    col = b.column(ref.unit, ref.column)
-    col.triggers = {
+        return Evolved(reg)
+    col = reg.column(ref.unit, ref.column)
+    triggers = {
         tid: replace(t, withdrawn=True) if t.post_id == post_id and t.met_on is None else t
         for tid, t in col.triggers.items()
     }
-    _settle(col, b.unit(ref.unit), b.book)
-    b.posts[post_id] = replace(ref, withdrawn=True)
+    col = settle(replace(col, triggers=triggers), reg.units.get(ref.unit), reg.book)
+    return _changed(reg, {col.key: col}, post=(post_id, replace(ref, withdrawn=True)))
 
 
-def _post_published(b: _Batch, env: Envelope[Any], seq: int) -> None:
+def _post_published(reg: Register, env: Envelope[Any], seq: int) -> Evolved:
     p: iev.PostPublished = env.payload
     d = local_date(p.online_at)
-    catalog = b.book.catalog.columns
-    col: _Draft | None = None
-    unit = b.unit(p.unit)
-    if p.column in catalog:
-        col = b.column(p.unit, p.column)
+    changed: dict[ColumnKey, ColumnState] = {}
+    if p.column in reg.catalog.columns:
+        col = reg.column(p.unit, p.column)
         prev = col.live.get(p.publication_id)
         live = {**col.live, p.publication_id: p.online_at}
-        col.live = live
-        col.ever_published = True
-        last = col.last_publication
+        last, last_on = col.last_publication, col.last_publication_on
         if last is None or p.online_at > last:
-            col.last_publication, col.last_publication_on = p.online_at, d
+            last, last_on = p.online_at, d
         elif prev is not None and prev == last and p.online_at < prev:
-            col.last_publication, col.last_publication_on = _latest(live)
+            last, last_on = _latest(live)
         first = col.first_publication_by_year
-        known = first.get(d.year)
-        if known is None or d < known:
-            col.first_publication_by_year = {**first, d.year: d}
+        if first.get(d.year) is None or d < first[d.year]:
+            first = {**first, d.year: d}
+        col = replace(
+            col,
+            live=live,
+            ever_published=True,
+            last_publication=last,
+            last_publication_on=last_on,
+            first_publication_by_year=first,
+        )
+        unit = reg.units.get(p.unit)
         # An emptied column shows again once it has an item.
-        _show_or_hide(col, unit, catalog[p.column], d)
+        col = show_or_hide(col, unit, reg.catalog.columns[p.column], d)
         met = [
             tid
             for tid, t in col.triggers.items()
@@ -445,13 +327,13 @@ def _post_published(b: _Batch, env: Envelope[Any], seq: int) -> None:
             triggers = dict(col.triggers)
             for tid in met:
                 triggers[tid] = replace(triggers[tid], met_on=d, exempt=exempt)
-            col.triggers = triggers
-    ref = b.post(p.post_id) if p.post_id else None
+            col = replace(col, triggers=triggers)
+        changed[col.key] = settle(col, unit, reg.book)
+    ref = reg.posts.get(p.post_id) if p.post_id else None
     if ref is None or p.post_id is None:
-        if col is not None:
-            _settle(col, unit, b.book)
-        return
-    pcol = b.column(ref.unit, ref.column)
+        return _changed(reg, changed)
+    key = (ref.unit, ref.column)
+    pcol = changed.get(key) or reg.column(*key)
     met = [
         tid
         for tid, t in pcol.triggers.items()
@@ -464,81 +346,79 @@ def _post_published(b: _Batch, env: Envelope[Any], seq: int) -> None:
             triggers[tid] = replace(
                 triggers[tid], met_on=d, publication_id=p.publication_id, exempt=exempt
             )
-        pcol.triggers = triggers
-    # Settled once per column, after both: an obligation settling would have settled already
-    # is met or withdrawn, so marking the post's obligations met never looks at it.
-    if col is not None and col is not pcol:
-        _settle(col, unit, b.book)
-    _settle(pcol, b.unit(ref.unit), b.book)
-    b.posts[p.post_id] = replace(ref, published=True)
+        pcol = replace(pcol, triggers=triggers)
+    changed[key] = settle(pcol, reg.units.get(ref.unit), reg.book)
+    return _changed(reg, changed, post=(p.post_id, replace(ref, published=True)))
 
 
-def _publication_removed(b: _Batch, env: Envelope[Any], seq: int) -> None:
+def _publication_removed(reg: Register, env: Envelope[Any], seq: int) -> Evolved:
     p: iev.PublicationRemoved = env.payload
-    known = b.peek(p.unit, p.column)
-    if known is None or p.publication_id not in known.live:
-        return
-    col = b.column(p.unit, p.column)
+    col = reg.columns.get(p.unit, EMPTY).get(p.column)
+    if col is None or p.publication_id not in col.live:
+        return Evolved(reg)
     was = col.live[p.publication_id]
     live = {k: v for k, v in col.live.items() if k != p.publication_id}
-    col.live = live
+    col = replace(col, live=live)
     if was == col.last_publication and live:
-        col.last_publication, col.last_publication_on = _latest(live)
-    unit = b.unit(p.unit)
+        last, last_on = _latest(live)
+        col = replace(col, last_publication=last, last_publication_on=last_on)
+    unit = reg.units.get(p.unit)
     # The notice's note 2: removing every item of a column hides it on the public site.
-    _show_or_hide(col, unit, b.book.catalog.columns[p.column], local_date(p.removed_at))
-    _settle(col, unit, b.book)
+    col = show_or_hide(col, unit, reg.catalog.columns[p.column], local_date(p.removed_at))
+    col = settle(col, unit, reg.book)
+    return _changed(reg, {col.key: col})
 
 
-def _decided(b: _Batch, env: Envelope[Any], seq: int) -> None:
+def _decided(reg: Register, env: Envelope[Any], seq: int) -> Evolved:
     p = env.payload
-    meta = b.book.catalog.columns.get(p.column)
+    meta = reg.catalog.columns.get(p.column)
     if meta is None:
         # A column of another catalog (rule sets are data and change): nothing to keep or
         # hide here.
-        return
-    col = b.column(p.unit, p.column)
-    col.decision = Decision(
+        return Evolved(reg)
+    col = reg.column(p.unit, p.column)
+    decision = Decision(
         keep=isinstance(p, fev.ColumnKept),
         reason=p.reason,
         actor=env.actor,
         at=env.business_time,
         event_id=env.event_id,
     )
-    col.version = max(col.version, seq)
-    _show_or_hide(col, b.unit(p.unit), meta, local_date(env.business_time))
+    col = replace(col, decision=decision, version=max(col.version, seq))
+    col = show_or_hide(col, reg.units.get(p.unit), meta, local_date(env.business_time))
+    return _changed(reg, {col.key: col})
 
 
-def _ledger(b: _Batch, env: Envelope[Any], seq: int) -> None:
+def _ledger(reg: Register, env: Envelope[Any], seq: int) -> Evolved:
     p = env.payload
-    col = b.column(p.unit, p.column)
-    col.version = max(col.version, seq)
+    col = reg.column(p.unit, p.column)
+    col = replace(col, version=max(col.version, seq))
     sk = (p.rule_set, p.rule, subject_of(p.rule_kind, p.episode))
     slot = col.slots.get(sk)
     if isinstance(p, fev.ColumnRefreshed):
         if slot is None:
             slot = Slot(p.episode)
         if slot.key == p.episode:
-            slot = replace(slot, stale_event=None, closed=p.episode)
-        else:
-            slot = replace(slot, closed=p.episode)
-        col.slots = {**col.slots, sk: slot}
-        _settle(col, b.unit(p.unit), b.book)
-        return
+            slot = replace(slot, stale_event=None)
+        slot = replace(slot, closed=p.episode)
+        col = replace(col, slots={**col.slots, sk: slot})
+        col = settle(col, reg.units.get(p.unit), reg.book)
+        return _changed(reg, {col.key: col})
     if slot is None:
         slot = Slot(p.episode)
     elif slot.key != p.episode:
         if slot.closed == p.episode:
-            return  # a late copy of an episode already closed
+            return _changed(reg, {col.key: col})  # a late copy of an episode already closed
         slot = replace(slot, key=p.episode, due_soon=False, stale_event=None)
     if isinstance(p, fev.ColumnDueSoon):
         slot = replace(slot, due_soon=True)
     elif slot.closed != p.episode:
         slot = replace(slot, stale_event=env.event_id, due=p.due_date, post_id=p.post_id)
-    col.slots = {**col.slots, sk: slot}
+    col = replace(col, slots={**col.slots, sk: slot})
+    return _changed(reg, {col.key: col})
 
 
-_HANDLERS: dict[type[Any], Callable[[_Batch, Envelope[Any], int], None]] = {
+_HANDLERS: dict[type[Any], Callable[[Register, Envelope[Any], int], Evolved]] = {
     iev.UnitRegistered: _unit_registered,
     iev.LeadershipDutiesChanged: _leadership_changed,
     iev.PostSubmitted: _post_submitted,
@@ -557,6 +437,23 @@ _HANDLERS: dict[type[Any], Callable[[_Batch, Envelope[Any], int], None]] = {
 def _latest(live: Mapping[str, datetime]) -> tuple[datetime, date]:
     latest = max(live.values())
     return latest, local_date(latest)
+
+
+def settle(col: ColumnState, unit: UnitInfo | None, book: RuleBook) -> ColumnState:
+    """The column without the obligations nothing more can ever be recorded about (and their
+    ledger slots): a register that keeps every post forever would grow without bound."""
+    done = {
+        tid
+        for tid, t in col.triggers.items()
+        if trigger_settled(t, col, unit, book.rule_sets, book.deadlines)
+    }
+    if not done:
+        return col
+    return replace(
+        col,
+        triggers={tid: t for tid, t in col.triggers.items() if tid not in done},
+        slots={sk: s for sk, s in col.slots.items() if sk[2] not in done},
+    )
 
 
 # ---- decide --------------------------------------------------------------------------------
