@@ -258,3 +258,4 @@ async def test_given_a_lost_connection_when_recorded_then_every_decision_failed_
 
 async def test_given_no_decisions_when_recorded_then_nothing_is_asked_of_the_log() -> None:
     assert await record(_Broken(), [], pipelined=True) == []
+

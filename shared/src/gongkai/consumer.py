@@ -98,6 +98,21 @@ class Outage:
             self.retries = 0
 
 
+async def cancel_until_done(task: asyncio.Task[Any], every: float = 1.0) -> None:
+    """Cancel ``task`` and wait for it to end, cancelling again while it has not.
+
+    In Python 3.11 a cancellation that lands while ``asyncio.wait_for`` (nats-py's fetch and
+    request use it) sees its inner future finish is swallowed, and the task reads on: a stop
+    that cancelled once and awaited the task waited forever (seen once, under load, in a
+    platform's teardown). Cancelling again until it is done ends it.
+    """
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=every)
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        task.result()
+
+
 def event_log_context(rec: RecordedEvent) -> contextlib.AbstractContextManager[Any]:
     """Every log line while handling an event names the event and its correlation id."""
     env = rec.envelope
@@ -228,9 +243,7 @@ class CatchUpSubscription:
         """Finish the batch in hand, then stop; the checkpoint is always committed state."""
         self._stopping.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_until_done(self._task)
         for sub in self._holder:
             # The replay's own cleanup may have been cut short by the cancellation.
             with contextlib.suppress(Exception):

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gongkai.calendar import local_date
+from gongkai.consumer import cancel_until_done
 from gongkai.decider import Decided, record
 from gongkai.directory import Directory, DirectoryProjection
 from gongkai.eventlog import EventIntegrityError, EventLog, RecordedEvent
@@ -158,9 +159,7 @@ class AccountabilityService(Service):
             try:
                 await asyncio.wait_for(asyncio.shield(self._ticker), 10)
             except TimeoutError:
-                self._ticker.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._ticker
+                await cancel_until_done(self._ticker)
         await super().stop()
 
     async def _applied(self, events: Sequence[RecordedEvent]) -> None:

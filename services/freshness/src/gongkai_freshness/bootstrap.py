@@ -21,7 +21,7 @@ from prometheus_client import Gauge
 
 from gongkai import metrics
 from gongkai.calendar import today
-from gongkai.consumer import dead_letter
+from gongkai.consumer import cancel_until_done, dead_letter
 from gongkai.decider import handle
 from gongkai.directory import Directory, DirectoryProjection
 from gongkai.events import Actor, Envelope, EventDecodeError
@@ -160,11 +160,7 @@ class FreshnessService(Service):
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await asyncio.gather(*(cancel_until_done(task) for task in self._tasks))
         self._tasks = []
         # Unread messages of a cancelled reader would make the connection's drain wait for
         # them until its timeout: drop the subscription first.
