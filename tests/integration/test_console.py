@@ -8,6 +8,7 @@ import io
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -15,6 +16,9 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
+from gongkai import subjects
+from gongkai.events import Actor, new_event
+from gongkai.events.contracts.review import ReviewSigned
 from gongkai_accountability.adapters.log import fold_log
 from gongkai_accountability.domain.report import as_of_view
 from gongkai_accountability.entrypoints import console
@@ -29,6 +33,7 @@ from tests.consolekit import (
     expected_stale,
     sign_in,
 )
+from tests.waiting import wait_until
 
 CONSOLE_DIR = Path(console.__file__).parent
 ROW = re.compile(
@@ -174,6 +179,155 @@ async def test_a_forged_session_cookie_opens_nothing(platform: Platform) -> None
         assert (await stolen.get("/console")).status_code == 303
     finally:
         await stolen.aclose()
+
+
+def csv_rows(data: httpx.Response) -> list[list[str]]:
+    assert data.status_code == 200, data.text
+    # The BOM tells Excel the file is UTF-8.
+    assert data.content.startswith(b"\xef\xbb\xbf")
+    return list(csv.reader(io.StringIO(data.content.decode("utf-8-sig"))))
+
+
+async def test_findings_and_supervision_cases_as_of_the_day(platform: Platform) -> None:
+    await demo_history(platform)
+    client = platform.client
+    await sign_in(client, demo_token(DEMO.person("county-office", "office")))
+    res = await fold_log(platform.evlog, until=LATER_DAY)
+    findings = [f for _, f in res.rows.scan("finding")]
+    cases = [c for _, c in res.rows.scan("case")]
+    assert findings and cases  # the story reports a finding and supervises a column
+
+    # 纠错: every finding of the day, by unit name, with the people its confirmation held
+    # responsible (the wrong_information violation recorded for it).
+    page = await client.get("/console/findings", params={"date": LATER_DAY.isoformat()})
+    assert page.status_code == 200, page.text
+    assert page.text.count("<tr data-finding=") == len(findings)
+    assert "纠错记录" in page.text and "统计数据错误" in page.text
+    confirmed = [f for f in findings if f["status"] == "confirmed"]
+    assert confirmed
+    held = next(
+        v
+        for _, v in res.rows.scan("violation")
+        if v.get("finding_id") == confirmed[0]["finding_id"]
+    )
+    names = await client.get("/console/violations.json", params={"date": LATER_DAY.isoformat()})
+    people = {
+        r["name"]
+        for v in json.loads(names.content)["violations"]
+        if v["violation_id"] == held["violation_id"]
+        for r in v["responsible"]
+    }
+    assert people and all(n in page.text for n in people)
+    unit = confirmed[0]["unit"]
+    other = next(c for c in ("finance", "market") if c != unit)
+    only = await client.get("/console/findings", params={"unit": other})
+    assert f'data-unit="{unit}"' not in only.text
+    none = await client.get("/console/findings", params={"status": "resolved", "to": "2026-03-01"})
+    assert "<tr data-finding=" not in none.text
+    assert (await client.get("/console/findings", params={"status": "bogus"})).status_code == 400
+    # Before the story ran nothing was reported: the page answers from that day's fold.
+    early = await client.get("/console/findings", params={"date": "2026-03-01"})
+    assert "<tr data-finding=" not in early.text
+
+    rows = csv_rows(await client.get("/console/findings.csv", params={"unit": unit}))
+    assert rows[0][:4] == ["纠错编号", "报告日期", "单位", "错误类型"]
+    assert rows[1:] and all("统计局" in r[2] and r[2] != unit for r in rows[1:])  # a name
+    js = json.loads((await client.get("/console/findings.json", params={"lang": "en"})).content)
+    assert js["filter"]["unit"] is None
+    assert {f["finding_id"] for f in js["findings"]} == {f["finding_id"] for f in findings}
+    assert {f["status_name"] for f in js["findings"]} <= {"Reported", "Confirmed", "Resolved"}
+
+    # 督办: every case with its notice and deadline; filtered by state.
+    page = await client.get("/console/supervisions", params={"date": LATER_DAY.isoformat()})
+    assert page.status_code == 200, page.text
+    assert page.text.count("<tr data-case=") == len(cases)
+    issued = [c for c in cases if c["notice"]]
+    assert issued and issued[0]["notice"]["deadline"] in page.text
+    for state in ("open", "issued", "closed"):
+        only = await client.get(
+            "/console/supervisions", params={"date": LATER_DAY.isoformat(), "state": state}
+        )
+        assert only.text.count("<tr data-case=") == sum(c["status"] == state for c in cases)
+    rows = csv_rows(
+        await client.get("/console/supervisions.csv", params={"date": LATER_DAY.isoformat()})
+    )
+    assert rows[0][:4] == ["案件编号", "单位", "栏目", "立案日期"]
+    assert len(rows) == len(cases) + 1
+    assert all("--" not in r[1] and r[1] for r in rows[1:])  # names, not codes
+    finance = await client.get("/console/supervisions.json", params={"unit": "finance"})
+    js = json.loads(finance.content)
+    assert js["filter"] == {"unit": "finance", "state": None}
+    assert {c["unit"] for c in js["cases"]} <= {"finance"}
+
+    # English from the catalogue, and the header links to every list.
+    en = await client.get("/console/supervisions", params={"lang": "en"})
+    assert "Supervision cases" in en.text and "督办案件" not in en.text
+    assert "Findings (corrections)" in en.text and "Log integrity" in en.text
+    en = await client.get("/console/findings", params={"lang": "en"})
+    assert "Reported on" in en.text and "报告日期" not in en.text
+
+
+async def test_a_unit_sees_its_own_findings_and_cases_only(platform: Platform) -> None:
+    await demo_history(platform)
+    client = platform.client
+    await sign_in(client, demo_token(DEMO.person("finance", "maker")))
+    for path in ("/console/findings", "/console/supervisions"):
+        page = await client.get(path)
+        assert page.status_code == 200, page.text
+        assert re.findall(r'<tr data-(?:finding|case)="[^"]+" data-\w+="\w+" data-unit="(\w+)"',
+                          page.text) == ["finance"] * page.text.count('data-unit="finance"')
+        assert 'data-unit="market"' not in page.text
+        assert (await client.get(path, params={"unit": "market"})).status_code == 403
+        assert (await client.get(path + ".csv", params={"unit": "market"})).status_code == 403
+        assert (await client.get(path + ".json", params={"unit": "market"})).status_code == 403
+    mine = json.loads((await client.get("/console/supervisions.json")).content)
+    assert {c["unit"] for c in mine["cases"]} <= {"finance"}
+    # The log's integrity is the office's: a unit's people neither see it nor its link.
+    assert (await client.get("/console/integrity")).status_code == 403
+    assert "nav-integrity" not in (await client.get("/console")).text
+
+
+async def test_integrity_shows_the_checkpoints_and_alerts_as_of_the_day(
+    platform: Platform,
+) -> None:
+    await demo_history(platform)
+    client = platform.client
+    await sign_in(client, demo_token(DEMO.person("county-office", "office")))
+    acc: Any = platform.services["accountability"]
+    assert await acc.checkpoint(force=True) >= 1
+    # An unsigned review signature straight on the bus: accountability records an alert.
+    res = await fold_log(platform.evlog)
+    post = next(p for _, p in res.rows.scan("post") if p["unit"] == "finance")
+    env = new_event(
+        ReviewSigned(
+            post_id=post["post_id"], chain=1, stage="leader", decision="agree",
+            signer=Actor(person="mallory", role="leader", unit="finance"),
+            content_digest=post["trail"][0]["digest"],
+        ),
+        aggregate_id=post["post_id"],
+        actor=Actor(person="mallory", role="leader", unit="finance"),
+        command_id="console-forged",
+        recorded_at=platform.clock.now(),
+    )
+    subject = subjects.event_subject(env.aggregate_type, env.aggregate_id, env.type)
+    ack = await platform.evlog.js.publish(subject, env.to_json(), stream=subjects.STREAM)
+
+    async def alerted() -> bool:
+        r = await client.get("/console/integrity")
+        return f"<td class=\"num\">{ack.seq}</td>" in r.text
+
+    await wait_until(alerted, 10, "the forged event's integrity alert")
+    page = await client.get("/console/integrity")
+    assert page.status_code == 200
+    assert "签名检查点" in page.text and "未签名" in page.text and "北京时间" in page.text
+    assert int(re.search(r'data-testid="checkpoint-count">(\d+)<', page.text).group(1)) >= 1  # type: ignore[union-attr]
+    assert int(re.search(r'data-testid="alert-count">(\d+)<', page.text).group(1)) >= 1  # type: ignore[union-attr]
+    # Before the county joined there was neither a checkpoint nor an alert.
+    early = await client.get("/console/integrity", params={"date": "2026-03-01"})
+    assert 'data-testid="checkpoint-count">0<' in early.text
+    assert 'data-testid="alert-count">0<' in early.text
+    en = await client.get("/console/integrity", params={"lang": "en"})
+    assert "Signed checkpoints" in en.text and "Unsigned" in en.text
 
 
 def test_every_message_has_an_english_translation() -> None:

@@ -12,6 +12,7 @@ programs (the API beside them does that).
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -30,6 +31,7 @@ from gongkai import access
 from gongkai.calendar import local_date
 from gongkai.directory import Directory, Principal
 from gongkai.rules import default_catalog
+from gongkai_accountability.adapters.checkpoints import load_chain
 from gongkai_accountability.adapters.log import fold_log
 from gongkai_accountability.domain.rows import Rows
 from gongkai_accountability.entrypoints.console import labels, views
@@ -445,6 +447,309 @@ def build_console_router(svc: AccountabilityService) -> APIRouter:
                 "Cache-Control": "no-store",
             },
         )
+
+    # ---- findings, supervision cases, integrity ---------------------------------------------
+
+    def scoped(page: Page, unit: str | None) -> frozenset[str] | None:
+        """The units the reader may list (None: all); a filter on another unit is refused."""
+        assert page.principal is not None
+        units = access.readable_units(page.principal)
+        if unit is not None and units is not None and unit not in units:
+            raise Forbidden
+        return units
+
+    def unit_choices(page: Page) -> list[str]:
+        assert page.principal is not None
+        units = access.readable_units(page.principal)
+        return sorted(
+            (c for c in page.names.units if units is None or c in units),
+            key=lambda c: page.names.unit(c),
+        )
+
+    def people(page: Page, found: list[dict[str, Any]]) -> list[dict[str, str]]:
+        return [
+            {
+                "person": r["person"],
+                "name": page.names.person(r["person"]),
+                "role": labels.label(labels.ROLES, r["role"], page.gettext),
+            }
+            for r in found
+        ]
+
+    def joined(people: list[dict[str, str]]) -> str:
+        return "；".join(f"{r['name']}（{r['role']}）" for r in people)
+
+    def attachment(body: bytes, media: str, filename: str) -> Response:
+        return Response(
+            body,
+            media_type=media,
+            headers={
+                "Content-Disposition": f'attachment; filename="{filename}"',
+                "Cache-Control": "no-store",
+            },
+        )
+
+    def csv_file(name: str, day: date, heads: list[str], lines: list[list[str]]) -> Response:
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(heads)
+        w.writerows(lines)
+        # The BOM tells Excel the file is UTF-8: without it the Chinese shows as mojibake.
+        return attachment(
+            ("\ufeff" + buf.getvalue()).encode("utf-8"),
+            "text/csv; charset=utf-8",
+            f"{name}-{day}.csv",
+        )
+
+    def json_file(name: str, day: date, body: dict[str, Any]) -> Response:
+        return attachment(
+            json.dumps(body, ensure_ascii=False, indent=2).encode(),
+            "application/json",
+            f"{name}-{day}.json",
+        )
+
+    def forbidden(page: Page) -> Response:
+        return problem(page, 403, page.gettext("只有本单位人员和县政府办可以查看。"))
+
+    async def found_findings(
+        page: Page,
+    ) -> tuple[date, views.FindingFilter, list[dict[str, Any]]]:
+        q = page.request.query_params
+        bad = page.gettext("日期格式应为 YYYY-MM-DD")
+        status = q.get("status") or None
+        if status is not None and status not in labels.FINDING_STATUS:
+            raise BadInput(page.gettext("没有这种纠错状态。"))
+        day, _start = as_of(page)
+        f = views.FindingFilter(
+            unit=q.get("unit") or None,
+            status=status,
+            since=_date(q.get("from"), bad),
+            until=_date(q.get("to"), bad),
+        )
+        units = scoped(page, f.unit)
+        return day, f, views.findings(await folded(day), f, units)
+
+    def finding_params(day: date, f: views.FindingFilter) -> dict[str, Any]:
+        return {
+            "date": day.isoformat(),
+            "unit": f.unit,
+            "status": f.status,
+            "from": f.since.isoformat() if f.since else None,
+            "to": f.until.isoformat() if f.until else None,
+        }
+
+    def finding_rows(page: Page, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Findings as exported: codes and names side by side, times in Beijing time."""
+        _ = page.gettext
+        out = []
+        for x in found:
+            answer = x.get("answer") or {}
+            out.append({
+                "finding_id": x["finding_id"],
+                "reported_on": x["reported_on"],
+                "unit": x["unit"],
+                "unit_name": page.names.unit(x["unit"]),
+                "kind": x["kind"],
+                "kind_name": labels.label(labels.FINDING_KINDS, x["kind"], _),
+                "column": page.column(x.get("column")),
+                "post_id": x.get("post_id") or "",
+                "description": x["description"],
+                "reported_by": page.names.person((x.get("reported_by") or {}).get("person")),
+                "status": x["status"],
+                "status_name": labels.label(labels.FINDING_STATUS, x["status"], _),
+                "answer": answer.get("note")
+                or labels.label(labels.FINDING_HOW, answer.get("how"), _),
+                "responsible": people(page, x["responsible"]),
+            })
+        return out
+
+    async def findings_page(page: Page) -> Response:
+        try:
+            day, f, found = await found_findings(page)
+        except Forbidden:
+            return forbidden(page)
+        params = finding_params(day, f)
+        return render(
+            page,
+            "findings.html",
+            day=day.isoformat(),
+            f=f,
+            found=found,
+            unit_choices=unit_choices(page),
+            statuses=labels.FINDING_STATUS,
+            finding_kind=lambda k: labels.label(labels.FINDING_KINDS, k, page.gettext),
+            finding_status=lambda s: labels.label(labels.FINDING_STATUS, s, page.gettext),
+            finding_how=lambda h: labels.label(labels.FINDING_HOW, h, page.gettext),
+            csv_url=page.url(f"{PREFIX}/findings.csv", **params),
+            json_url=page.url(f"{PREFIX}/findings.json", **params),
+        )
+
+    async def findings_csv(page: Page) -> Response:
+        try:
+            day, _f, found = await found_findings(page)
+        except Forbidden:
+            return forbidden(page)
+        _ = page.gettext
+        heads = [
+            _("纠错编号"), _("报告日期"), _("单位"), _("错误类型"), _("栏目"), _("稿件"),
+            _("问题描述"), _("报告人"), _("状态"), _("处理结果"), _("责任人"),
+        ]
+        lines = [
+            [
+                x["finding_id"], x["reported_on"], x["unit_name"], x["kind_name"], x["column"],
+                x["post_id"], x["description"], x["reported_by"], x["status_name"],
+                x["answer"], joined(x["responsible"]),
+            ]
+            for x in finding_rows(page, found)
+        ]
+        return csv_file("findings", day, heads, lines)
+
+    async def findings_json(page: Page) -> Response:
+        try:
+            day, f, found = await found_findings(page)
+        except Forbidden:
+            return forbidden(page)
+        params = finding_params(day, f)
+        params.pop("date")
+        return json_file(
+            "findings",
+            day,
+            {"as_of": day.isoformat(), "filter": params, "findings": finding_rows(page, found)},
+        )
+
+    async def found_cases(page: Page) -> tuple[date, views.CaseFilter, list[dict[str, Any]]]:
+        q = page.request.query_params
+        state = q.get("state") or None
+        if state is not None and state not in labels.CASE_STATUS:
+            raise BadInput(page.gettext("没有这种督办状态。"))
+        day, _start = as_of(page)
+        f = views.CaseFilter(unit=q.get("unit") or None, state=state)
+        units = scoped(page, f.unit)
+        return day, f, views.cases(await folded(day), f, units)
+
+    def case_rows(page: Page, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Cases as exported: the notice with its deadline, and how the case ended."""
+        _ = page.gettext
+        out = []
+        for c in found:
+            notice = c.get("notice") or {}
+            closed = c.get("closed") or {}
+            by = (notice.get("by") or {}).get("person")
+            out.append({
+                "case_id": c["case_id"],
+                "unit": c["unit"],
+                "unit_name": page.names.unit(c["unit"]),
+                "column": page.column(c["column"]),
+                "opened_on": c["opened_on"],
+                "status": c["status"],
+                "status_name": labels.label(labels.CASE_STATUS, c["status"], _),
+                "notice_issued_on": notice.get("issued_on") or "",
+                "notice_by": (
+                    _("到期自动发出") if notice.get("automatic") else page.names.person(by)
+                )
+                if notice
+                else "",
+                "deadline": notice.get("deadline") or "",
+                "closed_on": closed.get("closed_on") or "",
+                "outcome": closed.get("outcome") or "",
+                "outcome_name": labels.label(labels.OUTCOMES, closed.get("outcome"), _),
+                "breach": c.get("breach") or "",
+            })
+        return out
+
+    async def supervisions_page(page: Page) -> Response:
+        try:
+            day, f, found = await found_cases(page)
+        except Forbidden:
+            return forbidden(page)
+        params = {"date": day.isoformat(), "unit": f.unit, "state": f.state}
+        return render(
+            page,
+            "supervisions.html",
+            day=day.isoformat(),
+            f=f,
+            found=case_rows(page, found),
+            unit_choices=unit_choices(page),
+            states=labels.CASE_STATUS,
+            csv_url=page.url(f"{PREFIX}/supervisions.csv", **params),
+            json_url=page.url(f"{PREFIX}/supervisions.json", **params),
+        )
+
+    async def supervisions_csv(page: Page) -> Response:
+        try:
+            day, _f, found = await found_cases(page)
+        except Forbidden:
+            return forbidden(page)
+        _ = page.gettext
+        heads = [
+            _("案件编号"), _("单位"), _("栏目"), _("立案日期"), _("状态"), _("督办通知"),
+            _("发出人"), _("整改期限"), _("办结日期"), _("办结情况"),
+        ]
+        lines = [
+            [
+                c["case_id"], c["unit_name"], c["column"], c["opened_on"], c["status_name"],
+                c["notice_issued_on"], c["notice_by"], c["deadline"], c["closed_on"],
+                c["outcome_name"],
+            ]
+            for c in case_rows(page, found)
+        ]
+        return csv_file("supervisions", day, heads, lines)
+
+    async def supervisions_json(page: Page) -> Response:
+        try:
+            day, f, found = await found_cases(page)
+        except Forbidden:
+            return forbidden(page)
+        return json_file(
+            "supervisions",
+            day,
+            {
+                "as_of": day.isoformat(),
+                "filter": {"unit": f.unit, "state": f.state},
+                "cases": case_rows(page, found),
+            },
+        )
+
+    async def integrity_page(page: Page) -> Response:
+        assert page.principal is not None
+        # The whole log's integrity is the office's to watch (as GET /integrity-alerts): an
+        # alert names no unit, and a checkpoint vouches for every unit's events at once.
+        if not access.is_office(page.principal):
+            return problem(page, 403, page.gettext("只有县政府办可以查看日志完整性。"))
+        day, _start = as_of(page)
+        found = views.alerts(await folded(day))
+        anchored = svc.evlog.keys is not None
+        # Read and checked as `audit verify` reads them: one signature per checkpoint; those
+        # signed after the chosen day are not yet in the log as of it.
+        chain = await load_chain(svc.evlog) if anchored else None
+        checkpoints = (
+            sorted(
+                (c for c in chain.checkpoints if local_date(c.at) <= day),
+                key=lambda c: c.size,
+                reverse=True,
+            )
+            if chain is not None
+            else []
+        )
+        return render(
+            page,
+            "integrity.html",
+            day=day.isoformat(),
+            anchored=anchored,
+            checkpoints=checkpoints,
+            problems=chain.problems if chain is not None else [],
+            alerts=found,
+            check_name=lambda c: labels.label(labels.CHECKS, c, page.gettext),
+            root_of=lambda c: base64.b64encode(c.root).decode(),
+        )
+
+    router.add_api_route("/findings", guarded(findings_page), methods=["GET"])
+    router.add_api_route("/findings.csv", guarded(findings_csv), methods=["GET"])
+    router.add_api_route("/findings.json", guarded(findings_json), methods=["GET"])
+    router.add_api_route("/supervisions", guarded(supervisions_page), methods=["GET"])
+    router.add_api_route("/supervisions.csv", guarded(supervisions_csv), methods=["GET"])
+    router.add_api_route("/supervisions.json", guarded(supervisions_json), methods=["GET"])
+    router.add_api_route("/integrity", guarded(integrity_page), methods=["GET"])
 
     router.add_api_route("", guarded(overview_page), methods=["GET"])
     router.add_api_route("/units/{code}", guarded(unit_page), methods=["GET"])

@@ -214,12 +214,82 @@ def violations(
     return sorted(out, key=lambda v: (v["occurred_at"], v["violation_id"]), reverse=True)
 
 
+@dataclass(frozen=True)
+class FindingFilter:
+    """纠错 findings of one unit (None: every readable unit) reported within a period."""
+
+    unit: str | None = None
+    status: str | None = None
+    since: date | None = None
+    until: date | None = None
+
+    def keeps(self, f: dict[str, Any]) -> bool:
+        day = f["reported_on"]
+        return (
+            (self.unit is None or f["unit"] == self.unit)
+            and (self.status is None or f["status"] == self.status)
+            and (self.since is None or day >= self.since.isoformat())
+            and (self.until is None or day <= self.until.isoformat())
+        )
+
+
+def findings(
+    rows: Rows, f: FindingFilter, units: frozenset[str] | None = None
+) -> list[dict[str, Any]]:
+    """The findings on record as of the fold's day that pass ``f``, newest first, each with
+    ``responsible``: the people its confirmation held responsible (the wrong_information
+    violation recorded for it), empty while it is not confirmed, since nobody answers yet."""
+    held: dict[str, list[dict[str, Any]]] = {}
+    for _, v in rows.scan("violation"):
+        if v.get("finding_id"):
+            held[v["finding_id"]] = list(v.get("responsible") or [])
+    out = [
+        {**x, "responsible": held.get(x["finding_id"], [])}
+        for _, x in rows.scan("finding")
+        if (units is None or x["unit"] in units) and f.keeps(x)
+    ]
+    return sorted(out, key=lambda x: (x["reported_on"], x["finding_id"]), reverse=True)
+
+
+@dataclass(frozen=True)
+class CaseFilter:
+    """督办 cases of one unit (None: every readable unit) in one state (None: any)."""
+
+    unit: str | None = None
+    state: str | None = None
+
+    def keeps(self, c: dict[str, Any]) -> bool:
+        return (self.unit is None or c["unit"] == self.unit) and (
+            self.state is None or c["status"] == self.state
+        )
+
+
+def cases(rows: Rows, f: CaseFilter, units: frozenset[str] | None = None) -> list[dict[str, Any]]:
+    """The supervision cases on record as of the fold's day that pass ``f``, newest first."""
+    out = [
+        c
+        for _, c in rows.scan("case")
+        if (units is None or c["unit"] in units) and f.keeps(c)
+    ]
+    return sorted(out, key=lambda c: (c["opened_on"], c["case_id"]), reverse=True)
+
+
+def alerts(rows: Rows) -> list[dict[str, Any]]:
+    """The integrity alerts on record as of the fold's day, in log order (as ``audit alerts``)."""
+    return sorted((a for _, a in rows.scan("alert")), key=lambda a: int(a["sequence"]))
+
+
 __all__ = [
     "KINDS",
+    "CaseFilter",
+    "FindingFilter",
     "Line",
     "UnitRow",
     "UnitView",
     "ViolationFilter",
+    "alerts",
+    "cases",
+    "findings",
     "homepage_idle_days",
     "is_blank",
     "overview",
