@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 from collections.abc import Sequence
+from datetime import date
 from typing import Any
 
 from gongkai.calendar import local_date
@@ -34,8 +35,10 @@ from gongkai.events.contracts.accountability import (
 )
 from gongkai.runtime.service import Service, ServiceContext
 from gongkai_accountability.adapters.checkpoints import Checkpointer, CheckpointSettings
+from gongkai_accountability.adapters.log import fold_log
 from gongkai_accountability.adapters.sql import AccountabilityProjection, ReadModel
 from gongkai_accountability.domain.decide import ACCOUNTABILITY, Policy, decide
+from gongkai_accountability.domain.rows import Rows
 
 
 def _short(value: Any, n: int) -> str | None:
@@ -48,6 +51,10 @@ def policy_from_env() -> Policy:
         notice_after_days=None if after.lower() in ("", "never", "off") else int(after),
         deadline_days=int(os.environ.get("GONGKAI_SUPERVISION_DEADLINE_DAYS", "5")),
     )
+
+
+#: How many (day, log length) folds ``as_of`` keeps.
+AS_OF_KEPT = 8
 
 
 class AccountabilityService(Service):
@@ -85,6 +92,22 @@ class AccountabilityService(Service):
         self.checkpoint_settings = CheckpointSettings.from_env()
         #: Signs a checkpoint of the whole log every N events or M minutes (None: no key).
         self.checkpointer: Checkpointer | None = None
+        self._as_of: dict[tuple[date, int], Rows] = {}
+
+    async def as_of(self, day: date) -> Rows:
+        """The log folded up to the end of ``day`` (Asia/Shanghai), as ``audit as-of`` folds it.
+
+        Kept for the last few (day, log length) asked: the console and the HTTP routes ask the
+        same day again and again, and a log that grew is folded afresh, never answered stale.
+        """
+        key = (day, await self.evlog.last_sequence())
+        rows = self._as_of.get(key)
+        if rows is None:
+            rows = (await fold_log(self.evlog, until=day)).rows
+            if len(self._as_of) >= AS_OF_KEPT:
+                self._as_of.pop(next(iter(self._as_of)))
+            self._as_of[key] = rows
+        return rows
 
     async def connect(self) -> EventLog:
         evlog = await super().connect()

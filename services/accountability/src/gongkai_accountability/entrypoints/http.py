@@ -34,6 +34,7 @@ from gongkai_accountability.domain import supervision as supervision_rules
 from gongkai_accountability.domain import violation as violation_rules
 from gongkai_accountability.domain.decide import supervision_notice
 from gongkai_accountability.domain.fold import short_id
+from gongkai_accountability.domain.report import as_of_view, unit_reports
 
 if TYPE_CHECKING:
     from gongkai_accountability.service import AccountabilityService
@@ -137,6 +138,60 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
         _office(caller)
         rows = svc.model.list("alert", tag=check)
         return sorted(rows, key=lambda r: r["sequence"])
+
+    def known_unit(caller: Principal, unit: str | None, rows: Any) -> None:
+        """A unit the caller may read and the log knows: a typo must not read as a clean
+        record (an empty answer for a unit that does not exist)."""
+        if unit is None:
+            return
+        units = access.readable_units(caller)
+        if units is not None and unit not in units:
+            raise access.refusal("unit", "unit")
+        if rows.get("unit", unit) is None:
+            raise Problem(404, "Unknown unit", f"no unit {unit!r} in the log", field="unit")
+
+    @router.get(
+        "/as-of",
+        summary="Stale columns, open supervision cases and violations as they stood on a day",
+        description="What `gongkai audit as-of` prints, from the log as it stood at the end "
+        "of `date` (Asia/Shanghai). A unit's people see their unit; the office the county.",
+    )
+    async def as_of(
+        caller: Caller,
+        day: Annotated[date, Query(alias="date")],
+        unit: QueryId | None = None,
+    ) -> dict[str, Any]:
+        units = access.readable_units(caller)
+        if units is not None and unit is None:
+            if len(units) != 1:
+                raise Problem(422, "Unit needed", "name the unit to answer for", field="unit")
+            unit = next(iter(units))
+        rows = await svc.as_of(min(day, local_date(svc.ctx.clock.now())))
+        known_unit(caller, unit, rows)
+        view = as_of_view(rows, day, unit)
+        view["date"] = view.pop("as_of")
+        return view
+
+    @router.get(
+        "/report",
+        summary="Each unit's figures and compliance score over a period, ranked (office only)",
+        description="What `gongkai audit report --format json` prints.",
+    )
+    async def county_report(
+        caller: Caller,
+        start: Annotated[date, Query(alias="from")],
+        end: Annotated[date, Query(alias="to")],
+        unit: QueryId | None = None,
+    ) -> dict[str, Any]:
+        _office(caller)
+        if start > end:
+            raise Problem(422, "Period reversed", "from is after to", field="from")
+        today = local_date(svc.ctx.clock.now())
+        last = max(start, min(end, today))
+        rows = await svc.as_of(last)
+        known_unit(caller, unit, rows)
+        reps = [r.as_dict() for r in unit_reports(rows, start, last, unit)]
+        return {"from": start.isoformat(), "to": end.isoformat(), "units": reps}
 
     @router.get("/posts/{post_id}/trail", summary="A post's chain of custody")
     async def trail(post_id: PathId, caller: Caller) -> dict[str, Any]:

@@ -32,7 +32,6 @@ from gongkai.calendar import local_date
 from gongkai.directory import Directory, Principal
 from gongkai.rules import default_catalog
 from gongkai_accountability.adapters.checkpoints import load_chain
-from gongkai_accountability.adapters.log import fold_log
 from gongkai_accountability.domain.rows import Rows
 from gongkai_accountability.entrypoints.console import labels, views
 from gongkai_accountability.entrypoints.console.i18n import (
@@ -53,9 +52,6 @@ if TYPE_CHECKING:
     from gongkai_accountability.service import AccountabilityService
 
 PREFIX = "/console"
-#: Folds kept for repeated questions about the same day of the same log (a page, then its
-#: export): keyed by the day and the log's last sequence, so a new event is never missed.
-FOLD_CACHE = 8
 #: Longest id a console path accepts (unit codes and post ids are far shorter).
 MAX_ID = 200
 
@@ -180,22 +176,13 @@ def build_console_router(svc: AccountabilityService) -> APIRouter:
     )
     sessions = Sessions(lambda: load_key(svc.ctx.settings.data_dir))
     css = (HERE / "static" / "console.css").read_bytes()
-    cache: dict[tuple[date, int], Rows] = {}
 
     def today() -> date:
         return local_date(svc.ctx.clock.now())
 
     async def folded(day: date) -> Rows:
         """The log folded up to the end of ``day`` (Shanghai), as ``audit as-of`` folds it."""
-        last = await svc.evlog.last_sequence()
-        key = (day, last)
-        rows = cache.get(key)
-        if rows is None:
-            rows = (await fold_log(svc.evlog, until=day)).rows
-            if len(cache) >= FOLD_CACHE:
-                cache.pop(next(iter(cache)))
-            cache[key] = rows
-        return rows
+        return await svc.as_of(day)
 
     def render(page: Page, template: str, status: int = 200, **ctx: Any) -> HTMLResponse:
         html = env.get_template(template).render(page.context(**ctx))
