@@ -275,6 +275,11 @@ async def test_cli_rebuild_equals_live_and_verify_signed_checkpoints(
     assert [v["kind"] for v in json.loads(out)["violations"]] == ["published_without_review"]
     code, out, _ = await gongkai("audit", "as-of", "2026-03-01", "--nats-url", url, "--json")
     assert json.loads(out)["violations"] == []
+    # A misspelt unit is an error, not an empty record.
+    code, out, err = await gongkai(
+        "audit", "as-of", "2026-03-02", "--unit", "nosuchunit", "--nats-url", url
+    )
+    assert code == 1 and "no unit 'nosuchunit'" in err and "violations" not in out
     for fmt in ("json", "csv", "table", "html"):
         code, out, err = await gongkai(
             "audit",

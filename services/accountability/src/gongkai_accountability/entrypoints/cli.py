@@ -153,6 +153,10 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 def cmd_as_of(args: argparse.Namespace) -> int:
     async def body(evlog: EventLog) -> int:
         res = await fold_log(evlog, until=args.date)
+        if args.unit and res.rows.get("unit", args.unit) is None:
+            # A typo must not read as a clean record ("violations (0)").
+            print(f"gongkai audit as-of: no unit {args.unit!r} in the log", file=sys.stderr)
+            return 1
         view = as_of_view(res.rows, args.date, args.unit)
         if args.json:
             print(json.dumps(view, ensure_ascii=False, indent=2))
