@@ -13,7 +13,7 @@ import contextlib
 import json
 import os
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from gongkai.calendar import local_date
@@ -38,7 +38,7 @@ from gongkai_accountability.adapters.checkpoints import Checkpointer, Checkpoint
 from gongkai_accountability.adapters.log import fold_log
 from gongkai_accountability.adapters.sql import AccountabilityProjection, ReadModel
 from gongkai_accountability.domain.decide import ACCOUNTABILITY, Policy, decide
-from gongkai_accountability.domain.rows import Rows
+from gongkai_accountability.domain.rows import MemoryRows, Rows
 
 
 def _short(value: Any, n: int) -> str | None:
@@ -93,6 +93,16 @@ class AccountabilityService(Service):
         #: Signs a checkpoint of the whole log every N events or M minutes (None: no key).
         self.checkpointer: Checkpointer | None = None
         self._as_of: dict[tuple[date, int], Rows] = {}
+        self._first: date | None = None
+
+    async def _first_day(self) -> date:
+        """The day (Asia/Shanghai) before which nothing was recorded, a day's slack for clocks:
+        the first event's, read once (the log only grows at its end)."""
+        if self._first is None:
+            msg = await self.evlog.js.get_msg(self.evlog.stream, 1)
+            recorded = datetime.fromisoformat(json.loads(msg.data or b"{}")["recorded_at"])
+            self._first = local_date(recorded) - timedelta(days=1)
+        return self._first
 
     async def as_of(self, day: date) -> Rows:
         """The log folded up to the end of ``day`` (Asia/Shanghai), as ``audit as-of`` folds it.
@@ -100,7 +110,11 @@ class AccountabilityService(Service):
         Kept for the last few (day, log length) asked: the console and the HTTP routes ask the
         same day again and again, and a log that grew is folded afresh, never answered stale.
         """
-        key = (day, await self.evlog.last_sequence())
+        last = await self.evlog.last_sequence()
+        if last == 0 or day < await self._first_day():
+            # Before the log's first event nothing had happened: no fold to tell that.
+            return MemoryRows()
+        key = (day, last)
         rows = self._as_of.get(key)
         if rows is None:
             rows = (await fold_log(self.evlog, until=day)).rows
