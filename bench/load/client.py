@@ -11,6 +11,10 @@ import asyncio
 import json
 from typing import Any
 
+#: Tries of one request: a connection the server had closed, or a 503 with Retry-After.
+RETRIES = 3
+RETRY_AFTER_S = 1.0
+
 
 class ConnectionLost(Exception):
     """The server closed the connection before answering (e.g. its keep-alive timeout)."""
@@ -32,13 +36,20 @@ class Connection:
         is sent once more on a new connection: writes carry an Idempotency-Key, so a repeat
         records nothing twice.
         """
-        for attempt in (1, 2):
+        for attempt in range(1, RETRIES + 1):
             try:
-                return await self._once(method, path, headers, body)
+                status, answer = await self._once(method, path, headers, body)
             except (ConnectionLost, ConnectionError):
                 self.close()
-                if attempt == 2:
+                if attempt == RETRIES:
                     raise
+                continue
+            if status != 503 or attempt == RETRIES:
+                return status, answer
+            # "Read model unavailable, retry shortly" (Retry-After: 1): the API's answer to a
+            # database busy for a moment. A client that follows the contract asks again; the
+            # client's back-off, not a wait for a result.
+            await asyncio.sleep(RETRY_AFTER_S)
         raise AssertionError("unreachable")
 
     async def _once(

@@ -21,7 +21,8 @@ async def test_load_bench_smoke(tmp_path: Path) -> None:
     res = await run(8, 2, sync=False, work_dir=tmp_path, units=("finance", "education"))
     text = report(res)
     print(text)
-    assert res.errors == 0, text
+    failed = [f"{name}: {e}" for name, r in res.routes.items() for e in r.errors]
+    assert res.errors == 0, text + "\n" + "\n".join(failed)
     # Every route of the chain was driven: submit, both signatures, publication, the reads.
     posts = {"intake POST /posts", "intake POST /publications"}
     signatures = {f"review POST /posts/{{id}}/signatures ({s})" for s in ("staff", "leader")}
