@@ -47,7 +47,8 @@ class AccountabilityProjection(Projection):
     name = "accountability"
     #: 2: posts' screened personal data masked (rebuilds rows that kept raw titles).
     #: 3: integrity alerts (acc_alert) and signatures checked against the directory.
-    schema_version = 3
+    #: 4: what the printed forms show (Attachment 1's boxes, Attachment 2's ticks, contacts).
+    schema_version = 4
 
     def __init__(self) -> None:
         self.tables_by_name: dict[str, Table] = {}

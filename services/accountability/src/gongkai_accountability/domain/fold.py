@@ -189,6 +189,8 @@ def _directory(rows: Rows, env: Envelope[Any], seq: int) -> None:
         u.setdefault("registered_at", env.business_time.isoformat())
         u["name"] = p.name
         u["kind"] = p.kind
+        # Attachment 2's header names the unit's disclosure contact.
+        u["contact"] = {"name": p.contact_name, "mobile": p.contact_mobile}
         rows.put("unit", p.code, u)
     elif env.type in ("RoleGranted", "RoleRevoked"):
         u = _unit(rows, p.unit)
@@ -218,6 +220,14 @@ def _post(rows: Rows, env: Envelope[Any], seq: int) -> None:
             "column": p.column,
             "title": p.title,
             "important_kind": p.important_kind,
+            # Attachment 1's boxes as the maker ticked them: the printed form shows them.
+            "form": {
+                "origin": p.origin,
+                "source": p.source,
+                "channel": p.channel,
+                "maker_unsure": p.maker_unsure,
+                "information_date": p.information_date.isoformat(),
+            },
             "maker": actor_of(env),
             "digest": p.content_digest,
             "version": p.content_version,
@@ -579,10 +589,15 @@ def _column(rows: Rows, env: Envelope[Any], seq: int) -> None:
             if case is not None:
                 case.setdefault("refreshed", []).append(env.event_id)
                 rows.put("case", col["case"], case)
-    elif env.type == "ColumnHidden":
-        col["hidden"] = True
-    elif env.type == "ColumnKept":
-        col["hidden"] = False
+    elif env.type in ("ColumnHidden", "ColumnKept"):
+        col["hidden"] = env.type == "ColumnHidden"
+        # Attachment 2's tick: who ticked ✓ or ×, when and why.
+        col["decision"] = {
+            "keep": env.type == "ColumnKept",
+            "by": actor_of(env),
+            "at": iso(env.business_time),
+            "reason": p.reason,
+        }
     rows.put("column", key, col)
 
 

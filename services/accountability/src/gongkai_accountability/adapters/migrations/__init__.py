@@ -12,5 +12,7 @@ from gongkai.migrations import ServiceMigrations
 
 MIGRATIONS = ServiceMigrations(
     location=Path(__file__).resolve().parent,
-    projection_schemas={"accountability": (3, "25d8717026ba")},  # 0002: acc_alert
+    # 0002: acc_alert. 4: the printed forms' fields in the rows' JSON bodies; no column
+    # changed, so no revision: the bump alone makes the service rebuild its rows at start.
+    projection_schemas={"accountability": (4, "25d8717026ba")},
 )
