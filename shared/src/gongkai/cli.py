@@ -20,7 +20,7 @@ import yaml
 
 from gongkai import subjects
 from gongkai.calendar import cli as calendar_cli
-from gongkai.events import REGISTRY, Envelope, EventDecodeError
+from gongkai.events import REGISTRY, EventDecodeError
 from gongkai.logtypes import EventLogError
 from gongkai.runtime.settings import Settings
 from gongkai.trust import cli as keys_cli
@@ -93,16 +93,19 @@ def cmd_service(args: argparse.Namespace) -> int:
 
 
 def cmd_events_schema(args: argparse.Namespace) -> int:
+    from gongkai.events.schemas import schema_documents
+
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for name, cls in sorted(REGISTRY.types().items()):
-        schema = Envelope[cls].model_json_schema()  # type: ignore[valid-type]
-        schema["$id"] = f"https://gongkai.example/schemas/{name}.v{cls.schema_version}.json"
-        schema["title"] = f"{name} v{cls.schema_version}"
-        (out / f"{name}.json").write_text(
-            json.dumps(schema, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
-        )
-        print(out / f"{name}.json")
+    docs = schema_documents()
+    for stale in sorted(out.glob("*.json")):
+        # A schema file the registry no longer produces would be published as if current.
+        if stale.name not in docs:
+            stale.unlink()
+            print(f"removed {stale}")
+    for name, text in docs.items():
+        (out / name).write_text(text)
+        print(out / name)
     return 0
 
 

@@ -8,11 +8,13 @@ registered upcasters and the stored bytes are never rewritten.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
@@ -25,6 +27,8 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+
+from gongkai.events.versions import Step, apply_steps
 
 # Subject tokens must not contain NATS separators or wildcards; ids are also used in URLs.
 ID_CHARS = r"[A-Za-z0-9_\-]{1,128}"
@@ -122,6 +126,9 @@ class EventPayload(BaseModel):
     event_type: ClassVar[str]
     schema_version: ClassVar[int] = 1
     aggregate_type: ClassVar[str]
+    #: When the deciding service records it: the semantics table of docs/events.md says it,
+    #: beside the docstring's first paragraph (what the event means).
+    emitted_when: ClassVar[str] = ""
 
 
 P = TypeVar("P", bound=EventPayload)
@@ -169,13 +176,30 @@ class Envelope(BaseModel, Generic[P]):
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class Aggregate:
+    """An aggregate type: what one of its ids names, and the shape of the id."""
+
+    name: str
+    id_shape: str
+    about: str
+
+
 class Registry:
-    """Event type name -> current payload class, plus upcasters from each older version."""
+    """Event type name -> current payload class, plus upcasters from each older version.
+
+    Besides what decoding needs, it keeps what the published contracts need: the payload model
+    of every older version still in logs (``register_past``), each upcast as field-level steps
+    (``upcast_fields``) and every aggregate type's id shape (``aggregate``).
+    """
 
     def __init__(self) -> None:
         self._types: dict[str, type[EventPayload]] = {}
         self._envelopes: dict[str, type[Envelope[Any]]] = {}
         self._upcasters: dict[tuple[str, int], Upcaster] = {}
+        self._past: dict[tuple[str, int], type[EventPayload]] = {}
+        self._steps: dict[tuple[str, int], tuple[Step, ...]] = {}
+        self._aggregates: dict[str, Aggregate] = {}
 
     def register(self, cls: type[P]) -> type[P]:
         name = cls.event_type
@@ -191,6 +215,49 @@ class Registry:
             return fn
 
         return deco
+
+    def upcast_fields(self, event_type: str, from_version: int, *steps: Step) -> None:
+        """The upcaster from ``from_version`` as field-level steps, published with the schemas."""
+        self._steps[(event_type, from_version)] = steps
+        self._upcasters[(event_type, from_version)] = functools.partial(apply_steps, steps)
+
+    def register_past(self, cls: type[P]) -> type[P]:
+        """The payload model of an older version of an event type, as it was written.
+
+        Readers never decode with it (they upcast the raw payload); it is the published schema
+        of that version, for the events of it that logs still hold.
+        """
+        key = (cls.event_type, cls.schema_version)
+        if key in self._past and self._past[key] is not cls:
+            raise ValueError(f"{cls.event_type} v{cls.schema_version} registered twice")
+        self._past[key] = cls
+        return cls
+
+    def aggregate(self, name: str, *, id_shape: str, about: str) -> None:
+        """Declare an aggregate type (its events' ``aggregate_type``)."""
+        self._aggregates[name] = Aggregate(name, id_shape, about)
+
+    def aggregates(self) -> Mapping[str, Aggregate]:
+        return dict(self._aggregates)
+
+    def versions(self, event_type: str) -> dict[int, type[EventPayload]]:
+        """Every version of ``event_type`` a log may hold: version -> payload model.
+
+        A version between 1 and the current one without a model is missing (KeyError names
+        it): the published schemas must cover every version ever written.
+        """
+        current = self.payload_class(event_type)
+        out: dict[int, type[EventPayload]] = {current.schema_version: current}
+        for version in range(1, current.schema_version):
+            cls = self._past.get((event_type, version))
+            if cls is None:
+                raise KeyError(f"{event_type} v{version} has no registered model")
+            out[version] = cls
+        return dict(sorted(out.items()))
+
+    def upcast_steps(self, event_type: str, from_version: int) -> tuple[Step, ...] | None:
+        """The field-level steps of an upcaster, or None for one written as a function."""
+        return self._steps.get((event_type, from_version))
 
     def payload_class(self, event_type: str) -> type[EventPayload]:
         try:
@@ -327,7 +394,9 @@ def new_event(
         recorded_at=recorded_at,
         actor=actor,
         command_id=command_id,
-        correlation_id=correlation_id or command_id,
+        # Without a cause, the chain starts here: the command's first event names it
+        # (gongkai.causality), always an event id, never the command id's own shape.
+        correlation_id=correlation_id or str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{command_id}/0")),
         causation_id=causation_id,
         payload=payload,
     )

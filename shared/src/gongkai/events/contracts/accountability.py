@@ -13,7 +13,35 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gongkai.events.envelope import EventPayload, event
+from gongkai.events.envelope import REGISTRY, EventPayload, event
+
+REGISTRY.aggregate(
+    "violation",
+    id_shape="`V-` and 20 hex characters of the SHA-256 of what the lapse is about "
+    "(the same lapse always gets the same id)",
+    about="one recorded lapse and its rectification",
+)
+REGISTRY.aggregate(
+    "supervision",
+    id_shape="the case id `<unit>--<column>--<n>`: the column's n-th case",
+    about="one supervision case (督办) of a stale column: opened by the column's first "
+    "ColumnStale (on the column aggregate), noticed at most once, closed once",
+)
+REGISTRY.aggregate(
+    "finding",
+    id_shape="`F-` and 20 hex characters of the SHA-256 of the reporting command's id",
+    about="one error the office found on the site (读网纠错)",
+)
+REGISTRY.aggregate(
+    "integrity",
+    id_shape="`seq-<n>`: the stream sequence of the refused event",
+    about="one event that failed a trust check",
+)
+REGISTRY.aggregate(
+    "checkpoint",
+    id_shape="`size-<n>`: the number of events the checkpoint covers",
+    about="one signed Merkle checkpoint of the log",
+)
 
 ViolationKind = Literal[
     "late_publication",
@@ -50,6 +78,11 @@ class ViolationRecorded(EventPayload):
 
     event_type = "ViolationRecorded"
     aggregate_type = "violation"
+    emitted_when = (
+        "accountability's fold of the log meets a lapse: an item online without an approving "
+        "review, a triggered item online after its deadline, a supervised column still stale "
+        "after the notice's deadline, a confirmed finding"
+    )
 
     kind: ViolationKind
     unit: str
@@ -71,6 +104,10 @@ class ViolationRectified(EventPayload):
 
     event_type = "ViolationRectified"
     aggregate_type = "violation"
+    emitted_when = (
+        "the condition clears (the column refreshed, the unreviewed item removed or approved) "
+        "or the office records it put right (POST /violations/{id}/rectification); once"
+    )
 
     violation_id: str
     unit: str
@@ -82,10 +119,17 @@ class ViolationRectified(EventPayload):
 
 @event
 class SupervisionIssued(EventPayload):
-    """The county office's supervision notice (督办) to a unit about a stale column."""
+    """The county office's supervision notice (督办) to a unit about a stale column.
+
+    At most one per case, and only while the case is open; a case may close without one.
+    """
 
     event_type = "SupervisionIssued"
     aggregate_type = "supervision"
+    emitted_when = (
+        "a case has stayed open `GONGKAI_SUPERVISION_NOTICE_AFTER_DAYS` working days "
+        "(automatic), or the office issues it (POST /supervisions)"
+    )
 
     case_id: str
     unit: str
@@ -103,10 +147,19 @@ class SupervisionIssued(EventPayload):
 
 @event
 class SupervisionClosed(EventPayload):
-    """A supervision case ended: the column was refreshed (or hidden, or its trigger withdrawn)."""
+    """A supervision case ended: the column was refreshed (or hidden, or its trigger withdrawn).
+
+    A case opens with the column's first ``ColumnStale`` (on the column aggregate; the case's
+    own aggregate has no opening event), so this may be the first event of its aggregate:
+    ``outcome`` ``before_notice`` says the column was put right before any notice.
+    """
 
     event_type = "SupervisionClosed"
     aggregate_type = "supervision"
+    emitted_when = (
+        "every stale episode of the case's column (any rule set) is closed by a "
+        "ColumnRefreshed; once per case"
+    )
 
     case_id: str
     unit: str
@@ -122,6 +175,7 @@ class FindingReported(EventPayload):
 
     event_type = "FindingReported"
     aggregate_type = "finding"
+    emitted_when = "the office reports an error on the site (POST /findings)"
 
     finding_id: str
     unit: str
@@ -140,6 +194,9 @@ class FindingResolved(EventPayload):
 
     event_type = "FindingResolved"
     aggregate_type = "finding"
+    emitted_when = (
+        "intake records a revision of the finding's post or the removal of its publication"
+    )
 
     finding_id: str
     unit: str
@@ -153,6 +210,7 @@ class FindingConfirmed(EventPayload):
 
     event_type = "FindingConfirmed"
     aggregate_type = "finding"
+    emitted_when = "the office confirms the finding (POST /findings/{id}/confirmation)"
 
     finding_id: str
     unit: str
@@ -176,6 +234,10 @@ class IntegrityAlert(EventPayload):
 
     event_type = "IntegrityAlert"
     aggregate_type = "integrity"
+    emitted_when = (
+        "one of accountability's readers refuses an event on a trust check; once per stream "
+        "sequence"
+    )
 
     #: Where the refused event sits in the stream.
     sequence: int = Field(ge=1)
@@ -207,6 +269,10 @@ class LogCheckpoint(EventPayload):
 
     event_type = "LogCheckpoint"
     aggregate_type = "checkpoint"
+    emitted_when = (
+        "`GONGKAI_CHECKPOINT_EVERY` new events (1000) or `GONGKAI_CHECKPOINT_MINUTES` (10) "
+        "after the last checkpoint, whichever comes first"
+    )
 
     size: int = Field(ge=1)
     #: Base64 of the 32-byte root hash.

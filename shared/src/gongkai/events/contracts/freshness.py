@@ -2,6 +2,9 @@
 
 All of them belong to the aggregate ``column`` with id ``<unit>--<column>`` (column codes have
 no hyphen, so the split is unambiguous): one filter reads a unit's column's whole history.
+The id does not name a rule set: every loaded rule set (the notice's ``wenan-2018``, the
+national ``national-2019``) judges the same column, each on its own, so one column's history
+holds the deadlines of every rule set, told apart by ``rule_set`` and ``rule``.
 
 A deadline's life is an *episode* (``episode`` names it, unique within unit, column, rule set
 and rule): at most one ``ColumnDueSoon``, at most one ``ColumnStale``, and, for every
@@ -15,7 +18,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from gongkai.events.envelope import EventPayload, event
+from gongkai.events.envelope import REGISTRY, EventPayload, event
 
 RuleKindName = Literal["periodic", "triggered", "dated", "leadership", "blank"]
 
@@ -25,12 +28,30 @@ def column_aggregate_id(unit: str, column: str) -> str:
     return f"{unit}--{column}"
 
 
+REGISTRY.aggregate(
+    "column",
+    id_shape="`<unit>--<column>` (column codes have no hyphen); no rule set in it: every rule "
+    "set's deadlines of the column share it",
+    about="one unit's column of Attachment 2: its keep/hide choice and its deadlines under "
+    "every rule set",
+)
+
+
 @event
 class ColumnStale(EventPayload):
-    """A unit's column passed its due date under one rule of one rule set."""
+    """A unit's column passed its due date under one rule of one rule set.
+
+    Recorded per rule set: a column late under both the notice's rules and the national lines
+    gets one ``ColumnStale`` for each, on the same aggregate id, each closed by its own
+    ``ColumnRefreshed`` (same ``rule_set``, ``rule`` and ``episode``).
+    """
 
     event_type = "ColumnStale"
     aggregate_type = "column"
+    emitted_when = (
+        "freshness's daily evaluation (or the event that settles the column) finds a deadline "
+        "passed unmet; once per rule set, rule and episode"
+    )
 
     unit: str
     column: str
@@ -73,6 +94,10 @@ class ColumnDueSoon(_EpisodeEvent):
     """A unit's column reaches its due date under one rule within the warning window."""
 
     event_type = "ColumnDueSoon"
+    emitted_when = (
+        "at most `warn_working_days` working days remain to a deadline not met; once per rule "
+        "set, rule and episode"
+    )
     working_days_left: int = Field(ge=0)
     provisional: bool = False
     last_publication_at: datetime | None = None
@@ -86,6 +111,10 @@ class ColumnRefreshed(_EpisodeEvent):
     started the deadline was withdrawn."""
 
     event_type = "ColumnRefreshed"
+    emitted_when = (
+        "the item a stale deadline waited for goes online, the column is hidden, or the post "
+        "that started the deadline is withdrawn; exactly once per ColumnStale"
+    )
     resolution: Literal["published", "hidden", "withdrawn"]
     #: The ColumnStale this closes.
     stale_event_id: str | None = None
@@ -105,6 +134,10 @@ class ColumnHidden(EventPayload):
 
     event_type = "ColumnHidden"
     aggregate_type = "column"
+    emitted_when = (
+        "the unit's leader or staff, or the office, hide the column "
+        "(PUT /units/{code}/columns/{column}/visibility)"
+    )
 
     unit: str
     column: str
@@ -117,6 +150,7 @@ class ColumnKept(EventPayload):
 
     event_type = "ColumnKept"
     aggregate_type = "column"
+    emitted_when = "the unit's leader or staff, or the office, keep the column (the same route)"
 
     unit: str
     column: str

@@ -4,11 +4,33 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from gongkai.events.envelope import REGISTRY, EventPayload, digest, event
+from gongkai.events.versions import Default, Rename, Set
+
+REGISTRY.aggregate(
+    "post",
+    id_shape="`post-` and the first 20 characters of the submitting command's id",
+    about="one submitted post: its content versions and its withdrawal",
+)
+REGISTRY.aggregate(
+    "publication",
+    id_shape="`pub-` and the first 20 characters of the reporting command's id",
+    about="one item seen online, reviewed or not, until it is removed",
+)
+REGISTRY.aggregate(
+    "unit",
+    id_shape="the unit code (`finance`, `donghe-town`)",
+    about="a maintaining unit (维护单位) of the directory",
+)
+REGISTRY.aggregate(
+    "person",
+    id_shape="the person id (`finance-leader`)",
+    about="a person of the directory: roles held and bearer tokens",
+)
 
 Origin = Literal["produced", "reprinted"]
 Channel = Literal["website", "on_request", "other"]
@@ -66,6 +88,10 @@ class PostSubmitted(EventPayload):
     event_type = "PostSubmitted"
     schema_version = 2
     aggregate_type = "post"
+    emitted_when = (
+        "a maker or staff member of the unit submits a post (POST /posts), once its content "
+        "passed the checks and screening"
+    )
 
     unit: str
     column: str
@@ -83,14 +109,39 @@ class PostSubmitted(EventPayload):
     screening: Screening = Screening()
 
 
-@REGISTRY.upcaster("PostSubmitted", 1)
-def _post_submitted_v1_to_v2(p: dict[str, Any]) -> dict[str, Any]:
-    # v1 named the digest `sha256` and predates content screening and content versions.
-    p = dict(p)
-    p["content_digest"] = p.pop("sha256")
-    p.setdefault("screening", {"needs_secrecy_review": False, "spans": []})
-    p.setdefault("content_version", 1)
-    return p
+@REGISTRY.register_past
+class PostSubmittedV1(EventPayload):
+    """A unit submitted a post for review: version 1, before content screening and versions."""
+
+    event_type = "PostSubmitted"
+    schema_version = 1
+    aggregate_type = "post"
+
+    unit: str
+    column: str
+    title: str
+    body: str
+    attachments: tuple[Attachment, ...] = ()
+    origin: Origin
+    source: str | None = None
+    channel: Channel
+    important_kind: ImportantKind | None = None
+    maker_unsure: bool = False
+    information_date: date
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+REGISTRY.upcast_fields(
+    "PostSubmitted",
+    1,
+    Rename("sha256", "content_digest", why="the same digest of the content, renamed"),
+    Default(
+        "screening",
+        {"needs_secrecy_review": False, "spans": []},
+        why="v1 predates content screening: nothing was flagged",
+    ),
+    Default("content_version", 1, why="v1 predates revisions: a submission is version 1"),
+)
 
 
 UnitKind = Literal["county_office", "department", "township", "committee"]
@@ -103,6 +154,9 @@ class UnitRegistered(EventPayload):
 
     event_type = "UnitRegistered"
     aggregate_type = "unit"
+    emitted_when = (
+        "the office (or the operator's directory load) registers a unit or changes its details"
+    )
 
     code: str
     name: str
@@ -117,6 +171,7 @@ class PersonRegistered(EventPayload):
 
     event_type = "PersonRegistered"
     aggregate_type = "person"
+    emitted_when = "the office (or the operator's directory load) registers a person"
 
     person_id: str
     name: str
@@ -128,6 +183,7 @@ class RoleGranted(EventPayload):
 
     event_type = "RoleGranted"
     aggregate_type = "person"
+    emitted_when = "the office grants a role the person does not hold yet (POST /people/{id}/roles)"
 
     person_id: str
     unit: str
@@ -136,8 +192,11 @@ class RoleGranted(EventPayload):
 
 @event
 class RoleRevoked(EventPayload):
+    """A person no longer holds a role in a unit (earlier acts under it stand)."""
+
     event_type = "RoleRevoked"
     aggregate_type = "person"
+    emitted_when = "the office revokes a role the person holds (POST /people/{id}/roles/revocation)"
 
     person_id: str
     unit: str
@@ -162,6 +221,7 @@ class TokenIssued(EventPayload):
     event_type = "TokenIssued"
     schema_version = 2
     aggregate_type = "person"
+    emitted_when = "the operator issues a token (`gongkai people token`, the directory load)"
 
     person_id: str
     token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
@@ -169,10 +229,29 @@ class TokenIssued(EventPayload):
     expires_at: datetime | None = None
 
 
-@REGISTRY.upcaster("TokenIssued", 1)
-def _token_issued_v1_to_v2(p: dict[str, Any]) -> dict[str, Any]:
-    # v1 had no expiry; readers apply LEGACY_TOKEN_LIFETIME_DAYS from the event's recorded_at.
-    return {**p, "expires_at": None}
+@REGISTRY.register_past
+class TokenIssuedV1(EventPayload):
+    """A bearer token for a person: version 1, before expiries."""
+
+    event_type = "TokenIssued"
+    schema_version = 1
+    aggregate_type = "person"
+
+    person_id: str
+    token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    token_hint: str = Field(max_length=8)
+
+
+REGISTRY.upcast_fields(
+    "TokenIssued",
+    1,
+    Set(
+        "expires_at",
+        None,
+        why=f"v1 had no expiry: null reads as {LEGACY_TOKEN_LIFETIME_DAYS} days after the "
+        "event's recorded_at",
+    ),
+)
 
 
 @event
@@ -185,6 +264,10 @@ class TokenRevoked(EventPayload):
 
     event_type = "TokenRevoked"
     aggregate_type = "person"
+    emitted_when = (
+        "the office revokes a person's tokens, or a newly issued token replaces live ones "
+        "(one event per token)"
+    )
 
     person_id: str
     token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
@@ -198,6 +281,10 @@ class LeadershipDutiesChanged(EventPayload):
 
     event_type = "LeadershipDutiesChanged"
     aggregate_type = "unit"
+    emitted_when = (
+        "a maker or leader of the unit, or the office, reports a change of leaders or duties "
+        "(POST /units/{unit}/leadership-changes)"
+    )
 
     unit: str
     changed_on: date
@@ -210,6 +297,7 @@ class PostRevised(EventPayload):
 
     event_type = "PostRevised"
     aggregate_type = "post"
+    emitted_when = "a maker or staff member of the unit revises a post not withdrawn"
 
     unit: str
     title: str
@@ -223,8 +311,11 @@ class PostRevised(EventPayload):
 
 @event
 class PostWithdrawn(EventPayload):
+    """A post will not go online: its review chain, if any, is void."""
+
     event_type = "PostWithdrawn"
     aggregate_type = "post"
+    emitted_when = "a maker, staff member or leader of the unit withdraws the post"
 
     unit: str
     reason: str
@@ -242,6 +333,9 @@ class PostPublished(EventPayload):
 
     event_type = "PostPublished"
     aggregate_type = "publication"
+    emitted_when = (
+        "the CMS, the office's site reader or the unit reports an item online (POST /publications)"
+    )
 
     publication_id: str
     post_id: str | None = None
@@ -257,8 +351,11 @@ class PostPublished(EventPayload):
 
 @event
 class PublicationRemoved(EventPayload):
+    """An item seen online was taken off the site."""
+
     event_type = "PublicationRemoved"
     aggregate_type = "publication"
+    emitted_when = "the CMS, the office or the unit reports the item taken offline"
 
     publication_id: str
     post_id: str | None = None

@@ -7,7 +7,18 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gongkai.events.envelope import Actor, EventPayload, event
+from gongkai.events.envelope import REGISTRY, Actor, EventPayload, event
+
+REGISTRY.aggregate(
+    "review",
+    id_shape="the post id (`post-…`): one post's review chains",
+    about="the sign-off chains of one post (Attachment 1)",
+)
+REGISTRY.aggregate(
+    "review_policy",
+    id_shape="the unit code",
+    about="one unit's review setting",
+)
 
 Stage = Literal["staff", "secrecy", "leader"]
 Decision = Literal["agree", "disagree"]
@@ -23,6 +34,10 @@ class ReviewSigned(EventPayload):
 
     event_type = "ReviewSigned"
     aggregate_type = "review"
+    emitted_when = (
+        "a staff member, secrecy officer or leader of the unit signs the stage the chain "
+        "awaits (POST /posts/{id}/signatures)"
+    )
 
     post_id: str
     chain: int = Field(ge=1)
@@ -57,6 +72,10 @@ class ReviewConcluded(EventPayload):
 
     event_type = "ReviewConcluded"
     aggregate_type = "review"
+    emitted_when = (
+        "with the leader's signature (approved), with any disagreeing signature (rejected), or "
+        "when intake records a revision or withdrawal of a post with signatures (voided)"
+    )
 
     post_id: str
     chain: int = Field(ge=1)
@@ -76,6 +95,7 @@ class ReviewPolicySet(EventPayload):
 
     event_type = "ReviewPolicySet"
     aggregate_type = "review_policy"
+    emitted_when = "the unit's principal leader changes it (PUT /units/{unit}/review-policy)"
 
     unit: str
     staff_stage: StaffStagePolicy
