@@ -54,12 +54,6 @@ CASE_STATUS: Mapping[str, str] = {
 LEVELS: Mapping[str, str] = {"ok": N_("正常"), "warn": N_("预警"), "veto": N_("已达否决线")}
 
 
-def label(table: Mapping[str, str], code: str | None, gettext: Callable[[str], str]) -> str:
-    """The name of ``code`` in the page's language; an unknown code shows as itself."""
-    if code is None:
-        return ""
-    name = table.get(code)
-    return gettext(name) if name is not None else code
 #: 纠错: what a finding says is wrong with published information.
 FINDING_KINDS: Mapping[str, str] = {
     "incomplete": N_("内容不完整"),
@@ -92,3 +86,26 @@ CHECKS: Mapping[str, str] = {
     "retired_key": N_("密钥已停用"),
     "authority": N_("越权"),
 }
+
+#: The tables a page names codes with, by the name the templates call them by.
+NAMES: Mapping[str, Mapping[str, str]] = {
+    "kind_name": KINDS,
+    "severity_name": SEVERITIES,
+    "role_name": ROLES,
+    "step_name": STEPS,
+    "decision_name": DECISIONS,
+    "status_name": CASE_STATUS,
+    "level_name": LEVELS,
+    "finding_kind": FINDING_KINDS,
+    "finding_status": FINDING_STATUS,
+    "finding_how": FINDING_HOW,
+    "check_name": CHECKS,
+}
+
+
+def label(table: Mapping[str, str], code: str | None, gettext: Callable[[str], str]) -> str:
+    """The name of ``code`` in the page's language; an unknown code shows as itself."""
+    if code is None:
+        return ""
+    name = table.get(code)
+    return gettext(name) if name is not None else code

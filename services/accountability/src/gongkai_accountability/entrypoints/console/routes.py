@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import base64
 import csv
+import functools
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,7 @@ from gongkai_accountability.entrypoints.console.i18n import (
     negotiate,
     translations,
 )
+from gongkai_accountability.entrypoints.console.labels import N_
 from gongkai_accountability.entrypoints.console.session import (
     Session,
     Sessions,
@@ -138,14 +140,10 @@ class Page:
             "unit_name": self.names.unit,
             "person_name": self.names.person,
             "column_name": self.column,
-            "kind_name": lambda k: labels.label(labels.KINDS, k, _),
-            "severity_name": lambda s: labels.label(labels.SEVERITIES, s, _),
-            "role_name": lambda r: labels.label(labels.ROLES, r, _),
-            "step_name": lambda s: labels.label(labels.STEPS, s, _),
-            "decision_name": lambda d: labels.label(labels.DECISIONS, d, _),
-            "status_name": lambda s: labels.label(labels.CASE_STATUS, s, _),
-            "level_name": lambda lv: labels.label(labels.LEVELS, lv, _),
-            "kinds": labels.KINDS,
+            **{
+                name: functools.partial(labels.label, table, gettext=_)
+                for name, table in labels.NAMES.items()
+            },
             "day": "",
             **extra,
         }
@@ -164,6 +162,232 @@ def _date(text: str | None, what: str) -> date | None:
         return date.fromisoformat(text)
     except ValueError:
         raise BadInput(what) from None
+
+
+class Forbidden(Exception):
+    """What the reader may not see: another unit's page, post or list."""
+
+
+def people(page: Page, found: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Who answers, by code, name and role (in the page's language)."""
+    return [
+        {
+            "person": r["person"],
+            "name": page.names.person(r["person"]),
+            "role": labels.label(labels.ROLES, r["role"], page.gettext),
+        }
+        for r in found
+    ]
+
+
+def violation_rows(page: Page, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Violations as exported: codes and names side by side, times in Beijing time."""
+    _ = page.gettext
+    return [
+        {
+            "violation_id": v["violation_id"],
+            "occurred_at": beijing(v["occurred_at"], _("北京时间")),
+            "unit": v["unit"],
+            "unit_name": page.names.unit(v["unit"]),
+            "kind": v["kind"],
+            "kind_name": labels.label(labels.KINDS, v["kind"], _),
+            "severity": labels.label(labels.SEVERITIES, v["severity"], _),
+            "column": page.column(v.get("column")),
+            "post_id": v.get("post_id") or "",
+            "responsible": people(page, v["responsible"]),
+            "rectified": bool(v.get("rectified")),
+        }
+        for v in found
+    ]
+
+
+def finding_rows(page: Page, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Findings as exported: codes and names side by side."""
+    _ = page.gettext
+    out = []
+    for x in found:
+        answer = x.get("answer") or {}
+        out.append({
+            "finding_id": x["finding_id"],
+            "reported_on": x["reported_on"],
+            "unit": x["unit"],
+            "unit_name": page.names.unit(x["unit"]),
+            "kind": x["kind"],
+            "kind_name": labels.label(labels.FINDING_KINDS, x["kind"], _),
+            "column": page.column(x.get("column")),
+            "post_id": x.get("post_id") or "",
+            "description": x["description"],
+            "reported_by": page.names.person((x.get("reported_by") or {}).get("person")),
+            "status": x["status"],
+            "status_name": labels.label(labels.FINDING_STATUS, x["status"], _),
+            "answer": answer.get("note")
+            or labels.label(labels.FINDING_HOW, answer.get("how"), _),
+            "responsible": people(page, x["responsible"]),
+        })
+    return out
+
+
+def case_rows(page: Page, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Cases as exported: the notice with its deadline, and how the case ended."""
+    _ = page.gettext
+    out = []
+    for c in found:
+        notice = c.get("notice") or {}
+        closed = c.get("closed") or {}
+        by = (notice.get("by") or {}).get("person")
+        out.append({
+            "case_id": c["case_id"],
+            "unit": c["unit"],
+            "unit_name": page.names.unit(c["unit"]),
+            "column": page.column(c["column"]),
+            "opened_on": c["opened_on"],
+            "status": c["status"],
+            "status_name": labels.label(labels.CASE_STATUS, c["status"], _),
+            "notice_issued_on": notice.get("issued_on") or "",
+            "notice_by": (
+                _("到期自动发出") if notice.get("automatic") else page.names.person(by)
+            )
+            if notice
+            else "",
+            "deadline": notice.get("deadline") or "",
+            "closed_on": closed.get("closed_on") or "",
+            "outcome": closed.get("outcome") or "",
+            "outcome_name": labels.label(labels.OUTCOMES, closed.get("outcome"), _),
+            "breach": c.get("breach") or "",
+        })
+    return out
+
+
+Found = list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Export:
+    """A list the console shows as a page (``/<name>``, template ``<name>.html``) and exports
+    as ``/<name>.csv`` and ``/<name>.json``, all three kept by one filter: a unit, one of
+    ``codes`` (the query parameter ``param``; another is ``unknown``) and, where the list has a
+    period, ``from``/``to``. ``rows`` gives its rows as exported (JSON); the CSV has
+    ``columns``, each a heading and the field of an exported row under it. The page shows the
+    folded rows, or the exported ones where ``page_shows_export``."""
+
+    name: str
+    key: str
+    find: Callable[[Rows, views.Filter, frozenset[str] | None], Found]
+    param: str
+    codes: Mapping[str, str]
+    unknown: str
+    period: bool
+    columns: tuple[tuple[str, str], ...]
+    rows: Callable[[Page, Found], Found]
+    page_shows_export: bool = False
+
+    def params(self, day: date, f: views.Filter) -> dict[str, Any]:
+        """The filter as the page's links carry it (and the JSON names it, ``date`` aside)."""
+        out: dict[str, Any] = {"date": day.isoformat(), "unit": f.unit, self.param: f.code}
+        if self.period:
+            out["from"] = f.since.isoformat() if f.since else None
+            out["to"] = f.until.isoformat() if f.until else None
+        return out
+
+    def csv_lines(self, page: Page, rows: Found) -> list[list[str]]:
+        return [[cell(page, row[field]) for _head, field in self.columns] for row in rows]
+
+
+def cell(page: Page, value: Any) -> str:
+    """An exported field as a CSV cell, as ``csv.writer`` writes it, but people as 姓名（角色）
+    and a yes/no in words."""
+    if isinstance(value, bool):
+        return page.gettext("是") if value else page.gettext("否")
+    if isinstance(value, list):
+        return "；".join(f"{r['name']}（{r['role']}）" for r in value)
+    return "" if value is None else str(value)
+
+
+EXPORTS = (
+    Export(
+        name="violations",
+        key="violations",
+        find=views.VIOLATIONS.find,
+        param="kind",
+        codes=labels.KINDS,
+        unknown=N_("没有这种违规类型。"),
+        period=True,
+        columns=(
+            (N_("违规编号"), "violation_id"), (N_("发生时间"), "occurred_at"),
+            (N_("单位"), "unit_name"), (N_("类型"), "kind_name"), (N_("程度"), "severity"),
+            (N_("栏目"), "column"), (N_("稿件"), "post_id"), (N_("责任人"), "responsible"),
+            (N_("已整改"), "rectified"),
+        ),
+        rows=violation_rows,
+    ),
+    Export(
+        name="findings",
+        key="findings",
+        find=views.findings,
+        param="status",
+        codes=labels.FINDING_STATUS,
+        unknown=N_("没有这种纠错状态。"),
+        period=True,
+        columns=(
+            (N_("纠错编号"), "finding_id"), (N_("报告日期"), "reported_on"),
+            (N_("单位"), "unit_name"), (N_("错误类型"), "kind_name"), (N_("栏目"), "column"),
+            (N_("稿件"), "post_id"), (N_("问题描述"), "description"),
+            (N_("报告人"), "reported_by"), (N_("状态"), "status_name"),
+            (N_("处理结果"), "answer"), (N_("责任人"), "responsible"),
+        ),
+        rows=finding_rows,
+    ),
+    Export(
+        name="supervisions",
+        key="cases",
+        find=views.CASES.find,
+        param="state",
+        codes=labels.CASE_STATUS,
+        unknown=N_("没有这种督办状态。"),
+        period=False,
+        columns=(
+            (N_("案件编号"), "case_id"), (N_("单位"), "unit_name"), (N_("栏目"), "column"),
+            (N_("立案日期"), "opened_on"), (N_("状态"), "status_name"),
+            (N_("督办通知"), "notice_issued_on"), (N_("发出人"), "notice_by"),
+            (N_("整改期限"), "deadline"), (N_("办结日期"), "closed_on"),
+            (N_("办结情况"), "outcome_name"),
+        ),
+        rows=case_rows,
+        page_shows_export=True,
+    ),
+)
+
+
+def attachment(body: bytes, media: str, filename: str) -> Response:
+    return Response(
+        body,
+        media_type=media,
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+def csv_file(name: str, day: date, heads: list[str], lines: list[list[str]]) -> Response:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(heads)
+    w.writerows(lines)
+    # The BOM tells Excel the file is UTF-8: without it the Chinese shows as mojibake.
+    return attachment(
+        ("\ufeff" + buf.getvalue()).encode("utf-8"),
+        "text/csv; charset=utf-8",
+        f"{name}-{day}.csv",
+    )
+
+
+def json_file(name: str, day: date, body: dict[str, Any]) -> Response:
+    return attachment(
+        json.dumps(body, ensure_ascii=False, indent=2).encode(),
+        "application/json",
+        f"{name}-{day}.json",
+    )
 
 
 def build_console_router(svc: AccountabilityService) -> APIRouter:
@@ -194,6 +418,9 @@ def build_console_router(svc: AccountabilityService) -> APIRouter:
 
     def problem(page: Page, status: int, message: str) -> HTMLResponse:
         return render(page, "error.html", status=status, status_code=status, message=message)
+
+    def forbidden(page: Page) -> Response:
+        return problem(page, 403, page.gettext("只有本单位人员和县政府办可以查看。"))
 
     async def signed_in(request: Request) -> Page | Response:
         """The reader's page context, or where to go instead (sign-in, an error page)."""
@@ -235,6 +462,8 @@ def build_console_router(svc: AccountabilityService) -> APIRouter:
                 result: Response = await handler(page)
             except BadInput as exc:
                 return problem(page, 400, exc.message)
+            except Forbidden:
+                return forbidden(page)
             return result
 
         return endpoint
@@ -269,7 +498,7 @@ def build_console_router(svc: AccountabilityService) -> APIRouter:
         if len(code) > MAX_ID or (code not in page.names.units):
             return problem(page, 404, page.gettext("没有这个单位。"))
         if not access.may_read(page.principal, code):
-            return problem(page, 403, page.gettext("只有本单位人员和县政府办可以查看。"))
+            raise Forbidden
         day, start = as_of(page)
         rows = await folded(day)
         view = views.unit_view(rows, start, day, code)
@@ -292,7 +521,7 @@ def build_console_router(svc: AccountabilityService) -> APIRouter:
             # Unknown, or not yet made on that day: the same answer, as the API's 404.
             return problem(page, 404, page.gettext("该日没有这篇稿件。"))
         if not access.may_read(page.principal, post["unit"]):
-            return problem(page, 403, page.gettext("只有本单位人员和县政府办可以查看。"))
+            raise Forbidden
         return render(
             page,
             "post.html",
@@ -300,142 +529,6 @@ def build_console_router(svc: AccountabilityService) -> APIRouter:
             post=post,
             violations=views.post_violations(rows, post_id),
         )
-
-    def violation_filter(page: Page) -> tuple[date, views.ViolationFilter]:
-        q = page.request.query_params
-        bad = page.gettext("日期格式应为 YYYY-MM-DD")
-        kind = q.get("kind") or None
-        if kind is not None and kind not in labels.KINDS:
-            raise BadInput(page.gettext("没有这种违规类型。"))
-        day, _start = as_of(page)
-        return day, views.ViolationFilter(
-            unit=q.get("unit") or None,
-            kind=kind,
-            since=_date(q.get("from"), bad),
-            until=_date(q.get("to"), bad),
-        )
-
-    async def filtered(page: Page) -> tuple[date, views.ViolationFilter, list[dict[str, Any]]]:
-        assert page.principal is not None
-        day, f = violation_filter(page)
-        units = access.readable_units(page.principal)
-        if f.unit is not None and units is not None and f.unit not in units:
-            raise Forbidden
-        rows = await folded(day)
-        return day, f, views.violations(rows, f, units)
-
-    async def violations_page(page: Page) -> Response:
-        try:
-            day, f, found = await filtered(page)
-        except Forbidden:
-            return problem(page, 403, page.gettext("只有本单位人员和县政府办可以查看。"))
-        assert page.principal is not None
-        units = access.readable_units(page.principal)
-        choices = sorted(
-            (c for c in page.names.units if units is None or c in units),
-            key=lambda c: page.names.unit(c),
-        )
-        params = {
-            "date": day.isoformat(),
-            "unit": f.unit,
-            "kind": f.kind,
-            "from": f.since.isoformat() if f.since else None,
-            "to": f.until.isoformat() if f.until else None,
-        }
-        return render(
-            page,
-            "violations.html",
-            day=day.isoformat(),
-            f=f,
-            found=found,
-            unit_choices=choices,
-            csv_url=page.url(f"{PREFIX}/violations.csv", **params),
-            json_url=page.url(f"{PREFIX}/violations.json", **params),
-        )
-
-    def export_rows(page: Page, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The list as exported: codes and names side by side, times in Beijing time."""
-        _ = page.gettext
-        return [
-            {
-                "violation_id": v["violation_id"],
-                "occurred_at": beijing(v["occurred_at"], _("北京时间")),
-                "unit": v["unit"],
-                "unit_name": page.names.unit(v["unit"]),
-                "kind": v["kind"],
-                "kind_name": labels.label(labels.KINDS, v["kind"], _),
-                "severity": labels.label(labels.SEVERITIES, v["severity"], _),
-                "column": page.column(v.get("column")),
-                "post_id": v.get("post_id") or "",
-                "responsible": [
-                    {
-                        "person": r["person"],
-                        "name": page.names.person(r["person"]),
-                        "role": labels.label(labels.ROLES, r["role"], _),
-                    }
-                    for r in v["responsible"]
-                ],
-                "rectified": bool(v.get("rectified")),
-            }
-            for v in found
-        ]
-
-    async def violations_csv(page: Page) -> Response:
-        try:
-            day, _f, found = await filtered(page)
-        except Forbidden:
-            return problem(page, 403, page.gettext("只有本单位人员和县政府办可以查看。"))
-        _ = page.gettext
-        heads = [
-            _("违规编号"), _("发生时间"), _("单位"), _("类型"), _("程度"), _("栏目"),
-            _("稿件"), _("责任人"), _("已整改"),
-        ]
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(heads)
-        for v in export_rows(page, found):
-            w.writerow([
-                v["violation_id"], v["occurred_at"], v["unit_name"], v["kind_name"],
-                v["severity"], v["column"], v["post_id"],
-                "；".join(f"{r['name']}（{r['role']}）" for r in v["responsible"]),
-                _("是") if v["rectified"] else _("否"),
-            ])
-        # The BOM tells Excel the file is UTF-8: without it the Chinese shows as mojibake.
-        body = "\ufeff" + buf.getvalue()
-        return Response(
-            body.encode("utf-8"),
-            media_type="text/csv; charset=utf-8",
-            headers={
-                "Content-Disposition": f'attachment; filename="violations-{day}.csv"',
-                "Cache-Control": "no-store",
-            },
-        )
-
-    async def violations_json(page: Page) -> Response:
-        try:
-            day, f, found = await filtered(page)
-        except Forbidden:
-            return problem(page, 403, page.gettext("只有本单位人员和县政府办可以查看。"))
-        body = {
-            "as_of": day.isoformat(),
-            "filter": {
-                "unit": f.unit,
-                "kind": f.kind,
-                "from": f.since.isoformat() if f.since else None,
-                "to": f.until.isoformat() if f.until else None,
-            },
-            "violations": export_rows(page, found),
-        }
-        return Response(
-            json.dumps(body, ensure_ascii=False, indent=2).encode(),
-            media_type="application/json",
-            headers={
-                "Content-Disposition": f'attachment; filename="violations-{day}.json"',
-                "Cache-Control": "no-store",
-            },
-        )
-
-    # ---- findings, supervision cases, integrity ---------------------------------------------
 
     def scoped(page: Page, unit: str | None) -> frozenset[str] | None:
         """The units the reader may list (None: all); a filter on another unit is refused."""
@@ -453,249 +546,60 @@ def build_console_router(svc: AccountabilityService) -> APIRouter:
             key=lambda c: page.names.unit(c),
         )
 
-    def people(page: Page, found: list[dict[str, Any]]) -> list[dict[str, str]]:
-        return [
-            {
-                "person": r["person"],
-                "name": page.names.person(r["person"]),
-                "role": labels.label(labels.ROLES, r["role"], page.gettext),
-            }
-            for r in found
-        ]
-
-    def joined(people: list[dict[str, str]]) -> str:
-        return "；".join(f"{r['name']}（{r['role']}）" for r in people)
-
-    def attachment(body: bytes, media: str, filename: str) -> Response:
-        return Response(
-            body,
-            media_type=media,
-            headers={
-                "Content-Disposition": f'attachment; filename="{filename}"',
-                "Cache-Control": "no-store",
-            },
-        )
-
-    def csv_file(name: str, day: date, heads: list[str], lines: list[list[str]]) -> Response:
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(heads)
-        w.writerows(lines)
-        # The BOM tells Excel the file is UTF-8: without it the Chinese shows as mojibake.
-        return attachment(
-            ("\ufeff" + buf.getvalue()).encode("utf-8"),
-            "text/csv; charset=utf-8",
-            f"{name}-{day}.csv",
-        )
-
-    def json_file(name: str, day: date, body: dict[str, Any]) -> Response:
-        return attachment(
-            json.dumps(body, ensure_ascii=False, indent=2).encode(),
-            "application/json",
-            f"{name}-{day}.json",
-        )
-
-    def forbidden(page: Page) -> Response:
-        return problem(page, 403, page.gettext("只有本单位人员和县政府办可以查看。"))
-
-    async def found_findings(
-        page: Page,
-    ) -> tuple[date, views.FindingFilter, list[dict[str, Any]]]:
+    async def listed(page: Page, spec: Export) -> tuple[date, views.Filter, Found]:
+        """What ``spec``'s filter keeps as of the day asked for, of the units the reader may
+        see: its page, CSV and JSON answer the same rows."""
         q = page.request.query_params
         bad = page.gettext("日期格式应为 YYYY-MM-DD")
-        status = q.get("status") or None
-        if status is not None and status not in labels.FINDING_STATUS:
-            raise BadInput(page.gettext("没有这种纠错状态。"))
+        code = q.get(spec.param) or None
+        if code is not None and code not in spec.codes:
+            raise BadInput(page.gettext(spec.unknown))
         day, _start = as_of(page)
-        f = views.FindingFilter(
+        f = views.Filter(
             unit=q.get("unit") or None,
-            status=status,
-            since=_date(q.get("from"), bad),
-            until=_date(q.get("to"), bad),
+            code=code,
+            since=_date(q.get("from"), bad) if spec.period else None,
+            until=_date(q.get("to"), bad) if spec.period else None,
         )
         units = scoped(page, f.unit)
-        return day, f, views.findings(await folded(day), f, units)
+        return day, f, spec.find(await folded(day), f, units)
 
-    def finding_params(day: date, f: views.FindingFilter) -> dict[str, Any]:
-        return {
-            "date": day.isoformat(),
-            "unit": f.unit,
-            "status": f.status,
-            "from": f.since.isoformat() if f.since else None,
-            "to": f.until.isoformat() if f.until else None,
-        }
+    def list_page(spec: Export) -> Callable[[Page], Awaitable[Response]]:
+        async def answer(page: Page) -> Response:
+            day, f, found = await listed(page, spec)
+            params = spec.params(day, f)
+            return render(
+                page,
+                f"{spec.name}.html",
+                day=day.isoformat(),
+                f=f,
+                found=spec.rows(page, found) if spec.page_shows_export else found,
+                unit_choices=unit_choices(page),
+                param=spec.param,
+                codes=spec.codes,
+                csv_url=page.url(f"{PREFIX}/{spec.name}.csv", **params),
+                json_url=page.url(f"{PREFIX}/{spec.name}.json", **params),
+            )
 
-    def finding_rows(page: Page, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Findings as exported: codes and names side by side, times in Beijing time."""
-        _ = page.gettext
-        out = []
-        for x in found:
-            answer = x.get("answer") or {}
-            out.append({
-                "finding_id": x["finding_id"],
-                "reported_on": x["reported_on"],
-                "unit": x["unit"],
-                "unit_name": page.names.unit(x["unit"]),
-                "kind": x["kind"],
-                "kind_name": labels.label(labels.FINDING_KINDS, x["kind"], _),
-                "column": page.column(x.get("column")),
-                "post_id": x.get("post_id") or "",
-                "description": x["description"],
-                "reported_by": page.names.person((x.get("reported_by") or {}).get("person")),
-                "status": x["status"],
-                "status_name": labels.label(labels.FINDING_STATUS, x["status"], _),
-                "answer": answer.get("note")
-                or labels.label(labels.FINDING_HOW, answer.get("how"), _),
-                "responsible": people(page, x["responsible"]),
-            })
-        return out
+        return answer
 
-    async def findings_page(page: Page) -> Response:
-        try:
-            day, f, found = await found_findings(page)
-        except Forbidden:
-            return forbidden(page)
-        params = finding_params(day, f)
-        return render(
-            page,
-            "findings.html",
-            day=day.isoformat(),
-            f=f,
-            found=found,
-            unit_choices=unit_choices(page),
-            statuses=labels.FINDING_STATUS,
-            finding_kind=lambda k: labels.label(labels.FINDING_KINDS, k, page.gettext),
-            finding_status=lambda s: labels.label(labels.FINDING_STATUS, s, page.gettext),
-            finding_how=lambda h: labels.label(labels.FINDING_HOW, h, page.gettext),
-            csv_url=page.url(f"{PREFIX}/findings.csv", **params),
-            json_url=page.url(f"{PREFIX}/findings.json", **params),
-        )
+    def list_csv(spec: Export) -> Callable[[Page], Awaitable[Response]]:
+        async def answer(page: Page) -> Response:
+            day, _f, found = await listed(page, spec)
+            heads = [page.gettext(head) for head, _field in spec.columns]
+            return csv_file(spec.name, day, heads, spec.csv_lines(page, spec.rows(page, found)))
 
-    async def findings_csv(page: Page) -> Response:
-        try:
-            day, _f, found = await found_findings(page)
-        except Forbidden:
-            return forbidden(page)
-        _ = page.gettext
-        heads = [
-            _("纠错编号"), _("报告日期"), _("单位"), _("错误类型"), _("栏目"), _("稿件"),
-            _("问题描述"), _("报告人"), _("状态"), _("处理结果"), _("责任人"),
-        ]
-        lines = [
-            [
-                x["finding_id"], x["reported_on"], x["unit_name"], x["kind_name"], x["column"],
-                x["post_id"], x["description"], x["reported_by"], x["status_name"],
-                x["answer"], joined(x["responsible"]),
-            ]
-            for x in finding_rows(page, found)
-        ]
-        return csv_file("findings", day, heads, lines)
+        return answer
 
-    async def findings_json(page: Page) -> Response:
-        try:
-            day, f, found = await found_findings(page)
-        except Forbidden:
-            return forbidden(page)
-        params = finding_params(day, f)
-        params.pop("date")
-        return json_file(
-            "findings",
-            day,
-            {"as_of": day.isoformat(), "filter": params, "findings": finding_rows(page, found)},
-        )
+    def list_json(spec: Export) -> Callable[[Page], Awaitable[Response]]:
+        async def answer(page: Page) -> Response:
+            day, f, found = await listed(page, spec)
+            params = spec.params(day, f)
+            params.pop("date")
+            body = {"as_of": day.isoformat(), "filter": params, spec.key: spec.rows(page, found)}
+            return json_file(spec.name, day, body)
 
-    async def found_cases(page: Page) -> tuple[date, views.CaseFilter, list[dict[str, Any]]]:
-        q = page.request.query_params
-        state = q.get("state") or None
-        if state is not None and state not in labels.CASE_STATUS:
-            raise BadInput(page.gettext("没有这种督办状态。"))
-        day, _start = as_of(page)
-        f = views.CaseFilter(unit=q.get("unit") or None, state=state)
-        units = scoped(page, f.unit)
-        return day, f, views.cases(await folded(day), f, units)
-
-    def case_rows(page: Page, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Cases as exported: the notice with its deadline, and how the case ended."""
-        _ = page.gettext
-        out = []
-        for c in found:
-            notice = c.get("notice") or {}
-            closed = c.get("closed") or {}
-            by = (notice.get("by") or {}).get("person")
-            out.append({
-                "case_id": c["case_id"],
-                "unit": c["unit"],
-                "unit_name": page.names.unit(c["unit"]),
-                "column": page.column(c["column"]),
-                "opened_on": c["opened_on"],
-                "status": c["status"],
-                "status_name": labels.label(labels.CASE_STATUS, c["status"], _),
-                "notice_issued_on": notice.get("issued_on") or "",
-                "notice_by": (
-                    _("到期自动发出") if notice.get("automatic") else page.names.person(by)
-                )
-                if notice
-                else "",
-                "deadline": notice.get("deadline") or "",
-                "closed_on": closed.get("closed_on") or "",
-                "outcome": closed.get("outcome") or "",
-                "outcome_name": labels.label(labels.OUTCOMES, closed.get("outcome"), _),
-                "breach": c.get("breach") or "",
-            })
-        return out
-
-    async def supervisions_page(page: Page) -> Response:
-        try:
-            day, f, found = await found_cases(page)
-        except Forbidden:
-            return forbidden(page)
-        params = {"date": day.isoformat(), "unit": f.unit, "state": f.state}
-        return render(
-            page,
-            "supervisions.html",
-            day=day.isoformat(),
-            f=f,
-            found=case_rows(page, found),
-            unit_choices=unit_choices(page),
-            states=labels.CASE_STATUS,
-            csv_url=page.url(f"{PREFIX}/supervisions.csv", **params),
-            json_url=page.url(f"{PREFIX}/supervisions.json", **params),
-        )
-
-    async def supervisions_csv(page: Page) -> Response:
-        try:
-            day, _f, found = await found_cases(page)
-        except Forbidden:
-            return forbidden(page)
-        _ = page.gettext
-        heads = [
-            _("案件编号"), _("单位"), _("栏目"), _("立案日期"), _("状态"), _("督办通知"),
-            _("发出人"), _("整改期限"), _("办结日期"), _("办结情况"),
-        ]
-        lines = [
-            [
-                c["case_id"], c["unit_name"], c["column"], c["opened_on"], c["status_name"],
-                c["notice_issued_on"], c["notice_by"], c["deadline"], c["closed_on"],
-                c["outcome_name"],
-            ]
-            for c in case_rows(page, found)
-        ]
-        return csv_file("supervisions", day, heads, lines)
-
-    async def supervisions_json(page: Page) -> Response:
-        try:
-            day, f, found = await found_cases(page)
-        except Forbidden:
-            return forbidden(page)
-        return json_file(
-            "supervisions",
-            day,
-            {
-                "as_of": day.isoformat(),
-                "filter": {"unit": f.unit, "state": f.state},
-                "cases": case_rows(page, found),
-            },
-        )
+        return answer
 
     async def integrity_page(page: Page) -> Response:
         assert page.principal is not None
@@ -730,20 +634,14 @@ def build_console_router(svc: AccountabilityService) -> APIRouter:
             root_of=lambda c: base64.b64encode(c.root).decode(),
         )
 
-    router.add_api_route("/findings", guarded(findings_page), methods=["GET"])
-    router.add_api_route("/findings.csv", guarded(findings_csv), methods=["GET"])
-    router.add_api_route("/findings.json", guarded(findings_json), methods=["GET"])
-    router.add_api_route("/supervisions", guarded(supervisions_page), methods=["GET"])
-    router.add_api_route("/supervisions.csv", guarded(supervisions_csv), methods=["GET"])
-    router.add_api_route("/supervisions.json", guarded(supervisions_json), methods=["GET"])
-    router.add_api_route("/integrity", guarded(integrity_page), methods=["GET"])
-
     router.add_api_route("", guarded(overview_page), methods=["GET"])
     router.add_api_route("/units/{code}", guarded(unit_page), methods=["GET"])
     router.add_api_route("/posts/{post_id}", guarded(post_page), methods=["GET"])
-    router.add_api_route("/violations", guarded(violations_page), methods=["GET"])
-    router.add_api_route("/violations.csv", guarded(violations_csv), methods=["GET"])
-    router.add_api_route("/violations.json", guarded(violations_json), methods=["GET"])
+    router.add_api_route("/integrity", guarded(integrity_page), methods=["GET"])
+    for spec in EXPORTS:
+        router.add_api_route(f"/{spec.name}", guarded(list_page(spec)), methods=["GET"])
+        router.add_api_route(f"/{spec.name}.csv", guarded(list_csv(spec)), methods=["GET"])
+        router.add_api_route(f"/{spec.name}.json", guarded(list_json(spec)), methods=["GET"])
 
     # ---- signing in and out -----------------------------------------------------------------
 
@@ -809,10 +707,6 @@ def build_console_router(svc: AccountabilityService) -> APIRouter:
         )
 
     return router
-
-
-class Forbidden(Exception):
-    """A list filtered on a unit the reader may not see."""
 
 
 def _field(value: Any) -> str | None:

@@ -185,93 +185,71 @@ def post_violations(rows: Rows, post_id: str) -> list[dict[str, Any]]:
 
 
 @dataclass(frozen=True)
-class ViolationFilter:
+class Filter:
+    """What a list keeps: one unit (None: every readable unit), one of the list's codes (None:
+    any), and a period of its dates (None: open at that end)."""
+
     unit: str | None = None
-    kind: str | None = None
+    code: str | None = None
     since: date | None = None
     until: date | None = None
-
-    def keeps(self, v: dict[str, Any]) -> bool:
-        day = v["occurred_at"][:10]
-        return (
-            (self.unit is None or v["unit"] == self.unit)
-            and (self.kind is None or v["kind"] == self.kind)
-            and (self.since is None or day >= self.since.isoformat())
-            and (self.until is None or day <= self.until.isoformat())
-        )
-
-
-def violations(
-    rows: Rows, f: ViolationFilter, units: frozenset[str] | None = None
-) -> list[dict[str, Any]]:
-    """The violations on record as of the fold's day that pass ``f``, of ``units`` only
-    (None: every unit), newest first."""
-    out = [
-        v
-        for _, v in rows.scan("violation")
-        if (units is None or v["unit"] in units) and f.keeps(v)
-    ]
-    return sorted(out, key=lambda v: (v["occurred_at"], v["violation_id"]), reverse=True)
 
 
 @dataclass(frozen=True)
-class FindingFilter:
-    """纠错 findings of one unit (None: every readable unit) reported within a period."""
+class Listing:
+    """A list of one kind of row folded as of a day (violations, findings, cases): the field a
+    filter's code matches, the date its period is of (None: the list has no period), and the
+    fields it is ordered by, newest first."""
 
-    unit: str | None = None
-    status: str | None = None
-    since: date | None = None
-    until: date | None = None
+    table: str
+    code_field: str
+    dated: str | None
+    order: tuple[str, str]
 
-    def keeps(self, f: dict[str, Any]) -> bool:
-        day = f["reported_on"]
+    def keeps(self, f: Filter, row: dict[str, Any]) -> bool:
+        day = row[self.dated][:10] if self.dated else ""
         return (
-            (self.unit is None or f["unit"] == self.unit)
-            and (self.status is None or f["status"] == self.status)
-            and (self.since is None or day >= self.since.isoformat())
-            and (self.until is None or day <= self.until.isoformat())
+            (f.unit is None or row["unit"] == f.unit)
+            and (f.code is None or row[self.code_field] == f.code)
+            and (f.since is None or day >= f.since.isoformat())
+            and (f.until is None or day <= f.until.isoformat())
         )
+
+    def find(
+        self, rows: Rows, f: Filter, units: frozenset[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """The rows on record as of the fold's day that pass ``f``, of ``units`` only (None:
+        every unit), newest first."""
+        first, then = self.order
+        out = [
+            r
+            for _, r in rows.scan(self.table)
+            if (units is None or r["unit"] in units) and self.keeps(f, r)
+        ]
+        return sorted(out, key=lambda r: (r[first], r[then]), reverse=True)
+
+
+VIOLATIONS = Listing("violation", "kind", "occurred_at", ("occurred_at", "violation_id"))
+#: 纠错 findings, by the day they were reported.
+FINDINGS = Listing("finding", "status", "reported_on", ("reported_on", "finding_id"))
+#: 督办 cases, by state; a case has no period to filter on.
+CASES = Listing("case", "status", None, ("opened_on", "case_id"))
 
 
 def findings(
-    rows: Rows, f: FindingFilter, units: frozenset[str] | None = None
+    rows: Rows, f: Filter, units: frozenset[str] | None = None
 ) -> list[dict[str, Any]]:
-    """The findings on record as of the fold's day that pass ``f``, newest first, each with
-    ``responsible``: the people its confirmation held responsible (the wrong_information
-    violation recorded for it), empty while it is not confirmed, since nobody answers yet."""
+    """``FINDINGS`` with each finding's ``responsible``: the people its confirmation held
+    responsible (the wrong_information violation recorded for it), empty while it is not
+    confirmed, since nobody answers yet."""
     held: dict[str, list[dict[str, Any]]] = {}
     for _, v in rows.scan("violation"):
         if v.get("finding_id"):
             held[v["finding_id"]] = list(v.get("responsible") or [])
-    out = [
+    return [
         {**x, "responsible": held.get(x["finding_id"], [])}
-        for _, x in rows.scan("finding")
-        if (units is None or x["unit"] in units) and f.keeps(x)
+        for x in FINDINGS.find(rows, f, units)
     ]
-    return sorted(out, key=lambda x: (x["reported_on"], x["finding_id"]), reverse=True)
-
-
-@dataclass(frozen=True)
-class CaseFilter:
-    """督办 cases of one unit (None: every readable unit) in one state (None: any)."""
-
-    unit: str | None = None
-    state: str | None = None
-
-    def keeps(self, c: dict[str, Any]) -> bool:
-        return (self.unit is None or c["unit"] == self.unit) and (
-            self.state is None or c["status"] == self.state
-        )
-
-
-def cases(rows: Rows, f: CaseFilter, units: frozenset[str] | None = None) -> list[dict[str, Any]]:
-    """The supervision cases on record as of the fold's day that pass ``f``, newest first."""
-    out = [
-        c
-        for _, c in rows.scan("case")
-        if (units is None or c["unit"] in units) and f.keeps(c)
-    ]
-    return sorted(out, key=lambda c: (c["opened_on"], c["case_id"]), reverse=True)
 
 
 def alerts(rows: Rows) -> list[dict[str, Any]]:
@@ -280,15 +258,16 @@ def alerts(rows: Rows) -> list[dict[str, Any]]:
 
 
 __all__ = [
+    "CASES",
+    "FINDINGS",
     "KINDS",
-    "CaseFilter",
-    "FindingFilter",
+    "VIOLATIONS",
+    "Filter",
     "Line",
+    "Listing",
     "UnitRow",
     "UnitView",
-    "ViolationFilter",
     "alerts",
-    "cases",
     "findings",
     "homepage_idle_days",
     "is_blank",
@@ -296,5 +275,4 @@ __all__ = [
     "post_violations",
     "unit_view",
     "veto_lines",
-    "violations",
 ]
