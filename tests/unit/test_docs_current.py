@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gongkai.cli import asyncapi_documents
+from gongkai.events import REGISTRY
+from gongkai.events.markdown import render
 from gongkai.events.schemas import schema_documents
+from gongkai.runtime.asyncapi import asyncapi_documents
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -24,3 +26,16 @@ def test_json_schemas_are_current() -> None:
     have = {p.name: p.read_text() for p in (DOCS / "schemas").glob("*.json")}
     stale = sorted(n for n in want.keys() | have.keys() if want.get(n) != have.get(n))
     assert not stale, f"docs/schemas is stale for {stale}: run `make schemas` and commit"
+
+
+def test_events_md_tables_are_current() -> None:
+    path = DOCS / "events.md"
+    text = path.read_text()
+    assert render(text) == text, "docs/events.md's tables are stale: run `make schemas` and commit"
+
+
+def test_events_md_names_every_event_type_and_aggregate() -> None:
+    text = (DOCS / "events.md").read_text()
+    for name, cls in REGISTRY.types().items():
+        assert f"| `{name}` |" in text, name
+        assert f"| `{cls.aggregate_type}` |" in text, cls.aggregate_type

@@ -176,3 +176,18 @@ def test_any_event_gongkai_writes_validates_and_only_against_its_own_type(
     assert errors("envelope.json", event) == []
     other = next(t for t in sorted(REGISTRY.types()) if t != env.type)
     assert errors(schema_file(other, REGISTRY.payload_class(other).schema_version), event)
+
+
+def test_every_event_type_says_what_it_means_and_when_it_is_recorded() -> None:
+    from gongkai.events.schemas import meaning
+
+    silent = [
+        name
+        for name, cls in REGISTRY.types().items()
+        if not meaning(cls) or not cls.emitted_when
+        or cls.aggregate_type not in REGISTRY.aggregates()
+    ]
+    assert not silent, (
+        f"{silent}: give each a docstring (what it means), emitted_when (when it is recorded) "
+        "and its aggregate type a REGISTRY.aggregate declaration; then make schemas"
+    )

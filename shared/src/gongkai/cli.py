@@ -16,8 +16,6 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-import yaml
-
 from gongkai import subjects
 from gongkai.calendar import cli as calendar_cli
 from gongkai.events import REGISTRY, EventDecodeError
@@ -109,30 +107,25 @@ def cmd_events_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def asyncapi_documents() -> dict[str, str]:
-    """Each installed service's AsyncAPI document (YAML), generated from its faststream broker."""
-    from faststream.specification import AsyncAPI
+def cmd_events_docs(args: argparse.Namespace) -> int:
+    from gongkai.events.markdown import render
 
-    from gongkai.runtime.service import ServiceContext, discover
-
-    docs: dict[str, str] = {}
-    ctx = ServiceContext(settings=Settings(), nats_url="nats://localhost:4222")
-    for name, build in discover().items():
-        svc = build(ctx)
-        spec = AsyncAPI(
-            svc.broker,
-            title=f"gongkai {name}",
-            version="0.1.0",
-            description=svc.description or f"Events and commands of the gongkai {name} service.",
-        )
-        # faststream's channel order varies between runs; sorted keys make the committed
-        # document reproducible, so a stale copy can be detected.
-        doc = json.loads(spec.to_specification().to_json())
-        docs[name] = yaml.safe_dump(doc, sort_keys=True, allow_unicode=True, width=100)
-    return docs
+    path = Path(args.out)
+    text = path.read_text()
+    try:
+        new = render(text)
+    except ValueError as exc:
+        print(f"gongkai events docs: {exc}", file=sys.stderr)
+        return 1
+    if new != text:
+        path.write_text(new)
+    print(path)
+    return 0
 
 
 def cmd_events_asyncapi(args: argparse.Namespace) -> int:
+    from gongkai.runtime.asyncapi import asyncapi_documents
+
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for name, text in asyncapi_documents().items():
@@ -435,6 +428,11 @@ def build_parser() -> argparse.ArgumentParser:
     sch = evs.add_parser("schema", help="write a JSON Schema per event type")
     sch.add_argument("--out", default="docs/schemas")
     sch.set_defaults(func=cmd_events_schema)
+    md = evs.add_parser(
+        "docs", help="regenerate the tables of docs/events.md (between its generated markers)"
+    )
+    md.add_argument("--out", default="docs/events.md")
+    md.set_defaults(func=cmd_events_docs)
     aa = evs.add_parser("asyncapi", help="write each service's AsyncAPI document")
     aa.add_argument("--out", default="docs/asyncapi")
     aa.set_defaults(func=cmd_events_asyncapi)

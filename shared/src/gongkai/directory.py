@@ -147,6 +147,7 @@ class DirectoryProjection(Projection):
             "TokenRevoked",
         }
     )
+    consumes = _types
 
     def define(self, metadata: MetaData) -> None:
         self.units = Table(

@@ -191,6 +191,9 @@ class Projection(ABC):
     schema_version: int = 1
     #: Subjects this projection reads; the default is every event.
     filter_subject: str = "gk.ev.>"
+    #: The event types ``apply`` acts on, when fewer than the filter lets through: what the
+    #: service's AsyncAPI document lists as consumed (None: every type the filter matches).
+    consumes: frozenset[str] | None = None
 
     def __init__(self) -> None:
         self.metadata = MetaData()

@@ -52,6 +52,17 @@ def type_filter(event_type: str, aggregate_type: str = ANY) -> str:
     return f"{EVENTS}.{at}.*.{token(event_type, 'event_type')}"
 
 
+def matches(filter_subject: str, subject: str) -> bool:
+    """Whether a NATS filter (``*`` one token, a final ``>`` one or more) matches ``subject``."""
+    want, have = filter_subject.split("."), subject.split(".")
+    for i, tok in enumerate(want):
+        if tok == ">":
+            return len(have) > i
+        if i >= len(have) or (tok != "*" and tok != have[i]):
+            return False
+    return len(have) == len(want)
+
+
 def all_events() -> str:
     return f"{EVENTS}.>"
 

@@ -73,6 +73,8 @@ PAST_VETO = Gauge(
 
 
 class FreshnessService(Service):
+    # The register follows the log itself (``_follow``), skipping every other type unread.
+    also_consumes = RELEVANT_TYPES
     name = "freshness"
     description = (
         "Column deadlines from Attachment 2 and the national lines: due soon, stale, refreshed; "

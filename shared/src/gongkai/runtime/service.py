@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import inspect
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -29,7 +29,7 @@ from gongkai.calendar import WorkingCalendar
 from gongkai.consumer import CatchUpSubscription, DurableConsumer
 from gongkai.directory import Directory, DirectoryProjection
 from gongkai.eventlog import EventLog, StreamSettings
-from gongkai.events.envelope import Envelope, EventPayload
+from gongkai.events.envelope import REGISTRY, Envelope, EventPayload
 from gongkai.projection import Projection, ProjectionStore, checkpoints, make_engine
 from gongkai.runtime.clock import Clock, SystemClock
 from gongkai.runtime.progress import Snapshot
@@ -62,6 +62,8 @@ class Service:
     description: str = ""
     #: Event types this service appends (documented in its AsyncAPI).
     owns: Sequence[type[EventPayload]] = ()
+    #: Event types it reads from the log by itself, outside its projections and reactions.
+    also_consumes: Collection[str] = ()
 
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
@@ -142,6 +144,23 @@ class Service:
     ) -> None:
         """A durable consumer: at-least-once, unordered, for idempotent appends."""
         self.reactions.append((name, filter_subject, handler))
+
+    def consumes(self) -> list[str]:
+        """Every event type this service reads, as its AsyncAPI document lists them: what its
+        projections act on, what its reactions' filters let through, and ``also_consumes``."""
+        def through(filt: str) -> set[str]:
+            return {
+                name
+                for name, cls in REGISTRY.types().items()
+                if subjects.matches(filt, f"{subjects.EVENTS}.{cls.aggregate_type}._.{name}")
+            }
+
+        types = set(self.also_consumes)
+        for p in self.projections:
+            types |= through(p.filter_subject) if p.consumes is None else set(p.consumes)
+        for _, filt, _ in self.reactions:
+            types |= through(filt)
+        return sorted(types)
 
     def durable_names(self) -> list[str]:
         """The names of this service's durable consumers (no other NATS user may touch them)."""

@@ -23,7 +23,7 @@ from gongkai.projection import (
     marker,
     row_statements,
 )
-from gongkai_accountability.domain.fold import evolve
+from gongkai_accountability.domain.fold import RELEVANT, evolve
 from gongkai_accountability.domain.rows import TABLES, MemoryRows, Row
 
 
@@ -45,6 +45,7 @@ _decode = orjson.loads
 
 class AccountabilityProjection(Projection):
     name = "accountability"
+    consumes = RELEVANT
     #: 2: posts' screened personal data masked (rebuilds rows that kept raw titles).
     #: 3: integrity alerts (acc_alert) and signatures checked against the directory.
     #: 4: what the printed forms show (Attachment 1's boxes, Attachment 2's ticks, contacts).

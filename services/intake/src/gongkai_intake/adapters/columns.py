@@ -21,6 +21,7 @@ class ColumnChoicesProjection(Projection):
     name = "intake_column_choices"
     schema_version = 1
     filter_subject = "gk.ev.column.*.*"
+    consumes = frozenset({HIDDEN, KEPT})
 
     def define(self, metadata: MetaData) -> None:
         self.choices = Table(

@@ -53,6 +53,9 @@ class ReviewQueueProjection(Projection):
     #: 3: a signature without authority (and its conclusion) no longer advances a post.
     schema_version = 3
     filter_subject = "gk.ev.>"
+    consumes = frozenset(
+        c.event_type for c in (*_POST_EVENTS, *_REVIEW_EVENTS, *_ROLE_EVENTS, ev.ReviewPolicySet)
+    )
 
     def define(self, metadata: MetaData) -> None:
         self.posts = Table(
