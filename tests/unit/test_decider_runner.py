@@ -8,6 +8,7 @@ retry policy, a new aggregate that exists is refused, one refusal type — is on
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from gongkai.decider import ATTEMPTS, Decided, Decider, Handled, Refusal, handle, record
+from gongkai.causality import first_event_id
+from gongkai.decider import ATTEMPTS, Cause, Decided, Decider, Handled, Refusal, handle, record
 from gongkai.eventlog import AppendResult, ConcurrencyConflict, EventLogError, RecordedEvent
 from gongkai.events import Actor, Envelope, EventPayload, new_event
 from gongkai.events.contracts.intake import UnitRegistered
@@ -97,18 +99,63 @@ async def test_given_a_registered_unit_when_registered_otherwise_then_the_decide
     assert await log.last_sequence() == 1
 
 
-async def test_later_events_are_caused_by_the_last_and_may_join_the_first_correlation() -> None:
+RENAME = Decider(
+    "unit", lambda aid: Unit(aid), evolve,
+    lambda s, _c: [UnitRegistered(code=s.code, name="新名", kind="department",
+                                  contact_name="x", contact_mobile="x")],
+)
+
+
+async def test_a_command_starts_a_chain_named_by_its_first_event() -> None:
     log = MemoryEventLog()
     first = await run(log, "财政局", "c1")
-    rename = Decider(
-        "unit", lambda aid: Unit(aid), evolve,
-        lambda s, _c: [UnitRegistered(code=s.code, name="新名", kind="department",
-                                      contact_name="x", contact_mobile="x")],
-    )
-    h = await handle(log, rename, "finance", None, command_id="c2", actor=OFFICE,
-                     now=lambda: T0, correlate_with_first=True)
+    assert first.events[0].causation_id is None
+    assert first.events[0].correlation_id == first.events[0].event_id == first_event_id("c1")
+    # Another command on the same aggregate answers no event: a chain of its own.
+    h = await handle(log, RENAME, "finance", None, command_id="c2", actor=OFFICE,
+                     now=lambda: T0)
+    assert h.events[0].causation_id is None
+    assert h.events[0].correlation_id == h.events[0].event_id == first_event_id("c2")
+
+
+async def test_a_command_that_follows_is_caused_by_the_aggregates_last_event() -> None:
+    log = MemoryEventLog()
+    first = await run(log, "财政局", "c1")
+    follows = dataclasses.replace(RENAME, follow=True)
+    h = await handle(log, follows, "finance", None, command_id="c2", actor=OFFICE,
+                     now=lambda: T0)
     assert h.events[0].causation_id == first.events[0].event_id
-    assert h.events[0].correlation_id == first.events[0].correlation_id == "c1"
+    assert h.events[0].correlation_id == first.events[0].correlation_id
+
+
+async def test_a_command_answering_an_event_joins_its_chain() -> None:
+    log = MemoryEventLog()
+    first = await run(log, "财政局", "c1")
+    h = await handle(log, RENAME, "finance", None, command_id="c2", actor=OFFICE,
+                     now=lambda: T0, cause=Cause("e-1", "corr-1"))
+    assert (h.events[0].causation_id, h.events[0].correlation_id) == ("e-1", "corr-1")
+    # A replay of the same command answers with what was recorded: the same ids.
+    again = await handle(log, RENAME, "finance", None, command_id="c2", actor=OFFICE,
+                         now=lambda: T0, cause=Cause("e-1", "corr-1"))
+    assert again.replayed and again.events == h.events
+    assert first.events[0].correlation_id != h.events[0].correlation_id
+
+
+def test_a_reactions_decision_names_its_cause() -> None:
+    cause = new_event(
+        UnitRegistered(code="finance", name="财政局", kind="department", contact_name="x",
+                       contact_mobile="x"),
+        aggregate_id="finance", actor=OFFICE, command_id="c1", recorded_at=T0,
+    )
+    d = Decided.of(
+        UnitRegistered(code="x", name="x", kind="department", contact_name="x",
+                       contact_mobile="x"),
+        aggregate_id="x", actor=OFFICE, command_id="r1", recorded_at=T0, cause=cause,
+        expected=0,
+    )
+    assert d.expected == 0
+    assert d.event.causation_id == cause.event_id
+    assert d.event.correlation_id == cause.correlation_id == first_event_id("c1")
 
 
 class Racing(MemoryEventLog):

@@ -10,7 +10,9 @@ the same for every command of every service:
    recorded but never answered), answer with them: a command id records once;
 3. fold the history, decide; nothing decided records nothing;
 4. build the envelopes — event ids from the command id, so a retried append is deduplicated
-   by JetStream's ``Nats-Msg-Id`` — and append them with the last sequence the decision saw
+   by JetStream's ``Nats-Msg-Id``; causation and correlation from the event the command
+   answers (``cause``, or the aggregate's last with ``follow``; ``gongkai.causality``) — and
+   append them with the last sequence the decision saw
    (the log signs them: ``EventLog`` holds the keys, nothing else signs);
 5. on a conflict (another writer appended to the aggregate in between) decide again on the new
    history, up to ``ATTEMPTS`` times — one policy for every service — then refuse with 409.
@@ -18,7 +20,9 @@ the same for every command of every service:
 A *reaction's* decision is made on a read model, not on one aggregate's history (freshness
 finds a column stale, accountability finds a publication without review, a checkpoint covers
 the log so far): ``record`` appends such decisions, each an event whose id is derived from the
-facts it was decided on, so deciding again records nothing new. Its expected sequence (0: the
+facts it was decided on, so deciding again records nothing new, and caused by the event it
+answers (``Decided.of(..., cause=)``): the fact whose arrival or deadline decided it, which
+makes the decision's causation as deterministic as its id. Its expected sequence (0: the
 aggregate must be new) guards a decision that may be made once: losing that race means the
 decision already stands. ``handle`` and ``record`` are the only callers of the log's append.
 
@@ -34,13 +38,14 @@ from datetime import UTC, datetime
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from gongkai import metrics
+from gongkai.causality import Cause, caused_by
 from gongkai.events.envelope import Actor, Envelope, EventPayload, new_event
 from gongkai.logtypes import AppendResult, ConcurrencyConflict, EventLogError, RecordedEvent
 from gongkai.refusal import STATUS, Refusal, RefusalKind
 
 __all__ = [
-    "ATTEMPTS", "STATUS", "Decided", "Decider", "Handled", "Log", "Outcome", "Recorded", "Refusal",
-    "RefusalKind", "View", "handle", "record",
+    "ATTEMPTS", "STATUS", "Cause", "Decided", "Decider", "Handled", "Log", "Outcome", "Recorded",
+    "Refusal", "RefusalKind", "View", "handle", "record",
 ]
 
 S = TypeVar("S")
@@ -80,6 +85,10 @@ class Decider(Generic[S, C]):
     evolve: Callable[[S, RecordedEvent], S]
     decide: Callable[[S, C], Sequence[EventPayload | Envelope[Any]]]
     load: Callable[[str], Awaitable[View[S]]] | None = None
+    #: A later command continues the aggregate's story (a post's revision, a finding's
+    #: confirmation): without a cause of its own it is caused by the aggregate's last event,
+    #: in that event's correlation (``gongkai.causality``).
+    follow: bool = False
 
     def fold(self, aggregate_id: str, history: Sequence[RecordedEvent]) -> S:
         state = self.initial(aggregate_id)
@@ -131,18 +140,20 @@ async def handle(
     actor: Actor | Callable[[S], Actor] | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     business_time: datetime | None = None,
-    correlation_id: str | None = None,
-    causation_id: str | None = None,
-    correlate_with_first: bool = False,
+    cause: Cause | Envelope[Any] | None = None,
     new: bool = False,
     loaded: View[S] | None = None,
 ) -> Handled[S]:
     """Load, fold, decide, append with the expected sequence; decide again on a race.
 
     ``actor`` may depend on the state (the role a person acts in for this aggregate).
-    Without a ``causation_id`` the new events are caused by the aggregate's last event;
-    with ``correlate_with_first`` they share the correlation id of its first (one post's
-    whole life under one correlation id).
+
+    Causality (``gongkai.causality``): ``cause`` is the event the command answers (a reaction's
+    triggering event, the stale column a notice is about); its id becomes the new events'
+    ``causation_id`` and its correlation id theirs. Without one, a decider that ``follow``s
+    (the command continues the aggregate's story: a post's revision, a finding's confirmation)
+    takes the aggregate's last event as the cause (one post's whole life under one correlation
+    id); any other command starts a chain: no causation, the correlation its first event's id.
 
     ``new``: the aggregate id was derived from this command's id, so nothing is loaded (a read
     of the log saved per submission); the append expects an empty aggregate, a retry is
@@ -174,7 +185,9 @@ async def handle(
         payloads = decider.decide(state, command)
         if not payloads:
             return Handled((), (), state, created=False)
-        first = history[0].envelope if history else None
+        because = cause if cause is not None else (
+            history[-1].envelope if decider.follow and history else None
+        )
         at = now()
         who = actor(state) if callable(actor) else actor
         if who is None and not all(isinstance(p, Envelope) for p in payloads):
@@ -190,10 +203,7 @@ async def handle(
                 index=i,
                 recorded_at=at,
                 business_time=business_time,
-                correlation_id=correlation_id
-                or (first.correlation_id if first is not None and correlate_with_first else None),
-                causation_id=causation_id
-                or (history[-1].envelope.event_id if history else None),
+                **caused_by(because),
             )
             for i, p in enumerate(payloads)
         ]
@@ -270,6 +280,37 @@ class Decided:
 
     event: Envelope[Any]
     expected: int | None = None
+
+    @classmethod
+    def of(
+        cls,
+        payload: EventPayload,
+        *,
+        aggregate_id: str,
+        actor: Actor,
+        command_id: str,
+        recorded_at: datetime,
+        cause: Cause | Envelope[Any] | None,
+        expected: int | None = None,
+        business_time: datetime | None = None,
+    ) -> Decided:
+        """The decision to record ``payload``, caused by (and correlated with) ``cause``.
+
+        ``cause`` is required: a reaction without one (None) says so on purpose, and then
+        starts a chain of its own (``gongkai.causality.LOG_EVENTS``).
+        """
+        return cls(
+            new_event(
+                payload,
+                aggregate_id=aggregate_id,
+                actor=actor,
+                command_id=command_id,
+                recorded_at=recorded_at,
+                business_time=business_time,
+                **caused_by(cause),
+            ),
+            expected,
+        )
 
 
 #: ``recorded``: appended now; ``duplicate``: the log held this event already (an earlier run

@@ -75,8 +75,9 @@ class _Aggregate(Generic[S]):
     type: str
     initial: S
     evolve: Callable[[S, EventPayload], S]
-    #: Later events join the correlation of the aggregate's first event (a post's life).
-    correlate: bool = False
+    #: A later command continues the aggregate's story: caused by its last event, in the
+    #: correlation of its first (a post's life; gongkai.causality).
+    follow: bool = False
 
     @property
     def decider(self) -> Decider[S, Callable[[S], Sequence[EventPayload]]]:
@@ -87,11 +88,12 @@ class _Aggregate(Generic[S]):
             lambda _id: initial,
             lambda state, rec: evolve(state, rec.envelope.payload),
             lambda state, decide: decide(state),
+            follow=self.follow,
         )
 
 
-POST = _Aggregate("post", posts.INITIAL, posts.evolve, correlate=True)
-PUBLICATION = _Aggregate("publication", publications.INITIAL, publications.evolve, correlate=True)
+POST = _Aggregate("post", posts.INITIAL, posts.evolve, follow=True)
+PUBLICATION = _Aggregate("publication", publications.INITIAL, publications.evolve, follow=True)
 UNIT = _Aggregate("unit", dir_domain.UNIT_INITIAL, dir_domain.evolve_unit)
 PERSON = _Aggregate("person", dir_domain.PERSON_INITIAL, dir_domain.evolve_person)
 
@@ -281,8 +283,7 @@ class IntakeApp:
         payloads: Sequence[EventPayload],
         actor: Actor,
         *,
-        correlation_id: str | None = None,
-        causation_id: str | None = None,
+        cause: Envelope[Any] | None = None,
     ) -> Outcome:
         """Record the first events of an aggregate whose id comes from the command id."""
         handled = await handle(
@@ -293,8 +294,7 @@ class IntakeApp:
             command_id=command_id,
             actor=actor,
             now=self.clock.now,
-            correlation_id=correlation_id,
-            causation_id=causation_id,
+            cause=cause,
             new=True,
         )
         self._recorded(handled.events, duplicate=handled.replayed)
@@ -317,7 +317,6 @@ class IntakeApp:
             command_id=command_id,
             actor=actor,
             now=self.clock.now,
-            correlate_with_first=agg.correlate,
         )
         self._recorded(handled.events, duplicate=handled.replayed)
         outcome = Outcome(handled.events, handled.sequences, created=handled.created)
@@ -473,8 +472,7 @@ class IntakeApp:
             command_id,
             payloads,
             actor,
-            correlation_id=known[0].envelope.correlation_id if known else None,
-            causation_id=known[-1].envelope.event_id if known else None,
+            cause=known[-1].envelope if known else None,
         )
         p = outcome.envelopes[0].payload
         assert isinstance(p, PostPublished)

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 
 from gongkai.calendar import SHANGHAI, WorkingCalendar
+from gongkai.causality import LOG_EVENTS, Cause
 from gongkai.decider import Decided
-from gongkai.events import Actor, new_event
+from gongkai.events import Actor
 from gongkai.events.contracts.accountability import (
     IntegrityAlert,
     SupervisionIssued,
@@ -88,17 +89,23 @@ def issue_notice(
         case, today, calendar, policy, automatic=automatic, note=note,
         deadline_days=deadline_days,
     )
-    env = new_event(
+    # 0: a case is issued once; a second notice (by hand and automatic racing) is refused.
+    return Decided.of(
         payload,
         aggregate_id=case["case_id"],
         actor=actor,
         command_id=command_id,
         recorded_at=now,
-        causation_id=case["stale_event_ids"][-1],
-        correlation_id=case["stale_event_ids"][0],
+        cause=case_cause(case),
+        expected=0,
     )
-    # 0: a case is issued once; a second notice (by hand and automatic racing) is refused.
-    return Decided(env, 0)
+
+
+def case_cause(case: Row) -> Cause | None:
+    """What a supervision notice answers: the case's latest ColumnStale (None: a case row
+    written before causes were kept)."""
+    cause = case.get("cause")
+    return Cause(*cause) if cause else None
 
 
 def decide(
@@ -115,15 +122,20 @@ def decide(
                 # Rectified already, by the office's hand (POST /violations/{id}/rectification):
                 # one rectification per violation.
                 continue
-        env = new_event(
-            todo.payload,
-            aggregate_id=todo.aggregate_id,
-            actor=ACCOUNTABILITY,
-            command_id=command_id,
-            recorded_at=now,
-        )
         once = isinstance(todo.payload, (ViolationRecorded, IntegrityAlert))
-        out.append(Decided(env, 0 if once else None))
+        out.append(
+            Decided.of(
+                todo.payload,
+                aggregate_id=todo.aggregate_id,
+                actor=ACCOUNTABILITY,
+                command_id=command_id,
+                recorded_at=now,
+                # An alert is about a message that failed its checks, not believed: never
+                # a cause (its payload names the sequence).
+                cause=None if todo.payload.event_type in LOG_EVENTS else todo.cause,
+                expected=0 if once else None,
+            )
+        )
     for case_id, case in rows.scan("case"):
         if case["status"] == "closed" or case.get("closing"):
             continue
@@ -147,13 +159,19 @@ def decide(
         facts = CaseFacts.of(case)
         verdict = stale_after_supervision(facts, today, held_in(rows, facts.unit))
         if verdict is not None:
-            env = new_event(
-                verdict.violation,
-                aggregate_id=short_id("V", verdict.command_id),
-                actor=ACCOUNTABILITY,
-                command_id=verdict.command_id,
-                recorded_at=now,
-                causation_id=facts.notice_event_id,
+            # Caused by the notice whose deadline passed with the column still stale.
+            notice = case["notice"]
+            out.append(
+                Decided.of(
+                    verdict.violation,
+                    aggregate_id=short_id("V", verdict.command_id),
+                    actor=ACCOUNTABILITY,
+                    command_id=verdict.command_id,
+                    recorded_at=now,
+                    cause=Cause(notice["event_id"], notice["correlation_id"])
+                    if notice.get("correlation_id")
+                    else None,
+                    expected=0,
+                )
             )
-            out.append(Decided(env, 0))
     return out

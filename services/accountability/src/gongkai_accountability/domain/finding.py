@@ -94,7 +94,10 @@ def decide(state: FindingState, cmd: Command) -> Sequence[EventPayload]:
     return [FindingConfirmed(finding_id=state.finding_id, unit=state.unit, note=cmd.note)]
 
 
-FINDING: Decider[FindingState, Command] = Decider("finding", FindingState, evolve, decide)
+#: The confirmation continues the finding's story: caused by the report, in its correlation.
+FINDING: Decider[FindingState, Command] = Decider(
+    "finding", FindingState, evolve, decide, follow=True
+)
 
 
 def confirm_command_id(finding_id: str) -> str:

@@ -13,6 +13,7 @@ discharged only once, whatever restarts or replays happen between.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from datetime import date, datetime, time
 from typing import Any
 
@@ -159,11 +160,37 @@ def _record(rows: Rows, verdict: Verdict | None) -> None:
 # ---- the fold ---------------------------------------------------------------------------
 
 
+class _Caused:
+    """The rows as a handler sees them while it folds ``env``: an obligation it writes is
+    caused by ``env`` (the fact whose arrival decided it), and keeps the first cause it had."""
+
+    __slots__ = ("_cause", "_rows")
+
+    def __init__(self, rows: Rows, env: Envelope[Any]) -> None:
+        self._rows = rows
+        self._cause = [env.event_id, env.correlation_id]
+
+    def get(self, table: str, key: str) -> Row | None:
+        return self._rows.get(table, key)
+
+    def put(self, table: str, key: str, row: Row) -> None:
+        if table == "todo" and "cause" not in row:
+            before = self._rows.get(table, key)
+            row = {**row, "cause": before.get("cause", self._cause) if before else self._cause}
+        self._rows.put(table, key, row)
+
+    def delete(self, table: str, key: str) -> None:
+        self._rows.delete(table, key)
+
+    def scan(self, table: str) -> Iterator[tuple[str, Row]]:
+        return self._rows.scan(table)
+
+
 def evolve(rows: Rows, env: Envelope[Any], seq: int) -> None:
     """Apply one recorded event (at stream sequence ``seq``) to the read model."""
     handler = _HANDLERS.get(env.type)
     if handler is not None:
-        handler(rows, env, seq)
+        handler(_Caused(rows, env), env, seq)
     if rows.get("todo", env.command_id) is not None:
         rows.delete("todo", env.command_id)
 
@@ -555,6 +582,8 @@ def _column(rows: Rows, env: Envelope[Any], seq: int) -> None:
                     "status": "open",
                     "opened_on": local_date(env.business_time).isoformat(),
                     "stale_event_ids": [env.event_id],
+                    # The latest ColumnStale of the case: the automatic notice's cause.
+                    "cause": [env.event_id, env.correlation_id],
                     "notice": None,
                     "breach": None,
                     "closed": None,
@@ -564,6 +593,7 @@ def _column(rows: Rows, env: Envelope[Any], seq: int) -> None:
             case = rows.get("case", col["case"])
             if case is not None and env.event_id not in case["stale_event_ids"]:
                 case["stale_event_ids"].append(env.event_id)
+                case["cause"] = [env.event_id, env.correlation_id]
                 rows.put("case", col["case"], case)
     elif env.type == "ColumnRefreshed":
         episode = f"{p.rule_set}/{p.rule}/{p.episode}"
@@ -639,6 +669,7 @@ def _supervision(rows: Rows, env: Envelope[Any], seq: int) -> None:
         case["status"] = "issued"
         case["notice"] = {
             "event_id": env.event_id,
+            "correlation_id": env.correlation_id,
             "issued_on": p.issued_on.isoformat(),
             "deadline": p.deadline.isoformat(),
             "working_days": p.working_days,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from gongkai.causality import Cause
 from gongkai.events import EventPayload
 from gongkai.events.envelope import REGISTRY
 from gongkai_accountability.domain.rows import Row
@@ -25,6 +26,9 @@ class Pending:
     unit: str
     aggregate_id: str
     payload: EventPayload
+    #: The event whose fold found the obligation: the new event's cause (gongkai.causality).
+    #: The fold's rows set it (``fold._Caused``); None in rows written before it was kept.
+    cause: Cause | None = None
 
     def row(self) -> Row:
         return {
@@ -37,7 +41,11 @@ class Pending:
     @classmethod
     def of(cls, command_id: str, row: Row) -> Pending:
         payload = REGISTRY.payload_class(row["event"]).model_validate(row["payload"])
-        return cls(command_id, row["unit"], row["aggregate_id"], payload)
+        cause = row.get("cause")
+        return cls(
+            command_id, row["unit"], row["aggregate_id"], payload,
+            Cause(*cause) if cause else None,
+        )
 
 
 def _plain(value: Any) -> Any:

@@ -73,6 +73,7 @@ def decide(state: ViolationState, cmd: Rectify) -> Sequence[EventPayload]:
     ]
 
 
+#: A rectification by hand continues the violation's story: caused by it, in its correlation.
 VIOLATION: Decider[ViolationState, Rectify] = Decider(
-    "violation", ViolationState, evolve, decide
+    "violation", ViolationState, evolve, decide, follow=True
 )

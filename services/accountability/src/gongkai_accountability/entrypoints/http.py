@@ -32,7 +32,7 @@ from gongkai.runtime.idempotency import IdempotencyStore
 from gongkai_accountability.domain import finding as finding_rules
 from gongkai_accountability.domain import supervision as supervision_rules
 from gongkai_accountability.domain import violation as violation_rules
-from gongkai_accountability.domain.decide import supervision_notice
+from gongkai_accountability.domain.decide import case_cause, supervision_notice
 from gongkai_accountability.domain.fold import short_id
 from gongkai_accountability.domain.report import as_of_view, unit_reports
 
@@ -262,7 +262,6 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
                 command_id=violation_rules.rectify_command_id(violation_id),
                 actor=actor,
                 now=svc.ctx.clock.now,
-                correlate_with_first=True,
             )
         except Refusal as r:
             if r.kind == "not_found":
@@ -328,8 +327,8 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
             command_id=IdempotencyStore.command_id(caller.person_id, key, "supervisions"),
             actor=actor,
             now=svc.ctx.clock.now,
-            causation_id=case["stale_event_ids"][-1],
-            correlation_id=case["stale_event_ids"][0],
+            # A notice by hand answers the stale column, as the automatic one does.
+            cause=case_cause(case),
         )
         env = h.events[0]
         return {

@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from gongkai.causality import Cause, caused_by
 from gongkai.events import SYSTEM_ACTOR, Actor, Envelope, new_event
 from gongkai.events.contracts import intake as post_ev
 from gongkai.events.contracts import review as ev
@@ -60,6 +61,9 @@ class Version(_Frozen):
     author: str
     at: datetime
     event_id: str
+    #: The recording event's correlation id: a signature of this version, or a void it
+    #: causes, joins it (gongkai.causality). None in states saved before it was kept.
+    correlation_id: str | None = None
     #: Where screening found personal data in this version (``gongkai.access.mask``).
     spans: tuple[post_ev.MaskedSpan, ...] = ()
 
@@ -81,6 +85,7 @@ class PostFacts(_Frozen):
     withdrawn: bool = False
     withdrawn_reason: str | None = None
     withdrawn_event_id: str | None = None
+    withdrawn_correlation_id: str | None = None
 
     @property
     def current(self) -> Version:
@@ -162,6 +167,7 @@ def _version(envelope: Envelope[Any], p: post_ev.PostSubmitted | post_ev.PostRev
         author=envelope.actor.person,
         at=envelope.recorded_at,
         event_id=envelope.event_id,
+        correlation_id=envelope.correlation_id,
         spans=p.screening.spans,
     )
 
@@ -211,6 +217,7 @@ def evolve(state: ReviewState, envelope: Envelope[Any]) -> ReviewState:
                 "withdrawn": True,
                 "withdrawn_reason": p.reason,
                 "withdrawn_event_id": envelope.event_id,
+                "withdrawn_correlation_id": envelope.correlation_id,
             }
         )
         return state.model_copy(update={"post": facts})
@@ -490,7 +497,6 @@ class Meta:
 
     command_id: str
     at: datetime
-    correlation_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -514,7 +520,6 @@ class VoidStale:
 
     post_id: str
     at: datetime
-    correlation_id: str | None = None
 
 
 Command = Sign | VoidStale
@@ -543,17 +548,27 @@ def void_command_id(post_id: str, chain: int) -> str:
     return f"void:{post_id}:{chain}"
 
 
-def _void(state: ReviewState, at: datetime, correlation_id: str | None) -> list[Envelope[Any]]:
+def _version_cause(v: Version) -> Cause | None:
+    return Cause(v.event_id, v.correlation_id) if v.correlation_id is not None else None
+
+
+def _void(state: ReviewState, at: datetime) -> list[Envelope[Any]]:
     chain = pending_void(state)
     post = state.post
     if chain is None or post is None:
         return []
     if post.withdrawn:
+        # Caused by what overtook the chain, in its correlation: whichever path records the
+        # void (the reaction, or a signature settling it) records the same event.
         reason = f"post withdrawn: {post.withdrawn_reason}"
-        cause = post.withdrawn_event_id
+        cause = (
+            Cause(post.withdrawn_event_id, post.withdrawn_correlation_id)
+            if post.withdrawn_event_id is not None and post.withdrawn_correlation_id is not None
+            else None
+        )
     else:
         reason = f"content revised to version {post.content_version}"
-        cause = post.current.event_id
+        cause = _version_cause(post.current)
     payload = ev.ReviewConcluded(
         post_id=post.post_id,
         chain=chain.number,
@@ -570,8 +585,7 @@ def _void(state: ReviewState, at: datetime, correlation_id: str | None) -> list[
             actor=SYSTEM_ACTOR,
             command_id=void_command_id(post.post_id, chain.number),
             recorded_at=at,
-            correlation_id=correlation_id,
-            causation_id=cause,
+            **caused_by(cause),
         )
     ]
 
@@ -604,7 +618,7 @@ def _decide_sign(cmd: Sign, state: ReviewState) -> list[Envelope[Any]]:
     opinion = _check_sign_input(cmd)
     if post.withdrawn:
         raise refused("conflict", f"post {post.post_id} was withdrawn", "id")
-    events = _void(state, cmd.meta.at, cmd.meta.correlation_id)
+    events = _void(state, cmd.meta.at)
     state = fold(events, state)
     if cmd.content_digest != post.content_digest:
         raise refused(
@@ -660,7 +674,9 @@ def _decide_sign(cmd: Sign, state: ReviewState) -> list[Envelope[Any]]:
         command_id=cmd.meta.command_id,
         index=0,
         recorded_at=cmd.meta.at,
-        correlation_id=cmd.meta.correlation_id,
+        # A signature answers the content version it approves: the post's whole life, from
+        # submission through review to the site, is one correlation (gongkai.causality).
+        **caused_by(_version_cause(post.current)),
     )
     events.append(signed)
     state = evolve(state, signed)
@@ -687,8 +703,7 @@ def _decide_sign(cmd: Sign, state: ReviewState) -> list[Envelope[Any]]:
                 command_id=cmd.meta.command_id,
                 index=1,
                 recorded_at=cmd.meta.at,
-                correlation_id=cmd.meta.correlation_id,
-                causation_id=signed.event_id,
+                **caused_by(signed),
             )
         )
     return events
@@ -698,4 +713,4 @@ def decide(command: Command, state: ReviewState) -> list[Envelope[Any]]:
     """The events a command records, or a Refusal. Pure: no clock, no I/O."""
     if isinstance(command, Sign):
         return _decide_sign(command, state)
-    return _void(state, command.at, command.correlation_id)
+    return _void(state, command.at)

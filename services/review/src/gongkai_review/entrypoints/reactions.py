@@ -37,7 +37,9 @@ def void_on_change(
         bound = log.bind(
             post_id=env.aggregate_id, event_id=env.event_id, correlation_id=env.correlation_id
         )
-        cmd = VoidStale(env.aggregate_id, at=clock.now(), correlation_id=env.correlation_id)
+        # The void is caused by the revision or withdrawal the state holds (its correlation),
+        # whichever path records it: the command carries no cause of its own.
+        cmd = VoidStale(env.aggregate_id, at=clock.now())
         # The void events carry their own command id (one per chain, shared with a
         # signature that settles the void); this one only keys the runner's retry check.
         repo = repository()
