@@ -4,11 +4,15 @@ No ``from __future__ import annotations`` here: FastAPI reads the route signatur
 and ``Caller`` is local to ``install_routes``, where a string annotation could not be resolved.
 """
 
-from collections.abc import Callable
+import inspect
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from gongkai.directory import Directory, Principal, bearer_auth
 from gongkai.runtime.http import PROBLEM, PathId
@@ -37,6 +41,78 @@ KeyHeader = Annotated[
 ]
 
 
+@dataclass(frozen=True)
+class CommandRoute:
+    """A command as a POST route: its path (the ids in it are the command's parameters), the
+    body it takes and the answer it gives, with the OpenAPI document's tag and summary."""
+
+    command: str
+    path: str
+    body: type[BaseModel]
+    answer: type[BaseModel]
+    tag: str
+    summary: str
+    status: int = 200
+
+    @property
+    def ids(self) -> list[str]:
+        return re.findall(r"{(\w+)}", self.path)
+
+
+COMMANDS = (
+    CommandRoute(
+        "submit_post", "/posts", schemas.SubmitPostRequest, schemas.PostAccepted, "posts",
+        "Submit a post for review (Attachment 1's fields and the content)", 201,
+    ),
+    CommandRoute(
+        "revise_post", "/posts/{post_id}/revisions", schemas.RevisePostRequest,
+        schemas.PostAccepted, "posts",
+        "Record a new content version; any review of an earlier version is void", 201,
+    ),
+    CommandRoute(
+        "withdraw_post", "/posts/{post_id}/withdrawal", schemas.WithdrawPostRequest,
+        schemas.PostWithdrawnAnswer, "posts", "Withdraw a post",
+    ),
+    CommandRoute(
+        "report_publication", "/publications", schemas.ReportPublicationRequest,
+        schemas.PublicationRecorded, "publications",
+        "Report an item seen online (from the CMS or the office's site reading)", 201,
+    ),
+    CommandRoute(
+        "remove_publication", "/publications/{publication_id}/removal",
+        schemas.RemovePublicationRequest, schemas.PublicationRemovedAnswer, "publications",
+        "Report that a published item was taken down",
+    ),
+    CommandRoute(
+        "register_unit", "/units", schemas.RegisterUnitRequest, schemas.DirectoryChange,
+        "directory", "Register a unit or change its details (office)", 201,
+    ),
+    CommandRoute(
+        "record_leadership_change", "/units/{unit}/leadership-changes",
+        schemas.LeadershipChangeRequest, schemas.DirectoryChange, "directory",
+        "Record a change of the unit's leaders or their duties (领导成员和分工)",
+    ),
+    CommandRoute(
+        "register_person", "/people", schemas.RegisterPersonRequest, schemas.DirectoryChange,
+        "directory", "Register a person or change their name (office)", 201,
+    ),
+    CommandRoute(
+        "grant_role", "/people/{person_id}/roles", schemas.RoleRequest,
+        schemas.DirectoryChange, "directory", "Grant a role in a unit (office)",
+    ),
+    CommandRoute(
+        "revoke_role", "/people/{person_id}/roles/revocation", schemas.RoleRequest,
+        schemas.DirectoryChange, "directory", "Revoke a role in a unit (office)",
+    ),
+    CommandRoute(
+        "revoke_tokens", "/people/{person_id}/tokens/revocation",
+        schemas.TokenRevocationRequest, schemas.DirectoryChange, "directory",
+        "Revoke one of the person's tokens, or all (office); every service refuses them "
+        "from the answer on",
+    ),
+)
+
+
 def respond(answer: Answer) -> JSONResponse:
     headers = {"Idempotent-Replayed": "true"} if answer.replayed else {}
     return JSONResponse(answer.body, status_code=answer.status, headers=headers)
@@ -53,88 +129,51 @@ def install_routes(
 
     Caller = Annotated[Principal, Depends(authenticate)]
 
-    async def run(
-        command: str, caller: Principal, key: str | None, params: dict[str, str], body: Any
-    ) -> JSONResponse:
-        return respond(await app().execute(command, caller, key, params, body))
+    def command_endpoint(route: CommandRoute) -> Callable[..., Awaitable[JSONResponse]]:
+        """The route's handler: its path ids, body, caller and Idempotency-Key, handed to the
+        application layer as the command ``route.command``."""
 
-    # ---- posts -------------------------------------------------------------------------
+        async def endpoint(
+            body: Any, caller: Principal, key: str | None = None, **ids: str
+        ) -> JSONResponse:
+            return respond(await app().execute(route.command, caller, key, ids, body))
 
-    @router.post(
-        "/posts",
-        tags=["posts"],
-        status_code=201,
-        response_model=schemas.PostAccepted,
-        responses=PROBLEMS,
-        summary="Submit a post for review (Attachment 1's fields and the content)",
-    )
-    async def submit_post(
-        body: schemas.SubmitPostRequest, caller: Caller, key: KeyHeader = None
-    ) -> JSONResponse:
-        return await run("submit_post", caller, key, {}, body)
+        # FastAPI reads what to parse from the signature: declare this route's own path ids
+        # and body model there (with the name the OpenAPI document gives the operation).
+        endpoint.__name__ = route.command
+        endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+            [
+                *(
+                    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=PathId)
+                    for name in route.ids
+                ),
+                inspect.Parameter("body", inspect.Parameter.KEYWORD_ONLY, annotation=route.body),
+                inspect.Parameter("caller", inspect.Parameter.KEYWORD_ONLY, annotation=Caller),
+                inspect.Parameter(
+                    "key", inspect.Parameter.KEYWORD_ONLY, annotation=KeyHeader, default=None
+                ),
+            ],
+            return_annotation=JSONResponse,
+        )
+        return endpoint
 
-    @router.post(
-        "/posts/{post_id}/revisions",
-        tags=["posts"],
-        status_code=201,
-        response_model=schemas.PostAccepted,
-        responses=PROBLEMS,
-        summary="Record a new content version; any review of an earlier version is void",
-    )
-    async def revise_post(
-        post_id: PathId, body: schemas.RevisePostRequest, caller: Caller, key: KeyHeader = None
-    ) -> JSONResponse:
-        return await run("revise_post", caller, key, {"post_id": post_id}, body)
-
-    @router.post(
-        "/posts/{post_id}/withdrawal",
-        tags=["posts"],
-        response_model=schemas.PostWithdrawnAnswer,
-        responses=PROBLEMS,
-        summary="Withdraw a post",
-    )
-    async def withdraw_post(
-        post_id: PathId, body: schemas.WithdrawPostRequest, caller: Caller, key: KeyHeader = None
-    ) -> JSONResponse:
-        return await run("withdraw_post", caller, key, {"post_id": post_id}, body)
+    for route in COMMANDS:
+        router.add_api_route(
+            route.path,
+            command_endpoint(route),
+            methods=["POST"],
+            tags=[route.tag],
+            status_code=route.status,
+            response_model=route.answer,
+            responses=PROBLEMS,
+            summary=route.summary,
+        )
 
     @router.get(
         "/posts/{post_id}", tags=["posts"], response_model=schemas.PostView, responses=PROBLEMS
     )
     async def get_post(post_id: PathId, caller: Caller) -> schemas.PostView:
         return await app().post(caller, post_id)
-
-    # ---- publications ------------------------------------------------------------------
-
-    @router.post(
-        "/publications",
-        tags=["publications"],
-        status_code=201,
-        response_model=schemas.PublicationRecorded,
-        responses=PROBLEMS,
-        summary="Report an item seen online (from the CMS or the office's site reading)",
-    )
-    async def report_publication(
-        body: schemas.ReportPublicationRequest, caller: Caller, key: KeyHeader = None
-    ) -> JSONResponse:
-        return await run("report_publication", caller, key, {}, body)
-
-    @router.post(
-        "/publications/{publication_id}/removal",
-        tags=["publications"],
-        response_model=schemas.PublicationRemovedAnswer,
-        responses=PROBLEMS,
-        summary="Report that a published item was taken down",
-    )
-    async def remove_publication(
-        publication_id: PathId,
-        body: schemas.RemovePublicationRequest,
-        caller: Caller,
-        key: KeyHeader = None,
-    ) -> JSONResponse:
-        return await run(
-            "remove_publication", caller, key, {"publication_id": publication_id}, body
-        )
 
     @router.get(
         "/publications/{publication_id}",
@@ -145,89 +184,9 @@ def install_routes(
     async def get_publication(publication_id: PathId, caller: Caller) -> schemas.PublicationView:
         return await app().publication(caller, publication_id)
 
-    # ---- directory ---------------------------------------------------------------------
-
-    @router.post(
-        "/units",
-        tags=["directory"],
-        status_code=201,
-        response_model=schemas.DirectoryChange,
-        responses=PROBLEMS,
-        summary="Register a unit or change its details (office)",
-    )
-    async def register_unit(
-        body: schemas.RegisterUnitRequest, caller: Caller, key: KeyHeader = None
-    ) -> JSONResponse:
-        return await run("register_unit", caller, key, {}, body)
-
     @router.get("/units", tags=["directory"], response_model=list[schemas.UnitView])
     async def list_units(caller: Caller) -> list[schemas.UnitView]:
         return await app().units()
-
-    @router.post(
-        "/units/{unit}/leadership-changes",
-        tags=["directory"],
-        response_model=schemas.DirectoryChange,
-        responses=PROBLEMS,
-        summary="Record a change of the unit's leaders or their duties (领导成员和分工)",
-    )
-    async def record_leadership_change(
-        unit: PathId, body: schemas.LeadershipChangeRequest, caller: Caller, key: KeyHeader = None
-    ) -> JSONResponse:
-        return await run("record_leadership_change", caller, key, {"unit": unit}, body)
-
-    @router.post(
-        "/people",
-        tags=["directory"],
-        status_code=201,
-        response_model=schemas.DirectoryChange,
-        responses=PROBLEMS,
-        summary="Register a person or change their name (office)",
-    )
-    async def register_person(
-        body: schemas.RegisterPersonRequest, caller: Caller, key: KeyHeader = None
-    ) -> JSONResponse:
-        return await run("register_person", caller, key, {}, body)
-
-    @router.post(
-        "/people/{person_id}/roles",
-        tags=["directory"],
-        response_model=schemas.DirectoryChange,
-        responses=PROBLEMS,
-        summary="Grant a role in a unit (office)",
-    )
-    async def grant_role(
-        person_id: PathId, body: schemas.RoleRequest, caller: Caller, key: KeyHeader = None
-    ) -> JSONResponse:
-        return await run("grant_role", caller, key, {"person_id": person_id}, body)
-
-    @router.post(
-        "/people/{person_id}/roles/revocation",
-        tags=["directory"],
-        response_model=schemas.DirectoryChange,
-        responses=PROBLEMS,
-        summary="Revoke a role in a unit (office)",
-    )
-    async def revoke_role(
-        person_id: PathId, body: schemas.RoleRequest, caller: Caller, key: KeyHeader = None
-    ) -> JSONResponse:
-        return await run("revoke_role", caller, key, {"person_id": person_id}, body)
-
-    @router.post(
-        "/people/{person_id}/tokens/revocation",
-        tags=["directory"],
-        response_model=schemas.DirectoryChange,
-        responses=PROBLEMS,
-        summary="Revoke one of the person's tokens, or all (office); every service refuses "
-        "them from the answer on",
-    )
-    async def revoke_tokens(
-        person_id: PathId,
-        body: schemas.TokenRevocationRequest,
-        caller: Caller,
-        key: KeyHeader = None,
-    ) -> JSONResponse:
-        return await run("revoke_tokens", caller, key, {"person_id": person_id}, body)
 
     @router.get(
         "/people/{person_id}/tokens",
