@@ -304,17 +304,37 @@ async def test_inspector_reads_through_ephemeral_consumers_only(as_user: Any) ->
 async def test_subscriber_manages_its_own_durables_not_the_services(as_user: Any) -> None:
     intake, _ = await as_user("intake")
     await intake.js.publish("gk.ev.post.SUB-1.PostSubmitted", b"{}", stream=subjects.STREAM)
-    log, _ = await as_user("subscriber")
-    name = "sub-downstream"
+    log, conn = await as_user("subscriber")
+    own = matrix.subscriber_durables("subscriber")
+    assert own[0] == "sub-subscriber-1" and len(own) == matrix.DURABLE_SLOTS
+    name = own[-1]
     await log.js.add_consumer(subjects.STREAM, ConsumerConfig(
         durable_name=name, ack_policy=AckPolicy.EXPLICIT, filter_subject="gk.ev.post.SUB-1.*",
     ))
+    assert (await log.js.consumer_info(subjects.STREAM, name)).name == name
     sub = await log.js.pull_subscribe_bind(durable=name, stream=subjects.STREAM)
     msgs = await sub.fetch(1, timeout=2)
     assert msgs[0].subject == "gk.ev.post.SUB-1.PostSubmitted"
     await msgs[0].ack()
     await sub.unsubscribe()
     assert await log.js.delete_consumer(subjects.STREAM, name)
+    # Only its own names: not a name of its choosing, not another user's durable.
+    assert conn.violations() == []
+    assert await _refused(log.js.add_consumer(subjects.STREAM, ConsumerConfig(
+        durable_name="sub-downstream", ack_policy=AckPolicy.EXPLICIT,
+    )))
+    cms, _ = await as_user("cms")
+    await cms.js.add_consumer(subjects.STREAM, ConsumerConfig(
+        durable_name="cms-feed", ack_policy=AckPolicy.EXPLICIT,
+    ))
+    assert await _refused(log.js.delete_consumer(subjects.STREAM, "cms-feed"))
+    assert (await cms.js.consumer_info(subjects.STREAM, "cms-feed")).name == "cms-feed"
+    assert conn.violations()
+    # No event, through JetStream or core NATS.
+    assert await _refused(log.js.publish(
+        "gk.ev.post.SUB-2.PostSubmitted", b"{}", stream=subjects.STREAM
+    ))
+    assert not await _recorded(log, "gk.ev.post.SUB-2.PostSubmitted")
     # A service's durable consumer (review voids approvals through it): not to be deleted,
     # taken over or drained by anyone else.
     durable = "review-void-on-revision"

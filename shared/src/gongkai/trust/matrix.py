@@ -32,9 +32,16 @@ DLQ = subjects.DLQ_STREAM
 ACCOUNT = "GONGKAI"
 SYSTEM_ACCOUNT = "SYS"
 
+#: The read-only downstream users. Each owns DURABLE_SLOTS durable consumer names of its own
+#: (``subscriber_durables``): NATS permissions match whole subject tokens, so "names starting
+#: with sub-<user>-" cannot be granted; these exact names can. Another downstream system gets a
+#: user of its own here (and a ROLES line): its durables are then out of every other's reach.
+SUBSCRIBERS: tuple[str, ...] = ("subscriber",)
+DURABLE_SLOTS = 8
+
 #: Every user, in the order the configurations list them.
 USERS: tuple[str, ...] = (
-    "sys", "admin", *SERVICES, "inspector", "cms", "subscriber",
+    "sys", "admin", *SERVICES, "inspector", "cms", *SUBSCRIBERS,
 )
 
 #: Who each user is, as the generated configurations say it.
@@ -52,8 +59,8 @@ ROLES: dict[str, str] = {
     "inspector": "read-only tools (`gongkai audit`, `gongkai events tail`): reads the log and "
     "the dead letters through ephemeral consumers; publishes nothing",
     "cms": "the CMS or demo client: reads the log, sends requests to gk.cmd.intake.>",
-    "subscriber": "a read-only downstream system: reads the log, creates, reads and deletes "
-    "its own durable consumers (any name but a service's); publishes no event",
+    "subscriber": "a read-only downstream system: reads the log; creates, reads and deletes "
+    "only the durable consumers named sub-subscriber-1 to sub-subscriber-8; publishes no event",
 }
 
 _API = "$JS.API"
@@ -84,6 +91,20 @@ def _durables(stream: str) -> list[str]:
     """Create (and update) durable or named consumers on a stream."""
     return [
         f"{_API}.CONSUMER.CREATE.{stream}.>", f"{_API}.CONSUMER.DURABLE.CREATE.{stream}.*",
+    ]
+
+
+def subscriber_durables(user: str) -> tuple[str, ...]:
+    """The durable consumer names ``user`` (one of SUBSCRIBERS) may create, use and delete."""
+    return tuple(f"sub-{user}-{i}" for i in range(1, DURABLE_SLOTS + 1))
+
+
+def _own(durable: str) -> list[str]:
+    """Create (or update) and delete one named durable consumer on the log."""
+    return [
+        f"{_API}.CONSUMER.CREATE.{LOG}.{durable}", f"{_API}.CONSUMER.CREATE.{LOG}.{durable}.>",
+        f"{_API}.CONSUMER.DURABLE.CREATE.{LOG}.{durable}",
+        f"{_API}.CONSUMER.DELETE.{LOG}.{durable}",
     ]
 
 
@@ -195,14 +216,22 @@ def build(durables: Mapping[str, Sequence[str]] | None = None) -> Matrix:
         publish_allow=("gk.cmd.intake.>", *read_all, *_durables(LOG)),
         publish_deny=(*_ADMINISTRATION, *others(None)),
     )))
-    users.append(User("subscriber", ACCOUNT, ROLES["subscriber"], Permissions(
-        publish_allow=(
-            *read_all, *_durables(LOG), f"{_API}.CONSUMER.DELETE.{LOG}.*",
-            f"{_API}.CONSUMER.NAMES.{LOG}", f"{_API}.CONSUMER.LIST.{LOG}",
-        ),
-        publish_deny=(*[a for a in _ADMINISTRATION if ".CONSUMER.DELETE." not in a],
-                      *others(None)),
-    )))
+    for sub in SUBSCRIBERS:
+        # Reading (info, next, ack) stays open for the ephemeral consumers a replay makes,
+        # whose names the server picks; creating and deleting a named one is allowed for its
+        # own names alone, and the services' and other subscribers' durables are denied.
+        theirs = [x for other in SUBSCRIBERS if other != sub
+                  for d in subscriber_durables(other) for x in _protect(d)]
+        users.append(User(sub, ACCOUNT, ROLES[sub], Permissions(
+            publish_allow=(
+                *read_all, *[x for d in subscriber_durables(sub) for x in _own(d)],
+                f"{_API}.CONSUMER.NAMES.{LOG}", f"{_API}.CONSUMER.LIST.{LOG}",
+            ),
+            publish_deny=(
+                *[a for a in _ADMINISTRATION if ".CONSUMER.DELETE." not in a],
+                *others(None), *theirs,
+            ),
+        )))
     return Matrix(tuple(users), durs)
 
 
