@@ -155,3 +155,29 @@ class ColumnKept(EventPayload):
     unit: str
     column: str
     reason: str = Field(min_length=1, max_length=500)
+
+
+@event
+class ColumnWasStale(EventPayload):
+    """In the imported history, before the unit joined gongkai, a column was stale under one
+    periodic rule: from the day after ``due_date`` until ``until`` (the day the next item went
+    online, or the day the unit joined if none did before).
+
+    History, not a live episode: freshness decides it from ``PublicationImported`` items, its
+    business time is the first stale day, and it opens no supervision case and records no
+    violation (nobody was watching). The same episode (unit, column, rule set, rule,
+    ``due_date``) may be recorded again with another ``until`` when a later import adds items:
+    the latest in the log stands. ``until == due_date + 1 day`` or earlier: not stale after all.
+    """
+
+    event_type = "ColumnWasStale"
+    aggregate_type = "column"
+
+    unit: str
+    column: str
+    rule_set: str
+    rule: str
+    due_date: date
+    until: date
+    #: The imported item the deadline ran from (None: the episode was unmade).
+    last_publication_at: datetime | None = None

@@ -363,3 +363,28 @@ class PublicationRemoved(EventPayload):
     column: str
     removed_at: datetime
     reason: str
+
+
+@event
+class PublicationImported(EventPayload):
+    """An item that was online before gongkai watched the site, imported from the CMS's export
+    (``gongkai import``): a historical publication, with its own business time (``online_at``).
+
+    History, not a report: nobody reviewed it in gongkai, so it is never judged for review
+    (no ``published_without_review``); freshness counts it for due dates and inspectors' as-of
+    views count it as published on ``online_at``. A separate type, not a flag on
+    ``PostPublished``: a subscriber of "items going online" is not flooded with a year of
+    history, and no consumer can mistake an import for a report. Recorded once per item: the
+    publication id is derived from the item's unit, column, URL and online time.
+    """
+
+    event_type = "PublicationImported"
+    aggregate_type = "publication"
+
+    publication_id: str
+    unit: str
+    column: str
+    title: str = Field(min_length=1, max_length=300)
+    url: str
+    online_at: datetime
+    content_digest: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
