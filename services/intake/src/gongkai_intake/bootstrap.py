@@ -10,6 +10,7 @@ from gongkai.events.contracts.intake import (
     PostRevised,
     PostSubmitted,
     PostWithdrawn,
+    PublicationImported,
     PublicationRemoved,
     RoleGranted,
     RoleRevoked,
@@ -49,6 +50,7 @@ class IntakeService(Service):
         PostWithdrawn,
         PostPublished,
         PublicationRemoved,
+        PublicationImported,
     )
 
     def __init__(self, ctx: ServiceContext, catalog: ColumnCatalog) -> None:

@@ -1,4 +1,4 @@
-"""``gongkai people ...`` and ``gongkai directory ...``: the operator's directory tools.
+"""``gongkai people ...``, ``gongkai directory ...`` and ``gongkai import``: the operator's tools.
 
 They append to the log directly (the operator has NATS access; there may be no office user yet
 to call the HTTP API with). Errors print one line and exit non-zero.
@@ -35,6 +35,12 @@ from gongkai_intake.adapters.directory_log import (
     load_directory_file,
     person_tokens,
     revoke_tokens,
+)
+from gongkai_intake.adapters.history_import import (
+    HistoryFileError,
+    ImportReport,
+    import_history,
+    read_history_file,
 )
 
 
@@ -213,6 +219,64 @@ def cmd_load(args: argparse.Namespace) -> int:
     return run_tool("directory load", lambda: with_intake_log(nats_url(args), work, args))
 
 
+class Progress:
+    """A plain counter on stderr: rewritten in place on a terminal, every tenth otherwise."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.tty = sys.stderr.isatty()
+        self.quiet = quiet
+        self._shown = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.quiet or total == 0:
+            return
+        if self.tty:
+            width = 30
+            filled = width * done // total
+            bar = "#" * filled + "-" * (width - filled)
+            end = "\n" if done == total else ""
+            print(f"\r[{bar}] {done}/{total}", end=end, file=sys.stderr, flush=True)
+            return
+        tenth = 10 * done // total
+        if tenth != self._shown:
+            self._shown = tenth
+            print(f"{done}/{total} rows", file=sys.stderr, flush=True)
+
+
+def print_import_report(report: ImportReport, file: str) -> None:
+    for err in report.refused:
+        print(f"{file}:{err.line}: refused: {err.reason}", file=sys.stderr)
+    print(
+        f"{file}: {report.total} rows: {report.imported} imported, "
+        f"{report.present} already present, {len(report.refused)} refused"
+    )
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    try:
+        rows = read_history_file(path, args.format)
+    except HistoryFileError as exc:
+        print(f"gongkai import: {exc}", file=sys.stderr)
+        return 2
+
+    async def work(evlog: EventLog) -> int:
+        from gongkai.rules import default_catalog
+
+        report = await import_history(
+            evlog,
+            rows,
+            catalog=default_catalog(),
+            actor=operator(),
+            now=SystemClock().now(),
+            progress=Progress(quiet=args.quiet),
+        )
+        print_import_report(report, args.file)
+        return 1 if report.refused else 0
+
+    return run_tool("import", lambda: with_intake_log(nats_url(args), work, args))
+
+
 def register(sub: Any) -> None:
     """Entry point of the ``gongkai.cli`` group: add intake's commands to ``gongkai``."""
     people = sub.add_parser("people", help="people of the unit directory")
@@ -271,3 +335,20 @@ def register(sub: Any) -> None:
     load.add_argument("--nats-url", help="($GONGKAI_NATS_URL, nats://127.0.0.1:4222)")
     load.set_defaults(func=cmd_load)
     credentials.add_tool_arguments(load, "intake")
+
+    imp = sub.add_parser(
+        "import",
+        help="record a CMS export of the site's items (CSV or JSON Lines: unit, column, title, "
+        "url, online_at[, content_digest]) as historical publications; importing it again "
+        "records nothing (docs/intake.md)",
+    )
+    imp.add_argument("file", metavar="FILE")
+    imp.add_argument(
+        "--format",
+        choices=("csv", "jsonl"),
+        help="the file's format (default: jsonl for .jsonl/.ndjson, else csv)",
+    )
+    imp.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    imp.add_argument("--nats-url", help="($GONGKAI_NATS_URL, nats://127.0.0.1:4222)")
+    imp.set_defaults(func=cmd_import)
+    credentials.add_tool_arguments(imp, "intake")
