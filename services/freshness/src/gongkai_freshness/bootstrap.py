@@ -31,6 +31,7 @@ from gongkai.events.contracts.freshness import (
     ColumnKept,
     ColumnRefreshed,
     ColumnStale,
+    ColumnWasStale,
     column_aggregate_id,
 )
 from gongkai.rules import Catalog, RuleSet, RuleSetError
@@ -51,6 +52,8 @@ from gongkai_freshness.entrypoints.http import VisibilityResult, build_router
 
 #: Re-decide touched columns at least this often while a backlog is being read.
 _FLUSH_EVERY = 500
+#: A tick waits until no imported item has arrived for this long (an import in progress).
+HISTORY_QUIET_SECONDS = 5.0
 
 COLUMNS = Gauge(
     "gongkai_freshness_columns",
@@ -80,7 +83,7 @@ class FreshnessService(Service):
         "Column deadlines from Attachment 2 and the national lines: due soon, stale, refreshed; "
         "each unit's keep/hide choices."
     )
-    owns = (ColumnDueSoon, ColumnStale, ColumnRefreshed, ColumnHidden, ColumnKept)
+    owns = (ColumnDueSoon, ColumnStale, ColumnRefreshed, ColumnHidden, ColumnKept, ColumnWasStale)
 
     def __init__(
         self, ctx: ServiceContext, register: ColumnRegister, config: FreshnessConfig
@@ -104,6 +107,8 @@ class FreshnessService(Service):
         self._touched: dict[ColumnKey, None] = {}
         self._cause: Envelope[Any] | None = None
         self._retry = False
+        #: When the last imported item was folded in (monotonic seconds).
+        self._history_at = float("-inf")
         self._evaluated_on: date | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._subscription: list[Any] = []
@@ -264,7 +269,13 @@ class FreshnessService(Service):
                     self.evlog, self.name, msg, f"{type(exc).__name__}: {exc}", self.name
                 )
                 return
-            if self.caught_up.is_set():
+            if env.type == "PublicationImported":
+                # History arrives as a batch: deciding a column on half of it, as of today,
+                # would record it stale and then refreshed. The next tick decides every column
+                # on the whole of what arrived (``tick``: not while the batch still streams in).
+                self._retry = True
+                self._history_at = time.monotonic()
+            elif self.caught_up.is_set():
                 self._touched.update(dict.fromkeys(touched))
                 self._cause = env
 
@@ -329,6 +340,8 @@ class FreshnessService(Service):
         as_of = self.today()
         if not force and as_of == self._evaluated_on and not self._retry:
             return 0
+        if not force and time.monotonic() - self._history_at < HISTORY_QUIET_SECONDS:
+            return 0  # an import is still streaming in; ``_retry`` stays set
         async with self._lock:
             self._retry = False
             started = time.perf_counter()

@@ -34,6 +34,7 @@ def transition_events(
             aggregate_id=t.aggregate_id,
             actor=FRESHNESS_ACTOR,
             command_id=t.command_id,
+            business_time=t.business_time,
             recorded_at=at,
             correlation_id=cause.correlation_id if cause else None,
             causation_id=cause.event_id if cause else None,

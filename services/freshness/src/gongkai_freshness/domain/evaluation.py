@@ -12,20 +12,28 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Literal
 
-from gongkai.calendar import WorkingCalendar
+from gongkai.calendar import SHANGHAI, WorkingCalendar, local_date
 from gongkai.events import EventPayload
 from gongkai.events.contracts.freshness import (
     ColumnDueSoon,
     ColumnRefreshed,
     ColumnStale,
+    ColumnWasStale,
     column_aggregate_id,
 )
 from gongkai.events.envelope import EVENT_ID_NAMESPACE
 from gongkai.rules import Rule, RuleSet
-from gongkai_freshness.domain.state import ColumnState, Slot, SlotKey, Trigger, UnitInfo
+from gongkai_freshness.domain.state import (
+    ColumnState,
+    HistoryKey,
+    Slot,
+    SlotKey,
+    Trigger,
+    UnitInfo,
+)
 
 DeadlineState = Literal["ok", "due_soon", "stale", "on_time", "late_met", "cancelled"]
 OPEN: frozenset[str] = frozenset({"ok", "due_soon", "stale"})
@@ -205,6 +213,8 @@ class Transition:
     payload: EventPayload
     aggregate_id: str
     command_id: str
+    #: The time the event speaks for, when not the time it is recorded (history).
+    business_time: datetime | None = None
 
 
 def event_id_for(command_id: str, index: int = 0) -> str:
@@ -400,3 +410,73 @@ def trigger_settled(
             if slot is None or slot.closed != d.key:
                 return False
     return True
+
+
+# ---- the imported history --------------------------------------------------------------
+
+
+def decide_history(
+    col: ColumnState, unit: UnitInfo, rule_sets: Sequence[RuleSet]
+) -> list[Transition]:
+    """The ``ColumnWasStale`` episodes the imported history owes and the ledger lacks.
+
+    Only periodic rules, only before the unit joined (from then on the live ledger watches):
+    between two imported items, the column was stale from the day after the first one's due
+    date until the next went online; after the last, until the unit joined. An episode
+    recorded before that more items have since unmade is recorded again as not stale
+    (``until`` the day after its due date): the latest of an episode stands. Triggered, dated
+    and blank rules need facts an export does not hold (the information's date, when the
+    section opened) and are not judged in history.
+    """
+    if not col.imported or not col.visible:
+        return []
+    joined = unit.registered_on
+    items = sorted(
+        {(local_date(at), at) for at in col.imported.values() if local_date(at) < joined}
+    )
+    # One item a day is enough: a deadline runs from the day an item went online.
+    by_day: dict[date, datetime] = {}
+    for day, at in items:
+        by_day.setdefault(day, at)
+    days = sorted(by_day)
+    want: dict[HistoryKey, tuple[date, datetime]] = {}
+    for rs in rule_sets:
+        for rule in rs.rules_for(col.column):
+            if rule.kind != "periodic" or rule.every is None:
+                continue
+            for i, day in enumerate(days):
+                due = rule.every.after(day)
+                until = days[i + 1] if i + 1 < len(days) else joined
+                if until > due + timedelta(days=1):
+                    want[(rs.id, rule.id, due)] = (until, by_day[day])
+    out: list[Transition] = []
+    for key, (until, last) in sorted(want.items()):
+        if col.history.get(key) != until:
+            out.append(_was_stale(col, key, until, last))
+    for key, recorded in sorted(col.history.items()):
+        unmade = key[2] + timedelta(days=1)
+        if key not in want and recorded != unmade:
+            out.append(_was_stale(col, key, unmade, None))
+    return out
+
+
+def _was_stale(
+    col: ColumnState, key: HistoryKey, until: date, last: datetime | None
+) -> Transition:
+    rule_set, rule, due = key
+    p = ColumnWasStale(
+        unit=col.unit,
+        column=col.column,
+        rule_set=rule_set,
+        rule=rule,
+        due_date=due,
+        until=until,
+        last_publication_at=last,
+    )
+    return Transition(
+        p,
+        column_aggregate_id(col.unit, col.column),
+        _cmd("was-stale", col, rule_set, rule, f"{due}:{until}"),
+        # The first day it was stale: an as-of view of that day includes it.
+        business_time=datetime.combine(due + timedelta(days=1), time(0), SHANGHAI),
+    )

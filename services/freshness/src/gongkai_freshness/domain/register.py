@@ -31,6 +31,7 @@ from gongkai_freshness.domain.evaluation import (
     Deadlines,
     Transition,
     decide,
+    decide_history,
     schedule,
     subject_of,
     trigger_settled,
@@ -57,12 +58,14 @@ RELEVANT_TYPES: frozenset[str] = frozenset(
         "PostRevised",
         "PostWithdrawn",
         "PostPublished",
+        "PublicationImported",
         "PublicationRemoved",
         "ColumnHidden",
         "ColumnKept",
         "ColumnDueSoon",
         "ColumnStale",
         "ColumnRefreshed",
+        "ColumnWasStale",
     }
 )
 
@@ -291,7 +294,7 @@ def _post_withdrawn(reg: Register, env: Envelope[Any], seq: int) -> Evolved:
 
 
 def _post_published(reg: Register, env: Envelope[Any], seq: int) -> Evolved:
-    p: iev.PostPublished = env.payload
+    p: iev.PostPublished | iev.PublicationImported = env.payload
     d = local_date(p.online_at)
     changed: dict[ColumnKey, ColumnState] = {}
     if p.column in reg.catalog.columns:
@@ -329,15 +332,16 @@ def _post_published(reg: Register, env: Envelope[Any], seq: int) -> Evolved:
                 triggers[tid] = replace(triggers[tid], met_on=d, exempt=exempt)
             col = replace(col, triggers=triggers)
         changed[col.key] = settle(col, unit, reg.book)
-    ref = reg.posts.get(p.post_id) if p.post_id else None
-    if ref is None or p.post_id is None:
+    post_id = p.post_id if isinstance(p, iev.PostPublished) else None
+    ref = reg.posts.get(post_id) if post_id else None
+    if ref is None or post_id is None:
         return _changed(reg, changed)
     key = (ref.unit, ref.column)
     pcol = changed.get(key) or reg.column(*key)
     met = [
         tid
         for tid, t in pcol.triggers.items()
-        if t.post_id == p.post_id and t.met_on is None and not t.withdrawn
+        if t.post_id == post_id and t.met_on is None and not t.withdrawn
     ]
     if met:
         exempt = not pcol.visible
@@ -348,7 +352,28 @@ def _post_published(reg: Register, env: Envelope[Any], seq: int) -> Evolved:
             )
         pcol = replace(pcol, triggers=triggers)
     changed[key] = settle(pcol, reg.units.get(ref.unit), reg.book)
-    return _changed(reg, changed, post=(p.post_id, replace(ref, published=True)))
+    return _changed(reg, changed, post=(post_id, replace(ref, published=True)))
+
+
+def _publication_imported(reg: Register, env: Envelope[Any], seq: int) -> Evolved:
+    """An item of the site's history: a publication for due dates, kept apart for the
+    history's own episodes (``decide_history``)."""
+    p: iev.PublicationImported = env.payload
+    evolved = _post_published(reg, env, seq)
+    if p.column not in reg.catalog.columns:
+        return evolved
+    reg = evolved.register
+    col = reg.column(p.unit, p.column)
+    col = replace(col, imported={**col.imported, p.publication_id: p.online_at})
+    return _changed(reg, {col.key: col})
+
+
+def _was_stale(reg: Register, env: Envelope[Any], seq: int) -> Evolved:
+    p: fev.ColumnWasStale = env.payload
+    col = reg.column(p.unit, p.column)
+    history = {**col.history, (p.rule_set, p.rule, p.due_date): p.until}
+    col = replace(col, history=history, version=max(col.version, seq))
+    return _changed(reg, {col.key: col})
 
 
 def _publication_removed(reg: Register, env: Envelope[Any], seq: int) -> Evolved:
@@ -425,12 +450,14 @@ _HANDLERS: dict[type[Any], Callable[[Register, Envelope[Any], int], Evolved]] = 
     iev.PostRevised: _post_revised,
     iev.PostWithdrawn: _post_withdrawn,
     iev.PostPublished: _post_published,
+    iev.PublicationImported: _publication_imported,
     iev.PublicationRemoved: _publication_removed,
     fev.ColumnHidden: _decided,
     fev.ColumnKept: _decided,
     fev.ColumnDueSoon: _ledger,
     fev.ColumnStale: _ledger,
     fev.ColumnRefreshed: _ledger,
+    fev.ColumnWasStale: _was_stale,
 }
 
 
@@ -501,4 +528,6 @@ def decide_all(
             continue
         for col in cols.values():
             out.extend(_owed(reg, col, unit, as_of, sched))
+            if col.imported:
+                out.extend(decide_history(col, unit, reg.book.rule_sets))
     return out

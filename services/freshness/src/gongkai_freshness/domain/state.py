@@ -23,6 +23,7 @@ from gongkai.events import Actor
 HiddenBy = Literal["unit", "emptied", "not_applicable", "default", "unregistered"]
 SlotKey = tuple[str, str, str]  # (rule set, rule, subject: "" | trigger id | year)
 ColumnKey = tuple[str, str]  # (unit, column)
+HistoryKey = tuple[str, str, date]  # (rule set, rule, due date) of a past periodic deadline
 
 #: The one empty mapping every new record starts with (read-only, so safely shared).
 EMPTY: Mapping[Any, Any] = MappingProxyType({})
@@ -133,6 +134,11 @@ class ColumnState:
     epoch: int = 0
     visible_since: date | None = None
     slots: Mapping[SlotKey, Slot] = field(default_factory=_empty)
+    #: publication id -> online time of the items imported from the site's history
+    #: (``PublicationImported``): what the history before the unit joined is decided on.
+    imported: Mapping[str, datetime] = field(default_factory=_empty)
+    #: (rule set, rule, due date) -> ``until`` of each ``ColumnWasStale`` recorded (the last).
+    history: Mapping[HistoryKey, date] = field(default_factory=_empty)
     #: Stream sequence of the last event of this column's aggregate (optimistic concurrency).
     version: int = 0
 
