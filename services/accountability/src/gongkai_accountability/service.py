@@ -16,6 +16,9 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
+import nats.js.errors
+
+from gongkai import subjects
 from gongkai.calendar import local_date
 from gongkai.consumer import cancel_until_done
 from gongkai.decider import Decided, record
@@ -94,15 +97,27 @@ class AccountabilityService(Service):
         self.checkpointer: Checkpointer | None = None
         self._as_of: dict[tuple[date, int], Rows] = {}
         self._first: date | None = None
+        #: The log holds imported history (days before its first event): set once seen.
+        self._history = False
 
     async def _first_day(self) -> date:
         """The day (Asia/Shanghai) before which nothing was recorded, a day's slack for clocks:
-        the first event's, read once (the log only grows at its end)."""
+        the first event's, read once (the log only grows at its end). Once the log holds
+        imported history, any day may have an answer."""
         if self._first is None:
             msg = await self.evlog.js.get_msg(self.evlog.stream, 1)
             recorded = datetime.fromisoformat(json.loads(msg.data or b"{}")["recorded_at"])
             self._first = local_date(recorded) - timedelta(days=1)
-        return self._first
+        if not self._history:
+            with contextlib.suppress(nats.js.errors.NotFoundError):
+                await self.evlog.js.get_msg(
+                    self.evlog.stream,
+                    1,
+                    subject=subjects.type_filter("PublicationImported"),
+                    next=True,
+                )
+                self._history = True
+        return date.min if self._history else self._first
 
     async def as_of(self, day: date) -> Rows:
         """The log folded up to the end of ``day`` (Asia/Shanghai), as ``audit as-of`` folds it.

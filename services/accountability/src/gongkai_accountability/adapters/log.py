@@ -13,7 +13,6 @@ from datetime import date
 from typing import Any
 
 from gongkai.access import masked_event
-from gongkai.calendar import local_date
 from gongkai.eventlog import EventLog, ack_position
 from gongkai.events import Envelope, EventDecodeError, canonical_json
 from gongkai.prefetch import prefetched
@@ -28,7 +27,7 @@ from gongkai.trust.merkle import (
     root_of,
 )
 from gongkai_accountability.adapters.checkpoints import Chain, VerifiedCheckpoint, load_chain
-from gongkai_accountability.domain.fold import RELEVANT, evolve
+from gongkai_accountability.domain.fold import RELEVANT, as_of_day, evolve
 from gongkai_accountability.domain.rows import MemoryRows
 
 
@@ -140,7 +139,8 @@ async def fold_log(
     progress: Callable[[int, int], None] | None = None,
     every: int = 20000,
 ) -> FoldResult:
-    """Fold the whole log (or what was recorded up to the end of ``until``, Shanghai) in order.
+    """Fold the whole log (or what was recorded up to the end of ``until``, Shanghai, and the
+    imported history of days up to it: ``fold.as_of_day``) in order.
 
     Events the fold does not read are skipped before decoding: the subject names the type.
     Every event is verified before it is folded (``verified_events``): the signed checkpoints
@@ -160,7 +160,7 @@ async def fold_log(
     try:
         async for batch in verified_events(evlog, RELEVANT, counts, chain):
             for seq, env in batch:
-                if until is not None and local_date(env.recorded_at) > until:
+                if until is not None and as_of_day(env) > until:
                     continue
                 evolve(rows, masked_event(env), seq)  # as the live projection folds it
             if progress is not None and counts.seen >= next_progress:

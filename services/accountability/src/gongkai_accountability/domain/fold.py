@@ -497,6 +497,46 @@ def _publication(rows: Rows, env: Envelope[Any], seq: int) -> None:
         _answer_findings(rows, p.post_id, pub_id, env, "removed")
 
 
+def _imported(rows: Rows, env: Envelope[Any], seq: int) -> None:
+    """An item of the site's history (``gongkai import``): a publication on its own day, never
+    judged for review — nobody reviewed it here, and it went online before gongkai watched."""
+    p = env.payload
+    day = local_date(p.online_at).isoformat()
+    s = step(
+        env,
+        seq,
+        "imported",
+        digest=p.content_digest,
+        publication_id=p.publication_id,
+        url=p.url,
+        online_at=iso(p.online_at),
+        title=p.title,
+    )
+    rows.put(
+        "publication",
+        p.publication_id,
+        {
+            "publication_id": p.publication_id,
+            "post_id": None,
+            "unit": p.unit,
+            "column": p.column,
+            "digest": p.content_digest,
+            "online_at": iso(p.online_at),
+            "title": p.title,
+            "url": p.url,
+            "imported": True,
+            "removed": False,
+            "event_id": env.event_id,
+            "trail": [s],
+        },
+    )
+    # Asked as of a day before the unit joined, the unit is known by its history alone.
+    u = _unit(rows, p.unit)
+    if u.get("history_from") is None or day < u["history_from"]:
+        u["history_from"] = day
+        rows.put("unit", p.unit, u)
+
+
 def _check_review(rows: Rows, env: Envelope[Any], pub: Row, post: PostFacts | None) -> None:
     p = env.payload
     # When the unit joined matters only for an item gongkai never saw: read it only then.
@@ -619,6 +659,15 @@ def _column(rows: Rows, env: Envelope[Any], seq: int) -> None:
             if case is not None:
                 case.setdefault("refreshed", []).append(env.event_id)
                 rows.put("case", col["case"], case)
+    elif env.type == "ColumnWasStale":
+        # History: an episode before the unit joined. No case, no violation: nobody was
+        # watching; ``report.stale_columns`` counts it for the days it covers.
+        col.setdefault("history", {})[f"{p.rule_set}/{p.rule}/{p.due_date.isoformat()}"] = {
+            "due_date": p.due_date.isoformat(),
+            "until": p.until.isoformat(),
+            "rule_set": p.rule_set,
+            "rule": p.rule,
+        }
     elif env.type in ("ColumnHidden", "ColumnKept"):
         col["hidden"] = env.type == "ColumnHidden"
         # Attachment 2's tick: who ticked ✓ or ×, when and why.
@@ -834,8 +883,10 @@ _HANDLERS: dict[str, Any] = {
     "ReviewConcluded": _review,
     "PostPublished": _publication,
     "PublicationRemoved": _publication,
+    "PublicationImported": _imported,
     "ColumnStale": _column,
     "ColumnRefreshed": _column,
+    "ColumnWasStale": _column,
     "ColumnHidden": _column,
     "ColumnKept": _column,
     "SupervisionIssued": _supervision,
@@ -846,7 +897,20 @@ _HANDLERS: dict[str, Any] = {
     "ViolationRecorded": _violation,
     "ViolationRectified": _violation,
 }
+#: The site's history (``gongkai import``, and freshness's episodes decided from it): facts
+#: about days before gongkai watched, recorded later. They speak for their business time.
+HISTORY = frozenset({"PublicationImported", "ColumnWasStale"})
+
+
+def as_of_day(env: Envelope[Any]) -> date:
+    """The day from which an as-of view includes ``env``: the day it was recorded — what the
+    log knew then — except history, which is known only by its own day."""
+    if env.type in HISTORY:
+        return local_date(env.business_time)
+    return local_date(env.recorded_at)
+
+
 #: The event types the fold reads; the projection filters nothing else out of interest.
 RELEVANT = frozenset(_HANDLERS)
 
-__all__ = ["RELEVANT", "evolve", "held_in", "holders_at", "short_id"]
+__all__ = ["HISTORY", "RELEVANT", "as_of_day", "evolve", "held_in", "holders_at", "short_id"]

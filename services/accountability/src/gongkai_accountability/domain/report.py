@@ -25,19 +25,32 @@ PENALTY = {"minor": 5, "serious": 15}
 STALE_COLUMN_PENALTY = 2
 
 
+def stale_in_history(col: dict[str, Any], as_of: date) -> list[dict[str, Any]]:
+    """The column's ``ColumnWasStale`` episodes (imported history) that cover ``as_of``: stale
+    from the day after the due date until, not including, ``until``."""
+    day = as_of.isoformat()
+    return [
+        e for e in col.get("history", {}).values() if e["due_date"] < day < e["until"]
+    ]
+
+
 def stale_columns(rows: Rows, as_of: date, unit: str | None = None) -> list[dict[str, Any]]:
     out = []
     for _, col in rows.scan("column"):
-        if (unit and col["unit"] != unit) or not col["open"] or col["hidden"]:
+        if (unit and col["unit"] != unit) or col["hidden"]:
             continue
-        due = min(e["due_date"] for e in col["open"].values())
+        history = stale_in_history(col, as_of) if "history" in col else []
+        if not col["open"] and not history:
+            continue
+        episodes = [*col["open"].values(), *history]
+        due = min(e["due_date"] for e in episodes)
         out.append(
             {
                 "unit": col["unit"],
                 "column": col["column"],
                 "due_date": due,
                 "days_stale": max(0, (as_of - date.fromisoformat(due)).days),
-                "rules": sorted(f"{e['rule_set']}/{e['rule']}" for e in col["open"].values()),
+                "rules": sorted(f"{e['rule_set']}/{e['rule']}" for e in episodes),
                 "case": col["case"],
             }
         )
@@ -83,7 +96,8 @@ def unit_reports(rows: Rows, start: date, end: date, unit: str | None = None) ->
         return units.setdefault(code, UnitReport(code))
 
     for code, u in rows.scan("unit"):
-        if u.get("kind") and u.get("kind") != "county_office":
+        # A unit known only by its imported history (asked of a day before it joined) counts.
+        if (u.get("kind") or u.get("history_from")) and u.get("kind") != "county_office":
             rep(code)
     for col in stale_columns(rows, end):
         r = rep(col["unit"])
