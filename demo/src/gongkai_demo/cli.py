@@ -1,4 +1,5 @@
-"""``gongkai demo`` and ``gongkai directory demo``: the demo county, from the command line.
+"""``gongkai demo``, ``gongkai directory demo`` and ``gongkai demo-history``: the demo county,
+from the command line.
 
 Both record as intake (the service that owns the directory's events) with the operator's
 intake credentials, like intake's own directory tools, whose helpers they use.
@@ -9,8 +10,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
+from gongkai.calendar import local_date
 from gongkai.eventlog import EventLog
 from gongkai.runtime.clock import SystemClock
 from gongkai.runtime.settings import Settings
@@ -90,7 +94,28 @@ def register(sub: Any) -> Callable[[Any], None]:
         "--timeout", type=float, default=20.0, help="seconds to wait for each reaction (20)"
     )
     story.set_defaults(func=cmd_demo_story)
+    hist = sub.add_parser(
+        "demo-history",
+        help="write the demo county's year of site history before a day (deterministic) as "
+        "CSV or JSON Lines, for `gongkai import`",
+    )
+    hist.add_argument("--out", required=True, help="FILE.csv or FILE.jsonl")
+    hist.add_argument(
+        "--today", type=date.fromisoformat, help="the day the county joins (default: today)"
+    )
+    hist.set_defaults(func=cmd_demo_history)
     return _register_directory_demo
+
+
+def cmd_demo_history(args: argparse.Namespace) -> int:
+    from gongkai_demo.history import history_items, write_history
+
+    day = args.today or local_date(SystemClock().now())
+    items = history_items(day)
+    write_history(items, Path(args.out))
+    print(f"{len(items)} items of {day - timedelta(days=365)} to {day - timedelta(days=1)} "
+          f"written to {args.out}")
+    return 0
 
 
 def _register_directory_demo(sub: Any) -> None:

@@ -183,5 +183,13 @@ async def load_at_start(services: Sequence[Service], now: datetime) -> None:
         raise RuntimeError("--demo needs the intake service: it records the directory")
     report = await seed_demo(intake.evlog, now)
     intake.log.info("demo_directory_loaded", events=report.events)
+    # The year of site history before today, so every as-of question of that year has an
+    # answer (imported again on every start: it records nothing new).
+    from gongkai_demo.history import import_demo_history
+
+    history = await import_demo_history(intake.evlog, now)
+    intake.log.info(
+        "demo_history_imported", imported=history.imported, already_present=history.present
+    )
     # stdout, not the log: tokens must never reach a log collector.
     print_tokens(sys.stdout)
