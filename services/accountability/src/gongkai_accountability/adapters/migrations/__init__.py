@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gongkai.migrations import ServiceMigrations
+import sqlalchemy as sa
+
+from gongkai.migrations import ServiceMigrations, create_table
 
 MIGRATIONS = ServiceMigrations(
     location=Path(__file__).resolve().parent,
@@ -16,3 +18,16 @@ MIGRATIONS = ServiceMigrations(
     # changed, so no revision: the bump alone makes the service rebuild its rows at start.
     projection_schemas={"accountability": (4, "25d8717026ba")},
 )
+
+
+def create_row_table(kind: str) -> None:
+    """In a revision: the table of one kind of row, ``acc_<kind>`` (a row's key, its unit and
+    tag to select by, its JSON body), unless it exists."""
+    create_table(
+        f"acc_{kind}",
+        sa.Column("key", sa.String(200), primary_key=True),
+        sa.Column("unit", sa.String(128), nullable=False),
+        sa.Column("tag", sa.String(64), nullable=False),
+        sa.Column("data", sa.Text(), nullable=False),
+        indexes=("unit", "tag"),
+    )

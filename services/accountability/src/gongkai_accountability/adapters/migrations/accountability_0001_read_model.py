@@ -11,9 +11,8 @@ revision finds them and only records itself.
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-
-from gongkai.migrations import create_table, drop_tables
+from gongkai.migrations import drop_tables
+from gongkai_accountability.adapters.migrations import create_row_table
 
 revision = "accountability_0001"
 down_revision = None
@@ -25,14 +24,7 @@ _KINDS = ("post", "publication", "unit", "column", "case", "finding", "violation
 
 def upgrade() -> None:
     for kind in _KINDS:
-        create_table(
-            f"acc_{kind}",
-            sa.Column("key", sa.String(200), primary_key=True),
-            sa.Column("unit", sa.String(128), nullable=False),
-            sa.Column("tag", sa.String(64), nullable=False),
-            sa.Column("data", sa.Text(), nullable=False),
-            indexes=("unit", "tag"),
-        )
+        create_row_table(kind)
 
 
 def downgrade() -> None:

@@ -11,10 +11,8 @@ chain's revision 0003 made it; a database it made keeps it.)
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-from alembic import op
-
 from gongkai.migrations import drop_tables
+from gongkai_accountability.adapters.migrations import create_row_table
 
 revision = "accountability_0002"
 down_revision = "accountability_0001"
@@ -23,17 +21,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    if sa.inspect(op.get_bind()).has_table("acc_alert"):
-        return
-    op.create_table(
-        "acc_alert",
-        sa.Column("key", sa.String(200), primary_key=True),
-        sa.Column("unit", sa.String(128), nullable=False),
-        sa.Column("tag", sa.String(64), nullable=False),
-        sa.Column("data", sa.Text(), nullable=False),
-    )
-    op.create_index("ix_acc_alert_unit", "acc_alert", ["unit"])
-    op.create_index("ix_acc_alert_tag", "acc_alert", ["tag"])
+    create_row_table("alert")
 
 
 def downgrade() -> None:

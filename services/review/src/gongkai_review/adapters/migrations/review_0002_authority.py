@@ -16,9 +16,8 @@ keeps them.)
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
 
-from gongkai.migrations import drop_tables
+from gongkai.migrations import create_table, drop_tables
 
 revision = "review_0002"
 down_revision = "review_0001"
@@ -27,23 +26,20 @@ depends_on = None
 
 
 def upgrade() -> None:
-    existing = sa.inspect(op.get_bind())
-    if not existing.has_table("review_roles"):
-        op.create_table(
-            "review_roles",
-            sa.Column("seq", sa.Integer(), primary_key=True, autoincrement=False),
-            sa.Column("person_id", sa.String(128), nullable=False),
-            sa.Column("event", sa.Text(), nullable=False),
-        )
-        op.create_index("ix_review_roles_person_id", "review_roles", ["person_id"])
-    if not existing.has_table("review_refused"):
-        op.create_table(
-            "review_refused",
-            sa.Column("seq", sa.Integer(), primary_key=True, autoincrement=False),
-            sa.Column("post_id", sa.String(128), nullable=False),
-            sa.Column("command_id", sa.Text(), nullable=False),
-        )
-        op.create_index("ix_review_refused_post_id", "review_refused", ["post_id"])
+    create_table(
+        "review_roles",
+        sa.Column("seq", sa.Integer(), primary_key=True, autoincrement=False),
+        sa.Column("person_id", sa.String(128), nullable=False),
+        sa.Column("event", sa.Text(), nullable=False),
+        indexes=("person_id",),
+    )
+    create_table(
+        "review_refused",
+        sa.Column("seq", sa.Integer(), primary_key=True, autoincrement=False),
+        sa.Column("post_id", sa.String(128), nullable=False),
+        sa.Column("command_id", sa.Text(), nullable=False),
+        indexes=("post_id",),
+    )
 
 
 def downgrade() -> None:
