@@ -234,7 +234,8 @@ def attachment1_pdf(form: Attachment1, words: Words, as_of: str) -> bytes:
         head = t.row()
         for text in (
             _("序号"), _("部门"), _("信息标题"), _("信息来源"), _("公开方式"),
-            _(STAGE_TITLES["staff"]), _(STAGE_TITLES["leader"]), _("承办人（签字）"),
+            labels.label(STAGE_TITLES, "staff", _), labels.label(STAGE_TITLES, "leader", _),
+            _("承办人（签字）"),
         ):
             head.cell(text, align=Align.C)
         row = t.row()

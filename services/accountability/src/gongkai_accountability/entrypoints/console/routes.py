@@ -12,6 +12,7 @@ programs (the API beside them does that).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import csv
 import functools
@@ -34,7 +35,7 @@ from gongkai.directory import Directory, Principal
 from gongkai.rules import default_catalog
 from gongkai_accountability.adapters.checkpoints import load_chain
 from gongkai_accountability.domain.rows import Rows
-from gongkai_accountability.entrypoints.console import labels, views
+from gongkai_accountability.entrypoints.console import forms, labels, pdf, views
 from gongkai_accountability.entrypoints.console.i18n import (
     HERE,
     LANGUAGES,
@@ -440,6 +441,18 @@ def build_console_router(svc: AccountabilityService) -> APIRouter:
             return resp
         return Page(request, principal, session, today(), Names.read(svc.directory))
 
+    async def printed(page: Page, name: str, make: Callable[[pdf.Words], bytes]) -> Response:
+        """A form as PDF, drawn in a worker thread: fontTools' subsetting takes a second or
+        so, and the pages must go on answering meanwhile."""
+        words = pdf.Words(page.lang, page.gettext, page.names.unit, page.names.person,
+                          page.column)
+        try:
+            body = await asyncio.to_thread(make, words)
+        except pdf.FontMissing as exc:
+            message = page.gettext("服务器缺少中文字体，无法生成 PDF。")
+            return problem(page, 503, f"{message} {exc}")
+        return attachment(body, "application/pdf", name)
+
     def as_of(page: Page) -> tuple[date, date]:
         """The day asked for (default: today; never after today: the log has no future) and
         the score period's start (default: the first of that day's year)."""
@@ -492,7 +505,7 @@ def build_console_router(svc: AccountabilityService) -> APIRouter:
             },
         )
 
-    async def unit_page(page: Page) -> Response:
+    async def unit_page(page: Page, as_pdf: bool = False) -> Response:
         assert page.principal is not None
         code = page.request.path_params["code"]
         if len(code) > MAX_ID or (code not in page.names.units):
@@ -501,6 +514,11 @@ def build_console_router(svc: AccountabilityService) -> APIRouter:
             raise Forbidden
         day, start = as_of(page)
         rows = await folded(day)
+        table = forms.attachment2(rows, code, day)
+        if as_pdf:
+            return await printed(
+                page, f"attachment2-{code}-{day}.pdf", lambda w: pdf.attachment2_pdf(table, w)
+            )
         view = views.unit_view(rows, start, day, code)
         return render(
             page,
@@ -509,9 +527,11 @@ def build_console_router(svc: AccountabilityService) -> APIRouter:
             start=start.isoformat(),
             code=code,
             view=view,
+            table=table,
+            form_state=lambda st: labels.label(pdf.STATE_NAMES, st, page.gettext),
         )
 
-    async def post_page(page: Page) -> Response:
+    async def post_page(page: Page, as_pdf: bool = False) -> Response:
         assert page.principal is not None
         post_id = page.request.path_params["post_id"]
         day, _start = as_of(page)
@@ -522,9 +542,16 @@ def build_console_router(svc: AccountabilityService) -> APIRouter:
             return problem(page, 404, page.gettext("该日没有这篇稿件。"))
         if not access.may_read(page.principal, post["unit"]):
             raise Forbidden
+        form = forms.attachment1(post)
+        if as_pdf:
+            return await printed(
+                page, f"attachment1-{post_id}.pdf",
+                lambda w: pdf.attachment1_pdf(form, w, day.isoformat()),
+            )
         return render(
             page,
             "post.html",
+            form=form,
             day=day.isoformat(),
             post=post,
             violations=views.post_violations(rows, post_id),
@@ -637,6 +664,15 @@ def build_console_router(svc: AccountabilityService) -> APIRouter:
     router.add_api_route("", guarded(overview_page), methods=["GET"])
     router.add_api_route("/units/{code}", guarded(unit_page), methods=["GET"])
     router.add_api_route("/posts/{post_id}", guarded(post_page), methods=["GET"])
+    # The notice's forms for filing, scoped as the pages they print.
+    router.add_api_route(
+        "/units/{code}/attachment2.pdf", guarded(functools.partial(unit_page, as_pdf=True)),
+        methods=["GET"],
+    )
+    router.add_api_route(
+        "/posts/{post_id}/form.pdf", guarded(functools.partial(post_page, as_pdf=True)),
+        methods=["GET"],
+    )
     router.add_api_route("/integrity", guarded(integrity_page), methods=["GET"])
     for spec in EXPORTS:
         router.add_api_route(f"/{spec.name}", guarded(list_page(spec)), methods=["GET"])
