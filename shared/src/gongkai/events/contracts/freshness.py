@@ -172,6 +172,10 @@ class ColumnWasStale(EventPayload):
 
     event_type = "ColumnWasStale"
     aggregate_type = "column"
+    emitted_when = (
+        "freshness decides imported history: a periodic deadline before the unit joined passed "
+        "unmet; again, with another `until`, when a later import changes the episode"
+    )
 
     unit: str
     column: str

@@ -380,6 +380,10 @@ class PublicationImported(EventPayload):
 
     event_type = "PublicationImported"
     aggregate_type = "publication"
+    emitted_when = (
+        "`gongkai import FILE` (or `gongkai up --demo`'s year of history) records an item of a "
+        "CMS export; once per item, however often it is imported"
+    )
 
     publication_id: str
     unit: str
