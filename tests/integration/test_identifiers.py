@@ -32,7 +32,7 @@ import pytest
 
 from gongkai import subjects
 from gongkai.events import InvalidIdentifier, check_token, is_token
-from gongkai.events.envelope import SUBJECT_SAFE_ID
+from gongkai.identifiers import SUBJECT_SAFE_ID
 from gongkai.runtime.host import make_app
 from gongkai.runtime.http import PROBLEM
 from gongkai_demo.county import DEMO, seed_demo

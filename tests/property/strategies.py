@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from gongkai.events import REGISTRY, Actor, Envelope, EventPayload
-from gongkai.events.envelope import TOKEN_RE
+from gongkai.identifiers import TOKEN_RE
 
 #: UTC and a few other offsets: canonical JSON must store the same instant the same way.
 ZONES = st.sampled_from(

@@ -13,7 +13,7 @@ from gongkai.events.contracts.freshness import ColumnRefreshed, ColumnStale
 from gongkai.events.contracts.intake import UnitRegistered
 from gongkai_accountability.domain.report import ScoreTracker, score_points, unit_reports
 from gongkai_accountability.entrypoints import report_html
-from gongkai_accountability.entrypoints.cli import REPORT_FIELDS, _flat
+from gongkai_accountability.entrypoints.commands import REPORT_FIELDS, _flat
 from tests.unit.test_accountability_domain import Tape, at, refreshed, stale
 
 D = date.fromisoformat

@@ -11,7 +11,7 @@ per-aggregate optimistic-concurrency check.
 
 from __future__ import annotations
 
-from gongkai.events.envelope import check_token
+from gongkai.identifiers import check_token
 
 STREAM = "GONGKAI"
 EVENTS = "gk.ev"

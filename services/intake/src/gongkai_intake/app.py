@@ -33,7 +33,7 @@ from gongkai.directory import Directory, Principal
 from gongkai.eventlog import EventLog, RecordedEvent
 from gongkai.events import Actor, Envelope, EventPayload
 from gongkai.events.contracts.intake import PostPublished, PostRevised, PostSubmitted
-from gongkai.events.envelope import is_token
+from gongkai.identifiers import is_token
 from gongkai.refusal import Refusal
 from gongkai.runtime.clock import Clock
 from gongkai.runtime.http import Problem, invalid_identifier, refusal_problem

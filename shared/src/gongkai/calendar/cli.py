@@ -11,9 +11,10 @@ import re
 import sys
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from gongkai.calendar.core import WorkingCalendar
-from gongkai.calendar.loader import CalendarDataError
+if TYPE_CHECKING:
+    from gongkai.calendar.core import WorkingCalendar
 
 __all__ = ["MAX_N", "register"]
 
@@ -29,6 +30,10 @@ def _fail(command: str, message: str) -> SystemExit:
 
 
 def _calendar(args: argparse.Namespace, command: str) -> WorkingCalendar:
+    # Here, not at the top: the parsers are built on every `gongkai` start.
+    from gongkai.calendar.core import WorkingCalendar
+    from gongkai.calendar.loader import CalendarDataError
+
     extra: list[Path] = args.data_dir or []
     for directory in extra:
         if not directory.is_dir():

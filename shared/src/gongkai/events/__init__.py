@@ -11,14 +11,12 @@ from gongkai.events.envelope import (
     EventDecodeError,
     EventPayload,
     Id,
-    InvalidIdentifier,
     canonical_json,
-    check_token,
     digest,
     event,
-    is_token,
     new_event,
 )
+from gongkai.identifiers import InvalidIdentifier, check_token, is_token
 
 __all__ = [
     "HDR_TYPE",

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -29,15 +28,8 @@ from pydantic import (
 )
 
 from gongkai.events.versions import Step, apply_steps
+from gongkai.identifiers import ID_RULE, SUBJECT_SAFE_ID
 
-# Subject tokens must not contain NATS separators or wildcards; ids are also used in URLs.
-ID_CHARS = r"[A-Za-z0-9_\-]{1,128}"
-ID_RULE = "1-128 characters of A-Z a-z 0-9 _ -"
-#: The pattern as JSON Schema, OpenAPI and pydantic (Rust regex) read it: there ``$`` is the
-#: end of the text. Python's ``re`` reads ``$`` as "end, or before a final newline", so
-#: Python code checks with ``TOKEN_RE`` (a full match) or ``check_token``, never this string.
-SUBJECT_SAFE_ID = rf"^{ID_CHARS}$"
-TOKEN_RE = re.compile(rf"\A{ID_CHARS}\Z")
 #: An identifier in a request body: pydantic refuses anything but a full match (422).
 Id = Annotated[str, Field(pattern=SUBJECT_SAFE_ID, description=ID_RULE)]
 # Namespace for deterministic event ids: uuid5(command id / index) makes a retried command
@@ -82,27 +74,6 @@ def _orjson_exact(payload: type[BaseModel]) -> bool:
 
 def digest(obj: Any) -> str:
     return hashlib.sha256(canonical_json(obj)).hexdigest()
-
-
-class InvalidIdentifier(ValueError):
-    """An identifier that is not 1-128 characters of A-Z a-z 0-9 _ - (the whole value)."""
-
-    def __init__(self, value: object, what: str = "id") -> None:
-        super().__init__(f"{what} must be {ID_RULE}, got {value!r}")
-        self.value = value
-        self.what = what
-
-
-def is_token(value: object) -> bool:
-    """Whether ``value`` is an identifier: a full match, so ``"d\\n"`` is not one."""
-    return isinstance(value, str) and TOKEN_RE.fullmatch(value) is not None
-
-
-def check_token(value: str, what: str = "id") -> str:
-    """``value`` if it is an identifier, else InvalidIdentifier (a ValueError) naming ``what``."""
-    if not is_token(value):
-        raise InvalidIdentifier(value, what)
-    return value
 
 
 class Actor(BaseModel):

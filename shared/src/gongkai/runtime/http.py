@@ -12,7 +12,7 @@ from nats.errors import Error as NatsError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gongkai.eventlog import ConcurrencyConflict, EventLogError
-from gongkai.events.envelope import ID_RULE, SUBJECT_SAFE_ID, InvalidIdentifier
+from gongkai.identifiers import ID_RULE, SUBJECT_SAFE_ID, InvalidIdentifier
 from gongkai.refusal import Refusal
 
 log = structlog.get_logger("gongkai.http")

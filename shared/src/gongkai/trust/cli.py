@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from gongkai.runtime.settings import Settings
-from gongkai.trust.keys import TRUST_FILE, KeyFileError, TrustStore, provision, rotate
 from gongkai.trust.owners import SERVICES
 
 __all__ = ["register"]
@@ -31,7 +30,13 @@ def _fail(command: str, message: str) -> int:
     return 1
 
 
+# Each command imports gongkai.trust.keys (cryptography) itself: the parsers are built on
+# every `gongkai` start, the keys are needed only here.
+
+
 def cmd_init(args: argparse.Namespace) -> int:
+    from gongkai.trust.keys import TRUST_FILE, KeyFileError, provision
+
     keys_dir = _keys_dir(args)
     try:
         ring = provision(keys_dir)
@@ -44,6 +49,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from gongkai.trust.keys import TRUST_FILE, KeyFileError, TrustStore
+
     keys_dir = _keys_dir(args)
     try:
         trust = TrustStore.load(keys_dir / TRUST_FILE)
@@ -61,6 +68,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_rotate(args: argparse.Namespace) -> int:
+    from gongkai.trust.keys import KeyFileError, rotate
+
     keys_dir = _keys_dir(args)
     try:
         old, new = rotate(keys_dir, args.service)

@@ -26,7 +26,7 @@ from gongkai.events.contracts.accountability import (
     FindingReported,
     ViolationKind,
 )
-from gongkai.events.envelope import is_token
+from gongkai.identifiers import is_token
 from gongkai.runtime.http import PathId, Problem, QueryId, invalid_identifier
 from gongkai.runtime.idempotency import IdempotencyStore
 from gongkai_accountability.domain import finding as finding_rules

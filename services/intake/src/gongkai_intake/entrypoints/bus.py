@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError, WithJsonSchema
 
 from gongkai import subjects
 from gongkai.directory import Directory, Principal, authenticate_header
-from gongkai.events.envelope import SUBJECT_SAFE_ID, InvalidIdentifier, is_token
+from gongkai.identifiers import SUBJECT_SAFE_ID, InvalidIdentifier, is_token
 from gongkai.runtime.http import Problem, infrastructure_problem, invalid_identifier
 from gongkai_intake.app import IntakeApp
 
