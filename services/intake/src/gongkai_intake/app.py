@@ -16,11 +16,12 @@ waits for the GIL — measured, thread hops cut submissions/s several-fold under
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import structlog
 from pydantic import BaseModel
@@ -45,9 +46,13 @@ from gongkai_intake.domain import directory as dir_domain
 from gongkai_intake.domain import posts, publications
 from gongkai_intake.domain.columns import ColumnCatalog
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 SERVICE = "intake"
 
 S = TypeVar("S")
+C = TypeVar("C", bound="DataclassInstance")
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,15 @@ def fold(agg: _Aggregate[S], history: Sequence[RecordedEvent]) -> S:
     for rec in history:
         state = agg.evolve(state, rec.envelope.payload)
     return state
+
+
+def command_of(cls: type[C], req: BaseModel, **given: Any) -> C:
+    """The domain command ``cls`` with the request's fields of the same names, and ``given``
+    (what the request does not carry: ids from the path or the command id). Lists become
+    tuples: a command is immutable."""
+    names = [f.name for f in dataclasses.fields(cls) if f.name not in given]
+    taken = {n: getattr(req, n) for n in names if n in type(req).model_fields}
+    return cls(**{n: tuple(v) if isinstance(v, list) else v for n, v in taken.items()}, **given)
 
 
 def office_unit(principal: Principal) -> str | None:
@@ -340,20 +354,7 @@ class IntakeApp:
             catalog=self.catalog,
             column_hidden=hidden,
         )
-        cmd = posts.SubmitPost(
-            post_id=post_id,
-            unit=req.unit,
-            column=req.column,
-            title=req.title,
-            body=req.body,
-            information_date=req.information_date,
-            attachments=tuple(req.attachments),
-            origin=req.origin,
-            source=req.source,
-            channel=req.channel,
-            important_kind=req.important_kind,
-            maker_unsure=req.maker_unsure,
-        )
+        cmd = command_of(posts.SubmitPost, req, post_id=post_id)
         payloads = posts.submit(cmd, posts.INITIAL, ctx)
         actor = acting_as(principal, req.unit, ("maker", "staff"))
         outcome = await self._append_new(POST, post_id, command_id, payloads, actor)
@@ -372,13 +373,7 @@ class IntakeApp:
         req: schemas.RevisePostRequest,
     ) -> Answer:
         post_id = params["post_id"]
-        cmd = posts.RevisePost(
-            post_id=post_id,
-            title=req.title,
-            body=req.body,
-            information_date=req.information_date,
-            attachments=tuple(req.attachments),
-        )
+        cmd = command_of(posts.RevisePost, req, post_id=post_id)
         outcome, state = await self._update(
             POST,
             post_id,
@@ -398,7 +393,7 @@ class IntakeApp:
         req: schemas.WithdrawPostRequest,
     ) -> Answer:
         post_id = params["post_id"]
-        cmd = posts.WithdrawPost(post_id=post_id, reason=req.reason)
+        cmd = command_of(posts.WithdrawPost, req, post_id=post_id)
         outcome, _ = await self._update(
             POST,
             post_id,
@@ -445,17 +440,7 @@ class IntakeApp:
             catalog=self.catalog,
             post=post_state,
         )
-        cmd = publications.ReportPublication(
-            publication_id=publication_id,
-            unit=req.unit,
-            column=req.column,
-            url=req.url,
-            online_at=req.online_at,
-            content_digest=req.content_digest,
-            post_id=req.post_id,
-            redated=req.redated,
-            reported_by=req.reported_by,
-        )
+        cmd = command_of(publications.ReportPublication, req, publication_id=publication_id)
         payloads = publications.report(cmd, publications.INITIAL, ctx)
         actor = (
             acting_as(principal, req.unit, ())
@@ -496,9 +481,7 @@ class IntakeApp:
         req: schemas.RemovePublicationRequest,
     ) -> Answer:
         publication_id = params["publication_id"]
-        cmd = publications.RemovePublication(
-            publication_id=publication_id, removed_at=req.removed_at, reason=req.reason
-        )
+        cmd = command_of(publications.RemovePublication, req, publication_id=publication_id)
         outcome, _ = await self._update(
             PUBLICATION,
             publication_id,
@@ -539,9 +522,7 @@ class IntakeApp:
         params: dict[str, str],
         req: schemas.RegisterUnitRequest,
     ) -> Answer:
-        cmd = dir_domain.RegisterUnit(
-            req.code, req.name, req.kind, req.contact_name, req.contact_mobile
-        )
+        cmd = command_of(dir_domain.RegisterUnit, req)
         ctx = self._admin_ctx(principal)
         outcome, _ = await self._update(
             UNIT,
@@ -572,7 +553,7 @@ class IntakeApp:
         params: dict[str, str],
         req: schemas.RegisterPersonRequest,
     ) -> Answer:
-        cmd = dir_domain.RegisterPerson(req.person_id, req.name)
+        cmd = command_of(dir_domain.RegisterPerson, req)
         ctx = self._admin_ctx(principal)
         return await self._person_command(
             principal,
@@ -597,10 +578,10 @@ class IntakeApp:
         def decide(s: dir_domain.PersonState) -> Sequence[EventPayload]:
             if grant:
                 return dir_domain.grant_role(
-                    dir_domain.GrantRole(person_id, req.unit, req.role), s, ctx
+                    command_of(dir_domain.GrantRole, req, person_id=person_id), s, ctx
                 )
             return dir_domain.revoke_role(
-                dir_domain.RevokeRole(person_id, req.unit, req.role), s, ctx
+                command_of(dir_domain.RevokeRole, req, person_id=person_id), s, ctx
             )
 
         return await self._person_command(principal, command_id, person_id, decide)
@@ -643,7 +624,7 @@ class IntakeApp:
         req: schemas.LeadershipChangeRequest,
     ) -> Answer:
         unit = params["unit"]
-        cmd = dir_domain.RecordLeadershipChange(unit, req.changed_on, req.summary)
+        cmd = command_of(dir_domain.RecordLeadershipChange, req, unit=unit)
         ctx = self._admin_ctx(principal, caller_roles=frozenset(principal.roles_in(unit)))
         outcome, _ = await self._update(
             UNIT,

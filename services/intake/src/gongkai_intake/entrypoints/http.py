@@ -43,12 +43,12 @@ KeyHeader = Annotated[
 
 @dataclass(frozen=True)
 class CommandRoute:
-    """A command as a POST route: its path (the ids in it are the command's parameters), the
-    body it takes and the answer it gives, with the OpenAPI document's tag and summary."""
+    """A command as a POST route: its path (the ids in it are the command's parameters) and
+    the answer it gives, with the OpenAPI document's tag and summary; the body it takes is the
+    command's request model (``IntakeApp.COMMANDS``), as on the bus."""
 
     command: str
     path: str
-    body: type[BaseModel]
     answer: type[BaseModel]
     tag: str
     summary: str
@@ -58,55 +58,57 @@ class CommandRoute:
     def ids(self) -> list[str]:
         return re.findall(r"{(\w+)}", self.path)
 
+    @property
+    def body(self) -> type[BaseModel]:
+        return IntakeApp.COMMANDS[self.command][0]
+
 
 COMMANDS = (
     CommandRoute(
-        "submit_post", "/posts", schemas.SubmitPostRequest, schemas.PostAccepted, "posts",
+        "submit_post", "/posts", schemas.PostAccepted, "posts",
         "Submit a post for review (Attachment 1's fields and the content)", 201,
     ),
     CommandRoute(
-        "revise_post", "/posts/{post_id}/revisions", schemas.RevisePostRequest,
-        schemas.PostAccepted, "posts",
+        "revise_post", "/posts/{post_id}/revisions", schemas.PostAccepted, "posts",
         "Record a new content version; any review of an earlier version is void", 201,
     ),
     CommandRoute(
-        "withdraw_post", "/posts/{post_id}/withdrawal", schemas.WithdrawPostRequest,
-        schemas.PostWithdrawnAnswer, "posts", "Withdraw a post",
+        "withdraw_post", "/posts/{post_id}/withdrawal", schemas.PostWithdrawnAnswer, "posts",
+        "Withdraw a post",
     ),
     CommandRoute(
-        "report_publication", "/publications", schemas.ReportPublicationRequest,
-        schemas.PublicationRecorded, "publications",
+        "report_publication", "/publications", schemas.PublicationRecorded, "publications",
         "Report an item seen online (from the CMS or the office's site reading)", 201,
     ),
     CommandRoute(
         "remove_publication", "/publications/{publication_id}/removal",
-        schemas.RemovePublicationRequest, schemas.PublicationRemovedAnswer, "publications",
+        schemas.PublicationRemovedAnswer, "publications",
         "Report that a published item was taken down",
     ),
     CommandRoute(
-        "register_unit", "/units", schemas.RegisterUnitRequest, schemas.DirectoryChange,
+        "register_unit", "/units", schemas.DirectoryChange,
         "directory", "Register a unit or change its details (office)", 201,
     ),
     CommandRoute(
         "record_leadership_change", "/units/{unit}/leadership-changes",
-        schemas.LeadershipChangeRequest, schemas.DirectoryChange, "directory",
+        schemas.DirectoryChange, "directory",
         "Record a change of the unit's leaders or their duties (领导成员和分工)",
     ),
     CommandRoute(
-        "register_person", "/people", schemas.RegisterPersonRequest, schemas.DirectoryChange,
+        "register_person", "/people", schemas.DirectoryChange,
         "directory", "Register a person or change their name (office)", 201,
     ),
     CommandRoute(
-        "grant_role", "/people/{person_id}/roles", schemas.RoleRequest,
-        schemas.DirectoryChange, "directory", "Grant a role in a unit (office)",
+        "grant_role", "/people/{person_id}/roles", schemas.DirectoryChange, "directory",
+        "Grant a role in a unit (office)",
     ),
     CommandRoute(
-        "revoke_role", "/people/{person_id}/roles/revocation", schemas.RoleRequest,
-        schemas.DirectoryChange, "directory", "Revoke a role in a unit (office)",
+        "revoke_role", "/people/{person_id}/roles/revocation", schemas.DirectoryChange,
+        "directory", "Revoke a role in a unit (office)",
     ),
     CommandRoute(
         "revoke_tokens", "/people/{person_id}/tokens/revocation",
-        schemas.TokenRevocationRequest, schemas.DirectoryChange, "directory",
+        schemas.DirectoryChange, "directory",
         "Revoke one of the person's tokens, or all (office); every service refuses them "
         "from the answer on",
     ),
