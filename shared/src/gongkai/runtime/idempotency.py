@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from fastapi import Response
 from sqlalchemy import Column, DateTime, Engine, Integer, MetaData, String, Table, Text, select
 from sqlalchemy.exc import IntegrityError
 
@@ -145,3 +146,19 @@ class IdempotencyStore:
         answer = await run()
         self.save(person_id, key, digest, status, answer, now())
         return answer, False
+
+    async def answer_once(
+        self,
+        response: Response,
+        person_id: str,
+        key: str | None,
+        request: tuple[str, str, Any],
+        run: Callable[[], Awaitable[dict[str, Any]]],
+        now: Callable[[], datetime],
+    ) -> dict[str, Any]:
+        """``once`` for a route: the answer, with the response marked ``Idempotent-Replayed``
+        when it is the first answer again (as every POST of intake marks it)."""
+        answer, replayed = await self.once(person_id, key, request, run, now)
+        if replayed:
+            response.headers["Idempotent-Replayed"] = "true"
+        return dict(answer)

@@ -217,16 +217,14 @@ def build_router(svc: Ports) -> APIRouter:
 
         # As on POST: a retry with the same Idempotency-Key gets the first answer and records
         # nothing, even if the column changed since; the same key with another body is refused.
-        answer, replayed = await svc.idempotency.once(
+        return await svc.idempotency.answer_once(
+            response,
             principal.person_id,
             idempotency_key,
             ("PUT", f"/units/{code}/columns/{column}/visibility", body.model_dump(mode="json")),
             record,
             svc.clock.now,
         )
-        if replayed:
-            response.headers["Idempotent-Replayed"] = "true"
-        return dict(answer)
 
     @router.get("/units/{code}/attachment-2", summary="The unit's filled-in Attachment 2")
     async def get_attachment2(code: PathId, format: Literal["json", "html"] = "json") -> Any:

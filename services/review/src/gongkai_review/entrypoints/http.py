@@ -445,16 +445,14 @@ def make_router(ports: Ports) -> APIRouter:
 
         # As on POST: a retry with the same Idempotency-Key gets the first answer, even if the
         # policy changed since; the same key with another body is refused.
-        answer, replayed = await ports.idempotency().once(
+        return await ports.idempotency().answer_once(
+            response,
             principal.person_id,
             idempotency_key,
             ("PUT", f"/units/{unit}/review-policy", body.model_dump(mode="json")),
             record,
             ports.clock.now,
         )
-        if replayed:
-            response.headers["Idempotent-Replayed"] = "true"
-        return dict(answer)
 
     return router
 
