@@ -69,6 +69,26 @@ class PostFacts:
         )
 
 
+def answering_for(
+    post: PostFacts | None,
+    unit: str,
+    held: Holders,
+    *,
+    when: datetime | None = None,
+    published_by: Person | None = None,
+) -> tuple[Person, ...]:
+    """Who answers for an item of ``post`` (``responsible``): its maker and the leaders who
+    signed it; with no post, the unit's principal leaders ``when`` it happened."""
+    return responsible(
+        unit,
+        held,
+        made_by=post.maker if post else None,
+        approved_by=post.leader_signers if post else (),
+        when=when,
+        published_by=published_by,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class CaseFacts:
     """A supervision case with its notice, as far as the rules read it."""
@@ -179,13 +199,7 @@ def published_without_review(
         )
         serious = p.content_digest in post.flagged or (not approved and bool(post.flagged))
         evidence = (post.submitted_event_id, event_id)
-    people = responsible(
-        p.unit,
-        held,
-        made_by=post.maker if post else None,
-        approved_by=post.leader_signers if post else (),
-        published_by=by,
-    )
+    people = answering_for(post, p.unit, held, published_by=by)
     return Verdict(
         p.publication_id,
         _violation(
@@ -226,12 +240,8 @@ def late_publication(
     if post is not None and post.published_responsible is not None:
         people: Sequence[Person] = post.published_responsible
     else:
-        people = responsible(
-            p.unit,
-            held,
-            made_by=post.maker if post else None,
-            approved_by=post.leader_signers if post else (),
-            when=p.last_publication_at or end_of(p.met_on or p.due_date),
+        people = answering_for(
+            post, p.unit, held, when=p.last_publication_at or end_of(p.met_on or p.due_date)
         )
     return Verdict(
         f"{p.unit}:{p.column}:{item}",
@@ -296,13 +306,7 @@ def wrong_information(
     reported the publication online, answering if a person of the unit.
     """
     f = finding
-    people = responsible(
-        f.unit,
-        held,
-        made_by=post.maker if post else None,
-        approved_by=post.leader_signers if post else (),
-        published_by=publisher,
-    )
+    people = answering_for(post, f.unit, held, published_by=publisher)
     return Verdict(
         f.finding_id,
         _violation(
