@@ -16,7 +16,7 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
-from gongkai import subjects
+from gongkai import subjects, vocabulary
 from gongkai.events import Actor, new_event
 from gongkai.events.contracts.review import ReviewSigned
 from gongkai_accountability.adapters.log import fold_log
@@ -36,6 +36,7 @@ from tests.consolekit import (
 from tests.waiting import wait_until
 
 CONSOLE_DIR = Path(console.__file__).parent
+VOCABULARY = Path(vocabulary.__file__)
 ROW = re.compile(
     r'<tr data-unit="([^"]+)".*?data-testid="stale">(\d+)<.*?data-testid="blank">(\d+)<', re.S
 )
@@ -341,6 +342,15 @@ def test_every_message_has_an_english_translation() -> None:
             for f, ln, m, c, x in extract_from_dir(
                 str(CONSOLE_DIR), method_map, keywords={"_": None, "N_": None}
             )
+        )
+    }
+    # The words every command and page share (gongkai.vocabulary) are the console's too.
+    found |= {
+        m
+        for _f, _ln, m, _c, _x in extract_from_dir(
+            str(VOCABULARY.parent),
+            [("vocabulary.py", "python")],
+            keywords={"N_": None},
         )
     }
     assert len(found) > 50

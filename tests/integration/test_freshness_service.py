@@ -263,13 +263,18 @@ async def test_cli_status_reads_the_log_alone(county: County, platform: Platform
     out, err = await proc.communicate()
     assert proc.returncode == 0, err.decode()
     text = out.decode()
-    assert text.startswith("as of 2026-03-17 (Asia/Shanghai)")
+    assert text.startswith("截至 2026-03-17 日终（北京时间）, as of 2026-03-17 (Asia/Shanghai)")
+    # Names beside codes, in the notice's words: one token each, so a line splits on spaces.
     line = next(
-        x for x in text.splitlines() if x.split()[1:3] == ["normative_documents", "wenan-2018"]
+        x
+        for x in text.splitlines()
+        if x.split()[1:3] == ["规范性文件(normative_documents)", "wenan-2018"]
     )
-    assert line.split()[3:6] == ["stale", "2026-03-16", "2026-03-02"]
-    assert line.endswith("within-20wd, 1 day overdue")
+    assert line.split()[0] == "finance"  # this county names its units by their codes
+    assert line.split()[3:6] == ["未按时更新(stale)", "2026-03-16", "2026-03-02"]
+    assert line.rstrip().endswith("within-20wd, 逾期 1 天 (1 day overdue)")
     assert "housing_security" in text and "hidden by default" in text
+    assert "空白栏目(blank)" in text.splitlines()[-1]
     proc = await asyncio.create_subprocess_exec(
         str(exe), "freshness", "status", "--as-of", "2026-02-30",
         "--nats-url", platform.ctx.nats_url,

@@ -20,7 +20,9 @@ from gongkai.calendar import CalendarDataError, WorkingCalendar, local_date, tod
 from gongkai.eventlog import EventLogError
 from gongkai.rules import RuleSetError, load_rule_sets
 from gongkai.runtime.settings import Settings
+from gongkai.terminal import named, table
 from gongkai.trust import credentials
+from gongkai.vocabulary import COLUMN_STATES
 from gongkai_freshness.adapters.config import ConfigError, FreshnessConfig, with_warning
 from gongkai_freshness.adapters.log import fold_log
 from gongkai_freshness.adapters.register import ColumnRegister
@@ -45,14 +47,14 @@ def _parse_date(text: str) -> date:
     raise _Fail(f"invalid date {text!r} (expected YYYY-MM-DD)", 2)
 
 
-def _fmt_row(r: ColumnStatus) -> list[str]:
+def _fmt_row(r: ColumnStatus, units: dict[str, str], columns: dict[str, str]) -> list[str]:
     if r.state == "hidden":
-        note = f"hidden by {r.hidden_by}"
+        note = f"{r.hidden_by} 隐藏 (hidden by {r.hidden_by})"
     elif r.state == "stale":
         days = r.overdue_days
-        note = f"{r.rule}, {days} day{'' if days == 1 else 's'} overdue"
+        note = f"{r.rule}, 逾期 {days} 天 ({days} day{'' if days == 1 else 's'} overdue)"
     elif r.state == "blank":
-        note = f"no item since {r.due_date}" if r.due_date else "no item"
+        note = f"自 {r.due_date} 起无信息 (no item)" if r.due_date else "从未发布 (no item)"
     elif r.rule:
         note = r.rule
     else:
@@ -61,23 +63,14 @@ def _fmt_row(r: ColumnStatus) -> list[str]:
         note += " (provisional: no official calendar)"
     last = local_date(r.last_publication).isoformat() if r.last_publication else ""
     return [
-        r.unit,
-        r.column,
+        named(units.get(r.unit), r.unit),
+        named(columns.get(r.column), r.column),
         r.rule_set,
-        r.state.replace("_", " "),
+        named(COLUMN_STATES.get(r.state), r.state),
         r.due_date.isoformat() if r.due_date else "",
         last,
         note,
     ]
-
-
-def _table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(x[i]) for x in [header, *rows]) for i in range(len(header))]
-    lines = [
-        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-        for r in [header, *rows]
-    ]
-    return "\n".join(lines)
 
 
 async def _status(args: argparse.Namespace) -> int:
@@ -111,11 +104,17 @@ async def _status(args: argparse.Namespace) -> int:
         out = {"as_of": as_of.isoformat(), "columns": [asdict(r) for r in rows]}
         print(json.dumps(out, ensure_ascii=False, default=str, indent=1))
         return 0
-    header = ["unit", "column", "rule set", "state", "due", "last item", "note"]
-    print(f"as of {as_of.isoformat()} (Asia/Shanghai), from the log at {url}")
-    print(_table([_fmt_row(r) for r in rows], header))
+    units = {code: info.name for code, info in register.state.units.items()}
+    columns = {code: col.zh for code, col in register.rule_sets[0].catalog.columns.items()}
+    print(f"截至 {as_of.isoformat()} 日终（北京时间）, as of {as_of.isoformat()} (Asia/Shanghai), "
+          f"from the log at {url}")
+    table(
+        ["单位 unit", "栏目 column", "规则集 rule set", "状态 state", "应更新日期 due",
+         "最近发布 last item", "说明 note"],
+        [_fmt_row(r, units, columns) for r in rows],
+    )
     counts = {s: sum(1 for r in rows if r.state == s) for s in STATES}
-    print(", ".join(f"{n} {s.replace('_', ' ')}" for s, n in counts.items()))
+    print("，".join(f"{COLUMN_STATES[s]}({s}) {n}" for s, n in counts.items()))
     return 0
 
 

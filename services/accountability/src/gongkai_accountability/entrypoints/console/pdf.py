@@ -26,6 +26,7 @@ from fpdf import FPDF
 from fpdf.enums import Align, TableCellFillMode, VAlign, WrapMode
 from fpdf.fonts import FontFace
 
+from gongkai.vocabulary import COLUMN_STATES
 from gongkai_accountability.entrypoints.console import labels
 from gongkai_accountability.entrypoints.console.forms import (
     Attachment1,
@@ -49,13 +50,7 @@ STAGE_TITLES = {
     "secrecy": N_("保密审查意见"),
     "leader": N_("主要领导意见"),
 }
-STATE_NAMES = {
-    "hidden": N_("已隐藏"),
-    "blank": N_("空白栏目"),
-    "stale": N_("未按时更新"),
-    "fresh": N_("正常"),
-    "unpublished": N_("尚未发布"),
-}
+STATE_NAMES = COLUMN_STATES
 IMPORTANT_KINDS = {
     "normative_document": N_("规范性文件"),
     "announcement": N_("公告"),

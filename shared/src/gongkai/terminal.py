@@ -1,0 +1,87 @@
+"""What the command line prints for people: tables, names beside codes, Beijing time.
+
+Tables go through ``rich`` (imported on first use: the parsers must start fast), which measures
+Chinese characters as two columns, so a table of unit names lines up. Piped output keeps every
+row on one line and carries no colour or box drawing beyond spaces, so ``grep`` and ``awk``
+work on it; ``--json`` remains the form for programs.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import IO, TYPE_CHECKING, Any
+
+from gongkai.calendar.local import SHANGHAI
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+#: How a time is labelled wherever a person reads it (DESIGN.md §6: Beijing time, zone shown).
+ZONE = "北京时间"
+#: Piped output is not wrapped at 80 columns: a row stays one line.
+PIPE_WIDTH = 400
+
+
+def console(stream: IO[str] | None = None) -> Console:
+    """A rich console on ``stream`` (standard output): plain text when it is not a terminal."""
+    from rich.console import Console
+
+    out = stream or sys.stdout
+    tty = out.isatty()
+    return Console(
+        file=out,
+        width=None if tty else PIPE_WIDTH,
+        color_system="auto" if tty else None,
+        markup=False,
+        emoji=False,
+        highlight=False,
+        soft_wrap=not tty,
+    )
+
+
+def table(
+    headings: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    title: str | None = None,
+    stream: IO[str] | None = None,
+) -> None:
+    """Print ``rows`` under ``headings``: columns separated by spaces, no box lines."""
+    from rich import box
+    from rich.table import Table
+
+    t = Table(*headings, title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for r in rows:
+        t.add_row(*("" if c is None else str(c) for c in r))
+    console(stream).print(t)
+
+
+def beijing(value: datetime | str | None, *, seconds: bool = False) -> str:
+    """``2026-03-01 13:05 北京时间``: an instant from the log as a reader in the county says it."""
+    if value is None or value == "":
+        return ""
+    at = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if at.tzinfo is None:
+        # The log writes UTC with its offset; a bare time is taken as UTC, never as local.
+        from datetime import UTC
+
+        at = at.replace(tzinfo=UTC)
+    fmt = "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M"
+    return f"{at.astimezone(SHANGHAI).strftime(fmt)} {ZONE}"
+
+
+def named(name: str | None, code: str | None) -> str:
+    """``财政局(finance)``: the name a person knows, the code a command takes."""
+    if not code:
+        return name or ""
+    if not name or name == code:
+        return code
+    return f"{name}({code})"
+
+
+def fail(command: str, message: str, code: int = 1) -> int:
+    """One line on standard error, never a traceback; the exit code to return."""
+    print(f"gongkai {command}: {message}", file=sys.stderr)
+    return code
