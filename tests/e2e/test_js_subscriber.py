@@ -1,0 +1,181 @@
+"""The JavaScript subscriber example (examples/js) against a running platform, as a downstream
+team runs it: Node from the project's set-up (deploy/scripts/node.sh: Debian's nodejs and npm
+when missing), its locked dependencies (``npm ci``), the official NATS client and Ajv.
+
+A platform plays a demo day (the demo county, ``gongkai demo``); the example reads the whole log
+through the subscriber's durable consumer with the subscriber's NKey and validates every event
+against docs/schemas: every sequence from the first to the last the stream held when it started,
+all valid. Then a malformed event (its ``event_id`` no UUID, its ``schema_version`` unknown)
+makes it exit non-zero, naming the event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import nats
+import pytest
+
+from gongkai import subjects
+from gongkai.natsserver import free_port
+from gongkai.trust.credentials import seed_file
+from gongkai_demo.county import DEMO
+from tests.e2e.test_up import run_cli, up_command, wait_ready
+from tests.waiting import wait_until_sync
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "js"
+SUMMARY = re.compile(
+    r"read (\d+) events, (\d+) valid, (\d+) invalid; last stream sequence (\d+)"
+)
+
+
+@pytest.fixture(scope="module")
+def node() -> str:
+    """Node with the example's locked dependencies installed (``npm ci``, once per lockfile)."""
+    found = subprocess.run(
+        ["sh", str(ROOT / "deploy/scripts/node.sh")], capture_output=True, text=True,
+        check=False, timeout=600,
+    )
+    assert found.returncode == 0, found.stderr
+    node = found.stdout.strip()
+    lock = hashlib.sha256((EXAMPLE / "package-lock.json").read_bytes()).hexdigest()
+    stamp = EXAMPLE / "node_modules" / ".gongkai-lock-sha256"
+    # npm ci starts from an empty node_modules every time: only when the lockfile changed.
+    if not stamp.exists() or stamp.read_text() != lock:
+        npm = shutil.which("npm", path=str(Path(node).parent)) or shutil.which("npm")
+        assert npm is not None, "deploy/scripts/node.sh installs npm with node"
+        done = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"], cwd=EXAMPLE, capture_output=True,
+            text=True, check=False, timeout=300,
+        )
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        stamp.write_text(lock)
+    return node
+
+
+@pytest.fixture
+def demo_day(tmp_path: Path) -> Iterator[tuple[Path, int]]:
+    """A platform with the demo county and a demo day played into it: (data dir, NATS port).
+
+    ``gongkai up`` without ``--demo``, whose year of imported site history would make a
+    bigger log than a day's (and a slower start); the county is recorded as
+    ``gongkai demo --load-county`` does, then the day is played once the platform answers as
+    the county's office.
+    """
+    http, nport = free_port(), free_port()
+    data = tmp_path / "var"
+    with (tmp_path / "up.out").open("w") as out, (tmp_path / "up.err").open("w") as err:
+        proc = subprocess.Popen(
+            up_command(data, http, nport, "--no-sync"),
+            stdout=out,
+            stderr=err,
+            env={**os.environ, "GONGKAI_LOG_LEVEL": "warning"},
+        )
+        try:
+            wait_ready(http)
+            url = f"http://127.0.0.1:{http}"
+            loaded = run_cli(
+                "directory", "demo", "--nats-url", f"nats://127.0.0.1:{nport}",
+                "--data-dir", str(data),
+            )
+            assert loaded.returncode == 0, loaded.stdout[-2000:] + loaded.stderr[-2000:]
+
+            def office_known() -> bool:
+                # Every service applies the directory before it answers for its people.
+                return all(
+                    httpx.get(
+                        f"{url}{path}", headers=DEMO.headers("office-reader"), timeout=5
+                    ).status_code == 200
+                    for path in ("/me", "/violations", "/supervisions")
+                )
+
+            wait_until_sync(office_known, 30, "the demo county's office is known")
+            played = run_cli("demo", "--url", url, timeout=60)
+            assert played.returncode == 0, played.stdout[-2000:] + played.stderr[-2000:]
+            yield data, nport
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def subscribe(node: str, data: Path, nport: int, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [node, "subscribe.mjs"],
+        cwd=EXAMPLE,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env={
+            **os.environ,
+            "NATS_URL": f"nats://127.0.0.1:{nport}",
+            "GONGKAI_NATS_NKEY": str(seed_file(data, "subscriber")),
+            **env,
+        },
+    )
+
+
+async def last_sequence(data: Path, nport: int) -> int:
+    nc = await nats.connect(
+        f"nats://127.0.0.1:{nport}", nkeys_seed=str(seed_file(data, "inspector"))
+    )
+    try:
+        info = await nc.jetstream().stream_info(subjects.STREAM)
+        return int(info.state.last_seq)
+    finally:
+        await nc.close()
+
+
+async def publish_as_intake(data: Path, nport: int, subject: str, body: bytes) -> None:
+    nc = await nats.connect(
+        f"nats://127.0.0.1:{nport}", nkeys_seed=str(seed_file(data, "intake"))
+    )
+    try:
+        await nc.jetstream().publish(subject, body, stream=subjects.STREAM)
+    finally:
+        await nc.close()
+
+
+def test_js_example_validates_every_event_of_a_demo_day(
+    node: str, demo_day: tuple[Path, int]
+) -> None:
+    data, nport = demo_day
+    before = asyncio.run(last_sequence(data, nport))
+    assert before > 1000, "a demo day is a county's directory, posts, deadlines and verdicts"
+
+    done = subscribe(node, data, nport, GONGKAI_DELETE="1")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    m = SUMMARY.search(done.stdout)
+    assert m is not None, done.stdout
+    read, valid, invalid, last = map(int, m.groups())
+    # Every message of the log, from sequence 1 (nothing is ever deleted from it) to at least
+    # the last one it held when the example started: 100 % read, 100 % valid.
+    assert invalid == 0 and valid == read
+    assert read == last >= before
+
+    # A malformed event: the example says which and exits non-zero.
+    body = (
+        b'{"event_id":"x","type":"PostSubmitted","schema_version":99,"aggregate_type":"post",'
+        b'"aggregate_id":"BOGUS-1","payload":{}}'
+    )
+    asyncio.run(publish_as_intake(data, nport, "gk.ev.post.BOGUS-1.PostSubmitted", body))
+    bad = subscribe(
+        node, data, nport, GONGKAI_DURABLE="sub-subscriber-2",
+        GONGKAI_FILTER="gk.ev.post.BOGUS-1.*", GONGKAI_DELETE="1",
+    )
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert "read 1 events, 0 valid, 1 invalid" in bad.stdout
+    assert "INVALID" in bad.stderr and "gk.ev.post.BOGUS-1.PostSubmitted" in bad.stderr
