@@ -1,4 +1,5 @@
-"""What the inspectors' command line answers, over HTTP: ``GET /as-of`` and ``GET /report``.
+"""What the inspectors' command line answers, over HTTP: ``GET /as-of``, ``GET /report``,
+``GET /trail/{post}`` and ``GET /verify``.
 
 The same folds as ``gongkai audit as-of`` and ``gongkai audit report --format json``, asked
 of the demo county's three weeks; a unit's people get their unit, an unknown unit is a 404 (a
@@ -7,11 +8,19 @@ typo must not read as a clean record), the report is the office's.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import sys
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from gongkai_accountability.adapters.log import fold_log
+from gongkai_accountability.adapters.trail import Links, post_rows, read_trail
 from gongkai_accountability.domain.report import as_of_view, unit_reports
+from gongkai_accountability.domain.rows import Rows
+from gongkai_accountability.service import AccountabilityService
 from gongkai_demo.county import DEMO
 from tests.conftest import Platform
 from tests.consolekit import FIRST_DAY, LATER_DAY, demo_history
@@ -65,3 +74,87 @@ async def test_a_unit_gets_its_unit_and_a_typo_is_not_a_clean_record(platform: P
     r = await client.get("/report", params={"from": "2026-03-23", "to": "2026-03-01"},
                          headers=_auth(OFFICE))
     assert (r.status_code, r.json()["field"]) == (422, "from")
+
+
+async def _cli(*args: str, data_dir: Path) -> tuple[int, str, str]:
+    """``gongkai`` as an inspector runs it, on the platform's log (its read model at hand)."""
+    exe = Path(sys.executable).with_name("gongkai")
+    proc = await asyncio.create_subprocess_exec(
+        str(exe), *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "GONGKAI_DATA_DIR": str(data_dir)},
+    )
+    out, err = await proc.communicate()
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+def _posts(rows: Rows) -> list[str]:
+    return [k for k, _ in rows.scan("post")]
+
+
+async def test_trail_answers_what_the_cli_prints_and_reads_by_subject(
+    platform: Platform, tmp_path: Path
+) -> None:
+    await demo_history(platform)
+    client = platform.client
+    svc = platform.services["accountability"]
+    assert isinstance(svc, AccountabilityService)
+    whole = (await fold_log(platform.evlog)).rows
+    posts = _posts(whole)
+    # Every kind of step the demo makes: the per-subject read must meet them all.
+    steps = {s["what"] for p in posts for s in (whole.get("post", p) or {})["trail"]}
+    assert {"submitted", "signed:leader", "published", "violation"} <= steps, steps
+    for day in (FIRST_DAY, LATER_DAY):
+        then = (await fold_log(platform.evlog, until=day)).rows
+        for post_id in posts:
+            live = svc.model.get("post", post_id)
+            row = (await post_rows(platform.evlog, post_id, Links.of(live, 0), until=day))
+            assert row.get("post", post_id) == then.get("post", post_id), (post_id, day)
+
+    post_id = next(p for p in posts if any(
+        s["what"] == "violation" for s in (whole.get("post", p) or {})["trail"]))
+    unit = (whole.get("post", post_id) or {})["unit"]
+    owner = DEMO.headers(f"{unit}-maker") if unit in ("finance", "market") else OFFICE
+    r = await client.get(f"/trail/{post_id}", headers=_auth(owner))
+    assert r.status_code == 200, r.text
+    code, out, err = await _cli("audit", "trail", post_id, "--json",
+                                "--nats-url", platform.ctx.nats_url, data_dir=tmp_path)
+    assert code == 0, err
+    assert r.json() == json.loads(out) == whole.get("post", post_id)
+    # The same read the command line makes, indexed by the service's read model.
+    read = await read_trail(platform.evlog, post_id, svc.ctx.settings.db_url("accountability"))
+    assert read.how == "subjects" and read.rows.get("post", post_id) == r.json()
+    r = await client.get(f"/trail/{post_id}", params={"date": "2026-03-01"}, headers=_auth(OFFICE))
+    assert r.status_code == 404
+    r = await client.get(f"/trail/{post_id}", params={"date": FIRST_DAY.isoformat()},
+                         headers=_auth(OFFICE))
+    first = (await fold_log(platform.evlog, until=FIRST_DAY)).rows.get("post", post_id)
+    assert r.status_code == (200 if first else 404)
+    if first:
+        assert r.json() == first
+    other = "market" if unit != "market" else "finance"
+    r = await client.get(f"/trail/{post_id}", headers=_auth(DEMO.headers(f"{other}-maker")))
+    assert r.status_code == 403
+    assert (await client.get("/trail/nosuchpost", headers=_auth(OFFICE))).status_code == 404
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    schema = paths["/trail/{post_id}"]["get"]["responses"]["200"]["content"]
+    assert schema["application/json"]["schema"]["$ref"].endswith("/PostTrail")
+
+
+async def test_verify_answers_what_the_cli_reports(platform: Platform, tmp_path: Path) -> None:
+    await demo_history(platform)
+    svc = platform.services["accountability"]
+    assert isinstance(svc, AccountabilityService)
+    await svc.checkpoint(force=True)
+    r = await platform.client.get("/verify", headers=_auth(OFFICE))
+    assert r.status_code == 200, r.text
+    got = r.json()
+    code, out, err = await _cli("audit", "verify", "--nats-url", platform.ctx.nats_url,
+                                data_dir=tmp_path)
+    assert code == 0, out + err
+    assert got["verified"] and got["problems"] == [] and got["checkpoints"] >= 1
+    assert f"root {got['root']} (size {got['events']})" in out
+    assert f"{got['checkpoints']} signed checkpoints" in out
+    assert f"events 1..{got['covered']} checked against them" in out
+    # Asked again of a log that has not grown: the same run's answer.
+    assert (await platform.client.get("/verify", headers=_auth(OFFICE))).json() == got
+    assert (await platform.client.get("/verify", headers=_auth(FINANCE))).status_code == 403

@@ -38,10 +38,11 @@ from gongkai.events.contracts.accountability import (
 )
 from gongkai.runtime.service import Service, ServiceContext
 from gongkai_accountability.adapters.checkpoints import Checkpointer, CheckpointSettings
-from gongkai_accountability.adapters.log import fold_log
+from gongkai_accountability.adapters.log import VerifyResult, fold_log, verify_log
 from gongkai_accountability.adapters.sql import AccountabilityProjection, ReadModel
+from gongkai_accountability.adapters.trail import Links, post_rows
 from gongkai_accountability.domain.decide import ACCOUNTABILITY, Policy, decide
-from gongkai_accountability.domain.rows import MemoryRows, Rows
+from gongkai_accountability.domain.rows import MemoryRows, Row, Rows
 
 
 def _short(value: Any, n: int) -> str | None:
@@ -99,6 +100,9 @@ class AccountabilityService(Service):
         self._first: date | None = None
         #: The log holds imported history (days before its first event): set once seen.
         self._history = False
+        #: The last ``audit verify`` run (by log length), and one run at a time.
+        self._verified: VerifyResult | None = None
+        self._verify_lock = asyncio.Lock()
 
     async def _first_day(self) -> date:
         """The day (Asia/Shanghai) before which nothing was recorded, a day's slack for clocks:
@@ -137,6 +141,44 @@ class AccountabilityService(Service):
                 self._as_of.pop(next(iter(self._as_of)))
             self._as_of[key] = rows
         return rows
+
+    async def post(self, post_id: str, day: date | None = None) -> Row | None:
+        """A post's row: as the read model holds it now, or as of the end of ``day``
+        (Shanghai) read by subject (``adapters.trail``), the read model naming the other
+        aggregates it is made of; never a fold of the whole log."""
+        live = await asyncio.to_thread(self.model.get, "post", post_id)
+        if live is None or day is None or day >= local_date(self.ctx.clock.now()):
+            return live
+        sub = next((s for s in self.subscriptions if s.projection is self.projection), None)
+        links = Links.of(live, sub.position if sub is not None else 0)
+        rows = await post_rows(self.evlog, post_id, links, until=day)
+        return rows.get("post", post_id)
+
+    async def verify(self) -> VerifyResult:
+        """What ``gongkai audit verify`` reports, for the log as it is now: the Merkle tree
+        recomputed from every event and every signed checkpoint held against it.
+
+        It reads and hashes the whole log, so it runs in a thread of its own on its own
+        connection (the service goes on answering meanwhile), one run at a time, and a log
+        that has not grown since the last run gets that run's answer.
+        """
+        async with self._verify_lock:
+            last = await self.evlog.last_sequence()
+            if self._verified is None or self._verified.last_seq != last:
+                self._verified = await asyncio.to_thread(asyncio.run, self._verify_apart())
+            return self._verified
+
+    async def _verify_apart(self) -> VerifyResult:
+        evlog = await EventLog.connect(
+            self.ctx.nats_url,
+            keys=self.evlog.keys,
+            name=f"gongkai-{self.name}-verify",
+            **self.nats_auth().options(),
+        )
+        try:
+            return await verify_log(evlog)
+        finally:
+            await evlog.close()
 
     async def connect(self) -> EventLog:
         evlog = await super().connect()

@@ -88,6 +88,58 @@ class RectifyViolation(BaseModel):
         return v
 
 
+class TrailStep(BaseModel):
+    """One line of a chain of custody; a step has the fields of what it records besides
+    (``decision``, ``opinion``, ``digest``, ``publication_id``, ``reason``, ...)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    seq: int = Field(description="the event's stream sequence")
+    event_id: str
+    what: str = Field(description="submitted, revised, withdrawn, signed:<stage>, "
+                      "review:<outcome>, published, removed, finding, violation")
+    at: str = Field(description="business time (UTC, ISO 8601)")
+    recorded_at: str
+    person: str
+    role: str
+    unit: str
+
+
+class PostTrail(BaseModel):
+    """A post as the fold keeps it: what ``gongkai audit trail POST --json`` prints."""
+
+    model_config = ConfigDict(extra="allow")
+
+    post_id: str
+    unit: str
+    column: str
+    title: str
+    maker: dict[str, str]
+    digest: str
+    withdrawn: bool
+    publications: list[str]
+    trail: list[TrailStep]
+
+
+class VerifyProblem(BaseModel):
+    sequence: int
+    problem: str
+
+
+class VerifyReport(BaseModel):
+    """What ``gongkai audit verify`` reports, as data."""
+
+    events: int = Field(description="the log's length when it was read")
+    root: str = Field(description="the Merkle root of the whole log (RFC 9162, base64)")
+    checkpoints: int = Field(description="signed checkpoints found and checked")
+    covered: int = Field(description="events 1..covered checked against the checkpoints")
+    signed: int = Field(description="events after the last checkpoint checked by signature")
+    rejected: list[int] = Field(description="sequences a trust check refused (never applied)")
+    problems: list[VerifyProblem]
+    first_difference: int | None = Field(description="the first sequence that differs")
+    verified: bool
+
+
 def _office(caller: Principal) -> Actor:
     """The county office supervises and reads the site; nobody else may."""
     for unit, role in sorted(caller.roles):
@@ -197,6 +249,55 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
     async def trail(post_id: PathId, caller: Caller) -> dict[str, Any]:
         post = readable(caller, "post", post_id, "post")
         return {k: post[k] for k in ("post_id", "unit", "column", "title", "trail")}
+
+    @router.get(
+        "/trail/{post_id}",
+        summary="A post's chain of custody, as `gongkai audit trail POST --json` prints it",
+        description="The post as the fold keeps it: who made it, each review stage with its "
+        "opinion, each publication and removal, findings and violations, times in UTC. With "
+        "`date`, as the log stood at the end of that day (Asia/Shanghai), read from the log by "
+        "the post's own subjects. The post's unit's people and the county office only.",
+        response_model=PostTrail,
+    )
+    async def post_trail(
+        post_id: PathId,
+        caller: Caller,
+        day: Annotated[date | None, Query(alias="date")] = None,
+    ) -> dict[str, Any]:
+        post = readable(caller, "post", post_id, "post")
+        if day is not None:
+            then = await svc.post(post_id, day)
+            if then is None:
+                raise Problem(404, "Not found", f"no post {post_id!r} on {day}")
+            post = then
+        return post
+
+    @router.get(
+        "/verify",
+        summary="The log verified as `gongkai audit verify` does it (office only; costly)",
+        description="Recomputes the Merkle tree from every event of the log and holds every "
+        "signed checkpoint against it; events after the last checkpoint are checked by "
+        "signature. It reads and hashes the whole log (about a minute per million events, "
+        "in a thread of its own): one run at a time, and the answer of the last run is "
+        "given again while the log has not grown. 503 without trust anchors.",
+        response_model=VerifyReport,
+    )
+    async def verify(caller: Caller) -> dict[str, Any]:
+        _office(caller)
+        if svc.evlog.keys is None:
+            raise Problem(503, "No trust anchors", "nothing to check signatures against")
+        res = await svc.verify()
+        return {
+            "events": res.last_seq,
+            "root": res.root,
+            "checkpoints": res.checkpoints,
+            "covered": res.covered,
+            "signed": res.signed,
+            "rejected": res.rejected,
+            "problems": [{"sequence": q, "problem": p} for q, p in res.problems],
+            "first_difference": res.first_difference,
+            "verified": res.first_difference is None,
+        }
 
     @router.get("/violations", summary="Violations, filtered")
     async def violations(
