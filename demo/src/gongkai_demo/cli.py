@@ -1,71 +1,20 @@
-"""``gongkai demo``, ``gongkai directory demo`` and ``gongkai demo-history``: the demo county,
-from the command line.
+"""``gongkai demo``, ``gongkai directory demo`` and ``gongkai demo-history``: arguments.
 
-Both record as intake (the service that owns the directory's events) with the operator's
-intake credentials, like intake's own directory tools, whose helpers they use.
+The commands are in ``commands``, imported when one runs: this module is read on every start
+of ``gongkai``.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
-from datetime import date, timedelta
-from pathlib import Path
+from datetime import date
 from typing import Any
 
-from gongkai.calendar import local_date
-from gongkai.eventlog import EventLog
-from gongkai.runtime.clock import SystemClock
-from gongkai.runtime.settings import Settings
+from gongkai.cli import lazy
 from gongkai.trust import credentials
-from gongkai_demo import county
-from gongkai_intake.entrypoints.cli import nats_url, run_tool, with_intake_log
 
-
-def cmd_directory_demo(args: argparse.Namespace) -> int:
-    async def work(evlog: EventLog) -> int:
-        report = await county.seed_demo(evlog, SystemClock().now())
-        print(f"{report.events} events recorded", file=sys.stderr)
-        county.print_tokens(sys.stdout)
-        return 0
-
-    return run_tool("directory demo", lambda: with_intake_log(nats_url(args), work, args))
-
-
-def _platform_url() -> str:
-    s = Settings.from_env()
-    # A wildcard listen address is reached on loopback from this machine.
-    host = "127.0.0.1" if s.http_host in ("0.0.0.0", "::", "") else s.http_host
-    return f"http://{host}:{s.http_port}"
-
-
-def cmd_demo_story(args: argparse.Namespace) -> int:
-    import httpx
-
-    from gongkai_demo.story import DemoError, DemoStory
-
-    url = (args.url or _platform_url()).rstrip("/")
-
-    async def main() -> int:
-        if args.load_county:
-
-            async def seed(evlog: EventLog) -> int:
-                report = await county.seed_demo(evlog, SystemClock().now())
-                print(f"demo county loaded ({report.events} events recorded)", file=sys.stderr)
-                return 0
-
-            await with_intake_log(nats_url(args), seed, args)
-        async with httpx.AsyncClient(base_url=url, timeout=15) as client:
-            story = DemoStory(client, now=SystemClock().now, out=sys.stdout, timeout=args.timeout)
-            await story.run(directory_loaded=args.load_county)
-        return 0
-
-    try:
-        return run_tool("demo", main)
-    except DemoError as exc:
-        print(f"gongkai demo: {exc}", file=sys.stderr)
-        return 1
+_COMMANDS = "gongkai_demo.commands:"
 
 
 def register(sub: Any) -> Callable[[Any], None]:
@@ -93,7 +42,7 @@ def register(sub: Any) -> Callable[[Any], None]:
     story.add_argument(
         "--timeout", type=float, default=20.0, help="seconds to wait for each reaction (20)"
     )
-    story.set_defaults(func=cmd_demo_story)
+    story.set_defaults(func=lazy(_COMMANDS + "cmd_demo_story"))
     hist = sub.add_parser(
         "demo-history",
         help="write the demo county's year of site history before a day (deterministic) as "
@@ -103,19 +52,8 @@ def register(sub: Any) -> Callable[[Any], None]:
     hist.add_argument(
         "--today", type=date.fromisoformat, help="the day the county joins (default: today)"
     )
-    hist.set_defaults(func=cmd_demo_history)
+    hist.set_defaults(func=lazy(_COMMANDS + "cmd_demo_history"))
     return _register_directory_demo
-
-
-def cmd_demo_history(args: argparse.Namespace) -> int:
-    from gongkai_demo.history import history_items, write_history
-
-    day = args.today or local_date(SystemClock().now())
-    items = history_items(day)
-    write_history(items, Path(args.out))
-    print(f"{len(items)} items of {day - timedelta(days=365)} to {day - timedelta(days=1)} "
-          f"written to {args.out}")
-    return 0
 
 
 def _register_directory_demo(sub: Any) -> None:
@@ -129,5 +67,5 @@ def _register_directory_demo(sub: Any) -> None:
         "demo", help="load the demo county (fictional people) and print its public tokens"
     )
     dem.add_argument("--nats-url", help="($GONGKAI_NATS_URL, nats://127.0.0.1:4222)")
-    dem.set_defaults(func=cmd_directory_demo)
+    dem.set_defaults(func=lazy(_COMMANDS + "cmd_directory_demo"))
     credentials.add_tool_arguments(dem, "intake")

@@ -28,21 +28,29 @@ if TYPE_CHECKING:
     from gongkai.eventlog import EventLog
 
 
-def lazy(target: str) -> Callable[[argparse.Namespace], int]:
+class LazyCommand:
     """A command function imported only when its command runs: ``"package.module:function"``.
 
     Parsers are built for every command on each start, so a module that only registers
     arguments must not import the event contracts, SQLAlchemy or NATS: ``gongkai --help``
     then answers in a tenth of a second instead of two (the command modules' imports).
     """
-    module, _, name = target.partition(":")
 
-    def run(args: argparse.Namespace) -> int:
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def resolve(self) -> Callable[[argparse.Namespace], int]:
+        module, _, name = self.target.partition(":")
         func: Callable[[argparse.Namespace], int] = getattr(importlib.import_module(module), name)
-        return func(args)
+        return func
 
-    run.__qualname__ = run.__name__ = name
-    return run
+    def __call__(self, args: argparse.Namespace) -> int:
+        return self.resolve()(args)
+
+
+def lazy(target: str) -> LazyCommand:
+    """``target``'s function, imported when the command runs (see ``LazyCommand``)."""
+    return LazyCommand(target)
 
 
 def _settings(args: argparse.Namespace) -> Settings:

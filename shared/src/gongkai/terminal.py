@@ -52,9 +52,14 @@ def table(
     from rich import box
     from rich.table import Table
 
+    cells = [["" if c is None else str(c) for c in r] for r in rows]
+    if not cells:
+        # Headings over nothing read like a failed query; say there is nothing.
+        print(f"{title}: 无 (none)" if title else "无 (none)", file=stream or sys.stdout)
+        return
     t = Table(*headings, title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for r in rows:
-        t.add_row(*("" if c is None else str(c) for c in r))
+    for r in cells:
+        t.add_row(*r)
     console(stream).print(t)
 
 

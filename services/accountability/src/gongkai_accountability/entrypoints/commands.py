@@ -18,10 +18,21 @@ from typing import Any
 from gongkai.calendar import today as local_today
 from gongkai.eventlog import EventLog, local_keyring
 from gongkai.projection import ProjectionStore, make_engine
+from gongkai.rules import default_catalog
 from gongkai.runtime.settings import Settings
+from gongkai.terminal import beijing, named, table
 from gongkai.trust import credentials
 from gongkai.trust.checkpoint import accountability_keys, key_name, verifier_key
 from gongkai.trust.keys import raw_public
+from gongkai.vocabulary import (
+    COLUMN_STATES,
+    DECISIONS,
+    ROLES,
+    SEVERITIES,
+    STEPS,
+    VIOLATION_KINDS,
+    name_of,
+)
 from gongkai_accountability.adapters.checkpoints import load_chain
 from gongkai_accountability.adapters.log import (
     ProveError,
@@ -37,6 +48,7 @@ from gongkai_accountability.domain.fold import RELEVANT
 from gongkai_accountability.domain.report import ScoreTracker, as_of_view, unit_reports
 from gongkai_accountability.domain.rows import Rows
 from gongkai_accountability.entrypoints import report_html
+from gongkai_accountability.entrypoints.console.views import is_blank
 
 
 def _url(args: argparse.Namespace) -> str:
@@ -83,19 +95,23 @@ def cmd_trail(args: argparse.Namespace) -> int:
             print(json.dumps(post, ensure_ascii=False, indent=2))
             return 0
         print(
-            f"post {post['post_id']}  unit {post['unit']}  column {post['column']}  {post['title']}"
+            f"稿件 post {post['post_id']}  {_unit_name(res.rows, post['unit'])}  "
+            f"{_column_name(post['column'])}  《{post['title']}》"
         )
-        for s in post["trail"]:
-            extra = " ".join(
-                f"{k}={s[k]}"
-                for k in ("decision", "opinion", "publication_id", "reason", "kind")
-                if k in s
-            )
-            digest = s.get("digest", "")[:12]
-            print(
-                f"  {s['seq']:>8}  {s['at'][:19]}  {s['what']:<18} "
-                f"{s['person']} ({s['role']}, {s['unit']})  {digest}  {extra}".rstrip()
-            )
+        table(
+            ["序号 seq", "时间 time", "环节 step", "人员 person", "摘要 digest", "详情 detail"],
+            (
+                [
+                    s["seq"],
+                    beijing(s["at"], seconds=True),
+                    named(STEPS.get(s["what"]), s["what"]),
+                    f"{s['person']} ({name_of(ROLES, s['role'])}, {s['unit']})",
+                    s.get("digest", "")[:12],
+                    _detail(s),
+                ]
+                for s in post["trail"]
+            ),
+        )
         return 0
 
     return _run(args, body)
@@ -154,32 +170,87 @@ def cmd_as_of(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(view, ensure_ascii=False, indent=2))
             return 0
-        print(f"as of {args.date} (end of day, Asia/Shanghai)")
-        print(f"stale columns ({len(view['stale_columns'])}):")
-        for c in view["stale_columns"]:
-            print(
-                f"  {c['unit']:<24} {c['column']:<28} due {c['due_date']}  "
-                f"{c['days_stale']:>4} days  case {c['case'] or '-'}"
+        print(f"截至 {args.date} 日终（北京时间） as of {args.date} (end of day, Asia/Shanghai)")
+        blank = [c for c in view["stale_columns"] if is_blank(res.rows, c["unit"], c["column"])]
+        stale = [c for c in view["stale_columns"] if c not in blank]
+        for title, cols in (
+            (f"{COLUMN_STATES['blank']} blank columns ({len(blank)})", blank),
+            (f"{COLUMN_STATES['stale']} stale columns ({len(stale)})", stale),
+        ):
+            table(
+                ["单位 unit", "栏目 column", "应更新日期 due", "逾期天数 days", "督办 case"],
+                (
+                    [
+                        _unit_name(res.rows, c["unit"]),
+                        _column_name(c["column"]),
+                        c["due_date"],
+                        c["days_stale"],
+                        c["case"] or "-",
+                    ]
+                    for c in cols
+                ),
+                title=title,
             )
-        print(f"open supervision cases ({len(view['open_cases'])}):")
-        for c in view["open_cases"]:
-            n = c["notice"]
-            deadline = n["deadline"] if n else "not issued"
-            print(f"  {c['case_id']:<40} opened {c['opened_on']}  deadline {deadline}")
-        print(f"violations ({len(view['violations'])}):")
-        for v in view["violations"]:
-            _print_violation(v)
+        table(
+            ["案件 case", "单位 unit", "立案 opened", "整改期限 deadline"],
+            (
+                [
+                    c["case_id"],
+                    _unit_name(res.rows, c.get("unit", "")),
+                    c["opened_on"],
+                    c["notice"]["deadline"] if c["notice"] else "未发督办通知 (not issued)",
+                ]
+                for c in view["open_cases"]
+            ),
+            title=f"督办案件 open supervision cases ({len(view['open_cases'])})",
+        )
+        _violations_table(res.rows, view["violations"])
         return 0
 
     return _run(args, body)
 
 
-def _print_violation(v: dict[str, Any]) -> None:
-    who = ", ".join(f"{r['person']} ({r['role']})" for r in v["responsible"])
-    state = "rectified" if v.get("rectified") else "standing"
-    print(
-        f"  {v['occurred_at'][:10]}  {v['kind']:<26} {v['severity']:<7} {v['unit']:<20} "
-        f"{state:<9} {who}"
+def _unit_name(rows: Rows, code: str) -> str:
+    unit = rows.get("unit", code) if code else None
+    return named(unit.get("name") if unit else None, code)
+
+
+def _column_name(code: str) -> str:
+    col = default_catalog().column(code)
+    return named(col.zh if col else None, code)
+
+
+def _detail(step: dict[str, Any]) -> str:
+    """What a step of the trail decided, in the notice's words where it has them."""
+    parts = []
+    if "decision" in step:
+        parts.append(name_of(DECISIONS, step["decision"]))
+    for key in ("opinion", "publication_id", "reason"):
+        if step.get(key):
+            parts.append(f"{key}={step[key]}")
+    if "kind" in step:
+        parts.append(named(VIOLATION_KINDS.get(step["kind"]), step["kind"]))
+    return " ".join(parts)
+
+
+def _violations_table(rows: Rows, violations: list[dict[str, Any]]) -> None:
+    table(
+        [
+            "日期 date", "类型 kind", "程度 severity", "单位 unit", "状态 state",
+            "责任人 responsible",
+        ],
+        (
+            [
+                v["occurred_at"][:10],
+                named(VIOLATION_KINDS.get(v["kind"]), v["kind"]),
+                named(SEVERITIES.get(v["severity"]), v["severity"]),
+                _unit_name(rows, v["unit"]),
+                "已整改(rectified)" if v.get("rectified") else "未整改(standing)",
+                ", ".join(f"{r['person']} ({name_of(ROLES, r['role'])})" for r in v["responsible"]),
+            ]
+            for v in violations
+        ),
+        title=f"违规 violations ({len(violations)})",
     )
 
 
@@ -203,17 +274,17 @@ REPORT_FIELDS = (
 #: The terminal table's short headings, by report field: every field but ``serious`` and
 #: ``findings``, which the table has no room for.
 TABLE_HEADS = {
-    "rank": "rank",
-    "unit": "unit",
-    "score": "score",
-    "stale_columns": "stale",
-    "stale_days": "days",
-    "late_publication": "late",
-    "stale_after_supervision": "after-sv",
-    "published_without_review": "unreviewed",
-    "wrong_information": "wrong",
-    "cases_opened": "cases",
-    "cases_outcomes": "outcomes",
+    "rank": "排名 rank",
+    "unit": "单位 unit",
+    "score": "得分 score",
+    "stale_columns": "未按时更新 stale",
+    "stale_days": "逾期天数 days",
+    "late_publication": "逾期公开 late",
+    "stale_after_supervision": "督办后未更新 after-sv",
+    "published_without_review": "未经审核 unreviewed",
+    "wrong_information": "信息错误 wrong",
+    "cases_opened": "督办 cases",
+    "cases_outcomes": "办结 outcomes",
 }
 
 
@@ -266,16 +337,13 @@ def cmd_report(args: argparse.Namespace) -> int:
             print(report_html.render(args.start, args.end, flat, REPORT_FIELDS, history))
         else:
             rows = [_flat(r) for r in reps]
-            heads = tuple(TABLE_HEADS.values())
-            keys = tuple(TABLE_HEADS)
-            widths = [
-                max(len(h), *(len(str(r[k])) for r in rows)) if rows else len(h)
-                for h, k in zip(heads, keys, strict=True)
-            ]
-            print(f"compliance {args.start} .. {args.end}")
-            print("  ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True)))
             for r in rows:
-                print("  ".join(str(r[k]).ljust(w) for k, w in zip(keys, widths, strict=True)))
+                r["unit"] = _unit_name(folded, r["unit"])
+            table(
+                list(TABLE_HEADS.values()),
+                ([r[k] for k in TABLE_HEADS] for r in rows),
+                title=f"政务公开考核 compliance {args.start} .. {args.end}",
+            )
         return 0
 
     return _run(args, body)

@@ -1,0 +1,81 @@
+"""``gongkai``'s parsers are built on every start, ``--help`` included: they must not import the
+event contracts, the database layer, the web stack, NATS or the crypto library (issue #16:
+``gongkai --help`` under 0.5 s; it took 2.2 s while they did). ``bench/bench_cli.py`` times it;
+this test holds the cause, which does not depend on the machine's speed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = (
+    "pydantic",
+    "sqlalchemy",
+    "fastapi",
+    "starlette",
+    "faststream",
+    "nats",
+    "cryptography",
+    "rich",
+    "yaml",
+    "chinese_calendar",
+    "httpx",
+    "asyncio",
+)
+
+
+def loaded_after(code: str) -> list[str]:
+    probe = (
+        "import sys, json\n"
+        f"{code}\n"
+        f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True
+    ).stdout
+    return list(json.loads(out.splitlines()[-1]))
+
+
+def test_building_every_parser_imports_nothing_heavy() -> None:
+    assert loaded_after("from gongkai.cli import build_parser; build_parser()") == []
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["audit", "--help"], ["freshness", "status", "--help"], ["import", "--help"]],
+)
+def test_help_imports_nothing_heavy(argv: list[str]) -> None:
+    code = (
+        "from gongkai.cli import main\n"
+        "try:\n"
+        f"    main({argv!r})\n"
+        "except SystemExit:\n"
+        "    pass"
+    )
+    assert loaded_after(code) == []
+
+
+def test_every_lazy_command_finds_its_function() -> None:
+    """``lazy`` resolves ``module:function`` when the command runs: a wrong name would only
+    fail then, so every registered command's target is resolved here."""
+    from gongkai.cli import LazyCommand, build_parser
+
+    targets: list[LazyCommand] = []
+
+    def walk(parser: argparse.ArgumentParser) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    walk(sub)
+        func = parser.get_default("func")
+        if isinstance(func, LazyCommand):
+            targets.append(func)
+
+    walk(build_parser())
+    assert len(targets) > 15
+    for t in targets:
+        assert callable(t.resolve()), t.target
