@@ -19,6 +19,7 @@ from gongkai.events.contracts.intake import PostPublished
 from gongkai.rules import load_rule_sets
 from gongkai_accountability.service import AccountabilityService
 from gongkai_demo.county import DEMO, seed_demo
+from tests.causality import check_log, walk
 from tests.conftest import Platform
 
 D = date.fromisoformat
@@ -218,6 +219,25 @@ async def test_the_notice_story(platform: Platform) -> None:
     ).json()
     breached = [c for c in cases if c.get("breach")]
     assert [c["column"] for c in breached] == ["leaders_activities"]
+    # Causality: every event's cause precedes it in its correlation, no reaction lacks one, and
+    # every violation walks back through its causes to the command that started it.
+    log = [r.envelope async for r in platform.evlog.replay()]
+    by_id = check_log(log)
+    walks = {
+        v.payload.kind: walk(v, by_id) for v in log
+        if v.type == "ViolationRecorded" and v.payload.unit == "finance"
+    }
+    assert [[e.type for e in w] for _, w in sorted(walks.items())] == [
+        # the late penalty decision: the refresh its publication made, the publication, which
+        # continues the post's story (the post's last event), the submission
+        ["ViolationRecorded", "ColumnRefreshed", "PostPublished", "PostSubmitted"],
+        # online with the staff opinion only: the publication, the submission
+        ["ViolationRecorded", "PostPublished", "PostSubmitted"],
+        # the notice's deadline passed: the notice, the staleness, the column's last item
+        ["ViolationRecorded", "SupervisionIssued", "ColumnStale", "PostPublished"],
+        # the office's finding: its confirmation, its report
+        ["ViolationRecorded", "FindingConfirmed", "FindingReported"],
+    ]
     # The story, replayed, rebuilds to the same rows.
     live = s.acc.store.digest(s.acc.projection)
     svc = s.acc

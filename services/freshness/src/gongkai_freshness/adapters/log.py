@@ -15,7 +15,7 @@ from typing import Any
 from gongkai.calendar import local_date
 from gongkai.decider import Decided, Log, Recorded, record
 from gongkai.eventlog import EventLog
-from gongkai.events import Actor, Envelope, EventDecodeError, new_event
+from gongkai.events import Actor, Envelope, EventDecodeError
 from gongkai_freshness.adapters.register import ColumnRegister
 from gongkai_freshness.domain.evaluation import Transition
 from gongkai_freshness.domain.register import RELEVANT_TYPES
@@ -27,18 +27,19 @@ FRESHNESS_ACTOR = Actor(person="freshness", role="system", unit="system")
 def transition_events(
     transitions: Sequence[Transition], at: datetime, cause: Envelope[Any] | None = None
 ) -> list[Envelope[Any]]:
-    """The envelopes of ``transitions``, caused by (and correlated with) ``cause`` if given."""
+    """The envelopes of ``transitions``, each caused by (and correlated with) the event it
+    follows from (``Transition.cause``); ``cause``, the event being folded, only stands in for
+    a transition whose facts name none."""
     return [
-        new_event(
+        Decided.of(
             t.payload,
             aggregate_id=t.aggregate_id,
             actor=FRESHNESS_ACTOR,
             command_id=t.command_id,
             business_time=t.business_time,
             recorded_at=at,
-            correlation_id=cause.correlation_id if cause else None,
-            causation_id=cause.event_id if cause else None,
-        )
+            cause=t.cause or cause,
+        ).event
         for t in transitions
     ]
 

@@ -16,6 +16,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Literal
 
 from gongkai.calendar import SHANGHAI, WorkingCalendar, local_date
+from gongkai.causality import Cause
 from gongkai.events import EventPayload
 from gongkai.events.contracts.freshness import (
     ColumnDueSoon,
@@ -93,6 +94,10 @@ class Deadline:
     triggered_on: date | None = None
     #: Stale on the due date itself, not the day after (a blank column is stale at once).
     immediate: bool = False
+    #: The event the deadline runs from: its due-soon and stale events' cause.
+    cause: Cause | None = None
+    #: The event that met or cancelled it (None: the column's latest item, ``basis``).
+    settled_by: Cause | None = None
 
     @property
     def slot(self) -> SlotKey:
@@ -133,6 +138,8 @@ def _trigger_deadline(
         provisional,
         met_on=t.met_on,
         cancelled=t.withdrawn,
+        cause=t.cause,
+        settled_by=t.settled_by,
         post_id=t.post_id,
         triggered_on=t.on,
     )
@@ -162,14 +169,20 @@ def schedule(
                 due = rule.every.after(last)
                 out.append(
                     Deadline(
-                        rule, "", f"{due}@{epoch}", due, dl.warn_from(due, rule.warn_working_days)
+                        rule, "", f"{due}@{epoch}", due, dl.warn_from(due, rule.warn_working_days),
+                        cause=col.basis,
                     )
                 )
             elif kind == "blank":
                 if col.ever_published or col.visible_since is None:
                     continue
                 since = col.visible_since
-                out.append(Deadline(rule, "", f"blank@{epoch}", since, None, immediate=True))
+                out.append(
+                    Deadline(
+                        rule, "", f"blank@{epoch}", since, None, immediate=True,
+                        cause=col.shown_by,
+                    )
+                )
             elif kind == "dated":
                 out.extend(_dated(rule, col, unit, dl, year))
             else:
@@ -193,7 +206,9 @@ def _dated(
     if prev is not None and prev.stale_event is not None and prev_due >= unit.registered_on:
         last = col.last_publication_on
         met = last if last is not None and last > prev_due else None
-        yield Deadline(rule, str(year - 1), prev.key, prev_due, None, met_on=met)
+        yield Deadline(
+            rule, str(year - 1), prev.key, prev_due, None, met_on=met, cause=col.shown_by
+        )
     due = rule.deadline_in(year, unit.kind)
     if due >= unit.registered_on:
         yield Deadline(
@@ -203,6 +218,7 @@ def _dated(
             due,
             dl.warn_from(due, rule.warn_working_days),
             met_on=col.first_publication_by_year.get(year),
+            cause=col.shown_by,
         )
 
 
@@ -215,6 +231,10 @@ class Transition:
     command_id: str
     #: The time the event speaks for, when not the time it is recorded (history).
     business_time: datetime | None = None
+    #: The event it follows from (gongkai.causality): a deadline's start for a warning or a
+    #: staleness, what met, withdrew or hid it for a refresh. Derived from the facts, not from
+    #: whichever event or tick made the evaluation run: the same on every path.
+    cause: Cause | None = None
 
 
 def event_id_for(command_id: str, index: int = 0) -> str:
@@ -245,7 +265,10 @@ def _stale(col: ColumnState, d: Deadline, as_of: date) -> Transition:
         met_on=d.met_on,
     )
     return Transition(
-        p, column_aggregate_id(col.unit, col.column), _cmd("stale", col, r.rule_set, r.id, d.key)
+        p,
+        column_aggregate_id(col.unit, col.column),
+        _cmd("stale", col, r.rule_set, r.id, d.key),
+        cause=d.cause,
     )
 
 
@@ -266,7 +289,10 @@ def _due_soon(col: ColumnState, d: Deadline, as_of: date, dl: Deadlines) -> Tran
         triggered_on=d.triggered_on,
     )
     return Transition(
-        p, column_aggregate_id(col.unit, col.column), _cmd("due-soon", col, r.rule_set, r.id, d.key)
+        p,
+        column_aggregate_id(col.unit, col.column),
+        _cmd("due-soon", col, r.rule_set, r.id, d.key),
+        cause=d.cause,
     )
 
 
@@ -279,6 +305,8 @@ def _refreshed(
     met_on: date | None = None,
     due: date | None = None,
     post_id: str | None = None,
+    *,
+    cause: Cause | None,
 ) -> Transition:
     due_date = due or slot.due
     assert due_date is not None
@@ -304,6 +332,7 @@ def _refreshed(
         p,
         column_aggregate_id(col.unit, col.column),
         _cmd("refreshed", col, slot_key[0], slot_key[1], slot.key),
+        cause=cause,
     )
 
 
@@ -341,7 +370,10 @@ def decide(
         if not same and slot.stale_event is not None:
             # A newer deadline replaced an episode still open (a periodic column updated late).
             out.append(
-                _refreshed(col, sk, slot, d.rule, "published", met_on=col.last_publication_on)
+                _refreshed(
+                    col, sk, slot, d.rule, "published", met_on=col.last_publication_on,
+                    cause=col.basis,
+                )
             )
         if st == "stale":
             if not is_open and not closed:
@@ -353,14 +385,22 @@ def decide(
                     out.append(_late_refreshed(col, d))
                 else:
                     out.append(
-                        _refreshed(col, sk, slot, d.rule, "published", met_on=d.met_on, due=d.due)
+                        _refreshed(
+                            col, sk, slot, d.rule, "published", met_on=d.met_on, due=d.due,
+                            cause=d.settled_by or col.basis,
+                        )
                     )
         elif st == "due_soon":
             if not (same and slot.due_soon) and not is_open and not closed:
                 out.append(_due_soon(col, d, as_of, dl))
         elif is_open:
             resolution: Resolution = "withdrawn" if st == "cancelled" else "published"
-            out.append(_refreshed(col, sk, slot, d.rule, resolution, met_on=d.met_on, due=d.due))
+            out.append(
+                _refreshed(
+                    col, sk, slot, d.rule, resolution, met_on=d.met_on, due=d.due,
+                    cause=d.settled_by or col.basis,
+                )
+            )
     for sk, slot in col.slots.items():
         if sk in seen or slot.stale_event is None:
             continue
@@ -368,9 +408,14 @@ def decide(
         if rule is None:
             continue
         if not col.visible:
-            out.append(_refreshed(col, sk, slot, rule, "hidden"))
+            out.append(_refreshed(col, sk, slot, rule, "hidden", cause=col.shown_by))
         else:
-            out.append(_refreshed(col, sk, slot, rule, "published", met_on=col.last_publication_on))
+            out.append(
+                _refreshed(
+                    col, sk, slot, rule, "published", met_on=col.last_publication_on,
+                    cause=col.basis,
+                )
+            )
     return out
 
 
@@ -379,7 +424,10 @@ def _late_refreshed(col: ColumnState, d: Deadline) -> Transition:
     # the link is known before either is appended.
     stale_cmd = _cmd("stale", col, d.rule.rule_set, d.rule.id, d.key)
     slot = Slot(d.key, stale_event=event_id_for(stale_cmd), due=d.due, post_id=d.post_id)
-    return _refreshed(col, d.slot, slot, d.rule, "published", met_on=d.met_on, due=d.due)
+    return _refreshed(
+        col, d.slot, slot, d.rule, "published", met_on=d.met_on, due=d.due,
+        cause=d.settled_by or col.basis,
+    )
 
 
 def trigger_settled(
@@ -479,4 +527,6 @@ def _was_stale(
         _cmd("was-stale", col, rule_set, rule, f"{due}:{until}"),
         # The first day it was stale: an as-of view of that day includes it.
         business_time=datetime.combine(due + timedelta(days=1), time(0), SHANGHAI),
+        # Derived from the column's imported items; the latest of them names the chain.
+        cause=col.basis,
     )

@@ -22,6 +22,7 @@ from typing import Any
 from rpds import HashTrieMap
 
 from gongkai.calendar import WorkingCalendar, local_date
+from gongkai.causality import Cause
 from gongkai.events import Envelope
 from gongkai.events.contracts import freshness as fev
 from gongkai.events.contracts import intake as iev
@@ -216,7 +217,7 @@ def _unit_registered(reg: Register, env: Envelope[Any], seq: int) -> Evolved:
         )
     catalog = reg.catalog.columns
     cols = {
-        col.key: show_or_hide(col, unit, catalog[col.column], on)
+        col.key: show_or_hide(col, unit, catalog[col.column], on, Cause.of(env))
         for col in reg.unit_columns(p.code)
     }
     return _changed(reg, cols, unit=unit)
@@ -234,7 +235,10 @@ def _leadership_changed(reg: Register, env: Envelope[Any], seq: int) -> Evolved:
         last = col.last_publication_on
         # Updated the same day the change was recorded: met at once.
         met = last if last is not None and last >= p.changed_on else None
-        t = Trigger(tid, "leadership", p.changed_on, met_on=met)
+        t = Trigger(
+            tid, "leadership", p.changed_on, met_on=met, cause=Cause.of(env),
+            settled_by=col.basis if met is not None else None,
+        )
         col = replace(col, triggers={**col.triggers, tid: t})
         changed[col.key] = settle(col, unit, reg.book)
     return _changed(reg, changed)
@@ -248,7 +252,11 @@ def _post_submitted(reg: Register, env: Envelope[Any], seq: int) -> Evolved:
     col = reg.column(p.unit, p.column)
     tid = f"post:{post_id}:1"
     col = replace(
-        col, triggers={**col.triggers, tid: Trigger(tid, "post", p.information_date, post_id)}
+        col,
+        triggers={
+            **col.triggers,
+            tid: Trigger(tid, "post", p.information_date, post_id, cause=Cause.of(env)),
+        },
     )
     ref = PostRef(p.unit, p.column, triggers=1, last_on=p.information_date)
     return _changed(reg, {col.key: col}, post=(post_id, ref))
@@ -268,14 +276,17 @@ def _post_revised(reg: Register, env: Envelope[Any], seq: int) -> Evolved:
         t = col.triggers.get(tid)
         if t is None or t.met_on is not None or on >= t.on:
             return Evolved(reg)
-        col = replace(col, triggers={**col.triggers, tid: replace(t, on=on)})
+        col = replace(col, triggers={**col.triggers, tid: replace(t, on=on, cause=Cause.of(env))})
         return _changed(reg, {col.key: col}, post=(post_id, replace(ref, last_on=on)))
     if ref.last_on is not None and on <= ref.last_on:
         return Evolved(reg)
     # The information changed after it went online: the change is due online in its turn.
     ref = replace(ref, triggers=ref.triggers + 1, last_on=on, published=False)
     tid = f"post:{post_id}:{ref.triggers}"
-    col = replace(col, triggers={**col.triggers, tid: Trigger(tid, "post", on, post_id)})
+    col = replace(
+        col,
+        triggers={**col.triggers, tid: Trigger(tid, "post", on, post_id, cause=Cause.of(env))},
+    )
     return _changed(reg, {col.key: col}, post=(post_id, ref))
 
 
@@ -285,8 +296,11 @@ def _post_withdrawn(reg: Register, env: Envelope[Any], seq: int) -> Evolved:
     if ref is None or ref.withdrawn:
         return Evolved(reg)
     col = reg.column(ref.unit, ref.column)
+    by = Cause.of(env)
     triggers = {
-        tid: replace(t, withdrawn=True) if t.post_id == post_id and t.met_on is None else t
+        tid: replace(t, withdrawn=True, settled_by=by)
+        if t.post_id == post_id and t.met_on is None
+        else t
         for tid, t in col.triggers.items()
     }
     col = settle(replace(col, triggers=triggers), reg.units.get(ref.unit), reg.book)
@@ -296,12 +310,14 @@ def _post_withdrawn(reg: Register, env: Envelope[Any], seq: int) -> Evolved:
 def _post_published(reg: Register, env: Envelope[Any], seq: int) -> Evolved:
     p: iev.PostPublished | iev.PublicationImported = env.payload
     d = local_date(p.online_at)
+    by = Cause.of(env)
     changed: dict[ColumnKey, ColumnState] = {}
     if p.column in reg.catalog.columns:
         col = reg.column(p.unit, p.column)
         prev = col.live.get(p.publication_id)
         live = {**col.live, p.publication_id: p.online_at}
         last, last_on = col.last_publication, col.last_publication_on
+        basis = by if last is None or p.online_at >= last else col.basis
         if last is None or p.online_at > last:
             last, last_on = p.online_at, d
         elif prev is not None and prev == last and p.online_at < prev:
@@ -316,10 +332,11 @@ def _post_published(reg: Register, env: Envelope[Any], seq: int) -> Evolved:
             last_publication=last,
             last_publication_on=last_on,
             first_publication_by_year=first,
+            basis=basis,
         )
         unit = reg.units.get(p.unit)
         # An emptied column shows again once it has an item.
-        col = show_or_hide(col, unit, reg.catalog.columns[p.column], d)
+        col = show_or_hide(col, unit, reg.catalog.columns[p.column], d, by)
         met = [
             tid
             for tid, t in col.triggers.items()
@@ -329,7 +346,7 @@ def _post_published(reg: Register, env: Envelope[Any], seq: int) -> Evolved:
             exempt = not col.visible
             triggers = dict(col.triggers)
             for tid in met:
-                triggers[tid] = replace(triggers[tid], met_on=d, exempt=exempt)
+                triggers[tid] = replace(triggers[tid], met_on=d, exempt=exempt, settled_by=by)
             col = replace(col, triggers=triggers)
         changed[col.key] = settle(col, unit, reg.book)
     post_id = p.post_id if isinstance(p, iev.PostPublished) else None
@@ -348,7 +365,8 @@ def _post_published(reg: Register, env: Envelope[Any], seq: int) -> Evolved:
         triggers = dict(pcol.triggers)
         for tid in met:
             triggers[tid] = replace(
-                triggers[tid], met_on=d, publication_id=p.publication_id, exempt=exempt
+                triggers[tid], met_on=d, publication_id=p.publication_id, exempt=exempt,
+                settled_by=by,
             )
         pcol = replace(pcol, triggers=triggers)
     changed[key] = settle(pcol, reg.units.get(ref.unit), reg.book)
@@ -384,12 +402,13 @@ def _publication_removed(reg: Register, env: Envelope[Any], seq: int) -> Evolved
     was = col.live[p.publication_id]
     live = {k: v for k, v in col.live.items() if k != p.publication_id}
     col = replace(col, live=live)
+    by = Cause.of(env)
     if was == col.last_publication and live:
         last, last_on = _latest(live)
-        col = replace(col, last_publication=last, last_publication_on=last_on)
+        col = replace(col, last_publication=last, last_publication_on=last_on, basis=by)
     unit = reg.units.get(p.unit)
     # The notice's note 2: removing every item of a column hides it on the public site.
-    col = show_or_hide(col, unit, reg.catalog.columns[p.column], local_date(p.removed_at))
+    col = show_or_hide(col, unit, reg.catalog.columns[p.column], local_date(p.removed_at), by)
     col = settle(col, unit, reg.book)
     return _changed(reg, {col.key: col})
 
@@ -410,7 +429,9 @@ def _decided(reg: Register, env: Envelope[Any], seq: int) -> Evolved:
         event_id=env.event_id,
     )
     col = replace(col, decision=decision, version=max(col.version, seq))
-    col = show_or_hide(col, reg.units.get(p.unit), meta, local_date(env.business_time))
+    col = show_or_hide(
+        col, reg.units.get(p.unit), meta, local_date(env.business_time), Cause.of(env)
+    )
     return _changed(reg, {col.key: col})
 
 

@@ -18,6 +18,7 @@ from datetime import date, datetime
 from types import MappingProxyType
 from typing import Any, Literal, TypeVar
 
+from gongkai.causality import Cause
 from gongkai.events import Actor
 
 HiddenBy = Literal["unit", "emptied", "not_applicable", "default", "unregistered"]
@@ -101,6 +102,11 @@ class Trigger:
     withdrawn: bool = False
     #: Met or withdrawn while the column was hidden: hidden columns owe nothing.
     exempt: bool = False
+    #: The event the obligation runs from (the submission, the revision that re-dated it, the
+    #: change of duties): the cause of its due-soon and stale events (gongkai.causality).
+    cause: Cause | None = None
+    #: The event that met or withdrew it: the cause of the refresh that closes its episode.
+    settled_by: Cause | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +140,12 @@ class ColumnState:
     epoch: int = 0
     visible_since: date | None = None
     slots: Mapping[SlotKey, Slot] = field(default_factory=_empty)
+    #: The event that last moved ``last_publication`` (an item online, or removed): what a
+    #: periodic deadline runs from, and what put a stale episode right.
+    basis: Cause | None = None
+    #: The event that last showed or hid the column: what a blank or dated deadline runs
+    #: from, and what closed an episode by hiding the column.
+    shown_by: Cause | None = None
     #: publication id -> online time of the items imported from the site's history
     #: (``PublicationImported``): what the history before the unit joined is decided on.
     imported: Mapping[str, datetime] = field(default_factory=_empty)

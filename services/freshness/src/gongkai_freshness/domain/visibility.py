@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from gongkai.causality import Cause
 from gongkai.decider import Decider
 from gongkai.events import EventPayload
 from gongkai.events.contracts.freshness import ColumnHidden, ColumnKept
@@ -132,17 +133,20 @@ def hidden_by(col: ColumnState, unit: UnitInfo | None, meta: Column) -> HiddenBy
 
 
 def show_or_hide(
-    col: ColumnState, unit: UnitInfo | None, meta: Column, on: date
+    col: ColumnState, unit: UnitInfo | None, meta: Column, on: date, by: Cause | None = None
 ) -> ColumnState:
     """The column as ``hidden_by`` has it on ``on``; the same record when nothing changes.
 
     Showing again starts a new epoch (a deadline missed after the column was hidden and kept
-    again is a new episode) from ``on``.
+    again is a new episode) from ``on``. ``by``: the event folded, kept as ``shown_by`` when
+    the column shows or hides.
     """
     why = hidden_by(col, unit, meta)
     visible = why is None
     if visible and not col.visible:
-        return replace(col, visible=True, hidden_by=None, epoch=col.epoch + 1, visible_since=on)
+        return replace(
+            col, visible=True, hidden_by=None, epoch=col.epoch + 1, visible_since=on, shown_by=by
+        )
     if visible == col.visible and why == col.hidden_by:
         return col
-    return replace(col, visible=visible, hidden_by=why)
+    return replace(col, visible=visible, hidden_by=why, shown_by=by)
