@@ -218,7 +218,14 @@ def for_tool(args: argparse.Namespace, role: str | None = None) -> NatsAuth:
 async def connect_tool(url: str, auth: NatsAuth, **options: Any) -> EventLog:
     """Connect for a command-line tool: fail at once (in two seconds) instead of retrying."""
     from gongkai.eventlog import EventLog
+
+    async def quiet(_exc: Exception) -> None:
+        # nats-py's default callback logs each failure with a traceback; a tool reports the
+        # failure once, in one line, from the exception its call raises.
+        return None
+
     opts: dict[str, Any] = {
+        "error_cb": quiet,
         "connect_timeout": 2,
         "allow_reconnect": False,
         "max_reconnect_attempts": 1,

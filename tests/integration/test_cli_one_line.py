@@ -1,0 +1,42 @@
+"""Every tool that reads or writes the log says a connection failure in one line: no traceback
+(nats-py's own error callback logged one per attempt before the tools passed a quiet one)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gongkai.natsserver import free_port
+
+GONGKAI = str(Path(sys.executable).with_name("gongkai"))
+COMMANDS = [
+    ["audit", "trail", "P1"],
+    ["audit", "as-of", "2026-03-01"],
+    ["audit", "report", "--from", "2026-03-01", "--to", "2026-03-31"],
+    ["audit", "verify"],
+    ["audit", "alerts"],
+    ["freshness", "status"],
+    ["events", "tail", "--no-follow"],
+    ["events", "init-streams"],
+    ["people", "tokens", "finance-maker"],
+    ["directory", "demo"],
+]
+
+
+@pytest.mark.parametrize("argv", COMMANDS, ids=[" ".join(c[:2]) for c in COMMANDS])
+def test_no_nats_is_one_line(argv: list[str], tmp_path: Path) -> None:
+    url = f"nats://127.0.0.1:{free_port()}"  # nothing listens there
+    proc = subprocess.run(
+        [GONGKAI, *argv, "--nats-url", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "GONGKAI_DATA_DIR": str(tmp_path), "HOME": str(tmp_path)},
+    )
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and url in lines[0], proc.stderr
