@@ -90,3 +90,62 @@ def fail(command: str, message: str, code: int = 1) -> int:
     """One line on standard error, never a traceback; the exit code to return."""
     print(f"gongkai {command}: {message}", file=sys.stderr)
     return code
+
+
+class Progress:
+    """Progress of a long command on standard error: ``progress(done, total)``.
+
+    On a terminal, a rich bar (count, rate, time left) redrawn in place; piped, a plain line at
+    each tenth, so a log file shows it advancing without a line per item. ``quiet`` prints
+    nothing. ``close`` ends the bar (a ``with`` block does it).
+    """
+
+    def __init__(self, what: str, *, quiet: bool = False, stream: IO[str] | None = None) -> None:
+        self.what = what
+        self.quiet = quiet
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self._shown = -1
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.quiet or total <= 0:
+            return
+        if not self.tty:
+            tenth = 10 * done // total
+            if tenth != self._shown:
+                self._shown = tenth
+                print(f"{self.what}: {done:,}/{total:,}", file=self.stream, flush=True)
+            return
+        if self._bar is None:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                TaskProgressColumn,
+                TimeRemainingColumn,
+            )
+            from rich.progress import Progress as Bar
+
+            self._bar = Bar(
+                "{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TaskProgressColumn(),
+                TimeRemainingColumn(),
+                console=console(self.stream),
+            )
+            self._bar.start()
+            self._task = self._bar.add_task(self.what, total=total)
+        self._bar.update(self._task, completed=done, total=total)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None

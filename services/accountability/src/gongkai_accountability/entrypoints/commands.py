@@ -20,7 +20,7 @@ from gongkai.eventlog import EventLog, local_keyring
 from gongkai.projection import ProjectionStore, make_engine
 from gongkai.rules import default_catalog
 from gongkai.runtime.settings import Settings
-from gongkai.terminal import beijing, named, table
+from gongkai.terminal import Progress, beijing, named, table
 from gongkai.trust import credentials
 from gongkai.trust.checkpoint import accountability_keys, key_name, verifier_key
 from gongkai.trust.keys import raw_public
@@ -73,17 +73,6 @@ def _run(args: argparse.Namespace, body: Callable[[EventLog], Awaitable[int]]) -
     return asyncio.run(main())
 
 
-def _progress(done: int, total: int) -> None:
-    width = 30
-    filled = width * done // total if total else width
-    print(
-        f"\r  [{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,} events",
-        end="",
-        file=sys.stderr,
-        flush=True,
-    )
-
-
 def cmd_trail(args: argparse.Namespace) -> int:
     async def body(evlog: EventLog) -> int:
         res = await fold_log(evlog)
@@ -123,9 +112,8 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
         projection = AccountabilityProjection()
         store = ProjectionStore(make_engine(url))
         store.reset(projection)
-        res = await fold_log(evlog, progress=None if args.quiet else _progress)
-        if not args.quiet:
-            print(file=sys.stderr)
+        with Progress("重建 rebuild", quiet=args.quiet) as progress:
+            res = await fold_log(evlog, progress=progress)
         projection.write_all(store.engine, res.rows, res.last_seq)
         out = {
             "events": res.events,

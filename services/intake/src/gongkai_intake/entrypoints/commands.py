@@ -27,6 +27,7 @@ from gongkai.events import Actor
 from gongkai.refusal import Refusal
 from gongkai.runtime.clock import SystemClock
 from gongkai.runtime.settings import Settings
+from gongkai.terminal import Progress
 from gongkai.trust import credentials
 from gongkai_intake.adapters.directory_log import (
     DirectoryFileError,
@@ -220,30 +221,6 @@ def cmd_load(args: argparse.Namespace) -> int:
     return run_tool("directory load", lambda: with_intake_log(nats_url(args), work, args))
 
 
-class Progress:
-    """A plain counter on stderr: rewritten in place on a terminal, every tenth otherwise."""
-
-    def __init__(self, quiet: bool = False) -> None:
-        self.tty = sys.stderr.isatty()
-        self.quiet = quiet
-        self._shown = -1
-
-    def __call__(self, done: int, total: int) -> None:
-        if self.quiet or total == 0:
-            return
-        if self.tty:
-            width = 30
-            filled = width * done // total
-            bar = "#" * filled + "-" * (width - filled)
-            end = "\n" if done == total else ""
-            print(f"\r[{bar}] {done}/{total}", end=end, file=sys.stderr, flush=True)
-            return
-        tenth = 10 * done // total
-        if tenth != self._shown:
-            self._shown = tenth
-            print(f"{done}/{total} rows", file=sys.stderr, flush=True)
-
-
 def print_import_report(report: ImportReport, file: str) -> None:
     for err in report.refused:
         print(f"{file}:{err.line}: refused: {err.reason}", file=sys.stderr)
@@ -270,7 +247,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             catalog=default_catalog(),
             actor=operator(),
             now=SystemClock().now(),
-            progress=Progress(quiet=args.quiet),
+            progress=Progress("导入 import", quiet=args.quiet),
         )
         print_import_report(report, args.file)
         return 1 if report.refused else 0
