@@ -37,8 +37,19 @@ from gongkai.events.contracts.accountability import (
     ViolationRectified,
 )
 from gongkai.runtime.service import Service, ServiceContext
-from gongkai_accountability.adapters.checkpoints import Checkpointer, CheckpointSettings
-from gongkai_accountability.adapters.log import VerifyResult, fold_log, verify_log
+from gongkai_accountability.adapters.checkpoints import (
+    Checkpointer,
+    CheckpointSettings,
+    load_chain,
+)
+from gongkai_accountability.adapters.days import READ, Days
+from gongkai_accountability.adapters.log import (
+    ReadCounts,
+    VerifyResult,
+    fold_log,
+    verified_events,
+    verify_log,
+)
 from gongkai_accountability.adapters.sql import AccountabilityProjection, ReadModel
 from gongkai_accountability.adapters.trail import Links, post_rows
 from gongkai_accountability.domain.decide import ACCOUNTABILITY, Policy, decide
@@ -100,6 +111,12 @@ class AccountabilityService(Service):
         self._first: date | None = None
         #: The log holds imported history (days before its first event): set once seen.
         self._history = False
+        #: Every day's read model for the views, from one pass over the log (``as_of``).
+        self.days = Days()
+        self._days_ready = asyncio.Event()
+        self._days_task: asyncio.Task[None] | None = None
+        #: What the projection applied while the pass was still reading the log.
+        self._days_waiting: list[RecordedEvent] = []
         #: The last ``audit verify`` run (by log length), and one run at a time.
         self._verified: VerifyResult | None = None
         self._verify_lock = asyncio.Lock()
@@ -129,6 +146,11 @@ class AccountabilityService(Service):
         Kept for the last few (day, log length) asked: the console and the HTTP routes ask the
         same day again and again, and a log that grew is folded afresh, never answered stale.
         """
+        if self._days_task is not None:
+            await self._days_ready.wait()
+            kept = self.days.rows(day)
+            if kept is not None:
+                return kept
         last = await self.evlog.last_sequence()
         if last == 0 or day < await self._first_day():
             # Before the log's first event nothing had happened: no fold to tell that.
@@ -244,6 +266,25 @@ class AccountabilityService(Service):
                 clock=self.ctx.clock,
             )
         self._ticker = asyncio.create_task(self._tick_loop(), name="accountability:tick")
+        self._days_task = asyncio.create_task(self._read_days(), name="accountability:days")
+
+    async def _read_days(self) -> None:
+        """The pass behind ``days``: the log as it stands, verified as ``fold_log`` reads it,
+        then what the projection applies from there on (``_applied``)."""
+        try:
+            chain = await load_chain(self.evlog) if self.evlog.keys is not None else None
+            async for batch in verified_events(self.evlog, READ, ReadCounts(), chain):
+                for seq, env in batch:
+                    self.days.feed(seq, env)
+                await asyncio.sleep(0)  # pages go on answering between batches
+            for rec in self._days_waiting:
+                self.days.feed(rec.seq, rec.envelope)
+            self._days_waiting = []
+            self.log.info("days_read", events=self.days.events, position=self.days.position)
+        except Exception as exc:  # noqa: BLE001 - the views fold the log per day instead
+            self._days_failed(exc)
+        finally:
+            self._days_ready.set()
 
     async def stop(self) -> None:
         self._stopping = True
@@ -254,10 +295,28 @@ class AccountabilityService(Service):
                 await asyncio.wait_for(asyncio.shield(self._ticker), 10)
             except TimeoutError:
                 await cancel_until_done(self._ticker)
+        if self._days_task is not None and not self._days_task.done():
+            await cancel_until_done(self._days_task)
         await super().stop()
 
     async def _applied(self, events: Sequence[RecordedEvent]) -> None:
         self._wake.set()
+        if self._days_task is None:
+            return
+        if not self._days_ready.is_set():
+            self._days_waiting.extend(events)
+            return
+        try:
+            for rec in events:
+                self.days.feed(rec.seq, rec.envelope)
+        except Exception as exc:  # noqa: BLE001 - never the projection's failure
+            self._days_failed(exc)
+
+    def _days_failed(self, exc: Exception) -> None:
+        """The kept days are given up (each day is folded from the log per request again)."""
+        self.log.warning("days_failed", error=repr(exc)[:300])
+        self._days_task = None
+        self._days_waiting = []
 
     async def _tick_loop(self) -> None:
         # A stop flag, not cancellation: Python 3.11's wait_for can swallow a cancellation that

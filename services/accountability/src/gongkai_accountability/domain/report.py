@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from gongkai.calendar import local_date
@@ -54,6 +54,25 @@ def stale_columns(rows: Rows, as_of: date, unit: str | None = None) -> list[dict
                 "case": col["case"],
             }
         )
+    return out
+
+
+def latest_publications(rows: Rows, day: date) -> dict[tuple[str, str], datetime]:
+    """Per (unit, column), when the latest item online by the end of ``day`` and not removed
+    went online. Rows that keep an index of their publications answer from it
+    (``latest_publications``): a county's publications run to the hundreds of thousands."""
+    index = getattr(rows, "latest_publications", None)
+    if index is not None:
+        found: dict[tuple[str, str], datetime] = index(day)
+        return found
+    out: dict[tuple[str, str], datetime] = {}
+    for _, pub in rows.scan("publication"):
+        if pub.get("removed"):
+            continue
+        on = datetime.fromisoformat(pub["online_at"])
+        key = (pub["unit"], pub["column"])
+        if local_date(on) <= day and (key not in out or on > out[key]):
+            out[key] = on
     return out
 
 

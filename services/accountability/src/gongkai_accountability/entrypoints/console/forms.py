@@ -23,6 +23,7 @@ from typing import Any
 
 from gongkai.calendar import local_date
 from gongkai.rules import CATALOG_RULE_SET, Catalog, RuleSet, Text, load_rule_sets
+from gongkai_accountability.domain.report import latest_publications
 from gongkai_accountability.domain.rows import Row, Rows
 
 #: The stages of Attachment 1, in the order the form lists them.
@@ -175,14 +176,7 @@ class Attachment2:
 
 
 def _last_publications(rows: Rows, unit: str, day: date) -> dict[str, datetime]:
-    latest: dict[str, datetime] = {}
-    for _, pub in rows.scan("publication"):
-        if pub["unit"] != unit or pub.get("removed"):
-            continue
-        on = datetime.fromisoformat(pub["online_at"])
-        if local_date(on) <= day and (pub["column"] not in latest or on > latest[pub["column"]]):
-            latest[pub["column"]] = on
-    return latest
+    return {c: on for (u, c), on in latest_publications(rows, day).items() if u == unit}
 
 
 def _periodic_due(rs: RuleSet, column: str, last: datetime) -> date | None:

@@ -32,6 +32,7 @@ from sqlalchemy import select
 from gongkai import access
 from gongkai.calendar import local_date
 from gongkai.directory import Directory, Principal
+from gongkai.identifiers import is_token
 from gongkai.rules import default_catalog
 from gongkai_accountability.adapters.checkpoints import load_chain
 from gongkai_accountability.domain.rows import Rows
@@ -536,7 +537,8 @@ def build_console_router(svc: AccountabilityService) -> APIRouter:
         post_id = page.request.path_params["post_id"]
         day, _start = as_of(page)
         rows = await folded(day)
-        post = rows.get("post", post_id) if len(post_id) <= MAX_ID else None
+        # The post itself read by its subjects (a day's kept rows hold no posts).
+        post = await svc.post(post_id, day) if is_token(post_id) else None
         if post is None:
             # Unknown, or not yet made on that day: the same answer, as the API's 404.
             return problem(page, 404, page.gettext("该日没有这篇稿件。"))

@@ -17,7 +17,12 @@ from typing import Any
 from gongkai.calendar import local_date
 from gongkai.rules import load_rule_sets
 from gongkai.rules.model import SiteLine
-from gongkai_accountability.domain.report import KINDS, as_of_view, unit_reports
+from gongkai_accountability.domain.report import (
+    KINDS,
+    as_of_view,
+    latest_publications,
+    unit_reports,
+)
 from gongkai_accountability.domain.rows import Rows
 
 #: The rule set whose single-veto lines the overview measures units against.
@@ -80,21 +85,24 @@ def is_blank(rows: Rows, unit: str, column: str) -> bool:
     return bool(episodes) and all(e.get("rule_kind") == "blank" for e in episodes)
 
 
-def homepage_idle_days(rows: Rows, unit: str, day: date, columns: tuple[str, ...]) -> int:
+def homepage_idle_days(
+    rows: Rows,
+    unit: str,
+    day: date,
+    columns: tuple[str, ...],
+    latest: dict[tuple[str, str], datetime] | None = None,
+) -> int:
     """Days since the unit last put an item online in the homepage columns (as of ``day``);
-    never: since the unit joined, as freshness measures the line."""
-    latest: date | None = None
-    for _, pub in rows.scan("publication"):
-        if pub["unit"] != unit or pub["column"] not in columns or pub["removed"]:
-            continue
-        on = local_date(datetime.fromisoformat(pub["online_at"]))
-        if on <= day and (latest is None or on > latest):
-            latest = on
-    if latest is None:
+    never: since the unit joined, as freshness measures the line. ``latest``: what
+    ``latest_publications`` answered for the day, when the caller has it."""
+    found = latest if latest is not None else latest_publications(rows, day)
+    ons = [local_date(on) for (u, c), on in found.items() if u == unit and c in columns]
+    last: date | None = max(ons) if ons else None
+    if last is None:
         u = rows.get("unit", unit) or {}
         joined = u.get("registered_at")
-        latest = local_date(datetime.fromisoformat(joined)) if joined else day
-    return max(0, (day - latest).days)
+        last = local_date(datetime.fromisoformat(joined)) if joined else day
+    return max(0, (day - last).days)
 
 
 def overview(
@@ -113,10 +121,11 @@ def overview(
     for c in view["open_cases"]:
         cases[c["unit"]] = cases.get(c["unit"], 0) + 1
     out = []
+    latest = latest_publications(rows, day)
     for r in unit_reports(rows, start, day):
         if units is not None and r.unit not in units:
             continue
-        idle = homepage_idle_days(rows, r.unit, day, lines[IDLE_LINE].columns)
+        idle = homepage_idle_days(rows, r.unit, day, lines[IDLE_LINE].columns, latest)
         values = {
             STALE_LINE: stale.get(r.unit, 0),
             BLANK_LINE: blank.get(r.unit, 0),
