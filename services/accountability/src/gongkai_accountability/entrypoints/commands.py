@@ -44,6 +44,7 @@ from gongkai_accountability.adapters.log import (
     verify_log,
 )
 from gongkai_accountability.adapters.sql import AccountabilityProjection
+from gongkai_accountability.adapters.trail import read_trail
 from gongkai_accountability.domain.fold import RELEVANT
 from gongkai_accountability.domain.report import ScoreTracker, as_of_view, unit_reports
 from gongkai_accountability.domain.rows import Rows
@@ -75,7 +76,9 @@ def _run(args: argparse.Namespace, body: Callable[[EventLog], Awaitable[int]]) -
 
 def cmd_trail(args: argparse.Namespace) -> int:
     async def body(evlog: EventLog) -> int:
-        res = await fold_log(evlog)
+        # By the post's subjects, accountability's read model (when at hand) the index of
+        # what else names the post; else the whole log (adapters.trail).
+        res = await read_trail(evlog, args.post, Settings.from_env().db_url("accountability"))
         post = res.rows.get("post", args.post)
         if post is None:
             print(f"gongkai audit trail: no post {args.post!r} in the log", file=sys.stderr)
