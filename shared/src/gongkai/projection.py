@@ -11,11 +11,11 @@ from __future__ import annotations
 import functools
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
     Column,
@@ -194,6 +194,9 @@ class Projection(ABC):
     #: The event types ``apply`` acts on, when fewer than the filter lets through: what the
     #: service's AsyncAPI document lists as consumed (None: every type the filter matches).
     consumes: frozenset[str] | None = None
+    #: Moves on after every committed batch that held an event of a type in ``consumes`` (and
+    #: after a reset): a ``Memo`` of this projection's rows is good while it stands still.
+    generation: int = 0
 
     def __init__(self) -> None:
         self.metadata = MetaData()
@@ -209,6 +212,44 @@ class Projection(ABC):
 
     def tables(self) -> Sequence[Table]:
         return list(self.metadata.sorted_tables)
+
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class Memo(Generic[K, V]):
+    """Answers of one lookup on a projection's rows, kept in memory until the projection changes.
+
+    A request path that asks the same few rows again and again (a caller's token and roles, a
+    unit's kind) answers from here instead of a SQL round trip each time. An entry is good
+    while ``projection.generation`` is what it was *before* the entry was read: the store moves
+    it on only after a commit, so an entry read before a change is never taken for one read
+    after it, and a read that raced the commit is thrown away with the older ones. Answers are
+    no staler than the rows: a caller that needs the rows as of a stream position waits for
+    the projection's position first, and the position moves after the generation.
+
+    Only for projections written through ``ProjectionStore`` in this process. ``size`` bounds
+    the memory an unbounded key space (tokens from the internet) can take: the memo starts
+    afresh when full.
+    """
+
+    def __init__(self, projection: Projection, load: Callable[[K], V], size: int = 4096) -> None:
+        self.projection = projection
+        self.load = load
+        self.size = size
+        self._entries: dict[K, tuple[int, V]] = {}
+
+    def __call__(self, key: K) -> V:
+        generation = self.projection.generation
+        hit = self._entries.get(key)
+        if hit is not None and hit[0] == generation:
+            return hit[1]
+        value = self.load(key)
+        if len(self._entries) >= self.size:
+            self._entries.clear()
+        self._entries[key] = (generation, value)
+        return value
 
 
 class ProjectionStore:
@@ -268,6 +309,7 @@ class ProjectionStore:
                     projection=projection.name, last_seq=0, schema_version=projection.schema_version
                 )
             )
+        projection.generation += 1
 
     def checkpoint(self, projection: Projection) -> int:
         with self.engine.connect() as conn:
@@ -305,6 +347,11 @@ class ProjectionStore:
                     .where(checkpoints.c.projection == projection.name)
                     .values(last_seq=new_last)
                 )
+        # After the commit, and for events skipped as already applied too: another process on
+        # the same database may have written their rows, which this one's memos do not know.
+        wanted = projection.consumes
+        if any(wanted is None or ev.envelope.type in wanted for ev in events):
+            projection.generation += 1
         return applied
 
     def digest(self, projection: Projection) -> str:

@@ -11,7 +11,7 @@ from sqlalchemy import Boolean, Column, Connection, Engine, MetaData, String, Ta
 
 from gongkai.directory import upsert
 from gongkai.eventlog import RecordedEvent
-from gongkai.projection import Projection
+from gongkai.projection import Memo, Projection
 
 HIDDEN = "ColumnHidden"
 KEPT = "ColumnKept"
@@ -49,9 +49,15 @@ class ColumnChoices:
     def __init__(self, engine: Engine, projection: ColumnChoicesProjection) -> None:
         self.engine = engine
         self.p = projection
+        # Asked on every submission, changed a few times a year per unit.
+        self._hidden: Memo[tuple[str, str], bool | None] = Memo(projection, self._read)
 
     def hidden(self, unit: str, column: str) -> bool | None:
         """The unit's last choice for the column: True hidden, False kept, None never chose."""
+        return self._hidden((unit, column))
+
+    def _read(self, key: tuple[str, str]) -> bool | None:
+        unit, column = key
         t = self.p.choices
         with self.engine.connect() as conn:
             v = conn.execute(
