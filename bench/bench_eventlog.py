@@ -24,7 +24,7 @@ from pathlib import Path
 
 import nats
 
-from bench.common import Figure, Timer, server, table
+from bench.common import Baseline, Figure, Timer, server, table
 from gongkai.eventlog import EventLog
 from gongkai.events import REGISTRY, Actor, new_event
 from gongkai.events.contracts.intake import PostSubmitted
@@ -198,18 +198,22 @@ async def run(n: int) -> tuple[list[tuple[str, ...]], list[Figure]]:
         ("append", raw_a, ">= 50%"),
         ("append, signed", raw_a, ">= 45%"),
         ("append, sync always", raw_a, "cost"),
-        ("replay", raw_r, ">= 40%"),
+        ("replay", raw_r, ">= 60%"),
         ("replay, verified", raw_r, ">= 35%"),
         ("replay, verified (checkpoints)", raw_r, "cost"),
     ):
         rows.append((path, f"{base:,.0f}", f"{med[path]:,.0f}", f"{med[path] / base:.0%}", target))
+    # The sync row is a share of the default-fsync raw rate, as its row in the table above.
+    append = Baseline(f"raw nats-py publish_async, median of {ROUNDS}", raw_a)
+    replay = Baseline(f"raw ordered consumer, median of {ROUNDS}", raw_r)
     figures = [
-        Figure("event log: pipelined append", med["append"], "events/s", "append"),
+        Figure("event log: pipelined append", med["append"], "events/s", append),
         Figure("event log: append, sync_interval always", med["append, sync always"],
-               "events/s", "append"),
-        Figure("event log: replay + decode", med["replay"], "events/s", "replay"),
-        Figure("event log: append, signed", med["append, signed"], "events/s", "append"),
-        Figure("event log: replay, verified", med["replay, verified"], "events/s", "replay"),
+               "events/s", append),
+        Figure("event log: replay + decode", med["replay"], "events/s", replay,
+               share_target=0.60),
+        Figure("event log: append, signed", med["append, signed"], "events/s", append),
+        Figure("event log: replay, verified", med["replay, verified"], "events/s", replay),
     ]
     return rows, figures
 

@@ -447,7 +447,6 @@ def main(argv: list[str] | None = None) -> list[Figure]:
             "freshness: incoming event (decode+fold+decide)",
             1 / statistics.mean(per_event),
             "events/s",
-            "replay",
         ),
     ]
 

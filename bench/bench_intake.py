@@ -28,10 +28,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -40,10 +42,11 @@ import httpx
 import nats
 import uvicorn
 
-from bench.common import Figure, Timer, server, table
+from bench import bench_eventlog as eventlog_bench
+from bench.common import Baseline, Figure, Timer, server, table
 from gongkai import subjects
 from gongkai.eventlog import EventLog
-from gongkai.events import Actor, new_event
+from gongkai.events import Actor, Envelope, new_event
 from gongkai.events.contracts.intake import PostSubmitted
 from gongkai.natsserver import free_port
 from gongkai.runtime import logging as gklogging
@@ -72,10 +75,19 @@ def submission(i: int) -> tuple[str, dict[str, Any]]:
     }
 
 
+@dataclass(frozen=True)
+class Driven:
+    """One path's run: its rate, each call's latency, and this process's CPU per call."""
+
+    rate: float
+    latencies: list[float]
+    cpu_ms: float
+
+
 async def drive(
     n: int, concurrency: int, one: Callable[[int, int], Awaitable[None]]
-) -> tuple[float, list[float]]:
-    """``n`` calls of ``one(i, worker)`` with ``concurrency`` in flight; rate and latencies."""
+) -> Driven:
+    """``n`` calls of ``one(i, worker)`` with ``concurrency`` in flight."""
     latencies: list[float] = []
     next_i = 0
 
@@ -88,9 +100,12 @@ async def drive(
             await one(i, w)
             latencies.append(time.perf_counter() - t0)
 
+    cpu0 = time.process_time()
     with Timer() as t:
         await asyncio.gather(*(worker(w) for w in range(concurrency)))
-    return n / t.seconds, latencies
+    # CPU of the whole process (service and load generator): what the other engineers' load
+    # on the shared cores does not change, unlike the rate.
+    return Driven(n / t.seconds, latencies, (time.process_time() - cpu0) * 1000 / n)
 
 
 def check(status: int, body: Any) -> None:
@@ -98,7 +113,7 @@ def check(status: int, body: Any) -> None:
         raise RuntimeError(f"submission failed: {status} {body}")
 
 
-async def via_asgi(client: httpx.AsyncClient, n: int, concurrency: int, tag: str) -> Any:
+async def via_asgi(client: httpx.AsyncClient, n: int, concurrency: int, tag: str) -> Driven:
     async def one(i: int, _: int) -> None:
         person, body = submission(i)
         r = await client.post("/posts", json=body, headers=DEMO.headers(person, f"{tag}-{i}"))
@@ -130,7 +145,7 @@ class Connection:
         return status, await self.reader.readexactly(length)
 
 
-async def via_uvicorn(port: int, n: int, concurrency: int) -> Any:
+async def via_uvicorn(port: int, n: int, concurrency: int) -> Driven:
     conns = [
         Connection(*await asyncio.open_connection("127.0.0.1", port)) for _ in range(concurrency)
     ]
@@ -148,7 +163,7 @@ async def via_uvicorn(port: int, n: int, concurrency: int) -> Any:
             c.writer.close()
 
 
-async def via_bus(url: str, n: int, concurrency: int) -> Any:
+async def via_bus(url: str, n: int, concurrency: int) -> Driven:
     nc = await nats.connect(url)
     subject = subjects.command_subject("intake", "submit_post")
 
@@ -168,10 +183,11 @@ async def via_bus(url: str, n: int, concurrency: int) -> Any:
         await nc.close()
 
 
-async def raw_append(evlog: EventLog, n: int) -> float:
+def raw_events(n: int, tag: str) -> list[Envelope[Any]]:
+    """Envelopes of the size a submission records, ready to append."""
     actor = Actor(person="finance-maker", role="maker", unit="finance")
     now = datetime.now(UTC)
-    evs = [
+    return [
         new_event(
             PostSubmitted(
                 unit="finance",
@@ -183,13 +199,18 @@ async def raw_append(evlog: EventLog, n: int) -> float:
                 information_date=date(2026, 3, 1),
                 content_digest="a" * 64,
             ),
-            aggregate_id=f"raw-{i}",
+            aggregate_id=f"{tag}-{i}",
             actor=actor,
-            command_id=f"raw-{i}",
+            command_id=f"{tag}-{i}",
             recorded_at=now,
         )
         for i in range(n)
     ]
+
+
+async def raw_append(evlog: EventLog, n: int, tag: str) -> float:
+    """The event-log client's pipelined append of ready envelopes (signed, expected sequence)."""
+    evs = raw_events(n, tag)
     with Timer() as t:
         results = await evlog.append_pipelined([(e, 0) for e in evs])
     bad = [r for r in results if isinstance(r, Exception)]
@@ -198,11 +219,48 @@ async def raw_append(evlog: EventLog, n: int) -> float:
     return n / t.seconds
 
 
+async def nats_append(url: str, n: int, tag: str) -> float:
+    """nats-py ``publish_async`` of the same bytes, no headers: the raw NATS append."""
+    payloads = [
+        (subjects.event_subject("post", e.aggregate_id, e.type), e.to_json())
+        for e in raw_events(n, tag)
+    ]
+    return await eventlog_bench.raw_append(url, payloads)
+
+
 def ms(latencies: list[float], q: float) -> str:
     return f"{statistics.quantiles(latencies, n=100)[int(q) - 1] * 1000:.1f}"
 
 
-async def run(n: int, concurrency: int, sync: bool) -> list[Figure]:
+PATHS = ("http", "asgi", "bus")
+LABELS = {
+    "http": "HTTP, uvicorn on loopback",
+    "asgi": "HTTP, ASGI transport (no sockets)",
+    "bus": "NATS request gk.cmd.intake.submit_post",
+}
+#: The summary's figures, and the issue's targets for them (share of the raw NATS append).
+FIGURES = {
+    "http": ("intake: submissions over HTTP (uvicorn)", 0.15),
+    "bus": ("intake: submissions over NATS request", 0.15),
+}
+
+
+async def serve_http(app: Any, port: int) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+    """uvicorn as the platform's host runs it (``gongkai.runtime.host``), on a loopback port."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    http = uvicorn.Server(config)
+    task = asyncio.create_task(http.serve())
+    while not http.started:
+        await asyncio.sleep(0.01)
+    return http, task
+
+
+async def run(
+    n: int, concurrency: int, sync: bool, paths: tuple[str, ...] = PATHS
+) -> tuple[dict[str, float], dict[str, Driven]]:
+    """Each path in turn, a round of both raw appends before each and after the last."""
+    raws: dict[str, list[float]] = {"nats": [], "client": []}
+    driven: dict[str, Driven] = {}
     with server(sync_always=sync) as srv, tempfile.TemporaryDirectory() as d:
         settings = Settings(data_dir=Path(d), http_port=free_port())
         svc = build(ServiceContext(settings=settings, clock=SystemClock(), nats_url=srv.url))
@@ -217,56 +275,74 @@ async def run(n: int, concurrency: int, sync: bool) -> list[Figure]:
         ) as c:
             await via_asgi(c, 50, 10, "warm")
 
-        raw = await raw_append(svc.evlog, n)
+        async def raw_round(r: int) -> None:
+            raws["nats"].append(await nats_append(srv.url, n, f"nats{r}"))
+            raws["client"].append(await raw_append(svc.evlog, n, f"raw{r}"))
 
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=settings.http_port, log_level="warning", lifespan="off"
-        )
-        http = uvicorn.Server(config)
-        task = asyncio.create_task(http.serve())
-        while not http.started:
-            await asyncio.sleep(0.01)
-        http_rate, http_lat = await via_uvicorn(settings.http_port, n, concurrency)
-        http.should_exit = True
-        await task
-
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://intake", timeout=30
-        ) as c:
-            asgi_rate, asgi_lat = await via_asgi(c, n, concurrency, "asgi")
-        bus_rate, bus_lat = await via_bus(srv.url, n, concurrency)
+        for r, path in enumerate(paths):
+            await raw_round(r)
+            if path == "http":
+                http, task = await serve_http(app, settings.http_port)
+                driven[path] = await via_uvicorn(settings.http_port, n, concurrency)
+                http.should_exit = True
+                await task
+            elif path == "asgi":
+                async with httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=app), base_url="http://intake", timeout=30
+                ) as c:
+                    driven[path] = await via_asgi(c, n, concurrency, "asgi")
+            else:
+                driven[path] = await via_bus(srv.url, n, concurrency)
+        await raw_round(len(paths))
         await svc.stop()
+    return {k: statistics.median(v) for k, v in raws.items()}, driven
 
+
+def report(
+    n: int, concurrency: int, sync: bool, raw: dict[str, float], driven: dict[str, Driven]
+) -> list[Figure]:
+    base = raw["nats"]
+    rounds = len(driven) + 1
     rows = [
-        ("raw append (EventLog.append_pipelined)", f"{raw:,.0f}", "100%", "", ""),
+        ("raw NATS append (nats-py publish_async)", f"{base:,.0f}", "100%", "", "", ""),
         (
-            "HTTP, uvicorn on loopback",
-            f"{http_rate:,.0f}",
-            f"{http_rate / raw:.1%}",
-            ms(http_lat, 50),
-            ms(http_lat, 99),
-        ),
-        (
-            "HTTP, ASGI transport (no sockets)",
-            f"{asgi_rate:,.0f}",
-            f"{asgi_rate / raw:.1%}",
-            ms(asgi_lat, 50),
-            ms(asgi_lat, 99),
-        ),
-        (
-            "NATS request gk.cmd.intake.submit_post",
-            f"{bus_rate:,.0f}",
-            f"{bus_rate / raw:.1%}",
-            ms(bus_lat, 50),
-            ms(bus_lat, 99),
+            "event-log client (EventLog.append_pipelined)",
+            f"{raw['client']:,.0f}",
+            f"{raw['client'] / base:.1%}",
+            "",
+            "",
+            "",
         ),
     ]
+    for path, got in driven.items():
+        rows.append(
+            (
+                LABELS[path],
+                f"{got.rate:,.0f}",
+                f"{got.rate / base:.1%}",
+                ms(got.latencies, 50),
+                ms(got.latencies, 99),
+                f"{got.cpu_ms:.2f}",
+            )
+        )
     sync_note = "sync_interval: always" if sync else "default fsync interval"
-    print(f"intake submissions: {n} per path, {concurrency} in flight, nats-server {sync_note}")
-    print(table(rows, ("path", "submissions/s", "of raw append", "p50 ms", "p99 ms")))
+    la = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(
+        f"intake submissions: {n} per path, {concurrency} in flight, nats-server {sync_note}; "
+        f"raw rates: median of {rounds} rounds of {n} events interleaved with the paths; "
+        f"load average {la}"
+    )
+    print(
+        table(
+            rows,
+            ("path", "per s", "of raw NATS append", "p50 ms", "p99 ms", "CPU ms/submission"),
+        )
+    )
+    baseline = Baseline(f"raw nats-py publish_async, median of {rounds}", base)
     return [
-        Figure("intake: submissions over HTTP (uvicorn)", http_rate, "posts/s", "append"),
-        Figure("intake: submissions over NATS request", bus_rate, "posts/s", "append"),
+        Figure(FIGURES[path][0], got.rate, "posts/s", baseline, share_target=FIGURES[path][1])
+        for path, got in driven.items()
+        if path in FIGURES
     ]
 
 
@@ -275,10 +351,18 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     p.add_argument("n", nargs="?", type=int, default=2000)
     p.add_argument("--concurrency", type=int, default=50)
     p.add_argument("--sync", action="store_true", help="nats-server syncs every write")
+    p.add_argument(
+        "--paths", default=",".join(PATHS), help=f"which paths to drive, of {','.join(PATHS)}"
+    )
+
     args = p.parse_args(argv)
+    paths = tuple(x for x in args.paths.split(",") if x)
+    if unknown := set(paths) - set(PATHS):
+        p.error(f"unknown paths: {', '.join(sorted(unknown))}")
     # One info line per recorded event would measure the terminal; warnings still show.
     gklogging.configure("json", "warning")
-    return asyncio.run(run(args.n, args.concurrency, args.sync))
+    raw, driven = asyncio.run(run(args.n, args.concurrency, args.sync, paths))
+    return report(args.n, args.concurrency, args.sync, raw, driven)
 
 
 if __name__ == "__main__":

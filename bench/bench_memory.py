@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import Figure, Timer, server, stop_on_sigterm, table
+from bench.common import Baseline, Figure, Timer, server, stop_on_sigterm, table
 from bench.load.platform import SERVICES, start_services
 from gongkai.eventlog import EventLog, StreamSettings
 from gongkai.events import Actor, Envelope, new_event
@@ -304,7 +304,14 @@ def main(argv: list[str] | None = None) -> list[Figure]:
             figures.append(Figure(f"{name}: catch-up STALLED at lag {lag:,.0f}", lag, "events"))
             continue
         rows.append((name, f"{mb:,.0f}", verdict, f"{s:,.1f}", f"{total / s:,.0f}"))
-        figures.append(Figure(f"{name}: catch-up from seq 1", total / s, "events/s", "replay"))
+        figures.append(
+            Figure(
+                f"{name}: catch-up from seq 1",
+                total / s,
+                "events/s",
+                Baseline("raw ordered consumer, same log", raw),
+            )
+        )
     la = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(
         f"{total:,} events written in {fill_s:.0f} s; raw ordered-consumer replay "

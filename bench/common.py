@@ -14,19 +14,38 @@ from gongkai.natsserver import NatsServer
 
 
 @dataclass(frozen=True)
+class Baseline:
+    """A raw rate measured inside the same benchmark run as the figures divided by it.
+
+    ``name`` says what was measured and how (``"raw nats-py publish_async, same nats-server"``),
+    so the summary can say which baseline each ratio divides by.
+    """
+
+    name: str
+    value: float
+    unit: str = "msg/s"
+
+
+@dataclass(frozen=True)
 class Figure:
     """One benchmark's headline number, handed to ``make bench``'s summary table.
 
-    ``baseline`` names the raw NATS rate measured at the start of the same run that the value
-    is a share of: ``"append"`` (nats-py ``publish_async``, events in) or ``"replay"`` (a raw
-    ordered consumer, events out). ``target`` is an upper bound the value must stay under.
+    ``baseline``: the raw rate this value is a share of, measured in the same benchmark run
+    (same process, same nats-server, minutes apart at most): the summary's ratio divides by it
+    and names it. ``target`` is an upper bound the value must stay under; ``share_target`` a
+    lower bound for the share of the baseline (0.15: at least 15 %).
     """
 
     name: str
     value: float
     unit: str
-    baseline: str | None = None
+    baseline: Baseline | None = None
     target: float | None = None
+    share_target: float | None = None
+
+    @property
+    def share(self) -> float | None:
+        return self.value / self.baseline.value if self.baseline else None
 
 
 @contextmanager
