@@ -1,6 +1,6 @@
 """intake: submissions/s through HTTP and through the NATS request path, beside the raw append.
 
-One process, one nats-server (file storage; ``--sync`` for ``sync_interval: always``), the
+One service process, one nats-server (file storage; ``--sync`` for ``sync_interval: always``), the
 intake service alone with its SQLite read models. Every submission is a different post from one
 of five makers, each with its own Idempotency-Key, so each is a full command: authenticate
 (token lookup), idempotency lookup, unit/column facts, content screening, decide, append with
@@ -13,14 +13,22 @@ the expected-sequence check, store the answer.
 - HTTP (ASGI): the same app through ``httpx.ASGITransport``, no sockets: the HTTP stack's
   cost without the network.
 - bus: ``gk.cmd.intake.submit_post`` core-NATS requests, the same concurrency.
-- raw append: ``EventLog.append_pipelined`` of already-built envelopes of the same size — the
-  ceiling set by the event-log client.
+- raw append: nats-py ``publish_async`` of already-built events of the same size, and the
+  event-log client's ``EventLog.append_pipelined`` of the same envelopes (the service's own
+  client: dedup and expected-sequence headers, signatures).
 
-The load generator runs in the same process and on the same two cores as the service, so the
-figures are a lower bound for a service with the machine to itself. Logging is at warning
-level (at info, intake writes one line per recorded event).
+The HTTP and bus load generators run in a child process (``in_child``), on the same two cores
+as the service and nats-server: the figures are a lower bound for a service with the machine to
+itself. "service CPU ms/post" is this process's CPU over the path's run divided by the posts
+(for the ASGI path it includes the in-process httpx client); it falls as the load rises
+(more requests share each socket read, write and flush), so compare it at one concurrency.
+Logging is at warning level (at info, intake writes one line per recorded event).
 
-    python -m bench.bench_intake [N] [--concurrency 50] [--sync]
+Every ratio divides by the raw NATS append (nats-py ``publish_async`` of the same bytes into the
+same nats-server) measured in this run, a round before each path and one after the last
+(median); the event-log client's pipelined append is shown beside it.
+
+    python -m bench.bench_intake [N] [--concurrency 50] [--sync] [--paths http,asgi,bus]
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import asyncio
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -255,6 +264,30 @@ async def serve_http(app: Any, port: int) -> tuple[uvicorn.Server, asyncio.Task[
     return http, task
 
 
+async def generate(path: str, target: str, n: int, concurrency: int) -> Driven:
+    """The load of the ``http`` path (target: the port) or the ``bus`` path (the NATS URL)."""
+    if path == "http":
+        return await via_uvicorn(int(target), n, concurrency)
+    return await via_bus(target, n, concurrency)
+
+
+async def in_child(path: str, target: str, n: int, concurrency: int) -> Driven:
+    """``generate`` in a process of its own, as a deployed intake's callers are: this process
+    only serves, so its CPU per submission is the service's (the load generator's nats-py
+    client alone costs about as much as the service's handling of a request)."""
+    cpu0 = time.process_time()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.bench_intake", str(n), "--concurrency", str(concurrency),
+        "--generate", path, "--target", target,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"the {path} load generator failed ({proc.returncode})")
+    got = json.loads(out.splitlines()[-1])
+    return Driven(got["rate"], got["latencies"], (time.process_time() - cpu0) * 1000 / n)
+
+
 async def run(
     n: int, concurrency: int, sync: bool, paths: tuple[str, ...] = PATHS
 ) -> tuple[dict[str, float], dict[str, Driven]]:
@@ -283,7 +316,7 @@ async def run(
             await raw_round(r)
             if path == "http":
                 http, task = await serve_http(app, settings.http_port)
-                driven[path] = await via_uvicorn(settings.http_port, n, concurrency)
+                driven[path] = await in_child(path, str(settings.http_port), n, concurrency)
                 http.should_exit = True
                 await task
             elif path == "asgi":
@@ -292,7 +325,7 @@ async def run(
                 ) as c:
                     driven[path] = await via_asgi(c, n, concurrency, "asgi")
             else:
-                driven[path] = await via_bus(srv.url, n, concurrency)
+                driven[path] = await in_child(path, srv.url, n, concurrency)
         await raw_round(len(paths))
         await svc.stop()
     return {k: statistics.median(v) for k, v in raws.items()}, driven
@@ -335,7 +368,7 @@ def report(
     print(
         table(
             rows,
-            ("path", "per s", "of raw NATS append", "p50 ms", "p99 ms", "CPU ms/submission"),
+            ("path", "per s", "of raw NATS append", "p50 ms", "p99 ms", "service CPU ms/post"),
         )
     )
     baseline = Baseline(f"raw nats-py publish_async, median of {rounds}", base)
@@ -355,7 +388,13 @@ def main(argv: list[str] | None = None) -> list[Figure]:
         "--paths", default=",".join(PATHS), help=f"which paths to drive, of {','.join(PATHS)}"
     )
 
+    p.add_argument("--generate", choices=("http", "bus"), help=argparse.SUPPRESS)
+    p.add_argument("--target", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.generate:  # the child of in_child: drive, then one JSON line
+        got = asyncio.run(generate(args.generate, args.target, args.n, args.concurrency))
+        print(json.dumps({"rate": got.rate, "latencies": got.latencies}))
+        return []
     paths = tuple(x for x in args.paths.split(",") if x)
     if unknown := set(paths) - set(PATHS):
         p.error(f"unknown paths: {', '.join(sorted(unknown))}")
