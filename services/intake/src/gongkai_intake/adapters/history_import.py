@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import functools
 import io
 import json
 from collections.abc import Callable, Iterable, Mapping
@@ -205,19 +206,31 @@ async def import_history(
                 unit, column, cmd.title, cmd.url, cmd.online_at, cmd.content_digest
             )
             ctx = h.Context(now=now, unit_kind=units.get(unit), catalog=catalog)
+            record = functools.partial(
+                handle,
+                evlog,
+                h.HISTORY,
+                h.publication_id(cmd),
+                h.Import(cmd, ctx),
+                command_id=h.command_id(cmd),
+                actor=actor,
+                now=lambda: now,
+                # The item's own time: it speaks for the day it was online.
+                business_time=cmd.online_at,
+            )
             try:
                 async with gate:
-                    handled = await handle(
-                        evlog,
-                        h.HISTORY,
-                        h.publication_id(cmd),
-                        h.Import(cmd, ctx),
-                        command_id=h.command_id(cmd),
-                        actor=actor,
-                        now=lambda: now,
-                        # The item's own time: it speaks for the day it was online.
-                        business_time=cmd.online_at,
-                    )
+                    try:
+                        # The publication id is derived from the item, as the command id is:
+                        # an item not seen before needs no read of its (empty) aggregate, which
+                        # was most of an import's time (56 items/s on a demo year).
+                        handled = await record(new=True)
+                    except Refusal as r:
+                        if r.kind != "conflict":
+                            raise
+                        # Imported before (after JetStream's duplicate window, so the append
+                        # was not simply deduplicated): read it and answer as recorded.
+                        handled = await record()
             except Refusal as r:
                 report.refused.append(RowError(item.line, _explain(r)))
                 return
