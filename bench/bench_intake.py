@@ -50,6 +50,7 @@ from typing import Any
 import httpx
 import nats
 import uvicorn
+from nats.js.api import StorageType, StreamConfig
 
 from bench import bench_eventlog as eventlog_bench
 from bench.common import Baseline, Figure, Timer, server, table
@@ -228,12 +229,23 @@ async def raw_append(evlog: EventLog, n: int, tag: str) -> float:
     return n / t.seconds
 
 
+#: The raw append's own stream on the same nats-server (file storage, the same fsync setting):
+#: unsigned bytes in the service's stream would be dead-lettered one by one by the service's
+#: directory projection, which reads every event, and bill the paths for it.
+RAW_STREAM = "BENCH_RAW"
+
+
+async def raw_stream(url: str) -> None:
+    nc = await nats.connect(url)
+    await nc.jetstream().add_stream(
+        StreamConfig(name=RAW_STREAM, subjects=["bench.raw.>"], storage=StorageType.FILE)
+    )
+    await nc.close()
+
+
 async def nats_append(url: str, n: int, tag: str) -> float:
     """nats-py ``publish_async`` of the same bytes, no headers: the raw NATS append."""
-    payloads = [
-        (subjects.event_subject("post", e.aggregate_id, e.type), e.to_json())
-        for e in raw_events(n, tag)
-    ]
+    payloads = [(f"bench.raw.{tag}.{i}", e.to_json()) for i, e in enumerate(raw_events(n, tag))]
     return await eventlog_bench.raw_append(url, payloads)
 
 
@@ -307,6 +319,8 @@ async def run(
             transport=httpx.ASGITransport(app=app), base_url="http://intake"
         ) as c:
             await via_asgi(c, 50, 10, "warm")
+
+        await raw_stream(srv.url)
 
         async def raw_round(r: int) -> None:
             raws["nats"].append(await nats_append(srv.url, n, f"nats{r}"))

@@ -44,7 +44,7 @@ def plan(events: int) -> dict[str, list[str]]:
         ],
         "bench_intake": [str(max(200, min(2000, events // 500)))],
         "bench_memory": [str(events)],
-        "bench_peer": [str(max(500, min(5000, events // 200)))],
+        "bench_peer": [str(max(2000, min(10000, events // 100)))],
         "load": ["--posts", str(max(30, min(500, events // 2000)))],
     }
 
