@@ -143,6 +143,8 @@ async def test_inspectors_console_in_chromium(
                 want = await expected_stale(platform, day)
                 assert got and all(got[u] == want.get(u, (0, 0)) for u in got), (day, got)
                 assert set(want) <= set(got)
+            # Each unit's score trend over the period: an inline SVG line, no script.
+            assert await office.get_by_test_id("trend").count() == len(got)
             # Fits a 1280 px screen: nothing wider than the window.
             width = await office.evaluate("document.documentElement.scrollWidth")
             assert width <= 1280, width
@@ -151,6 +153,12 @@ async def test_inspectors_console_in_chromium(
             await office.get_by_role("link", name="文河县市场监督管理局").click()
             await office.wait_for_url("**/console/units/market**")
             assert "逾期公开" in await office.get_by_test_id("violations").inner_text()
+            # Its Attachment 2: every column of the catalogue, kept (✓) or hidden (×).
+            table2 = office.get_by_test_id("attachment2")
+            assert await table2.locator("tbody tr[data-column]").count() >= 30
+            text2 = await table2.inner_text()
+            assert "✓" in text2 and "更新时限" in text2 and "北京时间" in text2
+            await table2.screenshot(path=str(shots / "unit-attachment2.png"))
             await office.screenshot(path=str(shots / "unit.png"), full_page=True)
 
             # A post: its chain of custody, from making to publication, by name.
@@ -159,10 +167,22 @@ async def test_inspectors_console_in_chromium(
             assert await trail.locator("tbody tr").count() == len(finance_post["trail"])
             text = await trail.inner_text()
             assert "制作提交" in text and "公开发布" in text and "北京时间" in text
+            # Its Attachment 1 (the review form) as signed: the leader's opinion, by name.
+            form = office.get_by_test_id("attachment1")
+            leader = await form.locator("td[data-stage=leader]").inner_text()
+            assert "√ 同意" in leader and "北京时间" in leader, leader
+            assert "本机关、单位制发" in await form.inner_text()
+            await form.screenshot(path=str(shots / "post-attachment1.png"))
             await office.screenshot(path=str(shots / "post.png"), full_page=True)
 
             await office.goto(f"{served}/console/violations?date={LATER_DAY.isoformat()}")
-            assert await office.locator("tr[data-kind]").count() >= 3
+            every = await office.locator("tr[data-kind]").count()
+            assert every >= 3
+            # Filtered by severity: the serious ones only.
+            await office.get_by_test_id("severity").select_option("serious")
+            await office.get_by_test_id("filter-submit").click()
+            await office.wait_for_url("**severity=serious**")
+            assert 0 < await office.locator("tr[data-kind]").count() < every
             await office.screenshot(path=str(shots / "violations.png"), full_page=True)
 
             # A form without its CSRF token is refused: sign-out with the token taken out.

@@ -4,11 +4,13 @@ The console and ``GET /as-of`` ask ``AccountabilityService.as_of``, which answer
 over the log kept per day instead of folding the whole log per request. Here, on the demo
 county's three weeks and on its imported year, each day's kept rows are held against the fold
 of the log up to that day: the tables the views read, the latest publications, and every view
-the console draws from them.
+the console draws from them. The overview's score trend is sampled from the same days, and
+the violations list filters by severity.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 
 from gongkai.calendar import local_date
@@ -18,10 +20,10 @@ from gongkai_accountability.domain.report import as_of_view, latest_publications
 from gongkai_accountability.domain.rows import Rows
 from gongkai_accountability.entrypoints.console import forms, views
 from gongkai_accountability.service import AccountabilityService
-from gongkai_demo.county import seed_demo
+from gongkai_demo.county import demo_token, seed_demo
 from gongkai_demo.history import import_demo_history
 from tests.conftest import Platform
-from tests.consolekit import FIRST_DAY, LATER_DAY, demo_history
+from tests.consolekit import FIRST_DAY, LATER_DAY, demo_history, sign_in
 
 
 def _service(platform: Platform) -> AccountabilityService:
@@ -81,3 +83,39 @@ async def test_kept_days_lay_imported_history_over_its_own_days(platform: Platfo
         rows = await _same_views(svc, platform, day)
         stale += len(as_of_view(rows, day)["stale_columns"])
     assert stale > 0, "no kept day of the imported year has a stale column"
+
+
+async def test_overview_trend_and_the_severity_filter(platform: Platform) -> None:
+    await demo_history(platform)
+    client = platform.client
+    assert (await sign_in(client, demo_token("office-reader"))).status_code == 303
+    params = {"date": LATER_DAY.isoformat(), "from": "2026-03-01"}
+    page = await client.get("/console", params=params)
+    assert page.status_code == 200, page.text
+    # A sparkline per unit known over the period: weekly points 03-01 .. 03-23.
+    lines = re.findall(r'<polyline fill="none" stroke="currentColor" stroke-width="1.5" '
+                       r'points="([^"]+)"', page.text)
+    assert lines and all(len(x.split()) >= 2 for x in lines), lines
+    want = (await fold_log(platform.evlog, until=LATER_DAY)).rows
+    _points, trend = await _service(platform).score_trend(date(2026, 3, 1), LATER_DAY)
+    assert {u: s[-1] for u, s in trend.items()} == {
+        r.unit: r.score for r in unit_reports(want, date(2026, 3, 1), LATER_DAY)
+    }
+
+    violations = [v for _, v in want.scan("violation")]
+    assert {v["severity"] for v in violations} == {"minor", "serious"}, violations
+    for severity in ("minor", "serious"):
+        r = await client.get("/console/violations.json",
+                             params={"date": LATER_DAY.isoformat(), "severity": severity})
+        assert r.status_code == 200, r.text
+        got = r.json()
+        assert got["filter"]["severity"] == severity
+        assert sorted(v["violation_id"] for v in got["violations"]) == sorted(
+            v["violation_id"] for v in violations if v["severity"] == severity
+        )
+        html = await client.get("/console/violations",
+                                params={"date": LATER_DAY.isoformat(), "severity": severity})
+        assert f"共{len(got['violations'])}条" in html.text
+        assert f'<option value="{severity}" selected>' in html.text
+    bad = await client.get("/console/violations", params={"severity": "grave"})
+    assert bad.status_code == 400 and "没有这种违规程度" in bad.text

@@ -53,6 +53,7 @@ from gongkai_accountability.adapters.log import (
 from gongkai_accountability.adapters.sql import AccountabilityProjection, ReadModel
 from gongkai_accountability.adapters.trail import Links, post_rows
 from gongkai_accountability.domain.decide import ACCOUNTABILITY, Policy, decide
+from gongkai_accountability.domain.report import score_points, unit_reports
 from gongkai_accountability.domain.rows import MemoryRows, Row, Rows
 
 
@@ -70,6 +71,9 @@ def policy_from_env() -> Policy:
 
 #: How many (day, log length) folds ``as_of`` keeps.
 AS_OF_KEPT = 8
+#: How many (period start, day) score samples ``score_trend`` keeps (a year of weeks, a few
+#: periods).
+SCORES_KEPT = 1024
 
 
 class AccountabilityService(Service):
@@ -117,6 +121,8 @@ class AccountabilityService(Service):
         self._days_task: asyncio.Task[None] | None = None
         #: What the projection applied while the pass was still reading the log.
         self._days_waiting: list[RecordedEvent] = []
+        #: (period start, day, days.version) -> each unit's score: the overview's trend.
+        self._scores: dict[tuple[date, date, int], dict[str, int]] = {}
         #: The last ``audit verify`` run (by log length), and one run at a time.
         self._verified: VerifyResult | None = None
         self._verify_lock = asyncio.Lock()
@@ -163,6 +169,28 @@ class AccountabilityService(Service):
                 self._as_of.pop(next(iter(self._as_of)))
             self._as_of[key] = rows
         return rows
+
+    async def score_trend(
+        self, start: date, end: date
+    ) -> tuple[tuple[date, ...], dict[str, list[int | None]]]:
+        """Each unit's compliance score at ``report.score_points`` of [start, end], each point
+        as ``as_of`` answers that day (None: the unit not yet known). A kept day's scores are
+        remembered: they change only with the kept days' ``version``."""
+        points = score_points(start, end)
+        series: dict[str, list[int | None]] = {}
+        for i, point in enumerate(points):
+            key = (start, point, self.days.version)
+            scores = self._scores.get(key)
+            if scores is None:
+                rows = await self.as_of(point)
+                scores = {r.unit: r.score for r in unit_reports(rows, start, point)}
+                if self._days_task is not None and point < self.days.current:
+                    if len(self._scores) >= SCORES_KEPT:
+                        self._scores.pop(next(iter(self._scores)))
+                    self._scores[key] = scores
+            for unit, score in scores.items():
+                series.setdefault(unit, [None] * len(points))[i] = score
+        return points, series
 
     async def post(self, post_id: str, day: date | None = None) -> Row | None:
         """A post's row: as the read model holds it now, or as of the end of ``day``

@@ -206,6 +206,9 @@ class Days:
         self.inexact_from: date | None = None
         self.position = 0
         self.events = 0
+        #: Changes whenever a kept day's answer may change (history laid over it, a day
+        #: made inexact): what a cache of answers about kept days keys on.
+        self.version = 0
         self._was_stale: list[tuple[date, int, Envelope[Any]]] = []
         self._history_from: dict[str, str] = {}
 
@@ -228,11 +231,13 @@ class Days:
             self.current = day
         elif day < self.current and (self.inexact_from is None or day < self.inexact_from):
             self.inexact_from = day
+            self.version += 1
         self._fold.day = day
         evolve(self._fold, masked_event(env), seq)
 
     def _history(self, seq: int, env: Envelope[Any], day: date) -> None:
         p = env.payload
+        self.version += 1
         if env.type == "PublicationImported":
             self._fold.pubs.put(
                 {

@@ -282,10 +282,14 @@ class Export:
     columns: tuple[tuple[str, str], ...]
     rows: Callable[[Page, Found], Found]
     page_shows_export: bool = False
+    #: The list's rows have a severity to filter on (``?severity=``: violations).
+    severities: bool = False
 
     def params(self, day: date, f: views.Filter) -> dict[str, Any]:
         """The filter as the page's links carry it (and the JSON names it, ``date`` aside)."""
         out: dict[str, Any] = {"date": day.isoformat(), "unit": f.unit, self.param: f.code}
+        if self.severities:
+            out["severity"] = f.severity
         if self.period:
             out["from"] = f.since.isoformat() if f.since else None
             out["to"] = f.until.isoformat() if f.until else None
@@ -321,6 +325,7 @@ EXPORTS = (
             (N_("已整改"), "rectified"),
         ),
         rows=violation_rows,
+        severities=True,
     ),
     Export(
         name="findings",
@@ -490,6 +495,7 @@ def build_console_router(svc: AccountabilityService) -> APIRouter:
         rows = await folded(day)
         units = access.readable_units(page.principal)
         table = views.overview(rows, start, day, units)
+        points, trend = await svc.score_trend(start, day)
         lines = views.veto_lines()
         return render(
             page,
@@ -497,6 +503,9 @@ def build_console_router(svc: AccountabilityService) -> APIRouter:
             day=day.isoformat(),
             start=start.isoformat(),
             units=table,
+            trend={u: views.sparkline(series) for u, series in trend.items()},
+            trend_from=points[0].isoformat(),
+            spark=(views.SPARK_W, views.SPARK_H),
             lines=lines,
             line_text=lambda lid: getattr(lines[lid].text, page.lang),
             totals={
@@ -583,12 +592,16 @@ def build_console_router(svc: AccountabilityService) -> APIRouter:
         code = q.get(spec.param) or None
         if code is not None and code not in spec.codes:
             raise BadInput(page.gettext(spec.unknown))
+        severity = (q.get("severity") or None) if spec.severities else None
+        if severity is not None and severity not in labels.SEVERITIES:
+            raise BadInput(page.gettext("没有这种违规程度。"))
         day, _start = as_of(page)
         f = views.Filter(
             unit=q.get("unit") or None,
             code=code,
             since=_date(q.get("from"), bad) if spec.period else None,
             until=_date(q.get("to"), bad) if spec.period else None,
+            severity=severity,
         )
         units = scoped(page, f.unit)
         return day, f, spec.find(await folded(day), f, units)
@@ -606,6 +619,7 @@ def build_console_router(svc: AccountabilityService) -> APIRouter:
                 unit_choices=unit_choices(page),
                 param=spec.param,
                 codes=spec.codes,
+                severities=list(labels.SEVERITIES) if spec.severities else None,
                 csv_url=page.url(f"{PREFIX}/{spec.name}.csv", **params),
                 json_url=page.url(f"{PREFIX}/{spec.name}.json", **params),
             )

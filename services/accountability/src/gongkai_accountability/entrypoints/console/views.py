@@ -158,6 +158,23 @@ def overview(
     return out
 
 
+#: The overview's sparkline: its size in CSS pixels, and the score range it spans.
+SPARK_W, SPARK_H = 96, 22
+
+
+def sparkline(series: list[int | None]) -> str:
+    """The points of an SVG polyline of one unit's scores (0-100, higher up), left to right
+    over the period; the points before the unit was known are left out. "" when fewer than
+    two points are known (nothing to draw a line through)."""
+    known = [(i, s) for i, s in enumerate(series) if s is not None]
+    if len(known) < 2:
+        return ""
+    step = (SPARK_W - 2) / max(1, len(series) - 1)
+    return " ".join(
+        f"{1 + i * step:.1f},{1 + (100 - s) * (SPARK_H - 2) / 100:.1f}" for i, s in known
+    )
+
+
 @dataclass
 class UnitView:
     unit: str
@@ -202,6 +219,8 @@ class Filter:
     code: str | None = None
     since: date | None = None
     until: date | None = None
+    #: A violation's severity (一般/严重): the notice's single-veto lapses are the serious ones.
+    severity: str | None = None
 
 
 @dataclass(frozen=True)
@@ -222,6 +241,7 @@ class Listing:
             and (f.code is None or row[self.code_field] == f.code)
             and (f.since is None or day >= f.since.isoformat())
             and (f.until is None or day <= f.until.isoformat())
+            and (f.severity is None or row.get("severity") == f.severity)
         )
 
     def find(
@@ -282,6 +302,7 @@ __all__ = [
     "is_blank",
     "overview",
     "post_violations",
+    "sparkline",
     "unit_view",
     "veto_lines",
 ]
