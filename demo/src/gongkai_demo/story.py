@@ -131,13 +131,24 @@ class DemoStory:
         ok: tuple[int, ...] = (200, 201),
     ) -> httpx.Response:
         headers = DEMO.headers(person, self.key(step) if step else None)
-        try:
-            r = await self.client.request(method, path, headers=headers, json=json, params=params)
-        except httpx.TransportError as exc:
-            raise DemoError(
-                f"cannot reach the platform at {self.client.base_url} ({exc or type(exc).__name__})"
-                ": start it in another terminal with `make up-demo` (gongkai up --demo)"
-            ) from None
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                r = await self.client.request(
+                    method, path, headers=headers, json=json, params=params
+                )
+            except httpx.TransportError as exc:
+                raise DemoError(
+                    f"cannot reach the platform at {self.client.base_url} "
+                    f"({exc or type(exc).__name__}): start it in another terminal with "
+                    "`make up-demo` (gongkai up --demo)"
+                ) from None
+            # 503 + Retry-After: a service still catching up (the directory just loaded, a
+            # read model behind). The API asks to come back; an idempotency key makes it safe.
+            if r.status_code != 503 or 503 in ok or time.monotonic() > deadline:
+                break
+            after = r.headers.get("Retry-After", "")
+            await asyncio.sleep(min(float(after), 1.0) if after.isdigit() else 1.0)
         if r.status_code not in ok:
             detail = r.text[:300]
             raise DemoError(f"{method} {path} as {person}: {r.status_code} {detail}")
@@ -442,11 +453,11 @@ class DemoStory:
         raise DemoError("no working-day calendar data around today")
 
     async def _joined_on(self, unit: str) -> date | None:
-        """When the unit joined the platform, as freshness shows it: a column never published
-        is blank since that day. None when every column has had an item."""
+        """When the unit joined the platform, as freshness shows it (its imported history is
+        older, but a deadline that fell before it joined is still not its lapse)."""
         r = await self.call("GET", f"/units/{unit}/columns", "office-reader")
-        blank = [c["due_date"] for c in r.json()["columns"] if c["state"] == "blank"]
-        return date.fromisoformat(min(blank)) if blank else None
+        joined = r.json().get("joined_on")
+        return date.fromisoformat(joined) if joined else None
 
     async def late_disclosure(self, report: StoryReport) -> None:
         self.say("\n5. 市场监管局 discloses a penalty decision after its 10 working days")

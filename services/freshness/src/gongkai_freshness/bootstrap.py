@@ -146,6 +146,9 @@ class FreshnessService(Service):
     def has_unit(self, code: str) -> bool:
         return self.register.has_unit(code)
 
+    def joined_on(self, code: str) -> date | None:
+        return self.register.joined_on(code)
+
     def status_table(
         self, as_of: date, *, unit: str | None = None, rule_set: str | None = None
     ) -> list[ColumnStatus]:

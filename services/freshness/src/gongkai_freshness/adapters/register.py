@@ -90,6 +90,11 @@ class ColumnRegister:
     def has_unit(self, code: str) -> bool:
         return code in self.state.units
 
+    def joined_on(self, code: str) -> date | None:
+        """The day ``code`` was registered (None: not registered)."""
+        unit = self.state.units.get(code)
+        return unit.registered_on if unit is not None else None
+
     def units(self) -> list[str]:
         """The registered units' codes, sorted."""
         return sorted(self.state.units)

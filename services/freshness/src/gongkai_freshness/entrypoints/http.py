@@ -54,6 +54,8 @@ class Ports(Protocol):
 
     def has_unit(self, code: str) -> bool: ...
 
+    def joined_on(self, code: str) -> date | None: ...
+
     def status_table(
         self, as_of: date, *, unit: str | None = None, rule_set: str | None = None
     ) -> list[ColumnStatus]: ...
@@ -150,6 +152,9 @@ def build_router(svc: Ports) -> APIRouter:
             rows = [r for r in rows if r.state == state]
         return {
             "unit": code,
+            # The day the unit was registered: deadlines that fell before it are not its lapses
+            # (its imported history counts for due dates, not for verdicts).
+            "joined_on": svc.joined_on(code),
             "as_of": as_of,
             "rule_sets": [rule_set] if rule_set else rule_set_ids,
             "columns": [status_json(r) for r in rows],

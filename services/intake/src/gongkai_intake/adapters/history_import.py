@@ -3,16 +3,15 @@
 The file is CSV (a header row) or JSON Lines, one item per row: ``unit``, ``column``,
 ``title``, ``url``, ``online_at`` and, optionally, ``content_digest`` (docs/intake.md). A row
 that cannot be read, or that the decider refuses, is reported with its line number and
-records nothing; every other row is recorded through ``gongkai.decider.handle`` as one
-``PublicationImported``, its ids derived from the item, so a second import of the same file
-records nothing new.
+records nothing; every other row is decided by intake's history decider and recorded as one
+``PublicationImported`` on a new aggregate (``gongkai.decider.record``, pipelined, each append
+expecting the aggregate empty), its ids derived from the item, so a second import of the same
+file records nothing new.
 """
 
 from __future__ import annotations
 
-import asyncio
 import csv
-import functools
 import io
 import json
 from collections.abc import Callable, Iterable, Mapping
@@ -22,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from gongkai.calendar import SHANGHAI
-from gongkai.decider import Log, handle
+from gongkai.decider import Decided, Log, record
 from gongkai.eventlog import EventLog
-from gongkai.events import Actor
+from gongkai.events import Actor, EventPayload
 from gongkai.refusal import Refusal
 from gongkai.rules import Catalog
 from gongkai_intake.adapters.directory_log import read_directory
@@ -33,7 +32,8 @@ from gongkai_intake.domain import history as h
 FIELDS = ("unit", "column", "title", "url", "online_at", "content_digest")
 REQUIRED = FIELDS[:5]
 #: Items decided and appended at once: independent aggregates, so their round trips overlap.
-CONCURRENCY = 16
+#: Items whose appends are in flight together.
+BATCH = 500
 
 
 class HistoryFileError(ValueError):
@@ -190,59 +190,64 @@ async def import_history(
     columns = {col.zh: code for code, col in catalog.columns.items()}
     report = ImportReport()
     items = list(rows)
-    done = 0
-    gate = asyncio.Semaphore(CONCURRENCY)
-
-    async def one(item: Row | RowError) -> None:
-        nonlocal done
+    # Each item is decided on its own (new) aggregate by the pure decider, then recorded in
+    # pipelined batches with the expectation "this aggregate is new" — what handle(new=True)
+    # does one append at a time. Ids derive from the item, so an item recorded before comes
+    # back as a duplicate (inside JetStream's window) or a standing conflict (after it): both
+    # mean "already present". A year of a county's site (3,783 items) took 68 s one read and one
+    # append at a time, 32 s one append at a time, and a few seconds this way.
+    pending: list[tuple[int, Decided]] = []
+    for item in items:
+        if isinstance(item, RowError):
+            report.refused.append(item)
+            continue
+        cmd = item.cmd
+        unit = cmd.unit if cmd.unit in units else names.get(cmd.unit, cmd.unit)
+        column = columns.get(cmd.column, cmd.column)
+        cmd = h.ImportPublication(
+            unit, column, cmd.title, cmd.url, cmd.online_at, cmd.content_digest
+        )
+        ctx = h.Context(now=now, unit_kind=units.get(unit), catalog=catalog)
+        pid = h.publication_id(cmd)
         try:
-            if isinstance(item, RowError):
-                report.refused.append(item)
-                return
-            cmd = item.cmd
-            unit = cmd.unit if cmd.unit in units else names.get(cmd.unit, cmd.unit)
-            column = columns.get(cmd.column, cmd.column)
-            cmd = h.ImportPublication(
-                unit, column, cmd.title, cmd.url, cmd.online_at, cmd.content_digest
+            payloads = h.HISTORY.decide(h.HISTORY.fold(pid, []), h.Import(cmd, ctx))
+        except Refusal as r:
+            report.refused.append(RowError(item.line, _explain(r)))
+            continue
+        for p in payloads:
+            assert isinstance(p, EventPayload)  # the history decider returns payloads only
+            pending.append(
+                (
+                    item.line,
+                    Decided.of(
+                        p,
+                        aggregate_id=pid,
+                        actor=actor,
+                        command_id=h.command_id(cmd),
+                        recorded_at=now,
+                        cause=None,  # a command that answers no event starts its own chain
+                        expected=0,
+                        # The item's own time: it speaks for the day it was online.
+                        business_time=cmd.online_at,
+                    ),
+                )
             )
-            ctx = h.Context(now=now, unit_kind=units.get(unit), catalog=catalog)
-            record = functools.partial(
-                handle,
-                evlog,
-                h.HISTORY,
-                h.publication_id(cmd),
-                h.Import(cmd, ctx),
-                command_id=h.command_id(cmd),
-                actor=actor,
-                now=lambda: now,
-                # The item's own time: it speaks for the day it was online.
-                business_time=cmd.online_at,
-            )
-            try:
-                async with gate:
-                    try:
-                        # The publication id is derived from the item, as the command id is:
-                        # an item not seen before needs no read of its (empty) aggregate, which
-                        # was most of an import's time (56 items/s on a demo year).
-                        handled = await record(new=True)
-                    except Refusal as r:
-                        if r.kind != "conflict":
-                            raise
-                        # Imported before (after JetStream's duplicate window, so the append
-                        # was not simply deduplicated): read it and answer as recorded.
-                        handled = await record()
-            except Refusal as r:
-                report.refused.append(RowError(item.line, _explain(r)))
-                return
-            if handled.replayed or not handled.events:
+    done = len(items) - len(pending)
+    for start in range(0, len(pending), BATCH):
+        batch = pending[start : start + BATCH]
+        for (line, _), rec in zip(
+            batch, await record(evlog, [d for _, d in batch], pipelined=True), strict=True
+        ):
+            if rec.outcome == "recorded":
+                report.imported += 1
+            elif rec.outcome in ("duplicate", "stands"):
                 report.present += 1
             else:
-                report.imported += 1
-        finally:
-            done += 1
-            if progress is not None:
-                progress(done, len(items))
-
-    await asyncio.gather(*(one(i) for i in items))
+                report.refused.append(
+                    RowError(line, f"not recorded ({rec.error}); import the file again")
+                )
+        done += len(batch)
+        if progress is not None:
+            progress(done, len(items))
     report.refused.sort(key=lambda e: e.line)
     return report
