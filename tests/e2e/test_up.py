@@ -194,5 +194,9 @@ def test_tail_rejects_bad_arguments() -> None:
 def test_events_schema_writes_one_schema_per_event(tmp_path: Path) -> None:
     out = run_cli("events", "schema", "--out", str(tmp_path))
     assert out.returncode == 0, out.stderr
-    names = {p.stem for p in tmp_path.glob("*.json")}
+    # One file per event type and version (PostSubmitted.v1.json, PostSubmitted.v2.json, ...).
+    names = {p.stem.rpartition(".v")[0] for p in tmp_path.glob("*.v*.json")}
     assert {"PostSubmitted", "ReviewSigned", "ColumnStale", "ViolationRecorded"} <= names
+    assert {"PostSubmitted.v1.json", "PostSubmitted.v2.json"} <= {
+        p.name for p in tmp_path.glob("*.json")
+    }
