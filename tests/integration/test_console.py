@@ -189,7 +189,9 @@ def csv_rows(data: httpx.Response) -> list[list[str]]:
     return list(csv.reader(io.StringIO(data.content.decode("utf-8-sig"))))
 
 
-async def test_findings_and_supervision_cases_as_of_the_day(platform: Platform) -> None:
+async def test_findings_and_supervision_cases_as_of_the_day(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
     await demo_history(platform)
     client = platform.client
     await sign_in(client, demo_token(DEMO.person("county-office", "office")))
@@ -267,6 +269,23 @@ async def test_findings_and_supervision_cases_as_of_the_day(platform: Platform) 
     en = await client.get("/console/findings", params={"lang": "en"})
     assert "Reported on" in en.text and "报告日期" not in en.text
 
+    # A list shows a page of rows at a time (PAGE_ROWS; one here), its count and its exports
+    # every row the filter keeps.
+    monkeypatch.setattr(console.routes, "PAGE_ROWS", 1)
+    day = {"date": LATER_DAY.isoformat()}
+    first = await client.get("/console/supervisions", params=day)
+    assert first.text.count("<tr data-case=") == 1
+    assert f"共{len(cases)}件" in first.text and f"第1页，共{len(cases)}页" in first.text
+    last = await client.get("/console/supervisions", params={**day, "page": str(len(cases))})
+    assert last.text.count("<tr data-case=") == 1 and 'data-testid="next"' not in last.text
+    assert 'data-testid="prev"' in last.text
+    for bad in ("0", str(len(cases) + 1), "x"):
+        page = await client.get("/console/supervisions", params={**day, "page": bad})
+        assert page.status_code == 400, bad
+    assert len(csv_rows(await client.get("/console/supervisions.csv", params=day))) == (
+        len(cases) + 1
+    )
+
 
 async def test_a_unit_sees_its_own_findings_and_cases_only(platform: Platform) -> None:
     await demo_history(platform)
@@ -329,6 +348,11 @@ async def test_integrity_shows_the_checkpoints_and_alerts_as_of_the_day(
     assert 'data-testid="alert-count">0<' in early.text
     en = await client.get("/console/integrity", params={"lang": "en"})
     assert "Signed checkpoints" in en.text and "Unsigned" in en.text
+    # The page reads on from the checkpoints it read before: a newer one shows up too.
+    count = int(re.search(r'data-testid="checkpoint-count">(\d+)<', page.text).group(1))  # type: ignore[union-attr]
+    assert await acc.checkpoint(force=True) >= 1
+    again = await client.get("/console/integrity")
+    assert f'data-testid="checkpoint-count">{count + 1}<' in again.text
 
 
 def test_every_message_has_an_english_translation() -> None:

@@ -252,6 +252,12 @@ class Chain:
     expected: bytearray = field(default_factory=bytearray)
     rejected: set[int] = field(default_factory=set)
     notes_checked: int = 0
+    #: What was read, for reading on from it (``load_chain(after=...)``): the checkpoints whose
+    #: notes verified, the notes that did not, and the last stream sequence read.
+    verified: list[VerifiedCheckpoint] = field(default_factory=list)
+    unreadable: list[tuple[int, str]] = field(default_factory=list)
+    read_to: int = 0
+    trust: TrustStore | None = None
 
     @property
     def latest(self) -> VerifiedCheckpoint | None:
@@ -277,24 +283,38 @@ def check_payload(p: LogCheckpoint, trust: TrustStore, origin: str, seq: int) ->
     return VerifiedCheckpoint(seq, p.size, p.first, cp.root, g.at, p.note, tile, p.rejected)
 
 
-async def load_chain(evlog: EventLog, trust: TrustStore | None = None) -> Chain:
+async def load_chain(
+    evlog: EventLog, trust: TrustStore | None = None, *, after: Chain | None = None
+) -> Chain:
     """Read every checkpoint of the log, check each note's signature once, chain the tiles.
 
     One signature per checkpoint (not per event); the events' own signatures are not needed:
-    the note signs everything this uses.
+    the note signs everything this uses. ``after``: a chain read earlier against the same
+    trust anchors; only the checkpoints recorded since are read and checked (the console's
+    integrity page asks on every request: a thousand notes took a second to check again).
     """
     trust = trust or (evlog.keys.trust if evlog.keys else TrustStore())
+    if after is not None and after.trust is not trust:
+        after = None  # other anchors (rotated, reloaded): every note is checked again
     origin = origin_of(evlog.stream)
-    chain = Chain()
-    found: list[VerifiedCheckpoint] = []
-    async for msg in evlog.raw_replay(filter_subject=CHECKPOINT_FILTER):
+    chain = Chain(trust=trust)
+    found: list[VerifiedCheckpoint] = list(after.verified) if after else []
+    chain.unreadable = list(after.unreadable) if after else []
+    chain.read_to = after.read_to if after else 0
+    chain.notes_checked = after.notes_checked if after else 0
+    async for msg in evlog.raw_replay(from_seq=chain.read_to + 1, filter_subject=CHECKPOINT_FILTER):
         seq = ack_position(msg)[0]
+        chain.read_to = max(chain.read_to, seq)
         chain.notes_checked += 1
         try:
             env = evlog.registry.decode(msg.data, msg.headers, subject_type="LogCheckpoint")
             found.append(check_payload(env.payload, trust, origin, seq))
         except (EventDecodeError, NoteError, ValueError) as exc:
-            chain.problems.append((seq, f"checkpoint at sequence {seq} does not verify: {exc}"))
+            chain.unreadable.append(
+                (seq, f"checkpoint at sequence {seq} does not verify: {exc}")
+            )
+    chain.verified = found
+    chain.problems = list(chain.unreadable)
     for cp in sorted(found, key=lambda c: c.size):
         chain.checkpoints.append(cp)
         if cp.size <= chain.covered:

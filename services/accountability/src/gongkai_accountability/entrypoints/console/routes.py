@@ -34,7 +34,7 @@ from gongkai.calendar import local_date
 from gongkai.directory import Directory, Principal
 from gongkai.identifiers import is_token
 from gongkai.rules import default_catalog
-from gongkai_accountability.adapters.checkpoints import load_chain
+from gongkai_accountability.adapters.checkpoints import Chain, load_chain
 from gongkai_accountability.domain.rows import Rows
 from gongkai_accountability.entrypoints.console import forms, labels, pdf, views
 from gongkai_accountability.entrypoints.console.i18n import (
@@ -397,6 +397,10 @@ def json_file(name: str, day: date, body: dict[str, Any]) -> Response:
     )
 
 
+#: Rows a list page shows at once; its CSV and JSON have them all.
+PAGE_ROWS = 200
+
+
 def build_console_router(svc: AccountabilityService) -> APIRouter:
     router = APIRouter(prefix=PREFIX, include_in_schema=False)
     env = Environment(
@@ -610,12 +614,30 @@ def build_console_router(svc: AccountabilityService) -> APIRouter:
         async def answer(page: Page) -> Response:
             day, f, found = await listed(page, spec)
             params = spec.params(day, f)
+            # A page shows PAGE_ROWS rows (a county's year can hold thousands of violations:
+            # drawn all at once the page took 0.6 s at 1,000,000 events); the CSV and JSON
+            # exports answer every row the filter keeps.
+            total = len(found)
+            pages = max(1, -(-total // PAGE_ROWS))
+            raw = page.request.query_params.get("page") or "1"
+            if not raw.isdigit() or not 1 <= int(raw) <= pages:
+                raise BadInput(page.gettext("没有这一页。"))
+            number = int(raw)
+            shown = found[(number - 1) * PAGE_ROWS : number * PAGE_ROWS]
+            link = functools.partial(page.url, f"{PREFIX}/{spec.name}", **params)
             return render(
                 page,
                 f"{spec.name}.html",
                 day=day.isoformat(),
                 f=f,
-                found=spec.rows(page, found) if spec.page_shows_export else found,
+                total=total,
+                paging={
+                    "number": number,
+                    "pages": pages,
+                    "prev": link(page=number - 1) if number > 1 else None,
+                    "next": link(page=number + 1) if number < pages else None,
+                },
+                found=spec.rows(page, shown) if spec.page_shows_export else shown,
                 unit_choices=unit_choices(page),
                 param=spec.param,
                 codes=spec.codes,
@@ -644,6 +666,9 @@ def build_console_router(svc: AccountabilityService) -> APIRouter:
 
         return answer
 
+    #: The checkpoints read by the last integrity page, to read on from.
+    read_chain: dict[str, Chain] = {}
+
     async def integrity_page(page: Page) -> Response:
         assert page.principal is not None
         # The whole log's integrity is the office's to watch (as GET /integrity-alerts): an
@@ -655,7 +680,9 @@ def build_console_router(svc: AccountabilityService) -> APIRouter:
         anchored = svc.evlog.keys is not None
         # Read and checked as `audit verify` reads them: one signature per checkpoint; those
         # signed after the chosen day are not yet in the log as of it.
-        chain = await load_chain(svc.evlog) if anchored else None
+        chain = await load_chain(svc.evlog, after=read_chain.get("last")) if anchored else None
+        if chain is not None:
+            read_chain["last"] = chain  # the next request checks only newer notes
         checkpoints = (
             sorted(
                 (c for c in chain.checkpoints if local_date(c.at) <= day),
