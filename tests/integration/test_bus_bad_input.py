@@ -87,6 +87,8 @@ def poisons() -> list[tuple[str, str, bytes]]:
         # Within the stream's 1 MiB limit: stored, then refused by every reader.
         ("near the size limit", post("X11"), variant(payload={"junk": "x" * 1_000_000})),
         ("not JSON, column subject", "gk.ev.column.finance--x.ColumnHidden", b"{{{"),
+        # The directory projections read only people's and units' events (their filter).
+        ("not JSON, person subject", "gk.ev.person.X12.RoleGranted", b"\x00{"),
     ]
 
 
@@ -211,8 +213,17 @@ async def test_bad_messages_are_dead_lettered_and_every_service_goes_on(
         "accountability/accountability",
     }
     assert expected <= readers, f"missing: {sorted(expected - readers)}"
+    # Each poison is dead-lettered by every consumer whose filter reads its subject: the
+    # post's by all but the directories (people and units only) and intake's column choices.
     garbage = next(s for s, what in seqs.items() if what == "not JSON")
-    assert {r for r in expected if "column" not in r} <= by_seq[garbage]
+    assert {
+        r for r in expected if "column" not in r and not r.endswith("/directory")
+    } <= by_seq[garbage]
+    person = next(s for s, what in seqs.items() if what == "not JSON, person subject")
+    assert {r for r in expected if r.endswith("/directory")} | {
+        "review/review_queue",  # reads role grants
+        "accountability/accountability",  # reads every event
+    } <= by_seq[person]
     print(
         f"\n{len(seqs)} poison messages, {len(dead)} dead letters by "
         f"{len(readers)} consumers: {sorted(readers)}"

@@ -319,7 +319,7 @@ class CatchUpSubscription:
         self._holder = []
         async for msg in self.evlog.raw_replay(
             from_seq=start,
-            filter_subject=self.projection.filter_subject,
+            filter_subject=self.projection.subjects(),
             follow=True,
             subscription_out=self._holder,
         ):

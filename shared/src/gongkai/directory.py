@@ -136,6 +136,12 @@ class DirectoryProjection(Projection):
     #: 2: tokens carry their hint, issue time, expiry and revocation.
     schema_version = 2
     filter_subject = "gk.ev.*.*.*"
+    #: Only the units' and people's events reach it (every directory event is one of theirs):
+    #: the rest of the log, a million posts and signatures, is never sent to this projection.
+    filter_subjects = (
+        subjects.aggregate_type_filter("person"),
+        subjects.aggregate_type_filter("unit"),
+    )
 
     _types = frozenset(
         {

@@ -11,7 +11,7 @@ from sqlalchemy import Boolean, Column, Connection, Engine, MetaData, String, Ta
 
 from gongkai.directory import upsert
 from gongkai.eventlog import RecordedEvent
-from gongkai.projection import Memo, Projection
+from gongkai.projection import Memo, Projection, type_subjects
 
 HIDDEN = "ColumnHidden"
 KEPT = "ColumnKept"
@@ -22,6 +22,8 @@ class ColumnChoicesProjection(Projection):
     schema_version = 1
     filter_subject = "gk.ev.column.*.*"
     consumes = frozenset({HIDDEN, KEPT})
+    # The column's other events (stale, refreshed, due soon) are never sent.
+    filter_subjects = type_subjects(consumes)
 
     def define(self, metadata: MetaData) -> None:
         self.choices = Table(
