@@ -70,11 +70,18 @@ class AccountabilityProjection(Projection):
                 Column("data", Text, nullable=False),
             )
 
+    def begin(self, conn: Connection) -> None:
+        self._conn, self._rows = conn, SqlRows(conn, self.tables_by_name)
+
     def apply(self, conn: Connection, event: RecordedEvent) -> None:
         if conn is not self._conn or self._rows is None:
             self._conn, self._rows = conn, SqlRows(conn, self.tables_by_name)
         # The fold sees a post's content with its screened personal data already masked.
         evolve(self._rows, masked_event(event.envelope), event.seq)
+
+    def flush(self, conn: Connection) -> None:
+        if self._rows is not None and conn is self._conn:
+            self._rows.flush()
 
     def write_all(self, engine: Engine, rows: MemoryRows, last_seq: int) -> None:
         """Replace every row and the checkpoint in one transaction (the rebuild's last step)."""
@@ -101,7 +108,15 @@ class AccountabilityProjection(Projection):
 
 
 class SqlRows:
-    """``Rows`` over SQL, inside one transaction."""
+    """``Rows`` over SQL, inside one transaction, as ``MemoryRows`` hands them out.
+
+    A row read is kept for the rest of the transaction and handed out as it is: the fold
+    changes what it gets in place and puts it back, exactly as on a rebuild's ``MemoryRows``,
+    so the live projection and a rebuild run the same code on the same objects. Writes are
+    kept back until ``flush`` (the projection flushes at the end of its batch, before the
+    checkpoint, in the same transaction): a post's row, changed by its submission, signatures,
+    approval and publication in one batch, is read and decoded once, written and encoded once.
+    """
 
     def __init__(
         self,
@@ -111,35 +126,56 @@ class SqlRows:
     ) -> None:
         self.conn = conn
         self.tables = tables
+        #: (table, key) -> the row as the transaction has it (None: no row).
         self.cache = cache if cache is not None else {}
+        #: The rows put or deleted since the last ``flush``.
+        self._pending: dict[tuple[str, str], None] = {}
 
     def get(self, table: str, key: str) -> Row | None:
         ck = (table, key)
-        if ck in self.cache:
-            row = self.cache[ck]
-            # Callers mutate what they get and put it back; hand out a copy so an
-            # abandoned mutation never leaks into the cache.
-            return _decode(_encode(row)) if row is not None else None
-        data = fetch_value(driver_cursor(self.conn), self._sql(table).get, (key,))
-        row = _decode(data) if data is not None else None
-        self.cache[ck] = row
-        return _decode(data) if data is not None else None
+        try:
+            return self.cache[ck]
+        except KeyError:
+            data = fetch_value(driver_cursor(self.conn), self._sql(table).get, (key,))
+            row = self.cache[ck] = _decode(data) if data is not None else None
+            return row
 
     def put(self, table: str, key: str, row: Row) -> None:
-        data = _encode(row)
-        driver_cursor(self.conn).execute(
-            self._sql(table).put, (key, row.get("unit") or "", _tag(table, row), data)
-        )
-        self.cache[(table, key)] = _decode(data)
+        ck = (table, key)
+        self.cache[ck] = row
+        self._pending[ck] = None
 
     def delete(self, table: str, key: str) -> None:
-        driver_cursor(self.conn).execute(self._sql(table).delete, (key,))
-        self.cache[(table, key)] = None
+        ck = (table, key)
+        self.cache[ck] = None
+        self._pending[ck] = None
+
+    def flush(self) -> None:
+        """Write the rows kept back: one statement per table and kind, many rows each."""
+        if not self._pending:
+            return
+        puts: dict[str, list[tuple[str, str, str, str]]] = {}
+        deletes: dict[str, list[tuple[str]]] = {}
+        for table, key in self._pending:
+            row = self.cache[(table, key)]
+            if row is None:
+                deletes.setdefault(table, []).append((key,))
+            else:
+                puts.setdefault(table, []).append(
+                    (key, row.get("unit") or "", _tag(table, row), _encode(row))
+                )
+        self._pending = {}
+        cur = driver_cursor(self.conn)
+        for table, keys in deletes.items():
+            cur.executemany(self._sql(table).delete, keys)
+        for table, rows in puts.items():
+            cur.executemany(self._sql(table).put, rows)
 
     def _sql(self, table: str) -> RowStatements:
         return row_statements(self.tables[table], "data", self.conn.dialect.paramstyle)
 
     def scan(self, table: str) -> Iterator[tuple[str, Row]]:
+        self.flush()  # what was kept back is part of what a scan reads
         t = self.tables[table]
         for key, data in self.conn.execute(select(t.c.key, t.c.data).order_by(t.c.key)):
             yield key, _decode(data)

@@ -27,7 +27,14 @@ from gongkai.eventlog import RecordedEvent
 from gongkai.events import REGISTRY, Envelope
 from gongkai.events.contracts import intake as post_ev
 from gongkai.events.contracts import review as ev
-from gongkai.projection import Projection, driver_cursor, fetch_value, row_statements
+from gongkai.projection import (
+    Projection,
+    driver_cursor,
+    fetch_value,
+    marker,
+    row_statements,
+    type_subjects,
+)
 from gongkai_review.domain.chain import (
     STAGE_ORDER,
     ReviewState,
@@ -56,6 +63,16 @@ class ReviewQueueProjection(Projection):
     consumes = frozenset(
         c.event_type for c in (*_POST_EVENTS, *_REVIEW_EVENTS, *_ROLE_EVENTS, ev.ReviewPolicySet)
     )
+    # Publications, columns, tokens, findings... are never sent: the server filters by type.
+    filter_subjects = type_subjects(consumes)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._states: dict[str, ReviewState] = {}
+        self._dirty: dict[str, None] = {}
+        self._grants_of: dict[str, list[Envelope[Any]]] = {}
+        #: The last role event the kept grants know of (see ``begin``).
+        self._roles_mark = 0
 
     def define(self, metadata: MetaData) -> None:
         self.posts = Table(
@@ -92,10 +109,30 @@ class ReviewQueueProjection(Projection):
             Column("command_id", Text, nullable=False),
         )
 
+    def begin(self, conn: Connection) -> None:
+        # A batch's memory: a post touched by several events of the batch (submitted, signed,
+        # concluded) is read once and written once.
+        self._states = {}
+        self._dirty = {}
+        # Signers' grants are kept across batches while the roles table ends where they knew
+        # it: a batch rolled back after a role event, or another writer, makes them forgotten.
+        mark = fetch_value(driver_cursor(conn), self._roles_end, ()) or 0
+        if mark != self._roles_mark:
+            self._grants_of = {}
+            self._roles_mark = mark
+
+    def flush(self, conn: Connection) -> None:
+        for post_id in self._dirty:
+            self._save(conn, self._states[post_id])
+        self._dirty = {}
+
     def apply(self, conn: Connection, event: RecordedEvent) -> None:
         env = event.envelope
         p = env.payload
         if isinstance(p, ev.ReviewPolicySet):
+            # Rare: the kept states go to their rows first, so the query reads them all.
+            self.flush(conn)
+            self._states = {}
             upsert(conn, self.policies, {"unit": p.unit, "staff_stage": p.staff_stage}, ["unit"])
             rows = conn.execute(select(self.posts).where(self.posts.c.unit == p.unit)).all()
             for row in rows:
@@ -106,23 +143,31 @@ class ReviewQueueProjection(Projection):
             event_json = env.to_json().decode()
             grant = {"seq": event.seq, "person_id": env.aggregate_id, "event": event_json}
             upsert(conn, self.roles, grant, ["seq"])
+            self._grants_of.pop(env.aggregate_id, None)
+            self._roles_mark = max(self._roles_mark, event.seq)
             return
         if not isinstance(p, _POST_EVENTS + _REVIEW_EVENTS):
             return
-        sql = row_statements(self.posts, "state", conn.dialect.paramstyle)
-        found = fetch_value(driver_cursor(conn), sql.get, (env.aggregate_id,))
-        if found is not None:
-            state = ReviewState.model_validate_json(found)
-        elif isinstance(p, post_ev.PostSubmitted):
-            policy = conn.execute(
-                select(self.policies.c.staff_stage).where(self.policies.c.unit == p.unit)
-            ).scalar()
-            state = ReviewState(staff_stage=policy or "important_only")
-        else:
-            return  # nothing to review without the submission
+        state = self._states.get(env.aggregate_id)
+        if state is None:
+            sql = row_statements(self.posts, "state", conn.dialect.paramstyle)
+            found = fetch_value(driver_cursor(conn), sql.get, (env.aggregate_id,))
+            if found is not None:
+                state = ReviewState.model_validate_json(found)
+            elif isinstance(p, post_ev.PostSubmitted):
+                stage = row_statements(self.policies, "staff_stage", conn.dialect.paramstyle)
+                policy = fetch_value(driver_cursor(conn), stage.get, (p.unit,))
+                state = ReviewState(staff_stage=policy or "important_only")
+            else:
+                return  # nothing to review without the submission
         if isinstance(p, _REVIEW_EVENTS) and self._refused(conn, state, event):
             return
-        self._save(conn, evolve(state, env))
+        new = evolve(state, env)
+        if new.post is None:
+            return  # no row to write: the next event reads what the row holds
+        # What the row will hold (masked), so the batch's next event folds what it would read.
+        self._states[env.aggregate_id] = masked(new)
+        self._dirty[env.aggregate_id] = None
 
     def _refused(self, conn: Connection, state: ReviewState, event: RecordedEvent) -> bool:
         """Leave out a signature without authority, and the conclusion of its command."""
@@ -134,11 +179,12 @@ class ReviewQueueProjection(Projection):
             person = p.signer.person
             grants[person] = self._grants(conn, person)
         else:
-            r = self.refused.c
-            found = conn.execute(
-                select(r.seq).where(r.post_id == env.aggregate_id, r.command_id == env.command_id)
-            ).first()
-            tainted = frozenset({env.command_id}) if found else frozenset()
+            found = fetch_value(
+                driver_cursor(conn),
+                self._refused_sql(conn.dialect.paramstyle),
+                (env.aggregate_id, env.command_id),
+            )
+            tainted = frozenset({env.command_id}) if found is not None else frozenset()
         why = refusal(state, env, grants, tainted)
         if why is None:
             return False
@@ -148,11 +194,23 @@ class ReviewQueueProjection(Projection):
         log.warning("review_event_refused", seq=event.seq, type=env.type, reason=why)
         return True
 
+    _roles_end = "SELECT max(seq) FROM review_roles"
+
+    @staticmethod
+    def _refused_sql(paramstyle: str) -> str:
+        m = marker(paramstyle)
+        return f"SELECT seq FROM review_refused WHERE post_id = {m} AND command_id = {m}"  # noqa: S608
+
     def _grants(self, conn: Connection, person: str) -> list[Envelope[Any]]:
         """The person's role grants and revocations, in log order (as the repository loads them)."""
+        kept = self._grants_of.get(person)
+        if kept is not None:
+            return kept
         r = self.roles.c
         rows = conn.execute(select(r.event).where(r.person_id == person).order_by(r.seq)).all()
-        return [REGISTRY.decode(row.event.encode()) for row in rows]
+        found = [REGISTRY.decode(row.event.encode()) for row in rows]
+        self._grants_of[person] = found
+        return found
 
     def _save(self, conn: Connection, state: ReviewState) -> None:
         post = state.post
