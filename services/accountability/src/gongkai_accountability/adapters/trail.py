@@ -16,7 +16,7 @@ whole log gives, at a cost that does not grow with the log.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -78,14 +78,7 @@ class Links:
         return out
 
 
-async def _read(
-    evlog: EventLog, filt: str | Sequence[str], from_seq: int = 1
-) -> list[RecordedEvent]:
-    """Every event under ``filt`` from ``from_seq``: one consumer, however many subjects (a
-    consumer costs a round trip and the server's walk of its subjects; ten of them were most of
-    a trail's 0.6 s at 1,000,000 events)."""
-    if not filt:
-        return []
+async def _read(evlog: EventLog, filt: str, from_seq: int = 1) -> list[RecordedEvent]:
     out = []
     async for msg in evlog.raw_replay(filter_subject=filt, from_seq=from_seq):
         try:
@@ -101,7 +94,10 @@ def _names(env: Any, post_id: str) -> bool:
 
 async def _tail(evlog: EventLog, post_id: str, after: int) -> list[RecordedEvent]:
     """The linking events after ``after`` that name ``post_id`` (read by type)."""
-    found = await _read(evlog, [subjects.type_filter(t) for t in LINKING], from_seq=after + 1)
+    reads = [
+        _read(evlog, subjects.type_filter(t), from_seq=after + 1) for t in LINKING
+    ]
+    found = [e for batch in await asyncio.gather(*reads) for e in batch]
     return [e for e in found if _names(e.envelope, post_id)]
 
 
@@ -149,7 +145,7 @@ async def post_rows(
         subjects.aggregate_filter("post", post_id),
         subjects.aggregate_filter("review", post_id),
     ]
-    reads = [_read(evlog, [*own, *DIRECTORY, *links.filters()])]
+    reads = [_read(evlog, f) for f in (*own, *DIRECTORY, *links.filters())]
     tail = _tail(evlog, post_id, links.position) if links.position < last else None
     batches = await asyncio.gather(*reads, *([tail] if tail is not None else []))
     tail_events = batches[-1] if tail is not None else []
@@ -172,8 +168,8 @@ async def post_rows(
     extra.publications -= links.publications
     extra.findings -= links.findings
     extra.violations -= links.violations
-    more = await _read(evlog, extra.filters())
-    return fold_post(post_id, [*batches, more], until)
+    more = await asyncio.gather(*(_read(evlog, f) for f in extra.filters()))
+    return fold_post(post_id, [*batches, *more], until)
 
 
 def fold_post(
