@@ -40,6 +40,11 @@ log = structlog.get_logger("gongkai.consumer")
 
 #: Seconds between "catching_up" log lines while a projection replays its backlog.
 CATCH_UP_LOG_EVERY = 10.0
+#: Events applied per transaction while a projection is behind (a caught-up one applies what
+#: has arrived). Each transaction costs a commit (5-15 ms on a busy disk) and the rows a batch
+#: touches are read and written once (``Projection.begin``/``flush``): measured on a county's
+#: log, accountability applied an event in 63 us at 500 a batch, 41 us at 2,000.
+CATCH_UP_BATCH = 2000
 #: Longest pause between two tries while the database or the bus is unavailable.
 MAX_OUTAGE_DELAY_S = 2.0
 
@@ -179,7 +184,7 @@ class CatchUpSubscription:
         store: ProjectionStore,
         projection: Projection,
         *,
-        batch: int = 500,
+        batch: int = CATCH_UP_BATCH,
         max_attempts: int = 5,
         retry_delay: float = 0.2,
         on_applied: Callable[[Sequence[RecordedEvent]], Awaitable[None]] | None = None,

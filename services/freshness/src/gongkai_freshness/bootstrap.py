@@ -24,6 +24,7 @@ from gongkai.calendar import today
 from gongkai.consumer import cancel_until_done, dead_letter
 from gongkai.decider import handle
 from gongkai.directory import Directory, DirectoryProjection
+from gongkai.eventlog import ack_position
 from gongkai.events import Actor, Envelope, EventDecodeError
 from gongkai.events.contracts.freshness import (
     ColumnDueSoon,
@@ -226,12 +227,12 @@ class FreshnessService(Service):
         async for msg in self.evlog.raw_replay(
             from_seq=self._folded + 1, follow=True, subscription_out=self._subscription
         ):
-            md = msg.metadata
-            seq = md.sequence.stream
+            # From the reply subject: nats-py's metadata object per message cost more than
+            # skipping an event the register does not read.
+            seq, _, pending = ack_position(msg)
             if msg.subject.rpartition(".")[2] in RELEVANT_TYPES:
                 await self._fold(msg, seq)
             self._folded = seq
-            pending = md.num_pending
             if pending == 0 or len(self._touched) >= _FLUSH_EVERY:
                 await self._drain()
             elif not self._touched:
