@@ -115,3 +115,22 @@ async def test_a_reader_paused_past_the_idle_threshold_finds_its_consumer_gone(
     with pytest.raises(EventLogError, match="follow"):
         await asyncio.wait_for(anext(reader), 10)
     await reader.aclose()
+
+
+async def test_a_reader_whose_event_loop_was_held_up_goes_on(
+    evlog: EventLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(eventlog, "FOLLOW_HEARTBEAT_S", 0.2)
+    await fill(evlog, 10)
+    # A filtered reader with nothing to receive hears only the server's heartbeats.
+    reader = evlog.raw_replay(follow=True, filter_subject="gk.ev.post.P-late.*")
+    pending = asyncio.ensure_future(anext(reader))
+    await asyncio.sleep(0.5)  # the scenario: the reader is waiting, heartbeats arrive
+    assert not pending.done()
+    time.sleep(2.5)  # the whole event loop held up (a long fold), past three heartbeats
+    await asyncio.sleep(0.5)  # the scenario: the silence is noticed, the server asked
+    assert not pending.done()  # the consumer is alive: the reader waits on, no error
+    await evlog.append([submitted("P-late", "late-1")])  # type: ignore[list-item]
+    msg = await asyncio.wait_for(pending, 5)
+    assert msg.subject.startswith("gk.ev.post.P-late.")
+    await reader.aclose()

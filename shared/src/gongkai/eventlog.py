@@ -832,10 +832,19 @@ class EventLog:
                         async with asyncio.timeout(FOLLOW_HEARTBEAT_S * 3 + 1):
                             msg = await queue.get()
                     except TimeoutError:
-                        raise EventLogError(
-                            f"follow: no message or heartbeat from consumer {info.name} "
-                            f"for {FOLLOW_HEARTBEAT_S * 3 + 1:.0f} s"
-                        ) from None
+                        # The silence may be this process's: an event loop held up for
+                        # seconds (a long fold, a collection of a large heap) reads the
+                        # heartbeats late, and a filtered reader with nothing to receive has
+                        # nothing else. Ask the server before starting over.
+                        waiting = await self._still_waiting(info.name)
+                        if waiting is None:
+                            raise EventLogError(
+                                f"follow: no message or heartbeat from consumer {info.name} "
+                                f"for {FOLLOW_HEARTBEAT_S * 3 + 1:.0f} s"
+                            ) from None
+                        if waiting == 0:
+                            outstanding = 0  # our requests ended unseen: ask again
+                        continue
                 else:
                     msg = queue.get_nowait()
                 sub._pending_size -= len(msg.data)
@@ -857,6 +866,14 @@ class EventLog:
         finally:
             with contextlib.suppress(Exception):  # the connection may already be gone
                 await sub.unsubscribe()
+
+    async def _still_waiting(self, consumer: str) -> int | None:
+        """How many pull requests ``consumer`` holds open, or None if it or the server is gone."""
+        try:
+            found = await self.js.consumer_info(self.stream, consumer)
+        except Exception:  # noqa: BLE001 - gone, or unreachable: either way, start over
+            return None
+        return int(found.num_waiting or 0)
 
     async def replay(
         self,
