@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
 
 from gongkai.calendar.local import SHANGHAI
@@ -70,8 +70,6 @@ def beijing(value: datetime | str | None, *, seconds: bool = False) -> str:
     at = datetime.fromisoformat(value) if isinstance(value, str) else value
     if at.tzinfo is None:
         # The log writes UTC with its offset; a bare time is taken as UTC, never as local.
-        from datetime import UTC
-
         at = at.replace(tzinfo=UTC)
     fmt = "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M"
     return f"{at.astimezone(SHANGHAI).strftime(fmt)} {ZONE}"
@@ -84,12 +82,6 @@ def named(name: str | None, code: str | None) -> str:
     if not name or name == code:
         return code
     return f"{name}({code})"
-
-
-def fail(command: str, message: str, code: int = 1) -> int:
-    """One line on standard error, never a traceback; the exit code to return."""
-    print(f"gongkai {command}: {message}", file=sys.stderr)
-    return code
 
 
 class Progress:
