@@ -44,7 +44,16 @@ async def gongkai(*args: str, url: str) -> Done:
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "GONGKAI_NATS_URL": url},
     )
-    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 90)
+    except TimeoutError:
+        # Seen once in a clean-clone run (the second import, through the CLI, outlived
+        # pytest-timeout): say which command hung and what it printed, not only "Timeout".
+        proc.kill()
+        out, err = await proc.communicate()
+        raise AssertionError(
+            f"gongkai {' '.join(args)} did not end within 90 s; stderr: {err.decode()[-2000:]}"
+        ) from None
     return Done(proc.returncode or 0, out.decode(), err.decode())
 
 
