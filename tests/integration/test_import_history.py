@@ -13,6 +13,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from gongkai import subjects
 from gongkai.calendar import local_date
 from gongkai.natsserver import NatsServer
@@ -33,6 +35,13 @@ class Done:
     returncode: int
     stdout: str
     stderr: str
+
+
+# A year imported twice (once through the CLI), then the as-of answers of three readers, two of
+# them CLI processes that fold the whole log: 25-55 s alone, over 120 s (pytest-timeout's
+# default) with the suite's other worker busy — twice in clean-clone runs, caught in a page
+# render and in a CLI process, not hung.
+pytestmark = pytest.mark.timeout(300)
 
 
 async def gongkai(*args: str, url: str) -> Done:
