@@ -38,6 +38,34 @@ class ColumnCatalog(Protocol):
     def column(self, code: str) -> ColumnInfo | None: ...
 
 
+def known_column(catalog: ColumnCatalog, code: str) -> ColumnInfo:
+    """The column ``code`` of the catalog, or a refusal: no such column in the rule set."""
+    col = catalog.column(code)
+    if col is None:
+        raise Refusal(
+            "invalid",
+            "Unknown column",
+            f"column {code!r} is not in the catalog of rule set {catalog.rule_set}",
+            field="column",
+        )
+    return col
+
+
+def require_column(catalog: ColumnCatalog, code: str, unit: str, unit_kind: str) -> ColumnInfo:
+    """The column ``code``, or why it does not exist for ``unit`` (a unit of ``unit_kind``)."""
+    col = known_column(catalog, code)
+    if col.unit_kinds is not None and unit_kind not in col.unit_kinds:
+        kinds = ", ".join(sorted(col.unit_kinds))
+        raise Refusal(
+            "invalid",
+            "Column not for this unit",
+            f"column {code!r} ({col.name}) exists only for units of kind {kinds}; "
+            f"{unit} is a {unit_kind}",
+            field="column",
+        )
+    return col
+
+
 def check_column(
     catalog: ColumnCatalog,
     code: str,
@@ -50,23 +78,7 @@ def check_column(
 
     ``hidden`` is the unit's last keep/hide choice for the column, None if it never chose.
     """
-    col = catalog.column(code)
-    if col is None:
-        raise Refusal(
-            "invalid",
-            "Unknown column",
-            f"column {code!r} is not in the catalog of rule set {catalog.rule_set}",
-            field="column",
-        )
-    if col.unit_kinds is not None and unit_kind not in col.unit_kinds:
-        kinds = ", ".join(sorted(col.unit_kinds))
-        raise Refusal(
-            "invalid",
-            "Column not for this unit",
-            f"column {code!r} ({col.name}) exists only for units of kind {kinds}; "
-            f"{unit} is a {unit_kind}",
-            field="column",
-        )
+    col = require_column(catalog, code, unit, unit_kind)
     if col.hidden_by_default if hidden is None else hidden:
         raise Refusal(
             "invalid",

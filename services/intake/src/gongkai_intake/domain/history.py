@@ -20,7 +20,7 @@ from gongkai.events.contracts.intake import PublicationImported
 from gongkai.logtypes import RecordedEvent
 from gongkai.refusal import Refusal
 from gongkai_intake.domain import limits
-from gongkai_intake.domain.columns import ColumnCatalog
+from gongkai_intake.domain.columns import ColumnCatalog, require_column
 from gongkai_intake.domain.content import require_text
 from gongkai_intake.domain.publications import CLOCK_SKEW, _check_url
 
@@ -80,22 +80,7 @@ def import_publication(
         raise Refusal(
             "invalid", "Unknown unit", f"no unit {cmd.unit!r} in the directory", field="unit"
         )
-    col = ctx.catalog.column(cmd.column)
-    if col is None:
-        raise Refusal(
-            "invalid",
-            "Unknown column",
-            f"column {cmd.column!r} is not in the catalog of rule set {ctx.catalog.rule_set}",
-            field="column",
-        )
-    if col.unit_kinds is not None and ctx.unit_kind not in col.unit_kinds:
-        raise Refusal(
-            "invalid",
-            "Column not for this unit",
-            f"column {cmd.column!r} ({col.name}) exists only for units of kind "
-            f"{', '.join(sorted(col.unit_kinds))}; {cmd.unit} is a {ctx.unit_kind}",
-            field="column",
-        )
+    require_column(ctx.catalog, cmd.column, cmd.unit, ctx.unit_kind)
     require_text("title", cmd.title, "Title")
     if len(cmd.title) > limits.TITLE_MAX:
         raise Refusal(

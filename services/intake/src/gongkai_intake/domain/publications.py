@@ -16,7 +16,7 @@ from gongkai.events import EventPayload
 from gongkai.events.contracts.intake import PostPublished, PublicationRemoved
 from gongkai.refusal import Refusal
 from gongkai_intake.domain import limits
-from gongkai_intake.domain.columns import ColumnCatalog
+from gongkai_intake.domain.columns import ColumnCatalog, known_column
 from gongkai_intake.domain.content import require_text, screen_free_text
 from gongkai_intake.domain.posts import PostState
 
@@ -137,14 +137,7 @@ def report(cmd: ReportPublication, state: PublicationState, ctx: Context) -> lis
         raise RuntimeError("a publication is decided against a column catalog")
     # A publication in a hidden or ill-fitting column is still a fact worth recording; only a
     # column that does not exist at all is a reporting error.
-    col = ctx.catalog.column(cmd.column)
-    if col is None:
-        raise Refusal(
-            "invalid",
-            "Unknown column",
-            f"column {cmd.column!r} is not in the catalog of rule set {ctx.catalog.rule_set}",
-            field="column",
-        )
+    col = known_column(ctx.catalog, cmd.column)
     if cmd.redated and not col.redatable:
         raise Refusal(
             "invalid",
