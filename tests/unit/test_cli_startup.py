@@ -79,3 +79,19 @@ def test_every_lazy_command_finds_its_function() -> None:
     assert len(targets) > 15
     for t in targets:
         assert callable(t.resolve()), t.target
+
+
+def test_the_audit_commands_leave_the_pdf_library_to_the_console() -> None:
+    """Every ``gongkai audit`` run imports its commands module; the PDF library and its font
+    tools took a second of it (and of each service start) before the console imported them
+    only when a form is printed."""
+    probe = (
+        "import sys, json\n"
+        "import gongkai_accountability.entrypoints.commands\n"
+        "import gongkai_accountability.bootstrap\n"
+        "print(json.dumps(sorted(m for m in ('fpdf', 'fontTools') if m in sys.modules)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True
+    ).stdout
+    assert json.loads(out.splitlines()[-1]) == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gongkai.runtime.service import Service, ServiceContext
 from gongkai_accountability.domain.decide import Policy
-from gongkai_accountability.entrypoints.console import build_console_router
+from gongkai_accountability.entrypoints.console.routes import build_console_router
 from gongkai_accountability.entrypoints.http import build_router
 from gongkai_accountability.service import AccountabilityService, policy_from_env
 

@@ -229,6 +229,8 @@ async def connect_tool(url: str, auth: NatsAuth, **options: Any) -> EventLog:
         "connect_timeout": 2,
         "allow_reconnect": False,
         "max_reconnect_attempts": 1,
+        # nats-py waits this long before its one more attempt at a refused first connect.
+        "reconnect_time_wait": 0,
         **options,
         **auth.options(),
     }

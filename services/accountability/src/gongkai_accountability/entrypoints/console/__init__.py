@@ -1,5 +1,5 @@
-"""The inspectors' console: pages in Chinese (English from a catalogue) over the log as of a day."""
+"""The inspectors' console: pages in Chinese (English from a catalogue) over the log as of a day.
 
-from gongkai_accountability.entrypoints.console.routes import build_console_router
-
-__all__ = ["build_console_router"]
+The router is in ``routes`` (FastAPI and the PDF library behind it); importing the package
+itself stays light, because the command line reads ``views`` without serving pages.
+"""

@@ -34,9 +34,10 @@ from gongkai.calendar import local_date
 from gongkai.directory import Directory, Principal
 from gongkai.identifiers import is_token
 from gongkai.rules import default_catalog
+from gongkai.vocabulary import COLUMN_STATES
 from gongkai_accountability.adapters.checkpoints import Chain, load_chain
 from gongkai_accountability.domain.rows import Rows
-from gongkai_accountability.entrypoints.console import forms, labels, pdf, views
+from gongkai_accountability.entrypoints.console import forms, labels, views
 from gongkai_accountability.entrypoints.console.i18n import (
     HERE,
     LANGUAGES,
@@ -53,6 +54,7 @@ from gongkai_accountability.entrypoints.console.session import (
 )
 
 if TYPE_CHECKING:
+    from gongkai_accountability.entrypoints.console import pdf
     from gongkai_accountability.service import AccountabilityService
 
 PREFIX = "/console"
@@ -454,6 +456,8 @@ def build_console_router(svc: AccountabilityService) -> APIRouter:
     async def printed(page: Page, name: str, make: Callable[[pdf.Words], bytes]) -> Response:
         """A form as PDF, drawn in a worker thread: fontTools' subsetting takes a second or
         so, and the pages must go on answering meanwhile."""
+        from gongkai_accountability.entrypoints.console import pdf
+
         words = pdf.Words(page.lang, page.gettext, page.names.unit, page.names.person,
                           page.column)
         try:
@@ -530,6 +534,8 @@ def build_console_router(svc: AccountabilityService) -> APIRouter:
         rows = await folded(day)
         table = forms.attachment2(rows, code, day)
         if as_pdf:
+            from gongkai_accountability.entrypoints.console import pdf
+
             return await printed(
                 page, f"attachment2-{code}-{day}.pdf", lambda w: pdf.attachment2_pdf(table, w)
             )
@@ -542,7 +548,7 @@ def build_console_router(svc: AccountabilityService) -> APIRouter:
             code=code,
             view=view,
             table=table,
-            form_state=lambda st: labels.label(pdf.STATE_NAMES, st, page.gettext),
+            form_state=lambda st: labels.label(COLUMN_STATES, st, page.gettext),
         )
 
     async def post_page(page: Page, as_pdf: bool = False) -> Response:
@@ -559,6 +565,8 @@ def build_console_router(svc: AccountabilityService) -> APIRouter:
             raise Forbidden
         form = forms.attachment1(post)
         if as_pdf:
+            from gongkai_accountability.entrypoints.console import pdf
+
             return await printed(
                 page, f"attachment1-{post_id}.pdf",
                 lambda w: pdf.attachment1_pdf(form, w, day.isoformat()),
