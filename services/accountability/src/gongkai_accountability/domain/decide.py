@@ -25,6 +25,7 @@ from gongkai.events.contracts.accountability import (
 from gongkai_accountability.domain.fold import held_in, short_id
 from gongkai_accountability.domain.pending import Pending
 from gongkai_accountability.domain.rows import Row, Rows
+from gongkai_accountability.domain.supervision import notice_due
 from gongkai_accountability.domain.violations import CaseFacts, stale_after_supervision
 
 ACCOUNTABILITY = Actor(person="accountability", role="system", unit="system")
@@ -141,8 +142,7 @@ def decide(
             continue
         opened = date.fromisoformat(case["opened_on"])
         if case["notice"] is None:
-            after = policy.notice_after_days
-            if after is not None and calendar.working_days_between(opened, today).value >= after:
+            if notice_due(opened, today, policy.notice_after_days, calendar):
                 out.append(
                     issue_notice(
                         case,

@@ -70,6 +70,22 @@ def evolve(state: FindingState, rec: RecordedEvent) -> FindingState:
     return state
 
 
+def resolved_by(
+    finding_id: str,
+    unit: str,
+    status: Status,
+    *,
+    how: Literal["revised", "removed"],
+    event_id: str,
+) -> FindingResolved | None:
+    """读网纠错, the unit's answer: revising the post or removing the publication a finding was
+    found on resolves it, with that event as evidence; only while it is still open (reported,
+    neither resolved nor confirmed)."""
+    if status != "reported":
+        return None
+    return FindingResolved(finding_id=finding_id, unit=unit, how=how, evidence=(event_id,))
+
+
 def check_target(post_id: str | None, publication_id: str | None) -> None:
     """A finding is found on something: a post, a publication, or both."""
     if not post_id and not publication_id:

@@ -2,7 +2,9 @@
 
 Pure: no clock, no I/O beyond the ``Rows`` it is handed. The fold gathers facts; the notice's
 rules are not worded here: a violation is ``violations``' verdict, who answers for it
-``responsibility.responsible``'s, a case's end ``supervision.supervision_outcome``'s. What
+``responsibility.responsible``'s, a case's end ``supervision.case_closed``'s, a rectification
+the log shows ``violation.rectified_by_removal``'s or ``rectified_by_refresh``'s, a finding's
+answer ``finding.resolved_by``'s. What
 they decide is written as an *obligation* (``pending.Pending``) in the ``todo`` table, keyed
 by the command id that will discharge it; the service turns obligations into events
 (``decide``), and when such an event comes back through the log its obligation is struck out.
@@ -14,23 +16,23 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from datetime import date, datetime, time
-from typing import Any
+from datetime import date, datetime
+from typing import Any, Literal
 
-from gongkai.calendar import SHANGHAI, local_date
+from gongkai.calendar import local_date
 from gongkai.events import Envelope
-from gongkai.events.contracts.accountability import (
-    FindingResolved,
-    IntegrityAlert,
-    SupervisionClosed,
-    ViolationRectified,
-)
+from gongkai.events.contracts.accountability import IntegrityAlert
 from gongkai.subjects import event_subject
+from gongkai_accountability.domain.finding import resolved_by
 from gongkai_accountability.domain.pending import Pending
 from gongkai_accountability.domain.responsibility import Holders, Person, responsible
 from gongkai_accountability.domain.rows import Row, Rows
-from gongkai_accountability.domain.supervision import supervision_outcome
-from gongkai_accountability.domain.violation import rectify_command_id
+from gongkai_accountability.domain.supervision import case_closed
+from gongkai_accountability.domain.violation import (
+    rectified_by_refresh,
+    rectified_by_removal,
+    rectify_command_id,
+)
 from gongkai_accountability.domain.violations import (
     FindingFacts,
     PostFacts,
@@ -483,14 +485,7 @@ def _publication(rows: Rows, env: Envelope[Any], seq: int) -> None:
             known["trail"].append(s)
             rows.put("publication", pub_id, known)
             if known.get("unreviewed_violation"):
-                _oblige_rectify(
-                    rows,
-                    known["unreviewed_violation"],
-                    known["unit"],
-                    "removed",
-                    [env.event_id],
-                    env,
-                )
+                _oblige_rectify(rows, known["unreviewed_violation"], known["unit"], env)
         if post is not None:
             post["trail"].append(s)
             rows.put("post", post["post_id"], post)
@@ -558,19 +553,15 @@ def _check_review(rows: Rows, env: Envelope[Any], pub: Row, post: PostFacts | No
 
 
 def _oblige_rectify(
-    rows: Rows, vid: str, unit: str, how: str, evidence: list[str], env: Envelope[Any]
+    rows: Rows, vid: str, unit: str, env: Envelope[Any]
 ) -> None:
     v = rows.get("violation", vid)
-    if v is not None and v.get("rectified"):
-        return
-    rectified = ViolationRectified(
-        violation_id=vid,
-        unit=unit,
-        how=how,  # type: ignore[arg-type]
-        evidence=tuple(evidence),
-        rectified_at=env.business_time,
+    rectified = rectified_by_removal(
+        vid, unit, rectified=v is not None and bool(v.get("rectified")),
+        removed_event_id=env.event_id, at=env.business_time,
     )
-    _oblige(rows, Pending(rectify_command_id(vid), unit, vid, rectified))
+    if rectified is not None:
+        _oblige(rows, Pending(rectify_command_id(vid), unit, vid, rectified))
 
 
 # ---- columns and supervision --------------------------------------------------------------
@@ -681,32 +672,30 @@ def _column(rows: Rows, env: Envelope[Any], seq: int) -> None:
 
 
 def _oblige_close(rows: Rows, case: Row) -> None:
-    closed_on = date.fromisoformat(case["closing"])
     notice = case["notice"]
-    deadline = date.fromisoformat(notice["deadline"]) if notice is not None else None
-    closed = SupervisionClosed(
-        case_id=case["case_id"],
-        unit=case["unit"],
-        column=case["column"],
-        outcome=supervision_outcome(deadline, closed_on),
-        closed_on=closed_on,
-        refreshed_event_ids=tuple(case.get("refreshed", [])),
+    refreshed = case.get("refreshed", [])
+    closed = case_closed(
+        case["case_id"],
+        case["unit"],
+        case["column"],
+        deadline=date.fromisoformat(notice["deadline"]) if notice is not None else None,
+        closed_on=date.fromisoformat(case["closing"]),
+        refreshed=refreshed,
     )
     _oblige(rows, Pending(f"supervision-closed:{case['case_id']}", case["unit"], case["case_id"],
                           closed))
-    breach = rows.get("violation", case["breach"]) if case.get("breach") else None
+    vid = case.get("breach")
+    if not vid:
+        return
     # Rectified already (the office may do it by hand before the column is refreshed): no
     # second rectification is owed, and an obligation nobody discharges must not linger.
-    if case.get("breach") and not (breach is not None and breach.get("rectified")):
-        rectified = ViolationRectified(
-            violation_id=case["breach"],
-            unit=case["unit"],
-            how="refreshed",
-            evidence=tuple(case.get("refreshed", [])),
-            rectified_at=datetime.combine(closed_on, time(0), SHANGHAI),
-        )
-        _oblige(rows, Pending(rectify_command_id(case["breach"]), case["unit"], case["breach"],
-                              rectified))
+    breach = rows.get("violation", vid)
+    rectified = rectified_by_refresh(
+        vid, case["unit"], rectified=breach is not None and bool(breach.get("rectified")),
+        refreshed=refreshed, closed_on=closed.closed_on,
+    )
+    if rectified is not None:
+        _oblige(rows, Pending(rectify_command_id(vid), case["unit"], vid, rectified))
 
 
 def _supervision(rows: Rows, env: Envelope[Any], seq: int) -> None:
@@ -744,7 +733,11 @@ def _supervision(rows: Rows, env: Envelope[Any], seq: int) -> None:
 
 
 def _answer_findings(
-    rows: Rows, post_id: str | None, pub_id: str | None, env: Envelope[Any], how: str
+    rows: Rows,
+    post_id: str | None,
+    pub_id: str | None,
+    env: Envelope[Any],
+    how: Literal["revised", "removed"],
 ) -> None:
     ids: list[str] = []
     if post_id:
@@ -753,15 +746,11 @@ def _answer_findings(
         ids += (rows.get("publication", pub_id) or {}).get("findings", [])
     for fid in sorted(set(ids)):
         f = rows.get("finding", fid)
-        if f is None or f["status"] != "reported":
+        if f is None:
             continue
-        resolved = FindingResolved(
-            finding_id=fid,
-            unit=f["unit"],
-            how=how,  # type: ignore[arg-type]
-            evidence=(env.event_id,),
-        )
-        _oblige(rows, Pending(f"finding-resolved:{fid}", f["unit"], fid, resolved))
+        resolved = resolved_by(fid, f["unit"], f["status"], how=how, event_id=env.event_id)
+        if resolved is not None:
+            _oblige(rows, Pending(f"finding-resolved:{fid}", f["unit"], fid, resolved))
 
 
 def _finding(rows: Rows, env: Envelope[Any], seq: int) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Literal
 
+from gongkai.calendar import WorkingCalendar
 from gongkai.decider import Decider
 from gongkai.events import EventPayload
 from gongkai.events.contracts.accountability import SupervisionClosed, SupervisionIssued
@@ -29,6 +30,37 @@ def supervision_outcome(deadline: date | None, closed_on: date) -> Outcome:
     if deadline is None:
         return "before_notice"
     return "within_deadline" if closed_on <= deadline else "after_deadline"
+
+
+def notice_due(
+    opened_on: date, today: date, after: int | None, calendar: WorkingCalendar
+) -> bool:
+    """督办 without being asked: the office's automatic notice is due once the column has stood
+    stale ``after`` working days since its case opened (None: the county issues notices only by
+    hand). Counted as the deadlines are: day 1 is the first working day after the opening."""
+    return after is not None and calendar.working_days_between(opened_on, today).value >= after
+
+
+def case_closed(
+    case_id: str,
+    unit: str,
+    column: str,
+    *,
+    deadline: date | None,
+    closed_on: date,
+    refreshed: Sequence[str],
+) -> SupervisionClosed:
+    """A case ends when every stale episode of its column has been refreshed: on the day the
+    column was put right (``closed_on``), its outcome read against the notice's ``deadline``
+    (None: no notice was issued), with the refreshes as its evidence."""
+    return SupervisionClosed(
+        case_id=case_id,
+        unit=unit,
+        column=column,
+        outcome=supervision_outcome(deadline, closed_on),
+        closed_on=closed_on,
+        refreshed_event_ids=tuple(refreshed),
+    )
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime, time
 
+from gongkai.calendar import SHANGHAI
 from gongkai.decider import Decider
 from gongkai.events import EventPayload
 from gongkai.events.contracts.accountability import ViolationRecorded, ViolationRectified
@@ -28,6 +29,39 @@ from gongkai.refusal import Refusal
 
 def rectify_command_id(violation_id: str) -> str:
     return f"rectify:{violation_id}"
+
+
+def rectified_by_removal(
+    violation_id: str, unit: str, *, rectified: bool, removed_event_id: str, at: datetime
+) -> ViolationRectified | None:
+    """整改 of an item published without review: taking it off the site puts the lapse right,
+    at the removal's business time (``at``); nothing when it was rectified already."""
+    if rectified:
+        return None
+    return ViolationRectified(
+        violation_id=violation_id,
+        unit=unit,
+        how="removed",
+        evidence=(removed_event_id,),
+        rectified_at=at,
+    )
+
+
+def rectified_by_refresh(
+    violation_id: str, unit: str, *, rectified: bool, refreshed: Sequence[str], closed_on: date
+) -> ViolationRectified | None:
+    """整改 of a column still stale after supervision: refreshing it puts the lapse right on
+    the day the column was put right (the start of that Beijing day), the refreshes its
+    evidence; nothing when the office already held it rectified by hand."""
+    if rectified:
+        return None
+    return ViolationRectified(
+        violation_id=violation_id,
+        unit=unit,
+        how="refreshed",
+        evidence=tuple(refreshed),
+        rectified_at=datetime.combine(closed_on, time(0), SHANGHAI),
+    )
 
 
 @dataclass(frozen=True)
