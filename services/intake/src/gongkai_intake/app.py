@@ -63,6 +63,16 @@ class Answer:
 
 
 @dataclass(frozen=True)
+class _Call:
+    """What every command handler is given beside its request: the caller, the command id
+    derived from their Idempotency-Key, and the ids the path named."""
+
+    principal: Principal
+    command_id: str
+    params: dict[str, str]
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What one command recorded (or had recorded on an earlier attempt)."""
 
@@ -188,9 +198,7 @@ class IntakeApp:
         self.idempotency = idempotency
         self.clock = clock
         self.log = structlog.get_logger("gongkai.intake")
-        self._handlers: dict[
-            str, Callable[[Principal, str, dict[str, str], Any], Awaitable[Answer]]
-        ] = {
+        self._handlers: dict[str, Callable[[_Call, Any], Awaitable[Answer]]] = {
             "submit_post": self._submit_post,
             "revise_post": self._revise_post,
             "withdraw_post": self._withdraw_post,
@@ -237,7 +245,9 @@ class IntakeApp:
             command=command, command_id=command_id, person=person
         ):
             try:
-                answer = await self._handlers[command](principal, command_id, params, request)
+                answer = await self._handlers[command](
+                    _Call(principal, command_id, params), request
+                )
             except Refusal as r:
                 self._log_rejection(r)
                 raise refusal_problem(r) from None
@@ -338,68 +348,58 @@ class IntakeApp:
 
     # ---- posts -------------------------------------------------------------------------
 
-    async def _submit_post(
-        self,
-        principal: Principal,
-        command_id: str,
-        params: dict[str, str],
-        req: schemas.SubmitPostRequest,
-    ) -> Answer:
-        post_id = f"post-{command_id[:20]}"
+    async def _submit_post(self, call: _Call, req: schemas.SubmitPostRequest) -> Answer:
+        post_id = f"post-{call.command_id[:20]}"
         unit_kind, hidden = self._post_facts(req.unit, req.column)
         ctx = posts.Context(
             today=self.today(),
-            caller_roles=frozenset(principal.roles_in(req.unit)),
+            caller_roles=frozenset(call.principal.roles_in(req.unit)),
             unit_kind=unit_kind,
             catalog=self.catalog,
             column_hidden=hidden,
         )
         cmd = command_of(posts.SubmitPost, req, post_id=post_id)
         payloads = posts.submit(cmd, posts.INITIAL, ctx)
-        actor = acting_as(principal, req.unit, ("maker", "staff"))
-        outcome = await self._append_new(POST, post_id, command_id, payloads, actor)
+        actor = acting_as(call.principal, req.unit, ("maker", "staff"))
+        outcome = await self._append_new(POST, post_id, call.command_id, payloads, actor)
         return Answer(201, _post_answer(post_id, outcome.envelopes[0], outcome.sequences[0]))
 
-    def _post_ctx(self, principal: Principal, state: posts.PostState) -> posts.Context:
-        return posts.Context(
-            today=self.today(), caller_roles=frozenset(principal.roles_in(state.unit))
+    async def _post_command(
+        self,
+        call: _Call,
+        decide: Callable[[posts.PostState, posts.Context], Sequence[EventPayload]],
+        roles: tuple[str, ...],
+    ) -> tuple[Outcome, posts.PostState]:
+        """A command on a recorded post, judged by the caller's roles in the post's unit."""
+
+        def ctx(s: posts.PostState) -> posts.Context:
+            return posts.Context(
+                today=self.today(), caller_roles=frozenset(call.principal.roles_in(s.unit))
+            )
+
+        return await self._update(
+            POST,
+            call.params["post_id"],
+            call.command_id,
+            lambda s: decide(s, ctx(s)),
+            lambda s: acting_as(call.principal, s.unit, roles),
         )
 
-    async def _revise_post(
-        self,
-        principal: Principal,
-        command_id: str,
-        params: dict[str, str],
-        req: schemas.RevisePostRequest,
-    ) -> Answer:
-        post_id = params["post_id"]
+    async def _revise_post(self, call: _Call, req: schemas.RevisePostRequest) -> Answer:
+        post_id = call.params["post_id"]
         cmd = command_of(posts.RevisePost, req, post_id=post_id)
-        outcome, state = await self._update(
-            POST,
-            post_id,
-            command_id,
-            lambda s: posts.revise(cmd, s, self._post_ctx(principal, s)),
-            lambda s: acting_as(principal, s.unit, ("maker", "staff")),
+        outcome, state = await self._post_command(
+            call, functools.partial(posts.revise, cmd), ("maker", "staff")
         )
         body = _post_answer(post_id, outcome.envelopes[0], outcome.sequences[0])
         body["column"] = state.column
         return Answer(201, body)
 
-    async def _withdraw_post(
-        self,
-        principal: Principal,
-        command_id: str,
-        params: dict[str, str],
-        req: schemas.WithdrawPostRequest,
-    ) -> Answer:
-        post_id = params["post_id"]
+    async def _withdraw_post(self, call: _Call, req: schemas.WithdrawPostRequest) -> Answer:
+        post_id = call.params["post_id"]
         cmd = command_of(posts.WithdrawPost, req, post_id=post_id)
-        outcome, _ = await self._update(
-            POST,
-            post_id,
-            command_id,
-            lambda s: posts.withdraw(cmd, s, self._post_ctx(principal, s)),
-            lambda s: acting_as(principal, s.unit, ("maker", "staff", "leader")),
+        outcome, _ = await self._post_command(
+            call, functools.partial(posts.withdraw, cmd), ("maker", "staff", "leader")
         )
         env = outcome.envelopes[0]
         return Answer(
@@ -422,19 +422,15 @@ class IntakeApp:
         )
 
     async def _report_publication(
-        self,
-        principal: Principal,
-        command_id: str,
-        params: dict[str, str],
-        req: schemas.ReportPublicationRequest,
+        self, call: _Call, req: schemas.ReportPublicationRequest
     ) -> Answer:
-        publication_id = f"pub-{command_id[:20]}"
+        publication_id = f"pub-{call.command_id[:20]}"
         post_history: list[RecordedEvent] = []
         if req.post_id is not None and is_token(req.post_id):
             post_history, _ = await self.evlog.load("post", req.post_id)
         post_state = fold(POST, post_history) if req.post_id is not None else None
         ctx = self._publication_ctx(
-            principal,
+            call.principal,
             req.unit,
             unit_kind=self._unit_kind(req.unit),
             catalog=self.catalog,
@@ -443,9 +439,9 @@ class IntakeApp:
         cmd = command_of(publications.ReportPublication, req, publication_id=publication_id)
         payloads = publications.report(cmd, publications.INITIAL, ctx)
         actor = (
-            acting_as(principal, req.unit, ())
+            acting_as(call.principal, req.unit, ())
             if req.reported_by == "site_reader"
-            else acting_as(principal, req.unit, ("maker", "staff", "leader"))
+            else acting_as(call.principal, req.unit, ("maker", "staff", "leader"))
         )
         # A publication of a known post joins that post's correlation: one id follows an item
         # from submission through review to the site.
@@ -454,7 +450,7 @@ class IntakeApp:
         outcome = await self._append_new(
             PUBLICATION,
             publication_id,
-            command_id,
+            call.command_id,
             payloads,
             actor,
             cause=known[-1].envelope if known else None,
@@ -474,20 +470,16 @@ class IntakeApp:
         )
 
     async def _remove_publication(
-        self,
-        principal: Principal,
-        command_id: str,
-        params: dict[str, str],
-        req: schemas.RemovePublicationRequest,
+        self, call: _Call, req: schemas.RemovePublicationRequest
     ) -> Answer:
-        publication_id = params["publication_id"]
+        publication_id = call.params["publication_id"]
         cmd = command_of(publications.RemovePublication, req, publication_id=publication_id)
         outcome, _ = await self._update(
             PUBLICATION,
             publication_id,
-            command_id,
-            lambda s: publications.remove(cmd, s, self._publication_ctx(principal, s.unit)),
-            lambda s: acting_as(principal, s.unit, ("maker", "staff", "leader")),
+            call.command_id,
+            lambda s: publications.remove(cmd, s, self._publication_ctx(call.principal, s.unit)),
+            lambda s: acting_as(call.principal, s.unit, ("maker", "staff", "leader")),
         )
         return Answer(
             200,
@@ -515,65 +507,43 @@ class IntakeApp:
         ).model_dump(mode="json")
         return Answer(201 if outcome.created else 200, body)
 
-    async def _register_unit(
-        self,
-        principal: Principal,
-        command_id: str,
-        params: dict[str, str],
-        req: schemas.RegisterUnitRequest,
-    ) -> Answer:
+    async def _register_unit(self, call: _Call, req: schemas.RegisterUnitRequest) -> Answer:
         cmd = command_of(dir_domain.RegisterUnit, req)
-        ctx = self._admin_ctx(principal)
+        ctx = self._admin_ctx(call.principal)
         outcome, _ = await self._update(
             UNIT,
             req.code,
-            command_id,
+            call.command_id,
             lambda s: dir_domain.register_unit(cmd, s, ctx),
-            lambda s: acting_as(principal, req.code, ()),
+            lambda s: acting_as(call.principal, req.code, ()),
         )
         return self._directory_answer(f"unit/{req.code}", outcome)
 
     async def _person_command(
         self,
-        principal: Principal,
-        command_id: str,
+        call: _Call,
         person_id: str,
         decide: Callable[[dir_domain.PersonState], Sequence[EventPayload]],
     ) -> Answer:
         # Only the county office keeps people: it acts as itself, in no unit.
         outcome, _ = await self._update(
-            PERSON, person_id, command_id, decide, lambda s: acting_as(principal, "", ())
+            PERSON, person_id, call.command_id, decide, lambda s: acting_as(call.principal, "", ())
         )
         return self._directory_answer(f"person/{person_id}", outcome)
 
-    async def _register_person(
-        self,
-        principal: Principal,
-        command_id: str,
-        params: dict[str, str],
-        req: schemas.RegisterPersonRequest,
-    ) -> Answer:
+    async def _register_person(self, call: _Call, req: schemas.RegisterPersonRequest) -> Answer:
         cmd = command_of(dir_domain.RegisterPerson, req)
-        ctx = self._admin_ctx(principal)
+        ctx = self._admin_ctx(call.principal)
         return await self._person_command(
-            principal,
-            command_id,
+            call,
             req.person_id,
             lambda s: dir_domain.register_person(cmd, s, ctx),
         )
 
-    async def _role_change(
-        self,
-        principal: Principal,
-        command_id: str,
-        params: dict[str, str],
-        req: schemas.RoleRequest,
-        *,
-        grant: bool,
-    ) -> Answer:
-        person_id = params["person_id"]
+    async def _role_change(self, call: _Call, req: schemas.RoleRequest, *, grant: bool) -> Answer:
+        person_id = call.params["person_id"]
         unit_history, _ = await self.evlog.load("unit", req.unit)
-        ctx = self._admin_ctx(principal, unit_exists=fold(UNIT, unit_history).exists)
+        ctx = self._admin_ctx(call.principal, unit_exists=fold(UNIT, unit_history).exists)
 
         def decide(s: dir_domain.PersonState) -> Sequence[EventPayload]:
             if grant:
@@ -584,21 +554,15 @@ class IntakeApp:
                 command_of(dir_domain.RevokeRole, req, person_id=person_id), s, ctx
             )
 
-        return await self._person_command(principal, command_id, person_id, decide)
+        return await self._person_command(call, person_id, decide)
 
-    async def _revoke_tokens(
-        self,
-        principal: Principal,
-        command_id: str,
-        params: dict[str, str],
-        req: schemas.TokenRevocationRequest,
-    ) -> Answer:
-        person_id = params["person_id"]
+    async def _revoke_tokens(self, call: _Call, req: schemas.TokenRevocationRequest) -> Answer:
+        person_id = call.params["person_id"]
         sha, hint = token_reference(req.token)
         cmd = dir_domain.RevokeTokens(person_id, sha, hint)
-        ctx = self._admin_ctx(principal, now=self.clock.now())
+        ctx = self._admin_ctx(call.principal, now=self.clock.now())
         return await self._person_command(
-            principal, command_id, person_id, lambda s: dir_domain.revoke_tokens(cmd, s, ctx)
+            call, person_id, lambda s: dir_domain.revoke_tokens(cmd, s, ctx)
         )
 
     def tokens(self, principal: Principal, person_id: str) -> list[schemas.TokenView]:
@@ -617,21 +581,17 @@ class IntakeApp:
         ]
 
     async def _record_leadership_change(
-        self,
-        principal: Principal,
-        command_id: str,
-        params: dict[str, str],
-        req: schemas.LeadershipChangeRequest,
+        self, call: _Call, req: schemas.LeadershipChangeRequest
     ) -> Answer:
-        unit = params["unit"]
+        unit = call.params["unit"]
         cmd = command_of(dir_domain.RecordLeadershipChange, req, unit=unit)
-        ctx = self._admin_ctx(principal, caller_roles=frozenset(principal.roles_in(unit)))
+        ctx = self._admin_ctx(call.principal, caller_roles=frozenset(call.principal.roles_in(unit)))
         outcome, _ = await self._update(
             UNIT,
             unit,
-            command_id,
+            call.command_id,
             lambda s: dir_domain.record_leadership_change(cmd, s, ctx),
-            lambda s: acting_as(principal, unit, ("leader", "maker")),
+            lambda s: acting_as(call.principal, unit, ("leader", "maker")),
         )
         return self._directory_answer(f"unit/{unit}", outcome)
 
