@@ -81,8 +81,28 @@ class Screening(BaseModel):
     spans: tuple[MaskedSpan, ...] = ()
 
 
+class _Submission(EventPayload):
+    """What every version of ``PostSubmitted`` carries: the content and Attachment 1's fields.
+
+    Not an event of its own (never registered); a later version that changes one of these
+    fields declares the set it was written with instead of extending this one.
+    """
+
+    unit: str
+    column: str
+    title: str
+    body: str
+    attachments: tuple[Attachment, ...] = ()
+    origin: Origin
+    source: str | None = None
+    channel: Channel
+    important_kind: ImportantKind | None = None
+    maker_unsure: bool = False
+    information_date: date
+
+
 @event
-class PostSubmitted(EventPayload):
+class PostSubmitted(_Submission):
     """A unit submitted a post for review (Attachment 1's fields plus the content)."""
 
     event_type = "PostSubmitted"
@@ -93,41 +113,19 @@ class PostSubmitted(EventPayload):
         "passed the checks and screening"
     )
 
-    unit: str
-    column: str
-    title: str
-    body: str
-    attachments: tuple[Attachment, ...] = ()
-    origin: Origin
-    source: str | None = None
-    channel: Channel
-    important_kind: ImportantKind | None = None
-    maker_unsure: bool = False
-    information_date: date
     content_version: int = Field(default=1, ge=1)
     content_digest: str = Field(pattern=r"^[0-9a-f]{64}$")
     screening: Screening = Screening()
 
 
 @REGISTRY.register_past
-class PostSubmittedV1(EventPayload):
+class PostSubmittedV1(_Submission):
     """A unit submitted a post for review: version 1, before content screening and versions."""
 
     event_type = "PostSubmitted"
     schema_version = 1
     aggregate_type = "post"
 
-    unit: str
-    column: str
-    title: str
-    body: str
-    attachments: tuple[Attachment, ...] = ()
-    origin: Origin
-    source: str | None = None
-    channel: Channel
-    important_kind: ImportantKind | None = None
-    maker_unsure: bool = False
-    information_date: date
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
