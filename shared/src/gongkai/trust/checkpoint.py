@@ -23,7 +23,6 @@ can pass for a checkpoint signature, nor the reverse.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from datetime import datetime
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from gongkai.trust.keys import ServiceKey, TrustedKey, TrustStore, raw_public
+from gongkai.trust.keys import ServiceKey, TrustedKey, TrustStore, b64, raw_public, unb64
 
 SIGNATURE_PREFIX = "\u2014 "  # an em dash and a space
 ALG_ED25519 = 0x01
@@ -60,17 +59,6 @@ def verifier_key(name: str, public: bytes) -> str:
     return f"{name}+{key_hash(name, public).hex()}+" + base64.b64encode(
         bytes([ALG_ED25519]) + public
     ).decode()
-
-
-def b64(b: bytes) -> str:
-    return base64.b64encode(b).decode()
-
-
-def unb64(s: str, what: str) -> bytes:
-    try:
-        return base64.b64decode(s, validate=True)
-    except (binascii.Error, ValueError):
-        raise NoteError(f"{what} is not base64") from None
 
 
 def digest_b64(data: bytes) -> str:
@@ -110,7 +98,7 @@ class Checkpoint:
         origin, size, root, *ext = lines
         if not size.isdigit() or (size != "0" and size.startswith("0")):
             raise NoteError(f"tree size {size[:30]!r} is not a decimal number")
-        h = unb64(root, "root hash")
+        h = unb64(root, "root hash", NoteError)
         if len(h) != 32:
             raise NoteError("a root hash has 32 bytes")
         return cls(origin, int(size), h, tuple(ext))
@@ -179,7 +167,7 @@ def split_note(note: str) -> tuple[str, list[tuple[str, bytes, bytes]]]:
         if not line.startswith(SIGNATURE_PREFIX):
             raise NoteError("a signature line starts with an em dash and a space")
         name, _, blob = line[len(SIGNATURE_PREFIX) :].partition(" ")
-        raw = unb64(blob, "signature")
+        raw = unb64(blob, "signature", NoteError)
         if not name or len(raw) < 5:
             raise NoteError("a signature line names a key and carries a key hash and signature")
         out.append((name, raw[:4], raw[4:]))

@@ -164,19 +164,21 @@ def key_id_of(public: bytes) -> str:
     return hashlib.sha256(public).hexdigest()[:16]
 
 
-def _b64(b: bytes) -> str:
+class KeyFileError(Exception):
+    """A key or trust file that is missing, unreadable or malformed."""
+
+
+def b64(b: bytes) -> str:
     return base64.b64encode(b).decode()
 
 
-def _unb64(s: str, what: str) -> bytes:
+def unb64(s: str, what: str, error: type[Exception] = KeyFileError) -> bytes:
+    """The bytes of ``s``, strictly decoded; else ``error`` saying ``what`` is not base64 (the
+    caller's own error type, so a bad note and a bad key file are told apart)."""
     try:
         return base64.b64decode(s, validate=True)
     except (binascii.Error, ValueError):
-        raise KeyFileError(f"{what} is not base64") from None
-
-
-class KeyFileError(Exception):
-    """A key or trust file that is missing, unreadable or malformed."""
+        raise error(f"{what} is not base64") from None
 
 
 def _read_key_file(path: Path) -> str:
@@ -215,7 +217,7 @@ class ServiceKey:
     def from_json(cls, text: str, where: str = "key") -> ServiceKey:
         try:
             raw = json.loads(text)
-            service, seed = raw["service"], _unb64(raw["seed"], f"{where}: seed")
+            service, seed = raw["service"], unb64(raw["seed"], f"{where}: seed")
         except (ValueError, KeyError, TypeError):
             raise KeyFileError(f"{where}: not a gongkai key file") from None
         if len(seed) != 32:
@@ -231,7 +233,7 @@ class ServiceKey:
         from cryptography.hazmat.primitives.serialization import NoEncryption, PrivateFormat
 
         seed = self.private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
-        return json.dumps({"service": self.service, "key_id": self.key_id, "seed": _b64(seed)})
+        return json.dumps({"service": self.service, "key_id": self.key_id, "seed": b64(seed)})
 
     @property
     def public(self) -> bytes:
@@ -242,7 +244,7 @@ class ServiceKey:
 
     def sign_event(self, subject: str, data: bytes) -> dict[str, str]:
         """The two signature headers of one event."""
-        return {HDR_KEY: self.key_id, HDR_SIG: _b64(self.sign(signed_message(subject, data)))}
+        return {HDR_KEY: self.key_id, HDR_SIG: b64(self.sign(signed_message(subject, data)))}
 
     def sign_events(self, items: Sequence[tuple[str, bytes]]) -> list[dict[str, str]]:
         """The signature headers of events appended together: one signature per batch.
@@ -260,13 +262,13 @@ class ServiceKey:
                 out.append(self.sign_event(*chunk[0]))
                 continue
             root, paths = batch_tree([event_leaf(s, d) for s, d in chunk])
-            sig = _b64(self.sign(batch_message(n, root)))
+            sig = b64(self.sign(batch_message(n, root)))
             out.extend(
                 {
                     HDR_KEY: self.key_id,
                     HDR_SIG: sig,
                     HDR_BATCH: f"{i}/{n}",
-                    HDR_PATH: _b64(b"".join(path)),
+                    HDR_PATH: b64(b"".join(path)),
                 }
                 for i, path in enumerate(paths)
             )
@@ -285,7 +287,7 @@ class TrustedKey:
         return {
             "key_id": self.key_id,
             "service": self.service,
-            "public_key": _b64(raw_public(self.public)),
+            "public_key": b64(raw_public(self.public)),
             "retired_after": self.retired_after.isoformat() if self.retired_after else None,
         }
 
@@ -320,7 +322,7 @@ class TrustStore:
             entries = raw["keys"]
             keys = []
             for e in entries:
-                public = _unb64(e["public_key"], f"{where}: public_key")
+                public = unb64(e["public_key"], f"{where}: public_key")
                 if len(public) != 32:
                     raise KeyFileError(f"{where}: an Ed25519 public key has 32 bytes")
                 retired = e.get("retired_after")

@@ -15,7 +15,7 @@ hashes (RFC 9162 §2.1.3.1, §2.1.4.1) and verified as §2.1.3.2 and §2.1.4.2 d
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 HASH_SIZE = 32
 _sha256 = hashlib.sha256
@@ -169,29 +169,34 @@ def consistency_proof(leaves: Sequence[bytes], old: int, new: int | None = None)
     return proof
 
 
+def _path(fn: int, sn: int, proof: Sequence[bytes]) -> Iterator[tuple[bytes, bool]]:
+    """Each hash of ``proof`` with whether it is the left sibling on the way up from node
+    ``fn`` of a tree whose last node is ``sn`` (RFC 9162's walk, shared by the inclusion and the
+    consistency check); ProofError when the proof and the path differ in length."""
+    for p in proof:
+        if sn == 0:
+            raise ProofError("the proof is longer than the path")
+        left = bool(fn & 1) or fn == sn
+        if left and not fn & 1:
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        yield p, left
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise ProofError("the proof is shorter than the path")
+
+
 def root_from_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes]) -> bytes:
     """The root an inclusion proof leads to (RFC 9162 §2.1.3.2), or ProofError."""
     if not 0 <= index < size:
         raise ProofError(f"leaf index {index} is outside a tree of size {size}")
     if len(leaf) != HASH_SIZE or any(len(p) != HASH_SIZE for p in proof):
         raise ProofError("a hash has 32 bytes")
-    fn, sn = index, size - 1
     r = leaf
-    for p in proof:
-        if sn == 0:
-            raise ProofError("the proof is longer than the path")
-        if fn & 1 or fn == sn:
-            r = node_hash(p, r)
-            if not fn & 1:
-                while not fn & 1 and fn != 0:
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            r = node_hash(r, p)
-        fn >>= 1
-        sn >>= 1
-    if sn != 0:
-        raise ProofError("the proof is shorter than the path")
+    for p, left in _path(index, size - 1, proof):
+        r = node_hash(p, r) if left else node_hash(r, p)
     return r
 
 
@@ -229,22 +234,12 @@ def verify_consistency(
         fn >>= 1
         sn >>= 1
     fr = sr = path[0]
-    for c in path[1:]:
-        if sn == 0:
-            raise ProofError("the proof is longer than the path")
-        if fn & 1 or fn == sn:
+    for c, left in _path(fn, sn, path[1:]):
+        if left:
             fr = node_hash(c, fr)
             sr = node_hash(c, sr)
-            if not fn & 1:
-                while not fn & 1 and fn != 0:
-                    fn >>= 1
-                    sn >>= 1
         else:
             sr = node_hash(sr, c)
-        fn >>= 1
-        sn >>= 1
-    if sn != 0:
-        raise ProofError("the proof is shorter than the path")
     if fr != old_root:
         raise ProofError("the proof does not lead to the old root")
     if sr != new_root:
