@@ -226,6 +226,11 @@ def prepare(engine: Engine, service: str, mode: Mode) -> None:
         raise DatabaseNotReady(f"{where} could not be upgraded: {_reason(exc)}") from None
 
 
+def unchanged() -> None:
+    """The upgrade and the downgrade of a revision kept for its id alone (what it made moved
+    to a service's own branch): a database that reached it is known, and nothing changes."""
+
+
 def create_table(name: str, *columns: sa.Column[object], indexes: tuple[str, ...] = ()) -> None:
     """In a revision script: create a table and its one-column indexes unless it exists.
 

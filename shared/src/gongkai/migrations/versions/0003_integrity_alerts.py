@@ -10,15 +10,11 @@ code; what it made is accountability's to make now.
 
 from __future__ import annotations
 
+from gongkai.migrations import unchanged
+
 revision = "0003"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
 
-
-def upgrade() -> None:
-    pass
-
-
-def downgrade() -> None:
-    pass
+upgrade = downgrade = unchanged

@@ -10,15 +10,11 @@ to this code; what it made is review's to make now.
 
 from __future__ import annotations
 
+from gongkai.migrations import unchanged
+
 revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
 
-
-def upgrade() -> None:
-    pass
-
-
-def downgrade() -> None:
-    pass
+upgrade = downgrade = unchanged
