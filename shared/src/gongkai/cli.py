@@ -14,7 +14,7 @@ import json
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from gongkai import subjects
 from gongkai.calendar import cli as calendar_cli
@@ -23,9 +23,11 @@ from gongkai.trust import cli as keys_cli
 from gongkai.trust import credentials, matrix
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     from gongkai.eventlog import EventLog
+
+T = TypeVar("T")
 
 
 class LazyCommand:
@@ -208,25 +210,41 @@ async def _tail(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _init_streams(args: argparse.Namespace) -> int:
-    from gongkai.eventlog import StreamSettings
-    from gongkai.logtypes import EventLogError
-
-    # Only admin may create or change streams (gongkai.trust.matrix).
-    connected = await _tool_log(args, "init-streams")
+async def _on_tool_log(
+    args: argparse.Namespace,
+    command: str,
+    work: Callable[[EventLog], Awaitable[T]],
+    errors: tuple[type[Exception], ...],
+) -> tuple[T, str] | None:
+    """``work``'s result on the tool's log (closed after) and the log's URL; None once the
+    reason is printed: no connection, or ``work`` failed with one of ``errors``."""
+    connected = await _tool_log(args, command)
     if connected is None:
-        return 1
+        return None
     evlog, url = connected
     try:
-        await evlog.ensure_stream(
-            StreamSettings(replicas=args.replicas or Settings.from_env().stream_replicas)
-        )
-    except (EventLogError, Exception) as exc:  # noqa: BLE001
-        print(f"gongkai events init-streams: {exc}", file=sys.stderr)
-        return 1
+        return await work(evlog), url
+    except errors as exc:
+        print(f"gongkai events {command}: {exc}", file=sys.stderr)
+        return None
     finally:
         await evlog.close()
-    print(f"streams {subjects.STREAM} and {subjects.DLQ_STREAM} are ready at {url}")
+
+
+async def _init_streams(args: argparse.Namespace) -> int:
+    from gongkai.eventlog import StreamSettings
+
+    def settings() -> StreamSettings:
+        return StreamSettings(replicas=args.replicas or Settings.from_env().stream_replicas)
+
+    # Only admin may create or change streams (gongkai.trust.matrix). Any failure is the
+    # tool's message, not a traceback.
+    done = await _on_tool_log(
+        args, "init-streams", lambda evlog: evlog.ensure_stream(settings()), (Exception,)
+    )
+    if done is None:
+        return 1
+    print(f"streams {subjects.STREAM} and {subjects.DLQ_STREAM} are ready at {done[1]}")
     return 0
 
 
@@ -234,18 +252,15 @@ async def _export(args: argparse.Namespace, out: IO[str]) -> int:
     from gongkai import backup
     from gongkai.logtypes import EventLogError
 
-    connected = await _tool_log(args, "export")
-    if connected is None:
+    done = await _on_tool_log(
+        args,
+        "export",
+        lambda evlog: backup.export_log(evlog, out, backup.printer(sys.stderr, "exported")),
+        (OSError, EventLogError),
+    )
+    if done is None:
         return 1
-    evlog, _ = connected
-    try:
-        n = await backup.export_log(evlog, out, backup.printer(sys.stderr, "exported"))
-    except (OSError, EventLogError) as exc:
-        print(f"gongkai events export: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        await evlog.close()
-    print(f"gongkai events export: {n:,} events written to {args.out}", file=sys.stderr)
+    print(f"gongkai events export: {done[0]:,} events written to {args.out}", file=sys.stderr)
     return 0
 
 
@@ -259,17 +274,15 @@ async def _import(args: argparse.Namespace) -> int:
     except backup.ExportFileError as exc:
         print(f"gongkai events import: {exc}", file=sys.stderr)
         return 2
-    connected = await _tool_log(args, "import")
-    if connected is None:
+    done = await _on_tool_log(
+        args,
+        "import",
+        lambda evlog: backup.import_log(evlog, path, backup.printer(sys.stderr, "imported")),
+        (backup.ExportFileError, EventLogError),
+    )
+    if done is None:
         return 1
-    evlog, url = connected
-    try:
-        n = await backup.import_log(evlog, path, backup.printer(sys.stderr, "imported"))
-    except (backup.ExportFileError, EventLogError) as exc:
-        print(f"gongkai events import: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        await evlog.close()
+    n, url = done
     print(f"gongkai events import: {n:,} events stored at {url}; "
           "check them with gongkai audit verify", file=sys.stderr)
     return 0
