@@ -42,6 +42,24 @@ ROLES: Mapping[str, str] = {
     "office": N_("县政府办"),
     "system": N_("系统"),
 }
+#: How a review chain ended (ReviewConcluded's outcome).
+REVIEW_OUTCOMES: Mapping[str, str] = {
+    "approved": N_("审核通过"),
+    "rejected": N_("审核退回"),
+    "voided": N_("审核作废"),
+}
+#: Attachment 1's headings of the opinion each stage of review signs.
+REVIEW_STAGE_TITLES: Mapping[str, str] = {
+    "staff": N_("工作机构或者人员审查意见"),
+    "secrecy": N_("保密审查意见"),
+    "leader": N_("主要领导意见"),
+}
+#: The items Attachment 1 requires the confidentiality review form for.
+IMPORTANT_KINDS: Mapping[str, str] = {
+    "normative_document": N_("规范性文件"),
+    "announcement": N_("公告"),
+    "major_decision": N_("重大决策"),
+}
 #: Each step of a chain of custody.
 STEPS: Mapping[str, str] = {
     "submitted": N_("制作提交"),
@@ -50,9 +68,7 @@ STEPS: Mapping[str, str] = {
     "signed:staff": N_("审核意见"),
     "signed:secrecy": N_("保密审查"),
     "signed:leader": N_("主要负责人签发"),
-    "review:approved": N_("审核通过"),
-    "review:rejected": N_("审核退回"),
-    "review:voided": N_("审核作废"),
+    **{f"review:{code}": name for code, name in REVIEW_OUTCOMES.items()},
     "published": N_("公开发布"),
     "removed": N_("撤下"),
     "finding": N_("纠错"),
@@ -64,6 +80,39 @@ CASE_STATUS: Mapping[str, str] = {
     "open": N_("待督办"),
     "issued": N_("已督办"),
     "closed": N_("已办结"),
+}
+
+#: 纠错: what a finding says is wrong with published information.
+FINDING_KINDS: Mapping[str, str] = {
+    "incomplete": N_("内容不完整"),
+    "inaccurate": N_("内容不准确"),
+    "false": N_("内容虚假"),
+    "wrong_statistics": N_("统计数据错误"),
+    "typo": N_("错别字"),
+    "privacy_leak": N_("泄露个人隐私"),
+    "dead_link": N_("链接失效"),
+}
+FINDING_STATUS: Mapping[str, str] = {
+    "reported": N_("已报告"),
+    "confirmed": N_("已认定"),
+    "resolved": N_("已整改"),
+}
+#: How a finding was put right without being confirmed.
+FINDING_HOW: Mapping[str, str] = {"revised": N_("稿件已修改"), "removed": N_("已撤下")}
+#: How a 督办 case ended (SupervisionClosed's outcome).
+SUPERVISION_OUTCOMES: Mapping[str, str] = {
+    "before_notice": N_("督办通知前已更新"),
+    "within_deadline": N_("期限内整改"),
+    "after_deadline": N_("逾期整改"),
+}
+#: The trust checks an event can fail (an integrity alert's ``check``).
+INTEGRITY_CHECKS: Mapping[str, str] = {
+    "unsigned": N_("未签名"),
+    "unknown_key": N_("未知密钥"),
+    "wrong_service": N_("服务不符"),
+    "bad_signature": N_("签名无效"),
+    "retired_key": N_("密钥已停用"),
+    "authority": N_("越权"),
 }
 
 

@@ -13,6 +13,7 @@ from datetime import date
 
 from gongkai.calendar import local_date
 from gongkai.events.contracts.review import Signature
+from gongkai.vocabulary import IMPORTANT_KINDS
 from gongkai_review.domain.chain import (
     Chain,
     ReviewState,
@@ -22,11 +23,8 @@ from gongkai_review.domain.chain import (
 
 ORIGINS = (("produced", "本机关、单位制发"), ("reprinted", "转载"))
 CHANNELS = (("website", "网站公开"), ("on_request", "依申请公开"), ("other", "其他"))
-KINDS = {
-    "normative_document": "规范性文件",
-    "announcement": "公告",
-    "major_decision": "重大决策",
-}
+#: Attachment 1's words for the important kinds, as every page and report names them.
+KINDS = IMPORTANT_KINDS
 
 
 @dataclass(frozen=True)

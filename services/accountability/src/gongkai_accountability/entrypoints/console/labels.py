@@ -12,51 +12,26 @@ from gongkai.vocabulary import (
     CASE_STATUS,
     COLUMN_STATES,
     DECISIONS,
+    FINDING_HOW,
+    FINDING_KINDS,
+    FINDING_STATUS,
+    INTEGRITY_CHECKS,
     N_,
     ROLES,
     SEVERITIES,
     STEPS,
+    SUPERVISION_OUTCOMES,
     VIOLATION_KINDS,
 )
 
-# The codes every command and page names alike live in gongkai.vocabulary; the console
-# translates those same Chinese names through its catalogue.
+# The codes every command and page names alike live in gongkai.vocabulary (the short names
+# are the ones the console's routes use); the console translates those same Chinese names
+# through its catalogue. Only LEVELS, the overview's own notion, is the console's.
 KINDS = VIOLATION_KINDS
+OUTCOMES = SUPERVISION_OUTCOMES
+CHECKS = INTEGRITY_CHECKS
 LEVELS: Mapping[str, str] = {"ok": N_("正常"), "warn": N_("预警"), "veto": N_("已达否决线")}
 
-
-#: 纠错: what a finding says is wrong with published information.
-FINDING_KINDS: Mapping[str, str] = {
-    "incomplete": N_("内容不完整"),
-    "inaccurate": N_("内容不准确"),
-    "false": N_("内容虚假"),
-    "wrong_statistics": N_("统计数据错误"),
-    "typo": N_("错别字"),
-    "privacy_leak": N_("泄露个人隐私"),
-    "dead_link": N_("链接失效"),
-}
-FINDING_STATUS: Mapping[str, str] = {
-    "reported": N_("已报告"),
-    "confirmed": N_("已认定"),
-    "resolved": N_("已整改"),
-}
-#: How a finding was put right without being confirmed.
-FINDING_HOW: Mapping[str, str] = {"revised": N_("稿件已修改"), "removed": N_("已撤下")}
-#: How a 督办 case ended (domain.supervision.supervision_outcome).
-OUTCOMES: Mapping[str, str] = {
-    "before_notice": N_("督办通知前已更新"),
-    "within_deadline": N_("期限内整改"),
-    "after_deadline": N_("逾期整改"),
-}
-#: The trust checks an event can fail (an integrity alert's ``check``).
-CHECKS: Mapping[str, str] = {
-    "unsigned": N_("未签名"),
-    "unknown_key": N_("未知密钥"),
-    "wrong_service": N_("服务不符"),
-    "bad_signature": N_("签名无效"),
-    "retired_key": N_("密钥已停用"),
-    "authority": N_("越权"),
-}
 
 #: The tables a page names codes with, by the name the templates call them by.
 NAMES: Mapping[str, Mapping[str, str]] = {

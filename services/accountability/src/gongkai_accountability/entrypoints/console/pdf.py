@@ -26,14 +26,18 @@ from fpdf import FPDF
 from fpdf.enums import Align, TableCellFillMode, VAlign, WrapMode
 from fpdf.fonts import FontFace
 
-from gongkai.vocabulary import COLUMN_STATES
+from gongkai.vocabulary import (
+    COLUMN_STATES,
+    IMPORTANT_KINDS,
+    REVIEW_OUTCOMES,
+    REVIEW_STAGE_TITLES,
+)
 from gongkai_accountability.entrypoints.console import labels
 from gongkai_accountability.entrypoints.console.forms import (
     Attachment1,
     Attachment2,
 )
 from gongkai_accountability.entrypoints.console.i18n import beijing
-from gongkai_accountability.entrypoints.console.labels import N_
 
 #: Debian's fonts-noto-cjk: Noto Sans CJK in one collection; face 2 is the Simplified Chinese.
 DEBIAN_FONT = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
@@ -44,19 +48,6 @@ HEAD = FontFace(emphasis="", fill_color=(232, 232, 232))
 #: Cell padding (mm) on every side: nothing touches a border.
 PAD = 1.8
 TICK, BOX = "√", "□"
-
-STAGE_TITLES = {
-    "staff": N_("工作机构或者人员审查意见"),
-    "secrecy": N_("保密审查意见"),
-    "leader": N_("主要领导意见"),
-}
-STATE_NAMES = COLUMN_STATES
-IMPORTANT_KINDS = {
-    "normative_document": N_("规范性文件"),
-    "announcement": N_("公告"),
-    "major_decision": N_("重大决策"),
-}
-OUTCOMES = {"approved": N_("审核通过"), "rejected": N_("审核退回"), "voided": N_("审核作废")}
 
 
 class FontMissing(RuntimeError):
@@ -229,7 +220,8 @@ def attachment1_pdf(form: Attachment1, words: Words, as_of: str) -> bytes:
         head = t.row()
         for text in (
             _("序号"), _("部门"), _("信息标题"), _("信息来源"), _("公开方式"),
-            labels.label(STAGE_TITLES, "staff", _), labels.label(STAGE_TITLES, "leader", _),
+            labels.label(REVIEW_STAGE_TITLES, "staff", _),
+            labels.label(REVIEW_STAGE_TITLES, "leader", _),
             _("承办人（签字）"),
         ):
             head.cell(text, align=Align.C)
@@ -255,7 +247,8 @@ def attachment1_pdf(form: Attachment1, words: Words, as_of: str) -> bytes:
         secrecy = _("需经保密审查，尚未签署。")
     else:
         secrecy = _("无需保密审查：内容筛查未发现疑点，承办人未申请。")
-    outcome = _(OUTCOMES[form.outcome]) if form.outcome in OUTCOMES else _("审核进行中")
+    concluded = REVIEW_OUTCOMES.get(form.outcome or "")
+    outcome = _(concluded) if concluded is not None else _("审核进行中")
     record = [
         (_("保密审查（保密机构）"), secrecy),
         (
@@ -353,7 +346,7 @@ def attachment2_pdf(table: Attachment2, words: Words) -> bytes:
                 else:
                     row.cell("—", align=Align.C)
                 row.cell(r.due_date or "—", align=Align.C)
-                row.cell(labels.label(STATE_NAMES, r.state, _), align=Align.C)
+                row.cell(labels.label(COLUMN_STATES, r.state, _), align=Align.C)
 
     pdf.notes(_("说明："), [
         _("1、地区（行业）介绍、机构设置和职能等最新信息不具时效性的，可将最新一条信息的日期修改为当前日期。"),
