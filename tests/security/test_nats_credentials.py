@@ -225,7 +225,7 @@ async def test_a_forgery_with_a_services_credentials_is_an_alert_not_an_approval
     acc = next(s for s in host.services if s.name == "accountability")
     model = acc.model  # type: ignore[attr-defined]
     await wait_until(lambda: model.get("alert", str(ack.seq)) is not None, 15, "an alert")
-    assert model.get("alert", str(ack.seq))["check"] == "unknown_key"
+    assert model.get("alert", str(ack.seq)).check == "unknown_key"
     assert model.get("post", "P-forged") is None
 
 

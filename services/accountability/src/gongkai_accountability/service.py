@@ -55,6 +55,7 @@ from gongkai_accountability.adapters.trail import Links, post_rows
 from gongkai_accountability.domain.decide import ACCOUNTABILITY, Policy, decide
 from gongkai_accountability.domain.report import score_points, unit_reports
 from gongkai_accountability.domain.rows import MemoryRows, Row, Rows
+from gongkai_accountability.domain.tables import ALERT, POST
 
 
 def _short(value: Any, n: int) -> str | None:
@@ -196,13 +197,13 @@ class AccountabilityService(Service):
         """A post's row: as the read model holds it now, or as of the end of ``day``
         (Shanghai) read by subject (``adapters.trail``), the read model naming the other
         aggregates it is made of; never a fold of the whole log."""
-        live = await asyncio.to_thread(self.model.get, "post", post_id)
+        live = await asyncio.to_thread(self.model.get, POST, post_id)
         if live is None or day is None or day >= local_date(self.ctx.clock.now()):
             return live
         sub = next((s for s in self.subscriptions if s.projection is self.projection), None)
         links = Links.of(live, sub.position if sub is not None else 0)
         rows = await post_rows(self.evlog, post_id, links, until=day)
-        return rows.get("post", post_id)
+        return rows.get(POST, post_id)
 
     async def verify(self) -> VerifyResult:
         """What ``gongkai audit verify`` reports, for the log as it is now: the Merkle tree
@@ -387,9 +388,9 @@ class AccountabilityService(Service):
         they claim by itself, on every path.
         """
         return sorted(
-            int(a["sequence"])
-            for a in self.model.list("alert")
-            if first <= int(a["sequence"]) <= last and a.get("check") != "authority"
+            a.sequence
+            for a in self.model.list(ALERT)
+            if first <= a.sequence <= last and a.check != "authority"
         )
 
     async def checkpoint(self, *, force: bool = False) -> int:

@@ -37,7 +37,7 @@ from gongkai.access import masked_event
 from gongkai.calendar import local_date
 from gongkai.events import Envelope
 from gongkai_accountability.domain.fold import HISTORY, RELEVANT, actor_of, as_of_day, evolve
-from gongkai_accountability.domain.rows import MemoryRows, Row
+from gongkai_accountability.domain.rows import MemoryRows, R, Row, Table
 
 #: The tables kept for every day.
 KEPT = ("unit", "column", "case", "finding", "violation", "alert")
@@ -50,7 +50,10 @@ POSTS_ONLY = frozenset(
 READ = frozenset(RELEVANT - POSTS_ONLY)
 
 
-def _copy(row: Row) -> Row:
+def _copy(row: Any) -> Any:
+    # A typed row (``domain.tables``) is immutable: kept as it is.
+    if not isinstance(row, dict):
+        return row
     out: Row = orjson.loads(orjson.dumps(row))
     return out
 
@@ -128,28 +131,28 @@ class _Pass:
     their days; posts and obligations are not kept."""
 
     def __init__(self) -> None:
-        self.tables: dict[str, dict[str, Row]] = {t: {} for t in KEPT}
+        self.tables: dict[str, dict[str, Any]] = {t: {} for t in KEPT}
         self.pubs = Publications()
         self.day = date.min
 
-    def get(self, table: str, key: str) -> Row | None:
+    def get(self, table: Table[R], key: str) -> R | None:
         if table == "publication":
             p = self.pubs.by_id.get(key)
-            return p.row() if p is not None else None
+            return p.row() if p is not None else None  # type: ignore[return-value]
         found = self.tables.get(table, {}).get(key)
-        return _copy(found) if found is not None else None
+        return _copy(found) if found is not None else None  # type: ignore[no-any-return]
 
-    def put(self, table: str, key: str, row: Row) -> None:
+    def put(self, table: Table[R], key: str, row: R) -> None:
         if table == "publication":
-            self.pubs.put(row, self.day)
+            self.pubs.put(row, self.day)  # type: ignore[arg-type]
         elif table in self.tables:
             self.tables[table][key] = row
 
-    def delete(self, table: str, key: str) -> None:
+    def delete(self, table: Table[Any], key: str) -> None:
         if table in self.tables:
             self.tables[table].pop(key, None)
 
-    def scan(self, table: str) -> Iterator[tuple[str, Row]]:
+    def scan(self, table: Table[R]) -> Iterator[tuple[str, R]]:
         yield from sorted(self.tables.get(table, {}).items())
 
 
@@ -159,31 +162,31 @@ class DayRows:
     def __init__(
         self,
         day: date,
-        tables: dict[str, dict[str, Row]],
+        tables: dict[str, dict[str, Any]],
         pubs: Publications,
     ) -> None:
         self.day = day
         self.tables = tables
         self.pubs = pubs
 
-    def get(self, table: str, key: str) -> Row | None:
+    def get(self, table: Table[R], key: str) -> R | None:
         if table == "publication":
             p = self.pubs.by_id.get(key)
-            return p.row(self.day) if p is not None and p.known <= self.day else None
+            return p.row(self.day) if p is not None and p.known <= self.day else None  # type: ignore[return-value]
         return self.tables.get(table, {}).get(key)
 
-    def put(self, table: str, key: str, row: Row) -> None:
+    def put(self, table: Table[R], key: str, row: R) -> None:
         raise TypeError("a day's rows are read only")
 
-    def delete(self, table: str, key: str) -> None:
+    def delete(self, table: Table[Any], key: str) -> None:
         raise TypeError("a day's rows are read only")
 
-    def scan(self, table: str) -> Iterator[tuple[str, Row]]:
+    def scan(self, table: Table[R]) -> Iterator[tuple[str, R]]:
         if table == "publication":
             for pid in sorted(self.pubs.by_id):
                 p = self.pubs.by_id[pid]
                 if p.known <= self.day:
-                    yield pid, p.row(self.day)
+                    yield pid, p.row(self.day)  # type: ignore[misc]
             return
         yield from sorted(self.tables.get(table, {}).items())
 
@@ -199,7 +202,7 @@ class Days:
         self._fold = _Pass()
         #: Days at whose end the tables were kept, ascending, and what was kept.
         self._days: list[date] = []
-        self._kept: dict[date, dict[str, dict[str, Row]]] = {}
+        self._kept: dict[date, dict[str, dict[str, Any]]] = {}
         #: The day of the events being folded: everything before it is kept.
         self.current = date.min
         #: From this day on (up to ``current``) the kept days missed an event: not answered.
@@ -270,7 +273,7 @@ class Days:
         self._lay_history(base, day)
         return DayRows(day, base, self._fold.pubs)
 
-    def _lay_history(self, tables: dict[str, dict[str, Row]], day: date) -> None:
+    def _lay_history(self, tables: dict[str, dict[str, Any]], day: date) -> None:
         units = tables["unit"]
         for code, first in self._history_from.items():
             if first > day.isoformat():

@@ -8,6 +8,7 @@ every row in one transaction with the checkpoint.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import orjson
 from sqlalchemy import Column, Connection, Engine, MetaData, String, Table, Text, delete, select
@@ -24,7 +25,9 @@ from gongkai.projection import (
     row_statements,
 )
 from gongkai_accountability.domain.fold import RELEVANT, evolve
-from gongkai_accountability.domain.rows import TABLES, MemoryRows, Row
+from gongkai_accountability.domain.rows import MemoryRows, R, Row
+from gongkai_accountability.domain.rows import Table as RowTable
+from gongkai_accountability.domain.tables import ALL, BY_NAME
 
 
 def _tag(table: str, row: Row) -> str:
@@ -60,7 +63,7 @@ class AccountabilityProjection(Projection):
         super().__init__()
 
     def define(self, metadata: MetaData) -> None:
-        for t in TABLES:
+        for t in ALL:
             self.tables_by_name[t] = Table(
                 f"acc_{t}",
                 metadata,
@@ -94,10 +97,9 @@ class AccountabilityProjection(Projection):
                 # The table name is one of ours, not input.
                 cols = f"{table.name} (key, unit, tag, data)"
                 sql = f"INSERT INTO {cols} VALUES ({mark}, {mark}, {mark}, {mark})"  # noqa: S608
-                batch = [
-                    (k, r.get("unit") or "", _tag(name, r), _encode(r))
-                    for k, r in rows.tables[name].items()
-                ]
+                encode = BY_NAME[name].encode_row
+                bodies = ((k, encode(r)) for k, r in rows.tables[name].items())
+                batch = [(k, b.get("unit") or "", _tag(name, b), _encode(b)) for k, b in bodies]
                 for i in range(0, len(batch), 20000):
                     conn.exec_driver_sql(sql, batch[i : i + 20000])
             conn.execute(
@@ -122,31 +124,35 @@ class SqlRows:
         self,
         conn: Connection,
         tables: dict[str, Table],
-        cache: dict[tuple[str, str], Row | None] | None = None,
+        cache: dict[tuple[str, str], Any] | None = None,
     ) -> None:
         self.conn = conn
         self.tables = tables
-        #: (table, key) -> the row as the transaction has it (None: no row).
+        #: (table, key) -> the row (of the table's type) as the transaction has it (None: no
+        #: row).
         self.cache = cache if cache is not None else {}
         #: The rows put or deleted since the last ``flush``.
         self._pending: dict[tuple[str, str], None] = {}
 
-    def get(self, table: str, key: str) -> Row | None:
-        ck = (table, key)
+    def get(self, table: RowTable[R], key: str) -> R | None:
+        ck: tuple[str, str] = (table, key)
         try:
-            return self.cache[ck]
+            found: R | None = self.cache[ck]
+            return found
         except KeyError:
             data = fetch_value(driver_cursor(self.conn), self._sql(table).get, (key,))
-            row = self.cache[ck] = _decode(data) if data is not None else None
+            row = self.cache[ck] = (
+                BY_NAME[table].decode_row(_decode(data)) if data is not None else None
+            )
             return row
 
-    def put(self, table: str, key: str, row: Row) -> None:
-        ck = (table, key)
+    def put(self, table: RowTable[R], key: str, row: R) -> None:
+        ck: tuple[str, str] = (table, key)
         self.cache[ck] = row
         self._pending[ck] = None
 
-    def delete(self, table: str, key: str) -> None:
-        ck = (table, key)
+    def delete(self, table: RowTable[Any], key: str) -> None:
+        ck: tuple[str, str] = (table, key)
         self.cache[ck] = None
         self._pending[ck] = None
 
@@ -161,8 +167,9 @@ class SqlRows:
             if row is None:
                 deletes.setdefault(table, []).append((key,))
             else:
+                body = BY_NAME[table].encode_row(row)
                 puts.setdefault(table, []).append(
-                    (key, row.get("unit") or "", _tag(table, row), _encode(row))
+                    (key, body.get("unit") or "", _tag(table, body), _encode(body))
                 )
         self._pending = {}
         cur = driver_cursor(self.conn)
@@ -174,11 +181,12 @@ class SqlRows:
     def _sql(self, table: str) -> RowStatements:
         return row_statements(self.tables[table], "data", self.conn.dialect.paramstyle)
 
-    def scan(self, table: str) -> Iterator[tuple[str, Row]]:
+    def scan(self, table: RowTable[R]) -> Iterator[tuple[str, R]]:
         self.flush()  # what was kept back is part of what a scan reads
         t = self.tables[table]
+        decode = BY_NAME[table].decode_row
         for key, data in self.conn.execute(select(t.c.key, t.c.data).order_by(t.c.key)):
-            yield key, _decode(data)
+            yield key, decode(_decode(data))
 
 
 class ReadModel:
@@ -188,19 +196,20 @@ class ReadModel:
         self.engine = engine
         self.p = projection
 
-    def get(self, table: str, key: str) -> Row | None:
+    def get(self, table: RowTable[R], key: str) -> R | None:
         with self.engine.connect() as conn:
             return SqlRows(conn, self.p.tables_by_name).get(table, key)
 
-    def list(self, table: str, unit: str | None = None, tag: str | None = None) -> list[Row]:
+    def list(self, table: RowTable[R], unit: str | None = None, tag: str | None = None) -> list[R]:
         t = self.p.tables_by_name[table]
         q = select(t.c.data).order_by(t.c.key)
         if unit:
             q = q.where(t.c.unit == unit)
         if tag:
             q = q.where(t.c.tag == tag)
+        decode = BY_NAME[table].decode_row
         with self.engine.connect() as conn:
-            return [_decode(d) for d in conn.execute(q).scalars()]
+            return [decode(_decode(d)) for d in conn.execute(q).scalars()]
 
     def snapshot(self) -> MemoryRows:
         """The tables ``decide`` reads, copied out of SQL in one transaction."""
@@ -208,6 +217,7 @@ class ReadModel:
         with self.engine.connect() as conn:
             for name in ("todo", "case", "violation", "unit"):
                 t = self.p.tables_by_name[name]
+                decode = BY_NAME[name].decode_row
                 for key, data in conn.execute(select(t.c.key, t.c.data)):
-                    mem.tables[name][key] = _decode(data)
+                    mem.tables[name][key] = decode(_decode(data))
         return mem

@@ -29,6 +29,7 @@ from gongkai.events import EventDecodeError
 from gongkai.logtypes import RecordedEvent
 from gongkai_accountability.domain.fold import as_of_day, evolve
 from gongkai_accountability.domain.rows import MemoryRows, Row
+from gongkai_accountability.domain.tables import POST
 
 #: The directory's events: who held which role when (the fold re-checks every signature's
 #: authority against it). A few per person, read by type.
@@ -117,7 +118,7 @@ def links_from_db(url: str, post_id: str) -> Links | None:
         position = ProjectionStore(engine, manage_schema=False).checkpoint(projection)
         if position == 0:
             return None
-        return Links.of(ReadModel(engine, projection).get("post", post_id), position)
+        return Links.of(ReadModel(engine, projection).get(POST, post_id), position)
     except SQLAlchemyError:
         return None
     finally:

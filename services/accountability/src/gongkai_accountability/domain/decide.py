@@ -26,6 +26,7 @@ from gongkai_accountability.domain.fold import held_in, short_id
 from gongkai_accountability.domain.pending import Pending
 from gongkai_accountability.domain.rows import Row, Rows
 from gongkai_accountability.domain.supervision import notice_due
+from gongkai_accountability.domain.tables import CASE, TODO, VIOLATION
 from gongkai_accountability.domain.violations import CaseFacts, stale_after_supervision
 
 ACCOUNTABILITY = Actor(person="accountability", role="system", unit="system")
@@ -113,8 +114,8 @@ def decide(
     rows: Rows, today: date, now: datetime, calendar: WorkingCalendar, policy: Policy
 ) -> list[Decided]:
     out: list[Decided] = []
-    rectified = {k: bool(v.get("rectified")) for k, v in rows.scan("violation")}
-    for command_id, row in rows.scan("todo"):
+    rectified = {k: bool(v.get("rectified")) for k, v in rows.scan(VIOLATION)}
+    for command_id, row in rows.scan(TODO):
         todo = Pending.of(command_id, row)
         if isinstance(todo.payload, ViolationRectified):
             if todo.aggregate_id not in rectified:
@@ -137,7 +138,7 @@ def decide(
                 expected=0 if once else None,
             )
         )
-    for case_id, case in rows.scan("case"):
+    for case_id, case in rows.scan(CASE):
         if case["status"] == "closed" or case.get("closing"):
             continue
         opened = date.fromisoformat(case["opened_on"])

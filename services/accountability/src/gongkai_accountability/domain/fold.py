@@ -26,8 +26,20 @@ from gongkai.subjects import event_subject
 from gongkai_accountability.domain.finding import resolved_by
 from gongkai_accountability.domain.pending import Pending
 from gongkai_accountability.domain.responsibility import Holders, Person, responsible
-from gongkai_accountability.domain.rows import Row, Rows
+from gongkai_accountability.domain.rows import R, Row, Rows, Table
 from gongkai_accountability.domain.supervision import case_closed
+from gongkai_accountability.domain.tables import (
+    ALERT,
+    CASE,
+    COLUMN,
+    FINDING,
+    POST,
+    PUBLICATION,
+    TODO,
+    UNIT,
+    VIOLATION,
+    Alert,
+)
 from gongkai_accountability.domain.violation import (
     rectified_by_refresh,
     rectified_by_removal,
@@ -92,7 +104,7 @@ def step(env: Envelope[Any], seq: int, what: str, **detail: Any) -> Row:
 
 
 def _unit(rows: Rows, code: str) -> Row:
-    return rows.get("unit", code) or {"code": code, "name": code, "roles": {}, "names": {}}
+    return rows.get(UNIT, code) or {"code": code, "name": code, "roles": {}, "names": {}}
 
 
 def holders(rows: Rows, unit: str, role: str) -> list[str]:
@@ -126,7 +138,7 @@ def holders_at(rows: Rows, unit: str, role: str, when: datetime) -> list[str]:
 def _oblige(rows: Rows, pending: Pending) -> None:
     # An obligation already discharged (its event is in the log before this point) is never
     # re-created: the ledger of done keys lives in the violation/case/finding rows.
-    rows.put("todo", pending.command_id, pending.row())
+    rows.put(TODO, pending.command_id, pending.row())
 
 
 def held_in(rows: Rows, unit: str) -> Holders:
@@ -141,7 +153,7 @@ def held_in(rows: Rows, unit: str) -> Holders:
 
 
 def _post_facts(rows: Rows, post_id: str | None) -> PostFacts | None:
-    post = rows.get("post", post_id) if post_id else None
+    post = rows.get(POST, post_id) if post_id else None
     return PostFacts.of(post) if post is not None else None
 
 
@@ -151,7 +163,7 @@ def _record(rows: Rows, verdict: Verdict | None) -> None:
         return
     command_id = verdict.command_id
     vid = short_id("V", command_id)
-    if rows.get("violation", vid) is not None or rows.get("todo", command_id) is not None:
+    if rows.get(VIOLATION, vid) is not None or rows.get(TODO, command_id) is not None:
         # The first fact that demands a violation words it: a later one (a second rule set
         # seeing the same late item) must not reword it depending on whether accountability
         # happened to decide in between.
@@ -172,19 +184,21 @@ class _Caused:
         self._rows = rows
         self._cause = [env.event_id, env.correlation_id]
 
-    def get(self, table: str, key: str) -> Row | None:
+    def get(self, table: Table[R], key: str) -> R | None:
         return self._rows.get(table, key)
 
-    def put(self, table: str, key: str, row: Row) -> None:
-        if table == "todo" and "cause" not in row:
-            before = self._rows.get(table, key)
-            row = {**row, "cause": before.get("cause", self._cause) if before else self._cause}
+    def put(self, table: Table[R], key: str, row: R) -> None:
+        if table == "todo" and isinstance(row, dict) and "cause" not in row:
+            before: Any = self._rows.get(table, key)
+            row = {  # type: ignore[assignment]
+                **row, "cause": before.get("cause", self._cause) if before else self._cause
+            }
         self._rows.put(table, key, row)
 
-    def delete(self, table: str, key: str) -> None:
+    def delete(self, table: Table[Any], key: str) -> None:
         self._rows.delete(table, key)
 
-    def scan(self, table: str) -> Iterator[tuple[str, Row]]:
+    def scan(self, table: Table[R]) -> Iterator[tuple[str, R]]:
         return self._rows.scan(table)
 
 
@@ -193,8 +207,8 @@ def evolve(rows: Rows, env: Envelope[Any], seq: int) -> None:
     handler = _HANDLERS.get(env.type)
     if handler is not None:
         handler(_Caused(rows, env), env, seq)
-    if rows.get("todo", env.command_id) is not None:
-        rows.delete("todo", env.command_id)
+    if rows.get(TODO, env.command_id) is not None:
+        rows.delete(TODO, env.command_id)
 
 
 def _no_granter(rows: Rows, env: Envelope[Any]) -> str | None:
@@ -220,7 +234,7 @@ def _directory(rows: Rows, env: Envelope[Any], seq: int) -> None:
         u["kind"] = p.kind
         # Attachment 2's header names the unit's disclosure contact.
         u["contact"] = {"name": p.contact_name, "mobile": p.contact_mobile}
-        rows.put("unit", p.code, u)
+        rows.put(UNIT, p.code, u)
     elif env.type in ("RoleGranted", "RoleRevoked"):
         u = _unit(rows, p.unit)
         people = set(u["roles"].get(p.role, []))
@@ -232,13 +246,13 @@ def _directory(rows: Rows, env: Envelope[Any], seq: int) -> None:
         u.setdefault("history", []).append(
             [iso(env.business_time), p.role, p.person_id, env.type == "RoleGranted"]
         )
-        rows.put("unit", p.unit, u)
+        rows.put(UNIT, p.unit, u)
 
 
 def _post(rows: Rows, env: Envelope[Any], seq: int) -> None:
     p = env.payload
     post_id = env.aggregate_id
-    post = rows.get("post", post_id)
+    post = rows.get(POST, post_id)
     flagged = bool(
         getattr(p, "screening", None) and (p.screening.needs_secrecy_review or p.screening.spans)
     )
@@ -302,7 +316,7 @@ def _post(rows: Rows, env: Envelope[Any], seq: int) -> None:
         post["approved"] = {}
         post["withdrawn"] = True
         post["trail"].append(step(env, seq, "withdrawn", reason=p.reason))
-    rows.put("post", post_id, post)
+    rows.put(POST, post_id, post)
 
 
 def _no_authority(rows: Rows, env: Envelope[Any], post: Row) -> str | None:
@@ -329,7 +343,7 @@ def _no_authority(rows: Rows, env: Envelope[Any], post: Row) -> str | None:
 def _alert(rows: Rows, env: Envelope[Any], seq: int, check: str, detail: str) -> None:
     """Oblige an IntegrityAlert for the event at ``seq``: it was not applied."""
     command_id = f"integrity:{seq}"
-    if rows.get("alert", str(seq)) is not None or rows.get("todo", command_id) is not None:
+    if rows.get(ALERT, str(seq)) is not None or rows.get(TODO, command_id) is not None:
         return
     alert = IntegrityAlert(
         sequence=seq,
@@ -345,7 +359,7 @@ def _alert(rows: Rows, env: Envelope[Any], seq: int, check: str, detail: str) ->
 
 def _review(rows: Rows, env: Envelope[Any], seq: int) -> None:
     p = env.payload
-    post = rows.get("post", p.post_id)
+    post = rows.get(POST, p.post_id)
     if post is None:
         return
     if env.type == "ReviewSigned":
@@ -353,7 +367,7 @@ def _review(rows: Rows, env: Envelope[Any], seq: int) -> None:
         if why is not None:
             # Never an approval: the chain it claims to belong to approves nothing.
             post.setdefault("tainted_chains", []).append(p.chain)
-            rows.put("post", p.post_id, post)
+            rows.put(POST, p.post_id, post)
             _alert(rows, env, seq, "authority", why)
             return
         s = p.signer
@@ -412,7 +426,7 @@ def _review(rows: Rows, env: Envelope[Any], seq: int) -> None:
                 stands=stands,
             )
         )
-    rows.put("post", p.post_id, post)
+    rows.put(POST, p.post_id, post)
 
 
 def _approves_current(post: Row, p: Any) -> bool:
@@ -425,7 +439,7 @@ def _approves_current(post: Row, p: Any) -> bool:
 def _publication(rows: Rows, env: Envelope[Any], seq: int) -> None:
     p = env.payload
     pub_id = p.publication_id
-    post = rows.get("post", p.post_id) if p.post_id else None
+    post = rows.get(POST, p.post_id) if p.post_id else None
     if env.type == "PostPublished":
         s = step(
             env,
@@ -449,7 +463,7 @@ def _publication(rows: Rows, env: Envelope[Any], seq: int) -> None:
             "event_id": env.event_id,
             "trail": [s],
         }
-        rows.put("publication", pub_id, pub)
+        rows.put(PUBLICATION, pub_id, pub)
         facts: PostFacts | None = None
         if post is not None:
             post["trail"].append(s)
@@ -468,10 +482,10 @@ def _publication(rows: Rows, env: Envelope[Any], seq: int) -> None:
                         approved_by=facts.leader_signers,
                     )
                 ]
-            rows.put("post", post["post_id"], post)
+            rows.put(POST, post["post_id"], post)
         _check_review(rows, env, pub, facts)
     else:  # PublicationRemoved
-        known = rows.get("publication", pub_id)
+        known = rows.get(PUBLICATION, pub_id)
         s = step(
             env,
             seq,
@@ -483,12 +497,12 @@ def _publication(rows: Rows, env: Envelope[Any], seq: int) -> None:
         if known is not None:
             known["removed"] = True
             known["trail"].append(s)
-            rows.put("publication", pub_id, known)
+            rows.put(PUBLICATION, pub_id, known)
             if known.get("unreviewed_violation"):
                 _oblige_rectify(rows, known["unreviewed_violation"], known["unit"], env)
         if post is not None:
             post["trail"].append(s)
-            rows.put("post", post["post_id"], post)
+            rows.put(POST, post["post_id"], post)
         _answer_findings(rows, p.post_id, pub_id, env, "removed")
 
 
@@ -508,7 +522,7 @@ def _imported(rows: Rows, env: Envelope[Any], seq: int) -> None:
         title=p.title,
     )
     rows.put(
-        "publication",
+        PUBLICATION,
         p.publication_id,
         {
             "publication_id": p.publication_id,
@@ -529,13 +543,13 @@ def _imported(rows: Rows, env: Envelope[Any], seq: int) -> None:
     u = _unit(rows, p.unit)
     if u.get("history_from") is None or day < u["history_from"]:
         u["history_from"] = day
-        rows.put("unit", p.unit, u)
+        rows.put(UNIT, p.unit, u)
 
 
 def _check_review(rows: Rows, env: Envelope[Any], pub: Row, post: PostFacts | None) -> None:
     p = env.payload
     # When the unit joined matters only for an item gongkai never saw: read it only then.
-    unit = rows.get("unit", p.unit) if post is None else None
+    unit = rows.get(UNIT, p.unit) if post is None else None
     joined = unit.get("registered_at") if unit is not None else None
     verdict = published_without_review(
         p,
@@ -549,13 +563,13 @@ def _check_review(rows: Rows, env: Envelope[Any], pub: Row, post: PostFacts | No
         return
     _record(rows, verdict)
     pub["unreviewed_violation"] = short_id("V", verdict.command_id)
-    rows.put("publication", p.publication_id, pub)
+    rows.put(PUBLICATION, p.publication_id, pub)
 
 
 def _oblige_rectify(
     rows: Rows, vid: str, unit: str, env: Envelope[Any]
 ) -> None:
-    v = rows.get("violation", vid)
+    v = rows.get(VIOLATION, vid)
     rectified = rectified_by_removal(
         vid, unit, rectified=v is not None and bool(v.get("rectified")),
         removed_event_id=env.event_id, at=env.business_time,
@@ -568,7 +582,7 @@ def _oblige_rectify(
 
 
 def _column_row(rows: Rows, unit: str, column: str) -> Row:
-    return rows.get("column", f"{unit}--{column}") or {
+    return rows.get(COLUMN, f"{unit}--{column}") or {
         "unit": unit,
         "column": column,
         "open": {},
@@ -594,7 +608,7 @@ def _column(rows: Rows, env: Envelope[Any], seq: int) -> None:
             "post_id": p.post_id,
             "since": local_date(env.business_time).isoformat(),
         }
-        current = rows.get("case", col["case"]) if col["case"] is not None else None
+        current = rows.get(CASE, col["case"]) if col["case"] is not None else None
         if current is not None and current.get("closing"):
             # Every episode of that case was refreshed; its SupervisionClosed (accountability's
             # own reaction) may not be recorded yet. A new staleness is a new case either way.
@@ -604,7 +618,7 @@ def _column(rows: Rows, env: Envelope[Any], seq: int) -> None:
             case_id = f"{p.unit}--{p.column}--{col['cases']}"
             col["case"] = case_id
             rows.put(
-                "case",
+                CASE,
                 case_id,
                 {
                     "case_id": case_id,
@@ -621,11 +635,11 @@ def _column(rows: Rows, env: Envelope[Any], seq: int) -> None:
                 },
             )
         else:
-            case = rows.get("case", col["case"])
+            case = rows.get(CASE, col["case"])
             if case is not None and env.event_id not in case["stale_event_ids"]:
                 case["stale_event_ids"].append(env.event_id)
                 case["cause"] = [env.event_id, env.correlation_id]
-                rows.put("case", col["case"], case)
+                rows.put(CASE, col["case"], case)
     elif env.type == "ColumnRefreshed":
         episode = f"{p.rule_set}/{p.rule}/{p.episode}"
         col["open"].pop(episode, None)
@@ -637,19 +651,19 @@ def _column(rows: Rows, env: Envelope[Any], seq: int) -> None:
             ),
         )
         if not col["open"] and col["case"] is not None:
-            case = rows.get("case", col["case"])
+            case = rows.get(CASE, col["case"])
             if case is not None and case["status"] != "closed":
                 case.setdefault("refreshed", []).append(env.event_id)
                 # The day the column was put right (the item's own online day when it went
                 # online), not the day freshness's reaction was recorded.
                 case["closing"] = (p.met_on or local_date(env.business_time)).isoformat()
-                rows.put("case", col["case"], case)
+                rows.put(CASE, col["case"], case)
                 _oblige_close(rows, case)
         elif col["case"] is not None:
-            case = rows.get("case", col["case"])
+            case = rows.get(CASE, col["case"])
             if case is not None:
                 case.setdefault("refreshed", []).append(env.event_id)
-                rows.put("case", col["case"], case)
+                rows.put(CASE, col["case"], case)
     elif env.type == "ColumnWasStale":
         # History: an episode before the unit joined. No case, no violation: nobody was
         # watching; ``report.stale_columns`` counts it for the days it covers.
@@ -668,7 +682,7 @@ def _column(rows: Rows, env: Envelope[Any], seq: int) -> None:
             "at": iso(env.business_time),
             "reason": p.reason,
         }
-    rows.put("column", key, col)
+    rows.put(COLUMN, key, col)
 
 
 def _oblige_close(rows: Rows, case: Row) -> None:
@@ -689,7 +703,7 @@ def _oblige_close(rows: Rows, case: Row) -> None:
         return
     # Rectified already (the office may do it by hand before the column is refreshed): no
     # second rectification is owed, and an obligation nobody discharges must not linger.
-    breach = rows.get("violation", vid)
+    breach = rows.get(VIOLATION, vid)
     rectified = rectified_by_refresh(
         vid, case["unit"], rectified=breach is not None and bool(breach.get("rectified")),
         refreshed=refreshed, closed_on=closed.closed_on,
@@ -700,7 +714,7 @@ def _oblige_close(rows: Rows, case: Row) -> None:
 
 def _supervision(rows: Rows, env: Envelope[Any], seq: int) -> None:
     p = env.payload
-    case = rows.get("case", p.case_id)
+    case = rows.get(CASE, p.case_id)
     if case is None:
         return
     if env.type == "SupervisionIssued":
@@ -725,8 +739,8 @@ def _supervision(rows: Rows, env: Envelope[Any], seq: int) -> None:
         col = _column_row(rows, p.unit, p.column)
         if col["case"] == p.case_id:
             col["case"] = None
-            rows.put("column", f"{p.unit}--{p.column}", col)
-    rows.put("case", p.case_id, case)
+            rows.put(COLUMN, f"{p.unit}--{p.column}", col)
+    rows.put(CASE, p.case_id, case)
 
 
 # ---- findings -------------------------------------------------------------------------------
@@ -741,11 +755,11 @@ def _answer_findings(
 ) -> None:
     ids: list[str] = []
     if post_id:
-        ids += (rows.get("post", post_id) or {}).get("findings", [])
+        ids += (rows.get(POST, post_id) or {}).get("findings", [])
     if pub_id:
-        ids += (rows.get("publication", pub_id) or {}).get("findings", [])
+        ids += (rows.get(PUBLICATION, pub_id) or {}).get("findings", [])
     for fid in sorted(set(ids)):
-        f = rows.get("finding", fid)
+        f = rows.get(FINDING, fid)
         if f is None:
             continue
         resolved = resolved_by(fid, f["unit"], f["status"], how=how, event_id=env.event_id)
@@ -771,8 +785,8 @@ def _finding(rows: Rows, env: Envelope[Any], seq: int) -> None:
             "status": "reported",
             "answer": None,
         }
-        rows.put("finding", p.finding_id, reported)
-        for table, key in (("post", p.post_id), ("publication", p.publication_id)):
+        rows.put(FINDING, p.finding_id, reported)
+        for table, key in ((POST, p.post_id), (PUBLICATION, p.publication_id)):
             target = rows.get(table, key) if key else None
             if target is not None and key:
                 target.setdefault("findings", []).append(p.finding_id)
@@ -781,7 +795,7 @@ def _finding(rows: Rows, env: Envelope[Any], seq: int) -> None:
                 )
                 rows.put(table, key, target)
         return
-    f = rows.get("finding", p.finding_id)
+    f = rows.get(FINDING, p.finding_id)
     if f is None:
         return
     if env.type == "FindingResolved":
@@ -790,10 +804,10 @@ def _finding(rows: Rows, env: Envelope[Any], seq: int) -> None:
     else:  # FindingConfirmed
         f["status"] = "confirmed"
         f["answer"] = {"note": p.note, "event_id": env.event_id, "by": actor_of(env)}
-        post = rows.get("post", f["post_id"]) if f["post_id"] else None
-        pub = rows.get("publication", f["publication_id"]) if f["publication_id"] else None
+        post = rows.get(POST, f["post_id"]) if f["post_id"] else None
+        pub = rows.get(PUBLICATION, f["publication_id"]) if f["publication_id"] else None
         if post is None and pub is not None and pub.get("post_id"):
-            post = rows.get("post", pub["post_id"])
+            post = rows.get(POST, pub["post_id"])
         _record(
             rows,
             wrong_information(
@@ -806,7 +820,7 @@ def _finding(rows: Rows, env: Envelope[Any], seq: int) -> None:
                 held_in(rows, f["unit"]),
             ),
         )
-    rows.put("finding", p.finding_id, f)
+    rows.put(FINDING, p.finding_id, f)
 
 
 # ---- violations -----------------------------------------------------------------------------
@@ -823,40 +837,39 @@ def _violation(rows: Rows, env: Envelope[Any], seq: int) -> None:
             recorded_at=env.recorded_at.isoformat(),
             rectified=None,
         )
-        rows.put("violation", vid, v)
+        rows.put(VIOLATION, vid, v)
         if p.case_id:
-            case = rows.get("case", p.case_id)
+            case = rows.get(CASE, p.case_id)
             if case is not None:
                 case["breach"] = vid
-                rows.put("case", p.case_id, case)
-        post = rows.get("post", p.post_id) if p.post_id else None
+                rows.put(CASE, p.case_id, case)
+        post = rows.get(POST, p.post_id) if p.post_id else None
         if post is not None:
             post["trail"].append(step(env, seq, "violation", violation_id=vid, kind=p.kind))
-            rows.put("post", p.post_id or "", post)
+            rows.put(POST, p.post_id or "", post)
     else:
-        v = rows.get("violation", p.violation_id)
+        v = rows.get(VIOLATION, p.violation_id)
         if v is None:
             return
         v["rectified"] = {"how": p.how, "at": p.rectified_at.isoformat(), "event_id": env.event_id}
-        rows.put("violation", p.violation_id, v)
+        rows.put(VIOLATION, p.violation_id, v)
 
 
 def _integrity(rows: Rows, env: Envelope[Any], seq: int) -> None:
     p = env.payload
     rows.put(
-        "alert",
+        ALERT,
         str(p.sequence),
-        {
-            "sequence": p.sequence,
-            "subject": p.subject,
-            "check": p.check,
-            "kind": p.check,
-            "detail": p.detail,
-            "claimed_event_id": p.claimed_event_id,
-            "claimed_type": p.claimed_type,
-            "event_id": env.event_id,
-            "recorded_at": iso(env.recorded_at),
-        },
+        Alert(
+            sequence=p.sequence,
+            subject=p.subject,
+            check=p.check,
+            detail=p.detail,
+            claimed_event_id=p.claimed_event_id,
+            claimed_type=p.claimed_type,
+            event_id=env.event_id,
+            recorded_at=iso(env.recorded_at),
+        ),
     )
 
 

@@ -12,6 +12,7 @@ from gongkai.events import Envelope
 from gongkai.masking import masked_event
 from gongkai_accountability.domain.fold import evolve
 from gongkai_accountability.domain.rows import MemoryRows, Rows
+from gongkai_accountability.domain.tables import CASE, COLUMN, FINDING, PUBLICATION, UNIT, VIOLATION
 
 KINDS = (
     "late_publication",
@@ -36,7 +37,7 @@ def stale_in_history(col: dict[str, Any], as_of: date) -> list[dict[str, Any]]:
 
 def stale_columns(rows: Rows, as_of: date, unit: str | None = None) -> list[dict[str, Any]]:
     out = []
-    for _, col in rows.scan("column"):
+    for _, col in rows.scan(COLUMN):
         if (unit and col["unit"] != unit) or col["hidden"]:
             continue
         history = stale_in_history(col, as_of) if "history" in col else []
@@ -66,7 +67,7 @@ def latest_publications(rows: Rows, day: date) -> dict[tuple[str, str], datetime
         found: dict[tuple[str, str], datetime] = index(day)
         return found
     out: dict[tuple[str, str], datetime] = {}
-    for _, pub in rows.scan("publication"):
+    for _, pub in rows.scan(PUBLICATION):
         if pub.get("removed"):
             continue
         on = datetime.fromisoformat(pub["online_at"])
@@ -77,8 +78,8 @@ def latest_publications(rows: Rows, day: date) -> dict[tuple[str, str], datetime
 
 
 def as_of_view(rows: Rows, as_of: date, unit: str | None = None) -> dict[str, Any]:
-    cases = [c for _, c in rows.scan("case") if c["status"] != "closed"]
-    violations = [v for _, v in rows.scan("violation")]
+    cases = [c for _, c in rows.scan(CASE) if c["status"] != "closed"]
+    violations = [v for _, v in rows.scan(VIOLATION)]
     if unit:
         cases = [c for c in cases if c["unit"] == unit]
         violations = [v for v in violations if v["unit"] == unit]
@@ -114,7 +115,7 @@ def unit_reports(rows: Rows, start: date, end: date, unit: str | None = None) ->
     def rep(code: str) -> UnitReport:
         return units.setdefault(code, UnitReport(code))
 
-    for code, u in rows.scan("unit"):
+    for code, u in rows.scan(UNIT):
         # A unit known only by its imported history (asked of a day before it joined) counts.
         if (u.get("kind") or u.get("history_from")) and u.get("kind") != "county_office":
             rep(code)
@@ -123,13 +124,13 @@ def unit_reports(rows: Rows, start: date, end: date, unit: str | None = None) ->
         r.stale_columns += 1
         r.stale_days += col["days_stale"]
     lo, hi = start.isoformat(), end.isoformat()
-    for _, v in rows.scan("violation"):
+    for _, v in rows.scan(VIOLATION):
         if lo <= v["occurred_at"][:10] <= hi:
             r = rep(v["unit"])
             r.violations[v["kind"]] += 1
             r.serious += v["severity"] == "serious"
             r.score -= PENALTY[v["severity"]]
-    for _, c in rows.scan("case"):
+    for _, c in rows.scan(CASE):
         if lo <= c["opened_on"] <= hi:
             r = rep(c["unit"])
             r.cases_opened += 1
@@ -137,7 +138,7 @@ def unit_reports(rows: Rows, start: date, end: date, unit: str | None = None) ->
             if c.get("breach"):
                 outcome += "+breach"
             r.cases_outcomes = dict(Counter(r.cases_outcomes) + Counter({outcome: 1}))
-    for _, f in rows.scan("finding"):
+    for _, f in rows.scan(FINDING):
         if lo <= f["reported_on"] <= hi:
             rep(f["unit"]).findings += 1
     for r in units.values():

@@ -3,45 +3,81 @@
 The fold (``evolve``) reads and writes rows by table and key only. The live service backs them
 with SQL inside the projection's transaction; a rebuild or an as-of query backs them with a
 dict and writes once at the end. The same code runs on both, so both give the same rows.
+
+A table (``Table``) says what its rows are: a typed row class (``domain.tables``) with the one
+``encode``/``decode`` pair that turns it into the JSON body SQL keeps and back; tables not yet
+typed keep plain dicts (``Row``). Rows are handed out as objects of that type on every path
+(memory, SQL, the kept days), and the stored JSON is the same whichever path wrote it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any, Protocol
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, Protocol, TypeVar
 
+#: A row of a table that is still a plain JSON object.
 Row = dict[str, Any]
 
-#: Every table of the read model. Each row has a key, a unit (for filtering) and a JSON body.
-TABLES = (
-    "post", "publication", "unit", "column", "case", "finding", "violation", "todo", "alert"
-)
+R = TypeVar("R")
+
+
+class Table(str, Generic[R]):
+    """A table of the read model. It *is* its name (rows are kept and found by it, and a plain
+    name still finds them), carrying how its rows are stored: ``encode_row`` to the JSON object
+    SQL keeps, ``decode_row`` back to the row type (not ``encode``: that is ``str``'s)."""
+
+    encode_row: Callable[[R], Row]
+    decode_row: Callable[[Row], R]
+
+    def __new__(cls, name: str, encode: Callable[[R], Row], decode: Callable[[Row], R]) -> Table[R]:
+        table = super().__new__(cls, name)
+        table.encode_row = encode
+        table.decode_row = decode
+        return table
+
+
+def _same(row: Row) -> Row:
+    return row
+
+
+def plain(name: str) -> Table[Row]:
+    """A table whose rows are plain JSON objects."""
+    return Table(name, _same, _same)
 
 
 class Rows(Protocol):
-    def get(self, table: str, key: str) -> Row | None: ...
+    def get(self, table: Table[R], key: str) -> R | None: ...
 
-    def put(self, table: str, key: str, row: Row) -> None: ...
+    def put(self, table: Table[R], key: str, row: R) -> None: ...
 
-    def delete(self, table: str, key: str) -> None: ...
+    def delete(self, table: Table[Any], key: str) -> None: ...
 
-    def scan(self, table: str) -> Iterator[tuple[str, Row]]: ...
+    def scan(self, table: Table[R]) -> Iterator[tuple[str, R]]: ...
+
+
+#: The name of every table of the read model (``tables.ALL`` are the tables themselves). Each
+#: row has a key, a unit (for filtering) and a JSON body.
+NAMES = (
+    "post", "publication", "unit", "column", "case", "finding", "violation", "todo", "alert"
+)
 
 
 class MemoryRows:
     """Rows in dicts: for rebuilds, as-of queries and unit tests."""
 
     def __init__(self) -> None:
-        self.tables: dict[str, dict[str, Row]] = {t: {} for t in TABLES}
+        #: Table name -> key -> row (of the table's type).
+        self.tables: dict[str, dict[str, Any]] = {t: {} for t in NAMES}
 
-    def get(self, table: str, key: str) -> Row | None:
-        return self.tables[table].get(key)
+    def get(self, table: Table[R], key: str) -> R | None:
+        found: R | None = self.tables[table].get(key)
+        return found
 
-    def put(self, table: str, key: str, row: Row) -> None:
+    def put(self, table: Table[R], key: str, row: R) -> None:
         self.tables[table][key] = row
 
-    def delete(self, table: str, key: str) -> None:
+    def delete(self, table: Table[Any], key: str) -> None:
         self.tables[table].pop(key, None)
 
-    def scan(self, table: str) -> Iterator[tuple[str, Row]]:
+    def scan(self, table: Table[R]) -> Iterator[tuple[str, R]]:
         yield from sorted(self.tables[table].items())

@@ -48,6 +48,7 @@ from gongkai_accountability.adapters.trail import read_trail
 from gongkai_accountability.domain.fold import RELEVANT
 from gongkai_accountability.domain.report import ScoreTracker, as_of_view, unit_reports
 from gongkai_accountability.domain.rows import Rows
+from gongkai_accountability.domain.tables import ALERT, POST, UNIT
 from gongkai_accountability.entrypoints import report_html
 from gongkai_accountability.entrypoints.console.views import is_blank
 
@@ -79,7 +80,7 @@ def cmd_trail(args: argparse.Namespace) -> int:
         # By the post's subjects, accountability's read model (when at hand) the index of
         # what else names the post; else the whole log (adapters.trail).
         res = await read_trail(evlog, args.post, Settings.from_env().db_url("accountability"))
-        post = res.rows.get("post", args.post)
+        post = res.rows.get(POST, args.post)
         if post is None:
             print(f"gongkai audit trail: no post {args.post!r} in the log", file=sys.stderr)
             return 1
@@ -153,7 +154,7 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 def cmd_as_of(args: argparse.Namespace) -> int:
     async def body(evlog: EventLog) -> int:
         res = await fold_log(evlog, until=args.date)
-        if args.unit and res.rows.get("unit", args.unit) is None:
+        if args.unit and res.rows.get(UNIT, args.unit) is None:
             # A typo must not read as a clean record ("violations (0)").
             print(f"gongkai audit as-of: no unit {args.unit!r} in the log", file=sys.stderr)
             return 1
@@ -202,7 +203,7 @@ def cmd_as_of(args: argparse.Namespace) -> int:
 
 
 def _unit_name(rows: Rows, code: str) -> str:
-    unit = rows.get("unit", code) if code else None
+    unit = rows.get(UNIT, code) if code else None
     return named(unit.get("name") if unit else None, code)
 
 
@@ -411,20 +412,18 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 
     async def body(evlog: EventLog) -> int:
         res = await fold_log(evlog)
-        alerts = sorted(
-            (row for _, row in res.rows.scan("alert")), key=lambda a: int(a["sequence"])
-        )
+        alerts = sorted((a for _, a in res.rows.scan(ALERT)), key=lambda a: a.sequence)
         if args.check:
-            alerts = [a for a in alerts if a["check"] == args.check]
+            alerts = [a for a in alerts if a.check == args.check]
         if args.json:
-            print(json.dumps(alerts, ensure_ascii=False, indent=2))
+            print(json.dumps([a.encode() for a in alerts], ensure_ascii=False, indent=2))
         else:
             print(f"integrity alerts ({len(alerts)})")
             for a in alerts:
-                claimed = a.get("claimed_type") or "?"
+                claimed = a.claimed_type or "?"
                 print(
-                    f"  {a['sequence']:>8}  {a['check']:<14} {claimed:<18} {a['subject']}\n"
-                    f"            {a['detail']}"
+                    f"  {a.sequence:>8}  {a.check:<14} {claimed:<18} {a.subject}\n"
+                    f"            {a.detail}"
                 )
         if res.rejected:
             # Refused while folding here and not (yet) on record as an alert: say so.

@@ -35,6 +35,17 @@ from gongkai_accountability.domain import violation as violation_rules
 from gongkai_accountability.domain.decide import case_cause, supervision_notice
 from gongkai_accountability.domain.fold import short_id
 from gongkai_accountability.domain.report import as_of_view, unit_reports
+from gongkai_accountability.domain.rows import Table
+from gongkai_accountability.domain.tables import (
+    ALERT,
+    CASE,
+    COLUMN,
+    FINDING,
+    POST,
+    PUBLICATION,
+    UNIT,
+    VIOLATION,
+)
 
 if TYPE_CHECKING:
     from gongkai_accountability.service import AccountabilityService
@@ -153,26 +164,28 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
     Caller = Annotated[Principal, Depends(bearer_auth(lambda: svc.directory))]
     KeyHeader = Annotated[str | None, Header(alias="Idempotency-Key")]
 
-    def found(table: str, key: str, what: str) -> dict[str, Any]:
+    # Routes answer with the rows' stored JSON (``Table.encode``): the same body whichever
+    # table is typed.
+    def found(table: Table[Any], key: str, what: str) -> dict[str, Any]:
         row = svc.model.get(table, key)
         if row is None:
             raise Problem(404, "Not found", f"no {what} {key!r}")
-        return row
+        return table.encode_row(row)
 
-    def readable(caller: Principal, table: str, key: str, what: str) -> dict[str, Any]:
+    def readable(caller: Principal, table: Table[Any], key: str, what: str) -> dict[str, Any]:
         """The row if the caller may read it: 404 when there is none, else 403 for strangers."""
         row = found(table, key, what)
         access.require_read(caller, row["unit"], f"{what} {key}")
         return row
 
     def listed(
-        caller: Principal, table: str, unit: str | None, tag: str | None, what: str
+        caller: Principal, table: Table[Any], unit: str | None, tag: str | None, what: str
     ) -> list[dict[str, Any]]:
         """A list of the caller's units' rows (every unit's for the office)."""
         units = access.readable_units(caller)
         if units is not None and (not units or (unit is not None and unit not in units)):
             raise access.refusal(what, "unit" if unit is not None else None)
-        rows = svc.model.list(table, unit=unit, tag=tag)
+        rows = [table.encode_row(r) for r in svc.model.list(table, unit=unit, tag=tag)]
         return rows if units is None else [r for r in rows if r["unit"] in units]
 
     @router.get(
@@ -188,8 +201,8 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
     ) -> list[dict[str, Any]]:
         # The whole log's integrity is the office's to watch: an alert names no unit.
         _office(caller)
-        rows = svc.model.list("alert", tag=check)
-        return sorted(rows, key=lambda r: r["sequence"])
+        rows = svc.model.list(ALERT, tag=check)
+        return [a.encode() for a in sorted(rows, key=lambda a: a.sequence)]
 
     def known_unit(caller: Principal, unit: str | None, rows: Any) -> None:
         """A unit the caller may read and the log knows: a typo must not read as a clean
@@ -199,7 +212,7 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
         units = access.readable_units(caller)
         if units is not None and unit not in units:
             raise access.refusal("unit", "unit")
-        if rows.get("unit", unit) is None:
+        if rows.get(UNIT, unit) is None:
             raise Problem(404, "Unknown unit", f"no unit {unit!r} in the log", field="unit")
 
     @router.get(
@@ -247,7 +260,7 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
 
     @router.get("/posts/{post_id}/trail", summary="A post's chain of custody")
     async def trail(post_id: PathId, caller: Caller) -> dict[str, Any]:
-        post = readable(caller, "post", post_id, "post")
+        post = readable(caller, POST, post_id, "post")
         return {k: post[k] for k in ("post_id", "unit", "column", "title", "trail")}
 
     @router.get(
@@ -264,7 +277,7 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
         caller: Caller,
         day: Annotated[date | None, Query(alias="date")] = None,
     ) -> dict[str, Any]:
-        post = readable(caller, "post", post_id, "post")
+        post = readable(caller, POST, post_id, "post")
         if day is not None:
             then = await svc.post(post_id, day)
             if then is None:
@@ -309,7 +322,7 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
         until: Annotated[date | None, Query(alias="to")] = None,
         rectified: bool | None = None,
     ) -> list[dict[str, Any]]:
-        rows = listed(caller, "violation", unit, kind, "a unit's violations")
+        rows = listed(caller, VIOLATION, unit, kind, "a unit's violations")
         out = []
         for v in rows:
             day = v["occurred_at"][:10]
@@ -324,7 +337,7 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
 
     @router.get("/violations/{violation_id}")
     async def violation(violation_id: PathId, caller: Caller) -> dict[str, Any]:
-        v = dict(readable(caller, "violation", violation_id, "violation"))
+        v = dict(readable(caller, VIOLATION, violation_id, "violation"))
         if v.get("rectified"):
             # The read model keeps how and when; who and why are in the event itself.
             history, _ = await svc.evlog.load("violation", violation_id)
@@ -389,23 +402,23 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
     async def supervisions(
         caller: Caller, unit: QueryId = None, status: QueryId = None
     ) -> list[dict[str, Any]]:
-        return svc.model.list("case", unit=unit, tag=status)
+        return svc.model.list(CASE, unit=unit, tag=status)
 
     @router.get("/supervisions/{case_id}")
     async def supervision(case_id: PathId, caller: Caller) -> dict[str, Any]:
-        return found("case", case_id, "supervision case")
+        return found(CASE, case_id, "supervision case")
 
     @router.post("/supervisions", status_code=201, summary="Issue a supervision notice by hand")
     async def issue(
         body: IssueSupervision, caller: Caller, key: KeyHeader = None
     ) -> dict[str, Any]:
         actor = _office(caller)
-        col = svc.model.get("column", f"{body.unit}--{body.column}")
+        col = svc.model.get(COLUMN, f"{body.unit}--{body.column}")
         if col is None or col["case"] is None:
             raise Problem(
                 409, "Column not stale", "no open case: the column is not stale", field="column"
             )
-        case = found("case", col["case"], "supervision case")
+        case = found(CASE, col["case"], "supervision case")
         if case["notice"] is not None:
             raise Problem(
                 409, "Already issued", f"case {case['case_id']} has a notice", extra={"case": case}
@@ -442,11 +455,11 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
     async def findings(
         caller: Caller, unit: QueryId = None, status: QueryId = None
     ) -> list[dict[str, Any]]:
-        return listed(caller, "finding", unit, status, "a unit's findings")
+        return listed(caller, FINDING, unit, status, "a unit's findings")
 
     @router.get("/findings/{finding_id}")
     async def finding(finding_id: PathId, caller: Caller) -> dict[str, Any]:
-        return readable(caller, "finding", finding_id, "finding")
+        return readable(caller, FINDING, finding_id, "finding")
 
     @router.post("/findings", status_code=201, summary="Report an error found on the site")
     async def report(body: ReportFinding, caller: Caller, key: KeyHeader = None) -> dict[str, Any]:
@@ -455,10 +468,10 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
         finding_rules.check_target(body.post_id, body.publication_id)
         unit = column = None
         if body.publication_id:
-            pub = found("publication", body.publication_id, "publication")
+            pub = found(PUBLICATION, body.publication_id, "publication")
             unit, column = pub["unit"], pub["column"]
         if body.post_id:
-            post = found("post", body.post_id, "post")
+            post = found(POST, body.post_id, "post")
             unit, column = post["unit"], post["column"]
         assert unit is not None
         command_id = IdempotencyStore.command_id(caller.person_id, key, "findings")

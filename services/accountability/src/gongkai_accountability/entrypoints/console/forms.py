@@ -25,6 +25,7 @@ from gongkai.calendar import local_date
 from gongkai.rules import CATALOG_RULE_SET, Catalog, RuleSet, Text, load_rule_sets
 from gongkai_accountability.domain.report import latest_publications
 from gongkai_accountability.domain.rows import Row, Rows
+from gongkai_accountability.domain.tables import COLUMN, UNIT
 
 #: The stages of Attachment 1, in the order the form lists them.
 STAGES = ("staff", "secrecy", "leader")
@@ -192,7 +193,7 @@ def attachment2(rows: Rows, unit: str, day: date, catalog: Catalog | None = None
     """``unit``'s Attachment 2 as the log stands at the end of ``day`` (rows folded to it)."""
     rs = notice_rules()
     catalog = catalog or rs.catalog
-    u: Row = rows.get("unit", unit) or {}
+    u: Row = rows.get(UNIT, unit) or {}
     kind = u.get("kind") or ""
     published = _last_publications(rows, unit, day)
     out: list[Attachment2Row] = []
@@ -200,7 +201,7 @@ def attachment2(rows: Rows, unit: str, day: date, catalog: Catalog | None = None
     for group in catalog.groups:
         for code in group.columns:
             meta = catalog.columns[code]
-            col: Row = rows.get("column", f"{unit}--{code}") or {}
+            col: Row = rows.get(COLUMN, f"{unit}--{code}") or {}
             dec: dict[str, Any] | None = col.get("decision")
             applicable = meta.exists_for(kind) if kind else True
             keep = (

@@ -23,7 +23,16 @@ from gongkai_accountability.domain.report import (
     latest_publications,
     unit_reports,
 )
-from gongkai_accountability.domain.rows import Rows
+from gongkai_accountability.domain.rows import Row, Rows, Table
+from gongkai_accountability.domain.tables import (
+    ALERT,
+    CASE,
+    COLUMN,
+    FINDING,
+    UNIT,
+    VIOLATION,
+    Alert,
+)
 
 #: The rule set whose single-veto lines the overview measures units against.
 VETO_RULE_SET = "national-2019"
@@ -80,7 +89,7 @@ class UnitRow:
 
 def is_blank(rows: Rows, unit: str, column: str) -> bool:
     """A column stale only because nothing was ever published in it (the ``blank`` rule)."""
-    col = rows.get("column", f"{unit}--{column}")
+    col = rows.get(COLUMN, f"{unit}--{column}")
     episodes = list(col["open"].values()) if col else []
     return bool(episodes) and all(e.get("rule_kind") == "blank" for e in episodes)
 
@@ -99,7 +108,7 @@ def homepage_idle_days(
     ons = [local_date(on) for (u, c), on in found.items() if u == unit and c in columns]
     last: date | None = max(ons) if ons else None
     if last is None:
-        u = rows.get("unit", unit) or {}
+        u = rows.get(UNIT, unit) or {}
         joined = u.get("registered_at")
         last = local_date(datetime.fromisoformat(joined)) if joined else day
     return max(0, (day - last).days)
@@ -205,7 +214,7 @@ def unit_view(rows: Rows, start: date, day: date, unit: str) -> UnitView:
 
 def post_violations(rows: Rows, post_id: str) -> list[dict[str, Any]]:
     return sorted(
-        (v for _, v in rows.scan("violation") if v.get("post_id") == post_id),
+        (v for _, v in rows.scan(VIOLATION) if v.get("post_id") == post_id),
         key=lambda v: (v["occurred_at"], v["violation_id"]),
     )
 
@@ -229,7 +238,7 @@ class Listing:
     filter's code matches, the date its period is of (None: the list has no period), and the
     fields it is ordered by, newest first."""
 
-    table: str
+    table: Table[Row]
     code_field: str
     dated: str | None
     order: tuple[str, str]
@@ -258,11 +267,11 @@ class Listing:
         return sorted(out, key=lambda r: (r[first], r[then]), reverse=True)
 
 
-VIOLATIONS = Listing("violation", "kind", "occurred_at", ("occurred_at", "violation_id"))
+VIOLATIONS = Listing(VIOLATION, "kind", "occurred_at", ("occurred_at", "violation_id"))
 #: 纠错 findings, by the day they were reported.
-FINDINGS = Listing("finding", "status", "reported_on", ("reported_on", "finding_id"))
+FINDINGS = Listing(FINDING, "status", "reported_on", ("reported_on", "finding_id"))
 #: 督办 cases, by state; a case has no period to filter on.
-CASES = Listing("case", "status", None, ("opened_on", "case_id"))
+CASES = Listing(CASE, "status", None, ("opened_on", "case_id"))
 
 
 def findings(
@@ -272,7 +281,7 @@ def findings(
     responsible (the wrong_information violation recorded for it), empty while it is not
     confirmed, since nobody answers yet."""
     held: dict[str, list[dict[str, Any]]] = {}
-    for _, v in rows.scan("violation"):
+    for _, v in rows.scan(VIOLATION):
         if v.get("finding_id"):
             held[v["finding_id"]] = list(v.get("responsible") or [])
     return [
@@ -281,9 +290,9 @@ def findings(
     ]
 
 
-def alerts(rows: Rows) -> list[dict[str, Any]]:
+def alerts(rows: Rows) -> list[Alert]:
     """The integrity alerts on record as of the fold's day, in log order (as ``audit alerts``)."""
-    return sorted((a for _, a in rows.scan("alert")), key=lambda a: int(a["sequence"]))
+    return sorted((a for _, a in rows.scan(ALERT)), key=lambda a: a.sequence)
 
 
 __all__ = [
