@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from gongkai.calendar import SHANGHAI, WorkingCalendar, local_date
 from gongkai.causality import Cause
@@ -246,54 +246,43 @@ def _cmd(kind: str, col: ColumnState, rule_set: str, rule: str, key: str) -> str
     return f"{kind}:{col.unit}:{col.column}:{rule_set}:{rule}:{key}"
 
 
-def _stale(col: ColumnState, d: Deadline, as_of: date) -> Transition:
+def _deadline_facts(col: ColumnState, d: Deadline) -> dict[str, Any]:
+    """What a warning and a staleness both say of a deadline: the column, the rule, the
+    episode, the due date and what started it."""
     r = d.rule
+    return {
+        "unit": col.unit,
+        "column": col.column,
+        "rule_set": r.rule_set,
+        "rule": r.id,
+        "rule_kind": r.kind,
+        "episode": d.key,
+        "due_date": d.due,
+        "provisional": d.provisional,
+        "last_publication_at": col.last_publication,
+        "post_id": d.post_id,
+        "triggered_on": d.triggered_on,
+    }
+
+
+def _deadline_transition(kind: str, col: ColumnState, d: Deadline, p: EventPayload) -> Transition:
+    """``p`` on the column's aggregate, its command id naming ``kind``, the rule and the
+    episode (so the same deadline warns, or goes stale, once), caused by what started it."""
+    cmd = _cmd(kind, col, d.rule.rule_set, d.rule.id, d.key)
+    return Transition(p, column_aggregate_id(col.unit, col.column), cmd, cause=d.cause)
+
+
+def _stale(col: ColumnState, d: Deadline, as_of: date) -> Transition:
     end = d.met_on if d.met_on is not None else as_of
     p = ColumnStale(
-        unit=col.unit,
-        column=col.column,
-        rule_set=r.rule_set,
-        rule=r.id,
-        rule_kind=r.kind,
-        last_publication_at=col.last_publication,
-        due_date=d.due,
-        overdue_days=max(0, (end - d.due).days),
-        provisional=d.provisional,
-        post_id=d.post_id,
-        episode=d.key,
-        triggered_on=d.triggered_on,
-        met_on=d.met_on,
+        **_deadline_facts(col, d), overdue_days=max(0, (end - d.due).days), met_on=d.met_on
     )
-    return Transition(
-        p,
-        column_aggregate_id(col.unit, col.column),
-        _cmd("stale", col, r.rule_set, r.id, d.key),
-        cause=d.cause,
-    )
+    return _deadline_transition("stale", col, d, p)
 
 
 def _due_soon(col: ColumnState, d: Deadline, as_of: date, dl: Deadlines) -> Transition:
-    r = d.rule
-    p = ColumnDueSoon(
-        unit=col.unit,
-        column=col.column,
-        rule_set=r.rule_set,
-        rule=r.id,
-        rule_kind=r.kind,
-        episode=d.key,
-        due_date=d.due,
-        working_days_left=dl.left(as_of, d.due),
-        provisional=d.provisional,
-        last_publication_at=col.last_publication,
-        post_id=d.post_id,
-        triggered_on=d.triggered_on,
-    )
-    return Transition(
-        p,
-        column_aggregate_id(col.unit, col.column),
-        _cmd("due-soon", col, r.rule_set, r.id, d.key),
-        cause=d.cause,
-    )
+    p = ColumnDueSoon(**_deadline_facts(col, d), working_days_left=dl.left(as_of, d.due))
+    return _deadline_transition("due-soon", col, d, p)
 
 
 def _refreshed(
