@@ -14,6 +14,14 @@ from gongkai.trust import credentials
 _COMMANDS = "gongkai_intake.entrypoints.commands:"
 
 
+def _tool(parser: Any, command: str) -> None:
+    """Every intake tool talks to NATS as intake: where to reach it, with which credentials,
+    and the function of ``commands`` it runs."""
+    parser.add_argument("--nats-url", help="($GONGKAI_NATS_URL, nats://127.0.0.1:4222)")
+    parser.set_defaults(func=lazy(_COMMANDS + command))
+    credentials.add_tool_arguments(parser, "intake")
+
+
 def register(sub: Any) -> None:
     """Entry point of the ``gongkai.cli`` group: add intake's commands to ``gongkai``."""
     people = sub.add_parser("people", help="people of the unit directory")
@@ -34,9 +42,7 @@ def register(sub: Any) -> None:
         type=int,
         help="days until the token expires ($GONGKAI_TOKEN_LIFETIME_DAYS, 90)",
     )
-    tok.add_argument("--nats-url", help="($GONGKAI_NATS_URL, nats://127.0.0.1:4222)")
-    tok.set_defaults(func=lazy(_COMMANDS + "cmd_token"))
-    credentials.add_tool_arguments(tok, "intake")
+    _tool(tok, "cmd_token")
     rev = pp.add_parser(
         "revoke",
         help="revoke PERSON's token TOKEN, or all of PERSON's tokens; every service refuses "
@@ -50,16 +56,12 @@ def register(sub: Any) -> None:
         help="the token, its sha256, or the hint 'people tokens' shows (…abcd: give abcd); "
         "without it, every live token of PERSON",
     )
-    rev.add_argument("--nats-url", help="($GONGKAI_NATS_URL, nats://127.0.0.1:4222)")
-    rev.set_defaults(func=lazy(_COMMANDS + "cmd_revoke"))
-    credentials.add_tool_arguments(rev, "intake")
+    _tool(rev, "cmd_revoke")
     lst = pp.add_parser(
         "tokens", help="list PERSON's live tokens: hint, issued at, expires at (no secrets)"
     )
     lst.add_argument("person", metavar="PERSON")
-    lst.add_argument("--nats-url", help="($GONGKAI_NATS_URL, nats://127.0.0.1:4222)")
-    lst.set_defaults(func=lazy(_COMMANDS + "cmd_tokens"))
-    credentials.add_tool_arguments(lst, "intake")
+    _tool(lst, "cmd_tokens")
 
     directory = sub.add_parser("directory", help="the unit directory: units, people, roles")
     dd = directory.add_subparsers(dest="directory_command", required=True)
@@ -69,9 +71,7 @@ def register(sub: Any) -> None:
         "loading it again records nothing",
     )
     load.add_argument("file", metavar="FILE")
-    load.add_argument("--nats-url", help="($GONGKAI_NATS_URL, nats://127.0.0.1:4222)")
-    load.set_defaults(func=lazy(_COMMANDS + "cmd_load"))
-    credentials.add_tool_arguments(load, "intake")
+    _tool(load, "cmd_load")
 
     imp = sub.add_parser(
         "import",
@@ -86,6 +86,4 @@ def register(sub: Any) -> None:
         help="the file's format (default: jsonl for .jsonl/.ndjson, else csv)",
     )
     imp.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    imp.add_argument("--nats-url", help="($GONGKAI_NATS_URL, nats://127.0.0.1:4222)")
-    imp.set_defaults(func=lazy(_COMMANDS + "cmd_import"))
-    credentials.add_tool_arguments(imp, "intake")
+    _tool(imp, "cmd_import")
