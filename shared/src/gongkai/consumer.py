@@ -175,7 +175,20 @@ async def refuse(
             log.warning("integrity_alert_failed", consumer=consumer, error=str(err)[:300])
 
 
-class CatchUpSubscription:
+class _Reader:
+    """What a projection's subscription and a durable consumer both hold: the log they read,
+    the service they belong to (it names their dead letters), how many messages they take at
+    a time, and the task that reads until told to stop."""
+
+    def __init__(self, evlog: EventLog, *, batch: int, owner: str | None) -> None:
+        self.evlog = evlog
+        self.owner = owner
+        self.batch = batch
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+
+class CatchUpSubscription(_Reader):
     """Feeds one projection from its checkpoint onward, in stream order, exactly once."""
 
     def __init__(
@@ -190,17 +203,12 @@ class CatchUpSubscription:
         on_applied: Callable[[Sequence[RecordedEvent]], Awaitable[None]] | None = None,
         owner: str | None = None,
     ) -> None:
-        self.evlog = evlog
+        super().__init__(evlog, batch=batch, owner=owner)
         self.store = store
         self.projection = projection
-        #: The service this subscription belongs to (names its dead letters).
-        self.owner = owner
-        self.batch = batch
         self.max_attempts = max_attempts
         self.retry_delay = retry_delay
         self.on_applied = on_applied
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
         self.caught_up = asyncio.Event()
         self.progress = Progress()
         self._position = 0
@@ -423,7 +431,7 @@ class CatchUpSubscription:
 Handler = Callable[[RecordedEvent], Awaitable[None]]
 
 
-class DurableConsumer:
+class DurableConsumer(_Reader):
     """A JetStream durable pull consumer: nack on error, bounded redelivery, dead letters."""
 
     def __init__(
@@ -439,18 +447,13 @@ class DurableConsumer:
         nak_delay: float = 0.2,
         owner: str | None = None,
     ) -> None:
-        self.evlog = evlog
+        super().__init__(evlog, batch=batch, owner=owner)
         self.name = name
-        #: The service this consumer belongs to (names its dead letters).
-        self.owner = owner
         self.filter_subject = filter_subject
         self.handler = handler
         self.max_deliver = max_deliver
-        self.batch = batch
         self.ack_wait = ack_wait
         self.nak_delay = nak_delay
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
         self._sub: Any = None
 
     async def ensure(self) -> None:
