@@ -20,7 +20,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import nats
 import nats.errors
@@ -206,6 +206,15 @@ def _headers(env: Envelope[Any]) -> dict[str, str]:
     # message and parsed again by every reader, so the event type and version are read from
     # the subject and the body.
     return {"Nats-Msg-Id": env.event_id}
+
+
+class Selection(TypedDict, total=False):
+    """Which messages a read of the log takes: ``raw_replay``'s first parameters, by name."""
+
+    from_seq: int
+    from_time: datetime | None
+    filter_subject: str | Sequence[str] | None
+    follow: bool
 
 
 class EventLog:
@@ -875,18 +884,10 @@ class EventLog:
             return None
         return int(found.num_waiting or 0)
 
-    async def replay(
-        self,
-        *,
-        from_seq: int = 1,
-        from_time: datetime | None = None,
-        filter_subject: str | Sequence[str] | None = None,
-        follow: bool = False,
-    ) -> AsyncIterator[RecordedEvent]:
+    async def replay(self, **selection: Unpack[Selection]) -> AsyncIterator[RecordedEvent]:
+        """``raw_replay``'s messages (the same ``selection``, the same defaults), decoded."""
         decode = self.decode
-        async for msg in self.raw_replay(
-            from_seq=from_seq, from_time=from_time, filter_subject=filter_subject, follow=follow
-        ):
+        async for msg in self.raw_replay(**selection):
             try:
                 yield decode(msg)
             except EventIntegrityError:
