@@ -206,12 +206,12 @@ async def test_findings_and_supervision_cases_as_of_the_day(
     assert page.status_code == 200, page.text
     assert page.text.count("<tr data-finding=") == len(findings)
     assert "纠错记录" in page.text and "统计数据错误" in page.text
-    confirmed = [f for f in findings if f["status"] == "confirmed"]
+    confirmed = [f for f in findings if f.status == "confirmed"]
     assert confirmed
     held = next(
         v
         for _, v in res.rows.scan("violation")
-        if v.get("finding_id") == confirmed[0]["finding_id"]
+        if v.get("finding_id") == confirmed[0].finding_id
     )
     names = await client.get("/console/violations.json", params={"date": LATER_DAY.isoformat()})
     people = {
@@ -221,7 +221,7 @@ async def test_findings_and_supervision_cases_as_of_the_day(
         for r in v["responsible"]
     }
     assert people and all(n in page.text for n in people)
-    unit = confirmed[0]["unit"]
+    unit = confirmed[0].unit
     other = next(c for c in ("finance", "market") if c != unit)
     only = await client.get("/console/findings", params={"unit": other})
     assert f'data-unit="{unit}"' not in only.text
@@ -237,7 +237,7 @@ async def test_findings_and_supervision_cases_as_of_the_day(
     assert rows[1:] and all("统计局" in r[2] and r[2] != unit for r in rows[1:])  # a name
     js = json.loads((await client.get("/console/findings.json", params={"lang": "en"})).content)
     assert js["filter"]["unit"] is None
-    assert {f["finding_id"] for f in js["findings"]} == {f["finding_id"] for f in findings}
+    assert {f["finding_id"] for f in js["findings"]} == {f.finding_id for f in findings}
     assert {f["status_name"] for f in js["findings"]} <= {"Reported", "Confirmed", "Resolved"}
 
     # 督办: every case with its notice and deadline; filtered by state.

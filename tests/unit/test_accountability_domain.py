@@ -350,7 +350,7 @@ def test_finding_answered_by_revision_is_resolved() -> None:
     )
     [resolved] = t.settle()
     assert (resolved.type, resolved.payload.how) == ("FindingResolved", "revised")
-    assert t.rows.get("finding", "F-1")["status"] == "resolved"  # type: ignore[index]
+    assert t.rows.get("finding", "F-1").status == "resolved"  # type: ignore[union-attr]
 
 
 def test_confirmed_finding_is_wrong_information_and_counts_in_the_report() -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any, Literal
 
@@ -39,6 +40,8 @@ from gongkai_accountability.domain.tables import (
     UNIT,
     VIOLATION,
     Alert,
+    Finding,
+    FindingAnswer,
 )
 from gongkai_accountability.domain.violation import (
     rectified_by_refresh,
@@ -63,6 +66,11 @@ def short_id(prefix: str, key: str) -> str:
 def actor_of(env: Envelope[Any]) -> dict[str, str]:
     a = env.actor
     return {"person": a.person, "role": a.role, "unit": a.unit}
+
+
+def _actor(env: Envelope[Any]) -> Person:
+    a = env.actor
+    return Person(a.person, a.role, a.unit)
 
 
 _ISO: dict[tuple[datetime, Any], str] = {}
@@ -762,29 +770,29 @@ def _answer_findings(
         f = rows.get(FINDING, fid)
         if f is None:
             continue
-        resolved = resolved_by(fid, f["unit"], f["status"], how=how, event_id=env.event_id)
+        resolved = resolved_by(
+            fid, f.unit, f.status, how=how, event_id=env.event_id  # type: ignore[arg-type]
+        )
         if resolved is not None:
-            _oblige(rows, Pending(f"finding-resolved:{fid}", f["unit"], fid, resolved))
+            _oblige(rows, Pending(f"finding-resolved:{fid}", f.unit, fid, resolved))
 
 
 def _finding(rows: Rows, env: Envelope[Any], seq: int) -> None:
     p = env.payload
     if env.type == "FindingReported":
-        reported = {
-            "finding_id": p.finding_id,
-            "unit": p.unit,
-            "kind": p.kind,
-            "post_id": p.post_id,
-            "publication_id": p.publication_id,
-            "column": p.column,
-            "description": p.description,
-            "evidence": list(p.evidence),
-            "reported_on": p.reported_on.isoformat(),
-            "reported_by": actor_of(env),
-            "event_id": env.event_id,
-            "status": "reported",
-            "answer": None,
-        }
+        reported = Finding(
+            finding_id=p.finding_id,
+            unit=p.unit,
+            kind=p.kind,
+            post_id=p.post_id,
+            publication_id=p.publication_id,
+            column=p.column,
+            description=p.description,
+            evidence=tuple(p.evidence),
+            reported_on=p.reported_on.isoformat(),
+            reported_by=_actor(env),
+            event_id=env.event_id,
+        )
         rows.put(FINDING, p.finding_id, reported)
         for table, key in ((POST, p.post_id), (PUBLICATION, p.publication_id)):
             target = rows.get(table, key) if key else None
@@ -799,13 +807,19 @@ def _finding(rows: Rows, env: Envelope[Any], seq: int) -> None:
     if f is None:
         return
     if env.type == "FindingResolved":
-        f["status"] = "resolved"
-        f["answer"] = {"how": p.how, "evidence": list(p.evidence), "event_id": env.event_id}
+        f = replace(
+            f,
+            status="resolved",
+            answer=FindingAnswer(env.event_id, how=p.how, evidence=tuple(p.evidence)),
+        )
     else:  # FindingConfirmed
-        f["status"] = "confirmed"
-        f["answer"] = {"note": p.note, "event_id": env.event_id, "by": actor_of(env)}
-        post = rows.get(POST, f["post_id"]) if f["post_id"] else None
-        pub = rows.get(PUBLICATION, f["publication_id"]) if f["publication_id"] else None
+        f = replace(
+            f,
+            status="confirmed",
+            answer=FindingAnswer(env.event_id, note=p.note, by=_actor(env)),
+        )
+        post = rows.get(POST, f.post_id) if f.post_id else None
+        pub = rows.get(PUBLICATION, f.publication_id) if f.publication_id else None
         if post is None and pub is not None and pub.get("post_id"):
             post = rows.get(POST, pub["post_id"])
         _record(
@@ -817,7 +831,7 @@ def _finding(rows: Rows, env: Envelope[Any], seq: int) -> None:
                 PostFacts.of(post) if post is not None else None,
                 # The publication's first step is its PostPublished: who reported it online.
                 Person.of(pub["trail"][0]) if pub is not None else None,
-                held_in(rows, f["unit"]),
+                held_in(rows, f.unit),
             ),
         )
     rows.put(FINDING, p.finding_id, f)

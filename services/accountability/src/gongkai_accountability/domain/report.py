@@ -139,8 +139,8 @@ def unit_reports(rows: Rows, start: date, end: date, unit: str | None = None) ->
                 outcome += "+breach"
             r.cases_outcomes = dict(Counter(r.cases_outcomes) + Counter({outcome: 1}))
     for _, f in rows.scan(FINDING):
-        if lo <= f["reported_on"] <= hi:
-            rep(f["unit"]).findings += 1
+        if lo <= f.reported_on <= hi:
+            rep(f.unit).findings += 1
     for r in units.values():
         r.score = max(0, r.score - STALE_COLUMN_PENALTY * r.stale_columns)
     ranked = sorted(units.values(), key=lambda r: (-r.score, r.unit))

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from gongkai_accountability.domain.responsibility import Person
 from gongkai_accountability.domain.rows import NAMES, MemoryRows, Row, Table, plain
 
 
@@ -54,12 +55,95 @@ class Alert:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class FindingAnswer:
+    """How a finding was answered: resolved by the unit (``how``, with the revision or
+    removal as ``evidence``) or confirmed by the office (``by``, with its ``note``)."""
+
+    #: The FindingResolved or FindingConfirmed.
+    event_id: str
+    how: str | None = None
+    evidence: tuple[str, ...] = ()
+    note: str | None = None
+    by: Person | None = None
+
+    def encode(self) -> Row:
+        if self.by is None:
+            return {"how": self.how, "evidence": list(self.evidence), "event_id": self.event_id}
+        return {"note": self.note, "event_id": self.event_id, "by": self.by.as_row()}
+
+    @classmethod
+    def decode(cls, row: Row) -> FindingAnswer:
+        if "by" in row:
+            return cls(row["event_id"], note=row.get("note"), by=Person.of(row["by"]))
+        return cls(row["event_id"], how=row["how"], evidence=tuple(row["evidence"]))
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """读网纠错: an error the office found reading the site, and its answer."""
+
+    finding_id: str
+    unit: str
+    #: What was wrong (typo, false, privacy_leak, ...).
+    kind: str
+    post_id: str | None
+    publication_id: str | None
+    column: str | None
+    description: str
+    evidence: tuple[str, ...]
+    #: ISO date (Asia/Shanghai).
+    reported_on: str
+    reported_by: Person
+    #: The FindingReported.
+    event_id: str
+    #: reported, resolved or confirmed.
+    status: str = "reported"
+    answer: FindingAnswer | None = None
+
+    def encode(self) -> Row:
+        return {
+            "finding_id": self.finding_id,
+            "unit": self.unit,
+            "kind": self.kind,
+            "post_id": self.post_id,
+            "publication_id": self.publication_id,
+            "column": self.column,
+            "description": self.description,
+            "evidence": list(self.evidence),
+            "reported_on": self.reported_on,
+            "reported_by": self.reported_by.as_row(),
+            "event_id": self.event_id,
+            "status": self.status,
+            "answer": self.answer.encode() if self.answer is not None else None,
+        }
+
+    @classmethod
+    def decode(cls, row: Row) -> Finding:
+        answer = row["answer"]
+        return cls(
+            finding_id=row["finding_id"],
+            unit=row["unit"],
+            kind=row["kind"],
+            post_id=row["post_id"],
+            publication_id=row["publication_id"],
+            column=row["column"],
+            description=row["description"],
+            evidence=tuple(row["evidence"]),
+            reported_on=row["reported_on"],
+            reported_by=Person.of(row["reported_by"]),
+            event_id=row["event_id"],
+            status=row["status"],
+            answer=FindingAnswer.decode(answer) if answer is not None else None,
+        )
+
+
 POST = plain("post")
 PUBLICATION = plain("publication")
 UNIT = plain("unit")
 COLUMN = plain("column")
 CASE = plain("case")
-FINDING = plain("finding")
+FINDING: Table[Finding] = Table("finding", Finding.encode, Finding.decode)
 VIOLATION = plain("violation")
 TODO = plain("todo")
 ALERT: Table[Alert] = Table("alert", Alert.encode, Alert.decode)

@@ -24,6 +24,7 @@ from gongkai.events.contracts.accountability import Responsible, ViolationRecord
 from gongkai.events.contracts.freshness import ColumnRefreshed
 from gongkai.events.contracts.intake import PostPublished
 from gongkai_accountability.domain.responsibility import Holders, Person, responsible
+from gongkai_accountability.domain.tables import Finding
 
 #: Rule kinds whose deadline runs from a trigger ("within N working days of ..."): missing one
 #: is late publication; periodic and blank staleness is supervision's matter.
@@ -135,16 +136,16 @@ class FindingFacts:
     column: str | None = None
 
     @classmethod
-    def of(cls, row: dict[str, Any]) -> FindingFacts:
+    def of(cls, row: Finding) -> FindingFacts:
         return cls(
-            finding_id=row["finding_id"],
-            unit=row["unit"],
-            kind=row["kind"],
-            description=row["description"],
-            reported_event_id=row["event_id"],
-            post_id=row["post_id"],
-            publication_id=row["publication_id"],
-            column=row["column"],
+            finding_id=row.finding_id,
+            unit=row.unit,
+            kind=row.kind,
+            description=row.description,
+            reported_event_id=row.event_id,
+            post_id=row.post_id,
+            publication_id=row.publication_id,
+            column=row.column,
         )
 
 

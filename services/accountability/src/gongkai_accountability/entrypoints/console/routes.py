@@ -205,28 +205,28 @@ def violation_rows(page: Page, found: list[dict[str, Any]]) -> list[dict[str, An
     ]
 
 
-def finding_rows(page: Page, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def finding_rows(page: Page, found: list[views.FindingLine]) -> list[dict[str, Any]]:
     """Findings as exported: codes and names side by side."""
     _ = page.gettext
     out = []
-    for x in found:
-        answer = x.get("answer") or {}
+    for line in found:
+        x, answer = line.finding, line.finding.answer
         out.append({
-            "finding_id": x["finding_id"],
-            "reported_on": x["reported_on"],
-            "unit": x["unit"],
-            "unit_name": page.names.unit(x["unit"]),
-            "kind": x["kind"],
-            "kind_name": labels.label(labels.FINDING_KINDS, x["kind"], _),
-            "column": page.column(x.get("column")),
-            "post_id": x.get("post_id") or "",
-            "description": x["description"],
-            "reported_by": page.names.person((x.get("reported_by") or {}).get("person")),
-            "status": x["status"],
-            "status_name": labels.label(labels.FINDING_STATUS, x["status"], _),
-            "answer": answer.get("note")
-            or labels.label(labels.FINDING_HOW, answer.get("how"), _),
-            "responsible": people(page, x["responsible"]),
+            "finding_id": x.finding_id,
+            "reported_on": x.reported_on,
+            "unit": x.unit,
+            "unit_name": page.names.unit(x.unit),
+            "kind": x.kind,
+            "kind_name": labels.label(labels.FINDING_KINDS, x.kind, _),
+            "column": page.column(x.column),
+            "post_id": x.post_id or "",
+            "description": x.description,
+            "reported_by": page.names.person(x.reported_by.person),
+            "status": x.status,
+            "status_name": labels.label(labels.FINDING_STATUS, x.status, _),
+            "answer": (answer.note if answer else None)
+            or labels.label(labels.FINDING_HOW, answer.how if answer else None, _),
+            "responsible": people(page, list(line.responsible)),
         })
     return out
 
@@ -262,7 +262,10 @@ def case_rows(page: Page, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-Found = list[dict[str, Any]]
+#: A list's rows as its filter found them (typed rows, or a view of them).
+Found = list[Any]
+#: A list's rows as exported.
+Exported = list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -282,7 +285,7 @@ class Export:
     unknown: str
     period: bool
     columns: tuple[tuple[str, str], ...]
-    rows: Callable[[Page, Found], Found]
+    rows: Callable[[Page, Found], Exported]
     page_shows_export: bool = False
     #: The list's rows have a severity to filter on (``?severity=``: violations).
     severities: bool = False
@@ -297,7 +300,7 @@ class Export:
             out["to"] = f.until.isoformat() if f.until else None
         return out
 
-    def csv_lines(self, page: Page, rows: Found) -> list[list[str]]:
+    def csv_lines(self, page: Page, rows: Exported) -> list[list[str]]:
         return [[cell(page, row[field]) for _head, field in self.columns] for row in rows]
 
 

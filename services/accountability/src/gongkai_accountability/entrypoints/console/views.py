@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Generic
 
 from gongkai.calendar import local_date
 from gongkai.rules import load_rule_sets
@@ -23,7 +23,7 @@ from gongkai_accountability.domain.report import (
     latest_publications,
     unit_reports,
 )
-from gongkai_accountability.domain.rows import Row, Rows, Table
+from gongkai_accountability.domain.rows import R, Rows, Table
 from gongkai_accountability.domain.tables import (
     ALERT,
     CASE,
@@ -32,6 +32,7 @@ from gongkai_accountability.domain.tables import (
     UNIT,
     VIOLATION,
     Alert,
+    Finding,
 )
 
 #: The rule set whose single-veto lines the overview measures units against.
@@ -232,39 +233,42 @@ class Filter:
     severity: str | None = None
 
 
+def _field(row: Any, name: str) -> Any:
+    # Typed rows (domain.tables) by attribute; the tables still plain JSON by key.
+    return row.get(name) if isinstance(row, dict) else getattr(row, name, None)
+
+
 @dataclass(frozen=True)
-class Listing:
+class Listing(Generic[R]):
     """A list of one kind of row folded as of a day (violations, findings, cases): the field a
     filter's code matches, the date its period is of (None: the list has no period), and the
     fields it is ordered by, newest first."""
 
-    table: Table[Row]
+    table: Table[R]
     code_field: str
     dated: str | None
     order: tuple[str, str]
 
-    def keeps(self, f: Filter, row: dict[str, Any]) -> bool:
-        day = row[self.dated][:10] if self.dated else ""
+    def keeps(self, f: Filter, row: R) -> bool:
+        day = _field(row, self.dated)[:10] if self.dated else ""
         return (
-            (f.unit is None or row["unit"] == f.unit)
-            and (f.code is None or row[self.code_field] == f.code)
+            (f.unit is None or _field(row, "unit") == f.unit)
+            and (f.code is None or _field(row, self.code_field) == f.code)
             and (f.since is None or day >= f.since.isoformat())
             and (f.until is None or day <= f.until.isoformat())
-            and (f.severity is None or row.get("severity") == f.severity)
+            and (f.severity is None or _field(row, "severity") == f.severity)
         )
 
-    def find(
-        self, rows: Rows, f: Filter, units: frozenset[str] | None = None
-    ) -> list[dict[str, Any]]:
+    def find(self, rows: Rows, f: Filter, units: frozenset[str] | None = None) -> list[R]:
         """The rows on record as of the fold's day that pass ``f``, of ``units`` only (None:
         every unit), newest first."""
         first, then = self.order
         out = [
             r
             for _, r in rows.scan(self.table)
-            if (units is None or r["unit"] in units) and self.keeps(f, r)
+            if (units is None or _field(r, "unit") in units) and self.keeps(f, r)
         ]
-        return sorted(out, key=lambda r: (r[first], r[then]), reverse=True)
+        return sorted(out, key=lambda r: (_field(r, first), _field(r, then)), reverse=True)
 
 
 VIOLATIONS = Listing(VIOLATION, "kind", "occurred_at", ("occurred_at", "violation_id"))
@@ -274,19 +278,23 @@ FINDINGS = Listing(FINDING, "status", "reported_on", ("reported_on", "finding_id
 CASES = Listing(CASE, "status", None, ("opened_on", "case_id"))
 
 
-def findings(
-    rows: Rows, f: Filter, units: frozenset[str] | None = None
-) -> list[dict[str, Any]]:
-    """``FINDINGS`` with each finding's ``responsible``: the people its confirmation held
-    responsible (the wrong_information violation recorded for it), empty while it is not
-    confirmed, since nobody answers yet."""
-    held: dict[str, list[dict[str, Any]]] = {}
+@dataclass(frozen=True, slots=True)
+class FindingLine:
+    """A finding as the list shows it, with the people its confirmation held responsible
+    (the wrong_information violation recorded for it): none while it is not confirmed."""
+
+    finding: Finding
+    responsible: tuple[dict[str, Any], ...]
+
+
+def findings(rows: Rows, f: Filter, units: frozenset[str] | None = None) -> list[FindingLine]:
+    """``FINDINGS``, each with who answers for it (``FindingLine``)."""
+    held: dict[str, tuple[dict[str, Any], ...]] = {}
     for _, v in rows.scan(VIOLATION):
         if v.get("finding_id"):
-            held[v["finding_id"]] = list(v.get("responsible") or [])
+            held[v["finding_id"]] = tuple(v.get("responsible") or ())
     return [
-        {**x, "responsible": held.get(x["finding_id"], [])}
-        for x in FINDINGS.find(rows, f, units)
+        FindingLine(x, held.get(x.finding_id, ())) for x in FINDINGS.find(rows, f, units)
     ]
 
 
