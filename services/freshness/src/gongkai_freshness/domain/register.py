@@ -311,11 +311,13 @@ def _post_published(reg: Register, env: Envelope[Any], seq: int) -> Evolved:
     p: iev.PostPublished | iev.PublicationImported = env.payload
     d = local_date(p.online_at)
     by = Cause.of(env)
+    post_id = p.post_id if isinstance(p, iev.PostPublished) else None
+    ref = reg.posts.get(post_id) if post_id else None
     changed: dict[ColumnKey, ColumnState] = {}
     if p.column in reg.catalog.columns:
         col = reg.column(p.unit, p.column)
         prev = col.live.get(p.publication_id)
-        live = {**col.live, p.publication_id: p.online_at}
+        live = _put(col.live, p.publication_id, p.online_at)
         last, last_on = col.last_publication, col.last_publication_on
         basis = by if last is None or p.online_at >= last else col.basis
         if last is None or p.online_at > last:
@@ -348,17 +350,23 @@ def _post_published(reg: Register, env: Envelope[Any], seq: int) -> Evolved:
             for tid in met:
                 triggers[tid] = replace(triggers[tid], met_on=d, exempt=exempt, settled_by=by)
             col = replace(col, triggers=triggers)
-        changed[col.key] = settle(col, unit, reg.book)
-    post_id = p.post_id if isinstance(p, iev.PostPublished) else None
-    ref = reg.posts.get(post_id) if post_id else None
+        if ref is not None and (ref.unit, ref.column) == col.key:
+            # The post's own obligations live in this column: settled once, below, with
+            # them met (a trigger the publication leaves unmet is settled or not the same
+            # either way: meeting the post's changes nothing else the check reads).
+            changed[col.key] = col
+        else:
+            changed[col.key] = settle(col, unit, reg.book)
     if ref is None or post_id is None:
         return _changed(reg, changed)
     key = (ref.unit, ref.column)
     pcol = changed.get(key) or reg.column(*key)
+    # The post's obligations by id (``post:<id>:<n>``, one per submission or revision after
+    # it went online), not a scan of every obligation the column still runs.
     met = [
         tid
-        for tid, t in pcol.triggers.items()
-        if t.post_id == post_id and t.met_on is None and not t.withdrawn
+        for tid in (f"post:{post_id}:{n}" for n in range(1, ref.triggers + 1))
+        if (t := pcol.triggers.get(tid)) is not None and t.met_on is None and not t.withdrawn
     ]
     if met:
         exempt = not pcol.visible
@@ -382,7 +390,7 @@ def _publication_imported(reg: Register, env: Envelope[Any], seq: int) -> Evolve
         return evolved
     reg = evolved.register
     col = reg.column(p.unit, p.column)
-    col = replace(col, imported={**col.imported, p.publication_id: p.online_at})
+    col = replace(col, imported=_put(col.imported, p.publication_id, p.online_at))
     return _changed(reg, {col.key: col})
 
 
@@ -400,7 +408,7 @@ def _publication_removed(reg: Register, env: Envelope[Any], seq: int) -> Evolved
     if col is None or p.publication_id not in col.live:
         return Evolved(reg)
     was = col.live[p.publication_id]
-    live = {k: v for k, v in col.live.items() if k != p.publication_id}
+    live = _trie(col.live).remove(p.publication_id)
     col = replace(col, live=live)
     by = Cause.of(env)
     if was == col.last_publication and live:
@@ -480,6 +488,17 @@ _HANDLERS: dict[type[Any], Callable[[Register, Envelope[Any], int], Evolved]] = 
     fev.ColumnRefreshed: _ledger,
     fev.ColumnWasStale: _was_stale,
 }
+
+
+def _trie(items: Mapping[str, datetime]) -> HashTrieMap[str, datetime]:
+    return items if isinstance(items, HashTrieMap) else HashTrieMap(items)
+
+
+def _put(items: Mapping[str, datetime], key: str, at: datetime) -> HashTrieMap[str, datetime]:
+    """``items`` with ``key`` at ``at``, shared with ``items`` but for a path of the trie: a
+    column's items online grow with every publication (thousands over the years), and a
+    copied mapping made each publication cost as much as the column's whole history."""
+    return _trie(items).insert(key, at)
 
 
 def _latest(live: Mapping[str, datetime]) -> tuple[datetime, date]:
