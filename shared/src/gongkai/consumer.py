@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -60,6 +61,34 @@ _BUS_UNAVAILABLE: tuple[type[BaseException], ...] = (
     TimeoutError,
     ConnectionError,
 )
+
+
+class _Heap:
+    """The cyclic collector while projections catch up: what a batch left alive is frozen.
+
+    Catching up builds long-lived objects (rows, registers, kept days) batch after batch, and
+    every full collection walked all of them again: measured on accountability over 100,000
+    events, a fifth of its CPU (16.0 s with the collector off, 20.6 s with it on). A rebuild
+    turns the collector off for its fold; a running service cannot (its other tasks go on),
+    so after each batch applied while behind, what is alive is moved out of the collector's
+    generations (``gc.freeze``). Reference counting still frees whatever dies, and a cycle
+    that dies within its batch is still collected; one that dies after it was frozen waits
+    until a projection has caught up, when the frozen objects go back (``gc.unfreeze``) and
+    the next full collection sees them all once.
+    """
+
+    frozen = False
+
+    @classmethod
+    def behind(cls) -> None:
+        gc.freeze()
+        cls.frozen = True
+
+    @classmethod
+    def caught_up(cls) -> None:
+        if cls.frozen:
+            cls.frozen = False
+            gc.unfreeze()
 
 
 def unavailable(error: BaseException) -> bool:
@@ -352,7 +381,10 @@ class CatchUpSubscription(_Reader):
             if len(pending) >= self.batch or left == 0:
                 await self._flush(pending)
                 pending = []
+                if left:
+                    _Heap.behind()
             if left == 0:
+                _Heap.caught_up()
                 self.caught_up.set()
 
     async def _flush(self, pending: list[tuple[Msg, RecordedEvent]]) -> None:
