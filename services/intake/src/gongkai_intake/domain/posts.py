@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date
+from typing import Any
 
 from gongkai.events import EventPayload
 from gongkai.events.contracts.intake import (
@@ -118,29 +119,29 @@ class PostState:
 INITIAL = PostState()
 
 
+def _content(event: PostSubmitted | PostRevised) -> dict[str, Any]:
+    """What a content version sets, the first (a submission) or a later one (a revision)."""
+    return {
+        "title": event.title,
+        "content_version": event.content_version,
+        "content_digest": event.content_digest,
+        "needs_secrecy_review": event.screening.needs_secrecy_review,
+        "spans": event.screening.spans,
+    }
+
+
 def evolve(state: PostState, event: EventPayload) -> PostState:
     if isinstance(event, PostSubmitted):
         return PostState(
             exists=True,
             unit=event.unit,
             column=event.column,
-            title=event.title,
-            content_version=event.content_version,
-            content_digest=event.content_digest,
             important_kind=event.important_kind,
             maker_unsure=event.maker_unsure,
-            needs_secrecy_review=event.screening.needs_secrecy_review,
-            spans=event.screening.spans,
+            **_content(event),
         )
     if isinstance(event, PostRevised):
-        return replace(
-            state,
-            title=event.title,
-            content_version=event.content_version,
-            content_digest=event.content_digest,
-            needs_secrecy_review=event.screening.needs_secrecy_review,
-            spans=event.screening.spans,
-        )
+        return replace(state, **_content(event))
     if isinstance(event, PostWithdrawn):
         return replace(state, withdrawn=True)
     return state
