@@ -244,13 +244,13 @@ async def test_findings_and_supervision_cases_as_of_the_day(
     page = await client.get("/console/supervisions", params={"date": LATER_DAY.isoformat()})
     assert page.status_code == 200, page.text
     assert page.text.count("<tr data-case=") == len(cases)
-    issued = [c for c in cases if c["notice"]]
-    assert issued and issued[0]["notice"]["deadline"] in page.text
+    issued = [c for c in cases if c.notice]
+    assert issued and issued[0].notice.deadline in page.text
     for state in ("open", "issued", "closed"):
         only = await client.get(
             "/console/supervisions", params={"date": LATER_DAY.isoformat(), "state": state}
         )
-        assert only.text.count("<tr data-case=") == sum(c["status"] == state for c in cases)
+        assert only.text.count("<tr data-case=") == sum(c.status == state for c in cases)
     rows = csv_rows(
         await client.get("/console/supervisions.csv", params={"date": LATER_DAY.isoformat()})
     )

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from gongkai_accountability.domain.rows import NAMES, MemoryRows, Table
-from gongkai_accountability.domain.tables import ALERT, ALL, BY_NAME, FINDING, as_json
+from gongkai_accountability.domain.tables import ALERT, ALL, BY_NAME, CASE, FINDING, as_json
 
 OFFICE = {"person": "office1", "role": "office", "unit": "county-office"}
 
@@ -47,6 +47,29 @@ STORED: list[tuple[Table[Any], dict[str, Any]]] = [
         "evidence": [], "reported_on": "2026-03-04", "reported_by": OFFICE,
         "event_id": "ev-reported-3", "status": "confirmed",
         "answer": {"note": None, "event_id": "ev-confirmed", "by": OFFICE},
+    }),
+    (CASE, {
+        "case_id": "finance--news--1", "unit": "finance", "column": "news", "status": "open",
+        "opened_on": "2026-03-02", "stale_event_ids": ["s1"], "cause": ["s1", "corr-1"],
+        "notice": None, "breach": None, "closed": None,
+    }),
+    # Written before causes were kept: no "cause" key, and none added.
+    (CASE, {
+        "case_id": "finance--news--2", "unit": "finance", "column": "news", "status": "open",
+        "opened_on": "2026-03-02", "stale_event_ids": ["s1"], "notice": None, "breach": None,
+        "closed": None,
+    }),
+    (CASE, {
+        "case_id": "finance--news--3", "unit": "finance", "column": "news", "status": "closed",
+        "opened_on": "2026-03-02", "stale_event_ids": ["s1", "s2"], "cause": ["s2", "corr-2"],
+        "notice": {
+            "event_id": "n1", "correlation_id": "corr-2", "issued_on": "2026-03-04",
+            "deadline": "2026-03-11", "working_days": 5, "provisional": False,
+            "automatic": False, "by": OFFICE,
+        },
+        "breach": "V-1",
+        "closed": {"event_id": "c1", "outcome": "after_deadline", "closed_on": "2026-03-13"},
+        "refreshed": ["r1", "r2"], "closing": "2026-03-13",
     }),
 ]
 

@@ -24,9 +24,9 @@ from gongkai.events.contracts.accountability import (
 )
 from gongkai_accountability.domain.fold import held_in, short_id
 from gongkai_accountability.domain.pending import Pending
-from gongkai_accountability.domain.rows import Row, Rows
+from gongkai_accountability.domain.rows import Rows
 from gongkai_accountability.domain.supervision import notice_due
-from gongkai_accountability.domain.tables import CASE, TODO, VIOLATION
+from gongkai_accountability.domain.tables import CASE, TODO, VIOLATION, Case
 from gongkai_accountability.domain.violations import CaseFacts, stale_after_supervision
 
 ACCOUNTABILITY = Actor(person="accountability", role="system", unit="system")
@@ -48,7 +48,7 @@ def _start_of(d: date) -> datetime:
 
 
 def supervision_notice(
-    case: Row,
+    case: Case,
     today: date,
     calendar: WorkingCalendar,
     policy: Policy,
@@ -61,10 +61,10 @@ def supervision_notice(
     days = deadline_days or policy.deadline_days
     due = calendar.add_working_days(today, days)
     return SupervisionIssued(
-        case_id=case["case_id"],
-        unit=case["unit"],
-        column=case["column"],
-        stale_event_ids=tuple(case["stale_event_ids"]),
+        case_id=case.case_id,
+        unit=case.unit,
+        column=case.column,
+        stale_event_ids=case.stale_event_ids,
         issued_on=today,
         deadline=due.value,
         working_days=days,
@@ -75,7 +75,7 @@ def supervision_notice(
 
 
 def issue_notice(
-    case: Row,
+    case: Case,
     today: date,
     calendar: WorkingCalendar,
     policy: Policy,
@@ -94,7 +94,7 @@ def issue_notice(
     # 0: a case is issued once; a second notice (by hand and automatic racing) is refused.
     return Decided.of(
         payload,
-        aggregate_id=case["case_id"],
+        aggregate_id=case.case_id,
         actor=actor,
         command_id=command_id,
         recorded_at=now,
@@ -103,11 +103,10 @@ def issue_notice(
     )
 
 
-def case_cause(case: Row) -> Cause | None:
+def case_cause(case: Case) -> Cause | None:
     """What a supervision notice answers: the case's latest ColumnStale (None: a case row
     written before causes were kept)."""
-    cause = case.get("cause")
-    return Cause(*cause) if cause else None
+    return Cause(*case.cause) if case.cause else None
 
 
 def decide(
@@ -139,10 +138,10 @@ def decide(
             )
         )
     for case_id, case in rows.scan(CASE):
-        if case["status"] == "closed" or case.get("closing"):
+        if case.status == "closed" or case.closing:
             continue
-        opened = date.fromisoformat(case["opened_on"])
-        if case["notice"] is None:
+        opened = date.fromisoformat(case.opened_on)
+        if case.notice is None:
             if notice_due(opened, today, policy.notice_after_days, calendar):
                 out.append(
                     issue_notice(
@@ -161,7 +160,7 @@ def decide(
         verdict = stale_after_supervision(facts, today, held_in(rows, facts.unit))
         if verdict is not None:
             # Caused by the notice whose deadline passed with the column still stale.
-            notice = case["notice"]
+            notice = case.notice
             out.append(
                 Decided.of(
                     verdict.violation,
@@ -169,8 +168,8 @@ def decide(
                     actor=ACCOUNTABILITY,
                     command_id=verdict.command_id,
                     recorded_at=now,
-                    cause=Cause(notice["event_id"], notice["correlation_id"])
-                    if notice.get("correlation_id")
+                    cause=Cause(notice.event_id, notice.correlation_id)
+                    if notice.correlation_id
                     else None,
                     expected=0,
                 )

@@ -40,8 +40,11 @@ from gongkai_accountability.domain.tables import (
     UNIT,
     VIOLATION,
     Alert,
+    Case,
+    Closed,
     Finding,
     FindingAnswer,
+    Notice,
 )
 from gongkai_accountability.domain.violation import (
     rectified_by_refresh,
@@ -617,7 +620,7 @@ def _column(rows: Rows, env: Envelope[Any], seq: int) -> None:
             "since": local_date(env.business_time).isoformat(),
         }
         current = rows.get(CASE, col["case"]) if col["case"] is not None else None
-        if current is not None and current.get("closing"):
+        if current is not None and current.closing:
             # Every episode of that case was refreshed; its SupervisionClosed (accountability's
             # own reaction) may not be recorded yet. A new staleness is a new case either way.
             col["case"] = None
@@ -628,26 +631,29 @@ def _column(rows: Rows, env: Envelope[Any], seq: int) -> None:
             rows.put(
                 CASE,
                 case_id,
-                {
-                    "case_id": case_id,
-                    "unit": p.unit,
-                    "column": p.column,
-                    "status": "open",
-                    "opened_on": local_date(env.business_time).isoformat(),
-                    "stale_event_ids": [env.event_id],
+                Case(
+                    case_id=case_id,
+                    unit=p.unit,
+                    column=p.column,
+                    status="open",
+                    opened_on=local_date(env.business_time).isoformat(),
+                    stale_event_ids=(env.event_id,),
                     # The latest ColumnStale of the case: the automatic notice's cause.
-                    "cause": [env.event_id, env.correlation_id],
-                    "notice": None,
-                    "breach": None,
-                    "closed": None,
-                },
+                    cause=(env.event_id, env.correlation_id),
+                ),
             )
         else:
             case = rows.get(CASE, col["case"])
-            if case is not None and env.event_id not in case["stale_event_ids"]:
-                case["stale_event_ids"].append(env.event_id)
-                case["cause"] = [env.event_id, env.correlation_id]
-                rows.put(CASE, col["case"], case)
+            if case is not None and env.event_id not in case.stale_event_ids:
+                rows.put(
+                    CASE,
+                    col["case"],
+                    replace(
+                        case,
+                        stale_event_ids=(*case.stale_event_ids, env.event_id),
+                        cause=(env.event_id, env.correlation_id),
+                    ),
+                )
     elif env.type == "ColumnRefreshed":
         episode = f"{p.rule_set}/{p.rule}/{p.episode}"
         col["open"].pop(episode, None)
@@ -660,18 +666,24 @@ def _column(rows: Rows, env: Envelope[Any], seq: int) -> None:
         )
         if not col["open"] and col["case"] is not None:
             case = rows.get(CASE, col["case"])
-            if case is not None and case["status"] != "closed":
-                case.setdefault("refreshed", []).append(env.event_id)
-                # The day the column was put right (the item's own online day when it went
-                # online), not the day freshness's reaction was recorded.
-                case["closing"] = (p.met_on or local_date(env.business_time)).isoformat()
+            if case is not None and case.status != "closed":
+                case = replace(
+                    case,
+                    refreshed=(*(case.refreshed or ()), env.event_id),
+                    # The day the column was put right (the item's own online day when it
+                    # went online), not the day freshness's reaction was recorded.
+                    closing=(p.met_on or local_date(env.business_time)).isoformat(),
+                )
                 rows.put(CASE, col["case"], case)
                 _oblige_close(rows, case)
         elif col["case"] is not None:
             case = rows.get(CASE, col["case"])
             if case is not None:
-                case.setdefault("refreshed", []).append(env.event_id)
-                rows.put(CASE, col["case"], case)
+                rows.put(
+                    CASE,
+                    col["case"],
+                    replace(case, refreshed=(*(case.refreshed or ()), env.event_id)),
+                )
     elif env.type == "ColumnWasStale":
         # History: an episode before the unit joined. No case, no violation: nobody was
         # watching; ``report.stale_columns`` counts it for the days it covers.
@@ -693,31 +705,31 @@ def _column(rows: Rows, env: Envelope[Any], seq: int) -> None:
     rows.put(COLUMN, key, col)
 
 
-def _oblige_close(rows: Rows, case: Row) -> None:
-    notice = case["notice"]
-    refreshed = case.get("refreshed", [])
+def _oblige_close(rows: Rows, case: Case) -> None:
+    assert case.closing is not None  # every episode refreshed
+    notice = case.notice
+    refreshed = case.refreshed or ()
     closed = case_closed(
-        case["case_id"],
-        case["unit"],
-        case["column"],
-        deadline=date.fromisoformat(notice["deadline"]) if notice is not None else None,
-        closed_on=date.fromisoformat(case["closing"]),
+        case.case_id,
+        case.unit,
+        case.column,
+        deadline=date.fromisoformat(notice.deadline) if notice is not None else None,
+        closed_on=date.fromisoformat(case.closing),
         refreshed=refreshed,
     )
-    _oblige(rows, Pending(f"supervision-closed:{case['case_id']}", case["unit"], case["case_id"],
-                          closed))
-    vid = case.get("breach")
+    _oblige(rows, Pending(f"supervision-closed:{case.case_id}", case.unit, case.case_id, closed))
+    vid = case.breach
     if not vid:
         return
     # Rectified already (the office may do it by hand before the column is refreshed): no
     # second rectification is owed, and an obligation nobody discharges must not linger.
     breach = rows.get(VIOLATION, vid)
     rectified = rectified_by_refresh(
-        vid, case["unit"], rectified=breach is not None and bool(breach.get("rectified")),
+        vid, case.unit, rectified=breach is not None and bool(breach.get("rectified")),
         refreshed=refreshed, closed_on=closed.closed_on,
     )
     if rectified is not None:
-        _oblige(rows, Pending(rectify_command_id(vid), case["unit"], vid, rectified))
+        _oblige(rows, Pending(rectify_command_id(vid), case.unit, vid, rectified))
 
 
 def _supervision(rows: Rows, env: Envelope[Any], seq: int) -> None:
@@ -726,24 +738,28 @@ def _supervision(rows: Rows, env: Envelope[Any], seq: int) -> None:
     if case is None:
         return
     if env.type == "SupervisionIssued":
-        case["status"] = "issued"
-        case["notice"] = {
-            "event_id": env.event_id,
-            "correlation_id": env.correlation_id,
-            "issued_on": p.issued_on.isoformat(),
-            "deadline": p.deadline.isoformat(),
-            "working_days": p.working_days,
-            "provisional": p.provisional,
-            "automatic": p.automatic,
-            "by": actor_of(env),
-        }
+        case = replace(
+            case,
+            status="issued",
+            notice=Notice(
+                event_id=env.event_id,
+                correlation_id=env.correlation_id,
+                issued_on=p.issued_on.isoformat(),
+                deadline=p.deadline.isoformat(),
+                working_days=p.working_days,
+                provisional=p.provisional,
+                automatic=p.automatic,
+                by=_actor(env),
+            ),
+        )
     else:
-        case["status"] = "closed"
-        case["closed"] = {
-            "event_id": env.event_id,
-            "outcome": p.outcome,
-            "closed_on": p.closed_on.isoformat(),
-        }
+        case = replace(
+            case,
+            status="closed",
+            closed=Closed(
+                event_id=env.event_id, outcome=p.outcome, closed_on=p.closed_on.isoformat()
+            ),
+        )
         col = _column_row(rows, p.unit, p.column)
         if col["case"] == p.case_id:
             col["case"] = None
@@ -855,8 +871,7 @@ def _violation(rows: Rows, env: Envelope[Any], seq: int) -> None:
         if p.case_id:
             case = rows.get(CASE, p.case_id)
             if case is not None:
-                case["breach"] = vid
-                rows.put(CASE, p.case_id, case)
+                rows.put(CASE, p.case_id, replace(case, breach=vid))
         post = rows.get(POST, p.post_id) if p.post_id else None
         if post is not None:
             post["trail"].append(step(env, seq, "violation", violation_id=vid, kind=p.kind))

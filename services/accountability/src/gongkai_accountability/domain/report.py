@@ -78,7 +78,8 @@ def latest_publications(rows: Rows, day: date) -> dict[tuple[str, str], datetime
 
 
 def as_of_view(rows: Rows, as_of: date, unit: str | None = None) -> dict[str, Any]:
-    cases = [c for _, c in rows.scan(CASE) if c["status"] != "closed"]
+    # The as-of document (GET /as-of, ``audit as-of --json``) shows cases as stored.
+    cases = [CASE.encode_row(c) for _, c in rows.scan(CASE) if c.status != "closed"]
     violations = [v for _, v in rows.scan(VIOLATION)]
     if unit:
         cases = [c for c in cases if c["unit"] == unit]
@@ -131,11 +132,11 @@ def unit_reports(rows: Rows, start: date, end: date, unit: str | None = None) ->
             r.serious += v["severity"] == "serious"
             r.score -= PENALTY[v["severity"]]
     for _, c in rows.scan(CASE):
-        if lo <= c["opened_on"] <= hi:
-            r = rep(c["unit"])
+        if lo <= c.opened_on <= hi:
+            r = rep(c.unit)
             r.cases_opened += 1
-            outcome = c["closed"]["outcome"] if c["closed"] else c["status"]
-            if c.get("breach"):
+            outcome = c.closed.outcome if c.closed else c.status
+            if c.breach:
                 outcome += "+breach"
             r.cases_outcomes = dict(Counter(r.cases_outcomes) + Counter({outcome: 1}))
     for _, f in rows.scan(FINDING):

@@ -138,11 +138,136 @@ class Finding:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """The supervision notice (督办通知) a case got: its deadline in working days."""
+
+    #: The SupervisionIssued.
+    event_id: str
+    #: ISO dates (Asia/Shanghai).
+    issued_on: str
+    deadline: str
+    working_days: int
+    provisional: bool
+    automatic: bool
+    #: Absent from notices kept before they were recorded.
+    correlation_id: str | None = None
+    by: Person | None = None
+
+    def encode(self) -> Row:
+        out: Row = {
+            "event_id": self.event_id,
+            "issued_on": self.issued_on,
+            "deadline": self.deadline,
+            "working_days": self.working_days,
+            "provisional": self.provisional,
+            "automatic": self.automatic,
+        }
+        if self.correlation_id is not None:
+            out["correlation_id"] = self.correlation_id
+        if self.by is not None:
+            out["by"] = self.by.as_row()
+        return out
+
+    @classmethod
+    def decode(cls, row: Row) -> Notice:
+        by = row.get("by")
+        return cls(
+            row["event_id"], row["issued_on"], row["deadline"], row["working_days"],
+            row["provisional"], row["automatic"], row.get("correlation_id"),
+            Person.of(by) if by is not None else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """How a case ended (``SupervisionClosed``)."""
+
+    event_id: str
+    #: before_notice, within_deadline or after_deadline.
+    outcome: str
+    #: ISO date (Asia/Shanghai).
+    closed_on: str
+
+    def encode(self) -> Row:
+        return {"event_id": self.event_id, "outcome": self.outcome, "closed_on": self.closed_on}
+
+    @classmethod
+    def decode(cls, row: Row) -> Closed:
+        return cls(row["event_id"], row["outcome"], row["closed_on"])
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """督办: a supervision case, opened when a column went stale."""
+
+    case_id: str
+    unit: str
+    column: str
+    #: open, issued or closed.
+    status: str
+    #: ISO date (Asia/Shanghai).
+    opened_on: str
+    #: The ColumnStale events of the case, in log order.
+    stale_event_ids: tuple[str, ...]
+    #: The latest ColumnStale's (event id, correlation id): the automatic notice's cause.
+    #: None in rows written before causes were kept.
+    cause: tuple[str, str] | None = None
+    notice: Notice | None = None
+    #: The violation recorded for it (stale after supervision): a case is breached once.
+    breach: str | None = None
+    closed: Closed | None = None
+    #: The ColumnRefreshed events seen while it was open (None: none yet).
+    refreshed: tuple[str, ...] | None = None
+    #: Every episode refreshed: the day the column was put right, its SupervisionClosed still
+    #: to be recorded (None: not yet).
+    closing: str | None = None
+
+    def encode(self) -> Row:
+        out: Row = {
+            "case_id": self.case_id,
+            "unit": self.unit,
+            "column": self.column,
+            "status": self.status,
+            "opened_on": self.opened_on,
+            "stale_event_ids": list(self.stale_event_ids),
+            "notice": self.notice.encode() if self.notice is not None else None,
+            "breach": self.breach,
+            "closed": self.closed.encode() if self.closed is not None else None,
+        }
+        if self.cause is not None:
+            out["cause"] = list(self.cause)
+        if self.refreshed is not None:
+            out["refreshed"] = list(self.refreshed)
+        if self.closing is not None:
+            out["closing"] = self.closing
+        return out
+
+    @classmethod
+    def decode(cls, row: Row) -> Case:
+        notice, closed = row["notice"], row["closed"]
+        cause, refreshed = row.get("cause"), row.get("refreshed")
+        return cls(
+            case_id=row["case_id"],
+            unit=row["unit"],
+            column=row["column"],
+            status=row["status"],
+            opened_on=row["opened_on"],
+            stale_event_ids=tuple(row["stale_event_ids"]),
+            cause=(cause[0], cause[1]) if cause else None,
+            notice=Notice.decode(notice) if notice is not None else None,
+            breach=row.get("breach"),
+            closed=Closed.decode(closed) if closed is not None else None,
+            refreshed=tuple(refreshed) if refreshed is not None else None,
+            closing=row.get("closing"),
+        )
+
+
 POST = plain("post")
 PUBLICATION = plain("publication")
 UNIT = plain("unit")
 COLUMN = plain("column")
-CASE = plain("case")
+CASE: Table[Case] = Table("case", Case.encode, Case.decode)
 FINDING: Table[Finding] = Table("finding", Finding.encode, Finding.decode)
 VIOLATION = plain("violation")
 TODO = plain("todo")

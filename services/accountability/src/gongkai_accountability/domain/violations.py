@@ -24,7 +24,7 @@ from gongkai.events.contracts.accountability import Responsible, ViolationRecord
 from gongkai.events.contracts.freshness import ColumnRefreshed
 from gongkai.events.contracts.intake import PostPublished
 from gongkai_accountability.domain.responsibility import Holders, Person, responsible
-from gongkai_accountability.domain.tables import Finding
+from gongkai_accountability.domain.tables import Case, Finding
 
 #: Rule kinds whose deadline runs from a trigger ("within N working days of ..."): missing one
 #: is late publication; periodic and blank staleness is supervision's matter.
@@ -107,18 +107,18 @@ class CaseFacts:
     over: bool = False
 
     @classmethod
-    def of(cls, row: dict[str, Any]) -> CaseFacts:
-        notice = row["notice"]
+    def of(cls, row: Case) -> CaseFacts:
+        notice = row.notice
         return cls(
-            case_id=row["case_id"],
-            unit=row["unit"],
-            column=row["column"],
-            stale_event_ids=tuple(row["stale_event_ids"]),
-            notice_event_id=notice["event_id"] if notice else None,
-            issued_on=date.fromisoformat(notice["issued_on"]) if notice else None,
-            deadline=date.fromisoformat(notice["deadline"]) if notice else None,
-            breach=row.get("breach"),
-            over=row["status"] == "closed" or bool(row.get("closing")),
+            case_id=row.case_id,
+            unit=row.unit,
+            column=row.column,
+            stale_event_ids=row.stale_event_ids,
+            notice_event_id=notice.event_id if notice else None,
+            issued_on=date.fromisoformat(notice.issued_on) if notice else None,
+            deadline=date.fromisoformat(notice.deadline) if notice else None,
+            breach=row.breach,
+            over=row.status == "closed" or bool(row.closing),
         )
 
 

@@ -402,7 +402,7 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
     async def supervisions(
         caller: Caller, unit: QueryId = None, status: QueryId = None
     ) -> list[dict[str, Any]]:
-        return svc.model.list(CASE, unit=unit, tag=status)
+        return [c.encode() for c in svc.model.list(CASE, unit=unit, tag=status)]
 
     @router.get("/supervisions/{case_id}")
     async def supervision(case_id: PathId, caller: Caller) -> dict[str, Any]:
@@ -418,10 +418,13 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
             raise Problem(
                 409, "Column not stale", "no open case: the column is not stale", field="column"
             )
-        case = found(CASE, col["case"], "supervision case")
-        if case["notice"] is not None:
+        case = svc.model.get(CASE, col["case"])
+        if case is None:
+            raise Problem(404, "Not found", f"no supervision case {col['case']!r}")
+        if case.notice is not None:
             raise Problem(
-                409, "Already issued", f"case {case['case_id']} has a notice", extra={"case": case}
+                409, "Already issued", f"case {case.case_id} has a notice",
+                extra={"case": case.encode()},
             )
         now = svc.ctx.clock.now()
         notice = supervision_notice(
@@ -436,7 +439,7 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
         h = await handle(
             svc.evlog,
             supervision_rules.SUPERVISION,
-            case["case_id"],
+            case.case_id,
             supervision_rules.Issue(notice),
             command_id=IdempotencyStore.command_id(caller.person_id, key, "supervisions"),
             actor=actor,
@@ -446,7 +449,7 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
         )
         env = h.events[0]
         return {
-            "case_id": case["case_id"],
+            "case_id": case.case_id,
             "event_id": env.event_id,
             **env.payload.model_dump(mode="json"),
         }

@@ -37,6 +37,7 @@ from gongkai.rules import default_catalog
 from gongkai.vocabulary import COLUMN_STATES
 from gongkai_accountability.adapters.checkpoints import Chain, load_chain
 from gongkai_accountability.domain.rows import Rows
+from gongkai_accountability.domain.tables import Case
 from gongkai_accountability.entrypoints.console import forms, labels, views
 from gongkai_accountability.entrypoints.console.i18n import (
     HERE,
@@ -231,33 +232,32 @@ def finding_rows(page: Page, found: list[views.FindingLine]) -> list[dict[str, A
     return out
 
 
-def case_rows(page: Page, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def case_rows(page: Page, found: list[Case]) -> list[dict[str, Any]]:
     """Cases as exported: the notice with its deadline, and how the case ended."""
     _ = page.gettext
     out = []
     for c in found:
-        notice = c.get("notice") or {}
-        closed = c.get("closed") or {}
-        by = (notice.get("by") or {}).get("person")
+        notice, closed = c.notice, c.closed
+        by = notice.by.person if notice is not None and notice.by is not None else None
         out.append({
-            "case_id": c["case_id"],
-            "unit": c["unit"],
-            "unit_name": page.names.unit(c["unit"]),
-            "column": page.column(c["column"]),
-            "opened_on": c["opened_on"],
-            "status": c["status"],
-            "status_name": labels.label(labels.CASE_STATUS, c["status"], _),
-            "notice_issued_on": notice.get("issued_on") or "",
+            "case_id": c.case_id,
+            "unit": c.unit,
+            "unit_name": page.names.unit(c.unit),
+            "column": page.column(c.column),
+            "opened_on": c.opened_on,
+            "status": c.status,
+            "status_name": labels.label(labels.CASE_STATUS, c.status, _),
+            "notice_issued_on": notice.issued_on if notice else "",
             "notice_by": (
-                _("到期自动发出") if notice.get("automatic") else page.names.person(by)
+                _("到期自动发出") if notice.automatic else page.names.person(by)
             )
             if notice
             else "",
-            "deadline": notice.get("deadline") or "",
-            "closed_on": closed.get("closed_on") or "",
-            "outcome": closed.get("outcome") or "",
-            "outcome_name": labels.label(labels.OUTCOMES, closed.get("outcome"), _),
-            "breach": c.get("breach") or "",
+            "deadline": notice.deadline if notice else "",
+            "closed_on": closed.closed_on if closed else "",
+            "outcome": closed.outcome if closed else "",
+            "outcome_name": labels.label(labels.OUTCOMES, closed.outcome if closed else None, _),
+            "breach": c.breach or "",
         })
     return out
 
