@@ -13,7 +13,7 @@ import copy
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 
 @dataclass(frozen=True)
@@ -37,37 +37,40 @@ class Rename:
 
 
 @dataclass(frozen=True)
-class Default:
-    """Add ``field`` with ``value`` when the old payload does not have it."""
+class _FieldValue:
+    """A step that gives ``field`` the value ``value``; each kind says when (``apply``)."""
 
+    op: ClassVar[str]
     field: str
     value: Any
     why: str = ""
 
+    def describe(self) -> dict[str, Any]:
+        return {"op": self.op, "field": self.field, "value": self.value, "why": self.why}
+
+
+@dataclass(frozen=True)
+class Default(_FieldValue):
+    """Add ``field`` with ``value`` when the old payload does not have it."""
+
+    op = "default"
+
     def apply(self, payload: dict[str, Any]) -> None:
         if self.field not in payload:
             payload[self.field] = copy.deepcopy(self.value)
-
-    def describe(self) -> dict[str, Any]:
-        return {"op": "default", "field": self.field, "value": self.value, "why": self.why}
 
     def sentence(self) -> str:
         return f"if `{self.field}` is absent, add it as `{_json(self.value)}`"
 
 
 @dataclass(frozen=True)
-class Set:
+class Set(_FieldValue):
     """Set ``field`` to ``value`` whatever the old payload holds."""
 
-    field: str
-    value: Any
-    why: str = ""
+    op = "set"
 
     def apply(self, payload: dict[str, Any]) -> None:
         payload[self.field] = copy.deepcopy(self.value)
-
-    def describe(self) -> dict[str, Any]:
-        return {"op": "set", "field": self.field, "value": self.value, "why": self.why}
 
     def sentence(self) -> str:
         return f"set `{self.field}` to `{_json(self.value)}`"
