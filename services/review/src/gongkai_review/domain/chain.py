@@ -172,42 +172,40 @@ def _version(envelope: Envelope[Any], p: post_ev.PostSubmitted | post_ev.PostRev
     )
 
 
+def _content(p: post_ev.PostSubmitted | post_ev.PostRevised) -> dict[str, Any]:
+    """What a content version sets of the post's facts, the first one or a revision."""
+    return {
+        "title": p.title,
+        "content_digest": p.content_digest,
+        "content_version": p.content_version,
+        "needs_secrecy_review": p.screening.needs_secrecy_review,
+    }
+
+
 def evolve(state: ReviewState, envelope: Envelope[Any]) -> ReviewState:
     """Fold one recorded event into the state; events of other kinds leave it unchanged."""
     p = envelope.payload
     if isinstance(p, post_ev.PostSubmitted):
         if state.post is not None:
             return state  # a post is submitted once; later versions arrive as PostRevised
-        first = _version(envelope, p)
         facts = PostFacts(
             post_id=envelope.aggregate_id,
             unit=p.unit,
             column=p.column,
-            title=p.title,
             origin=p.origin,
             source=p.source,
             channel=p.channel,
             important_kind=p.important_kind,
             maker_unsure=p.maker_unsure,
-            needs_secrecy_review=p.screening.needs_secrecy_review,
-            content_digest=p.content_digest,
-            content_version=p.content_version,
-            versions=(first,),
+            versions=(_version(envelope, p),),
+            **_content(p),
         )
         return state.model_copy(update={"post": facts})
     if isinstance(p, post_ev.PostRevised):
         if state.post is None:
             return state
-        version = _version(envelope, p)
-        facts = state.post.model_copy(
-            update={
-                "title": p.title,
-                "content_digest": p.content_digest,
-                "content_version": p.content_version,
-                "needs_secrecy_review": p.screening.needs_secrecy_review,
-                "versions": (*state.post.versions, version),
-            }
-        )
+        versions = (*state.post.versions, _version(envelope, p))
+        facts = state.post.model_copy(update={**_content(p), "versions": versions})
         return state.model_copy(update={"post": facts})
     if isinstance(p, post_ev.PostWithdrawn):
         if state.post is None:
