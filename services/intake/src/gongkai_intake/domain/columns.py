@@ -38,6 +38,15 @@ class ColumnCatalog(Protocol):
     def column(self, code: str) -> ColumnInfo | None: ...
 
 
+def known_unit(unit_kind: str | None, unit: str) -> str:
+    """The kind of ``unit`` as the directory knows it (None: it does not), or a refusal."""
+    if unit_kind is None:
+        raise Refusal(
+            "invalid", "Unknown unit", f"no unit {unit!r} in the directory", field="unit"
+        )
+    return unit_kind
+
+
 def known_column(catalog: ColumnCatalog, code: str) -> ColumnInfo:
     """The column ``code`` of the catalog, or a refusal: no such column in the rule set."""
     col = catalog.column(code)

@@ -20,7 +20,7 @@ from gongkai.events.contracts.intake import PublicationImported
 from gongkai.logtypes import RecordedEvent
 from gongkai.refusal import Refusal
 from gongkai_intake.domain import limits
-from gongkai_intake.domain.columns import ColumnCatalog, require_column
+from gongkai_intake.domain.columns import ColumnCatalog, known_unit, require_column
 from gongkai_intake.domain.content import require_text
 from gongkai_intake.domain.publications import CLOCK_SKEW, _check_url
 
@@ -76,11 +76,7 @@ def import_publication(
 ) -> list[PublicationImported]:
     """The item as history, or a ``Refusal`` naming the field at fault; nothing if it was
     imported already."""
-    if ctx.unit_kind is None:
-        raise Refusal(
-            "invalid", "Unknown unit", f"no unit {cmd.unit!r} in the directory", field="unit"
-        )
-    require_column(ctx.catalog, cmd.column, cmd.unit, ctx.unit_kind)
+    require_column(ctx.catalog, cmd.column, cmd.unit, known_unit(ctx.unit_kind, cmd.unit))
     require_text("title", cmd.title, "Title")
     if len(cmd.title) > limits.TITLE_MAX:
         raise Refusal(

@@ -25,7 +25,7 @@ from gongkai.events.contracts.intake import (
 )
 from gongkai.refusal import Refusal
 from gongkai_intake.domain import limits
-from gongkai_intake.domain.columns import ColumnCatalog, check_column
+from gongkai_intake.domain.columns import ColumnCatalog, check_column, known_unit
 from gongkai_intake.domain.content import (
     check_content,
     check_not_future,
@@ -190,15 +190,12 @@ def _review_form(cmd: SubmitPost) -> tuple[Origin, Channel]:
 
 
 def submit(cmd: SubmitPost, state: PostState, ctx: Context) -> list[PostSubmitted]:
-    if ctx.unit_kind is None:
-        raise Refusal(
-            "invalid", "Unknown unit", f"no unit {cmd.unit!r} in the directory", field="unit"
-        )
+    unit_kind = known_unit(ctx.unit_kind, cmd.unit)
     _require_role(ctx, SUBMIT_ROLES, cmd.unit, "submit a post")
     if ctx.catalog is None:
         raise RuntimeError("a submission is decided against a column catalog")
     check_column(
-        ctx.catalog, cmd.column, unit=cmd.unit, unit_kind=ctx.unit_kind, hidden=ctx.column_hidden
+        ctx.catalog, cmd.column, unit=cmd.unit, unit_kind=unit_kind, hidden=ctx.column_hidden
     )
     if state.exists:
         raise Refusal(

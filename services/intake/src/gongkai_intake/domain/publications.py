@@ -16,7 +16,7 @@ from gongkai.events import EventPayload
 from gongkai.events.contracts.intake import PostPublished, PublicationRemoved
 from gongkai.refusal import Refusal
 from gongkai_intake.domain import limits
-from gongkai_intake.domain.columns import ColumnCatalog, known_column
+from gongkai_intake.domain.columns import ColumnCatalog, known_column, known_unit
 from gongkai_intake.domain.content import require_text, screen_free_text
 from gongkai_intake.domain.posts import PostState
 
@@ -128,10 +128,7 @@ def _check_url(url: str) -> None:
 
 
 def report(cmd: ReportPublication, state: PublicationState, ctx: Context) -> list[PostPublished]:
-    if ctx.unit_kind is None:
-        raise Refusal(
-            "invalid", "Unknown unit", f"no unit {cmd.unit!r} in the directory", field="unit"
-        )
+    known_unit(ctx.unit_kind, cmd.unit)
     _may_report(ctx, cmd.unit, cmd.reported_by)
     if ctx.catalog is None:
         raise RuntimeError("a publication is decided against a column catalog")
