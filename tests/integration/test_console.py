@@ -211,13 +211,13 @@ async def test_findings_and_supervision_cases_as_of_the_day(
     held = next(
         v
         for _, v in res.rows.scan("violation")
-        if v.get("finding_id") == confirmed[0].finding_id
+        if v.finding_id == confirmed[0].finding_id
     )
     names = await client.get("/console/violations.json", params={"date": LATER_DAY.isoformat()})
     people = {
         r["name"]
         for v in json.loads(names.content)["violations"]
-        if v["violation_id"] == held["violation_id"]
+        if v["violation_id"] == held.violation_id
         for r in v["responsible"]
     }
     assert people and all(n in page.text for n in people)

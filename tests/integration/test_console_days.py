@@ -103,7 +103,7 @@ async def test_overview_trend_and_the_severity_filter(platform: Platform) -> Non
     }
 
     violations = [v for _, v in want.scan("violation")]
-    assert {v["severity"] for v in violations} == {"minor", "serious"}, violations
+    assert {v.severity for v in violations} == {"minor", "serious"}, violations
     for severity in ("minor", "serious"):
         r = await client.get("/console/violations.json",
                              params={"date": LATER_DAY.isoformat(), "severity": severity})
@@ -111,7 +111,7 @@ async def test_overview_trend_and_the_severity_filter(platform: Platform) -> Non
         got = r.json()
         assert got["filter"]["severity"] == severity
         assert sorted(v["violation_id"] for v in got["violations"]) == sorted(
-            v["violation_id"] for v in violations if v["severity"] == severity
+            v.violation_id for v in violations if v.severity == severity
         )
         html = await client.get("/console/violations",
                                 params={"date": LATER_DAY.isoformat(), "severity": severity})

@@ -10,7 +10,15 @@ import orjson
 import pytest
 
 from gongkai_accountability.domain.rows import NAMES, MemoryRows, Table
-from gongkai_accountability.domain.tables import ALERT, ALL, BY_NAME, CASE, FINDING, as_json
+from gongkai_accountability.domain.tables import (
+    ALERT,
+    ALL,
+    BY_NAME,
+    CASE,
+    FINDING,
+    VIOLATION,
+    as_json,
+)
 
 OFFICE = {"person": "office1", "role": "office", "unit": "county-office"}
 
@@ -70,6 +78,28 @@ STORED: list[tuple[Table[Any], dict[str, Any]]] = [
         "breach": "V-1",
         "closed": {"event_id": "c1", "outcome": "after_deadline", "closed_on": "2026-03-13"},
         "refreshed": ["r1", "r2"], "closing": "2026-03-13",
+    }),
+    (VIOLATION, {
+        "case_id": None, "column": "news", "event_id": "ev-v1", "evidence": ["ev-pub"],
+        "finding_id": None, "kind": "published_without_review",
+        "occurred_at": "2026-03-09T01:00:00Z", "post_id": None, "publication_id": "pub-1",
+        "recorded_at": "2026-03-09T15:00:00+00:00",
+        "rectified": {"at": "2026-03-19T01:00:00+00:00", "event_id": "ev-r", "how": "removed"},
+        "responsible": [{"person": "boss", "role": "leader", "unit": "finance"}],
+        "severity": "minor", "summary": "item pub-1 went online in news with no post",
+        "unit": "finance", "violation_id": "V-1",
+    }),
+    (VIOLATION, {
+        "case_id": "finance--news--1", "column": "news", "event_id": "ev-v2",
+        "evidence": ["s1", "n1"], "finding_id": None, "kind": "stale_after_supervision",
+        "occurred_at": "2026-03-11T16:00:00Z", "post_id": None, "publication_id": None,
+        "recorded_at": "2026-03-12T01:00:00+00:00", "rectified": None,
+        "responsible": [
+            {"person": "boss", "role": "leader", "unit": "finance"},
+            {"person": "m", "role": "maker", "unit": "finance"},
+        ],
+        "severity": "serious", "summary": "news still stale after the supervision deadline",
+        "unit": "finance", "violation_id": "V-2",
     }),
 ]
 

@@ -113,7 +113,7 @@ def decide(
     rows: Rows, today: date, now: datetime, calendar: WorkingCalendar, policy: Policy
 ) -> list[Decided]:
     out: list[Decided] = []
-    rectified = {k: bool(v.get("rectified")) for k, v in rows.scan(VIOLATION)}
+    rectified = {k: v.rectified is not None for k, v in rows.scan(VIOLATION)}
     for command_id, row in rows.scan(TODO):
         todo = Pending.of(command_id, row)
         if isinstance(todo.payload, ViolationRectified):

@@ -45,6 +45,8 @@ from gongkai_accountability.domain.tables import (
     Finding,
     FindingAnswer,
     Notice,
+    Rectified,
+    Violation,
 )
 from gongkai_accountability.domain.violation import (
     rectified_by_refresh,
@@ -582,7 +584,7 @@ def _oblige_rectify(
 ) -> None:
     v = rows.get(VIOLATION, vid)
     rectified = rectified_by_removal(
-        vid, unit, rectified=v is not None and bool(v.get("rectified")),
+        vid, unit, rectified=v is not None and v.rectified is not None,
         removed_event_id=env.event_id, at=env.business_time,
     )
     if rectified is not None:
@@ -725,7 +727,7 @@ def _oblige_close(rows: Rows, case: Case) -> None:
     # second rectification is owed, and an obligation nobody discharges must not linger.
     breach = rows.get(VIOLATION, vid)
     rectified = rectified_by_refresh(
-        vid, case.unit, rectified=breach is not None and bool(breach.get("rectified")),
+        vid, case.unit, rectified=breach is not None and breach.rectified is not None,
         refreshed=refreshed, closed_on=closed.closed_on,
     )
     if rectified is not None:
@@ -860,14 +862,17 @@ def _violation(rows: Rows, env: Envelope[Any], seq: int) -> None:
     p = env.payload
     vid = env.aggregate_id
     if env.type == "ViolationRecorded":
-        v = p.model_dump(mode="json")
-        v.update(
-            violation_id=vid,
-            event_id=env.event_id,
-            recorded_at=env.recorded_at.isoformat(),
-            rectified=None,
+        # The payload's own JSON (its times as the event prints them), and where it is kept.
+        recorded = Violation.decode(
+            {
+                **p.model_dump(mode="json"),
+                "violation_id": vid,
+                "event_id": env.event_id,
+                "recorded_at": env.recorded_at.isoformat(),
+                "rectified": None,
+            }
         )
-        rows.put(VIOLATION, vid, v)
+        rows.put(VIOLATION, vid, recorded)
         if p.case_id:
             case = rows.get(CASE, p.case_id)
             if case is not None:
@@ -880,8 +885,8 @@ def _violation(rows: Rows, env: Envelope[Any], seq: int) -> None:
         v = rows.get(VIOLATION, p.violation_id)
         if v is None:
             return
-        v["rectified"] = {"how": p.how, "at": p.rectified_at.isoformat(), "event_id": env.event_id}
-        rows.put(VIOLATION, p.violation_id, v)
+        rectified = Rectified(p.how, p.rectified_at.isoformat(), env.event_id)
+        rows.put(VIOLATION, p.violation_id, replace(v, rectified=rectified))
 
 
 def _integrity(rows: Rows, env: Envelope[Any], seq: int) -> None:

@@ -80,7 +80,7 @@ def latest_publications(rows: Rows, day: date) -> dict[tuple[str, str], datetime
 def as_of_view(rows: Rows, as_of: date, unit: str | None = None) -> dict[str, Any]:
     # The as-of document (GET /as-of, ``audit as-of --json``) shows cases as stored.
     cases = [CASE.encode_row(c) for _, c in rows.scan(CASE) if c.status != "closed"]
-    violations = [v for _, v in rows.scan(VIOLATION)]
+    violations = [VIOLATION.encode_row(v) for _, v in rows.scan(VIOLATION)]
     if unit:
         cases = [c for c in cases if c["unit"] == unit]
         violations = [v for v in violations if v["unit"] == unit]
@@ -126,11 +126,11 @@ def unit_reports(rows: Rows, start: date, end: date, unit: str | None = None) ->
         r.stale_days += col["days_stale"]
     lo, hi = start.isoformat(), end.isoformat()
     for _, v in rows.scan(VIOLATION):
-        if lo <= v["occurred_at"][:10] <= hi:
-            r = rep(v["unit"])
-            r.violations[v["kind"]] += 1
-            r.serious += v["severity"] == "serious"
-            r.score -= PENALTY[v["severity"]]
+        if lo <= v.occurred_at[:10] <= hi:
+            r = rep(v.unit)
+            r.violations[v.kind] += 1
+            r.serious += v.severity == "serious"
+            r.score -= PENALTY[v.severity]
     for _, c in rows.scan(CASE):
         if lo <= c.opened_on <= hi:
             r = rep(c.unit)

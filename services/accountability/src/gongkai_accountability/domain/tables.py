@@ -263,13 +263,98 @@ class Case:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Rectified:
+    """整改: how and when the lapse was put right (``ViolationRectified``)."""
+
+    how: str
+    #: ISO timestamp, as the event gave it.
+    at: str
+    event_id: str
+
+    def encode(self) -> Row:
+        return {"how": self.how, "at": self.at, "event_id": self.event_id}
+
+    @classmethod
+    def decode(cls, row: Row) -> Rectified:
+        return cls(row["how"], row["at"], row["event_id"])
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """A lapse of section 5 on record (``ViolationRecorded``), with its rectification."""
+
+    violation_id: str
+    kind: str
+    unit: str
+    responsible: tuple[Person, ...]
+    evidence: tuple[str, ...]
+    #: minor or serious.
+    severity: str
+    #: ISO timestamps: the lapse's business time as the event's JSON gives it, and when
+    #: accountability recorded it.
+    occurred_at: str
+    summary: str
+    column: str | None
+    post_id: str | None
+    publication_id: str | None
+    case_id: str | None
+    finding_id: str | None
+    #: The ViolationRecorded.
+    event_id: str
+    recorded_at: str
+    rectified: Rectified | None = None
+
+    def encode(self) -> Row:
+        return {
+            "kind": self.kind,
+            "unit": self.unit,
+            "responsible": [p.as_row() for p in self.responsible],
+            "evidence": list(self.evidence),
+            "severity": self.severity,
+            "occurred_at": self.occurred_at,
+            "summary": self.summary,
+            "column": self.column,
+            "post_id": self.post_id,
+            "publication_id": self.publication_id,
+            "case_id": self.case_id,
+            "finding_id": self.finding_id,
+            "violation_id": self.violation_id,
+            "event_id": self.event_id,
+            "recorded_at": self.recorded_at,
+            "rectified": self.rectified.encode() if self.rectified is not None else None,
+        }
+
+    @classmethod
+    def decode(cls, row: Row) -> Violation:
+        rectified = row["rectified"]
+        return cls(
+            violation_id=row["violation_id"],
+            kind=row["kind"],
+            unit=row["unit"],
+            responsible=tuple(Person.of(r) for r in row["responsible"]),
+            evidence=tuple(row["evidence"]),
+            severity=row["severity"],
+            occurred_at=row["occurred_at"],
+            summary=row["summary"],
+            column=row["column"],
+            post_id=row["post_id"],
+            publication_id=row["publication_id"],
+            case_id=row["case_id"],
+            finding_id=row["finding_id"],
+            event_id=row["event_id"],
+            recorded_at=row["recorded_at"],
+            rectified=Rectified.decode(rectified) if rectified is not None else None,
+        )
+
+
 POST = plain("post")
 PUBLICATION = plain("publication")
 UNIT = plain("unit")
 COLUMN = plain("column")
 CASE: Table[Case] = Table("case", Case.encode, Case.decode)
 FINDING: Table[Finding] = Table("finding", Finding.encode, Finding.decode)
-VIOLATION = plain("violation")
+VIOLATION: Table[Violation] = Table("violation", Violation.encode, Violation.decode)
 TODO = plain("todo")
 ALERT: Table[Alert] = Table("alert", Alert.encode, Alert.decode)
 

@@ -35,7 +35,7 @@ from gongkai_accountability.domain import violation as violation_rules
 from gongkai_accountability.domain.decide import case_cause, supervision_notice
 from gongkai_accountability.domain.fold import short_id
 from gongkai_accountability.domain.report import as_of_view, unit_reports
-from gongkai_accountability.domain.rows import Table
+from gongkai_accountability.domain.rows import R, Table
 from gongkai_accountability.domain.tables import (
     ALERT,
     CASE,
@@ -179,14 +179,14 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
         return row
 
     def listed(
-        caller: Principal, table: Table[Any], unit: str | None, tag: str | None, what: str
-    ) -> list[dict[str, Any]]:
+        caller: Principal, table: Table[R], unit: str | None, tag: str | None, what: str
+    ) -> list[R]:
         """A list of the caller's units' rows (every unit's for the office)."""
         units = access.readable_units(caller)
         if units is not None and (not units or (unit is not None and unit not in units)):
             raise access.refusal(what, "unit" if unit is not None else None)
-        rows = [table.encode_row(r) for r in svc.model.list(table, unit=unit, tag=tag)]
-        return rows if units is None else [r for r in rows if r["unit"] in units]
+        rows = svc.model.list(table, unit=unit, tag=tag)
+        return rows if units is None else [r for r in rows if getattr(r, "unit", None) in units]
 
     @router.get(
         "/integrity-alerts",
@@ -325,15 +325,15 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
         rows = listed(caller, VIOLATION, unit, kind, "a unit's violations")
         out = []
         for v in rows:
-            day = v["occurred_at"][:10]
-            if severity and v["severity"] != severity:
+            day = v.occurred_at[:10]
+            if severity and v.severity != severity:
                 continue
             if (since and day < since.isoformat()) or (until and day > until.isoformat()):
                 continue
-            if rectified is not None and bool(v["rectified"]) != rectified:
+            if rectified is not None and (v.rectified is not None) != rectified:
                 continue
             out.append(v)
-        return sorted(out, key=lambda v: (v["occurred_at"], v["violation_id"]))
+        return [v.encode() for v in sorted(out, key=lambda v: (v.occurred_at, v.violation_id))]
 
     @router.get("/violations/{violation_id}")
     async def violation(violation_id: PathId, caller: Caller) -> dict[str, Any]:
@@ -458,7 +458,7 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
     async def findings(
         caller: Caller, unit: QueryId = None, status: QueryId = None
     ) -> list[dict[str, Any]]:
-        return listed(caller, FINDING, unit, status, "a unit's findings")
+        return [f.encode() for f in listed(caller, FINDING, unit, status, "a unit's findings")]
 
     @router.get("/findings/{finding_id}")
     async def finding(finding_id: PathId, caller: Caller) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import csv
 import functools
 import io
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -36,8 +36,9 @@ from gongkai.identifiers import is_token
 from gongkai.rules import default_catalog
 from gongkai.vocabulary import COLUMN_STATES
 from gongkai_accountability.adapters.checkpoints import Chain, load_chain
+from gongkai_accountability.domain.responsibility import Person
 from gongkai_accountability.domain.rows import Rows
-from gongkai_accountability.domain.tables import Case
+from gongkai_accountability.domain.tables import Case, Violation
 from gongkai_accountability.entrypoints.console import forms, labels, views
 from gongkai_accountability.entrypoints.console.i18n import (
     HERE,
@@ -173,34 +174,34 @@ class Forbidden(Exception):
     """What the reader may not see: another unit's page, post or list."""
 
 
-def people(page: Page, found: list[dict[str, Any]]) -> list[dict[str, str]]:
+def people(page: Page, found: Iterable[Person]) -> list[dict[str, str]]:
     """Who answers, by code, name and role (in the page's language)."""
     return [
         {
-            "person": r["person"],
-            "name": page.names.person(r["person"]),
-            "role": labels.label(labels.ROLES, r["role"], page.gettext),
+            "person": r.person,
+            "name": page.names.person(r.person),
+            "role": labels.label(labels.ROLES, r.role, page.gettext),
         }
         for r in found
     ]
 
 
-def violation_rows(page: Page, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def violation_rows(page: Page, found: list[Violation]) -> list[dict[str, Any]]:
     """Violations as exported: codes and names side by side, times in Beijing time."""
     _ = page.gettext
     return [
         {
-            "violation_id": v["violation_id"],
-            "occurred_at": beijing(v["occurred_at"], _("北京时间")),
-            "unit": v["unit"],
-            "unit_name": page.names.unit(v["unit"]),
-            "kind": v["kind"],
-            "kind_name": labels.label(labels.KINDS, v["kind"], _),
-            "severity": labels.label(labels.SEVERITIES, v["severity"], _),
-            "column": page.column(v.get("column")),
-            "post_id": v.get("post_id") or "",
-            "responsible": people(page, v["responsible"]),
-            "rectified": bool(v.get("rectified")),
+            "violation_id": v.violation_id,
+            "occurred_at": beijing(v.occurred_at, _("北京时间")),
+            "unit": v.unit,
+            "unit_name": page.names.unit(v.unit),
+            "kind": v.kind,
+            "kind_name": labels.label(labels.KINDS, v.kind, _),
+            "severity": labels.label(labels.SEVERITIES, v.severity, _),
+            "column": page.column(v.column),
+            "post_id": v.post_id or "",
+            "responsible": people(page, v.responsible),
+            "rectified": v.rectified is not None,
         }
         for v in found
     ]
@@ -227,7 +228,7 @@ def finding_rows(page: Page, found: list[views.FindingLine]) -> list[dict[str, A
             "status_name": labels.label(labels.FINDING_STATUS, x.status, _),
             "answer": (answer.note if answer else None)
             or labels.label(labels.FINDING_HOW, answer.how if answer else None, _),
-            "responsible": people(page, list(line.responsible)),
+            "responsible": people(page, line.responsible),
         })
     return out
 

@@ -23,6 +23,7 @@ from gongkai_accountability.domain.report import (
     latest_publications,
     unit_reports,
 )
+from gongkai_accountability.domain.responsibility import Person
 from gongkai_accountability.domain.rows import R, Rows, Table
 from gongkai_accountability.domain.tables import (
     ALERT,
@@ -33,6 +34,7 @@ from gongkai_accountability.domain.tables import (
     VIOLATION,
     Alert,
     Finding,
+    Violation,
 )
 
 #: The rule set whose single-veto lines the overview measures units against.
@@ -213,10 +215,10 @@ def unit_view(rows: Rows, start: date, day: date, unit: str) -> UnitView:
     )
 
 
-def post_violations(rows: Rows, post_id: str) -> list[dict[str, Any]]:
+def post_violations(rows: Rows, post_id: str) -> list[Violation]:
     return sorted(
-        (v for _, v in rows.scan(VIOLATION) if v.get("post_id") == post_id),
-        key=lambda v: (v["occurred_at"], v["violation_id"]),
+        (v for _, v in rows.scan(VIOLATION) if v.post_id == post_id),
+        key=lambda v: (v.occurred_at, v.violation_id),
     )
 
 
@@ -284,15 +286,15 @@ class FindingLine:
     (the wrong_information violation recorded for it): none while it is not confirmed."""
 
     finding: Finding
-    responsible: tuple[dict[str, Any], ...]
+    responsible: tuple[Person, ...]
 
 
 def findings(rows: Rows, f: Filter, units: frozenset[str] | None = None) -> list[FindingLine]:
     """``FINDINGS``, each with who answers for it (``FindingLine``)."""
-    held: dict[str, tuple[dict[str, Any], ...]] = {}
+    held: dict[str, tuple[Person, ...]] = {}
     for _, v in rows.scan(VIOLATION):
-        if v.get("finding_id"):
-            held[v["finding_id"]] = tuple(v.get("responsible") or ())
+        if v.finding_id:
+            held[v.finding_id] = v.responsible
     return [
         FindingLine(x, held.get(x.finding_id, ())) for x in FINDINGS.find(rows, f, units)
     ]
