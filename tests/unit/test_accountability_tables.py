@@ -16,6 +16,7 @@ from gongkai_accountability.domain.tables import (
     BY_NAME,
     CASE,
     FINDING,
+    TODO,
     VIOLATION,
     as_json,
 )
@@ -100,6 +101,19 @@ STORED: list[tuple[Table[Any], dict[str, Any]]] = [
         ],
         "severity": "serious", "summary": "news still stale after the supervision deadline",
         "unit": "finance", "violation_id": "V-2",
+    }),
+    (TODO, {
+        "unit": "finance", "event": "ViolationRectified", "aggregate_id": "V-1",
+        "payload": {
+            "violation_id": "V-1", "unit": "finance", "how": "removed",
+            "evidence": ["ev-removed"], "rectified_at": "2026-03-19T01:00:00+00:00",
+        },
+        "cause": ["ev-removed", "corr-1"],
+    }),
+    # An integrity alert's obligation names no unit; written before causes were kept.
+    (TODO, {
+        "unit": "", "event": "IntegrityAlert", "aggregate_id": "seq-7",
+        "payload": {"sequence": 7, "subject": "gk.x", "check": "unsigned", "detail": "d"},
     }),
 ]
 

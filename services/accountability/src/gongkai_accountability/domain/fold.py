@@ -46,6 +46,7 @@ from gongkai_accountability.domain.tables import (
     FindingAnswer,
     Notice,
     Rectified,
+    Todo,
     Violation,
 )
 from gongkai_accountability.domain.violation import (
@@ -151,7 +152,7 @@ def holders_at(rows: Rows, unit: str, role: str, when: datetime) -> list[str]:
 def _oblige(rows: Rows, pending: Pending) -> None:
     # An obligation already discharged (its event is in the log before this point) is never
     # re-created: the ledger of done keys lives in the violation/case/finding rows.
-    rows.put(TODO, pending.command_id, pending.row())
+    rows.put(TODO, pending.command_id, pending.todo())
 
 
 def held_in(rows: Rows, unit: str) -> Holders:
@@ -195,17 +196,18 @@ class _Caused:
 
     def __init__(self, rows: Rows, env: Envelope[Any]) -> None:
         self._rows = rows
-        self._cause = [env.event_id, env.correlation_id]
+        self._cause = (env.event_id, env.correlation_id)
 
     def get(self, table: Table[R], key: str) -> R | None:
         return self._rows.get(table, key)
 
     def put(self, table: Table[R], key: str, row: R) -> None:
-        if table == "todo" and isinstance(row, dict) and "cause" not in row:
-            before: Any = self._rows.get(table, key)
-            row = {  # type: ignore[assignment]
-                **row, "cause": before.get("cause", self._cause) if before else self._cause
-            }
+        if isinstance(row, Todo) and row.cause is None:
+            before = self._rows.get(TODO, key)
+            cause = before.cause if before is not None and before.cause else self._cause
+            caused: Todo = replace(row, cause=cause)
+            self._rows.put(TODO, key, caused)
+            return
         self._rows.put(table, key, row)
 
     def delete(self, table: Table[Any], key: str) -> None:

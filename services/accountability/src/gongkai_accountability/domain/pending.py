@@ -16,7 +16,7 @@ from typing import Any
 from gongkai.causality import Cause
 from gongkai.events import EventPayload
 from gongkai.events.envelope import REGISTRY
-from gongkai_accountability.domain.rows import Row
+from gongkai_accountability.domain.tables import Todo
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,21 +30,22 @@ class Pending:
     #: The fold's rows set it (``fold._Caused``); None in rows written before it was kept.
     cause: Cause | None = None
 
-    def row(self) -> Row:
-        return {
-            "unit": self.unit,
-            "event": self.payload.event_type,
-            "aggregate_id": self.aggregate_id,
-            "payload": _plain(self.payload.model_dump(exclude_none=True)),
-        }
+    def todo(self) -> Todo:
+        """As the ``todo`` table keeps it (the command id is its key)."""
+        return Todo(
+            self.unit,
+            self.payload.event_type,
+            self.aggregate_id,
+            _plain(self.payload.model_dump(exclude_none=True)),
+            (self.cause.event_id, self.cause.correlation_id) if self.cause else None,
+        )
 
     @classmethod
-    def of(cls, command_id: str, row: Row) -> Pending:
-        payload = REGISTRY.payload_class(row["event"]).model_validate(row["payload"])
-        cause = row.get("cause")
+    def of(cls, command_id: str, todo: Todo) -> Pending:
+        payload = REGISTRY.payload_class(todo.event).model_validate(todo.payload)
         return cls(
-            command_id, row["unit"], row["aggregate_id"], payload,
-            Cause(*cause) if cause else None,
+            command_id, todo.unit, todo.aggregate_id, payload,
+            Cause(*todo.cause) if todo.cause else None,
         )
 
 

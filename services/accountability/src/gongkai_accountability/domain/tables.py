@@ -348,6 +348,42 @@ class Violation:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Todo:
+    """An obligation (``pending.Pending``) as the ``todo`` table keeps it, under the command
+    id that will discharge it: the event owed, its payload as plain JSON (dates and times in
+    ISO form with their offsets)."""
+
+    #: The unit it concerns ("" for an integrity alert): the row's filter column.
+    unit: str
+    #: The event type owed.
+    event: str
+    aggregate_id: str
+    payload: Row
+    #: The (event id, correlation id) whose fold found it; None in rows written before
+    #: causes were kept.
+    cause: tuple[str, str] | None = None
+
+    def encode(self) -> Row:
+        out: Row = {
+            "unit": self.unit,
+            "event": self.event,
+            "aggregate_id": self.aggregate_id,
+            "payload": self.payload,
+        }
+        if self.cause is not None:
+            out["cause"] = list(self.cause)
+        return out
+
+    @classmethod
+    def decode(cls, row: Row) -> Todo:
+        cause = row.get("cause")
+        return cls(
+            row["unit"], row["event"], row["aggregate_id"], row["payload"],
+            (cause[0], cause[1]) if cause else None,
+        )
+
+
 POST = plain("post")
 PUBLICATION = plain("publication")
 UNIT = plain("unit")
@@ -355,7 +391,7 @@ COLUMN = plain("column")
 CASE: Table[Case] = Table("case", Case.encode, Case.decode)
 FINDING: Table[Finding] = Table("finding", Finding.encode, Finding.decode)
 VIOLATION: Table[Violation] = Table("violation", Violation.encode, Violation.decode)
-TODO = plain("todo")
+TODO: Table[Todo] = Table("todo", Todo.encode, Todo.decode)
 ALERT: Table[Alert] = Table("alert", Alert.encode, Alert.decode)
 
 #: Every table of the read model, in ``rows.NAMES``' order.
