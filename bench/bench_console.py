@@ -46,6 +46,7 @@ from gongkai_accountability.adapters.checkpoints import Checkpointer
 from gongkai_accountability.adapters.log import fold_log
 from gongkai_accountability.adapters.trail import read_trail
 from gongkai_accountability.bootstrap import build
+from gongkai_accountability.domain.tables import POST
 from gongkai_accountability.service import AccountabilityService
 from gongkai_demo.county import demo_token, seed_demo
 
@@ -188,7 +189,7 @@ async def measure(n: int) -> list[Figure]:
             t0 = time.perf_counter()
             read = await read_trail(evlog, f"P{post}", url)
             trail_in.append(time.perf_counter() - t0)
-        assert read.how == "subjects" and read.rows.get("post", f"P{post}") is not None
+        assert read.how == "subjects" and read.rows.get(POST, f"P{post}") is not None
         trail_cli = _cli_trail(srv.url, f"P{post}", Path(data.name), Path(keys_dir.name))
         await client.aclose()
         await svc.stop()
@@ -201,7 +202,7 @@ async def measure(n: int) -> list[Figure]:
         f"days); {settled - total:,} recorded as the service settled\n"
         f"read model rebuilt in {rb.seconds:.0f} s; service started and settled in "
         f"{up.seconds:.1f} s; its kept days ready {days.seconds:.1f} s after that "
-        f"({svc.days.events:,} events read by the pass, {len(svc.days._days)} days kept)"
+        f"({svc.days.events:,} events read by the pass, {svc.days.kept_days} days kept)"
     )
     print(table(rows_out, ("page", "first ms", "median ms (5)", f"< {TARGET_PAGE_S * 1000:.0f}")))
     print(

@@ -10,14 +10,21 @@ the violations list filters by severity.
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import AsyncIterator, Collection
 from datetime import date, timedelta
+from typing import Any
+
+import pytest
 
 from gongkai.calendar import local_date
-from gongkai_accountability.adapters.days import KEPT, DayRows
-from gongkai_accountability.adapters.log import fold_log
+from gongkai_accountability import service as service_module
+from gongkai_accountability.adapters.days import KEPT, DayRows, Days
+from gongkai_accountability.adapters.log import ReadCounts, fold_log, verified_events
 from gongkai_accountability.domain.report import as_of_view, latest_publications, unit_reports
 from gongkai_accountability.domain.rows import Rows
+from gongkai_accountability.domain.tables import BY_NAME, VIOLATION
 from gongkai_accountability.entrypoints.console import forms, views
 from gongkai_accountability.service import AccountabilityService
 from gongkai_demo.county import demo_token, seed_demo
@@ -37,7 +44,8 @@ async def _same_views(svc: AccountabilityService, platform: Platform, day: date)
     assert isinstance(kept, DayRows), f"{day}: not answered from the kept days"
     want = (await fold_log(platform.evlog, until=day)).rows
     for table in KEPT:
-        assert dict(kept.scan(table)) == dict(want.scan(table)), (day, table)
+        t = BY_NAME[table]
+        assert dict(kept.scan(t)) == dict(want.scan(t)), (day, table)
     assert latest_publications(kept, day) == latest_publications(want, day), day
     assert as_of_view(kept, day) == as_of_view(want, day), day
     start = date(day.year, 1, 1)
@@ -60,7 +68,7 @@ async def test_kept_days_answer_as_the_fold_of_each_day(platform: Platform) -> N
     seen = []
     for day in (FIRST_DAY - timedelta(days=1), FIRST_DAY, date(2026, 3, 10), LATER_DAY):
         rows = await _same_views(svc, platform, day)
-        seen.append(len(dict(rows.scan("violation"))))
+        seen.append(len(dict(rows.scan(VIOLATION))))
     # The days differ (the later one has the demo's late publication and breach).
     assert seen[0] == 0 and seen[-1] > seen[1], seen
 
@@ -102,7 +110,7 @@ async def test_overview_trend_and_the_severity_filter(platform: Platform) -> Non
         r.unit: r.score for r in unit_reports(want, date(2026, 3, 1), LATER_DAY)
     }
 
-    violations = [v for _, v in want.scan("violation")]
+    violations = [v for _, v in want.scan(VIOLATION)]
     assert {v.severity for v in violations} == {"minor", "serious"}, violations
     for severity in ("minor", "serious"):
         r = await client.get("/console/violations.json",
@@ -119,3 +127,36 @@ async def test_overview_trend_and_the_severity_filter(platform: Platform) -> Non
         assert f'<option value="{severity}" selected>' in html.text
     bad = await client.get("/console/violations", params={"severity": "grave"})
     assert bad.status_code == 400 and "没有这种违规程度" in bad.text
+
+
+async def test_the_pass_reads_on_to_what_the_projection_applied_meanwhile(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pass reads the log as it stood when it began; what the projection applied while it
+    read is not held (a catch-up from sequence 1 applies hundreds of thousands of events
+    meanwhile) but read from the log after the pass, up to the last sequence applied."""
+    await demo_history(platform)
+    svc = _service(platform)
+    last = await platform.evlog.last_sequence()
+    half = last // 2
+
+    async def began_at_half(
+        evlog: Any, types: Collection[str], counts: ReadCounts, chain: Any
+    ) -> AsyncIterator[list[tuple[int, Any]]]:
+        # The log as a pass that began when it held ``half`` events saw it.
+        async for batch in verified_events(evlog, types, counts, chain):
+            yield [(seq, env) for seq, env in batch if seq <= half]
+        counts.last = half
+
+    monkeypatch.setattr(service_module, "verified_events", began_at_half)
+    svc.days = Days()
+    svc._days_ready = asyncio.Event()
+    # What the projection applied while that pass read: the rest of the log.
+    recorded = [rec async for rec in platform.evlog.replay(from_seq=half + 1)]
+    await svc._applied(recorded)
+    assert svc.days.position == 0, "nothing is fed before the pass has read the log"
+    await svc._read_days()
+    assert svc._days_ready.is_set() and svc._days_task is not None
+    assert svc.days.position > half
+    for day in (FIRST_DAY, LATER_DAY):
+        await _same_views(svc, platform, day)

@@ -1,0 +1,114 @@
+"""The kept days (``adapters.days``) answer every day as folding the log up to that day does.
+
+The console asks ``Days.rows(day)``: each kept table as the versions of its rows that stood at
+the end of that day, and publications from their compact index. Under arbitrary histories of
+two units (``test_accountability_fold``'s: posts, approvals, publications and removals, columns
+going stale and refreshed, findings; accountability settling each day as the service's tick
+does), every day before, during and after the history is held against the fold of the events
+an as-of view includes (``fold.as_of_day``), as ``fold_log(until=day)`` folds them: each kept
+table row for row, and the latest publication of every column. A clock behind the others (an
+event recorded on a day already passed) leaves the days from its day on unanswered, never
+answered wrong.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+
+from gongkai.events import Envelope
+from gongkai.masking import masked_event
+from gongkai_accountability.adapters.days import KEPT, Days
+from gongkai_accountability.domain.fold import as_of_day, evolve
+from gongkai_accountability.domain.report import latest_publications
+from gongkai_accountability.domain.rows import MemoryRows, Rows
+from gongkai_accountability.domain.tables import BY_NAME, PUBLICATION
+from tests.property.test_accountability_fold import DAYS, LIVES, START, Log, directory, unit_facts
+
+
+def _lived(facts: list[tuple[int, str, tuple[Any, ...]]]) -> list[Envelope[Any]]:
+    """The log of a history, settled at the end of every day."""
+    log = Log()
+    for env in directory():
+        log.append(env)
+    pending = unit_facts(facts)
+    for day in range(DAYS):
+        while pending and pending[0][0] == day:
+            for env in pending.pop(0)[2]:
+                log.append(env)
+        log.settle(day)
+    return log.events
+
+
+def _fold_until(events: list[Envelope[Any]], day: date) -> MemoryRows:
+    rows = MemoryRows()
+    for seq, env in enumerate(events, 1):
+        if as_of_day(env) <= day:
+            evolve(rows, masked_event(env), seq)
+    return rows
+
+
+def _same_tables(got: Rows, want: MemoryRows, day: date) -> None:
+    for name in KEPT:
+        table = BY_NAME[name]
+        assert dict(got.scan(table)) == dict(want.scan(table)), (day, name)
+    assert latest_publications(got, day) == latest_publications(want, day), day
+
+
+def _asked() -> list[date]:
+    return [START + timedelta(days=d) for d in range(-1, DAYS + 2)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(facts=LIVES)
+def test_every_kept_day_is_the_fold_of_the_log_up_to_it(
+    facts: list[tuple[int, str, tuple[Any, ...]]],
+) -> None:
+    events = _lived(facts)
+    days = Days()
+    for seq, env in enumerate(events, 1):
+        days.feed(seq, env)
+    event(f"days kept: {min(days.kept_days, 5)}+")
+    for day in _asked():
+        got = days.rows(day)
+        assert got is not None, day
+        want = _fold_until(events, day)
+        _same_tables(got, want, day)
+        for pid, pub in want.scan(PUBLICATION):
+            mine = got.get(PUBLICATION, pid)
+            assert mine is not None, (day, pid)
+            assert (mine["online_at"], mine["removed"], mine["unit"], mine["column"]) == (
+                pub["online_at"], pub["removed"], pub["unit"], pub["column"]
+            ), (day, pid)
+
+
+@settings(max_examples=40, deadline=None)
+@given(facts=LIVES, late=st.integers(0, 10_000), back=st.integers(1, 5))
+def test_a_clock_behind_leaves_its_days_unanswered_and_the_rest_exact(
+    facts: list[tuple[int, str, tuple[Any, ...]]], late: int, back: int
+) -> None:
+    events = _lived(facts)
+    # One more event, recorded ``back`` days before the last day with events.
+    last = max(as_of_day(e) for e in events)
+    behind = events[late % len(events)]
+    moved = behind.model_copy(
+        update={
+            "event_id": "late-" + behind.event_id,
+            "recorded_at": behind.recorded_at.replace(
+                year=last.year, month=last.month, day=last.day
+            ) - timedelta(days=back),
+        }
+    )
+    events = [*events, moved]
+    days = Days()
+    for seq, env in enumerate(events, 1):
+        days.feed(seq, env)
+    for day in _asked():
+        got = days.rows(day)
+        if got is None:
+            assert as_of_day(moved) <= day < days.current, day
+            continue
+        _same_tables(got, _fold_until(events, day), day)
