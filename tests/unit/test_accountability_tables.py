@@ -15,6 +15,7 @@ from gongkai_accountability.domain.tables import (
     ALL,
     BY_NAME,
     CASE,
+    COLUMN,
     FINDING,
     TODO,
     VIOLATION,
@@ -114,6 +115,31 @@ STORED: list[tuple[Table[Any], dict[str, Any]]] = [
     (TODO, {
         "unit": "", "event": "IntegrityAlert", "aggregate_id": "seq-7",
         "payload": {"sequence": 7, "subject": "gk.x", "check": "unsigned", "detail": "d"},
+    }),
+    (COLUMN, {
+        "unit": "finance", "column": "news", "open": {}, "case": None, "cases": 0,
+        "hidden": False, "late": {},
+    }),
+    (COLUMN, {
+        "unit": "finance", "column": "news", "case": "finance--news--2", "cases": 2,
+        "hidden": False, "late": {},
+        "open": {
+            "wenan-2018/news/3": {
+                "event_id": "s3", "due_date": "2026-03-06", "rule_kind": "periodic",
+                "rule": "news", "rule_set": "wenan-2018", "post_id": None,
+                "since": "2026-03-07",
+            },
+            "national-2019/news/1": {
+                "event_id": "s4", "due_date": "2026-03-07", "rule_kind": "triggered",
+                "rule": "news", "rule_set": "national-2019", "post_id": "P-1",
+                "since": "2026-03-08",
+            },
+        },
+        "history": {"wenan-2018/news/2026-01-26": {
+            "due_date": "2026-01-26", "until": "2026-02-09", "rule_set": "wenan-2018",
+            "rule": "news"}},
+        "decision": {"keep": True, "by": OFFICE, "at": "2026-03-01T01:00:00+00:00",
+                     "reason": None},
     }),
 ]
 

@@ -16,6 +16,7 @@ from gongkai.refusal import Refusal
 from gongkai.rules import default_catalog, load_rule_sets
 from gongkai_accountability.domain.report import as_of_view
 from gongkai_accountability.domain.rows import MemoryRows
+from gongkai_accountability.domain.tables import COLUMN
 from gongkai_freshness.domain.evaluation import decide_history
 from gongkai_freshness.domain.state import ColumnState, UnitInfo
 from gongkai_intake.adapters.history_import import Row, RowError, parse_history
@@ -193,13 +194,13 @@ def test_as_of_view_counts_history_for_the_days_it_covers() -> None:
     rows = MemoryRows()
     rows.put("unit", "finance", {"code": "finance", "name": "finance", "roles": {},
                                  "names": {}, "history_from": "2026-01-05"})
-    rows.put("column", "finance--work_arrangements", {
+    rows.put(COLUMN, "finance--work_arrangements", COLUMN.decode_row({
         "unit": "finance", "column": "work_arrangements", "open": {}, "case": None,
         "cases": 0, "hidden": False, "late": {},
         "history": {"wenan-2018/wa/2026-01-26": {
             "due_date": "2026-01-26", "until": "2026-02-09", "rule_set": "wenan-2018",
             "rule": "wa"}},
-    })
+    }))
     assert as_of_view(rows, date(2026, 1, 26))["stale_columns"] == []
     [stale] = as_of_view(rows, date(2026, 2, 1))["stale_columns"]
     assert stale["days_stale"] == 6 and stale["case"] is None

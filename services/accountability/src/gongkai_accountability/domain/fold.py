@@ -42,9 +42,13 @@ from gongkai_accountability.domain.tables import (
     Alert,
     Case,
     Closed,
+    Column,
+    Decision,
+    Episode,
     Finding,
     FindingAnswer,
     Notice,
+    PastEpisode,
     Rectified,
     Todo,
     Violation,
@@ -596,16 +600,10 @@ def _oblige_rectify(
 # ---- columns and supervision --------------------------------------------------------------
 
 
-def _column_row(rows: Rows, unit: str, column: str) -> Row:
-    return rows.get(COLUMN, f"{unit}--{column}") or {
-        "unit": unit,
-        "column": column,
-        "open": {},
-        "case": None,
-        "cases": 0,
-        "hidden": False,
-        "late": {},
-    }
+def _column_row(rows: Rows, unit: str, column: str) -> Column:
+    return rows.get(COLUMN, f"{unit}--{column}") or Column(
+        unit=unit, column=column, open={}, case=None, cases=0, hidden=False, late={}
+    )
 
 
 def _column(rows: Rows, env: Envelope[Any], seq: int) -> None:
@@ -614,24 +612,29 @@ def _column(rows: Rows, env: Envelope[Any], seq: int) -> None:
     col = _column_row(rows, p.unit, p.column)
     if env.type == "ColumnStale":
         episode = f"{p.rule_set}/{p.rule}/{p.episode}"
-        col["open"][episode] = {
-            "event_id": env.event_id,
-            "due_date": p.due_date.isoformat(),
-            "rule_kind": p.rule_kind,
-            "rule": p.rule,
-            "rule_set": p.rule_set,
-            "post_id": p.post_id,
-            "since": local_date(env.business_time).isoformat(),
-        }
-        current = rows.get(CASE, col["case"]) if col["case"] is not None else None
+        col = replace(
+            col,
+            open={
+                **col.open,
+                episode: Episode(
+                    event_id=env.event_id,
+                    due_date=p.due_date.isoformat(),
+                    rule_kind=p.rule_kind,
+                    rule=p.rule,
+                    rule_set=p.rule_set,
+                    post_id=p.post_id,
+                    since=local_date(env.business_time).isoformat(),
+                ),
+            },
+        )
+        current = rows.get(CASE, col.case) if col.case is not None else None
         if current is not None and current.closing:
             # Every episode of that case was refreshed; its SupervisionClosed (accountability's
             # own reaction) may not be recorded yet. A new staleness is a new case either way.
-            col["case"] = None
-        if col["case"] is None:
-            col["cases"] += 1
-            case_id = f"{p.unit}--{p.column}--{col['cases']}"
-            col["case"] = case_id
+            col = replace(col, case=None)
+        if col.case is None:
+            case_id = f"{p.unit}--{p.column}--{col.cases + 1}"
+            col = replace(col, cases=col.cases + 1, case=case_id)
             rows.put(
                 CASE,
                 case_id,
@@ -647,11 +650,11 @@ def _column(rows: Rows, env: Envelope[Any], seq: int) -> None:
                 ),
             )
         else:
-            case = rows.get(CASE, col["case"])
+            case = rows.get(CASE, col.case)
             if case is not None and env.event_id not in case.stale_event_ids:
                 rows.put(
                     CASE,
-                    col["case"],
+                    col.case,
                     replace(
                         case,
                         stale_event_ids=(*case.stale_event_ids, env.event_id),
@@ -660,7 +663,8 @@ def _column(rows: Rows, env: Envelope[Any], seq: int) -> None:
                 )
     elif env.type == "ColumnRefreshed":
         episode = f"{p.rule_set}/{p.rule}/{p.episode}"
-        col["open"].pop(episode, None)
+        if episode in col.open:
+            col = replace(col, open={k: e for k, e in col.open.items() if k != episode})
         _record(
             rows,
             late_publication(
@@ -668,8 +672,8 @@ def _column(rows: Rows, env: Envelope[Any], seq: int) -> None:
                 held_in(rows, p.unit),
             ),
         )
-        if not col["open"] and col["case"] is not None:
-            case = rows.get(CASE, col["case"])
+        if not col.open and col.case is not None:
+            case = rows.get(CASE, col.case)
             if case is not None and case.status != "closed":
                 case = replace(
                     case,
@@ -678,34 +682,39 @@ def _column(rows: Rows, env: Envelope[Any], seq: int) -> None:
                     # went online), not the day freshness's reaction was recorded.
                     closing=(p.met_on or local_date(env.business_time)).isoformat(),
                 )
-                rows.put(CASE, col["case"], case)
+                rows.put(CASE, col.case, case)
                 _oblige_close(rows, case)
-        elif col["case"] is not None:
-            case = rows.get(CASE, col["case"])
+        elif col.case is not None:
+            case = rows.get(CASE, col.case)
             if case is not None:
                 rows.put(
                     CASE,
-                    col["case"],
+                    col.case,
                     replace(case, refreshed=(*(case.refreshed or ()), env.event_id)),
                 )
     elif env.type == "ColumnWasStale":
         # History: an episode before the unit joined. No case, no violation: nobody was
         # watching; ``report.stale_columns`` counts it for the days it covers.
-        col.setdefault("history", {})[f"{p.rule_set}/{p.rule}/{p.due_date.isoformat()}"] = {
-            "due_date": p.due_date.isoformat(),
-            "until": p.until.isoformat(),
-            "rule_set": p.rule_set,
-            "rule": p.rule,
-        }
+        past = PastEpisode(
+            due_date=p.due_date.isoformat(),
+            until=p.until.isoformat(),
+            rule_set=p.rule_set,
+            rule=p.rule,
+        )
+        history = {**(col.history or {}), f"{p.rule_set}/{p.rule}/{past.due_date}": past}
+        col = replace(col, history=history)
     elif env.type in ("ColumnHidden", "ColumnKept"):
-        col["hidden"] = env.type == "ColumnHidden"
-        # Attachment 2's tick: who ticked ✓ or ×, when and why.
-        col["decision"] = {
-            "keep": env.type == "ColumnKept",
-            "by": actor_of(env),
-            "at": iso(env.business_time),
-            "reason": p.reason,
-        }
+        col = replace(
+            col,
+            hidden=env.type == "ColumnHidden",
+            # Attachment 2's tick: who ticked ✓ or ×, when and why.
+            decision=Decision(
+                keep=env.type == "ColumnKept",
+                by=_actor(env),
+                at=iso(env.business_time),
+                reason=p.reason,
+            ),
+        )
     rows.put(COLUMN, key, col)
 
 
@@ -765,9 +774,8 @@ def _supervision(rows: Rows, env: Envelope[Any], seq: int) -> None:
             ),
         )
         col = _column_row(rows, p.unit, p.column)
-        if col["case"] == p.case_id:
-            col["case"] = None
-            rows.put(COLUMN, f"{p.unit}--{p.column}", col)
+        if col.case == p.case_id:
+            rows.put(COLUMN, f"{p.unit}--{p.column}", replace(col, case=None))
     rows.put(CASE, p.case_id, case)
 
 

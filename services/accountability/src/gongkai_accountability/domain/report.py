@@ -12,7 +12,17 @@ from gongkai.events import Envelope
 from gongkai.masking import masked_event
 from gongkai_accountability.domain.fold import evolve
 from gongkai_accountability.domain.rows import MemoryRows, Rows
-from gongkai_accountability.domain.tables import CASE, COLUMN, FINDING, PUBLICATION, UNIT, VIOLATION
+from gongkai_accountability.domain.tables import (
+    CASE,
+    COLUMN,
+    FINDING,
+    PUBLICATION,
+    UNIT,
+    VIOLATION,
+    Column,
+    Episode,
+    PastEpisode,
+)
 
 KINDS = (
     "late_publication",
@@ -26,33 +36,31 @@ PENALTY = {"minor": 5, "serious": 15}
 STALE_COLUMN_PENALTY = 2
 
 
-def stale_in_history(col: dict[str, Any], as_of: date) -> list[dict[str, Any]]:
+def stale_in_history(col: Column, as_of: date) -> list[PastEpisode]:
     """The column's ``ColumnWasStale`` episodes (imported history) that cover ``as_of``: stale
     from the day after the due date until, not including, ``until``."""
     day = as_of.isoformat()
-    return [
-        e for e in col.get("history", {}).values() if e["due_date"] < day < e["until"]
-    ]
+    return [e for e in (col.history or {}).values() if e.due_date < day < e.until]
 
 
 def stale_columns(rows: Rows, as_of: date, unit: str | None = None) -> list[dict[str, Any]]:
     out = []
     for _, col in rows.scan(COLUMN):
-        if (unit and col["unit"] != unit) or col["hidden"]:
+        if (unit and col.unit != unit) or col.hidden:
             continue
-        history = stale_in_history(col, as_of) if "history" in col else []
-        if not col["open"] and not history:
+        history = stale_in_history(col, as_of) if col.history else []
+        if not col.open and not history:
             continue
-        episodes = [*col["open"].values(), *history]
-        due = min(e["due_date"] for e in episodes)
+        episodes: list[Episode | PastEpisode] = [*col.open.values(), *history]
+        due = min(e.due_date for e in episodes)
         out.append(
             {
-                "unit": col["unit"],
-                "column": col["column"],
+                "unit": col.unit,
+                "column": col.column,
                 "due_date": due,
                 "days_stale": max(0, (as_of - date.fromisoformat(due)).days),
-                "rules": sorted(f"{e['rule_set']}/{e['rule']}" for e in episodes),
-                "case": col["case"],
+                "rules": sorted(f"{e.rule_set}/{e.rule}" for e in episodes),
+                "case": col.case,
             }
         )
     return out

@@ -9,6 +9,7 @@ projection's digest and HTTP bodies stay byte for byte what they were.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -384,10 +385,135 @@ class Todo:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Episode:
+    """A stale episode of a column still open (``ColumnStale`` not yet refreshed)."""
+
+    event_id: str
+    #: ISO dates (Asia/Shanghai): the due date missed, the day it went stale.
+    due_date: str
+    rule_kind: str
+    rule: str
+    rule_set: str
+    post_id: str | None
+    since: str
+
+    def encode(self) -> Row:
+        return {
+            "event_id": self.event_id,
+            "due_date": self.due_date,
+            "rule_kind": self.rule_kind,
+            "rule": self.rule,
+            "rule_set": self.rule_set,
+            "post_id": self.post_id,
+            "since": self.since,
+        }
+
+    @classmethod
+    def decode(cls, row: Row) -> Episode:
+        return cls(
+            row["event_id"], row["due_date"], row["rule_kind"], row["rule"], row["rule_set"],
+            row["post_id"], row["since"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PastEpisode:
+    """A stale episode before the unit joined (``ColumnWasStale``, imported history): stale
+    from the day after ``due_date`` until, not including, ``until`` (ISO dates)."""
+
+    due_date: str
+    until: str
+    rule_set: str
+    rule: str
+
+    def encode(self) -> Row:
+        return {
+            "due_date": self.due_date, "until": self.until, "rule_set": self.rule_set,
+            "rule": self.rule,
+        }
+
+    @classmethod
+    def decode(cls, row: Row) -> PastEpisode:
+        return cls(row["due_date"], row["until"], row["rule_set"], row["rule"])
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Attachment 2's tick for the column: kept (✓) or hidden (×), by whom, when, why."""
+
+    keep: bool
+    by: Person
+    #: ISO timestamp.
+    at: str
+    reason: str | None
+
+    def encode(self) -> Row:
+        return {"keep": self.keep, "by": self.by.as_row(), "at": self.at, "reason": self.reason}
+
+    @classmethod
+    def decode(cls, row: Row) -> Decision:
+        return cls(row["keep"], Person.of(row["by"]), row["at"], row["reason"])
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A column of a unit's section: its open stale episodes, its supervision case, whether
+    it is hidden. The mappings are never changed in place: the fold builds new ones."""
+
+    unit: str
+    column: str
+    #: "rule_set/rule/episode" -> the episode.
+    open: Mapping[str, Episode]
+    #: The open supervision case (None: none).
+    case: str | None
+    #: How many cases the column has had: the next case's number.
+    cases: int
+    hidden: bool
+    #: Kept as the rows always had it (empty).
+    late: Row
+    #: "rule_set/rule/due date" -> an episode of imported history (None: none).
+    history: Mapping[str, PastEpisode] | None = None
+    decision: Decision | None = None
+
+    def encode(self) -> Row:
+        out: Row = {
+            "unit": self.unit,
+            "column": self.column,
+            "open": {k: e.encode() for k, e in self.open.items()},
+            "case": self.case,
+            "cases": self.cases,
+            "hidden": self.hidden,
+            "late": self.late,
+        }
+        if self.history is not None:
+            out["history"] = {k: e.encode() for k, e in self.history.items()}
+        if self.decision is not None:
+            out["decision"] = self.decision.encode()
+        return out
+
+    @classmethod
+    def decode(cls, row: Row) -> Column:
+        history, decision = row.get("history"), row.get("decision")
+        return cls(
+            unit=row["unit"],
+            column=row["column"],
+            open={k: Episode.decode(e) for k, e in row["open"].items()},
+            case=row["case"],
+            cases=row["cases"],
+            hidden=row["hidden"],
+            late=row["late"],
+            history=None
+            if history is None
+            else {k: PastEpisode.decode(e) for k, e in history.items()},
+            decision=Decision.decode(decision) if decision is not None else None,
+        )
+
+
 POST = plain("post")
 PUBLICATION = plain("publication")
 UNIT = plain("unit")
-COLUMN = plain("column")
+COLUMN: Table[Column] = Table("column", Column.encode, Column.decode)
 CASE: Table[Case] = Table("case", Case.encode, Case.decode)
 FINDING: Table[Finding] = Table("finding", Finding.encode, Finding.decode)
 VIOLATION: Table[Violation] = Table("violation", Violation.encode, Violation.decode)

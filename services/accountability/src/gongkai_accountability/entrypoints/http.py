@@ -414,13 +414,13 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
     ) -> dict[str, Any]:
         actor = _office(caller)
         col = svc.model.get(COLUMN, f"{body.unit}--{body.column}")
-        if col is None or col["case"] is None:
+        if col is None or col.case is None:
             raise Problem(
                 409, "Column not stale", "no open case: the column is not stale", field="column"
             )
-        case = svc.model.get(CASE, col["case"])
+        case = svc.model.get(CASE, col.case)
         if case is None:
-            raise Problem(404, "Not found", f"no supervision case {col['case']!r}")
+            raise Problem(404, "Not found", f"no supervision case {col.case!r}")
         if case.notice is not None:
             raise Problem(
                 409, "Already issued", f"case {case.case_id} has a notice",

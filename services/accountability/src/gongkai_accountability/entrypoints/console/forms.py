@@ -19,7 +19,6 @@ import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 
 from gongkai.calendar import local_date
 from gongkai.rules import CATALOG_RULE_SET, Catalog, RuleSet, Text, load_rule_sets
@@ -201,26 +200,26 @@ def attachment2(rows: Rows, unit: str, day: date, catalog: Catalog | None = None
     for group in catalog.groups:
         for code in group.columns:
             meta = catalog.columns[code]
-            col: Row = rows.get(COLUMN, f"{unit}--{code}") or {}
-            dec: dict[str, Any] | None = col.get("decision")
+            col = rows.get(COLUMN, f"{unit}--{code}")
+            dec = col.decision if col is not None else None
             applicable = meta.exists_for(kind) if kind else True
             keep = (
-                (bool(dec["keep"]) and applicable)
+                (dec.keep and applicable)
                 if dec is not None
                 else catalog.kept_by_default(code, kind)
                 if kind
                 else True
             )
-            if dec is not None and (latest_tick is None or dec["at"] > latest_tick):
-                latest_tick = dec["at"]
+            if dec is not None and (latest_tick is None or dec.at > latest_tick):
+                latest_tick = dec.at
             last = published.get(code)
-            open_eps = list((col.get("open") or {}).values())
+            open_eps = list(col.open.values()) if col is not None else []
             due: str | None = None
-            if col.get("hidden") or not keep:
+            if (col is not None and col.hidden) or not keep:
                 state = "hidden"
             elif open_eps:
-                state = "blank" if all(e.get("rule_kind") == "blank" for e in open_eps) else "stale"
-                due = min(e["due_date"] for e in open_eps)
+                state = "blank" if all(e.rule_kind == "blank" for e in open_eps) else "stale"
+                due = min(e.due_date for e in open_eps)
             elif last is not None:
                 state = "fresh"
                 nxt = _periodic_due(rs, code, last)
@@ -237,9 +236,9 @@ def attachment2(rows: Rows, unit: str, day: date, catalog: Catalog | None = None
                     keep=keep,
                     source="unit" if dec is not None else "default",
                     not_applicable=not applicable,
-                    decided_by=dec["by"]["person"] if dec else None,
-                    decided_at=dec["at"] if dec else None,
-                    reason=dec["reason"] if dec else None,
+                    decided_by=dec.by.person if dec else None,
+                    decided_at=dec.at if dec else None,
+                    reason=dec.reason if dec else None,
                     last_publication=last.isoformat() if last else None,
                     due_date=due,
                     state=state,

@@ -93,8 +93,8 @@ class UnitRow:
 def is_blank(rows: Rows, unit: str, column: str) -> bool:
     """A column stale only because nothing was ever published in it (the ``blank`` rule)."""
     col = rows.get(COLUMN, f"{unit}--{column}")
-    episodes = list(col["open"].values()) if col else []
-    return bool(episodes) and all(e.get("rule_kind") == "blank" for e in episodes)
+    episodes = list(col.open.values()) if col else []
+    return bool(episodes) and all(e.rule_kind == "blank" for e in episodes)
 
 
 def homepage_idle_days(
