@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from gongkai.access import masked_event
 from gongkai.eventlog import EventLog, ack_position
 from gongkai.events import Envelope, EventDecodeError, canonical_json
+from gongkai.masking import masked_event
 from gongkai.prefetch import prefetched
 from gongkai.trust.keys import IntegrityError
 from gongkai.trust.merkle import (

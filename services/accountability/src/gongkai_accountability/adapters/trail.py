@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from gongkai import subjects
-from gongkai.access import masked_event
 from gongkai.eventlog import EventLog
 from gongkai.events import EventDecodeError
 from gongkai.logtypes import RecordedEvent
+from gongkai.masking import masked_event
 from gongkai_accountability.domain.fold import as_of_day, evolve
 from gongkai_accountability.domain.rows import MemoryRows, Row
 from gongkai_accountability.domain.tables import POST

@@ -37,7 +37,7 @@ def register(sub: Any) -> None:
     t.add_argument("post")
     t.add_argument("--json", action="store_true")
     common(t)
-    t.set_defaults(func=lazy(_COMMANDS + "cmd_trail"))
+    t.set_defaults(func=lazy("gongkai_accountability.entrypoints.trail:cmd_trail"))
 
     r = a.add_parser("rebuild", help="drop accountability's read model and replay the log")
     r.add_argument("--db-url", help="default: accountability's database from the settings")

@@ -6,12 +6,10 @@ Each reads the log directly (``--nats-url``); ``rebuild`` also writes accountabi
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
 import io
 import json
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any
 
@@ -20,16 +18,13 @@ from gongkai.eventlog import EventLog, local_keyring
 from gongkai.projection import ProjectionStore, make_engine
 from gongkai.rules import default_catalog
 from gongkai.runtime.settings import Settings
-from gongkai.terminal import Progress, beijing, named, table
-from gongkai.trust import credentials
+from gongkai.terminal import Progress, named, table
 from gongkai.trust.checkpoint import accountability_keys, key_name, verifier_key
 from gongkai.trust.keys import raw_public
 from gongkai.vocabulary import (
     COLUMN_STATES,
-    DECISIONS,
     ROLES,
     SEVERITIES,
-    STEPS,
     VIOLATION_KINDS,
     name_of,
 )
@@ -44,70 +39,13 @@ from gongkai_accountability.adapters.log import (
     verify_log,
 )
 from gongkai_accountability.adapters.sql import AccountabilityProjection
-from gongkai_accountability.adapters.trail import read_trail
 from gongkai_accountability.domain.fold import RELEVANT
 from gongkai_accountability.domain.report import ScoreTracker, as_of_view, unit_reports
 from gongkai_accountability.domain.rows import Rows
-from gongkai_accountability.domain.tables import ALERT, POST, UNIT
+from gongkai_accountability.domain.tables import ALERT, UNIT
 from gongkai_accountability.entrypoints import report_html
 from gongkai_accountability.entrypoints.console.views import is_blank
-
-
-def _url(args: argparse.Namespace) -> str:
-    return args.nats_url or Settings.from_env().nats_url or "nats://127.0.0.1:4222"
-
-
-def _run(args: argparse.Namespace, body: Callable[[EventLog], Awaitable[int]]) -> int:
-    async def main() -> int:
-        url = _url(args)
-        try:
-            # read-only: the inspector's credentials (--creds, $GONGKAI_NATS_CREDS, a password
-            # user, or <data-dir>/credentials/inspector.nk)
-            evlog = await credentials.connect_tool(url, credentials.for_tool(args, "inspector"))
-        except Exception as exc:  # noqa: BLE001 - any connection failure is one message
-            print(f"gongkai audit: cannot connect to NATS at {url}: {exc}", file=sys.stderr)
-            return 1
-        try:
-            return await body(evlog)
-        finally:
-            await evlog.close()
-
-    return asyncio.run(main())
-
-
-def cmd_trail(args: argparse.Namespace) -> int:
-    async def body(evlog: EventLog) -> int:
-        # By the post's subjects, accountability's read model (when at hand) the index of
-        # what else names the post; else the whole log (adapters.trail).
-        res = await read_trail(evlog, args.post, Settings.from_env().db_url("accountability"))
-        post = res.rows.get(POST, args.post)
-        if post is None:
-            print(f"gongkai audit trail: no post {args.post!r} in the log", file=sys.stderr)
-            return 1
-        if args.json:
-            print(json.dumps(post, ensure_ascii=False, indent=2))
-            return 0
-        print(
-            f"稿件 post {post['post_id']}  {_unit_name(res.rows, post['unit'])}  "
-            f"{_column_name(post['column'])}  《{post['title']}》"
-        )
-        table(
-            ["序号 seq", "时间 time", "环节 step", "人员 person", "摘要 digest", "详情 detail"],
-            (
-                [
-                    s["seq"],
-                    beijing(s["at"], seconds=True),
-                    named(STEPS.get(s["what"]), s["what"]),
-                    f"{s['person']} ({name_of(ROLES, s['role'])}, {s['unit']})",
-                    s.get("digest", "")[:12],
-                    _detail(s),
-                ]
-                for s in post["trail"]
-            ),
-        )
-        return 0
-
-    return _run(args, body)
+from gongkai_accountability.entrypoints.trail import run as _run
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
@@ -210,19 +148,6 @@ def _unit_name(rows: Rows, code: str) -> str:
 def _column_name(code: str) -> str:
     col = default_catalog().column(code)
     return named(col.zh if col else None, code)
-
-
-def _detail(step: dict[str, Any]) -> str:
-    """What a step of the trail decided, in the notice's words where it has them."""
-    parts = []
-    if "decision" in step:
-        parts.append(name_of(DECISIONS, step["decision"]))
-    for key in ("opinion", "publication_id", "reason"):
-        if step.get(key):
-            parts.append(f"{key}={step[key]}")
-    if "kind" in step:
-        parts.append(named(VIOLATION_KINDS.get(step["kind"]), step["kind"]))
-    return " ".join(parts)
 
 
 def _violations_table(rows: Rows, violations: list[dict[str, Any]]) -> None:
