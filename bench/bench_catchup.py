@@ -1,0 +1,134 @@
+"""One service catching up alone over a filled log: seconds until ready, and its CPU seconds.
+
+    python -m bench.bench_catchup fill [N]             # a county's log of about N events, once
+    python -m bench.bench_catchup run NAME [--spy SVG]  # NAME from an empty database on a copy
+
+``fill`` writes ``bench_memory``'s log of a county (100,000 events by default) into a
+nats-server data directory under ``--dir``, signed with keys kept beside it. ``run`` starts
+``gongkai service NAME`` alone on a copy of that directory (a service appends to the log and
+makes durable consumers, so every run starts from the same log) and reports when it was ready
+with no consumer lag, with the CPU seconds of the process and its children: on a shared
+machine the wall time is mostly the service's turn on a core, the CPU seconds are what it
+costs. ``--spy`` records a py-spy flame graph of the service meanwhile (py-spy is not in the
+lock: ``.venv/bin/pip install py-spy``). How the profiles in bench/profiles/ were made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+from bench.bench_memory import fill
+from bench.load.platform import SERVICES, start_services
+from gongkai.eventlog import EventLog, StreamSettings
+from gongkai.natsserver import NatsServer
+from gongkai.runtime.settings import Settings
+from gongkai.trust.keys import provision
+
+DEFAULT_DIR = Path(tempfile.gettempdir()) / "gongkai-bench-catchup"
+
+
+async def fill_log(base: Path, n: int) -> int:
+    """The county's log of about ``n`` events under ``base``; its length."""
+    shutil.rmtree(base, ignore_errors=True)
+    keys = provision(Settings.from_env(data_dir=base / "var").keys_path)
+    srv = NatsServer(store_dir=base / "nats", sync_always=False).start()
+    try:
+        evlog = await EventLog.connect(srv.url, keys=keys)
+        await evlog.ensure_stream(StreamSettings())
+        total = await fill(evlog, n)
+        await evlog.close()
+    finally:
+        srv.stop()
+    return total
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of a process and its children so far."""
+    p = psutil.Process(pid)
+    total = 0.0
+    for q in [p, *p.children(recursive=True)]:
+        t = q.cpu_times()
+        total += t.user + t.system
+    return total
+
+
+async def run(base: Path, name: str, spy: Path | None) -> tuple[float, float, float]:
+    """Seconds until ``name`` is ready behind the log, its CPU seconds, its peak RSS (MB)."""
+    work = base / "run"
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(base / "nats", work / "nats")
+    shutil.copytree(base / "var", work / "var")
+    srv = NatsServer(store_dir=work / "nats", sync_always=False).start()
+    try:
+        platform = start_services(srv.url, work / "var", [name])
+        p = platform.processes[name]
+        recorder = None
+        if spy is not None:
+            recorder = subprocess.Popen(
+                [str(Path(sys.executable).parent / "py-spy"), "record", "--rate", "100",
+                 "--nolineno", "--format", "flamegraph", "-o", str(spy),
+                 "--pid", str(p.proc.pid)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        t0 = time.monotonic()
+        try:
+            async with httpx.AsyncClient() as client:
+                while True:
+                    if p.proc.poll() is not None:
+                        raise RuntimeError(f"{name} exited\n{p.tail()}")
+                    p.sample_rss()
+                    lags = await p.lags(client)
+                    if lags and not any(lags.values()) and await p.ready(client):
+                        break
+                    await asyncio.sleep(0.2)
+            seconds = time.monotonic() - t0
+            cpu = cpu_seconds(p.proc.pid)
+        finally:
+            if recorder is not None:
+                recorder.send_signal(2)  # py-spy writes its graph on SIGINT
+                recorder.wait(60)
+            platform.stop()
+    finally:
+        srv.stop()
+    return seconds, cpu, p.peak_rss / 2**20
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(
+        prog="python -m bench.bench_catchup", description=(__doc__ or "").splitlines()[0]
+    )
+    ap.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="where the filled log lives")
+    sub = ap.add_subparsers(dest="command", required=True)
+    f = sub.add_parser("fill", help="write the county's log once")
+    f.add_argument("n", nargs="?", type=int, default=100_000)
+    r = sub.add_parser("run", help="one service alone on a copy of the log")
+    r.add_argument("name", choices=SERVICES)
+    r.add_argument("--spy", type=Path, help="a py-spy flame graph of the service, here")
+    args = ap.parse_args(argv)
+    if args.command == "fill":
+        total = asyncio.run(fill_log(args.dir, args.n))
+        print(f"{total:,} events under {args.dir}")
+        return
+    if not (args.dir / "nats").is_dir():
+        raise SystemExit(f"no log under {args.dir}: run 'fill' first")
+    seconds, cpu, mb = asyncio.run(run(args.dir, args.name, args.spy))
+    print(
+        f"{args.name}: ready after {seconds:.1f} s, {cpu:.1f} CPU s, peak {mb:.0f} MB "
+        f"(load average {os.getloadavg()[0]:.2f})"
+    )
+
+
+if __name__ == "__main__":
+    main()
