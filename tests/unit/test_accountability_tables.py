@@ -18,6 +18,7 @@ from gongkai_accountability.domain.tables import (
     COLUMN,
     FINDING,
     TODO,
+    UNIT,
     VIOLATION,
     as_json,
 )
@@ -140,6 +141,22 @@ STORED: list[tuple[Table[Any], dict[str, Any]]] = [
             "rule": "news"}},
         "decision": {"keep": True, "by": OFFICE, "at": "2026-03-01T01:00:00+00:00",
                      "reason": None},
+    }),
+    # Known by a role before it was registered.
+    (UNIT, {"code": "finance", "name": "finance", "roles": {"leader": ["boss"]}, "names": {},
+            "history": [["2026-03-01T01:00:00+00:00", "leader", "boss", True]]}),
+    (UNIT, {
+        "code": "finance", "name": "财政局", "names": {}, "kind": "department",
+        "registered_at": "2026-02-28T01:00:00+00:00",
+        "contact": {"name": "张三", "mobile": "13800000000"},
+        "roles": {"leader": ["boss"], "maker": ["m", "m2"]},
+        "history": [
+            ["2026-03-01T01:00:00+00:00", "leader", "boss", True],
+            ["2026-03-01T01:00:00+00:00", "maker", "m", True],
+            ["2026-03-01T01:00:00+00:00", "maker", "m2", True],
+            ["2026-03-02T01:00:00+00:00", "maker", "m3", False],
+        ],
+        "history_from": "2025-01-05",
     }),
 ]
 

@@ -17,6 +17,7 @@ from gongkai.rules import default_catalog, load_rule_sets
 from gongkai_accountability.domain.report import as_of_view
 from gongkai_accountability.domain.rows import MemoryRows
 from gongkai_accountability.domain.tables import COLUMN
+from gongkai_accountability.domain.tables import UNIT as UNITS
 from gongkai_freshness.domain.evaluation import decide_history
 from gongkai_freshness.domain.state import ColumnState, UnitInfo
 from gongkai_intake.adapters.history_import import Row, RowError, parse_history
@@ -192,8 +193,10 @@ def test_history_episodes_run_from_a_missed_deadline_to_the_next_item_or_joining
 
 def test_as_of_view_counts_history_for_the_days_it_covers() -> None:
     rows = MemoryRows()
-    rows.put("unit", "finance", {"code": "finance", "name": "finance", "roles": {},
-                                 "names": {}, "history_from": "2026-01-05"})
+    rows.put(UNITS, "finance", UNITS.decode_row({
+        "code": "finance", "name": "finance", "roles": {}, "names": {},
+        "history_from": "2026-01-05",
+    }))
     rows.put(COLUMN, "finance--work_arrangements", COLUMN.decode_row({
         "unit": "finance", "column": "work_arrangements", "open": {}, "case": None,
         "cases": 0, "hidden": False, "late": {},

@@ -33,6 +33,7 @@ import bisect
 import sys
 from array import array
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from itertools import islice
 from typing import Any
@@ -44,6 +45,7 @@ from gongkai.events import Envelope
 from gongkai.masking import masked_event
 from gongkai_accountability.domain.fold import HISTORY, RELEVANT, actor_of, as_of_day, evolve
 from gongkai_accountability.domain.rows import MemoryRows, R, Row, Table
+from gongkai_accountability.domain.tables import Unit
 
 #: The tables kept for every day.
 KEPT = ("unit", "column", "case", "finding", "violation", "alert")
@@ -425,11 +427,8 @@ class Days:
         for code, first in self._history_from.items():
             if first > day.isoformat():
                 continue
-            u = _copy(units[code]) if code in units else {
-                "code": code, "name": code, "roles": {}, "names": {},
-            }
-            u["history_from"] = first
-            units[code] = u
+            u = units.get(code) or Unit.unknown(code)
+            units[code] = replace(u, history_from=first)
         episodes = [(seq, env) for d, seq, env in self._was_stale if d <= day]
         if not episodes:
             return

@@ -47,10 +47,12 @@ from gongkai_accountability.domain.tables import (
     Episode,
     Finding,
     FindingAnswer,
+    Grant,
     Notice,
     PastEpisode,
     Rectified,
     Todo,
+    Unit,
     Violation,
 )
 from gongkai_accountability.domain.violation import (
@@ -121,15 +123,15 @@ def step(env: Envelope[Any], seq: int, what: str, **detail: Any) -> Row:
     return row
 
 
-def _unit(rows: Rows, code: str) -> Row:
-    return rows.get(UNIT, code) or {"code": code, "name": code, "roles": {}, "names": {}}
+def _unit(rows: Rows, code: str) -> Unit:
+    return rows.get(UNIT, code) or Unit.unknown(code)
 
 
 def holders(rows: Rows, unit: str, role: str) -> list[str]:
-    return sorted(_unit(rows, unit)["roles"].get(role, []))
+    return sorted(_unit(rows, unit).roles.get(role, ()))
 
 
-def _first(item: list[Any]) -> Any:
+def _first(item: Grant) -> str:
     return item[0]
 
 
@@ -143,7 +145,7 @@ def holders_at(rows: Rows, unit: str, role: str, when: datetime) -> list[str]:
     """
     people: set[str] = set()
     # Sorted by business time: a grant recorded late but dated earlier still counts.
-    for at, r, person, granted in sorted(_unit(rows, unit).get("history", []), key=_first):
+    for at, r, person, granted in sorted(_unit(rows, unit).history or (), key=_first):
         if r != role or datetime.fromisoformat(at) > when:
             continue
         if granted:
@@ -248,22 +250,28 @@ def _directory(rows: Rows, env: Envelope[Any], seq: int) -> None:
         return
     if env.type == "UnitRegistered":
         u = _unit(rows, p.code)
-        u.setdefault("registered_at", env.business_time.isoformat())
-        u["name"] = p.name
-        u["kind"] = p.kind
-        # Attachment 2's header names the unit's disclosure contact.
-        u["contact"] = {"name": p.contact_name, "mobile": p.contact_mobile}
+        u = replace(
+            u,
+            registered_at=u.registered_at or env.business_time.isoformat(),
+            name=p.name,
+            kind=p.kind,
+            # Attachment 2's header names the unit's disclosure contact.
+            contact={"name": p.contact_name, "mobile": p.contact_mobile},
+        )
         rows.put(UNIT, p.code, u)
     elif env.type in ("RoleGranted", "RoleRevoked"):
         u = _unit(rows, p.unit)
-        people = set(u["roles"].get(p.role, []))
-        if env.type == "RoleGranted":
+        people = set(u.roles.get(p.role, ()))
+        granted = env.type == "RoleGranted"
+        if granted:
             people.add(p.person_id)
         else:
             people.discard(p.person_id)
-        u["roles"][p.role] = sorted(people)
-        u.setdefault("history", []).append(
-            [iso(env.business_time), p.role, p.person_id, env.type == "RoleGranted"]
+        grant: Grant = (iso(env.business_time), p.role, p.person_id, granted)
+        u = replace(
+            u,
+            roles={**u.roles, p.role: tuple(sorted(people))},
+            history=(*(u.history or ()), grant),
         )
         rows.put(UNIT, p.unit, u)
 
@@ -560,16 +568,15 @@ def _imported(rows: Rows, env: Envelope[Any], seq: int) -> None:
     )
     # Asked as of a day before the unit joined, the unit is known by its history alone.
     u = _unit(rows, p.unit)
-    if u.get("history_from") is None or day < u["history_from"]:
-        u["history_from"] = day
-        rows.put(UNIT, p.unit, u)
+    if u.history_from is None or day < u.history_from:
+        rows.put(UNIT, p.unit, replace(u, history_from=day))
 
 
 def _check_review(rows: Rows, env: Envelope[Any], pub: Row, post: PostFacts | None) -> None:
     p = env.payload
     # When the unit joined matters only for an item gongkai never saw: read it only then.
     unit = rows.get(UNIT, p.unit) if post is None else None
-    joined = unit.get("registered_at") if unit is not None else None
+    joined = unit.registered_at if unit is not None else None
     verdict = published_without_review(
         p,
         env.event_id,

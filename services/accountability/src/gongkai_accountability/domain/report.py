@@ -126,7 +126,7 @@ def unit_reports(rows: Rows, start: date, end: date, unit: str | None = None) ->
 
     for code, u in rows.scan(UNIT):
         # A unit known only by its imported history (asked of a day before it joined) counts.
-        if (u.get("kind") or u.get("history_from")) and u.get("kind") != "county_office":
+        if (u.kind or u.history_from) and u.kind != "county_office":
             rep(code)
     for col in stale_columns(rows, end):
         r = rep(col["unit"])

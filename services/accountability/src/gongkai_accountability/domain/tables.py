@@ -510,9 +510,75 @@ class Column:
         )
 
 
+#: A role granted or revoked, by business time: (ISO time, role, person, granted).
+Grant = tuple[str, str, str, bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """A unit of the directory (维护单位): who holds which role now and since when, its kind and
+    disclosure contact (Attachment 2's header)."""
+
+    code: str
+    name: str
+    #: role -> the people holding it now, sorted.
+    roles: Mapping[str, tuple[str, ...]]
+    #: Kept as the rows always had it (empty).
+    names: Row
+    #: ISO timestamp of its first UnitRegistered (None: not registered, known by its roles or
+    #: its history only).
+    registered_at: str | None = None
+    kind: str | None = None
+    #: {"name": ..., "mobile": ...}.
+    contact: Mapping[str, str] | None = None
+    #: Every grant and revocation in log order (None: none yet).
+    history: tuple[Grant, ...] | None = None
+    #: ISO date of its earliest imported publication (None: no history imported).
+    history_from: str | None = None
+
+    def encode(self) -> Row:
+        out: Row = {
+            "code": self.code,
+            "name": self.name,
+            "roles": {r: list(people) for r, people in self.roles.items()},
+            "names": self.names,
+        }
+        if self.registered_at is not None:
+            out["registered_at"] = self.registered_at
+        if self.kind is not None:
+            out["kind"] = self.kind
+        if self.contact is not None:
+            out["contact"] = dict(self.contact)
+        if self.history is not None:
+            out["history"] = [list(g) for g in self.history]
+        if self.history_from is not None:
+            out["history_from"] = self.history_from
+        return out
+
+    @classmethod
+    def decode(cls, row: Row) -> Unit:
+        history = row.get("history")
+        return cls(
+            code=row["code"],
+            name=row["name"],
+            roles={r: tuple(people) for r, people in row["roles"].items()},
+            names=row["names"],
+            registered_at=row.get("registered_at"),
+            kind=row.get("kind"),
+            contact=row.get("contact"),
+            history=None if history is None else tuple((a, r, p, g) for a, r, p, g in history),
+            history_from=row.get("history_from"),
+        )
+
+    @classmethod
+    def unknown(cls, code: str) -> Unit:
+        """A unit no event has named yet."""
+        return cls(code=code, name=code, roles={}, names={})
+
+
 POST = plain("post")
 PUBLICATION = plain("publication")
-UNIT = plain("unit")
+UNIT: Table[Unit] = Table("unit", Unit.encode, Unit.decode)
 COLUMN: Table[Column] = Table("column", Column.encode, Column.decode)
 CASE: Table[Case] = Table("case", Case.encode, Case.decode)
 FINDING: Table[Finding] = Table("finding", Finding.encode, Finding.decode)

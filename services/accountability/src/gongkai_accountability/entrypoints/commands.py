@@ -142,7 +142,7 @@ def cmd_as_of(args: argparse.Namespace) -> int:
 
 def _unit_name(rows: Rows, code: str) -> str:
     unit = rows.get(UNIT, code) if code else None
-    return named(unit.get("name") if unit else None, code)
+    return named(unit.name if unit else None, code)
 
 
 def _column_name(code: str) -> str:

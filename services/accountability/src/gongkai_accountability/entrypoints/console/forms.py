@@ -192,8 +192,8 @@ def attachment2(rows: Rows, unit: str, day: date, catalog: Catalog | None = None
     """``unit``'s Attachment 2 as the log stands at the end of ``day`` (rows folded to it)."""
     rs = notice_rules()
     catalog = catalog or rs.catalog
-    u: Row = rows.get(UNIT, unit) or {}
-    kind = u.get("kind") or ""
+    u = rows.get(UNIT, unit)
+    kind = (u.kind if u is not None else None) or ""
     published = _last_publications(rows, unit, day)
     out: list[Attachment2Row] = []
     latest_tick: str | None = None
@@ -244,7 +244,7 @@ def attachment2(rows: Rows, unit: str, day: date, catalog: Catalog | None = None
                     state=state,
                 )
             )
-    contact = u.get("contact") or {}
+    contact = (u.contact if u is not None else None) or {}
     return Attachment2(
         unit=unit,
         day=day,

@@ -111,8 +111,8 @@ def homepage_idle_days(
     ons = [local_date(on) for (u, c), on in found.items() if u == unit and c in columns]
     last: date | None = max(ons) if ons else None
     if last is None:
-        u = rows.get(UNIT, unit) or {}
-        joined = u.get("registered_at")
+        u = rows.get(UNIT, unit)
+        joined = u.registered_at if u is not None else None
         last = local_date(datetime.fromisoformat(joined)) if joined else day
     return max(0, (day - last).days)
 
