@@ -236,8 +236,8 @@ class Filter:
 
 
 def _field(row: Any, name: str) -> Any:
-    # Typed rows (domain.tables) by attribute; the tables still plain JSON by key.
-    return row.get(name) if isinstance(row, dict) else getattr(row, name, None)
+    # The listed tables' rows have different fields: a finding has no severity.
+    return getattr(row, name, None)
 
 
 @dataclass(frozen=True)
