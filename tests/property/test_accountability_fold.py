@@ -44,7 +44,7 @@ from gongkai_accountability.domain.decide import Policy, decide
 from gongkai_accountability.domain.fold import evolve
 from gongkai_accountability.domain.report import as_of_view, unit_reports
 from gongkai_accountability.domain.rows import MemoryRows
-from gongkai_accountability.domain.tables import as_json
+from gongkai_accountability.domain.tables import BY_NAME, as_json
 from tests.builders import post_submitted
 
 CAL = WorkingCalendar.default()
@@ -433,3 +433,8 @@ def test_settling_day_by_day_records_each_lapse_once_and_replay_owes_nothing(
         as_json(log.rows), sort_keys=True
     )
     assert not any(replay.append(d.event, d.expected) for d in replay.decide(DAYS - 1))
+    # Every row read back from the JSON SQL keeps is the row the fold wrote (typed tables).
+    for name, found in log.rows.tables.items():
+        table = BY_NAME[name]
+        for row in found.values():
+            assert table.decode_row(json.loads(json.dumps(table.encode_row(row)))) == row
