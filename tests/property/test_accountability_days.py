@@ -13,7 +13,7 @@ answered wrong.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from hypothesis import event, given, settings
@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from gongkai.events import Envelope
 from gongkai.masking import masked_event
-from gongkai_accountability.adapters.days import KEPT, Days
+from gongkai_accountability.adapters.days import KEPT, Days, Publications
 from gongkai_accountability.domain.fold import as_of_day, evolve
 from gongkai_accountability.domain.report import latest_publications
 from gongkai_accountability.domain.rows import MemoryRows, Rows
@@ -112,3 +112,31 @@ def test_a_clock_behind_leaves_its_days_unanswered_and_the_rest_exact(
             assert as_of_day(moved) <= day < days.current, day
             continue
         _same_tables(got, _fold_until(events, day), day)
+
+
+def test_publications_give_back_their_times_as_recorded() -> None:
+    """Kept as numbers, an online time comes back as the text it was recorded with (its
+    offset, its microseconds, or text that is not its own isoformat), and of two items online
+    at the same instant the one with the smaller id is the latest, as the fold's order has it."""
+    pubs = Publications()
+    by = [{"person": "cms", "role": "office", "unit": "county-office"}]
+    texts = {
+        "a": "2026-03-02T09:00:00+08:00",
+        "b": "2026-03-02T01:00:00.250000+00:00",
+        "c": "2026-03-02T01:00:00.000000+00:00",
+        "d": "2026-03-02T01:00:00+00:00",
+    }
+    for pid, text in texts.items():
+        pubs.put({"publication_id": pid, "unit": "u1", "column": "c1", "online_at": text,
+                  "trail": by}, date(2026, 3, 2))
+    for pid, text in texts.items():
+        row = pubs.row(pid)
+        assert row is not None and row["online_at"] == text, pid
+    assert pubs.row("a", date(2026, 3, 1)) is None, "not known before its day"
+    latest = pubs.latest(date(2026, 3, 2))
+    assert latest == {("u1", "c1"): datetime.fromisoformat(texts["b"])}
+    pubs.put({"publication_id": "b", "removed": True}, date(2026, 3, 3))
+    # a, c and d went online at the same instant: the smallest id stands for them.
+    assert pubs.latest(date(2026, 3, 3))[("u1", "c1")] == datetime.fromisoformat(texts["a"])
+    assert pubs.latest(date(2026, 3, 2))[("u1", "c1")] == datetime.fromisoformat(texts["b"])
+    assert pubs.latest(date(2026, 3, 1)) == {}
