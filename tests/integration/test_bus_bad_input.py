@@ -89,6 +89,8 @@ def poisons() -> list[tuple[str, str, bytes]]:
         ("not JSON, column subject", "gk.ev.column.finance--x.ColumnHidden", b"{{{"),
         # The directory projections read only people's and units' events (their filter).
         ("not JSON, person subject", "gk.ev.person.X12.RoleGranted", b"\x00{"),
+        # review's void-on-revision reads only revisions and withdrawals (its filter).
+        ("not JSON, revision subject", "gk.ev.post.X13.PostRevised", b"\x01{"),
     ]
 
 
@@ -214,11 +216,14 @@ async def test_bad_messages_are_dead_lettered_and_every_service_goes_on(
     }
     assert expected <= readers, f"missing: {sorted(expected - readers)}"
     # Each poison is dead-lettered by every consumer whose filter reads its subject: the
-    # post's by all but the directories (people and units only) and intake's column choices.
+    # submission's by all but the directories (people and units only), intake's column
+    # choices and review's void-on-revision (revisions and withdrawals only).
     garbage = next(s for s, what in seqs.items() if what == "not JSON")
-    assert {
-        r for r in expected if "column" not in r and not r.endswith("/directory")
-    } <= by_seq[garbage]
+    post_readers = {r for r in expected if "column" not in r and not r.endswith("/directory")}
+    assert post_readers - {"review/review-void-on-revision"} <= by_seq[garbage]
+    assert "review/review-void-on-revision" not in by_seq[garbage]
+    revision = next(s for s, what in seqs.items() if what == "not JSON, revision subject")
+    assert post_readers <= by_seq[revision]
     person = next(s for s, what in seqs.items() if what == "not JSON, person subject")
     assert {r for r in expected if r.endswith("/directory")} | {
         "review/review_queue",  # reads role grants

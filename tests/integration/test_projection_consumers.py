@@ -13,6 +13,7 @@ from gongkai import subjects
 from gongkai.consumer import CatchUpSubscription, DurableConsumer
 from gongkai.eventlog import EventLog, RecordedEvent
 from gongkai.events import Actor, new_event
+from gongkai.events.contracts.intake import PostWithdrawn
 from gongkai.natsserver import NatsServer
 from gongkai.projection import Projection, ProjectionStore, make_engine
 from tests.builders import post_submitted
@@ -206,6 +207,51 @@ async def test_durable_consumer_nacks_redelivers_then_dead_letters(evlog: EventL
     assert seen["P5"] == 3 and seen["P3"] == 4
     info = await evlog.js.stream_info(subjects.DLQ_STREAM)
     assert info.state.messages == 2  # the garbage and P3
+
+
+async def test_a_durable_consumer_given_a_narrower_filter_keeps_its_place(
+    evlog: EventLog,
+) -> None:
+    """A durable consumer that exists with another filter (review's once read every post
+    event) is changed in place: nothing it acknowledged comes again, and from then on the
+    server sends only what the new filter lets through."""
+    await fill(evlog, 4, posts=4)
+    handled: list[str] = []
+
+    async def handler(rec: RecordedEvent) -> None:
+        handled.append(f"{rec.envelope.type}:{rec.envelope.aggregate_id}")
+
+    wide = DurableConsumer(evlog, "test-narrowed", "gk.ev.post.*.*", handler)
+    await wide.start()
+    await wait_until(lambda: len(handled) == 4, 10, f"the four submissions: {handled}")
+
+    async def acknowledged() -> bool:
+        info = await evlog.js.consumer_info(subjects.STREAM, "test-narrowed")
+        return info.num_ack_pending == 0 and info.ack_floor.stream_seq == 4
+
+    await wait_until(acknowledged, 10, "the four acknowledged")
+    await wide.stop()
+    await evlog.append([submitted("P9", "later")])
+    await evlog.append(
+        [
+            new_event(
+                PostWithdrawn(unit="finance", reason="duplicate"),
+                aggregate_id="P9",
+                actor=ACTOR,
+                command_id="withdraw-p9",
+                recorded_at=T0,
+            )
+        ]
+    )
+    changes = ("gk.ev.post.*.PostRevised", "gk.ev.post.*.PostWithdrawn")
+    narrow = DurableConsumer(evlog, "test-narrowed", changes, handler)
+    await narrow.start()
+    await wait_until(lambda: len(handled) == 5, 10, f"the withdrawal: {handled}")
+    info = await evlog.js.consumer_info(subjects.STREAM, "test-narrowed")
+    await narrow.stop()
+    assert tuple(info.config.filter_subjects or ()) == changes
+    assert info.num_pending == 0
+    assert handled[4:] == ["PostWithdrawn:P9"]  # not P9's submission, nor the four again
 
 
 async def test_acknowledged_appends_survive_a_server_stop(tmp_path: Path) -> None:

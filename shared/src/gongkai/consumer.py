@@ -470,7 +470,7 @@ class DurableConsumer(_Reader):
         self,
         evlog: EventLog,
         name: str,
-        filter_subject: str,
+        filter_subject: str | Sequence[str],
         handler: Handler,
         *,
         max_deliver: int = 5,
@@ -481,7 +481,10 @@ class DurableConsumer(_Reader):
     ) -> None:
         super().__init__(evlog, batch=batch, owner=owner)
         self.name = name
-        self.filter_subject = filter_subject
+        #: What the server sends it: one subject, or several (``filter_subjects``).
+        self.filters = (
+            (filter_subject,) if isinstance(filter_subject, str) else tuple(filter_subject)
+        )
         self.handler = handler
         self.max_deliver = max_deliver
         self.ack_wait = ack_wait
@@ -498,18 +501,26 @@ class DurableConsumer(_Reader):
             # One more than our own limit: we dead-letter on the last delivery ourselves, the
             # server's limit only catches a process that dies on every attempt.
             max_deliver=self.max_deliver + 1,
-            filter_subject=self.filter_subject,
             max_ack_pending=self.batch * 4,
         )
+        if len(self.filters) == 1:
+            wanted.filter_subject = self.filters[0]
+        else:
+            wanted.filter_subjects = list(self.filters)
         try:
             info = await js.consumer_info(self.evlog.stream, self.name)
-            if info.config.filter_subject != self.filter_subject:
-                raise RuntimeError(
-                    f"durable consumer {self.name} exists with filter "
-                    f"{info.config.filter_subject!r}, not {self.filter_subject!r}; "
-                    "durable config is immutable: delete it or pick a new name"
-                )
         except nats.js.errors.NotFoundError:
+            await js.add_consumer(self.evlog.stream, wanted)
+            return
+        cfg = info.config
+        has = (cfg.filter_subject,) if cfg.filter_subject else tuple(cfg.filter_subjects or ())
+        if has != self.filters:
+            # A consumer made by an earlier version with another filter (review's once read
+            # every post event): the server (>= 2.10) changes a durable consumer's filter in
+            # place and keeps what it has delivered and what was acknowledged.
+            log.info(
+                "durable_filter_changed", consumer=self.name, was=list(has), now=list(self.filters)
+            )
             await js.add_consumer(self.evlog.stream, wanted)
 
     async def start(self) -> None:

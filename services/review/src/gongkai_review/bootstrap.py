@@ -21,7 +21,7 @@ from gongkai_review.adapters.queue import ReviewQueueProjection, waiting_for
 from gongkai_review.adapters.repository import ReviewRepository
 from gongkai_review.domain.chain import ReviewState
 from gongkai_review.entrypoints.http import ReviewConfig, make_router
-from gongkai_review.entrypoints.reactions import POST_EVENTS, void_on_change
+from gongkai_review.entrypoints.reactions import CHANGES, void_on_change
 
 OVERDUE_ENV = "GONGKAI_REVIEW_OVERDUE_AFTER"
 
@@ -58,7 +58,7 @@ class ReviewService(Service):
         self.add_projection(self.queue_projection)
         self.add_tables(idempotency_tables)
         self.add_reaction(
-            "void-on-revision", POST_EVENTS, void_on_change(self.repository, ctx.clock)
+            "void-on-revision", CHANGES, void_on_change(self.repository, ctx.clock)
         )
         self.router.include_router(make_router(self))
 

@@ -88,7 +88,7 @@ class Service:
         #: Tables beside the projections' (an answer store, say): part of the schema that the
         #: migrations must produce, checked by the tests.
         self.extra_tables: list[MetaData] = []
-        self.reactions: list[tuple[str, str, Callable[..., Any]]] = []
+        self.reactions: list[tuple[str, str | Sequence[str], Callable[..., Any]]] = []
         self.subscriptions: list[CatchUpSubscription] = []
         self.durables: list[DurableConsumer] = []
         self._evlog: EventLog | None = None
@@ -140,7 +140,7 @@ class Service:
         return merged
 
     def add_reaction(
-        self, name: str, filter_subject: str, handler: Callable[..., Any]
+        self, name: str, filter_subject: str | Sequence[str], handler: Callable[..., Any]
     ) -> None:
         """A durable consumer: at-least-once, unordered, for idempotent appends."""
         self.reactions.append((name, filter_subject, handler))
@@ -159,7 +159,8 @@ class Service:
         for p in self.projections:
             types |= through(p.filter_subject) if p.consumes is None else set(p.consumes)
         for _, filt, _ in self.reactions:
-            types |= through(filt)
+            for one in (filt,) if isinstance(filt, str) else filt:
+                types |= through(one)
         return sorted(types)
 
     def durable_names(self) -> list[str]:

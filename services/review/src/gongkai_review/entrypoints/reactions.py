@@ -1,8 +1,9 @@
 """Reaction to intake's PostRevised and PostWithdrawn: void the chain they overtook.
 
-A durable consumer delivers each post event at least once; the handler asks the runner
-(``gongkai.decider.handle``) to decide a ``VoidStale`` on the post's review state and append
-it with the review aggregate's last sequence. It is idempotent twice over: a void already
+A durable consumer delivers each revision and withdrawal at least once (the server sends it
+nothing else); the handler asks the runner (``gongkai.decider.handle``) to decide a
+``VoidStale`` on the post's review state and append it with the review aggregate's last
+sequence. It is idempotent twice over: a void already
 recorded leaves the decider nothing to do, and the void of chain N always carries the same
 event id (JetStream dedups a race). A signature that arrives before this reaction settles the
 void itself, in the same append.
@@ -17,14 +18,17 @@ import structlog
 from gongkai.decider import handle as run
 from gongkai.eventlog import RecordedEvent
 from gongkai.events.contracts.intake import PostRevised, PostWithdrawn
+from gongkai.projection import type_subjects
 from gongkai.runtime.clock import Clock
 from gongkai_review.adapters.repository import ReviewRepository
 from gongkai_review.domain.chain import VoidStale
 
 log = structlog.get_logger("gongkai.review")
 
-#: Every post event; the handler ignores all but revisions and withdrawals.
-POST_EVENTS = "gk.ev.post.*.*"
+#: Revisions and withdrawals only, filtered by the server: the consumer read every post event
+#: and acknowledged the submissions one by one (a fifth of a county's log, each decoded and
+#: verified for nothing).
+CHANGES = type_subjects((PostRevised.event_type, PostWithdrawn.event_type))
 
 
 def void_on_change(
