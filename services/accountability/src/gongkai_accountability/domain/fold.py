@@ -211,7 +211,8 @@ class _Caused:
         if isinstance(row, Todo) and row.cause is None:
             before = self._rows.get(TODO, key)
             cause = before.cause if before is not None and before.cause else self._cause
-            caused: Todo = replace(row, cause=cause)
+            # Built, not replace()d: an obligation is written for every lapse found.
+            caused = Todo(row.unit, row.event, row.aggregate_id, row.payload, cause)
             self._rows.put(TODO, key, caused)
             return
         self._rows.put(table, key, row)
@@ -619,29 +620,37 @@ def _column(rows: Rows, env: Envelope[Any], seq: int) -> None:
     col = _column_row(rows, p.unit, p.column)
     if env.type == "ColumnStale":
         episode = f"{p.rule_set}/{p.rule}/{p.episode}"
-        col = replace(
-            col,
-            open={
-                **col.open,
-                episode: Episode(
-                    event_id=env.event_id,
-                    due_date=p.due_date.isoformat(),
-                    rule_kind=p.rule_kind,
-                    rule=p.rule,
-                    rule_set=p.rule_set,
-                    post_id=p.post_id,
-                    since=local_date(env.business_time).isoformat(),
-                ),
-            },
-        )
+        opened = {
+            **col.open,
+            episode: Episode(
+                event_id=env.event_id,
+                due_date=p.due_date.isoformat(),
+                rule_kind=p.rule_kind,
+                rule=p.rule,
+                rule_set=p.rule_set,
+                post_id=p.post_id,
+                since=local_date(env.business_time).isoformat(),
+            ),
+        }
         current = rows.get(CASE, col.case) if col.case is not None else None
-        if current is not None and current.closing:
-            # Every episode of that case was refreshed; its SupervisionClosed (accountability's
-            # own reaction) may not be recorded yet. A new staleness is a new case either way.
-            col = replace(col, case=None)
-        if col.case is None:
+        # Every episode of the current case was refreshed (closing): its SupervisionClosed
+        # (accountability's own reaction) may not be recorded yet. A new staleness is a new
+        # case either way.
+        if col.case is not None and not (current is not None and current.closing):
+            col = replace(col, open=opened)
+            if current is not None and env.event_id not in current.stale_event_ids:
+                rows.put(
+                    CASE,
+                    current.case_id,
+                    replace(
+                        current,
+                        stale_event_ids=(*current.stale_event_ids, env.event_id),
+                        cause=(env.event_id, env.correlation_id),
+                    ),
+                )
+        else:
             case_id = f"{p.unit}--{p.column}--{col.cases + 1}"
-            col = replace(col, cases=col.cases + 1, case=case_id)
+            col = replace(col, open=opened, cases=col.cases + 1, case=case_id)
             rows.put(
                 CASE,
                 case_id,
@@ -656,18 +665,6 @@ def _column(rows: Rows, env: Envelope[Any], seq: int) -> None:
                     cause=(env.event_id, env.correlation_id),
                 ),
             )
-        else:
-            case = rows.get(CASE, col.case)
-            if case is not None and env.event_id not in case.stale_event_ids:
-                rows.put(
-                    CASE,
-                    col.case,
-                    replace(
-                        case,
-                        stale_event_ids=(*case.stale_event_ids, env.event_id),
-                        cause=(env.event_id, env.correlation_id),
-                    ),
-                )
     elif env.type == "ColumnRefreshed":
         episode = f"{p.rule_set}/{p.rule}/{p.episode}"
         if episode in col.open:
