@@ -210,6 +210,8 @@ LATE = [
     Late("a-post-not-yet-answered-for", {"post_id": "P1"}, post(signers=("l1",)),
          ("finance:penalties:P1", [("m", "maker"), ("l1", "leader")],
           ["ev-submitted", "ev-stale", "ev-refreshed"])),
+    Late("no-stale-event-named", {"stale_event_id": ""}, None,
+         ("finance:penalties:triggered-2026-03-02", [("boss", "leader")], ["ev-refreshed"])),
 ]
 
 
@@ -228,6 +230,15 @@ def test_late_publication(case: Late) -> None:
     assert who(v.responsible) == people
     assert list(v.evidence) == evidence
     assert "3 day(s) after its due date 2026-03-02" in v.summary
+
+
+def test_regression_a_late_refresh_naming_no_event_is_a_verdict_not_a_crash() -> None:
+    """Found by test_projection_batches (hypothesis, make test): a ColumnRefreshed with no
+    stale event whose own event id was empty left the verdict no evidence, and
+    ViolationRecorded (evidence: at least one) raised inside the fold, stopping a rebuild.
+    The refresh is always cited, as every other verdict cites its fact."""
+    verdict = late_publication(refreshed(stale_event_id=""), "", LATER, None, DIRECTORY)
+    assert verdict is not None and list(verdict.violation.evidence) == [""]
 
 
 # ---- stale after supervision ----------------------------------------------------------------

@@ -235,7 +235,8 @@ def late_publication(
     if p.resolution != "published" or p.rule_kind not in TRIGGERED_KINDS or not p.late_days:
         return None
     item = p.post_id or f"{p.rule_kind}-{p.due_date.isoformat()}"
-    evidence = tuple(e for e in (p.stale_event_id, event_id) if e)
+    # The refresh itself is always evidence; the stale event only when freshness named one.
+    evidence = (*((p.stale_event_id,) if p.stale_event_id else ()), event_id)
     if post is not None:
         evidence = (post.submitted_event_id, *evidence)
     if post is not None and post.published_responsible is not None:
