@@ -26,21 +26,12 @@ from gongkai_accountability.domain.fold import as_of_day, evolve
 from gongkai_accountability.domain.report import latest_publications
 from gongkai_accountability.domain.rows import MemoryRows, Rows
 from gongkai_accountability.domain.tables import BY_NAME, PUBLICATION
-from tests.property.test_accountability_fold import DAYS, LIVES, START, Log, directory, unit_facts
+from tests.property.test_accountability_fold import DAYS, LIVES, START, lived
 
 
 def _lived(facts: list[tuple[int, str, tuple[Any, ...]]]) -> list[Envelope[Any]]:
     """The log of a history, settled at the end of every day."""
-    log = Log()
-    for env in directory():
-        log.append(env)
-    pending = unit_facts(facts)
-    for day in range(DAYS):
-        while pending and pending[0][0] == day:
-            for env in pending.pop(0)[2]:
-                log.append(env)
-        log.settle(day)
-    return log.events
+    return lived(facts).events
 
 
 def _fold_until(events: list[Envelope[Any]], day: date) -> MemoryRows:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -346,6 +347,26 @@ class Log:
         raise AssertionError("accountability did not settle")
 
 
+def lived(
+    facts: list[tuple[int, str, tuple[Any, ...]]],
+    before_settling: Callable[[Log, int], None] | None = None,
+) -> Log:
+    """The log of a history: the directory, then each day's facts, settled at the day's end
+    (``before_settling`` sees the log of each day first)."""
+    log = Log()
+    for env in directory():
+        log.append(env)
+    pending = unit_facts(facts)
+    for day in range(DAYS):
+        while pending and pending[0][0] == day:
+            for env in pending.pop(0)[2]:
+                log.append(env)
+        if before_settling is not None:
+            before_settling(log, day)
+        log.settle(day)
+    return log
+
+
 def rows_without_sequences(rows: MemoryRows) -> str:
     """The read model as canonical text, stream sequences left out (they follow the order)."""
 
@@ -400,18 +421,11 @@ def test_the_order_units_are_replayed_in_does_not_matter(
 def test_settling_day_by_day_records_each_lapse_once_and_replay_owes_nothing(
     facts: list[tuple[int, str, tuple[Any, ...]]],
 ) -> None:
-    log = Log()
-    for env in directory():
-        log.append(env)
-    pending = unit_facts(facts)
-    for day in range(DAYS):
-        while pending and pending[0][0] == day:
-            for env in pending.pop(0)[2]:
-                log.append(env)
+    def deterministic(log: Log, day: int) -> None:
         first = [d.event.to_json() for d in log.decide(day)]
         assert first == [d.event.to_json() for d in log.decide(day)], "deterministic"
-        log.settle(day)
 
+    log = lived(facts, before_settling=deterministic)
     recorded = [e for e in log.events if e.actor.person == "accountability"]
     kinds = Counter(e.type for e in recorded)
     for k in kinds:
