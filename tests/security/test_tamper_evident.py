@@ -145,6 +145,20 @@ async def test_tampered_copies_fail_at_the_right_sequence(platform: Platform) ->
     # The forced one covers the whole log as it stood (accountability may append after it).
     assert chain.covered >= before
     assert forged in chain.rejected  # the unsigned event is listed, never applied
+    # For showing (the integrity page): the same checkpoints and verdicts without the tiles,
+    # read whole or on from a chain read before.
+    for bare in (
+        await load_chain(platform.evlog, keep_tiles=False),
+        await load_chain(platform.evlog, after=chain.without_tiles(), keep_tiles=False),
+        chain.without_tiles(),
+    ):
+        assert [(c.seq, c.size, c.first, c.root, c.tile) for c in bare.checkpoints] == [
+            (c.seq, c.size, c.first, c.root, b"") for c in chain.checkpoints
+        ]
+        assert (bare.covered, bare.rejected, bare.problems, bare.expected) == (
+            chain.covered, chain.rejected, chain.problems, bytearray()
+        )
+    assert len(chain.expected) == 32 * chain.covered  # the chain itself keeps its tiles
 
     clean = await verify_log(platform.evlog)
     assert clean.problems == [] and clean.first_difference is None

@@ -38,6 +38,7 @@ from gongkai.events.contracts.accountability import (
 )
 from gongkai.runtime.service import Service, ServiceContext
 from gongkai_accountability.adapters.checkpoints import (
+    Chain,
     Checkpointer,
     CheckpointSettings,
     load_chain,
@@ -130,6 +131,9 @@ class AccountabilityService(Service):
         #: The last ``audit verify`` run (by log length), and one run at a time.
         self._verified: VerifyResult | None = None
         self._verify_lock = asyncio.Lock()
+        #: The checkpoints as last read for the integrity page, without their tiles: the
+        #: next read checks only the notes recorded since (the days' pass reads them first).
+        self._shown_chain: Chain | None = None
 
     async def _first_day(self) -> date:
         """The day (Asia/Shanghai) before which nothing was recorded, a day's slack for clocks:
@@ -307,6 +311,8 @@ class AccountabilityService(Service):
         try:
             chain = await load_chain(self.evlog) if self.evlog.keys is not None else None
             if chain is not None:
+                if self._shown_chain is None:
+                    self._shown_chain = chain.without_tiles()
                 # The pass checks events against what the checkpoints vouch for (``expected``),
                 # not the checkpoints: their tiles would be held twice (32 bytes an event).
                 chain.checkpoints.clear()
@@ -327,6 +333,15 @@ class AccountabilityService(Service):
             self._days_failed(exc)
         finally:
             self._days_ready.set()
+
+    async def checkpoints(self) -> Chain | None:
+        """The log's checkpoints as the integrity page shows them (None: the log is not
+        signed), each note's signature checked once: read on from the last read."""
+        if self.evlog.keys is None:
+            return None
+        chain = await load_chain(self.evlog, after=self._shown_chain, keep_tiles=False)
+        self._shown_chain = chain
+        return chain
 
     async def _read_days_after(self, after: int) -> int:
         """Feed the pass what the log holds after ``after`` (each event's signature checked,

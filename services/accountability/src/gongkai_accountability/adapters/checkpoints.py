@@ -20,7 +20,7 @@ import hashlib
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import nats.js.errors
@@ -266,6 +266,20 @@ class Chain:
     def by_size(self, size: int) -> VerifiedCheckpoint | None:
         return next((c for c in self.checkpoints if c.size == size), None)
 
+    def without_tiles(self) -> Chain:
+        """The same chain for showing (``load_chain(keep_tiles=False)``): no tiles, no
+        ``expected``."""
+        bare = {id(c): replace(c, tile=b"") for c in self.verified}
+        return replace(
+            self,
+            checkpoints=[bare.get(id(c)) or replace(c, tile=b"") for c in self.checkpoints],
+            verified=list(bare.values()),
+            expected=bytearray(),
+            problems=list(self.problems),
+            rejected=set(self.rejected),
+            unreadable=list(self.unreadable),
+        )
+
 
 def check_payload(p: LogCheckpoint, trust: TrustStore, origin: str, seq: int) -> VerifiedCheckpoint:
     """The checkpoint of one LogCheckpoint event, if its note verifies and matches its payload."""
@@ -284,7 +298,11 @@ def check_payload(p: LogCheckpoint, trust: TrustStore, origin: str, seq: int) ->
 
 
 async def load_chain(
-    evlog: EventLog, trust: TrustStore | None = None, *, after: Chain | None = None
+    evlog: EventLog,
+    trust: TrustStore | None = None,
+    *,
+    after: Chain | None = None,
+    keep_tiles: bool = True,
 ) -> Chain:
     """Read every checkpoint of the log, check each note's signature once, chain the tiles.
 
@@ -292,6 +310,12 @@ async def load_chain(
     the note signs everything this uses. ``after``: a chain read earlier against the same
     trust anchors; only the checkpoints recorded since are read and checked (the console's
     integrity page asks on every request: a thousand notes took a second to check again).
+
+    ``keep_tiles=False``: for showing the checkpoints, not for checking events against them.
+    Each tile is checked against its note as it is read and then dropped (32 bytes an event:
+    32 MB at a million events), so ``expected`` stays empty; ``covered``, ``rejected`` and
+    ``problems`` are what they would be with the tiles. A chain read without tiles is read on
+    from only without them.
     """
     trust = trust or (evlog.keys.trust if evlog.keys else TrustStore())
     if after is not None and after.trust is not trust:
@@ -308,7 +332,8 @@ async def load_chain(
         chain.notes_checked += 1
         try:
             env = evlog.registry.decode(msg.data, msg.headers, subject_type="LogCheckpoint")
-            found.append(check_payload(env.payload, trust, origin, seq))
+            cp = check_payload(env.payload, trust, origin, seq)
+            found.append(cp if keep_tiles else replace(cp, tile=b""))
         except (EventDecodeError, NoteError, ValueError) as exc:
             chain.unreadable.append(
                 (seq, f"checkpoint at sequence {seq} does not verify: {exc}")
@@ -324,7 +349,8 @@ async def load_chain(
                 (cp.seq, f"checkpoint size-{cp.size} starts at {cp.first}, not {chain.covered + 1}")
             )
             continue
-        chain.expected += cp.tile
+        if keep_tiles:
+            chain.expected += cp.tile
         chain.rejected.update(cp.rejected)
         chain.covered = cp.size
     return chain

@@ -35,7 +35,6 @@ from gongkai.directory import Directory, Principal
 from gongkai.identifiers import is_token
 from gongkai.rules import default_catalog
 from gongkai.vocabulary import COLUMN_STATES
-from gongkai_accountability.adapters.checkpoints import Chain, load_chain
 from gongkai_accountability.domain.responsibility import Person
 from gongkai_accountability.domain.rows import Rows
 from gongkai_accountability.domain.tables import Case, Violation
@@ -678,9 +677,6 @@ def build_console_router(svc: AccountabilityService) -> APIRouter:
 
         return answer
 
-    #: The checkpoints read by the last integrity page, to read on from.
-    read_chain: dict[str, Chain] = {}
-
     async def integrity_page(page: Page) -> Response:
         assert page.principal is not None
         # The whole log's integrity is the office's to watch (as GET /integrity-alerts): an
@@ -689,12 +685,11 @@ def build_console_router(svc: AccountabilityService) -> APIRouter:
             return problem(page, 403, page.gettext("只有县政府办可以查看日志完整性。"))
         day, _start = as_of(page)
         found = views.alerts(await folded(day))
-        anchored = svc.evlog.keys is not None
-        # Read and checked as `audit verify` reads them: one signature per checkpoint; those
-        # signed after the chosen day are not yet in the log as of it.
-        chain = await load_chain(svc.evlog, after=read_chain.get("last")) if anchored else None
-        if chain is not None:
-            read_chain["last"] = chain  # the next request checks only newer notes
+        # Read and checked as `audit verify` reads them: one signature per checkpoint, only
+        # the notes recorded since the last read (the service read the rest as it started);
+        # those signed after the chosen day are not yet in the log as of it.
+        chain = await svc.checkpoints()
+        anchored = chain is not None
         checkpoints = (
             sorted(
                 (c for c in chain.checkpoints if local_date(c.at) <= day),
