@@ -43,14 +43,15 @@ from gongkai_accountability.domain.tables import (
     Case,
     Closed,
     Column,
+    Confirmation,
     Decision,
     Episode,
     Finding,
-    FindingAnswer,
     Grant,
     Notice,
     PastEpisode,
     Rectified,
+    Resolution,
     Todo,
     Unit,
     Violation,
@@ -842,13 +843,13 @@ def _finding(rows: Rows, env: Envelope[Any], seq: int) -> None:
         f = replace(
             f,
             status="resolved",
-            answer=FindingAnswer(env.event_id, how=p.how, evidence=tuple(p.evidence)),
+            answer=Resolution(p.how, tuple(p.evidence), env.event_id),
         )
     else:  # FindingConfirmed
         f = replace(
             f,
             status="confirmed",
-            answer=FindingAnswer(env.event_id, note=p.note, by=_actor(env)),
+            answer=Confirmation(p.note, env.event_id, _actor(env)),
         )
         post = rows.get(POST, f.post_id) if f.post_id else None
         pub = rows.get(PUBLICATION, f.publication_id) if f.publication_id else None

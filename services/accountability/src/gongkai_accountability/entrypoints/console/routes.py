@@ -37,7 +37,7 @@ from gongkai.rules import default_catalog
 from gongkai.vocabulary import COLUMN_STATES
 from gongkai_accountability.domain.responsibility import Person
 from gongkai_accountability.domain.rows import Rows
-from gongkai_accountability.domain.tables import Case, Violation
+from gongkai_accountability.domain.tables import Case, Confirmation, Resolution, Violation
 from gongkai_accountability.entrypoints.console import forms, labels, views
 from gongkai_accountability.entrypoints.console.i18n import (
     HERE,
@@ -225,8 +225,10 @@ def finding_rows(page: Page, found: list[views.FindingLine]) -> list[dict[str, A
             "reported_by": page.names.person(x.reported_by.person),
             "status": x.status,
             "status_name": labels.label(labels.FINDING_STATUS, x.status, _),
-            "answer": (answer.note if answer else None)
-            or labels.label(labels.FINDING_HOW, answer.how if answer else None, _),
+            "answer": (answer.note if isinstance(answer, Confirmation) else None)
+            or labels.label(
+                labels.FINDING_HOW, answer.how if isinstance(answer, Resolution) else None, _
+            ),
             "responsible": people(page, line.responsible),
         })
     return out

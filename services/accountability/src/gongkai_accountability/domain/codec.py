@@ -1,0 +1,247 @@
+"""One codec for the read model's typed rows: a frozen dataclass to the JSON object SQL keeps
+and back, read off the class's fields and their types.
+
+The rules (the stored JSON of every row must stay what it was, byte for byte):
+
+* one key a field, named as the field, in field order (HTTP answers hold the object as it is);
+* a value JSON already is written as it is: ``str``, ``int``, ``bool``, a plain ``Row``;
+* a tuple is kept as a list (a fixed-length one too: a cause, a grant), a ``Mapping`` as a
+  dict, each element by its own type; a nested dataclass by its own codec; a union of
+  dataclasses is read back as the first of them whose required keys the object has;
+* a field with ``ADDED`` metadata is a key later rows gained: left out while None, so a row
+  written before it encodes to its own bytes again;
+* a field with ``also(key)`` metadata is written a second time under ``key`` (a column lists
+  filter on), and never read back from it;
+* read back, a key of an optional type may be absent (None); any other key must be there.
+
+The plan is worked out once per class, when its table is made: the fold writes rows on every
+event, and the codec costs no more per row than the pairs written by hand did.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, Self, TypeVar
+
+from gongkai_accountability.domain.rows import Row
+
+T = TypeVar("T")
+
+#: A value's conversion one way (None: kept as it is, no call).
+Convert = Callable[[Any], Any] | None
+
+_ADDED = "gongkai.added"
+_ALSO = "gongkai.also"
+
+
+#: A field's metadata (``field(default=None, metadata=ADDED)``): a key later rows gained,
+#: left out while None.
+ADDED: Mapping[str, bool] = types.MappingProxyType({_ADDED: True})
+
+
+def also(key: str) -> Mapping[str, str]:
+    """A field's metadata (``field(metadata=also(key))``): written a second time under
+    ``key``, never read back from it. Not a field of its own: the field has no default."""
+    return {_ALSO: key}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Codec(Generic[T]):
+    """How one row class is stored."""
+
+    encode: Callable[[T], Row]
+    decode: Callable[[Row], T]
+    #: The keys ``decode`` cannot do without (a union's member is told by them).
+    required: frozenset[str]
+
+
+_CODECS: dict[type[Any], Codec[Any]] = {}
+
+
+class Stored:
+    """A row class's ``encode``/``decode`` by its codec (tables call the codec directly)."""
+
+    __slots__ = ()
+
+    def encode(self) -> Row:
+        """The JSON object SQL keeps (and HTTP answers hold)."""
+        return codec(type(self)).encode(self)
+
+    @classmethod
+    def decode(cls, row: Row) -> Self:
+        """The row a stored JSON object is."""
+        return codec(cls).decode(row)
+
+
+def codec(cls: type[T]) -> Codec[T]:
+    """The codec of a dataclass, planned on first use and kept."""
+    found = _CODECS.get(cls)
+    if found is None:
+        found = _CODECS[cls] = _plan(cls)
+    return found
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Key:
+    """One key of the stored object: the field it is read from and how."""
+
+    key: str
+    attr: str
+    convert: Convert
+    may_be_none: bool
+    added: bool
+
+
+def _plan(cls: type[T]) -> Codec[T]:
+    hints = typing.get_type_hints(cls)
+    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+    keys: list[_Key] = []
+    decoders: list[tuple[int, Callable[[Any], Any]]] = []
+    optional: list[bool] = []
+    for i, f in enumerate(fields):
+        tp, may_be_none = _unwrap(hints[f.name])
+        enc, dec = _converters(tp)
+        keys.append(_Key(f.name, f.name, enc, may_be_none, bool(f.metadata.get(_ADDED))))
+        if _ALSO in f.metadata:
+            keys.append(_Key(f.metadata[_ALSO], f.name, enc, may_be_none, False))
+        optional.append(may_be_none)
+        if dec is not None:
+            decoders.append((i, dec))
+    encode: Callable[[T], Row] = _encoder(cls.__name__, keys)
+
+    # (key, may be absent) in field order: ``row[key]`` where it must be there, so a stored
+    # row missing one fails where it is read, not later where the None would be used.
+    reads = tuple((f.name, opt) for f, opt in zip(fields, optional, strict=True))
+    restores = tuple(decoders)
+
+    def decode(row: Row) -> T:
+        args = [row.get(key) if opt else row[key] for key, opt in reads]
+        for i, dec in restores:
+            v = args[i]
+            if v is not None:
+                args[i] = dec(v)
+        return cls(*args)
+
+    required = frozenset(key for key, opt in reads if not opt)
+    return Codec(encode, decode, required)
+
+
+def _encoder(name: str, keys: list[_Key]) -> Callable[[Any], Row]:
+    """``encode`` as the pairs written by hand were: one dict display, then each added key
+    set while not None. Its source is made once per class, as ``dataclasses`` makes
+    ``__init__``: a loop over the plan cost four times as much a row (a dict built from pairs
+    is slow), and a rebuild encodes every row of the read model."""
+    env: dict[str, Any] = {}
+    display: list[str] = []
+    after: list[str] = []
+    for i, k in enumerate(keys):
+        key, attr, convert = repr(k.key), f"obj.{k.attr}", f"_c{i}"
+        if k.convert is not None:
+            env[convert] = k.convert
+        if k.added:
+            value = f"{convert}(v)" if k.convert is not None else "v"
+            after += [f"    if (v := {attr}) is not None:", f"        out[{key}] = {value}"]
+            continue
+        if k.convert is None:
+            value = attr
+        elif k.may_be_none:
+            value = f"None if (v := {attr}) is None else {convert}(v)"
+        else:
+            value = f"{convert}({attr})"
+        if after:
+            after.append(f"    out[{key}] = {value}")
+        else:
+            display.append(f"        {key}: {value},")
+    source = "\n".join(
+        ["def encode(obj):", "    out = {", *display, "    }", *after, "    return out", ""]
+    )
+    # The source is made from the class's own field names, never from input.
+    exec(compile(source, f"<encode {name}>", "exec"), env)  # noqa: S102
+    made: Callable[[Any], Row] = env["encode"]
+    return made
+
+
+def _unwrap(tp: Any) -> tuple[Any, bool]:
+    """The type without its ``| None``, and whether it had one."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        rest = tuple(a for a in args if a is not type(None))
+        if len(rest) < len(args):
+            return (rest[0] if len(rest) == 1 else typing.Union[rest]), True  # noqa: UP007
+    return tp, False
+
+
+def _converters(tp: Any) -> tuple[Convert, Convert]:
+    """How a value of type ``tp`` (not None) is written to JSON and read back."""
+    if tp in (str, int, bool, float) or tp is Any:
+        return None, None
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        c = codec(tp)  # type: ignore[arg-type]
+        return c.encode, c.decode
+    if origin is dict:
+        # A plain JSON object (``Row``): kept as it is both ways.
+        return None, None
+    if origin in (typing.Union, types.UnionType):
+        return _union(args)
+    if origin is tuple:
+        return _sequence(args)
+    if origin is Mapping:
+        enc, dec = _converters(args[1])
+        if enc is None and dec is None:
+            return dict, None
+        return _each_value(enc), _each_value(dec)
+    raise TypeError(f"no stored form for {tp!r}")
+
+
+def _sequence(args: tuple[Any, ...]) -> tuple[Convert, Convert]:
+    if len(args) == 2 and args[1] is Ellipsis:
+        enc, dec = _converters(args[0])
+    else:
+        # A fixed-length tuple (a cause, a grant): its parts are JSON already.
+        parts = [_converters(a) for a in args]
+        if any(p != (None, None) for p in parts):
+            raise TypeError(f"no stored form for tuple{list(args)!r}")
+        enc = dec = None
+    if enc is None and dec is None:
+        return list, tuple
+    return _each(enc, list), _each(dec, tuple)
+
+
+def _each(convert: Convert, into: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    if convert is None:
+        return into
+    c = convert
+    if into is list:
+        return lambda values: [c(v) for v in values]
+    return lambda values: into([c(v) for v in values])
+
+
+def _each_value(convert: Convert) -> Callable[[Any], Any]:
+    if convert is None:
+        return dict
+    c = convert
+    return lambda values: {k: c(v) for k, v in values.items()}
+
+
+def _union(members: tuple[Any, ...]) -> tuple[Convert, Convert]:
+    """A value of one of several row classes: written by its own class, read back as the
+    first class whose required keys the object has."""
+    if not all(dataclasses.is_dataclass(m) for m in members):
+        raise TypeError(f"no stored form for a union of {members!r}")
+    by_type = {m: codec(m) for m in members}
+    told = tuple((c.required, c.decode) for c in by_type.values())
+
+    def encode(value: Any) -> Row:
+        return by_type[type(value)].encode(value)
+
+    def decode(row: Row) -> Any:
+        for required, dec in told:
+            if required <= row.keys():
+                return dec(row)
+        raise KeyError(f"none of {members!r} has the keys {sorted(row)}")
+
+    return encode, decode
