@@ -74,29 +74,17 @@ def supervision_notice(
     )
 
 
-def issue_notice(
-    case: Case,
-    today: date,
-    calendar: WorkingCalendar,
-    policy: Policy,
-    *,
-    actor: Actor,
-    now: datetime,
-    command_id: str,
-    automatic: bool,
-    note: str | None = None,
-    deadline_days: int | None = None,
+def automatic_notice(
+    case: Case, today: date, now: datetime, calendar: WorkingCalendar, policy: Policy
 ) -> Decided:
-    payload = supervision_notice(
-        case, today, calendar, policy, automatic=automatic, note=note,
-        deadline_days=deadline_days,
-    )
-    # 0: a case is issued once; a second notice (by hand and automatic racing) is refused.
+    """督办 by the rule: the notice an open case is owed once it has stood
+    ``policy.notice_after_days`` working days. A case is issued once: its aggregate must be
+    new, so a notice by hand racing this one leaves one of them refused."""
     return Decided.of(
-        payload,
+        supervision_notice(case, today, calendar, policy, automatic=True),
         aggregate_id=case.case_id,
-        actor=actor,
-        command_id=command_id,
+        actor=ACCOUNTABILITY,
+        command_id=f"supervision-issued:{case.case_id}",
         recorded_at=now,
         cause=case_cause(case),
         expected=0,
@@ -137,24 +125,13 @@ def decide(
                 expected=0 if once else None,
             )
         )
-    for case_id, case in rows.scan(CASE):
+    for _, case in rows.scan(CASE):
         if case.status == "closed" or case.closing:
             continue
         opened = date.fromisoformat(case.opened_on)
         if case.notice is None:
             if notice_due(opened, today, policy.notice_after_days, calendar):
-                out.append(
-                    issue_notice(
-                        case,
-                        today,
-                        calendar,
-                        policy,
-                        actor=ACCOUNTABILITY,
-                        now=now,
-                        command_id=f"supervision-issued:{case_id}",
-                        automatic=True,
-                    )
-                )
+                out.append(automatic_notice(case, today, now, calendar, policy))
             continue
         facts = CaseFacts.of(case)
         verdict = stale_after_supervision(facts, today, held_in(rows, facts.unit))

@@ -470,28 +470,11 @@ def _publication(rows: Rows, env: Envelope[Any], seq: int) -> None:
     pub_id = p.publication_id
     post = rows.get(POST, p.post_id) if p.post_id else None
     if env.type == "PostPublished":
-        s = step(
-            env,
-            seq,
-            "published",
-            digest=p.content_digest,
-            publication_id=pub_id,
-            url=p.url,
-            online_at=iso(p.online_at),
-            reported_by=p.reported_by,
-            redated=p.redated or None,
+        pub = _went_online(
+            env, seq, "published", p.post_id,
+            {"reported_by": p.reported_by, "redated": p.redated or None},
         )
-        pub = {
-            "publication_id": pub_id,
-            "post_id": p.post_id,
-            "unit": p.unit,
-            "column": p.column,
-            "digest": p.content_digest,
-            "online_at": iso(p.online_at),
-            "removed": False,
-            "event_id": env.event_id,
-            "trail": [s],
-        }
+        s = pub["trail"][0]
         rows.put(PUBLICATION, pub_id, pub)
         facts: PostFacts | None = None
         if post is not None:
@@ -535,39 +518,41 @@ def _publication(rows: Rows, env: Envelope[Any], seq: int) -> None:
         _answer_findings(rows, p.post_id, pub_id, env, "removed")
 
 
+def _went_online(
+    env: Envelope[Any], seq: int, what: str, post_id: str | None, told: Row, **kept: Any
+) -> Row:
+    """A publication's row as it went online (``PostPublished``) or was imported: the
+    content's digest, where and when it is online, and a first step saying so (``what``,
+    with what the event ``told`` besides); ``kept`` are the row's own further facts."""
+    p = env.payload
+    online_at = iso(p.online_at)
+    first = step(
+        env, seq, what, digest=p.content_digest, publication_id=p.publication_id, url=p.url,
+        online_at=online_at, **told,
+    )
+    return {
+        "publication_id": p.publication_id,
+        "post_id": post_id,
+        "unit": p.unit,
+        "column": p.column,
+        "digest": p.content_digest,
+        "online_at": online_at,
+        **kept,
+        "removed": False,
+        "event_id": env.event_id,
+        "trail": [first],
+    }
+
+
 def _imported(rows: Rows, env: Envelope[Any], seq: int) -> None:
     """An item of the site's history (``gongkai import``): a publication on its own day, never
     judged for review — nobody reviewed it here, and it went online before gongkai watched."""
     p = env.payload
     day = local_date(p.online_at).isoformat()
-    s = step(
-        env,
-        seq,
-        "imported",
-        digest=p.content_digest,
-        publication_id=p.publication_id,
-        url=p.url,
-        online_at=iso(p.online_at),
-        title=p.title,
+    pub = _went_online(
+        env, seq, "imported", None, {"title": p.title}, title=p.title, url=p.url, imported=True
     )
-    rows.put(
-        PUBLICATION,
-        p.publication_id,
-        {
-            "publication_id": p.publication_id,
-            "post_id": None,
-            "unit": p.unit,
-            "column": p.column,
-            "digest": p.content_digest,
-            "online_at": iso(p.online_at),
-            "title": p.title,
-            "url": p.url,
-            "imported": True,
-            "removed": False,
-            "event_id": env.event_id,
-            "trail": [s],
-        },
-    )
+    rows.put(PUBLICATION, p.publication_id, pub)
     # Asked as of a day before the unit joined, the unit is known by its history alone.
     u = _unit(rows, p.unit)
     if u.history_from is None or day < u.history_from:
@@ -813,18 +798,14 @@ def _answer_findings(
 def _finding(rows: Rows, env: Envelope[Any], seq: int) -> None:
     p = env.payload
     if env.type == "FindingReported":
-        reported = Finding(
-            finding_id=p.finding_id,
-            unit=p.unit,
-            kind=p.kind,
-            post_id=p.post_id,
-            publication_id=p.publication_id,
-            column=p.column,
-            description=p.description,
-            evidence=tuple(p.evidence),
-            reported_on=p.reported_on.isoformat(),
-            reported_by=_actor(env),
-            event_id=env.event_id,
+        # The report as the event gives it (its day in ISO form), and who reported it.
+        reported = Finding.decode(
+            {
+                **p.model_dump(mode="json"),
+                "reported_by": actor_of(env),
+                "event_id": env.event_id,
+                "status": "reported",
+            }
         )
         rows.put(FINDING, p.finding_id, reported)
         for table, key in ((POST, p.post_id), (PUBLICATION, p.publication_id)):
@@ -906,20 +887,11 @@ def _violation(rows: Rows, env: Envelope[Any], seq: int) -> None:
 
 def _integrity(rows: Rows, env: Envelope[Any], seq: int) -> None:
     p = env.payload
-    rows.put(
-        ALERT,
-        str(p.sequence),
-        Alert(
-            sequence=p.sequence,
-            subject=p.subject,
-            check=p.check,
-            detail=p.detail,
-            claimed_event_id=p.claimed_event_id,
-            claimed_type=p.claimed_type,
-            event_id=env.event_id,
-            recorded_at=iso(env.recorded_at),
-        ),
+    # The alert as the event gives it, and when accountability recorded it.
+    alert = Alert.decode(
+        {**p.model_dump(mode="json"), "event_id": env.event_id, "recorded_at": iso(env.recorded_at)}
     )
+    rows.put(ALERT, str(p.sequence), alert)
 
 
 _HANDLERS: dict[str, Any] = {
