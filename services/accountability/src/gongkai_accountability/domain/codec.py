@@ -14,8 +14,9 @@ The rules (the stored JSON of every row must stay what it was, byte for byte):
   filter on), and never read back from it;
 * read back, a key of an optional type may be absent (None); any other key must be there.
 
-The plan is worked out once per class, when its table is made: the fold writes rows on every
-event, and the codec costs no more per row than the pairs written by hand did.
+The plan is worked out once per class, when its table is made, and becomes the class's own
+``encode``/``decode`` functions (below, ``_encoder``): the fold writes rows on every event, and
+the codec costs no more per row than the pairs written by hand did.
 """
 
 from __future__ import annotations
@@ -90,50 +91,38 @@ class _Key:
 
     key: str
     attr: str
+    #: How the value is written to JSON and read back (None: as it is).
     convert: Convert
+    restore: Convert
     may_be_none: bool
-    added: bool
+    #: Left out while None (``ADDED``).
+    added: bool = False
+    #: A second copy of another field (``also``): never read back.
+    copy: bool = False
 
 
 def _plan(cls: type[T]) -> Codec[T]:
     hints = typing.get_type_hints(cls)
-    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
     keys: list[_Key] = []
-    decoders: list[tuple[int, Callable[[Any], Any]]] = []
-    optional: list[bool] = []
-    for i, f in enumerate(fields):
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         tp, may_be_none = _unwrap(hints[f.name])
         enc, dec = _converters(tp)
-        keys.append(_Key(f.name, f.name, enc, may_be_none, bool(f.metadata.get(_ADDED))))
+        added = bool(f.metadata.get(_ADDED))
+        keys.append(_Key(f.name, f.name, enc, dec, may_be_none, added=added))
         if _ALSO in f.metadata:
-            keys.append(_Key(f.metadata[_ALSO], f.name, enc, may_be_none, False))
-        optional.append(may_be_none)
-        if dec is not None:
-            decoders.append((i, dec))
-    encode: Callable[[T], Row] = _encoder(cls.__name__, keys)
-
-    # (key, may be absent) in field order: ``row[key]`` where it must be there, so a stored
-    # row missing one fails where it is read, not later where the None would be used.
-    reads = tuple((f.name, opt) for f, opt in zip(fields, optional, strict=True))
-    restores = tuple(decoders)
-
-    def decode(row: Row) -> T:
-        args = [row.get(key) if opt else row[key] for key, opt in reads]
-        for i, dec in restores:
-            v = args[i]
-            if v is not None:
-                args[i] = dec(v)
-        return cls(*args)
-
-    required = frozenset(key for key, opt in reads if not opt)
-    return Codec(encode, decode, required)
+            keys.append(_Key(f.metadata[_ALSO], f.name, enc, dec, may_be_none, copy=True))
+    required = frozenset(k.key for k in keys if not k.may_be_none and not k.copy)
+    return Codec(_encoder(cls, keys), _decoder(cls, keys), required)
 
 
-def _encoder(name: str, keys: list[_Key]) -> Callable[[Any], Row]:
-    """``encode`` as the pairs written by hand were: one dict display, then each added key
-    set while not None. Its source is made once per class, as ``dataclasses`` makes
-    ``__init__``: a loop over the plan cost four times as much a row (a dict built from pairs
-    is slow), and a rebuild encodes every row of the read model."""
+# ``encode`` and ``decode`` are made as source once per class, as ``dataclasses`` makes
+# ``__init__``, and read as the pairs written by hand did: a loop over the plan cost four times
+# as much a row (a dict built from pairs is slow), and a rebuild encodes every row of the read
+# model. The source is made from the class's own field names, never from input.
+
+
+def _encoder(cls: type[Any], keys: list[_Key]) -> Callable[[Any], Row]:
+    """One dict display, then each added key set while not None."""
     env: dict[str, Any] = {}
     display: list[str] = []
     after: list[str] = []
@@ -155,13 +144,35 @@ def _encoder(name: str, keys: list[_Key]) -> Callable[[Any], Row]:
             after.append(f"    out[{key}] = {value}")
         else:
             display.append(f"        {key}: {value},")
-    source = "\n".join(
-        ["def encode(obj):", "    out = {", *display, "    }", *after, "    return out", ""]
-    )
-    # The source is made from the class's own field names, never from input.
-    exec(compile(source, f"<encode {name}>", "exec"), env)  # noqa: S102
-    made: Callable[[Any], Row] = env["encode"]
-    return made
+    lines = ["def encode(obj):", "    out = {", *display, "    }", *after, "    return out"]
+    return _made(cls, "encode", lines, env)
+
+
+def _decoder(cls: type[Any], keys: list[_Key]) -> Callable[[Row], Any]:
+    """The class called with each field's value in order: ``row[key]`` where the key must be
+    there (a stored row missing one fails where it is read, not where the None is used),
+    ``row.get(key)`` where its type allows None."""
+    env: dict[str, Any] = {"_cls": cls}
+    args: list[str] = []
+    for i, k in enumerate(keys):
+        if k.copy:
+            continue
+        key, restore = repr(k.key), f"_r{i}"
+        if k.restore is not None:
+            env[restore] = k.restore
+        if not k.may_be_none:
+            value = f"row[{key}]" if k.restore is None else f"{restore}(row[{key}])"
+        elif k.restore is None:
+            value = f"row.get({key})"
+        else:
+            value = f"None if (v := row.get({key})) is None else {restore}(v)"
+        args.append(f"        {value},")
+    return _made(cls, "decode", ["def decode(row):", "    return _cls(", *args, "    )"], env)
+
+
+def _made(cls: type[Any], name: str, lines: list[str], env: dict[str, Any]) -> Any:
+    exec(compile("\n".join(lines), f"<{name} {cls.__name__}>", "exec"), env)  # noqa: S102
+    return env[name]
 
 
 def _unwrap(tp: Any) -> tuple[Any, bool]:
