@@ -22,6 +22,7 @@ the codec costs no more per row than the pairs written by hand did.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -193,14 +194,14 @@ def _converters(tp: Any) -> tuple[Convert, Convert]:
     if dataclasses.is_dataclass(tp):
         c = codec(tp)  # type: ignore[arg-type]
         return c.encode, c.decode
-    if origin is dict:
+    if origin is dict and args == (str, Any):
         # A plain JSON object (``Row``): kept as it is both ways.
         return None, None
     if origin in (typing.Union, types.UnionType):
         return _union(args)
     if origin is tuple:
         return _sequence(args)
-    if origin is Mapping:
+    if origin is Mapping and args[0] is str:
         enc, dec = _converters(args[1])
         if enc is None and dec is None:
             return dict, None
@@ -245,6 +246,10 @@ def _union(members: tuple[Any, ...]) -> tuple[Convert, Convert]:
         raise TypeError(f"no stored form for a union of {members!r}")
     by_type = {m: codec(m) for m in members}
     told = tuple((c.required, c.decode) for c in by_type.values())
+    for a, b in itertools.permutations(told, 2):
+        if a[0] <= b[0]:
+            # An object of the one would be read back as the other.
+            raise TypeError(f"the members of {members!r} are not told apart by their keys")
 
     def encode(value: Any) -> Row:
         return by_type[type(value)].encode(value)
