@@ -52,6 +52,27 @@ def test_envelope_round_trip_and_canonical_bytes() -> None:
     assert REGISTRY.decode(data) == env  # slow path (no headers) gives the same
 
 
+def test_stored_times_in_another_zone_read_back_in_utc() -> None:
+    """The reader's validator leaves out the model's UTC step (the log holds UTC): an event
+    stored with another offset still reads back converted, equal to what the model gives."""
+    env = new_event(post(), aggregate_id="P1", actor=ACTOR, command_id="c1", recorded_at=T0)
+    raw = json.loads(env.to_json())
+    raw["business_time"] = "2026-03-02T16:00:00+08:00"
+    raw["recorded_at"] = "2026-03-02T03:30:00-04:30"
+    data = canonical_json(raw)
+    back = REGISTRY.decode(data, subject_type="PostSubmitted")
+    model = REGISTRY.envelope_class("PostSubmitted").model_validate_json(data)
+    assert back == model == env
+    assert back.business_time.utcoffset() == timedelta(0) == back.recorded_at.utcoffset()
+    assert back.business_time == T0 and back.recorded_at == T0
+    # Stored in UTC (as gongkai writes): the same type, fields and fields set as the model's.
+    plain = env.to_json()
+    fast = REGISTRY.decode(plain, subject_type="PostSubmitted")
+    full = REGISTRY.envelope_class("PostSubmitted").model_validate_json(plain)
+    assert type(fast) is type(full) and fast == full == env
+    assert fast.model_fields_set == full.model_fields_set
+
+
 def test_event_ids_are_deterministic_per_command() -> None:
     a = new_event(post(), aggregate_id="P1", actor=ACTOR, command_id="c1", recorded_at=T0)
     b = new_event(post(), aggregate_id="P1", actor=ACTOR, command_id="c1", recorded_at=T0)
