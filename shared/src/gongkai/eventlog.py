@@ -17,7 +17,7 @@ import contextlib
 import itertools
 import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypedDict, Unpack
@@ -142,6 +142,8 @@ class StreamSettings:
 
 
 ANY = None  # expected=ANY: append without a concurrency check
+#: At most this many messages a one-shot read takes from the client's queue at a time.
+ORDERED_BATCH = 256
 #: Seconds the server keeps a finished one-shot replay's consumer (see ``raw_replay``).
 READ_CONSUMER_IDLE_S = 0.5
 #: A following reader's pull requests: at most this many messages and bytes each, at most two
@@ -649,24 +651,29 @@ class EventLog:
         bytes some other way (against a signed checkpoint of the log).
         """
         seq, ns, _ = ack_position(msg)
-        etype = msg.subject.rsplit(".", 1)[-1]
+        return self._decode_at(msg, seq, ns, verify)
+
+    def _decode_at(self, msg: Msg, seq: int, ns: int, verify: bool = True) -> RecordedEvent:
+        """``decode`` of a message whose position the reader already parsed."""
+        subject = msg.subject
+        etype = subject[subject.rfind(".") + 1 :]
         keys = self.keys if verify else None
         if keys is None:
             env = self.registry.decode(msg.data, msg.headers, subject_type=etype)
-            return RecordedEvent(seq, msg.subject, ns, env, msg.data)
+            return RecordedEvent(seq, subject, ns, env, msg.data)
         try:
-            key = keys.trust.check(msg.subject, msg.data, msg.headers, etype)
+            key = keys.trust.check(subject, msg.data, msg.headers, etype)
             env = self.registry.decode(msg.data, msg.headers, subject_type=etype)
             keys.trust.check_retired(key, env.recorded_at, etype)
         except IntegrityError as exc:
             metrics.INTEGRITY_FAILURES.labels(service=self.service, check=exc.check).inc()
             raise EventIntegrityError(
                 exc.check,
-                f"sequence {seq} ({msg.subject}): {exc.detail}",
+                f"sequence {seq} ({subject}): {exc.detail}",
                 seq=seq,
-                subject=msg.subject,
+                subject=subject,
             ) from None
-        return RecordedEvent(seq, msg.subject, ns, env, msg.data)
+        return RecordedEvent(seq, subject, ns, env, msg.data)
 
     async def load(
         self, aggregate_type: str, aggregate_id: str
@@ -728,6 +735,24 @@ class EventLog:
             async for msg in self._follow(filt, cfg, subscription_out):
                 yield msg
             return
+        async with contextlib.aclosing(
+            self._ordered(filt, cfg, pending_limit, subscription_out)
+        ) as batches:
+            async for batch in batches:
+                for msg, _ in batch:
+                    yield msg
+
+    async def _ordered(
+        self,
+        filt: str,
+        cfg: ConsumerConfig,
+        pending_limit: int,
+        subscription_out: list[Any] | None,
+    ) -> AsyncGenerator[list[tuple[Msg, tuple[int, int, int]]], None]:
+        """A one-shot read's messages with their positions (``ack_position``), in stream order,
+        in batches of what had arrived: the reader hops through one generator per batch, not
+        per message, and each position is parsed once.
+        """
         # A one-shot read (an aggregate's history for one command) leaves its ephemeral
         # consumer on the server until the consumer's inactivity threshold, 5 s by default;
         # nats-server 2.15 caps a stream at 1,000 consumers, so a few hundred loads a second
@@ -767,6 +792,7 @@ class EventLog:
             queue: asyncio.Queue[Msg] = core._pending_queue
             jsi = core._jsi
             while True:
+                batch: list[tuple[Msg, tuple[int, int, int]]] = []
                 if queue.empty():
                     # asyncio.timeout, not wait_for: in 3.11 wait_for can swallow a
                     # cancellation, and a stopped subscription would then read on.
@@ -777,17 +803,24 @@ class EventLog:
                         raise EventLogError("replay stalled: no message for 5 s") from None
                 else:
                     msg = queue.get_nowait()
-                core._pending_size -= len(msg.data)
-                if jsi is not None:
-                    # What next_msg() does: answer the server's flow control as soon as the
-                    # message before it is consumed, or the server pauses delivery.
-                    jsi._active = True
-                    if jsi._fcr and jsi.get_js_delivered() >= jsi._fciseq:
-                        fcr, jsi._fcr = jsi._fcr, None
-                        await self.nc.publish(fcr)
-                yield msg
-                if ack_position(msg)[2] == 0:
-                    return
+                while True:
+                    core._pending_size -= len(msg.data)
+                    if jsi is not None:
+                        # What next_msg() does: answer the server's flow control as soon as
+                        # the message before it is consumed, or the server pauses delivery.
+                        jsi._active = True
+                        if jsi._fcr and jsi.get_js_delivered() >= jsi._fciseq:
+                            fcr, jsi._fcr = jsi._fcr, None
+                            await self.nc.publish(fcr)
+                    position = ack_position(msg)
+                    batch.append((msg, position))
+                    if position[2] == 0:
+                        yield batch
+                        return
+                    if len(batch) >= ORDERED_BATCH or queue.empty():
+                        break
+                    msg = queue.get_nowait()
+                yield batch
         finally:
             with contextlib.suppress(Exception):  # the connection may already be gone
                 await sub.unsubscribe()
@@ -886,9 +919,25 @@ class EventLog:
 
     async def replay(self, **selection: Unpack[Selection]) -> AsyncIterator[RecordedEvent]:
         """``raw_replay``'s messages (the same ``selection``, the same defaults), decoded."""
-        decode = self.decode
-        async for msg in self.raw_replay(**selection):
-            try:
-                yield decode(msg)
-            except EventIntegrityError:
-                continue  # never believed; the consumers dead-letter it and alert
+        if selection.get("follow", False):
+            decode = self.decode
+            async for msg in self.raw_replay(**selection):
+                try:
+                    yield decode(msg)
+                except EventIntegrityError:
+                    continue  # never believed; the consumers dead-letter it and alert
+            return
+        filters = _filters(selection.get("filter_subject"))
+        filt = filters[0] if len(filters) == 1 else subjects.all_events()
+        cfg = _start_at(selection.get("from_seq", 1), selection.get("from_time"))
+        cfg.ack_policy = AckPolicy.NONE
+        if len(filters) > 1:
+            cfg.filter_subjects = filters
+        decode_at = self._decode_at
+        async with contextlib.aclosing(self._ordered(filt, cfg, 65536, None)) as batches:
+            async for batch in batches:
+                for msg, (seq, ns, _) in batch:
+                    try:
+                        yield decode_at(msg, seq, ns)
+                    except EventIntegrityError:
+                        continue  # never believed; the consumers dead-letter it and alert
