@@ -13,8 +13,8 @@ from typing import Any
 import orjson
 from sqlalchemy import Column, Connection, Engine, MetaData, String, Table, Text, delete, select
 
-from gongkai.access import masked_event
 from gongkai.eventlog import RecordedEvent
+from gongkai.masking import masked_event
 from gongkai.projection import (
     Projection,
     RowStatements,
