@@ -17,10 +17,17 @@ import contextlib
 import itertools
 import json
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypedDict, Unpack
+from typing import Any, Protocol, TypedDict, Unpack
 
 import nats
 import nats.errors
@@ -40,6 +47,7 @@ from nats.js.api import (
 from nats.protocol.command import hpub_cmd
 
 from gongkai import metrics, subjects
+from gongkai.directget import StoredMsg, read_subject
 from gongkai.events.envelope import REGISTRY, Envelope, EventDecodeError, Registry
 from gongkai.logtypes import (
     AppendResult,
@@ -108,6 +116,17 @@ def local_keyring() -> Keyring | None:
     if not (keys_dir / TRUST_FILE).exists():
         return None
     return Keyring.load(keys_dir)
+
+
+class _Message(Protocol):
+    """What decoding needs of a stored message, delivered (``Msg``) or read directly."""
+
+    @property
+    def subject(self) -> str: ...
+    @property
+    def data(self) -> bytes: ...
+    @property
+    def headers(self) -> Mapping[str, str] | None: ...
 
 
 def ack_position(msg: Msg) -> tuple[int, int, int]:
@@ -653,7 +672,21 @@ class EventLog:
         seq, ns, _ = ack_position(msg)
         return self._decode_at(msg, seq, ns, verify)
 
-    def _decode_at(self, msg: Msg, seq: int, ns: int, verify: bool = True) -> RecordedEvent:
+    def decode_stored(self, msg: StoredMsg, *, verify: bool = True) -> RecordedEvent:
+        """``decode`` of a message read by ``read_stored``."""
+        return self._decode_at(msg, msg.seq, msg.stored_ns, verify)
+
+    def read_stored(self, filter_subject: str, *, from_seq: int = 1) -> AsyncIterator[StoredMsg]:
+        """A few messages by subject without a consumer (``gongkai.directget``): for a read of
+        a handful of aggregates, where a consumer's set-up costs more than the read. On a
+        clustered stream any replica answers, so a replica that lags may not have the newest
+        messages yet: a reader that must see its own writes (a command's history) uses
+        ``load``."""
+        return read_subject(self.nc, self.stream, filter_subject, from_seq=from_seq)
+
+    def _decode_at(
+        self, msg: _Message, seq: int, ns: int, verify: bool = True
+    ) -> RecordedEvent:
         """``decode`` of a message whose position the reader already parsed."""
         subject = msg.subject
         etype = subject[subject.rfind(".") + 1 :]

@@ -80,10 +80,12 @@ class Links:
 
 
 async def _read(evlog: EventLog, filt: str, from_seq: int = 1) -> list[RecordedEvent]:
+    # Without a consumer (a direct get): a trail is a dozen short reads, and a consumer's
+    # set-up and removal cost the server more than reading a post's few events.
     out = []
-    async for msg in evlog.raw_replay(filter_subject=filt, from_seq=from_seq):
+    async for msg in evlog.read_stored(filt, from_seq=from_seq):
         try:
-            out.append(evlog.decode(msg))
+            out.append(evlog.decode_stored(msg))
         except EventDecodeError:
             continue  # refused by a trust check or undecodable: never folded (as fold_log)
     return out
