@@ -293,6 +293,9 @@ async def test_inspector_reads_through_ephemeral_consumers_only(as_user: Any) ->
     log, conn = await as_user("inspector")
     seen = [m.subject async for m in log.raw_replay(filter_subject="gk.ev.post.INS-1.*")]
     assert seen == ["gk.ev.post.INS-1.PostSubmitted"]
+    # and by direct get, as `gongkai audit trail` reads a post's aggregates
+    direct = [m.subject async for m in log.read_stored("gk.ev.post.INS-1.*")]
+    assert direct == ["gk.ev.post.INS-1.PostSubmitted"]
     await log.js.stream_info(subjects.STREAM)
     await log.js.stream_info(subjects.DLQ_STREAM)
     durable = ConsumerConfig(durable_name="inspector-keep", ack_policy=AckPolicy.EXPLICIT)

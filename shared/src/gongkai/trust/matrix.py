@@ -80,7 +80,9 @@ def _read(stream: str) -> list[str]:
     """Read one stream: direct and leader gets, ephemeral (ordered, following) consumers."""
     return [
         f"{_API}.STREAM.INFO.{stream}",
-        f"{_API}.DIRECT.GET.{stream}.>", f"{_API}.STREAM.MSG.GET.{stream}",
+        # Direct gets: the batched form (the request in the body) and by last subject.
+        f"{_API}.DIRECT.GET.{stream}", f"{_API}.DIRECT.GET.{stream}.>",
+        f"{_API}.STREAM.MSG.GET.{stream}",
         f"{_API}.CONSUMER.CREATE.{stream}",
         f"{_API}.CONSUMER.INFO.{stream}.*", f"{_API}.CONSUMER.MSG.NEXT.{stream}.*",
         f"$JS.ACK.{stream}.>", f"$JS.FC.{stream}.>",
