@@ -22,14 +22,17 @@ from datetime import datetime
 
 from nats.aio.client import Client as NATS
 
+from gongkai.logtypes import EventLogError
+
 #: Messages asked for per request; a longer history is read in several.
 BATCH = 512
 #: Seconds without an answer before the read gives up (the server answers at once or not at all).
 TIMEOUT_S = 5.0
 
 
-class DirectGetError(Exception):
-    """The stream refused the read or did not answer."""
+class DirectGetError(EventLogError):
+    """The stream refused the read or did not answer (a user without the grant for
+    ``$JS.API.DIRECT.GET.<stream>`` gets no answer at all)."""
 
 
 @dataclass(frozen=True, slots=True)
