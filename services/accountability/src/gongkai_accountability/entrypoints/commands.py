@@ -55,7 +55,7 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
         store = ProjectionStore(make_engine(url))
         store.reset(projection)
         with Progress("重建 rebuild", quiet=args.quiet) as progress:
-            res = await fold_log(evlog, progress=progress)
+            res = await fold_log(evlog, progress=progress, freeze=True)
         projection.write_all(store.engine, res.rows, res.last_seq)
         out = {
             "events": res.events,
