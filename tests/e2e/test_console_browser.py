@@ -24,6 +24,7 @@ from playwright.async_api import Browser, Page, async_playwright
 from gongkai.natsserver import free_port
 from gongkai.runtime.host import make_app
 from gongkai_accountability.adapters.log import fold_log
+from gongkai_accountability.domain.tables import POST
 from gongkai_demo.county import demo_token
 from tests.conftest import Platform
 from tests.consolekit import FIRST_DAY, LATER_DAY, demo_history, expected_stale
@@ -122,9 +123,9 @@ async def test_inspectors_console_in_chromium(
     await demo_history(platform)
     rows = (await fold_log(platform.evlog)).rows
     finance_post = next(
-        p for _, p in rows.scan("post") if p["unit"] == "finance" and p["publications"]
+        p for _, p in rows.scan(POST) if p.unit == "finance" and p.publications
     )
-    market_post = next(p for _, p in rows.scan("post") if p["unit"] == "market")
+    market_post = next(p for _, p in rows.scan(POST) if p.unit == "market")
 
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(
@@ -162,9 +163,9 @@ async def test_inspectors_console_in_chromium(
             await office.screenshot(path=str(shots / "unit.png"), full_page=True)
 
             # A post: its chain of custody, from making to publication, by name.
-            await office.goto(f"{served}/console/posts/{finance_post['post_id']}")
+            await office.goto(f"{served}/console/posts/{finance_post.post_id}")
             trail = office.get_by_test_id("trail")
-            assert await trail.locator("tbody tr").count() == len(finance_post["trail"])
+            assert await trail.locator("tbody tr").count() == len(finance_post.trail)
             text = await trail.inner_text()
             assert "制作提交" in text and "公开发布" in text and "北京时间" in text
             # Its Attachment 1 (the review form) as signed: the leader's opinion, by name.
@@ -197,9 +198,9 @@ async def test_inspectors_console_in_chromium(
             # A unit's person sees their unit, not another unit's posts.
             maker = await sign_in(browser, served, "finance-maker")
             assert set(await shown_counts(maker)) == {"finance"}
-            response = await maker.goto(f"{served}/console/posts/{market_post['post_id']}")
+            response = await maker.goto(f"{served}/console/posts/{market_post.post_id}")
             assert response is not None and response.status == 403
-            assert market_post["title"] not in await maker.content()
+            assert market_post.title not in await maker.content()
 
             # English from the catalogue.
             await maker.goto(f"{served}/console?lang=en")

@@ -20,6 +20,7 @@ from gongkai_accountability.adapters.log import fold_log
 from gongkai_accountability.adapters.trail import Links, post_rows, read_trail
 from gongkai_accountability.domain.report import as_of_view, unit_reports
 from gongkai_accountability.domain.rows import Rows
+from gongkai_accountability.domain.tables import POST
 from gongkai_accountability.service import AccountabilityService
 from gongkai_demo.county import DEMO
 from tests.conftest import Platform
@@ -88,7 +89,7 @@ async def _cli(*args: str, data_dir: Path) -> tuple[int, str, str]:
 
 
 def _posts(rows: Rows) -> list[str]:
-    return [k for k, _ in rows.scan("post")]
+    return [k for k, _ in rows.scan(POST)]
 
 
 async def test_trail_answers_what_the_cli_prints_and_reads_by_subject(
@@ -101,36 +102,36 @@ async def test_trail_answers_what_the_cli_prints_and_reads_by_subject(
     whole = (await fold_log(platform.evlog)).rows
     posts = _posts(whole)
     # Every kind of step the demo makes: the per-subject read must meet them all.
-    steps = {s["what"] for p in posts for s in (whole.get("post", p) or {})["trail"]}
+    steps = {s.what for _, p in whole.scan(POST) for s in p.trail}
     assert {"submitted", "signed:leader", "published", "violation"} <= steps, steps
     for day in (FIRST_DAY, LATER_DAY):
         then = (await fold_log(platform.evlog, until=day)).rows
         for post_id in posts:
-            live = svc.model.get("post", post_id)
+            live = svc.model.get(POST, post_id)
             row = (await post_rows(platform.evlog, post_id, Links.of(live, 0), until=day))
-            assert row.get("post", post_id) == then.get("post", post_id), (post_id, day)
+            assert row.get(POST, post_id) == then.get(POST, post_id), (post_id, day)
 
-    post_id = next(p for p in posts if any(
-        s["what"] == "violation" for s in (whole.get("post", p) or {})["trail"]))
-    unit = (whole.get("post", post_id) or {})["unit"]
+    post = next(p for _, p in whole.scan(POST) if any(s.what == "violation" for s in p.trail))
+    post_id, unit = post.post_id, post.unit
     owner = DEMO.headers(f"{unit}-maker") if unit in ("finance", "market") else OFFICE
     r = await client.get(f"/trail/{post_id}", headers=_auth(owner))
     assert r.status_code == 200, r.text
     code, out, err = await _cli("audit", "trail", post_id, "--json",
                                 "--nats-url", platform.ctx.nats_url, data_dir=tmp_path)
     assert code == 0, err
-    assert r.json() == json.loads(out) == whole.get("post", post_id)
+    assert r.json() == json.loads(out) == POST.encode_row(post)
+    assert out == json.dumps(POST.encode_row(post), ensure_ascii=False, indent=2) + "\n"
     # The same read the command line makes, indexed by the service's read model.
     read = await read_trail(platform.evlog, post_id, svc.ctx.settings.db_url("accountability"))
-    assert read.how == "subjects" and read.rows.get("post", post_id) == r.json()
+    assert read.how == "subjects" and read.rows.get(POST, post_id) == post
     r = await client.get(f"/trail/{post_id}", params={"date": "2026-03-01"}, headers=_auth(OFFICE))
     assert r.status_code == 404
     r = await client.get(f"/trail/{post_id}", params={"date": FIRST_DAY.isoformat()},
                          headers=_auth(OFFICE))
-    first = (await fold_log(platform.evlog, until=FIRST_DAY)).rows.get("post", post_id)
+    first = (await fold_log(platform.evlog, until=FIRST_DAY)).rows.get(POST, post_id)
     assert r.status_code == (200 if first else 404)
     if first:
-        assert r.json() == first
+        assert r.json() == POST.encode_row(first)
     other = "market" if unit != "market" else "finance"
     r = await client.get(f"/trail/{post_id}", headers=_auth(DEMO.headers(f"{other}-maker")))
     assert r.status_code == 403

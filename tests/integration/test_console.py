@@ -21,6 +21,7 @@ from gongkai.events import Actor, new_event
 from gongkai.events.contracts.review import ReviewSigned
 from gongkai_accountability.adapters.log import fold_log
 from gongkai_accountability.domain.report import as_of_view
+from gongkai_accountability.domain.tables import POST
 from gongkai_accountability.entrypoints import console
 from gongkai_accountability.entrypoints.console.i18n import beijing, negotiate
 from gongkai_demo.county import DEMO, demo_token
@@ -87,13 +88,13 @@ async def test_pages_answer_as_of_the_day_asked(platform: Platform) -> None:
 
     # A post: its chain of custody, made to published, with names and Beijing times.
     [post] = [
-        p for _, p in res.rows.scan("post") if p["unit"] == "finance" and p["publications"]
+        p for _, p in res.rows.scan(POST) if p.unit == "finance" and p.publications
     ][:1]
-    page = await client.get(f"/console/posts/{post['post_id']}")
+    page = await client.get(f"/console/posts/{post.post_id}")
     assert page.status_code == 200
-    assert page.text.count('<tr data-what="') == len(post["trail"])
+    assert page.text.count('<tr data-what="') == len(post.trail)
     assert "制作提交" in page.text and "公开发布" in page.text
-    assert beijing(post["trail"][0]["at"], "北京时间") in page.text
+    assert beijing(post.trail[0].at, "北京时间") in page.text
     assert "+08:00" in page.text
     assert (await client.get("/console/posts/no-such-post")).status_code == 404
 
@@ -126,7 +127,7 @@ async def test_pages_answer_as_of_the_day_asked(platform: Platform) -> None:
 async def test_a_unit_sees_its_unit_and_forms_need_their_token(platform: Platform) -> None:
     await demo_history(platform)
     res = await fold_log(platform.evlog)
-    market_post = next(p for _, p in res.rows.scan("post") if p["unit"] == "market")
+    market_post = next(p for _, p in res.rows.scan(POST) if p.unit == "market")
     client = platform.client
 
     # Not signed in: every page sends to the sign-in form, and says where it came from.
@@ -153,8 +154,8 @@ async def test_a_unit_sees_its_unit_and_forms_need_their_token(platform: Platfor
     assert set(unit_counts(overview.text)) == {"finance"}
     assert (await client.get("/console/units/finance")).status_code == 200
     assert (await client.get("/console/units/market")).status_code == 403
-    other = await client.get(f"/console/posts/{market_post['post_id']}")
-    assert other.status_code == 403 and market_post["title"] not in other.text
+    other = await client.get(f"/console/posts/{market_post.post_id}")
+    assert other.status_code == 403 and market_post.title not in other.text
     assert (await client.get("/console/violations", params={"unit": "market"})).status_code == 403
     mine = await client.get("/console/violations.json")
     assert {v["unit"] for v in json.loads(mine.content)["violations"]} <= {"finance"}
@@ -317,14 +318,14 @@ async def test_integrity_shows_the_checkpoints_and_alerts_as_of_the_day(
     assert await acc.checkpoint(force=True) >= 1
     # An unsigned review signature straight on the bus: accountability records an alert.
     res = await fold_log(platform.evlog)
-    post = next(p for _, p in res.rows.scan("post") if p["unit"] == "finance")
+    post = next(p for _, p in res.rows.scan(POST) if p.unit == "finance")
     env = new_event(
         ReviewSigned(
-            post_id=post["post_id"], chain=1, stage="leader", decision="agree",
+            post_id=post.post_id, chain=1, stage="leader", decision="agree",
             signer=Actor(person="mallory", role="leader", unit="finance"),
-            content_digest=post["trail"][0]["digest"],
+            content_digest=post.digest,
         ),
-        aggregate_id=post["post_id"],
+        aggregate_id=post.post_id,
         actor=Actor(person="mallory", role="leader", unit="finance"),
         command_id="console-forged",
         recorded_at=platform.clock.now(),

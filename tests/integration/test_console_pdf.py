@@ -15,7 +15,6 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -23,6 +22,7 @@ from gongkai.rules import default_catalog
 from gongkai_accountability.adapters.log import fold_log
 from gongkai_accountability.domain.report import as_of_view
 from gongkai_accountability.domain.rows import Rows
+from gongkai_accountability.domain.tables import POST, Post
 from gongkai_accountability.entrypoints.console.views import is_blank
 from gongkai_demo.county import DEMO, demo_token
 from tests.conftest import Platform
@@ -90,14 +90,14 @@ def keep_screenshots(pngs: list[Path], name: str) -> None:
     shutil.copyfile(pngs[0], target / f"{name}.png")
 
 
-def reviewed_post(rows: Rows, unit: str) -> dict[str, Any]:
+def reviewed_post(rows: Rows, unit: str) -> Post:
     """A post of ``unit`` that went online after its leader signed it."""
     return next(
         p
-        for _, p in rows.scan("post")
-        if p["unit"] == unit
-        and p["publications"]
-        and any(s["what"] == "signed:leader" for s in p["trail"])
+        for _, p in rows.scan(POST)
+        if p.unit == unit
+        and p.publications
+        and any(s.what == "signed:leader" for s in p.trail)
     )
 
 
@@ -110,23 +110,23 @@ async def test_forms_print_as_a4_pdf_with_their_chinese_text(
     client = platform.client
     await sign_in(client, demo_token(DEMO.person("county-office", "office")))
 
-    r = await client.get(f"/console/posts/{post['post_id']}/form.pdf")
+    r = await client.get(f"/console/posts/{post.post_id}/form.pdf")
     assert r.status_code == 200, r.text[:2000]
     assert r.headers["content-type"] == "application/pdf"
     assert r.content.startswith(b"%PDF-")
     text = pdf_text(r.content, tmp_path)
-    staff = next(s for s in post["trail"] if s["what"] == "signed:staff")
+    staff = next(s for s in post.trail if s.what == "signed:staff")
     for want in (
         "机关、单位信息公开平台信息发布保密审查表",
         "文河县财政局",
-        re.sub(r"\s+", "", str(post["title"]))[:8],
+        re.sub(r"\s+", "", post.title)[:8],
         "工作机构或者人员审查意见",
         "主要领导意见",
         "北京时间",
     ):
         assert want in text, (want, text)
-    if staff.get("opinion"):
-        assert re.sub(r"\s+", "", staff["opinion"])[:6] in text
+    if staff.opinion:
+        assert re.sub(r"\s+", "", staff.opinion)[:6] in text
     keep_screenshots(pages_png(r.content, tmp_path, "form"), "attachment1")
 
     r = await client.get(
@@ -148,7 +148,7 @@ async def test_forms_print_as_a4_pdf_with_their_chinese_text(
 
     # The same forms as sections of the post and unit pages, linking to the PDFs.
     page = await client.get(
-        f"/console/posts/{post['post_id']}", params={"date": LATER_DAY.isoformat()}
+        f"/console/posts/{post.post_id}", params={"date": LATER_DAY.isoformat()}
     )
     assert 'data-testid="attachment1"' in page.text and "form.pdf" in page.text
     assert "主要领导意见" in page.text and "√ 同意" in page.text
@@ -176,9 +176,9 @@ async def test_a_unit_prints_only_its_own_forms(platform: Platform, pdf_tools: s
     await sign_in(client, demo_token(DEMO.person("market", "leader")))
     assert (await client.get("/console/units/market/attachment2.pdf")).status_code == 200
     assert (await client.get("/console/units/finance/attachment2.pdf")).status_code == 403
-    mine = next(p for _, p in rows.scan("post") if p["unit"] == "market")
-    assert (await client.get(f"/console/posts/{mine['post_id']}/form.pdf")).status_code == 200
-    r = await client.get(f"/console/posts/{finance_post['post_id']}/form.pdf")
+    mine = next(p for _, p in rows.scan(POST) if p.unit == "market")
+    assert (await client.get(f"/console/posts/{mine.post_id}/form.pdf")).status_code == 200
+    r = await client.get(f"/console/posts/{finance_post.post_id}/form.pdf")
     assert r.status_code == 403 and b"%PDF" not in r.content
     assert (await client.get("/console/posts/no-such-post/form.pdf")).status_code == 404
     assert (await client.get("/console/units/nosuchunit/attachment2.pdf")).status_code == 404

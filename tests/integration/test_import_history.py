@@ -20,6 +20,7 @@ from gongkai.calendar import local_date
 from gongkai.natsserver import NatsServer
 from gongkai_accountability.adapters.log import fold_log
 from gongkai_accountability.domain.report import as_of_view
+from gongkai_accountability.domain.tables import PUBLICATION
 from gongkai_demo.county import DEMO, demo_token, seed_demo
 from gongkai_demo.history import history_items, import_demo_history, write_history
 from tests.conftest import Platform
@@ -178,7 +179,7 @@ async def test_import_refuses_bad_rows_by_line_and_records_the_rest(
     assert await imported_events(platform) == 2
     # By name: the unit's directory name and the column's Chinese name resolve to codes.
     rows = (await fold_log(platform.evlog)).rows
-    assert {p["column"] for _, p in rows.scan("publication")} == {"work_arrangements"}
+    assert {p.column for _, p in rows.scan(PUBLICATION)} == {"work_arrangements"}
     missing = await gongkai("import", str(tmp_path / "nope.csv"), url=nats_server.url)
     assert missing.returncode == 2 and "nope.csv" in missing.stderr
     assert date.today()  # the CLI checks times against the real clock, the platform's is fixed

@@ -13,6 +13,7 @@ answered wrong.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -25,7 +26,7 @@ from gongkai_accountability.adapters.days import KEPT, Days, Publications
 from gongkai_accountability.domain.fold import as_of_day, evolve
 from gongkai_accountability.domain.report import latest_publications
 from gongkai_accountability.domain.rows import MemoryRows, Rows
-from gongkai_accountability.domain.tables import BY_NAME, PUBLICATION
+from gongkai_accountability.domain.tables import BY_NAME, PUBLICATION, Publication, Step
 from tests.property.test_accountability_fold import DAYS, LIVES, START, lived
 
 
@@ -71,9 +72,10 @@ def test_every_kept_day_is_the_fold_of_the_log_up_to_it(
         for pid, pub in want.scan(PUBLICATION):
             mine = got.get(PUBLICATION, pid)
             assert mine is not None, (day, pid)
-            assert (mine["online_at"], mine["removed"], mine["unit"], mine["column"]) == (
-                pub["online_at"], pub["removed"], pub["unit"], pub["column"]
-            ), (day, pid)
+            # What the index keeps of a publication: the views' facts and who reported it.
+            assert (
+                mine.online_at, mine.removed, mine.unit, mine.column, mine.trail[0].actor
+            ) == (pub.online_at, pub.removed, pub.unit, pub.column, pub.trail[0].actor), (day, pid)
 
 
 @settings(max_examples=40, deadline=None)
@@ -110,7 +112,13 @@ def test_publications_give_back_their_times_as_recorded() -> None:
     offset, its microseconds, or text that is not its own isoformat), and of two items online
     at the same instant the one with the smaller id is the latest, as the fold's order has it."""
     pubs = Publications()
-    by = [{"person": "cms", "role": "office", "unit": "county-office"}]
+
+    def online(pid: str, text: str) -> Publication:
+        first = Step(1, "e", "published", text, text, "cms", "office", "county-office")
+        return Publication(
+            pid, None, "u1", "c1", None, text, removed=False, event_id="e", trail=(first,)
+        )
+
     texts = {
         "a": "2026-03-02T09:00:00+08:00",
         "b": "2026-03-02T01:00:00.250000+00:00",
@@ -118,15 +126,14 @@ def test_publications_give_back_their_times_as_recorded() -> None:
         "d": "2026-03-02T01:00:00+00:00",
     }
     for pid, text in texts.items():
-        pubs.put({"publication_id": pid, "unit": "u1", "column": "c1", "online_at": text,
-                  "trail": by}, date(2026, 3, 2))
+        pubs.put(online(pid, text), date(2026, 3, 2))
     for pid, text in texts.items():
         row = pubs.row(pid)
-        assert row is not None and row["online_at"] == text, pid
+        assert row is not None and row.online_at == text, pid
     assert pubs.row("a", date(2026, 3, 1)) is None, "not known before its day"
     latest = pubs.latest(date(2026, 3, 2))
     assert latest == {("u1", "c1"): datetime.fromisoformat(texts["b"])}
-    pubs.put({"publication_id": "b", "removed": True}, date(2026, 3, 3))
+    pubs.put(replace(online("b", texts["b"]), removed=True), date(2026, 3, 3))
     # a, c and d went online at the same instant: the smallest id stands for them.
     assert pubs.latest(date(2026, 3, 3))[("u1", "c1")] == datetime.fromisoformat(texts["a"])
     assert pubs.latest(date(2026, 3, 2))[("u1", "c1")] == datetime.fromisoformat(texts["b"])

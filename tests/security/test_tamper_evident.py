@@ -32,6 +32,7 @@ from gongkai.trust.checkpoint import key_name, verifier_key
 from gongkai.trust.keys import raw_public
 from gongkai_accountability.adapters.checkpoints import CheckpointSettings, load_chain
 from gongkai_accountability.adapters.log import fold_log, verify_log
+from gongkai_accountability.domain.tables import POST
 from gongkai_accountability.service import AccountabilityService
 from tests.builders import post_submitted
 from tests.conftest import PLATFORM_T0, Platform
@@ -211,8 +212,8 @@ async def test_tampered_copies_fail_at_the_right_sequence(platform: Platform) ->
                     await copy.close()
                 if name == "altered":
                     assert folded.rejected == 2  # the forged one and the altered one
-                    post = folded.rows.get("post", json.loads(data)["aggregate_id"])
-                    assert post is None or not post["title"].startswith("T")
+                    post = folded.rows.get(POST, json.loads(data)["aggregate_id"])
+                    assert post is None or not post.title.startswith("T")
                 if name == "clean":
                     assert folded.rejected == 1
             finally:

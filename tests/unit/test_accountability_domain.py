@@ -21,6 +21,7 @@ from gongkai_accountability.domain.decide import Policy, decide
 from gongkai_accountability.domain.fold import evolve
 from gongkai_accountability.domain.report import as_of_view, unit_reports
 from gongkai_accountability.domain.rows import MemoryRows
+from gongkai_accountability.domain.tables import POST
 from tests.builders import post_submitted
 
 D = date.fromisoformat
@@ -147,15 +148,15 @@ def test_publication_of_the_approved_digest_records_nothing() -> None:
     t.approve("P1")
     t.publish("pub1", "P1")
     assert t.settle() == []
-    trail = t.rows.get("post", "P1")
-    assert trail is not None
-    assert [s["what"] for s in trail["trail"]] == [
+    post = t.rows.get(POST, "P1")
+    assert post is not None
+    assert [s.what for s in post.trail] == [
         "submitted",
         "signed:leader",
         "review:approved",
         "published",
     ]
-    assert trail["trail"][1]["person"] == "finance-leader"
+    assert post.trail[1].person == "finance-leader"
 
 
 def test_unreviewed_publication_is_one_violation_against_maker_and_leader() -> None:

@@ -20,15 +20,59 @@ from gongkai_accountability.domain.tables import (
     CASE,
     COLUMN,
     FINDING,
+    POST,
+    PUBLICATION,
     TODO,
     UNIT,
     VIOLATION,
     Confirmation,
+    Post,
+    Publication,
     Resolution,
     as_json,
 )
 
 OFFICE = {"person": "office1", "role": "office", "unit": "county-office"}
+MAKER = {"person": "m", "role": "maker", "unit": "finance"}
+LEADER = {"person": "boss", "role": "leader", "unit": "finance"}
+CMS = {"person": "cms", "role": "office", "unit": "county-office"}
+D1, D2 = "1" * 64, "2" * 64
+
+
+def step(seq: int, what: str, who: dict[str, str], **detail: Any) -> dict[str, Any]:
+    """A step of a trail as the untyped fold wrote it: its own keys, then what it said."""
+    return {
+        "seq": seq, "event_id": f"ev-{seq}", "what": what, "at": "2026-03-02T01:00:00+00:00",
+        "recorded_at": "2026-03-02T01:00:01+00:00", **who, **detail,
+    }
+
+
+#: Every kind of step, each with its details in the order the fold wrote them.
+STEPS = [
+    step(1, "submitted", MAKER, digest=D1, version=1, title="关于张三138****5678的通知",
+         important_kind="normative_document", needs_secrecy_review=True, personal_data=1),
+    step(2, "signed:staff", MAKER, digest=D1, decision="agree", opinion="同意", chain=1,
+         signer="m", signer_role="staff", signer_unit="finance"),
+    step(3, "signed:leader", LEADER, digest=D1, decision="disagree", chain=1, signer="boss",
+         signer_role="leader", signer_unit="finance"),
+    step(4, "review:rejected", LEADER, digest=D1, chain=1, reason="不同意"),
+    step(5, "revised", MAKER, digest=D2, version=2),
+    step(6, "signed:leader", LEADER, digest=D2, decision="agree", chain=2, signer="boss",
+         signer_role="leader", signer_unit="finance"),
+    step(7, "review:approved", LEADER, digest=D2, chain=2),
+    step(8, "review:approved", LEADER, digest=D1, chain=3, stands=False),
+    step(9, "published", CMS, digest=D2, publication_id="pub-1",
+         url="https://example.gov.cn/1", online_at="2026-03-02T01:00:00+00:00",
+         reported_by="cms", redated=True),
+    step(10, "finding", OFFICE, finding_id="F-1", kind="typo"),
+    step(11, "violation", {"person": "accountability", "role": "system", "unit": "system"},
+         violation_id="V-1", kind="wrong_information"),
+    step(12, "removed", CMS, publication_id="pub-1", reason="错误",
+         removed_at="2026-03-05T01:00:00+00:00"),
+    step(13, "withdrawn", MAKER, reason="不再公开"),
+]
+FORM = {"origin": "produced", "source": None, "channel": "website", "maker_unsure": False,
+        "information_date": "2026-03-01"}
 
 #: (table, a stored row as written before the rows were typed).
 STORED: list[tuple[Table[Any], dict[str, Any]]] = [
@@ -166,6 +210,69 @@ STORED: list[tuple[Table[Any], dict[str, Any]]] = [
 ]
 
 
+#: Posts and publications as the untyped fold wrote them, their keys in the order it wrote
+#: them (a post's keys gained later in ``Post``'s order).
+POSTS: list[tuple[Table[Any], dict[str, Any]]] = [
+    # Just submitted: none of the keys a post gains later.
+    (POST, {
+        "post_id": "P-1", "unit": "finance", "column": "news", "title": "t",
+        "important_kind": None, "form": FORM, "maker": MAKER, "digest": D1, "version": 1,
+        "flagged_digests": [], "approved": {}, "leader_signers": [], "publications": [],
+        "withdrawn": False, "trail": STEPS[:1],
+    }),
+    # Its whole life: a masked title, revised, a signature without authority, approved,
+    # online, a finding, a violation, removed, withdrawn.
+    (POST, {
+        "post_id": "P-2", "unit": "finance", "column": "normative_documents",
+        "title": "关于张三138****5678的通知", "important_kind": "normative_document",
+        "form": {**FORM, "origin": "reprinted", "source": "市政府网站", "maker_unsure": True},
+        "maker": MAKER, "digest": D2, "version": 2, "flagged_digests": [D1, D2],
+        "approved": {}, "leader_signers": ["boss"], "publications": ["pub-1"],
+        "withdrawn": True, "trail": STEPS, "makers": ["m", "m2"], "tainted_chains": [4],
+        "agreed": {"2": D2}, "published_responsible": [
+            {"person": "m", "role": "maker", "unit": "finance"}, LEADER,
+        ],
+        "findings": ["F-1"],
+    }),
+    # Approved and online, nothing else gained yet.
+    (POST, {
+        "post_id": "P-3", "unit": "finance", "column": "news", "title": "t",
+        "important_kind": None, "form": FORM, "maker": MAKER, "digest": D2, "version": 2,
+        "flagged_digests": [], "approved": {"2": D2}, "leader_signers": ["boss"],
+        "publications": ["pub-1", "pub-2"], "withdrawn": False,
+        "trail": [STEPS[0], *STEPS[5:9]], "agreed": {"2": D2},
+        "published_responsible": [{"person": "m", "role": "maker", "unit": "finance"}, LEADER],
+    }),
+    (PUBLICATION, {
+        "publication_id": "pub-1", "post_id": "P-2", "unit": "finance",
+        "column": "normative_documents", "digest": D2,
+        "online_at": "2026-03-02T01:00:00+00:00", "removed": True, "event_id": "ev-9",
+        "trail": [STEPS[8], STEPS[9], STEPS[11]], "findings": ["F-1"],
+    }),
+    # Online with no post, so without review.
+    (PUBLICATION, {
+        "publication_id": "pub-2", "post_id": None, "unit": "finance", "column": "news",
+        "digest": "e" * 64, "online_at": "2026-03-02T09:00:00+08:00", "removed": False,
+        "event_id": "ev-20", "trail": [step(20, "published", CMS, digest="e" * 64,
+                                            publication_id="pub-2", url="https://x/2",
+                                            online_at="2026-03-02T09:00:00+08:00",
+                                            reported_by="site_reader")],
+        "unreviewed_violation": "V-2",
+    }),
+    # Imported history, without a digest.
+    (PUBLICATION, {
+        "publication_id": "imp-1", "post_id": None, "unit": "finance", "column": "news",
+        "digest": None, "online_at": "2025-01-05T01:00:00+00:00", "title": "旧稿",
+        "url": "https://x/old", "imported": True, "removed": False, "event_id": "ev-30",
+        "trail": [step(30, "imported", {"person": "operator:import", "role": "operator",
+                                        "unit": "system"}, publication_id="imp-1",
+                       url="https://x/old", online_at="2025-01-05T01:00:00+00:00",
+                       title="旧稿")],
+    }),
+]
+STORED += POSTS
+
+
 def stored(row: dict[str, Any]) -> bytes:
     return orjson.dumps(row, option=orjson.OPT_SORT_KEYS)
 
@@ -178,6 +285,18 @@ def test_a_stored_row_decodes_and_encodes_to_the_same_bytes(
     assert not isinstance(typed, dict)
     assert stored(table.encode_row(typed)) == stored(row)
     assert table.decode_row(table.encode_row(typed)) == typed
+
+
+@pytest.mark.parametrize(("table", "row"), POSTS, ids=lambda x: str(x)[:24])
+def test_a_post_or_publication_keeps_the_order_its_keys_were_written_in(
+    table: Table[Any], row: dict[str, Any]
+) -> None:
+    # What ``gongkai audit trail --json`` prints (and GET /trail/{post}?date= answers) is the
+    # folded row in this order; every kind of step keeps its own.
+    typed = table.decode_row(row)
+    assert isinstance(typed, Post | Publication)
+    assert orjson.dumps(table.encode_row(typed)) == orjson.dumps(row)
+    assert [list(s.encode()) for s in typed.trail] == [list(s) for s in row["trail"]]
 
 
 def test_every_table_is_named_once_and_found_by_name() -> None:

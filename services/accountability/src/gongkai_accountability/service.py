@@ -55,8 +55,8 @@ from gongkai_accountability.adapters.sql import AccountabilityProjection, ReadMo
 from gongkai_accountability.adapters.trail import Links, post_rows
 from gongkai_accountability.domain.decide import ACCOUNTABILITY, Policy, decide
 from gongkai_accountability.domain.report import score_points, unit_reports
-from gongkai_accountability.domain.rows import MemoryRows, Row, Rows
-from gongkai_accountability.domain.tables import ALERT, POST
+from gongkai_accountability.domain.rows import MemoryRows, Rows
+from gongkai_accountability.domain.tables import ALERT, POST, Post
 
 
 def _short(value: Any, n: int) -> str | None:
@@ -200,7 +200,7 @@ class AccountabilityService(Service):
                 series.setdefault(unit, [None] * len(points))[i] = score
         return points, series
 
-    async def post(self, post_id: str, day: date | None = None) -> Row | None:
+    async def post(self, post_id: str, day: date | None = None) -> Post | None:
         """A post's row: as the read model holds it now, or as of the end of ``day``
         (Shanghai) read by subject (``adapters.trail``), the read model naming the other
         aggregates it is made of; never a fold of the whole log."""

@@ -10,9 +10,8 @@ Asked per request, that is a fold of the whole log each time: a minute at a mill
   (and for every day up to the next one with events). What is kept is the rows that day
   changed, each a version with the days it answers (``_Versions``): a day's table is the
   versions standing on it, and memory grows with the rows changed, not with days times rows
-  (a copy of every table per day was 106 MB of a 1,000,000-event log's 195). The fold is
-  handed copies of the rows it reads (typed rows are immutable), so a row once kept never
-  changes;
+  (a copy of every table per day was 106 MB of a 1,000,000-event log's 195). Rows are
+  immutable (the fold replaces them), so a row once kept never changes and none is copied;
 - imported history (``fold.HISTORY``) is known by its own business day, not where it sits in
   the log. It commutes with everything else the views read (a publication of its own, a
   column's past episode, the day a unit is first known), so it is kept aside and laid over a
@@ -38,14 +37,18 @@ from datetime import UTC, date, datetime, time, timedelta, timezone
 from itertools import islice
 from typing import Any
 
-import orjson
-
 from gongkai.calendar import SHANGHAI, local_date
 from gongkai.events import Envelope
 from gongkai.masking import masked_event
-from gongkai_accountability.domain.fold import HISTORY, RELEVANT, actor_of, as_of_day, evolve
-from gongkai_accountability.domain.rows import MemoryRows, R, Row, Table
-from gongkai_accountability.domain.tables import Unit
+from gongkai_accountability.domain.fold import (
+    HISTORY,
+    RELEVANT,
+    as_of_day,
+    evolve,
+    imported_publication,
+)
+from gongkai_accountability.domain.rows import MemoryRows, R, Table
+from gongkai_accountability.domain.tables import Publication, Step, Unit
 
 #: The tables kept for every day.
 KEPT = ("unit", "column", "case", "finding", "violation", "alert")
@@ -56,14 +59,6 @@ POSTS_ONLY = frozenset(
 )
 #: The event types the pass reads.
 READ = frozenset(RELEVANT - POSTS_ONLY)
-
-
-def _copy(row: Any) -> Any:
-    # A typed row (``domain.tables``) is immutable: kept as it is.
-    if not isinstance(row, dict):
-        return row
-    out: Row = orjson.loads(orjson.dumps(row))
-    return out
 
 
 #: The day ordinal of "never": a version that still stands, a publication never removed.
@@ -112,20 +107,20 @@ class Publications:
     def __contains__(self, pid: str) -> bool:
         return pid in self._number
 
-    def put(self, row: Row, day: date) -> None:
-        pid = row["publication_id"]
+    def put(self, row: Publication, day: date) -> None:
+        pid = row.publication_id
         n = self._number.get(pid)
         if n is not None:
-            if row.get("removed") and self._removed[n] == FOREVER:
+            if row.removed and self._removed[n] == FOREVER:
                 self._removed[n] = day.toordinal()
             return
-        first = row["trail"][0]
-        by = (sys.intern(first["person"]), sys.intern(first["role"]), sys.intern(first["unit"]))
+        first = row.trail[0]
+        by = (sys.intern(first.person), sys.intern(first.role), sys.intern(first.unit))
         person = self._person.get(by)
         if person is None:
             person = self._person[by] = len(self._people)
             self._people.append(by)
-        text = row["online_at"]
+        text = row.online_at
         on = datetime.fromisoformat(text)
         offset = on.utcoffset()
         if offset is None:  # never recorded so (envelope times are aware); kept exact anyway
@@ -139,11 +134,11 @@ class Publications:
         self._offset.append(offset // timedelta(seconds=1))
         self._online_day.append(local_date(on).toordinal())
         self._known.append(day.toordinal())
-        self._removed.append(day.toordinal() if row.get("removed") else FOREVER)
+        self._removed.append(day.toordinal() if row.removed else FOREVER)
         self._by.append(person)
         if self._online_at(n) != text:
             self._odd_text[n] = text
-        key = (row["unit"], row["column"])
+        key = (row.unit, row.column)
         found = self._order.get(key)
         if found is None:
             key = (sys.intern(key[0]), sys.intern(key[1]))
@@ -165,9 +160,15 @@ class Publications:
     def _online_at(self, n: int) -> str:
         return self._odd_text.get(n) or self._when(n).isoformat()
 
-    def row(self, pid: str, day: date | None = None) -> Row | None:
-        """Its read-model row's fields the views and the fold read, as of ``day`` (None: as
-        the pass stands); None if it is not known by then."""
+    def row(self, pid: str, day: date | None = None) -> Publication | None:
+        """Its read-model row as of ``day`` (None: as the pass stands), as far as it is kept;
+        None if it is not known by then.
+
+        Kept is what the views and the fold read of a publication here: its unit, column,
+        online time, removal, and who reported it online (its first step's person). What is
+        not kept is empty: no post, digest or event id; the first step's sequence, event and
+        times blank. Such a row is never stored (the pass keeps no publication rows).
+        """
         n = self._number.get(pid)
         if n is None or (day is not None and self._known[n] > day.toordinal()):
             return None
@@ -175,14 +176,11 @@ class Publications:
         gone = removed != FOREVER and (day is None or removed <= day.toordinal())
         person, role, unit = self._people[self._by[n]]
         at_unit, column = self._columns[self._column[n]]
-        return {
-            "publication_id": pid,
-            "unit": at_unit,
-            "column": column,
-            "online_at": self._online_at(n),
-            "removed": gone,
-            "trail": [{"person": person, "role": role, "unit": unit}],
-        }
+        online_at = self._online_at(n)
+        first = Step(0, "", "published", online_at, "", person, role, unit)
+        return Publication(
+            pid, None, at_unit, column, None, online_at, removed=gone, event_id="", trail=(first,)
+        )
 
     def ids(self) -> list[str]:
         return sorted(self._number)
@@ -258,9 +256,9 @@ class _Versions:
 
 
 class _Pass:
-    """The rows the pass folds into: the kept tables (handing out copies), publications by
-    their days; posts and obligations are not kept. Which rows a day changed is noted, for
-    the versions kept at its end."""
+    """The rows the pass folds into: the kept tables, publications by their days; posts and
+    obligations are not kept. Which rows a day changed is noted, for the versions kept at its
+    end."""
 
     def __init__(self) -> None:
         self.tables: dict[str, dict[str, Any]] = {t: {} for t in KEPT}
@@ -271,8 +269,7 @@ class _Pass:
     def get(self, table: Table[R], key: str) -> R | None:
         if table == "publication":
             return self.pubs.row(key)  # type: ignore[return-value]
-        found = self.tables.get(table, {}).get(key)
-        return _copy(found) if found is not None else None  # type: ignore[no-any-return]
+        return self.tables.get(table, {}).get(key)  # type: ignore[no-any-return]
 
     def put(self, table: Table[R], key: str, row: R) -> None:
         if table == "publication":
@@ -393,16 +390,7 @@ class Days:
         p = env.payload
         self.version += 1
         if env.type == "PublicationImported":
-            self._fold.pubs.put(
-                {
-                    "publication_id": p.publication_id,
-                    "unit": p.unit,
-                    "column": p.column,
-                    "online_at": p.online_at.isoformat(),
-                    "trail": [actor_of(env)],
-                },
-                day,
-            )
+            self._fold.pubs.put(imported_publication(env, seq), day)
             # The first day a unit is known by its history (fold._imported's history_from).
             was = self._history_from.get(p.unit)
             if was is None or day.isoformat() < was:
@@ -432,12 +420,13 @@ class Days:
         episodes = [(seq, env) for d, seq, env in self._was_stale if d <= day]
         if not episodes:
             return
-        # The fold's own handler, on copies of the columns the episodes are about.
+        # The fold's own handler, on the columns the episodes are about, in rows of their own
+        # (the fold replaces a row it changes: the day's kept rows stay as they were).
         cols = MemoryRows()
         for _seq, env in episodes:
             key = f"{env.payload.unit}--{env.payload.column}"
             if key in tables["column"] and key not in cols.tables["column"]:
-                cols.tables["column"][key] = _copy(tables["column"][key])
+                cols.tables["column"][key] = tables["column"][key]
         for seq, env in episodes:
             evolve(cols, env, seq)
         tables["column"].update(cols.tables["column"])

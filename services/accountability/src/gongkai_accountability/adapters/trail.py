@@ -28,8 +28,8 @@ from gongkai.events import EventDecodeError
 from gongkai.logtypes import RecordedEvent
 from gongkai.masking import masked_event
 from gongkai_accountability.domain.fold import as_of_day, evolve
-from gongkai_accountability.domain.rows import MemoryRows, Row
-from gongkai_accountability.domain.tables import POST
+from gongkai_accountability.domain.rows import MemoryRows
+from gongkai_accountability.domain.tables import POST, Post
 
 #: The directory's events: who held which role when (the fold re-checks every signature's
 #: authority against it). A few per person, read by type.
@@ -55,17 +55,19 @@ class Links:
     position: int = 0
 
     @classmethod
-    def of(cls, post: Row | None, position: int) -> Links:
+    def of(cls, post: Post | None, position: int) -> Links:
         """What a folded post row names: every step of its trail carries the id it is about."""
         links = cls(position=position)
-        for s in (post or {}).get("trail", ()):
-            if s.get("publication_id"):
-                links.publications.add(s["publication_id"])
-            if s.get("finding_id"):
-                links.findings.add(s["finding_id"])
-            if s.get("violation_id"):
-                links.violations.add(s["violation_id"])
-        links.publications.update((post or {}).get("publications", ()))
+        if post is None:
+            return links
+        for s in post.trail:
+            if s.publication_id:
+                links.publications.add(s.publication_id)
+            if s.finding_id:
+                links.findings.add(s.finding_id)
+            if s.violation_id:
+                links.violations.add(s.violation_id)
+        links.publications.update(post.publications)
         return links
 
     def filters(self) -> list[str]:

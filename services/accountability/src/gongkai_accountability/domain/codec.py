@@ -9,7 +9,9 @@ The rules (the stored JSON of every row must stay what it was, byte for byte):
   dict, each element by its own type; a nested dataclass by its own codec; a union of
   dataclasses is read back as the first of them whose required keys the object has;
 * a field with ``ADDED`` metadata is a key later rows gained: left out while None, so a row
-  written before it encodes to its own bytes again;
+  written before it encodes to its own bytes again. Where such a key sits before keys every
+  row has, the fields after it are keyword-only (``KW_ONLY``): a dataclass puts no field
+  without a default after one with;
 * a field with ``also(key)`` metadata is written a second time under ``key`` (a column lists
   filter on), and never read back from it;
 * read back, a key of an optional type may be absent (None); any other key must be there.
@@ -100,6 +102,8 @@ class _Key:
     added: bool = False
     #: A second copy of another field (``also``): never read back.
     copy: bool = False
+    #: Passed by name (a keyword-only field: one after ``KW_ONLY``).
+    by_name: bool = False
 
 
 def _plan(cls: type[T]) -> Codec[T]:
@@ -109,7 +113,9 @@ def _plan(cls: type[T]) -> Codec[T]:
         tp, may_be_none = _unwrap(hints[f.name])
         enc, dec = _converters(tp)
         added = bool(f.metadata.get(_ADDED))
-        keys.append(_Key(f.name, f.name, enc, dec, may_be_none, added=added))
+        keys.append(
+            _Key(f.name, f.name, enc, dec, may_be_none, added=added, by_name=bool(f.kw_only))
+        )
         if _ALSO in f.metadata:
             keys.append(_Key(f.metadata[_ALSO], f.name, enc, dec, may_be_none, copy=True))
     required = frozenset(k.key for k in keys if not k.may_be_none and not k.copy)
@@ -150,9 +156,9 @@ def _encoder(cls: type[Any], keys: list[_Key]) -> Callable[[Any], Row]:
 
 
 def _decoder(cls: type[Any], keys: list[_Key]) -> Callable[[Row], Any]:
-    """The class called with each field's value in order: ``row[key]`` where the key must be
-    there (a stored row missing one fails where it is read, not where the None is used),
-    ``row.get(key)`` where its type allows None."""
+    """The class called with each field's value in order (by name after ``KW_ONLY``):
+    ``row[key]`` where the key must be there (a stored row missing one fails where it is read,
+    not where the None is used), ``row.get(key)`` where its type allows None."""
     env: dict[str, Any] = {"_cls": cls}
     args: list[str] = []
     for i, k in enumerate(keys):
@@ -167,7 +173,7 @@ def _decoder(cls: type[Any], keys: list[_Key]) -> Callable[[Row], Any]:
             value = f"row.get({key})"
         else:
             value = f"None if (v := row.get({key})) is None else {restore}(v)"
-        args.append(f"        {value},")
+        args.append(f"        {k.attr}={value}," if k.by_name else f"        {value},")
     return _made(cls, "decode", ["def decode(row):", "    return _cls(", *args, "    )"], env)
 
 

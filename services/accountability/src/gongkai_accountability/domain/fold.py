@@ -18,7 +18,7 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from gongkai.calendar import local_date
 from gongkai.events import Envelope
@@ -27,7 +27,7 @@ from gongkai.subjects import event_subject
 from gongkai_accountability.domain.finding import resolved_by
 from gongkai_accountability.domain.pending import Pending
 from gongkai_accountability.domain.responsibility import Holders, Person, responsible
-from gongkai_accountability.domain.rows import R, Row, Rows, Table
+from gongkai_accountability.domain.rows import R, Rows, Table
 from gongkai_accountability.domain.supervision import case_closed
 from gongkai_accountability.domain.tables import (
     ALERT,
@@ -47,11 +47,15 @@ from gongkai_accountability.domain.tables import (
     Decision,
     Episode,
     Finding,
+    Form,
     Grant,
     Notice,
     PastEpisode,
+    Post,
+    Publication,
     Rectified,
     Resolution,
+    Step,
     Todo,
     Unit,
     Violation,
@@ -69,6 +73,9 @@ from gongkai_accountability.domain.violations import (
     published_without_review,
     wrong_information,
 )
+
+#: A row a finding can be about.
+Found = TypeVar("Found", Post, Publication)
 
 
 def short_id(prefix: str, key: str) -> str:
@@ -105,23 +112,21 @@ def iso(ts: datetime) -> str:
     return s
 
 
-def step(env: Envelope[Any], seq: int, what: str, **detail: Any) -> Row:
-    """One line of a chain of custody: who did what, when, on which content."""
+def step(env: Envelope[Any], seq: int, what: str, **detail: Any) -> Step:
+    """One line of a chain of custody: who did what, when, on which content (``detail``:
+    the step's further keys, None for what it does not say)."""
     a = env.actor
-    row: Row = {
-        "seq": seq,
-        "event_id": env.event_id,
-        "what": what,
-        "at": iso(env.business_time),
-        "recorded_at": iso(env.recorded_at),
-        "person": a.person,
-        "role": a.role,
-        "unit": a.unit,
-    }
-    for k, v in detail.items():
-        if v is not None:
-            row[k] = v
-    return row
+    return Step(
+        seq,
+        env.event_id,
+        what,
+        iso(env.business_time),
+        iso(env.recorded_at),
+        a.person,
+        a.role,
+        a.unit,
+        **detail,
+    )
 
 
 def _unit(rows: Rows, code: str) -> Unit:
@@ -286,69 +291,76 @@ def _post(rows: Rows, env: Envelope[Any], seq: int) -> None:
         getattr(p, "screening", None) and (p.screening.needs_secrecy_review or p.screening.spans)
     )
     if env.type == "PostSubmitted":
-        post = {
-            "post_id": post_id,
-            "unit": p.unit,
-            "column": p.column,
-            "title": p.title,
-            "important_kind": p.important_kind,
+        post = Post(
+            post_id=post_id,
+            unit=p.unit,
+            column=p.column,
+            title=p.title,
+            important_kind=p.important_kind,
             # Attachment 1's boxes as the maker ticked them: the printed form shows them.
-            "form": {
-                "origin": p.origin,
-                "source": p.source,
-                "channel": p.channel,
-                "maker_unsure": p.maker_unsure,
-                "information_date": p.information_date.isoformat(),
-            },
-            "maker": actor_of(env),
-            "digest": p.content_digest,
-            "version": p.content_version,
-            "flagged_digests": [p.content_digest] if flagged else [],
-            "approved": {},
-            "leader_signers": [],
-            "publications": [],
-            "withdrawn": False,
-            "trail": [],
-        }
-        post["trail"].append(
-            step(
-                env,
-                seq,
-                "submitted",
-                digest=p.content_digest,
-                version=p.content_version,
-                title=p.title,
-                important_kind=p.important_kind,
-                needs_secrecy_review=p.screening.needs_secrecy_review,
-                personal_data=len(p.screening.spans) or None,
-            )
+            form=Form(
+                origin=p.origin,
+                source=p.source,
+                channel=p.channel,
+                maker_unsure=p.maker_unsure,
+                information_date=p.information_date.isoformat(),
+            ),
+            maker=_actor(env),
+            digest=p.content_digest,
+            version=p.content_version,
+            flagged_digests=(p.content_digest,) if flagged else (),
+            approved={},
+            leader_signers=(),
+            publications=(),
+            withdrawn=False,
+            trail=(
+                step(
+                    env,
+                    seq,
+                    "submitted",
+                    digest=p.content_digest,
+                    version=p.content_version,
+                    title=p.title,
+                    important_kind=p.important_kind,
+                    needs_secrecy_review=p.screening.needs_secrecy_review,
+                    personal_data=len(p.screening.spans) or None,
+                ),
+            ),
         )
     elif post is None:
         return  # a revision of a post never submitted: nothing to hang it on
     elif env.type == "PostRevised":
-        if env.actor.person not in post.setdefault("makers", [post["maker"]["person"]]):
-            post["makers"].append(env.actor.person)
+        makers = post.made_by()
         # A revision ends the standing of every earlier approval by itself: review's void
         # (ReviewConcluded voided) is a reaction that may land before or after a publication
         # report, and the verdict must not depend on which (docs/accountability.md, "Facts").
-        post["approved"] = {}
-        post["digest"] = p.content_digest
-        post["version"] = p.content_version
-        post["title"] = p.title
-        if flagged:
-            post["flagged_digests"].append(p.content_digest)
-        post["trail"].append(
-            step(env, seq, "revised", digest=p.content_digest, version=p.content_version)
+        post = replace(
+            post,
+            makers=makers if env.actor.person in makers else (*makers, env.actor.person),
+            approved={},
+            digest=p.content_digest,
+            version=p.content_version,
+            title=p.title,
+            flagged_digests=(
+                (*post.flagged_digests, p.content_digest) if flagged else post.flagged_digests
+            ),
+            trail=(
+                *post.trail,
+                step(env, seq, "revised", digest=p.content_digest, version=p.content_version),
+            ),
         )
         _answer_findings(rows, post_id, None, env, "revised")
     elif env.type == "PostWithdrawn":
-        post["approved"] = {}
-        post["withdrawn"] = True
-        post["trail"].append(step(env, seq, "withdrawn", reason=p.reason))
+        post = replace(
+            post,
+            approved={},
+            withdrawn=True,
+            trail=(*post.trail, step(env, seq, "withdrawn", reason=p.reason)),
+        )
     rows.put(POST, post_id, post)
 
 
-def _no_authority(rows: Rows, env: Envelope[Any], post: Row) -> str | None:
+def _no_authority(rows: Rows, env: Envelope[Any], post: Post) -> str | None:
     """Why the signer of a ReviewSigned could not sign, by the directory at its business time.
 
     Review's signature on the event proves review recorded it, not that review was right (or
@@ -357,15 +369,15 @@ def _no_authority(rows: Rows, env: Envelope[Any], post: Row) -> str | None:
     """
     p = env.payload
     s = p.signer
-    if s.unit != post["unit"] or s.role != p.stage:
-        return f"signer {s.person} acted as {s.role} of {s.unit} on a post of {post['unit']}"
-    if s.person not in holders_at(rows, post["unit"], p.stage, env.business_time):
+    if s.unit != post.unit or s.role != p.stage:
+        return f"signer {s.person} acted as {s.role} of {s.unit} on a post of {post.unit}"
+    if s.person not in holders_at(rows, post.unit, p.stage, env.business_time):
         return (
-            f"{s.person} did not hold the {p.stage} role in {post['unit']} at "
+            f"{s.person} did not hold the {p.stage} role in {post.unit} at "
             f"{iso(env.business_time)}"
         )
-    if p.stage == "leader" and s.person in post.get("makers", [post["maker"]["person"]]):
-        return f"{s.person} made post {post['post_id']} and may not approve it"
+    if p.stage == "leader" and s.person in post.made_by():
+        return f"{s.person} made post {post.post_id} and may not approve it"
     return None
 
 
@@ -395,36 +407,42 @@ def _review(rows: Rows, env: Envelope[Any], seq: int) -> None:
         why = _no_authority(rows, env, post)
         if why is not None:
             # Never an approval: the chain it claims to belong to approves nothing.
-            post.setdefault("tainted_chains", []).append(p.chain)
-            rows.put(POST, p.post_id, post)
+            tainted = (*(post.tainted_chains or ()), p.chain)
+            rows.put(POST, p.post_id, replace(post, tainted_chains=tainted))
             _alert(rows, env, seq, "authority", why)
             return
         s = p.signer
-        post["trail"].append(
-            step(
-                env,
-                seq,
-                f"signed:{p.stage}",
-                digest=p.content_digest,
-                decision=p.decision,
-                opinion=p.opinion,
-                chain=p.chain,
-                signer=s.person,
-                signer_role=s.role,
-                signer_unit=s.unit,
-            )
+        signed = step(
+            env,
+            seq,
+            f"signed:{p.stage}",
+            digest=p.content_digest,
+            decision=p.decision,
+            opinion=p.opinion,
+            chain=p.chain,
+            signer=s.person,
+            signer_role=s.role,
+            signer_unit=s.unit,
         )
         if p.stage == "leader" and p.decision == "agree":
-            if s.person not in post["leader_signers"]:
-                post["leader_signers"].append(s.person)
-            # The chains an approval may stand on: a believed leader's agreement of that digest.
-            post.setdefault("agreed", {})[str(p.chain)] = p.content_digest
+            post = replace(
+                post,
+                trail=(*post.trail, signed),
+                leader_signers=post.leader_signers
+                if s.person in post.leader_signers
+                else (*post.leader_signers, s.person),
+                # The chains an approval may stand on: a believed leader's agreement of that
+                # digest.
+                agreed={**(post.agreed or {}), str(p.chain): p.content_digest},
+            )
+        else:
+            post = replace(post, trail=(*post.trail, signed))
     else:  # ReviewConcluded
         chain = str(p.chain)
         stands = None
         if p.outcome == "approved" and (
-            p.chain in post.get("tainted_chains", ())
-            or post.get("agreed", {}).get(chain) != p.content_digest
+            p.chain in (post.tainted_chains or ())
+            or (post.agreed or {}).get(chain) != p.content_digest
         ):
             # An approval nobody with the authority agreed to: not history, an alert.
             _alert(
@@ -435,34 +453,34 @@ def _review(rows: Rows, env: Envelope[Any], seq: int) -> None:
                 f"approves chain {p.chain} of {p.post_id} without a believed leader's agreement",
             )
             return
+        approved = post.approved
         if p.outcome == "approved":
             if _approves_current(post, p):
-                post["approved"][chain] = p.content_digest
+                approved = {**approved, chain: p.content_digest}
             else:
                 # Decided on content a revision or withdrawal had already overtaken in the log:
                 # it approves nothing (review voids the chain when it reads the revision).
                 stands = False
-        else:
-            post["approved"].pop(chain, None)
-        post["trail"].append(
-            step(
-                env,
-                seq,
-                f"review:{p.outcome}",
-                digest=p.content_digest,
-                chain=p.chain,
-                reason=p.reason,
-                stands=stands,
-            )
+        elif chain in approved:
+            approved = {c: d for c, d in approved.items() if c != chain}
+        concluded = step(
+            env,
+            seq,
+            f"review:{p.outcome}",
+            digest=p.content_digest,
+            chain=p.chain,
+            reason=p.reason,
+            stands=stands,
         )
+        post = replace(post, approved=approved, trail=(*post.trail, concluded))
     rows.put(POST, p.post_id, post)
 
 
-def _approves_current(post: Row, p: Any) -> bool:
+def _approves_current(post: Post, p: Any) -> bool:
     """An approval stands only for the post's current, not withdrawn, content version."""
-    if post["withdrawn"] or p.content_digest != post["digest"]:
+    if post.withdrawn or p.content_digest != post.digest:
         return False
-    return p.content_version is None or p.content_version == post["version"]
+    return p.content_version is None or p.content_version == post.version
 
 
 def _publication(rows: Rows, env: Envelope[Any], seq: int) -> None:
@@ -472,29 +490,31 @@ def _publication(rows: Rows, env: Envelope[Any], seq: int) -> None:
     if env.type == "PostPublished":
         pub = _went_online(
             env, seq, "published", p.post_id,
-            {"reported_by": p.reported_by, "redated": p.redated or None},
+            reported_by=p.reported_by, redated=p.redated or None,
         )
-        s = pub["trail"][0]
         rows.put(PUBLICATION, pub_id, pub)
         facts: PostFacts | None = None
         if post is not None:
-            post["trail"].append(s)
-            post["publications"].append(pub_id)
+            post = replace(
+                post,
+                trail=(*post.trail, pub.trail[0]),
+                publications=(*post.publications, pub_id),
+            )
             facts = PostFacts.of(post)
-            if "published_responsible" not in post:
+            if post.published_responsible is None:
                 # Who answers for the item going online, fixed when it did: a late-publication
                 # verdict (freshness's ColumnRefreshed, a reaction) names these people however
                 # many signatures or role changes land between the publication and it.
-                post["published_responsible"] = [
-                    r.as_row()
-                    for r in responsible(
+                post = replace(
+                    post,
+                    published_responsible=responsible(
                         p.unit,
                         held_in(rows, p.unit),
                         made_by=facts.maker,
                         approved_by=facts.leader_signers,
-                    )
-                ]
-            rows.put(POST, post["post_id"], post)
+                    ),
+                )
+            rows.put(POST, post.post_id, post)
         _check_review(rows, env, pub, facts)
     else:  # PublicationRemoved
         known = rows.get(PUBLICATION, pub_id)
@@ -507,41 +527,45 @@ def _publication(rows: Rows, env: Envelope[Any], seq: int) -> None:
             removed_at=p.removed_at.isoformat(),
         )
         if known is not None:
-            known["removed"] = True
-            known["trail"].append(s)
+            known = replace(known, removed=True, trail=(*known.trail, s))
             rows.put(PUBLICATION, pub_id, known)
-            if known.get("unreviewed_violation"):
-                _oblige_rectify(rows, known["unreviewed_violation"], known["unit"], env)
+            if known.unreviewed_violation:
+                _oblige_rectify(rows, known.unreviewed_violation, known.unit, env)
         if post is not None:
-            post["trail"].append(s)
-            rows.put(POST, post["post_id"], post)
+            rows.put(POST, post.post_id, replace(post, trail=(*post.trail, s)))
         _answer_findings(rows, p.post_id, pub_id, env, "removed")
 
 
 def _went_online(
-    env: Envelope[Any], seq: int, what: str, post_id: str | None, told: Row, **kept: Any
-) -> Row:
+    env: Envelope[Any], seq: int, what: str, post_id: str | None, **told: Any
+) -> Publication:
     """A publication's row as it went online (``PostPublished``) or was imported: the
     content's digest, where and when it is online, and a first step saying so (``what``,
-    with what the event ``told`` besides); ``kept`` are the row's own further facts."""
+    with what the event ``told`` besides)."""
     p = env.payload
     online_at = iso(p.online_at)
     first = step(
         env, seq, what, digest=p.content_digest, publication_id=p.publication_id, url=p.url,
         online_at=online_at, **told,
     )
-    return {
-        "publication_id": p.publication_id,
-        "post_id": post_id,
-        "unit": p.unit,
-        "column": p.column,
-        "digest": p.content_digest,
-        "online_at": online_at,
-        **kept,
-        "removed": False,
-        "event_id": env.event_id,
-        "trail": [first],
-    }
+    return Publication(
+        p.publication_id,
+        post_id,
+        p.unit,
+        p.column,
+        p.content_digest,
+        online_at,
+        removed=False,
+        event_id=env.event_id,
+        trail=(first,),
+    )
+
+
+def imported_publication(env: Envelope[Any], seq: int) -> Publication:
+    """An item of the site's history (``PublicationImported``) as the read model keeps it."""
+    p = env.payload
+    pub = _went_online(env, seq, "imported", None, title=p.title)
+    return replace(pub, title=p.title, url=p.url, imported=True)
 
 
 def _imported(rows: Rows, env: Envelope[Any], seq: int) -> None:
@@ -549,17 +573,16 @@ def _imported(rows: Rows, env: Envelope[Any], seq: int) -> None:
     judged for review — nobody reviewed it here, and it went online before gongkai watched."""
     p = env.payload
     day = local_date(p.online_at).isoformat()
-    pub = _went_online(
-        env, seq, "imported", None, {"title": p.title}, title=p.title, url=p.url, imported=True
-    )
-    rows.put(PUBLICATION, p.publication_id, pub)
+    rows.put(PUBLICATION, p.publication_id, imported_publication(env, seq))
     # Asked as of a day before the unit joined, the unit is known by its history alone.
     u = _unit(rows, p.unit)
     if u.history_from is None or day < u.history_from:
         rows.put(UNIT, p.unit, replace(u, history_from=day))
 
 
-def _check_review(rows: Rows, env: Envelope[Any], pub: Row, post: PostFacts | None) -> None:
+def _check_review(
+    rows: Rows, env: Envelope[Any], pub: Publication, post: PostFacts | None
+) -> None:
     p = env.payload
     # When the unit joined matters only for an item gongkai never saw: read it only then.
     unit = rows.get(UNIT, p.unit) if post is None else None
@@ -575,8 +598,8 @@ def _check_review(rows: Rows, env: Envelope[Any], pub: Row, post: PostFacts | No
     if verdict is None:
         return
     _record(rows, verdict)
-    pub["unreviewed_violation"] = short_id("V", verdict.command_id)
-    rows.put(PUBLICATION, p.publication_id, pub)
+    vid = short_id("V", verdict.command_id)
+    rows.put(PUBLICATION, p.publication_id, replace(pub, unreviewed_violation=vid))
 
 
 def _oblige_rectify(
@@ -780,10 +803,12 @@ def _answer_findings(
     how: Literal["revised", "removed"],
 ) -> None:
     ids: list[str] = []
-    if post_id:
-        ids += (rows.get(POST, post_id) or {}).get("findings", [])
-    if pub_id:
-        ids += (rows.get(PUBLICATION, pub_id) or {}).get("findings", [])
+    post = rows.get(POST, post_id) if post_id else None
+    if post is not None:
+        ids += post.findings or ()
+    pub = rows.get(PUBLICATION, pub_id) if pub_id else None
+    if pub is not None:
+        ids += pub.findings or ()
     for fid in sorted(set(ids)):
         f = rows.get(FINDING, fid)
         if f is None:
@@ -793,6 +818,11 @@ def _answer_findings(
         )
         if resolved is not None:
             _oblige(rows, Pending(f"finding-resolved:{fid}", f.unit, fid, resolved))
+
+
+def _found(row: Found, finding_id: str, found: Step) -> Found:
+    """A post or publication with a finding reported about it."""
+    return replace(row, findings=(*(row.findings or ()), finding_id), trail=(*row.trail, found))
 
 
 def _finding(rows: Rows, env: Envelope[Any], seq: int) -> None:
@@ -808,14 +838,13 @@ def _finding(rows: Rows, env: Envelope[Any], seq: int) -> None:
             }
         )
         rows.put(FINDING, p.finding_id, reported)
-        for table, key in ((POST, p.post_id), (PUBLICATION, p.publication_id)):
-            target = rows.get(table, key) if key else None
-            if target is not None and key:
-                target.setdefault("findings", []).append(p.finding_id)
-                target["trail"].append(
-                    step(env, seq, "finding", finding_id=p.finding_id, kind=p.kind)
-                )
-                rows.put(table, key, target)
+        found = step(env, seq, "finding", finding_id=p.finding_id, kind=p.kind)
+        post = rows.get(POST, p.post_id) if p.post_id else None
+        if post is not None:
+            rows.put(POST, post.post_id, _found(post, p.finding_id, found))
+        pub = rows.get(PUBLICATION, p.publication_id) if p.publication_id else None
+        if pub is not None:
+            rows.put(PUBLICATION, pub.publication_id, _found(pub, p.finding_id, found))
         return
     f = rows.get(FINDING, p.finding_id)
     if f is None:
@@ -834,8 +863,8 @@ def _finding(rows: Rows, env: Envelope[Any], seq: int) -> None:
         )
         post = rows.get(POST, f.post_id) if f.post_id else None
         pub = rows.get(PUBLICATION, f.publication_id) if f.publication_id else None
-        if post is None and pub is not None and pub.get("post_id"):
-            post = rows.get(POST, pub["post_id"])
+        if post is None and pub is not None and pub.post_id:
+            post = rows.get(POST, pub.post_id)
         _record(
             rows,
             wrong_information(
@@ -844,7 +873,7 @@ def _finding(rows: Rows, env: Envelope[Any], seq: int) -> None:
                 env.business_time,
                 PostFacts.of(post) if post is not None else None,
                 # The publication's first step is its PostPublished: who reported it online.
-                Person.of(pub["trail"][0]) if pub is not None else None,
+                pub.trail[0].actor if pub is not None else None,
                 held_in(rows, f.unit),
             ),
         )
@@ -875,8 +904,8 @@ def _violation(rows: Rows, env: Envelope[Any], seq: int) -> None:
                 rows.put(CASE, p.case_id, replace(case, breach=vid))
         post = rows.get(POST, p.post_id) if p.post_id else None
         if post is not None:
-            post["trail"].append(step(env, seq, "violation", violation_id=vid, kind=p.kind))
-            rows.put(POST, p.post_id or "", post)
+            recorded_step = step(env, seq, "violation", violation_id=vid, kind=p.kind)
+            rows.put(POST, post.post_id, replace(post, trail=(*post.trail, recorded_step)))
     else:
         v = rows.get(VIOLATION, p.violation_id)
         if v is None:

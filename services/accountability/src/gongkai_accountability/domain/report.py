@@ -76,10 +76,10 @@ def latest_publications(rows: Rows, day: date) -> dict[tuple[str, str], datetime
         return found
     out: dict[tuple[str, str], datetime] = {}
     for _, pub in rows.scan(PUBLICATION):
-        if pub.get("removed"):
+        if pub.removed:
             continue
-        on = datetime.fromisoformat(pub["online_at"])
-        key = (pub["unit"], pub["column"])
+        on = datetime.fromisoformat(pub.online_at)
+        key = (pub.unit, pub.column)
         if local_date(on) <= day and (key not in out or on > out[key]):
             out[key] = on
     return out

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,13 +20,6 @@ class Person:
     person: str
     role: str
     unit: str
-
-    def as_row(self) -> dict[str, str]:
-        return {"person": self.person, "role": self.role, "unit": self.unit}
-
-    @classmethod
-    def of(cls, row: dict[str, Any]) -> Person:
-        return cls(row["person"], row["role"], row["unit"])
 
 
 #: Who held ``role`` in the unit at a business time (None: as the directory stands now); a

@@ -12,12 +12,12 @@ the object; ``ADDED`` marks a key older rows lack.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from gongkai_accountability.domain.codec import ADDED, Stored, also, codec
 from gongkai_accountability.domain.responsibility import Person
-from gongkai_accountability.domain.rows import NAMES, MemoryRows, R, Row, Table, plain
+from gongkai_accountability.domain.rows import NAMES, MemoryRows, R, Row, Table
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,14 +280,162 @@ class Unit(Stored):
         return cls(code=code, name=code, roles={}, names={})
 
 
+@dataclass(frozen=True, slots=True)
+class Step(Stored):
+    """One line of a chain of custody (谁制作谁审核谁公开谁负责): who did what, when, on which
+    content. What a step records besides is a key of its own, absent where it says nothing.
+
+    The keys a step may have are fields in one order that is the order each kind of step was
+    always written in (a submission's digest, version, title, ...; a signature's digest,
+    decision, opinion, chain, signer, ...; a publication's digest, publication_id, url,
+    online_at, ...; a removal's publication_id, reason, removed_at; a finding's or violation's
+    id, then kind): a new detail must find its place so every kind keeps its order.
+    """
+
+    #: The event's stream sequence.
+    seq: int
+    event_id: str
+    #: submitted, revised, withdrawn, signed:<stage>, review:<outcome>, published, imported,
+    #: removed, finding, violation.
+    what: str
+    #: ISO timestamps: business time, and when it was recorded.
+    at: str
+    recorded_at: str
+    person: str
+    role: str
+    unit: str
+    digest: str | None = field(default=None, metadata=ADDED)
+    version: int | None = field(default=None, metadata=ADDED)
+    decision: str | None = field(default=None, metadata=ADDED)
+    opinion: str | None = field(default=None, metadata=ADDED)
+    chain: int | None = field(default=None, metadata=ADDED)
+    signer: str | None = field(default=None, metadata=ADDED)
+    signer_role: str | None = field(default=None, metadata=ADDED)
+    signer_unit: str | None = field(default=None, metadata=ADDED)
+    publication_id: str | None = field(default=None, metadata=ADDED)
+    url: str | None = field(default=None, metadata=ADDED)
+    online_at: str | None = field(default=None, metadata=ADDED)
+    #: cms or site_reader.
+    reported_by: str | None = field(default=None, metadata=ADDED)
+    #: True only: the CMS redated the item.
+    redated: bool | None = field(default=None, metadata=ADDED)
+    title: str | None = field(default=None, metadata=ADDED)
+    important_kind: str | None = field(default=None, metadata=ADDED)
+    needs_secrecy_review: bool | None = field(default=None, metadata=ADDED)
+    #: How many spans of personal data screening masked (None: none).
+    personal_data: int | None = field(default=None, metadata=ADDED)
+    reason: str | None = field(default=None, metadata=ADDED)
+    removed_at: str | None = field(default=None, metadata=ADDED)
+    #: False only: an approval of content already overtaken, which approves nothing.
+    stands: bool | None = field(default=None, metadata=ADDED)
+    finding_id: str | None = field(default=None, metadata=ADDED)
+    violation_id: str | None = field(default=None, metadata=ADDED)
+    #: A finding's or violation's kind.
+    kind: str | None = field(default=None, metadata=ADDED)
+
+    @property
+    def actor(self) -> Person:
+        """Who took the step, as a verdict names them."""
+        return Person(self.person, self.role, self.unit)
+
+
+@dataclass(frozen=True, slots=True)
+class Form(Stored):
+    """Attachment 1's boxes as the maker ticked them (the printed form shows them)."""
+
+    #: produced or reprinted, and the source of a reprint.
+    origin: str
+    source: str | None
+    #: website, on_request or other.
+    channel: str
+    maker_unsure: bool
+    #: ISO date.
+    information_date: str
+
+
+@dataclass(frozen=True, slots=True)
+class Post(Stored):
+    """A post and its chain of custody: its current content, the approvals that stand for
+    it, its publications and every step of its trail.
+
+    The keys a post gains on the way (``makers`` ... ``findings``) are absent until then; they
+    are written in this order whatever order its history gave them (rows are stored with
+    their keys sorted, so only a folded row's printed order can differ from before).
+    """
+
+    post_id: str
+    unit: str
+    column: str
+    #: As the read model may show it: screened personal data masked.
+    title: str
+    important_kind: str | None
+    form: Form
+    maker: Person
+    #: The current content's digest and version.
+    digest: str
+    version: int
+    #: The digests screening flagged (secrets, personal data).
+    flagged_digests: tuple[str, ...]
+    #: chain -> the digest its approval stands for.
+    approved: Mapping[str, str]
+    #: The principal leaders who agreed to it, in order.
+    leader_signers: tuple[str, ...]
+    publications: tuple[str, ...]
+    withdrawn: bool
+    trail: tuple[Step, ...]
+    #: Everyone who made a version of it (None: only its maker, no revision yet).
+    makers: tuple[str, ...] | None = field(default=None, metadata=ADDED)
+    #: The chains a signature without authority claimed to belong to: they approve nothing.
+    tainted_chains: tuple[int, ...] | None = field(default=None, metadata=ADDED)
+    #: chain -> the digest a believed leader agreed to: what an approval may stand on.
+    agreed: Mapping[str, str] | None = field(default=None, metadata=ADDED)
+    #: Who answered for it when it first went online (None: not online yet).
+    published_responsible: tuple[Person, ...] | None = field(default=None, metadata=ADDED)
+    #: The findings reported about it.
+    findings: tuple[str, ...] | None = field(default=None, metadata=ADDED)
+
+    def made_by(self) -> tuple[str, ...]:
+        """Everyone who made a version of it: none of them may approve it."""
+        return self.makers if self.makers is not None else (self.maker.person,)
+
+
+@dataclass(frozen=True, slots=True)
+class Publication(Stored):
+    """An item online (``PostPublished``) or of the site's history (``PublicationImported``),
+    with its trail: online, findings, removal."""
+
+    publication_id: str
+    #: The post it publishes (None: an item with no post, or imported history).
+    post_id: str | None
+    unit: str
+    column: str
+    #: The content's digest (None: history imported without one).
+    digest: str | None
+    #: ISO timestamp, as the event gave it.
+    online_at: str
+    #: Imported history only: its title, address, and that it was imported.
+    title: str | None = field(default=None, metadata=ADDED)
+    url: str | None = field(default=None, metadata=ADDED)
+    imported: bool | None = field(default=None, metadata=ADDED)
+    _: KW_ONLY
+    removed: bool
+    #: Its PostPublished or PublicationImported.
+    event_id: str
+    trail: tuple[Step, ...]
+    #: The violation recorded for publishing it without review.
+    unreviewed_violation: str | None = field(default=None, metadata=ADDED)
+    #: The findings reported about it.
+    findings: tuple[str, ...] | None = field(default=None, metadata=ADDED)
+
+
 def typed(name: str, row: type[R]) -> Table[R]:
     """A table whose rows are ``row`` objects, stored by the row class's codec."""
     c = codec(row)
     return Table(name, c.encode, c.decode)
 
 
-POST = plain("post")
-PUBLICATION = plain("publication")
+POST = typed("post", Post)
+PUBLICATION = typed("publication", Publication)
 UNIT = typed("unit", Unit)
 COLUMN = typed("column", Column)
 CASE = typed("case", Case)

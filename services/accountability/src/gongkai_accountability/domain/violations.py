@@ -24,7 +24,7 @@ from gongkai.events.contracts.accountability import Responsible, ViolationRecord
 from gongkai.events.contracts.freshness import ColumnRefreshed
 from gongkai.events.contracts.intake import PostPublished
 from gongkai_accountability.domain.responsibility import Holders, Person, responsible
-from gongkai_accountability.domain.tables import Case, Finding
+from gongkai_accountability.domain.tables import Case, Finding, Post
 
 #: Rule kinds whose deadline runs from a trigger ("within N working days of ..."): missing one
 #: is late publication; periodic and blank staleness is supervision's matter.
@@ -55,18 +55,15 @@ class PostFacts:
     published_responsible: tuple[Person, ...] | None = None
 
     @classmethod
-    def of(cls, row: dict[str, Any]) -> PostFacts:
-        answered = row.get("published_responsible")
+    def of(cls, row: Post) -> PostFacts:
         return cls(
-            post_id=row["post_id"],
-            submitted_event_id=row["trail"][0]["event_id"],
-            maker=row["maker"]["person"],
-            approved=tuple(row["approved"].values()),
-            flagged=tuple(row["flagged_digests"]),
-            leader_signers=tuple(row.get("leader_signers", ())),
-            published_responsible=None
-            if answered is None
-            else tuple(Person.of(r) for r in answered),
+            post_id=row.post_id,
+            submitted_event_id=row.trail[0].event_id,
+            maker=row.maker.person,
+            approved=tuple(row.approved.values()),
+            flagged=row.flagged_digests,
+            leader_signers=row.leader_signers,
+            published_responsible=row.published_responsible,
         )
 
 

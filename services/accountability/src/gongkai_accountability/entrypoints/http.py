@@ -12,6 +12,7 @@ and a filter on another unit is refused. The read model keeps screened personal 
 from datetime import date
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Depends, Header, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -45,6 +46,7 @@ from gongkai_accountability.domain.tables import (
     PUBLICATION,
     UNIT,
     VIOLATION,
+    Post,
 )
 
 if TYPE_CHECKING:
@@ -164,19 +166,29 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
     Caller = Annotated[Principal, Depends(bearer_auth(lambda: svc.directory))]
     KeyHeader = Annotated[str | None, Header(alias="Idempotency-Key")]
 
-    # Routes answer with the rows' stored JSON (``Table.encode``): the same body whichever
-    # table is typed.
-    def found(table: Table[Any], key: str, what: str) -> dict[str, Any]:
+    def known(table: Table[R], key: str, what: str) -> R:
         row = svc.model.get(table, key)
         if row is None:
             raise Problem(404, "Not found", f"no {what} {key!r}")
-        return table.encode_row(row)
+        return row
+
+    # Routes answer with the rows' stored JSON (``Table.encode``): the same body whichever
+    # table is typed.
+    def found(table: Table[Any], key: str, what: str) -> dict[str, Any]:
+        return table.encode_row(known(table, key, what))
 
     def readable(caller: Principal, table: Table[Any], key: str, what: str) -> dict[str, Any]:
         """The row if the caller may read it: 404 when there is none, else 403 for strangers."""
         row = found(table, key, what)
         access.require_read(caller, row["unit"], f"{what} {key}")
         return row
+
+    def readable_post(caller: Principal, post_id: str) -> dict[str, Any]:
+        """The post's row as SQL keeps it, keys sorted (its trail's steps too): what the live
+        post routes have always answered, a step's keys in one order whatever its kind."""
+        row = readable(caller, POST, post_id, "post")
+        stored: dict[str, Any] = orjson.loads(orjson.dumps(row, option=orjson.OPT_SORT_KEYS))
+        return stored
 
     def listed(
         caller: Principal, table: Table[R], unit: str | None, tag: str | None, what: str
@@ -260,7 +272,7 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
 
     @router.get("/posts/{post_id}/trail", summary="A post's chain of custody")
     async def trail(post_id: PathId, caller: Caller) -> dict[str, Any]:
-        post = readable(caller, POST, post_id, "post")
+        post = readable_post(caller, post_id)
         return {k: post[k] for k in ("post_id", "unit", "column", "title", "trail")}
 
     @router.get(
@@ -277,13 +289,14 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
         caller: Caller,
         day: Annotated[date | None, Query(alias="date")] = None,
     ) -> dict[str, Any]:
-        post = readable(caller, POST, post_id, "post")
-        if day is not None:
-            then = await svc.post(post_id, day)
-            if then is None:
-                raise Problem(404, "Not found", f"no post {post_id!r} on {day}")
-            post = then
-        return post
+        post = readable_post(caller, post_id)
+        if day is None:
+            return post
+        then: Post | None = await svc.post(post_id, day)
+        if then is None:
+            raise Problem(404, "Not found", f"no post {post_id!r} on {day}")
+        # As folded from the log: as ``gongkai audit trail --json`` prints it.
+        return POST.encode_row(then)
 
     @router.get(
         "/verify",
@@ -471,11 +484,11 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
         finding_rules.check_target(body.post_id, body.publication_id)
         unit = column = None
         if body.publication_id:
-            pub = found(PUBLICATION, body.publication_id, "publication")
-            unit, column = pub["unit"], pub["column"]
+            pub = known(PUBLICATION, body.publication_id, "publication")
+            unit, column = pub.unit, pub.column
         if body.post_id:
-            post = found(POST, body.post_id, "post")
-            unit, column = post["unit"], post["column"]
+            post = known(POST, body.post_id, "post")
+            unit, column = post.unit, post.column
         assert unit is not None
         command_id = IdempotencyStore.command_id(caller.person_id, key, "findings")
         fid = short_id("F", command_id)

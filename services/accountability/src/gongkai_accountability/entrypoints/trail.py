@@ -15,13 +15,12 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from gongkai.eventlog import EventLog
 from gongkai.runtime.settings import Settings
 from gongkai.trust import credentials
 from gongkai_accountability.adapters.trail import read_trail
-from gongkai_accountability.domain.tables import POST
+from gongkai_accountability.domain.tables import POST, Step
 
 
 def nats_url(args: argparse.Namespace) -> str:
@@ -48,19 +47,22 @@ def run(args: argparse.Namespace, body: Callable[[EventLog], Awaitable[int]]) ->
     return asyncio.run(main())
 
 
-def _detail(step: dict[str, Any]) -> str:
+def _detail(step: Step) -> str:
     """What a step of the trail decided, in the notice's words where it has them."""
     from gongkai.terminal import named
     from gongkai.vocabulary import DECISIONS, VIOLATION_KINDS, name_of
 
     parts = []
-    if "decision" in step:
-        parts.append(name_of(DECISIONS, step["decision"]))
-    for key in ("opinion", "publication_id", "reason"):
-        if step.get(key):
-            parts.append(f"{key}={step[key]}")
-    if "kind" in step:
-        parts.append(named(VIOLATION_KINDS.get(step["kind"]), step["kind"]))
+    if step.decision is not None:
+        parts.append(name_of(DECISIONS, step.decision))
+    for key, value in (
+        ("opinion", step.opinion), ("publication_id", step.publication_id),
+        ("reason", step.reason),
+    ):
+        if value:
+            parts.append(f"{key}={value}")
+    if step.kind is not None:
+        parts.append(named(VIOLATION_KINDS.get(step.kind), step.kind))
     return " ".join(parts)
 
 
@@ -74,28 +76,28 @@ def cmd_trail(args: argparse.Namespace) -> int:
             print(f"gongkai audit trail: no post {args.post!r} in the log", file=sys.stderr)
             return 1
         if args.json:
-            print(json.dumps(post, ensure_ascii=False, indent=2))
+            print(json.dumps(POST.encode_row(post), ensure_ascii=False, indent=2))
             return 0
         from gongkai.terminal import beijing, named, table
         from gongkai.vocabulary import ROLES, STEPS, name_of
         from gongkai_accountability.entrypoints.commands import _column_name, _unit_name
 
         print(
-            f"稿件 post {post['post_id']}  {_unit_name(res.rows, post['unit'])}  "
-            f"{_column_name(post['column'])}  《{post['title']}》"
+            f"稿件 post {post.post_id}  {_unit_name(res.rows, post.unit)}  "
+            f"{_column_name(post.column)}  《{post.title}》"
         )
         table(
             ["序号 seq", "时间 time", "环节 step", "人员 person", "摘要 digest", "详情 detail"],
             (
                 [
-                    s["seq"],
-                    beijing(s["at"], seconds=True),
-                    named(STEPS.get(s["what"]), s["what"]),
-                    f"{s['person']} ({name_of(ROLES, s['role'])}, {s['unit']})",
-                    s.get("digest", "")[:12],
+                    s.seq,
+                    beijing(s.at, seconds=True),
+                    named(STEPS.get(s.what), s.what),
+                    f"{s.person} ({name_of(ROLES, s.role)}, {s.unit})",
+                    (s.digest or "")[:12],
                     _detail(s),
                 ]
-                for s in post["trail"]
+                for s in post.trail
             ),
         )
         return 0

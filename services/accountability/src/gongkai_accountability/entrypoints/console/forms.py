@@ -16,15 +16,15 @@ counted from its last publication.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
 from gongkai.calendar import local_date
 from gongkai.rules import CATALOG_RULE_SET, Catalog, RuleSet, Text, load_rule_sets
 from gongkai_accountability.domain.report import latest_publications
-from gongkai_accountability.domain.rows import Row, Rows
-from gongkai_accountability.domain.tables import COLUMN, UNIT
+from gongkai_accountability.domain.rows import Rows
+from gongkai_accountability.domain.tables import COLUMN, UNIT, Post, Step
 
 #: The stages of Attachment 1, in the order the form lists them.
 STAGES = ("staff", "secrecy", "leader")
@@ -72,61 +72,59 @@ class Attachment1:
     withdrawn: bool
 
 
-def _latest_chain(trail: list[Row]) -> int | None:
-    chains = [s["chain"] for s in trail if s.get("chain") is not None]
+def _latest_chain(trail: Sequence[Step]) -> int | None:
+    chains = [s.chain for s in trail if s.chain is not None]
     return chains[-1] if chains else None
 
 
-def attachment1(post: Row) -> Attachment1:
+def attachment1(post: Post) -> Attachment1:
     """The review form of ``post`` (a row of the fold) as its latest review chain fills it."""
-    trail: list[Row] = post["trail"]
+    trail = post.trail
     chain = _latest_chain(trail)
     signatures: dict[str, Signature] = {}
     outcome = concluded = None
     for s in trail:
-        if s.get("chain") != chain or chain is None:
+        if s.chain != chain or chain is None:
             continue
-        what = s["what"]
+        what = s.what
         if what.startswith("signed:"):
             stage = what.split(":", 1)[1]
             # A stage signed twice in one chain: the later signature is the one that stands.
             signatures[stage] = Signature(
                 stage=stage,
-                person=s.get("signer") or s["person"],
-                decision=s.get("decision") or "",
-                opinion=s.get("opinion") or "",
-                at=s["at"],
-                digest=s.get("digest") or "",
+                person=s.signer or s.person,
+                decision=s.decision or "",
+                opinion=s.opinion or "",
+                at=s.at,
+                digest=s.digest or "",
             )
         elif what.startswith("review:"):
-            outcome, concluded = what.split(":", 1)[1], s["at"]
-    submitted = trail[0] if trail else {}
-    form = post.get("form") or {}
-    published = next(
-        (s.get("online_at") or s["at"] for s in trail if s["what"] == "published"), None
-    )
+            outcome, concluded = what.split(":", 1)[1], s.at
+    submitted = trail[0]
+    form = post.form
+    published = next((s.online_at or s.at for s in trail if s.what == "published"), None)
     return Attachment1(
-        post_id=post["post_id"],
-        unit=post["unit"],
-        column=post["column"],
-        title=post["title"],
-        maker=post["maker"]["person"],
-        submitted_at=submitted.get("at", ""),
-        origin=form.get("origin"),
-        source=form.get("source"),
-        channel=form.get("channel"),
-        important_kind=post.get("important_kind"),
-        information_date=form.get("information_date"),
-        secrecy_needed=bool(submitted.get("needs_secrecy_review") or form.get("maker_unsure"))
+        post_id=post.post_id,
+        unit=post.unit,
+        column=post.column,
+        title=post.title,
+        maker=post.maker.person,
+        submitted_at=submitted.at,
+        origin=form.origin,
+        source=form.source,
+        channel=form.channel,
+        important_kind=post.important_kind,
+        information_date=form.information_date,
+        secrecy_needed=bool(submitted.needs_secrecy_review or form.maker_unsure)
         or "secrecy" in signatures,
-        digest=post.get("digest") or "",
-        version=int(post.get("version") or 1),
+        digest=post.digest,
+        version=post.version,
         chain=chain,
         signatures=signatures,
         outcome=outcome,
         concluded_at=concluded,
         published_at=published,
-        withdrawn=bool(post.get("withdrawn")),
+        withdrawn=post.withdrawn,
     )
 
 

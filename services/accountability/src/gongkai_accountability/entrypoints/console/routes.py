@@ -566,7 +566,7 @@ def build_console_router(svc: AccountabilityService) -> APIRouter:
         if post is None:
             # Unknown, or not yet made on that day: the same answer, as the API's 404.
             return problem(page, 404, page.gettext("该日没有这篇稿件。"))
-        if not access.may_read(page.principal, post["unit"]):
+        if not access.may_read(page.principal, post.unit):
             raise Forbidden
         form = forms.attachment1(post)
         if as_pdf:
