@@ -5,9 +5,9 @@ with SQL inside the projection's transaction; a rebuild or an as-of query backs 
 dict and writes once at the end. The same code runs on both, so both give the same rows.
 
 A table (``Table``) says what its rows are: a typed row class (``domain.tables``) with the one
-``encode``/``decode`` pair that turns it into the JSON body SQL keeps and back; tables not yet
-typed keep plain dicts (``Row``). Rows are handed out as objects of that type on every path
-(memory, SQL, the kept days), and the stored JSON is the same whichever path wrote it.
+``encode``/``decode`` pair that turns it into the JSON body SQL keeps (``Row``) and back. Rows
+are handed out as objects of that type on every path (memory, SQL, the kept days), and the
+stored JSON is the same whichever path wrote it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, Protocol, TypeVar
 
-#: A row of a table that is still a plain JSON object.
+#: A row as the JSON object SQL keeps (and HTTP answers hold).
 Row = dict[str, Any]
 
 R = TypeVar("R")
@@ -41,15 +41,6 @@ class Table(str, Generic[R]):
 #: with the same object is found by identity, where a str subclass against a plain str key is
 #: compared by value on every get (four times the cost, seen in a profile of the fold).
 _MADE: dict[str, Table[Any]] = {}
-
-
-def _same(row: Row) -> Row:
-    return row
-
-
-def plain(name: str) -> Table[Row]:
-    """A table whose rows are plain JSON objects."""
-    return Table(name, _same, _same)
 
 
 class Rows(Protocol):
