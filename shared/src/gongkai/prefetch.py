@@ -18,12 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import multiprocessing
 import os
 import pickle
+import struct
+import sys
 from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from typing import Any
 
 from gongkai.eventlog import EventLog, EventLogError, ack_position
@@ -33,6 +33,9 @@ PREFETCH_MIN_EVENTS = 50_000
 #: Messages per batch through the pipe: large enough that pickling and the thread hop per
 #: batch vanish, small enough that the first batch arrives at once.
 BATCH = 2000
+#: What this process buffers from the reader's pipe before it stops reading it (a batch is
+#: 1-2 MB; the pipe itself holds 64 KB more, then the reader waits).
+PIPE_BUFFER = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +101,20 @@ class _Reading:
     signed_from: int | None = None
 
 
-async def _read(conn: Connection, job: _Reading) -> None:
+#: A frame on the reader's pipe: the length of the pickled item that follows.
+_FRAME = struct.Struct(">Q")
+
+
+def _send(fd: int, item: object) -> None:
+    # Blocking on purpose: a full pipe means the fold is behind, and the reader should wait
+    # rather than buffer. The ordered consumer's flow control then holds the server back too.
+    data = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
+    view = memoryview(_FRAME.pack(len(data)) + data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+async def _read(fd: int, job: _Reading) -> None:
     # A reader that loses its connection fails the rebuild rather than retrying: the parent
     # reports it, and a rebuild is simply run again.
     evlog = await EventLog.connect(
@@ -107,23 +123,24 @@ async def _read(conn: Connection, job: _Reading) -> None:
     evlog.stream = job.stream
     try:
         async for batch in _in_process(evlog, job.types, job.hashes, job.signed_from):
-            # Blocking on purpose: a full pipe means the fold is behind, and the reader
-            # should wait rather than buffer. The ordered consumer's flow control then
-            # holds the server back too.
-            conn.send((batch.seen, batch.last_seq, batch.events, batch.leaves, batch.headers))
-        conn.send(None)
+            _send(fd, (batch.seen, batch.last_seq, batch.events, batch.leaves, batch.headers))
+        _send(fd, None)
     finally:
         await evlog.close()
 
 
-def _reader_main(conn: Connection, job: _Reading) -> None:
+def _reader_main() -> None:
+    """The reader process: its job pickled on stdin, its batches framed on the pipe whose
+    descriptor is its one argument."""
+    fd = int(sys.argv[1])
     try:
-        asyncio.run(_read(conn, job))
+        job = pickle.loads(sys.stdin.buffer.read())  # noqa: S301 - from our own parent
+        asyncio.run(_read(fd, job))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
         with contextlib.suppress(Exception):
-            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+            _send(fd, ("error", f"{type(exc).__name__}: {exc}"))
     finally:
-        conn.close()
+        os.close(fd)
 
 
 def _mode() -> str:
@@ -161,32 +178,62 @@ async def prefetched(
             yield b
         return
     url, options = args
-    # spawn, not fork: this process runs an event loop and a NATS client's socket, neither
-    # of which survives a fork.
-    ctx = multiprocessing.get_context("spawn")
-    parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(
-        target=_reader_main,
-        args=(child, _Reading(url, options, evlog.stream, wanted, hashes, signed_from)),
-        name="gongkai-prefetch",
-        daemon=True,
-    )
-    proc.start()
-    child.close()
+    job = _Reading(url, options, evlog.stream, wanted, hashes, signed_from)
+    async for item in _through_reader(job):
+        yield Batch(*item)
+
+
+async def _through_reader(job: _Reading) -> AsyncIterator[Any]:
+    """What a reader process doing ``job`` sends, item by item, until it says it is done.
+
+    A fresh interpreter that imports this module and nothing of the caller's (multiprocessing's
+    spawn would import the caller's main module again, and start a resource tracker process
+    besides: about a second before the first batch, most of a 100,000-event rebuild's wait).
+    Not a fork: this process runs an event loop and a NATS client's socket, neither of which
+    survives one. The job (it may hold credentials) goes on the reader's stdin, not its
+    command line.
+    """
     loop = asyncio.get_running_loop()
+    out_r, out_w = os.pipe()
     try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            "import gongkai.prefetch as p; p._reader_main()",
+            str(out_w),
+            stdin=asyncio.subprocess.PIPE,
+            pass_fds=(out_w,),
+            # The modules this process found, wherever they came from, found there too.
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
+        )
+    finally:
+        os.close(out_w)
+    reader = asyncio.StreamReader(limit=PIPE_BUFFER)
+    pipe = os.fdopen(out_r, "rb", buffering=0)
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), pipe
+    )
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL))
+        await proc.stdin.drain()
+        proc.stdin.close()
         while True:
             try:
-                item = await loop.run_in_executor(None, parent.recv)
-            except EOFError:
+                (size,) = _FRAME.unpack(await reader.readexactly(_FRAME.size))
+                item = pickle.loads(await reader.readexactly(size))  # noqa: S301 - our reader
+            except asyncio.IncompleteReadError:
                 raise EventLogError("replay reader process ended without finishing") from None
             if item is None:
                 return
             if isinstance(item, tuple) and len(item) == 2 and item[0] == "error":
                 raise EventLogError(f"replay reader process failed: {item[1]}")
-            yield Batch(*item)
+            yield item
     finally:
-        parent.close()
-        if proc.is_alive():
-            proc.terminate()
-        await loop.run_in_executor(None, proc.join, 5)
+        transport.close()
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                await proc.wait()
