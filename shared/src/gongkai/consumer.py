@@ -78,6 +78,9 @@ class _Heap:
     """
 
     frozen = False
+    #: The process holds a large state for as long as it runs (``keep_heap``): once caught
+    #: up, the survivors are frozen again instead of walked by every full collection.
+    kept = False
 
     @classmethod
     def behind(cls) -> None:
@@ -89,6 +92,24 @@ class _Heap:
         if cls.frozen:
             cls.frozen = False
             gc.unfreeze()
+            if cls.kept:
+                gc.collect()  # the cycles that died while frozen, once
+                gc.freeze()
+
+
+def keep_heap() -> None:
+    """What is alive now lives as long as the process: out of the cyclic collector's sight.
+
+    For a service that holds a large state in memory for good (accountability's kept days at a
+    million events): every full collection walked all of it again, 120-180 ms that landed on
+    whichever request was running (measured on the console at 1,000,000 events). Frozen, only
+    what is made after is walked. Reference counting still frees what dies; a cycle among the
+    frozen objects that dies later is collected only at the next catch-up (``_Heap``), which
+    freezes the survivors again.
+    """
+    _Heap.kept = True
+    if not _Heap.frozen:
+        gc.freeze()
 
 
 def unavailable(error: BaseException) -> bool:
