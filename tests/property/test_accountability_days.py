@@ -114,7 +114,7 @@ def test_publications_give_back_their_times_as_recorded() -> None:
     pubs = Publications()
 
     def online(pid: str, text: str) -> Publication:
-        first = Step(1, "e", "published", text, text, "cms", "office", "county-office")
+        first = Step(1, "e", "published", text, text, "cms", "office", "county-office", {})
         return Publication(
             pid, None, "u1", "c1", None, text, removed=False, event_id="e", trail=(first,)
         )

@@ -4,14 +4,16 @@ encoding: orjson, keys sorted), so no migration and no change of the projection'
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import orjson
 import pytest
 
-from gongkai_accountability.domain.codec import codec
+from gongkai_accountability.domain.codec import REST, codec, replace
 from gongkai_accountability.domain.rows import NAMES, MemoryRows, Table
 from gongkai_accountability.domain.tables import (
     ALERT,
@@ -356,3 +358,24 @@ def test_a_finding_answer_is_read_back_as_what_it_was() -> None:
     assert isinstance(resolved.answer, Resolution) and resolved.answer.how == "removed"
     assert isinstance(confirmed.answer, Confirmation)
     assert confirmed.answer.by.person == "office1"
+
+
+@pytest.mark.parametrize(("table", "row"), STORED, ids=lambda x: str(x)[:24])
+def test_replace_is_dataclasses_replace(table: Table[Any], row: dict[str, Any]) -> None:
+    typed = table.decode_row(row)
+    first = dataclasses.fields(typed)[0].name
+    assert replace(typed, **{first: "x"}) == dataclasses.replace(typed, **{first: "x"})
+    assert replace(typed) == typed and replace(typed) is not typed
+    with pytest.raises(AttributeError):
+        replace(typed, no_such_field=1)
+
+
+@dataclass(frozen=True, slots=True)
+class RestFirst:
+    rest: Mapping[str, Any] = field(metadata=REST)
+    name: str = ""
+
+
+def test_the_rest_of_an_object_is_its_last_field() -> None:
+    with pytest.raises(TypeError, match="the rest is a Mapping, last"):
+        codec(RestFirst)

@@ -177,7 +177,7 @@ class Publications:
         person, role, unit = self._people[self._by[n]]
         at_unit, column = self._columns[self._column[n]]
         online_at = self._online_at(n)
-        first = Step(0, "", "published", online_at, "", person, role, unit)
+        first = Step(0, "", "published", online_at, "", person, role, unit, {})
         return Publication(
             pid, None, at_unit, column, None, online_at, removed=gone, event_id="", trail=(first,)
         )

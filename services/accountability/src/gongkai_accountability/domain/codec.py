@@ -14,6 +14,9 @@ The rules (the stored JSON of every row must stay what it was, byte for byte):
   without a default after one with;
 * a field with ``also(key)`` metadata is written a second time under ``key`` (a column lists
   filter on), and never read back from it;
+* a field with ``REST`` metadata (a ``Mapping[str, Any]``, the class's last field) holds every
+  other key of the object: written after the others, in its own order, and read back as the
+  keys no other field names (a step of a trail: what each kind of step says besides);
 * read back, a key of an optional type may be absent (None); any other key must be there.
 
 The plan is worked out once per class, when its table is made, and becomes the class's own
@@ -39,11 +42,16 @@ Convert = Callable[[Any], Any] | None
 
 _ADDED = "gongkai.added"
 _ALSO = "gongkai.also"
+_REST = "gongkai.rest"
 
 
 #: A field's metadata (``field(default=None, metadata=ADDED)``): a key later rows gained,
 #: left out while None.
 ADDED: Mapping[str, bool] = types.MappingProxyType({_ADDED: True})
+
+
+#: A field's metadata (``field(metadata=REST)``): the object's other keys, flattened into it.
+REST: Mapping[str, bool] = types.MappingProxyType({_REST: True})
 
 
 def also(key: str) -> Mapping[str, str]:
@@ -104,12 +112,20 @@ class _Key:
     copy: bool = False
     #: Passed by name (a keyword-only field: one after ``KW_ONLY``).
     by_name: bool = False
+    #: Every key no other field names (``REST``).
+    rest: bool = False
 
 
 def _plan(cls: type[T]) -> Codec[T]:
     hints = typing.get_type_hints(cls)
     keys: list[_Key] = []
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+    for f in fields:
+        if f.metadata.get(_REST):
+            if f is not fields[-1] or hints[f.name] != Mapping[str, Any]:
+                raise TypeError(f"{cls.__name__}.{f.name}: the rest is a Mapping, last")
+            keys.append(_Key(f.name, f.name, None, None, False, rest=True))
+            continue
         tp, may_be_none = _unwrap(hints[f.name])
         enc, dec = _converters(tp)
         added = bool(f.metadata.get(_ADDED))
@@ -118,7 +134,9 @@ def _plan(cls: type[T]) -> Codec[T]:
         )
         if _ALSO in f.metadata:
             keys.append(_Key(f.metadata[_ALSO], f.name, enc, dec, may_be_none, copy=True))
-    required = frozenset(k.key for k in keys if not k.may_be_none and not k.copy)
+    required = frozenset(
+        k.key for k in keys if not k.may_be_none and not k.copy and not k.rest
+    )
     return Codec(_encoder(cls, keys), _decoder(cls, keys), required)
 
 
@@ -135,6 +153,9 @@ def _encoder(cls: type[Any], keys: list[_Key]) -> Callable[[Any], Row]:
     after: list[str] = []
     for i, k in enumerate(keys):
         key, attr, convert = repr(k.key), f"obj.{k.attr}", f"_c{i}"
+        if k.rest:
+            after.append(f"    out.update({attr})")
+            continue
         if k.convert is not None:
             env[convert] = k.convert
         if k.added:
@@ -159,10 +180,13 @@ def _decoder(cls: type[Any], keys: list[_Key]) -> Callable[[Row], Any]:
     """The class called with each field's value in order (by name after ``KW_ONLY``):
     ``row[key]`` where the key must be there (a stored row missing one fails where it is read,
     not where the None is used), ``row.get(key)`` where its type allows None."""
-    env: dict[str, Any] = {"_cls": cls}
+    env: dict[str, Any] = {"_cls": cls, "_named": frozenset(k.key for k in keys)}
     args: list[str] = []
     for i, k in enumerate(keys):
         if k.copy:
+            continue
+        if k.rest:
+            args.append("        {k: v for k, v in row.items() if k not in _named},")
             continue
         key, restore = repr(k.key), f"_r{i}"
         if k.restore is not None:
@@ -175,6 +199,36 @@ def _decoder(cls: type[Any], keys: list[_Key]) -> Callable[[Row], Any]:
             value = f"None if (v := row.get({key})) is None else {restore}(v)"
         args.append(f"        {k.attr}={value}," if k.by_name else f"        {value},")
     return _made(cls, "decode", ["def decode(row):", "    return _cls(", *args, "    )"], env)
+
+
+_REPLACERS: dict[type[Any], Callable[[Any, dict[str, Any]], Any]] = {}
+
+
+def replace(obj: T, /, **changes: Any) -> T:
+    """``dataclasses.replace(obj, **changes)`` for a frozen slotted row, at a third of its cost.
+
+    The fold makes a new post row for every step of its trail: ``dataclasses.replace`` reads
+    every field through a loop and passes them all by name to ``__init__`` (half the fold's
+    time on a log of posts). This is made as source once per class, as ``encode``/``decode``
+    are: a new object with every slot copied, then the changes set (a name that is not a
+    field has no slot and is refused). No ``__init__`` runs: row classes have no
+    ``__post_init__``.
+    """
+    made = _REPLACERS.get(type(obj))
+    if made is None:
+        made = _REPLACERS[type(obj)] = _replacer(type(obj))
+    return made(obj, changes)  # type: ignore[no-any-return]
+
+
+def _replacer(cls: type[Any]) -> Callable[[Any, dict[str, Any]], Any]:
+    if hasattr(cls, "__post_init__") or not hasattr(cls, "__slots__"):
+        raise TypeError(f"{cls!r}: only slotted rows without __post_init__ are replaced so")
+    lines = ["def replace(obj, changes):", "    new = _new(_cls)"]
+    lines += [f"    _set(new, {f.name!r}, obj.{f.name})" for f in dataclasses.fields(cls)]
+    lines += ["    for k, v in changes.items():", "        _set(new, k, v)", "    return new"]
+    env = {"_cls": cls, "_new": object.__new__, "_set": object.__setattr__}
+    made: Callable[[Any, dict[str, Any]], Any] = _made(cls, "replace", lines, env)
+    return made
 
 
 def _made(cls: type[Any], name: str, lines: list[str], env: dict[str, Any]) -> Any:

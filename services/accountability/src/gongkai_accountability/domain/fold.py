@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import date, datetime
 from typing import Any, Literal, TypeVar
 
@@ -24,6 +23,7 @@ from gongkai.calendar import local_date
 from gongkai.events import Envelope
 from gongkai.events.contracts.accountability import IntegrityAlert
 from gongkai.subjects import event_subject
+from gongkai_accountability.domain.codec import replace
 from gongkai_accountability.domain.finding import resolved_by
 from gongkai_accountability.domain.pending import Pending
 from gongkai_accountability.domain.responsibility import Holders, Person, responsible
@@ -125,7 +125,7 @@ def step(env: Envelope[Any], seq: int, what: str, **detail: Any) -> Step:
         a.person,
         a.role,
         a.unit,
-        **detail,
+        {k: v for k, v in detail.items() if v is not None},
     )
 
 
@@ -495,25 +495,24 @@ def _publication(rows: Rows, env: Envelope[Any], seq: int) -> None:
         rows.put(PUBLICATION, pub_id, pub)
         facts: PostFacts | None = None
         if post is not None:
+            facts = PostFacts.of(post)
+            # Who answers for the item going online, fixed when it did: a late-publication
+            # verdict (freshness's ColumnRefreshed, a reaction) names these people however
+            # many signatures or role changes land between the publication and it.
+            answered = facts.published_responsible
+            if answered is None:
+                answered = responsible(
+                    p.unit,
+                    held_in(rows, p.unit),
+                    made_by=facts.maker,
+                    approved_by=facts.leader_signers,
+                )
             post = replace(
                 post,
                 trail=(*post.trail, pub.trail[0]),
                 publications=(*post.publications, pub_id),
+                published_responsible=answered,
             )
-            facts = PostFacts.of(post)
-            if post.published_responsible is None:
-                # Who answers for the item going online, fixed when it did: a late-publication
-                # verdict (freshness's ColumnRefreshed, a reaction) names these people however
-                # many signatures or role changes land between the publication and it.
-                post = replace(
-                    post,
-                    published_responsible=responsible(
-                        p.unit,
-                        held_in(rows, p.unit),
-                        made_by=facts.maker,
-                        approved_by=facts.leader_signers,
-                    ),
-                )
             rows.put(POST, post.post_id, post)
         _check_review(rows, env, pub, facts)
     else:  # PublicationRemoved

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
-from gongkai_accountability.domain.codec import ADDED, Stored, also, codec
+from gongkai_accountability.domain.codec import ADDED, REST, Stored, also, codec
 from gongkai_accountability.domain.responsibility import Person
 from gongkai_accountability.domain.rows import NAMES, MemoryRows, R, Row, Table
 
@@ -283,13 +283,12 @@ class Unit(Stored):
 @dataclass(frozen=True, slots=True)
 class Step(Stored):
     """One line of a chain of custody (谁制作谁审核谁公开谁负责): who did what, when, on which
-    content. What a step records besides is a key of its own, absent where it says nothing.
-
-    The keys a step may have are fields in one order that is the order each kind of step was
-    always written in (a submission's digest, version, title, ...; a signature's digest,
-    decision, opinion, chain, signer, ...; a publication's digest, publication_id, url,
-    online_at, ...; a removal's publication_id, reason, removed_at; a finding's or violation's
-    id, then kind): a new detail must find its place so every kind keeps its order.
+    content. What a step says besides is its ``detail``, flattened into the stored object after
+    its own keys in the order the step was written with (a submission's digest, version,
+    title, ...; a signature's digest, decision, opinion, chain, signer, ...; a removal's
+    publication_id, reason, removed_at), absent where it says nothing: each kind of step keeps
+    its keys and their order whatever other kinds there are. The details readers use are
+    properties (None where the step does not say).
     """
 
     #: The event's stream sequence.
@@ -304,39 +303,91 @@ class Step(Stored):
     person: str
     role: str
     unit: str
-    digest: str | None = field(default=None, metadata=ADDED)
-    version: int | None = field(default=None, metadata=ADDED)
-    decision: str | None = field(default=None, metadata=ADDED)
-    opinion: str | None = field(default=None, metadata=ADDED)
-    chain: int | None = field(default=None, metadata=ADDED)
-    signer: str | None = field(default=None, metadata=ADDED)
-    signer_role: str | None = field(default=None, metadata=ADDED)
-    signer_unit: str | None = field(default=None, metadata=ADDED)
-    publication_id: str | None = field(default=None, metadata=ADDED)
-    url: str | None = field(default=None, metadata=ADDED)
-    online_at: str | None = field(default=None, metadata=ADDED)
-    #: cms or site_reader.
-    reported_by: str | None = field(default=None, metadata=ADDED)
-    #: True only: the CMS redated the item.
-    redated: bool | None = field(default=None, metadata=ADDED)
-    title: str | None = field(default=None, metadata=ADDED)
-    important_kind: str | None = field(default=None, metadata=ADDED)
-    needs_secrecy_review: bool | None = field(default=None, metadata=ADDED)
-    #: How many spans of personal data screening masked (None: none).
-    personal_data: int | None = field(default=None, metadata=ADDED)
-    reason: str | None = field(default=None, metadata=ADDED)
-    removed_at: str | None = field(default=None, metadata=ADDED)
-    #: False only: an approval of content already overtaken, which approves nothing.
-    stands: bool | None = field(default=None, metadata=ADDED)
-    finding_id: str | None = field(default=None, metadata=ADDED)
-    violation_id: str | None = field(default=None, metadata=ADDED)
-    #: A finding's or violation's kind.
-    kind: str | None = field(default=None, metadata=ADDED)
+    #: What the step says besides (never None values), read only: the fold builds a new one.
+    detail: Mapping[str, Any] = field(metadata=REST)
 
     @property
     def actor(self) -> Person:
         """Who took the step, as a verdict names them."""
         return Person(self.person, self.role, self.unit)
+
+    @property
+    def digest(self) -> str | None:
+        """The content's digest it was about."""
+        found: str | None = self.detail.get("digest")
+        return found
+
+    @property
+    def decision(self) -> str | None:
+        """A signature's decision: agree or disagree."""
+        found: str | None = self.detail.get("decision")
+        return found
+
+    @property
+    def opinion(self) -> str | None:
+        """A signature's opinion."""
+        found: str | None = self.detail.get("opinion")
+        return found
+
+    @property
+    def chain(self) -> int | None:
+        """The review chain of a signature or conclusion."""
+        found: int | None = self.detail.get("chain")
+        return found
+
+    @property
+    def signer(self) -> str | None:
+        """Who signed (a signature)."""
+        found: str | None = self.detail.get("signer")
+        return found
+
+    @property
+    def publication_id(self) -> str | None:
+        """The publication it was about."""
+        found: str | None = self.detail.get("publication_id")
+        return found
+
+    @property
+    def url(self) -> str | None:
+        """Where the item is online."""
+        found: str | None = self.detail.get("url")
+        return found
+
+    @property
+    def online_at(self) -> str | None:
+        """When the item went online (ISO timestamp)."""
+        found: str | None = self.detail.get("online_at")
+        return found
+
+    @property
+    def needs_secrecy_review(self) -> bool | None:
+        """Screening asked for the secrecy body's review (a submission)."""
+        found: bool | None = self.detail.get("needs_secrecy_review")
+        return found
+
+    @property
+    def reason(self) -> str | None:
+        """Why (a withdrawal, a rejection, a removal)."""
+        found: str | None = self.detail.get("reason")
+        return found
+
+    @property
+    def finding_id(self) -> str | None:
+        """The finding it was about."""
+        found: str | None = self.detail.get("finding_id")
+        return found
+
+    @property
+    def violation_id(self) -> str | None:
+        """The violation it was about."""
+        found: str | None = self.detail.get("violation_id")
+        return found
+
+    @property
+    def kind(self) -> str | None:
+        """A finding's or violation's kind."""
+        found: str | None = self.detail.get("kind")
+        return found
 
 
 @dataclass(frozen=True, slots=True)
