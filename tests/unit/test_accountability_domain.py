@@ -159,6 +159,24 @@ def test_publication_of_the_approved_digest_records_nothing() -> None:
     assert post.trail[1].person == "finance-leader"
 
 
+def test_posts_share_their_equal_maker_form_and_people_answering() -> None:
+    # The cyclic collector visits every object the read model keeps: equal immutable parts
+    # of posts are one object, not one a post.
+    t = Tape()
+    t.directory()
+    for n in (1, 2):
+        t.submit(f"P{n}")
+        t.approve(f"P{n}")
+        t.publish(f"pub{n}", f"P{n}")
+    one, two = t.rows.get(POST, "P1"), t.rows.get(POST, "P2")
+    assert one is not None and two is not None and one.post_id != two.post_id
+    assert one.maker is two.maker and one.maker.person == "finance-maker"
+    assert one.form is two.form and one.form.information_date == "2026-03-02"
+    answering = [(p.person, p.role) for p in one.published_responsible or ()]
+    assert answering == [("finance-maker", "maker"), ("finance-leader", "leader")]
+    assert one.published_responsible is two.published_responsible
+
+
 def test_unreviewed_publication_is_one_violation_against_maker_and_leader() -> None:
     t = Tape()
     t.directory()

@@ -88,9 +88,36 @@ def actor_of(env: Envelope[Any]) -> dict[str, str]:
     return {"person": a.person, "role": a.role, "unit": a.unit}
 
 
+# The read model keeps a Person for every post's maker and everyone who answers for it, and a
+# Form for every post, and they are few: one object for each (person, role, unit), each list
+# of who answers and each form, as ``iso`` keeps one string for each instant. Rows are never
+# changed in place, so sharing is safe; what it saves is the cyclic collector's work. Each of
+# them is an object it tracks, and a full collection visits every one kept (on
+# bench_accountability's county of 10,000 posts: 131,000 objects kept, 50,000 of them these).
+_PEOPLE: dict[tuple[str, str, str], Person] = {}
+_KEPT: dict[Any, Any] = {}
+Kept = TypeVar("Kept", tuple[Person, ...], Form)
+
+
+def _one_of(value: Kept) -> Kept:
+    """``value``, as the one equal value already kept (see ``_PEOPLE``)."""
+    found: Kept | None = _KEPT.get(value)
+    if found is None:
+        if len(_KEPT) > 4096:
+            _KEPT.clear()
+        found = _KEPT[value] = value
+    return found
+
+
 def _actor(env: Envelope[Any]) -> Person:
     a = env.actor
-    return Person(a.person, a.role, a.unit)
+    key = (a.person, a.role, a.unit)
+    found = _PEOPLE.get(key)
+    if found is None:
+        if len(_PEOPLE) > 4096:
+            _PEOPLE.clear()
+        found = _PEOPLE[key] = Person(a.person, a.role, a.unit)
+    return found
 
 
 _ISO: dict[tuple[datetime, Any], str] = {}
@@ -298,12 +325,14 @@ def _post(rows: Rows, env: Envelope[Any], seq: int) -> None:
             title=p.title,
             important_kind=p.important_kind,
             # Attachment 1's boxes as the maker ticked them: the printed form shows them.
-            form=Form(
-                origin=p.origin,
-                source=p.source,
-                channel=p.channel,
-                maker_unsure=p.maker_unsure,
-                information_date=p.information_date.isoformat(),
+            form=_one_of(
+                Form(
+                    origin=p.origin,
+                    source=p.source,
+                    channel=p.channel,
+                    maker_unsure=p.maker_unsure,
+                    information_date=p.information_date.isoformat(),
+                )
             ),
             maker=_actor(env),
             digest=p.content_digest,
@@ -507,6 +536,7 @@ def _publication(rows: Rows, env: Envelope[Any], seq: int) -> None:
                     made_by=facts.maker,
                     approved_by=facts.leader_signers,
                 )
+            answered = _one_of(answered)
             post = replace(
                 post,
                 trail=(*post.trail, pub.trail[0]),
