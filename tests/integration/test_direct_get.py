@@ -5,7 +5,7 @@ across several batches, from a sequence on, nothing for a subject nothing matche
 from __future__ import annotations
 
 from gongkai import subjects
-from gongkai.directget import read_subject, read_subjects, stored_ns
+from gongkai.directget import read_subject, stored_ns
 from gongkai.eventlog import EventLog, ack_position
 from tests.integration.test_projection_consumers import submitted
 
@@ -49,7 +49,3 @@ async def test_direct_reads_equal_an_ordered_consumers(evlog: EventLog) -> None:
     assert [m async for m in read_subject(nc, stream, nothing)] == []
     last = await evlog.last_sequence()
     assert [m async for m in read_subject(nc, stream, "gk.ev.>", from_seq=last + 1)] == []
-    both = await read_subjects(
-        nc, stream, [subjects.aggregate_filter("post", p) for p in ("P1", "P2")]
-    )
-    assert [[m.subject.split(".")[3] for m in one] for one in both] == [["P1"] * 2, ["P2"] * 2]

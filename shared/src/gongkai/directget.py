@@ -14,7 +14,6 @@ later; nats-py has no call for the batched form, so the request is made here.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -100,15 +99,4 @@ async def read_subject(
         await sub.unsubscribe()
 
 
-async def read_subjects(
-    nc: NATS, stream: str, filters: list[str], *, from_seq: int = 1
-) -> list[list[StoredMsg]]:
-    """Several subjects' messages at once, a list per filter."""
-
-    async def one(f: str) -> list[StoredMsg]:
-        return [m async for m in read_subject(nc, stream, f, from_seq=from_seq)]
-
-    return list(await asyncio.gather(*(one(f) for f in filters)))
-
-
-__all__ = ["BATCH", "DirectGetError", "StoredMsg", "read_subject", "read_subjects", "stored_ns"]
+__all__ = ["BATCH", "DirectGetError", "StoredMsg", "read_subject", "stored_ns"]
