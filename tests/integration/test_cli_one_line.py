@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gongkai.natsserver import free_port
+from gongkai.natsserver import NatsServer, free_port
 
 GONGKAI = str(Path(sys.executable).with_name("gongkai"))
 COMMANDS = [
@@ -40,3 +40,27 @@ def test_no_nats_is_one_line(argv: list[str], tmp_path: Path) -> None:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert "Traceback" not in proc.stderr and url in lines[0], proc.stderr
+
+
+AUDIT = [c for c in COMMANDS if c[0] == "audit"]
+
+
+@pytest.mark.parametrize("argv", AUDIT, ids=[" ".join(c[:2]) for c in AUDIT])
+def test_a_server_without_the_log_is_one_line(
+    argv: list[str], nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """A NATS server that holds no gongkai stream (another system's, or streams not made yet):
+    the inspector's tools say so in one line, as for no server at all."""
+    proc = subprocess.run(
+        [GONGKAI, *argv, "--nats-url", nats_server.url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "GONGKAI_DATA_DIR": str(tmp_path), "HOME": str(tmp_path)},
+    )
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    # verify says first that it has no trust anchors to check against (none in tmp_path)
+    assert ("trust anchors" if argv[1] == "verify" else "stream not found") in lines[0]

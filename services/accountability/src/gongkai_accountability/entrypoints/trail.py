@@ -16,7 +16,9 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 
-from gongkai.eventlog import EventLog
+import nats.errors
+
+from gongkai.eventlog import EventLog, EventLogError
 from gongkai.runtime.settings import Settings
 from gongkai.trust import credentials
 from gongkai_accountability.adapters.trail import read_trail
@@ -41,6 +43,12 @@ def run(args: argparse.Namespace, body: Callable[[EventLog], Awaitable[int]]) ->
             return 1
         try:
             return await body(evlog)
+        except (EventLogError, nats.errors.Error) as exc:
+            # No log there (a server without the stream), the server went away, or a read was
+            # refused mid-way (a NATS user without the read grants gets no answer): one line,
+            # as a failed connection.
+            print(f"gongkai audit: reading the log at {url} failed: {exc}", file=sys.stderr)
+            return 1
         finally:
             await evlog.close()
 
