@@ -176,6 +176,9 @@ async def _tool_log(args: argparse.Namespace, command: str) -> tuple[EventLog, s
 
 
 async def _tail(args: argparse.Namespace) -> int:
+    import nats.errors
+
+    from gongkai.eventlog import EventLogError
     from gongkai.events import EventDecodeError
 
     connected = await _tool_log(args, "tail")
@@ -205,6 +208,10 @@ async def _tail(args: argparse.Namespace) -> int:
                 )
     except KeyboardInterrupt:
         pass
+    except (EventLogError, nats.errors.Error) as exc:
+        # No log there (a server without the stream), or the server went away mid-read.
+        print(f"gongkai events tail: reading the log failed: {exc}", file=sys.stderr)
+        return 1
     finally:
         await evlog.close()
     return 0

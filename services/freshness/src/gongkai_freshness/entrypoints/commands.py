@@ -16,6 +16,8 @@ from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 
+import nats.errors
+
 from gongkai.calendar import CalendarDataError, WorkingCalendar, local_date, today
 from gongkai.eventlog import EventLogError
 from gongkai.rules import RuleSetError, load_rule_sets
@@ -91,8 +93,9 @@ async def _status(args: argparse.Namespace) -> int:
     register = ColumnRegister(rule_sets, calendar)
     try:
         await fold_log(evlog, register, until=as_of)
-    except EventLogError as exc:
-        raise _Fail(f"cannot read the log: {exc}", 1) from None
+    except (EventLogError, nats.errors.Error) as exc:
+        # No log there (a server without the stream), or the server went away mid-read.
+        raise _Fail(f"cannot read the log at {url}: {exc}", 1) from None
     finally:
         await evlog.close()
     if args.unit and not register.has_unit(args.unit):
