@@ -93,7 +93,10 @@ SYSTEM_ACTOR = Actor(person="gongkai", role="system", unit="system")
 class EventPayload(BaseModel):
     """Base of every event payload. Subclasses set the three class variables and register."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Built on first use, not at import: a process (a CLI command, a service) decodes a few of
+    # the ~60 types, and building every payload's and envelope's validator at import cost
+    # each process start about 0.1 s.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     event_type: ClassVar[str]
     schema_version: ClassVar[int] = 1
@@ -107,7 +110,7 @@ P = TypeVar("P", bound=EventPayload)
 
 
 class Envelope(BaseModel, Generic[P]):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     event_id: str
     type: str
@@ -157,6 +160,8 @@ def _stored_validator(envelope: type[Envelope[Any]]) -> SchemaValidator | None:
     them so. The reader checks the two offsets itself and hands an event with any other to the
     full validator, which converts it; every other check is the same core schema's.
     """
+    if not envelope.__pydantic_complete__:
+        envelope.model_rebuild()  # built on first use (defer_build)
     schema: Any = envelope.__pydantic_core_schema__
     if schema.get("type") != "function-after":
         return None
