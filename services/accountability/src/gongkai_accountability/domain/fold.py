@@ -95,17 +95,29 @@ def actor_of(env: Envelope[Any]) -> dict[str, str]:
 # them is an object it tracks, and a full collection visits every one kept (on
 # bench_accountability's county of 10,000 posts: 131,000 objects kept, 50,000 of them these).
 _PEOPLE: dict[tuple[str, str, str], Person] = {}
-_KEPT: dict[Any, Any] = {}
-Kept = TypeVar("Kept", tuple[Person, ...], Form)
+_FORMS: dict[tuple[str, str | None, str, bool, date], Form] = {}
+_ANSWERING: dict[tuple[Person, ...], tuple[Person, ...]] = {}
 
 
-def _one_of(value: Kept) -> Kept:
-    """``value``, as the one equal value already kept (see ``_PEOPLE``)."""
-    found: Kept | None = _KEPT.get(value)
+def _one_of(people: tuple[Person, ...]) -> tuple[Person, ...]:
+    """``people``, as the one equal tuple already kept (see ``_PEOPLE``)."""
+    found = _ANSWERING.get(people)
     if found is None:
-        if len(_KEPT) > 4096:
-            _KEPT.clear()
-        found = _KEPT[value] = value
+        if len(_ANSWERING) > 4096:
+            _ANSWERING.clear()
+        found = _ANSWERING[people] = people
+    return found
+
+
+def _form(origin: str, source: str | None, channel: str, unsure: bool, day: date) -> Form:
+    """Attachment 1's boxes, one Form for each (see ``_PEOPLE``): found by the values
+    themselves, as a tuple hashes them, before a Form is made (hashing a Form costs more)."""
+    key = (origin, source, channel, unsure, day)
+    found = _FORMS.get(key)
+    if found is None:
+        if len(_FORMS) > 4096:
+            _FORMS.clear()
+        found = _FORMS[key] = Form(origin, source, channel, unsure, day.isoformat())
     return found
 
 
@@ -325,15 +337,7 @@ def _post(rows: Rows, env: Envelope[Any], seq: int) -> None:
             title=p.title,
             important_kind=p.important_kind,
             # Attachment 1's boxes as the maker ticked them: the printed form shows them.
-            form=_one_of(
-                Form(
-                    origin=p.origin,
-                    source=p.source,
-                    channel=p.channel,
-                    maker_unsure=p.maker_unsure,
-                    information_date=p.information_date.isoformat(),
-                )
-            ),
+            form=_form(p.origin, p.source, p.channel, p.maker_unsure, p.information_date),
             maker=_actor(env),
             digest=p.content_digest,
             version=p.content_version,
