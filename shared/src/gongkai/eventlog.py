@@ -266,6 +266,9 @@ class EventLog:
         #: Told of every event a consumer of this connection refused on a trust check, with
         #: the refused bytes (accountability records an IntegrityAlert).
         self.on_integrity: Callable[[EventIntegrityError, bytes], Awaitable[None]] | None = None
+        #: Whether an aggregate's history may be read by direct get (``load``); None until
+        #: the stream's replica count is known.
+        self._direct_load: bool | None = None
 
     def use_keys(self, keys: Keyring | None) -> EventLog:
         self.keys = keys
@@ -681,7 +684,7 @@ class EventLog:
         a handful of aggregates, where a consumer's set-up costs more than the read. On a
         clustered stream any replica answers, so a replica that lags may not have the newest
         messages yet: a reader that must see its own writes (a command's history) uses
-        ``load``."""
+        ``load``, which reads this way only on a stream of one replica."""
         return read_subject(self.nc, self.stream, filter_subject, from_seq=from_seq)
 
     def _decode_at(
@@ -719,15 +722,39 @@ class EventLog:
         """
         events: list[RecordedEvent] = []
         last = 0
-        async for msg in self.raw_replay(
-            filter_subject=subjects.aggregate_filter(aggregate_type, aggregate_id)
-        ):
+        filt = subjects.aggregate_filter(aggregate_type, aggregate_id)
+        if await self._loads_directly():
+            async for stored in self.read_stored(filt):
+                last = stored.seq
+                try:
+                    events.append(self.decode_stored(stored))
+                except EventIntegrityError:
+                    continue  # dead-lettered and alerted by the consumers that meet it
+            return events, last
+        async for msg in self.raw_replay(filter_subject=filt):
             last = ack_position(msg)[0]
             try:
                 events.append(self.decode(msg))
             except EventIntegrityError:
-                continue  # dead-lettered and alerted by the consumers that meet it
+                continue
         return events, last
+
+    async def _loads_directly(self) -> bool:
+        """Whether ``load`` reads by direct get: on a stream of one replica, the server that
+        acknowledged an append answers the next read, so a command sees its own writes, in one
+        request and without a consumer (three round trips and a consumer the server makes and
+        deletes, per command). On a replicated stream any replica answers a direct get, and one
+        that lags could hide a write just made: there the history is read through a consumer,
+        which the stream's leader serves."""
+        if self._direct_load is None:
+            try:
+                info = await self.js.stream_info(self.stream)
+            except nats.errors.Error:
+                return False  # asked again next time; the consumer read says what is wrong
+            self._direct_load = info.config.num_replicas in (None, 1) and bool(
+                info.config.allow_direct
+            )
+        return self._direct_load
 
     async def _find_recorded(
         self, aggregate_type: str, aggregate_id: str, event_ids: list[str]
