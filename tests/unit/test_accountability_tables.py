@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from gongkai_accountability.domain.codec import REST, codec, replace
+from gongkai_accountability.domain.codec import REST, codec, maker, replace
 from gongkai_accountability.domain.rows import NAMES, MemoryRows, Table
 from gongkai_accountability.domain.tables import (
     ALERT,
@@ -31,6 +31,7 @@ from gongkai_accountability.domain.tables import (
     Post,
     Publication,
     Resolution,
+    Step,
     as_json,
 )
 
@@ -368,6 +369,18 @@ def test_replace_is_dataclasses_replace(table: Table[Any], row: dict[str, Any]) 
     assert replace(typed) == typed and replace(typed) is not typed
     with pytest.raises(AttributeError):
         replace(typed, no_such_field=1)
+
+
+@pytest.mark.parametrize(("table", "row"), STORED, ids=lambda x: str(x)[:24])
+def test_maker_is_the_class_called_by_position(table: Table[Any], row: dict[str, Any]) -> None:
+    typed = table.decode_row(row)
+    values = [getattr(typed, f.name) for f in dataclasses.fields(typed)]
+    made = maker(type(typed))(*values)
+    assert type(made) is type(typed) and made == typed and made is not typed
+    assert table.encode_row(made) == table.encode_row(typed)
+    for step in getattr(typed, "trail", ()):
+        again = maker(Step)(*(getattr(step, f.name) for f in dataclasses.fields(step)))
+        assert again == step and codec(Step).encode(again) == codec(Step).encode(step)
 
 
 @dataclass(frozen=True, slots=True)

@@ -242,6 +242,25 @@ def _replacer(cls: type[Any]) -> Callable[[Any, dict[str, Any]], Any]:
     return made
 
 
+def maker(cls: type[T]) -> Callable[..., T]:
+    """The row class called with every field by position, at half its cost (a ``Step``: 1.0 us
+    by the class, 0.5 so): a new object with each slot set through its own descriptor, as
+    ``replace`` sets them, where a frozen dataclass's ``__init__`` calls
+    ``object.__setattr__`` for each field. For a row the fold makes on every event.
+    """
+    if hasattr(cls, "__post_init__") or not hasattr(cls, "__slots__"):
+        raise TypeError(f"{cls!r}: only slotted rows without __post_init__ are made so")
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    env: dict[str, Any] = {"_cls": cls, "_new": object.__new__}
+    lines = [f"def make({', '.join(names)}):", "    new = _new(_cls)"]
+    for i, name in enumerate(names):
+        env[f"_s{i}"] = _slot(cls, name).__set__
+        lines.append(f"    _s{i}(new, {name})")
+    lines.append("    return new")
+    made: Callable[..., T] = _made(cls, "make", lines, env)
+    return made
+
+
 def _slot(cls: type[Any], name: str) -> Any:
     """The slot descriptor of field ``name`` (the class's own, or a base's)."""
     for klass in cls.__mro__:

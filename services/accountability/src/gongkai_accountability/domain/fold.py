@@ -23,7 +23,7 @@ from gongkai.calendar import local_date
 from gongkai.events import Envelope
 from gongkai.events.contracts.accountability import IntegrityAlert
 from gongkai.subjects import event_subject
-from gongkai_accountability.domain.codec import replace
+from gongkai_accountability.domain.codec import maker, replace
 from gongkai_accountability.domain.finding import resolved_by
 from gongkai_accountability.domain.pending import Pending
 from gongkai_accountability.domain.responsibility import Holders, Person, responsible
@@ -151,11 +151,15 @@ def iso(ts: datetime) -> str:
     return s
 
 
+#: ``Step(...)`` by position at half the cost: the fold makes one for nearly every event.
+_make_step = maker(Step)
+
+
 def step(env: Envelope[Any], seq: int, what: str, **detail: Any) -> Step:
     """One line of a chain of custody: who did what, when, on which content (``detail``:
     the step's further keys, None for what it does not say)."""
     a = env.actor
-    return Step(
+    return _make_step(
         seq,
         env.event_id,
         what,
