@@ -26,20 +26,25 @@ COMMANDS = [
 ]
 
 
-@pytest.mark.parametrize("argv", COMMANDS, ids=[" ".join(c[:2]) for c in COMMANDS])
-def test_no_nats_is_one_line(argv: list[str], tmp_path: Path) -> None:
-    url = f"nats://127.0.0.1:{free_port()}"  # nothing listens there
+def failed_in_one_line(argv: list[str], url: str, home: Path) -> str:
+    """Run a tool against ``url``; it must fail with one line on stderr, no traceback: that line."""
     proc = subprocess.run(
         [GONGKAI, *argv, "--nats-url", url],
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PATH": "/usr/bin:/bin", "GONGKAI_DATA_DIR": str(tmp_path), "HOME": str(tmp_path)},
+        env={"PATH": "/usr/bin:/bin", "GONGKAI_DATA_DIR": str(home), "HOME": str(home)},
     )
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert "Traceback" not in proc.stderr and url in lines[0], proc.stderr
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("argv", COMMANDS, ids=[" ".join(c[:2]) for c in COMMANDS])
+def test_no_nats_is_one_line(argv: list[str], tmp_path: Path) -> None:
+    url = f"nats://127.0.0.1:{free_port()}"  # nothing listens there
+    assert url in failed_in_one_line(argv, url, tmp_path)
 
 
 #: The tools that only read the log.
@@ -53,16 +58,6 @@ def test_a_server_without_the_log_is_one_line(
 ) -> None:
     """A NATS server that holds no gongkai stream (another system's, or streams not made yet):
     the reading tools say so in one line, as for no server at all."""
-    proc = subprocess.run(
-        [GONGKAI, *argv, "--nats-url", nats_server.url],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PATH": "/usr/bin:/bin", "GONGKAI_DATA_DIR": str(tmp_path), "HOME": str(tmp_path)},
-    )
-    assert proc.returncode != 0
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert "Traceback" not in proc.stderr, proc.stderr
+    line = failed_in_one_line(argv, nats_server.url, tmp_path)
     # verify says first that it has no trust anchors to check against (none in tmp_path)
-    assert ("trust anchors" if argv[1] == "verify" else "stream not found") in lines[0]
+    assert ("trust anchors" if argv[1] == "verify" else "stream not found") in line
