@@ -226,6 +226,17 @@ def prepare(engine: Engine, service: str, mode: Mode) -> None:
         raise DatabaseNotReady(f"{where} could not be upgraded: {_reason(exc)}") from None
 
 
+def first_of_branch(branch: str) -> tuple[str, None, tuple[str], None]:
+    """In the first revision of a branch: its ``revision, down_revision, branch_labels,
+    depends_on``, which Alembic reads as the module's attributes once it has imported it.
+
+    A branch (each shared part, each service's own) starts at ``<branch>_0001``, with no
+    predecessor and no dependency, labelled with the branch's name. (``versions/`` is older
+    than this rule: its first revision is ``0001``.)
+    """
+    return f"{branch}_0001", None, (branch,), None
+
+
 def unchanged() -> None:
     """The upgrade and the downgrade of a revision kept for its id alone (what it made moved
     to a service's own branch): a database that reached it is known, and nothing changes."""
@@ -288,6 +299,7 @@ __all__ = [
     "current",
     "display_url",
     "drop_tables",
+    "first_of_branch",
     "head",
     "installed",
     "label",

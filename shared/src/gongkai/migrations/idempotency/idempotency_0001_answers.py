@@ -1,7 +1,5 @@
 """The answer store of commands carrying an Idempotency-Key (``gongkai.runtime.idempotency``).
 
-Revision ID: idempotency_0001
-Revises:
 Create Date: 2026-12-04
 
 In the databases of the services that declare ``uses=("idempotency",)``. The single chain
@@ -13,12 +11,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from gongkai.migrations import create_table, drop_tables
+from gongkai.migrations import create_table, drop_tables, first_of_branch
 
-revision = "idempotency_0001"
-down_revision = None
-branch_labels = ("idempotency",)
-depends_on = None
+revision, down_revision, branch_labels, depends_on = first_of_branch("idempotency")
 
 
 def upgrade() -> None:

@@ -1,23 +1,15 @@
 """The units' keep/hide choices of columns, as intake projects them from freshness's events.
 
-Revision ID: intake_0001
-Revises:
 Create Date: 2026-12-04
-
-The table as the single chain's revision 0001 made it; in a database that chain made, this
-revision finds it and only records itself.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-from gongkai.migrations import create_table, drop_tables
+from gongkai.migrations import create_table, drop_tables, first_of_branch
 
-revision = "intake_0001"
-down_revision = None
-branch_labels = ("intake",)
-depends_on = None
+revision, down_revision, branch_labels, depends_on = first_of_branch("intake")
 
 
 def upgrade() -> None:

@@ -1,23 +1,15 @@
 """The review queue: each post's review state, and each unit's staff-stage policy.
 
-Revision ID: review_0001
-Revises:
 Create Date: 2026-12-04
-
-The tables as the single chain's revision 0001 made them; in a database that chain made, this
-revision finds them and only records itself.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-from gongkai.migrations import create_table, drop_tables
+from gongkai.migrations import create_table, drop_tables, first_of_branch
 
-revision = "review_0001"
-down_revision = None
-branch_labels = ("review",)
-depends_on = None
+revision, down_revision, branch_labels, depends_on = first_of_branch("review")
 
 
 def upgrade() -> None:
