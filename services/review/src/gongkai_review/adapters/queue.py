@@ -54,6 +54,17 @@ _ROLE_EVENTS = (post_ev.RoleGranted, post_ev.RoleRevoked)
 log = structlog.get_logger("gongkai.review")
 
 
+def _in_log_order(name: str, metadata: MetaData, *, by: str, kept: str) -> Table:
+    """A table with one row per event, keyed by its stream sequence, looked up by ``by``."""
+    return Table(
+        name,
+        metadata,
+        Column("seq", Integer, primary_key=True, autoincrement=False),
+        Column(by, String(128), nullable=False, index=True),
+        Column(kept, Text, nullable=False),
+    )
+
+
 class ReviewQueueProjection(Projection):
     name = "review_queue"
     #: 2: screened spans masked in the stored state (rebuilds rows kept unmasked by version 1).
@@ -93,21 +104,9 @@ class ReviewQueueProjection(Projection):
             Column("staff_stage", String(16), nullable=False),
         )
         # Every RoleGranted / RoleRevoked, in log order: whose authority a signature rests on.
-        self.roles = Table(
-            "review_roles",
-            metadata,
-            Column("seq", Integer, primary_key=True, autoincrement=False),
-            Column("person_id", String(128), nullable=False, index=True),
-            Column("event", Text, nullable=False),
-        )
+        self.roles = _in_log_order("review_roles", metadata, by="person_id", kept="event")
         # Signatures left out for want of authority: their command's conclusion goes with them.
-        self.refused = Table(
-            "review_refused",
-            metadata,
-            Column("seq", Integer, primary_key=True, autoincrement=False),
-            Column("post_id", String(128), nullable=False, index=True),
-            Column("command_id", Text, nullable=False),
-        )
+        self.refused = _in_log_order("review_refused", metadata, by="post_id", kept="command_id")
 
     def begin(self, conn: Connection) -> None:
         # A batch's memory: a post touched by several events of the batch (submitted, signed,

@@ -26,19 +26,18 @@ depends_on = None
 
 
 def upgrade() -> None:
+    _in_log_order("review_roles", by="person_id", kept="event")
+    _in_log_order("review_refused", by="post_id", kept="command_id")
+
+
+def _in_log_order(name: str, *, by: str, kept: str) -> None:
+    """A table with one row per event, keyed by its stream sequence, looked up by ``by``."""
     create_table(
-        "review_roles",
+        name,
         sa.Column("seq", sa.Integer(), primary_key=True, autoincrement=False),
-        sa.Column("person_id", sa.String(128), nullable=False),
-        sa.Column("event", sa.Text(), nullable=False),
-        indexes=("person_id",),
-    )
-    create_table(
-        "review_refused",
-        sa.Column("seq", sa.Integer(), primary_key=True, autoincrement=False),
-        sa.Column("post_id", sa.String(128), nullable=False),
-        sa.Column("command_id", sa.Text(), nullable=False),
-        indexes=("post_id",),
+        sa.Column(by, sa.String(128), nullable=False),
+        sa.Column(kept, sa.Text(), nullable=False),
+        indexes=(by,),
     )
 
 
