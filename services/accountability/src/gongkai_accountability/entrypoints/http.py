@@ -32,22 +32,12 @@ from gongkai.runtime.http import PathId, Problem, QueryId, invalid_identifier
 from gongkai.runtime.idempotency import IdempotencyStore
 from gongkai_accountability.domain import finding as finding_rules
 from gongkai_accountability.domain import supervision as supervision_rules
+from gongkai_accountability.domain import tables
 from gongkai_accountability.domain import violation as violation_rules
 from gongkai_accountability.domain.decide import case_cause, supervision_notice
 from gongkai_accountability.domain.fold import short_id
 from gongkai_accountability.domain.report import as_of_view, unit_reports
 from gongkai_accountability.domain.rows import R, Table
-from gongkai_accountability.domain.tables import (
-    ALERT,
-    CASE,
-    COLUMN,
-    FINDING,
-    POST,
-    PUBLICATION,
-    UNIT,
-    VIOLATION,
-    Post,
-)
 
 if TYPE_CHECKING:
     from gongkai_accountability.service import AccountabilityService
@@ -186,7 +176,7 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
     def readable_post(caller: Principal, post_id: str) -> dict[str, Any]:
         """The post's row as SQL keeps it, keys sorted (its trail's steps too): what the live
         post routes have always answered, a step's keys in one order whatever its kind."""
-        row = readable(caller, POST, post_id, "post")
+        row = readable(caller, tables.POST, post_id, "post")
         stored: dict[str, Any] = orjson.loads(orjson.dumps(row, option=orjson.OPT_SORT_KEYS))
         return stored
 
@@ -213,7 +203,7 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
     ) -> list[dict[str, Any]]:
         # The whole log's integrity is the office's to watch: an alert names no unit.
         _office(caller)
-        rows = svc.model.list(ALERT, tag=check)
+        rows = svc.model.list(tables.ALERT, tag=check)
         return [a.encode() for a in sorted(rows, key=lambda a: a.sequence)]
 
     def known_unit(caller: Principal, unit: str | None, rows: Any) -> None:
@@ -224,7 +214,7 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
         units = access.readable_units(caller)
         if units is not None and unit not in units:
             raise access.refusal("unit", "unit")
-        if rows.get(UNIT, unit) is None:
+        if rows.get(tables.UNIT, unit) is None:
             raise Problem(404, "Unknown unit", f"no unit {unit!r} in the log", field="unit")
 
     @router.get(
@@ -292,11 +282,11 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
         post = readable_post(caller, post_id)
         if day is None:
             return post
-        then: Post | None = await svc.post(post_id, day)
+        then: tables.Post | None = await svc.post(post_id, day)
         if then is None:
             raise Problem(404, "Not found", f"no post {post_id!r} on {day}")
         # As folded from the log: as ``gongkai audit trail --json`` prints it.
-        return POST.encode_row(then)
+        return tables.POST.encode_row(then)
 
     @router.get(
         "/verify",
@@ -335,7 +325,7 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
         until: Annotated[date | None, Query(alias="to")] = None,
         rectified: bool | None = None,
     ) -> list[dict[str, Any]]:
-        rows = listed(caller, VIOLATION, unit, kind, "a unit's violations")
+        rows = listed(caller, tables.VIOLATION, unit, kind, "a unit's violations")
         out = []
         for v in rows:
             day = v.occurred_at[:10]
@@ -350,7 +340,7 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
 
     @router.get("/violations/{violation_id}")
     async def violation(violation_id: PathId, caller: Caller) -> dict[str, Any]:
-        v = dict(readable(caller, VIOLATION, violation_id, "violation"))
+        v = dict(readable(caller, tables.VIOLATION, violation_id, "violation"))
         if v.get("rectified"):
             # The read model keeps how and when; who and why are in the event itself.
             history, _ = await svc.evlog.load("violation", violation_id)
@@ -415,23 +405,23 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
     async def supervisions(
         caller: Caller, unit: QueryId = None, status: QueryId = None
     ) -> list[dict[str, Any]]:
-        return [c.encode() for c in svc.model.list(CASE, unit=unit, tag=status)]
+        return [c.encode() for c in svc.model.list(tables.CASE, unit=unit, tag=status)]
 
     @router.get("/supervisions/{case_id}")
     async def supervision(case_id: PathId, caller: Caller) -> dict[str, Any]:
-        return found(CASE, case_id, "supervision case")
+        return found(tables.CASE, case_id, "supervision case")
 
     @router.post("/supervisions", status_code=201, summary="Issue a supervision notice by hand")
     async def issue(
         body: IssueSupervision, caller: Caller, key: KeyHeader = None
     ) -> dict[str, Any]:
         actor = _office(caller)
-        col = svc.model.get(COLUMN, f"{body.unit}--{body.column}")
+        col = svc.model.get(tables.COLUMN, f"{body.unit}--{body.column}")
         if col is None or col.case is None:
             raise Problem(
                 409, "Column not stale", "no open case: the column is not stale", field="column"
             )
-        case = svc.model.get(CASE, col.case)
+        case = svc.model.get(tables.CASE, col.case)
         if case is None:
             raise Problem(404, "Not found", f"no supervision case {col.case!r}")
         if case.notice is not None:
@@ -471,11 +461,12 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
     async def findings(
         caller: Caller, unit: QueryId = None, status: QueryId = None
     ) -> list[dict[str, Any]]:
-        return [f.encode() for f in listed(caller, FINDING, unit, status, "a unit's findings")]
+        rows = listed(caller, tables.FINDING, unit, status, "a unit's findings")
+        return [f.encode() for f in rows]
 
     @router.get("/findings/{finding_id}")
     async def finding(finding_id: PathId, caller: Caller) -> dict[str, Any]:
-        return readable(caller, FINDING, finding_id, "finding")
+        return readable(caller, tables.FINDING, finding_id, "finding")
 
     @router.post("/findings", status_code=201, summary="Report an error found on the site")
     async def report(body: ReportFinding, caller: Caller, key: KeyHeader = None) -> dict[str, Any]:
@@ -484,10 +475,10 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
         finding_rules.check_target(body.post_id, body.publication_id)
         unit = column = None
         if body.publication_id:
-            pub = known(PUBLICATION, body.publication_id, "publication")
+            pub = known(tables.PUBLICATION, body.publication_id, "publication")
             unit, column = pub.unit, pub.column
         if body.post_id:
-            post = known(POST, body.post_id, "post")
+            post = known(tables.POST, body.post_id, "post")
             unit, column = post.unit, post.column
         assert unit is not None
         command_id = IdempotencyStore.command_id(caller.person_id, key, "findings")
