@@ -119,14 +119,18 @@ def handler(
     path: tuple[str, ...],
     app: Callable[[], IntakeApp],
     directory: Callable[[], Directory],
-) -> Callable[[Any, NatsMessage], Awaitable[NatsResponse]]:
+    message: Callable[[], NatsMessage],
+) -> Callable[[Any], Awaitable[NatsResponse]]:
     subject = subjects.command_subject("intake", command)
     # Any: the body is parsed below, after authentication, so an anonymous caller learns
     # nothing about its body; the schema only documents the request in AsyncAPI.
     Body = Annotated[Any, WithJsonSchema(request_schema(model, path))]
 
-    async def handle(body: Body, msg: NatsMessage) -> NatsResponse:
-        raw = msg.raw_message
+    # The message is taken from the broker's context here, not as a ``NatsMessage`` parameter:
+    # fast_depends resolves such a parameter with a synchronous function, which it runs in a
+    # worker thread, a thread hop per request (9 % of a submission's samples on this path).
+    async def handle(body: Body) -> NatsResponse:
+        raw = message().raw_message
         headers = dict(raw.headers or {})
         try:
             intake = app()
@@ -155,6 +159,10 @@ def handler(
 def install_bus(
     broker: NatsBroker, app: Callable[[], IntakeApp], directory: Callable[[], Directory]
 ) -> None:
+    def message() -> NatsMessage:
+        msg: NatsMessage = broker.context.get_local("message")
+        return msg
+
     for command, (model, path) in IntakeApp.COMMANDS.items():
         fields = ", ".join([*path, *model.model_fields])
         broker.subscriber(
@@ -167,4 +175,4 @@ def install_bus(
                 "Authorization: Bearer <token>, Idempotency-Key. Reply: the HTTP answer body "
                 "or an RFC 9457 problem; status in the Gk-Status header."
             ),
-        )(handler(command, model, path, app, directory))
+        )(handler(command, model, path, app, directory, message))
