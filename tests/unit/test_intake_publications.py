@@ -118,4 +118,13 @@ def test_redating_and_removal() -> None:
     assert rejected(publications.remove, rm, publications.INITIAL, CTX).kind == "not_found"
     early = replace(rm, removed_at=NOW - timedelta(hours=2))
     assert rejected(publications.remove, early, state, CTX).field == "removed_at"
-    assert rejected(publications.remove, replace(rm, reason=" "), state, CTX).field == "reason"
+    # A removal's reason follows the withdrawal's rule (content.check_reason): given, at most
+    # REASON_MAX characters, no classification mark, no personal data.
+    for reason, kind in (
+        (" ", "invalid"),
+        ("r" * 1001, "invalid"),
+        ("含机密★1年", "refused"),
+        ("联系人13800138000", "invalid"),
+    ):
+        r = rejected(publications.remove, replace(rm, reason=reason), state, CTX)
+        assert (r.kind, r.field) == (kind, "reason")

@@ -81,6 +81,15 @@ def require_text(field: str, value: str, what: str) -> None:
         raise Refusal("invalid", f"{what} is blank", f"{field} must not be blank", field=field)
 
 
+def check_reason(reason: str, today: date) -> None:
+    """A withdrawal's or a removal's reason: given, within ``REASON_MAX``, and free of what
+    ``screen_free_text`` refuses."""
+    require_text("reason", reason, "Reason")
+    if len(reason) > limits.REASON_MAX:
+        raise Refusal("invalid", "Reason too long", f"at most {limits.REASON_MAX}", field="reason")
+    screen_free_text("reason", reason, today)
+
+
 def check_content(title: str, body: str, attachments: Sequence[Attachment]) -> None:
     require_text("title", title, "Title")
     if not body.strip() and not attachments:

@@ -24,15 +24,13 @@ from gongkai.events.contracts.intake import (
     post_content_digest,
 )
 from gongkai.refusal import Refusal
-from gongkai_intake.domain import limits
 from gongkai_intake.domain.columns import ColumnCatalog, check_column, known_unit
 from gongkai_intake.domain.content import (
     check_content,
     check_not_future,
     check_payload_size,
+    check_reason,
     content_fields,
-    require_text,
-    screen_free_text,
     screen_post,
 )
 
@@ -268,8 +266,5 @@ def revise(cmd: RevisePost, state: PostState, ctx: Context) -> list[PostRevised]
 def withdraw(cmd: WithdrawPost, state: PostState, ctx: Context) -> list[PostWithdrawn]:
     _existing(state, cmd.post_id)
     _require_role(ctx, WITHDRAW_ROLES, state.unit, "withdraw a post")
-    require_text("reason", cmd.reason, "Reason")
-    if len(cmd.reason) > limits.REASON_MAX:
-        raise Refusal("invalid", "Reason too long", f"at most {limits.REASON_MAX}", field="reason")
-    screen_free_text("reason", cmd.reason, ctx.today)
+    check_reason(cmd.reason, ctx.today)
     return [PostWithdrawn(unit=state.unit, reason=cmd.reason)]

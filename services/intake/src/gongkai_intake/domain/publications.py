@@ -17,7 +17,7 @@ from gongkai.events.contracts.intake import PostPublished, PublicationRemoved
 from gongkai.refusal import Refusal
 from gongkai_intake.domain import limits
 from gongkai_intake.domain.columns import ColumnCatalog, known_column, known_unit
-from gongkai_intake.domain.content import require_text, screen_free_text
+from gongkai_intake.domain.content import check_reason
 from gongkai_intake.domain.posts import PostState
 
 #: The unit's own people may report what their CMS published; the county office reports for any
@@ -209,10 +209,7 @@ def remove(
             f"removed_at is before online_at ({state.online_at.isoformat()})",
             field="removed_at",
         )
-    require_text("reason", cmd.reason, "Reason")
-    if len(cmd.reason) > limits.REASON_MAX:
-        raise Refusal("invalid", "Reason too long", f"at most {limits.REASON_MAX}", field="reason")
-    screen_free_text("reason", cmd.reason, ctx.today)
+    check_reason(cmd.reason, ctx.today)
     return [
         PublicationRemoved(
             publication_id=cmd.publication_id,
