@@ -339,8 +339,8 @@ class Directory:
     async def authenticate(self, token: str) -> Principal | None:
         """The token's holder, or None if it is unknown, revoked or expired.
 
-        With a ``log``: first makes sure this copy has applied the holder's last recorded
-        event (for an unknown token, the whole log), so a revocation recorded anywhere is
+        With a ``log``: first makes sure this copy has applied the last recorded event of any
+        person, the holder's included (for an unknown token, the whole log), so a revocation recorded anywhere is
         honoured by the next request. TimeoutError if the copy cannot catch up in time.
         """
         digest = token_hash(token)
@@ -353,9 +353,10 @@ class Directory:
         if row is None:
             target = await self.log.last_sequence()
         else:
-            target = await self.log.last_sequence(
-                subjects.aggregate_filter("person", row.person_id)
-            )
+            # Every person's last event, not only the holder's: one read then serves every
+            # request at the time (``ProjectionLog`` shares it), and covering more than the
+            # holder's events only asks this copy to be as current as it is anyway.
+            target = await self.log.last_sequence(subjects.aggregate_type_filter("person"))
         if read_at < target:
             if self.log.position() < target:
                 await self.log.wait_for(target, CATCH_UP_WAIT_S)
