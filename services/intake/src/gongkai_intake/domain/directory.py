@@ -68,17 +68,20 @@ class RegisterPerson:
 
 
 @dataclass(frozen=True)
-class GrantRole:
+class RoleCommand:
+    """A person's role in a unit, to grant or to revoke."""
+
     person_id: str
     unit: str
     role: str
 
 
-@dataclass(frozen=True)
-class RevokeRole:
-    person_id: str
-    unit: str
-    role: str
+class GrantRole(RoleCommand):
+    pass
+
+
+class RevokeRole(RoleCommand):
+    pass
 
 
 @dataclass(frozen=True)
