@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Iterator, MutableMapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import structlog
 from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, select
 
 from gongkai import subjects
@@ -207,6 +211,68 @@ async def test_durable_consumer_nacks_redelivers_then_dead_letters(evlog: EventL
     assert seen["P5"] == 3 and seen["P3"] == 4
     info = await evlog.js.stream_info(subjects.DLQ_STREAM)
     assert info.state.messages == 2  # the garbage and P3
+
+
+@contextlib.contextmanager
+def logged() -> Iterator[list[MutableMapping[str, Any]]]:
+    """The log lines, with what ``event_log_context`` binds merged in as the services'
+    processors merge it (gongkai.runtime.logging)."""
+    capture = structlog.testing.LogCapture()
+    before = structlog.get_config()
+    structlog.configure(processors=[structlog.contextvars.merge_contextvars, capture])
+    try:
+        yield capture.entries
+    finally:
+        structlog.configure(**before)
+
+
+async def test_every_line_logged_about_a_failed_event_names_it(
+    evlog: EventLog, tmp_path: Path
+) -> None:
+    """Contract 8: a failed apply (catch-up) and a failed handler (durable consumer), and the
+    dead letter each ends in, are logged with the event's id, correlation id and sequence."""
+    await evlog.append([submitted("P1", "boom", "explode")])
+    [rec] = [e async for e in evlog.replay()]
+    named = {
+        "event_id": rec.envelope.event_id,
+        "correlation_id": rec.envelope.correlation_id,
+        "seq": rec.seq,
+    }
+
+    async def handler(_: RecordedEvent) -> None:
+        raise RuntimeError("always fails")
+
+    with logged() as lines:
+        store = ProjectionStore(make_engine(f"sqlite:///{tmp_path / 'p.db'}"))
+        sub = CatchUpSubscription(
+            evlog, store, TitlesPerPost(fail_on="explode"), max_attempts=2, retry_delay=0.01
+        )
+        await sub.start()
+        await sub.wait_for(rec.seq)
+        await sub.stop()
+        consumer = DurableConsumer(
+            evlog, "test-named", "gk.ev.>", handler, max_deliver=2, nak_delay=0.01
+        )
+        await consumer.start()
+
+        async def dead_lettered_twice() -> bool:
+            info = await evlog.js.stream_info(subjects.DLQ_STREAM)
+            return info.state.messages == 2
+
+        await wait_until(dead_lettered_twice, 10, "the catch-up's and the consumer's")
+        await consumer.stop()
+    events = [line["event"] for line in lines]
+    assert events.count("apply_failed") == 2 and events.count("handler_failed") == 2
+    assert events.count("dead_lettered") == 2
+    for line in lines:
+        if line["event"] in ("apply_failed", "handler_failed"):
+            assert {k: line.get(k) for k in named} == named, line
+        if line["event"] == "dead_lettered":
+            # Its seq is the dead-letter header's text; the ids come from the bound context.
+            assert (line.get("event_id"), line.get("correlation_id")) == (
+                named["event_id"],
+                named["correlation_id"],
+            ), line
 
 
 async def test_a_durable_consumer_given_a_narrower_filter_keeps_its_place(

@@ -463,13 +463,7 @@ class CatchUpSubscription(_Reader):
             except Exception as exc:  # noqa: BLE001
                 error = f"{type(exc).__name__}: {exc}"
                 log.warning(
-                    "apply_failed",
-                    projection=self.name,
-                    seq=rec.seq,
-                    event_id=rec.envelope.event_id,
-                    correlation_id=rec.envelope.correlation_id,
-                    attempt=attempt,
-                    error=error[:300],
+                    "apply_failed", projection=self.name, attempt=attempt, error=error[:300]
                 )
                 await asyncio.sleep(self.retry_delay * attempt)
         await dead_letter(self.evlog, self.name, msg, error, self.owner)
@@ -603,24 +597,20 @@ class DurableConsumer(_Reader):
                     await outage.wait(exc)
                     continue
                 outage.over()
-                await self._failed(msg, rec, exc)
+                with event_log_context(rec):
+                    await self._failed(msg, rec, exc)
                 return
         outage.over()
         await msg.ack()
 
     async def _failed(self, msg: Msg, rec: RecordedEvent, exc: Exception) -> None:
-        """A fault of the event: redeliver later, or dead-letter on the last delivery."""
+        """A fault of the event: redeliver later, or dead-letter on the last delivery.
+
+        Called inside ``event_log_context(rec)``, which names the event on every line logged.
+        """
         error = f"{type(exc).__name__}: {exc}"
         delivered = msg.metadata.num_delivered
-        log.warning(
-            "handler_failed",
-            consumer=self.name,
-            seq=rec.seq,
-            event_id=rec.envelope.event_id,
-            correlation_id=rec.envelope.correlation_id,
-            delivery=delivered,
-            error=error[:300],
-        )
+        log.warning("handler_failed", consumer=self.name, delivery=delivered, error=error[:300])
         if delivered >= self.max_deliver:
             await dead_letter(self.evlog, self.name, msg, error, self.owner)
             await msg.term()
