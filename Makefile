@@ -6,10 +6,11 @@ PIP_VERSION := 26.3
 SERVICES := intake review freshness accountability
 STAMP := $(VENV)/.installed
 # Two workers, a test module per worker at a time: most tests wait on real processes (nats-server,
-# services), so two keep both cores busy; module-scoped platforms stay in one worker.
-PYTEST_WORKERS ?= -n 2 --dist loadfile
+# services), so two keep both cores busy; module-scoped platforms stay in one worker. The files go
+# out longest first, by their measured seconds (tests/ordering.py), not by xdist's own reordering.
+PYTEST_WORKERS ?= -n 2 --dist loadfile --no-loadscope-reorder
 
-.PHONY: up up-demo test fuzz lint typecheck bench soak lock clean asyncapi schemas nats-config images
+.PHONY: up up-demo test test-durations fuzz lint typecheck bench soak lock clean asyncapi schemas nats-config images
 
 $(STAMP): requirements.lock shared/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml) demo/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +30,11 @@ test: $(STAMP)
 	$(BIN)/ruff check shared services demo tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+# Measure each test file's seconds again (tests/durations.json), which orders the files for the
+# workers; the file is written only when the whole suite passes.
+test-durations: $(STAMP)
+	GONGKAI_RECORD_DURATIONS=1 $(BIN)/pytest $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 # Explore: fresh hypothesis/schemathesis examples from a seed it prints, 10x each test's budget
 # (4x the schemathesis requests), only the tests that generate input. `make test` is fixed.

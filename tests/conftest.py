@@ -25,10 +25,20 @@ from gongkai.runtime.host import make_app
 from gongkai.runtime.service import Service, ServiceContext, discover
 from gongkai.runtime.settings import Settings
 from gongkai.trust.keys import provision
-from tests.determinism import (  # noqa: F401 - pytest finds its hooks in the conftest
-    pytest_collection_modifyitems,
-    pytest_report_header,
+from tests.determinism import (
+    fuzz_selection,
+    pytest_report_header,  # noqa: F401 - pytest finds hooks here
 )
+from tests.ordering import (
+    longest_first,
+    pytest_configure,  # noqa: F401 - pytest finds hooks here
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    fuzz_selection(config, items)  # make fuzz: only the generating tests (tests/determinism.py)
+    longest_first(items)  # the longest files to the workers first (tests/ordering.py)
+
 
 # One set of signing keys and trust anchors for the whole test process (and the service
 # processes it starts, which inherit the environment): every service signs what it appends and

@@ -12,7 +12,7 @@ the same examples again), ``FUZZ_FACTOR`` times each test's budget, and only the
 generate their input. A failure either finds becomes a named regression test.
 
 tests/conftest.py imports this module first, so the profile is loaded before any test module
-builds its ``@settings``, and pytest finds the two hooks there.
+builds its ``@settings``; its hooks call the functions here.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def pytest_report_header(config: pytest.Config) -> str:
     )
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def fuzz_selection(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under ``make fuzz``: only the tests that generate input, each with a bigger budget."""
     if not FUZZ:
         return
