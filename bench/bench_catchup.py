@@ -2,6 +2,7 @@
 
     python -m bench.bench_catchup fill [N]             # a county's log of about N events, once
     python -m bench.bench_catchup run NAME [--spy SVG]  # NAME from an empty database on a copy
+    python -m bench.bench_catchup run all --settle 20  # the four at once, memory 20 s after
 
 ``fill`` writes ``bench_memory``'s log of a county (100,000 events by default) into a
 nats-server data directory under ``--dir``, signed with keys kept beside it. ``run`` starts
@@ -63,38 +64,52 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-async def run(base: Path, name: str, spy: Path | None) -> tuple[float, float, float]:
-    """Seconds until ``name`` is ready behind the log, its CPU seconds, its peak RSS (MB)."""
+async def run(
+    base: Path, names: list[str], spy: Path | None, settle: float = 0.0
+) -> dict[str, tuple[float, float, float]]:
+    """Each of ``names`` started at once on one copy of the log: seconds until it was ready
+    behind it, its CPU seconds then, and its peak RSS (MB) until then and ``settle`` seconds
+    after the last was ready (accountability decides and signs what it owes once caught up).
+    ``spy`` records the first service."""
     work = base / "run"
     shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(base / "nats", work / "nats")
     shutil.copytree(base / "var", work / "var")
     srv = NatsServer(store_dir=work / "nats", sync_always=False).start()
+    out: dict[str, tuple[float, float, float]] = {}
     try:
-        platform = start_services(srv.url, work / "var", [name])
-        p = platform.processes[name]
+        platform = start_services(srv.url, work / "var", names)
+        procs = {name: platform.processes[name] for name in names}
         recorder = None
         if spy is not None:
             recorder = subprocess.Popen(
                 [str(Path(sys.executable).parent / "py-spy"), "record", "--rate", "100",
-                 "--nolineno", "--format", "flamegraph", "-o", str(spy),
-                 "--pid", str(p.proc.pid)],
+                 "--nolineno", "--format", "raw" if spy.suffix == ".txt" else "flamegraph",
+                 "-o", str(spy),
+                 "--pid", str(procs[names[0]].proc.pid)],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
         t0 = time.monotonic()
+        ready: dict[str, tuple[float, float]] = {}
         try:
             async with httpx.AsyncClient() as client:
-                while True:
-                    if p.proc.poll() is not None:
-                        raise RuntimeError(f"{name} exited\n{p.tail()}")
-                    p.sample_rss()
-                    lags = await p.lags(client)
-                    if lags and not any(lags.values()) and await p.ready(client):
-                        break
+                while len(ready) < len(names):
+                    for name, p in procs.items():
+                        if p.proc.poll() is not None:
+                            raise RuntimeError(f"{name} exited\n{p.tail()}")
+                        p.sample_rss()
+                        if name in ready:
+                            continue
+                        lags = await p.lags(client)
+                        if lags and not any(lags.values()) and await p.ready(client):
+                            ready[name] = (time.monotonic() - t0, cpu_seconds(p.proc.pid))
                     await asyncio.sleep(0.2)
-            seconds = time.monotonic() - t0
-            cpu = cpu_seconds(p.proc.pid)
+                until = time.monotonic() + settle
+                while time.monotonic() < until:
+                    for p in procs.values():
+                        p.sample_rss()
+                    await asyncio.sleep(0.2)
         finally:
             if recorder is not None:
                 recorder.send_signal(2)  # py-spy writes its graph on SIGINT
@@ -102,7 +117,9 @@ async def run(base: Path, name: str, spy: Path | None) -> tuple[float, float, fl
             platform.stop()
     finally:
         srv.stop()
-    return seconds, cpu, p.peak_rss / 2**20
+    for name, (seconds, cpu) in ready.items():
+        out[name] = (seconds, cpu, procs[name].peak_rss / 2**20)
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -114,8 +131,11 @@ def main(argv: list[str] | None = None) -> None:
     f = sub.add_parser("fill", help="write the county's log once")
     f.add_argument("n", nargs="?", type=int, default=100_000)
     r = sub.add_parser("run", help="one service alone on a copy of the log")
-    r.add_argument("name", choices=SERVICES)
-    r.add_argument("--spy", type=Path, help="a py-spy flame graph of the service, here")
+    r.add_argument("names", nargs="+", choices=[*SERVICES, "all"], metavar="NAME",
+                   help=f"one or more of {', '.join(SERVICES)}, or all: started at once")
+    r.add_argument("--spy", type=Path, help="a py-spy flame graph of the first service, here (.txt: collapsed stacks)")
+    r.add_argument("--settle", type=float, default=0.0,
+                   help="seconds to go on sampling memory after the last one was ready")
     args = ap.parse_args(argv)
     if args.command == "fill":
         total = asyncio.run(fill_log(args.dir, args.n))
@@ -123,11 +143,13 @@ def main(argv: list[str] | None = None) -> None:
         return
     if not (args.dir / "nats").is_dir():
         raise SystemExit(f"no log under {args.dir}: run 'fill' first")
-    seconds, cpu, mb = asyncio.run(run(args.dir, args.name, args.spy))
-    print(
-        f"{args.name}: ready after {seconds:.1f} s, {cpu:.1f} CPU s, peak {mb:.0f} MB "
-        f"(load average {os.getloadavg()[0]:.2f})"
-    )
+    names = list(SERVICES) if "all" in args.names else list(dict.fromkeys(args.names))
+    figures = asyncio.run(run(args.dir, names, args.spy, args.settle))
+    for name, (seconds, cpu, mb) in figures.items():
+        print(
+            f"{name}: ready after {seconds:.1f} s, {cpu:.1f} CPU s, peak {mb:.0f} MB "
+            f"(load average {os.getloadavg()[0]:.2f})"
+        )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Collection
 from datetime import date, timedelta
 from typing import Any
 
@@ -21,7 +20,7 @@ import pytest
 from gongkai.calendar import local_date
 from gongkai_accountability import service as service_module
 from gongkai_accountability.adapters.days import KEPT, DayRows, Days
-from gongkai_accountability.adapters.log import ReadCounts, fold_log, verified_events
+from gongkai_accountability.adapters.log import fold_log
 from gongkai_accountability.domain.report import as_of_view, latest_publications, unit_reports
 from gongkai_accountability.domain.rows import Rows
 from gongkai_accountability.domain.tables import BY_NAME, VIOLATION
@@ -130,33 +129,54 @@ async def test_overview_trend_and_the_severity_filter(platform: Platform) -> Non
 
 
 async def test_the_pass_reads_on_to_what_the_projection_applied_meanwhile(
-    platform: Platform, monkeypatch: pytest.MonkeyPatch
+    platform: Platform,
 ) -> None:
-    """The pass reads the log as it stood when it began; what the projection applied while it
-    read is not held (a catch-up from sequence 1 applies hundreds of thousands of events
-    meanwhile) but read from the log after the pass, up to the last sequence applied."""
+    """The pass reads the log up to where the projection stood when the service started; what
+    the projection applied while it read is not held (a restart behind hundreds of thousands
+    of events applies them meanwhile) but read from the log after the pass, up to the last
+    sequence applied."""
     await demo_history(platform)
     svc = _service(platform)
     last = await platform.evlog.last_sequence()
     half = last // 2
-
-    async def began_at_half(
-        evlog: Any, types: Collection[str], counts: ReadCounts, chain: Any
-    ) -> AsyncIterator[list[tuple[int, Any]]]:
-        # The log as a pass that began when it held ``half`` events saw it.
-        async for batch in verified_events(evlog, types, counts, chain):
-            yield [(seq, env) for seq, env in batch if seq <= half]
-        counts.last = half
-
-    monkeypatch.setattr(service_module, "verified_events", began_at_half)
     svc.days = Days()
     svc._days_ready = asyncio.Event()
+    svc._days_live = False
+    svc._days_from = half  # the projection had applied half the log when the service began
     # What the projection applied while that pass read: the rest of the log.
     recorded = [rec async for rec in platform.evlog.replay(from_seq=half + 1)]
     await svc._applied(recorded)
     assert svc.days.position == 0, "nothing is fed before the pass has read the log"
     await svc._read_days()
     assert svc._days_ready.is_set() and svc._days_task is not None
-    assert svc.days.position > half
+    assert svc.days.position == last
+    for day in (FIRST_DAY, LATER_DAY):
+        await _same_views(svc, platform, day)
+
+
+async def test_a_catch_up_from_nothing_feeds_the_pass_without_reading_the_log_again(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A projection that starts at sequence 0 hands the pass every event it applies: the log
+    is read and decoded once (the pass read it a second time, a tenth of the catch-up)."""
+    await demo_history(platform)
+    svc = _service(platform)
+
+    def no_second_read(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the pass read the log")
+
+    monkeypatch.setattr(service_module, "verified_events", no_second_read)
+    monkeypatch.setattr(svc, "_read_days_after", no_second_read)
+    svc.days = Days()
+    svc._days_ready = asyncio.Event()
+    svc._days_live = False
+    svc._days_from = svc._days_applied = 0
+    await svc._read_days()
+    assert svc._days_ready.is_set() and svc._days_task is not None
+    # The projection's catch-up, batch by batch, as its subscription hands them over.
+    recorded = [rec async for rec in platform.evlog.replay()]
+    for i in range(0, len(recorded), 7):
+        await svc._applied(recorded[i : i + 7])
+    assert svc.days.position == recorded[-1].seq
     for day in (FIRST_DAY, LATER_DAY):
         await _same_views(svc, platform, day)
