@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 from bench.common import Figure, Timer, server, stop_on_sigterm, table
 from bench.load.client import Connection
@@ -101,6 +102,9 @@ class LoadResult:
     #: Service for each.
     probes: int = 0
     not_ready: int = 0
+    #: CPU seconds each service (and the nats-server, "nats-server") used from the first
+    #: request until drained: where the two cores went.
+    cpu_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def requests(self) -> int:
@@ -119,6 +123,12 @@ class LoadResult:
             Figure("load: events recorded", self.events / self.seconds, "events/s"),
             Figure("load: drain after the last answer", self.drain_s, "s"),
         ]
+
+
+def server_cpu(pid: int) -> float:
+    """The nats-server's user + system CPU seconds so far."""
+    t = psutil.Process(pid).cpu_times()
+    return float(t.user + t.system)
 
 
 def _ms(values: list[float], q: float) -> str:
@@ -356,6 +366,14 @@ async def run(
                 while not queue.empty():
                     await s.post(queue.get_nowait())
 
+            def cpu_now() -> dict[str, float]:
+                now = {n: p.cpu_seconds() for n, p in platform.processes.items()}
+                assert srv.proc is not None
+                now["nats-server"] = server_cpu(srv.proc.pid)
+                now["load generator (this process)"] = time.process_time()
+                return now
+
+            cpu0 = cpu_now()
             stop = asyncio.Event()
             sampling = asyncio.create_task(sampler.run(0.5, stop))
             with Timer() as t:
@@ -365,6 +383,7 @@ async def run(
             lag_at_end = dict(await sampler.sample())
             drain_s = await drain(evlog, sampler, 300)
             events = await evlog.last_sequence() - start_seq
+            cpu1 = cpu_now()
             for name, p in platform.processes.items():
                 if p.proc.poll() is not None:
                     raise RuntimeError(f"{name} died during the load\n{p.tail()}")
@@ -380,6 +399,7 @@ async def run(
                 load_average=os.getloadavg(),
                 probes=sampler.probes,
                 not_ready=sampler.not_ready,
+                cpu_s={n: cpu1[n] - cpu0[n] for n in cpu0},
             )
         finally:
             for s in sessions:
@@ -433,6 +453,21 @@ def report(res: LoadResult) -> str:
         f"drained {res.drain_s:.2f} s after the last answer "
         "(every service applied the whole log, which stopped growing)",
         f"readiness under load: {res.probes:,} probes of /readyz, {res.not_ready:,} not 200",
+        "",
+        table(
+            [
+                (name, f"{cpu:.1f}", f"{cpu * 1000 / res.posts:.1f}")
+                for name, cpu in res.cpu_s.items()
+            ]
+            + [
+                (
+                    "all of them",
+                    f"{sum(res.cpu_s.values()):.1f}",
+                    f"{sum(res.cpu_s.values()) * 1000 / res.posts:.1f}",
+                )
+            ],
+            ("process", "CPU s, load and drain", "CPU ms per post"),
+        ),
     ]
     return "\n".join(out)
 

@@ -56,6 +56,20 @@ class ServiceProcess:
                 total += q.memory_info().rss
         return total
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the process and its children so far (0 once it has exited)."""
+        try:
+            p = psutil.Process(self.proc.pid)
+            procs = [p, *p.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return 0.0
+        total = 0.0
+        for q in procs:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                t = q.cpu_times()
+                total += t.user + t.system
+        return total
+
     def sample_rss(self) -> int:
         rss = self.rss()
         self.peak_rss = max(self.peak_rss, rss)

@@ -35,3 +35,6 @@ async def test_load_bench_smoke(tmp_path: Path) -> None:
     # Ready on every probe while the load ran (readiness is not "zero lag this instant").
     assert res.probes > 0 and res.not_ready == 0, text
     assert {f.unit for f in res.figures()} >= {"posts/s", "events/s"}
+    # Where the cores went: every service and the nats-server worked during the load.
+    assert set(SERVICES) | {"nats-server"} <= set(res.cpu_s)
+    assert all(res.cpu_s[n] > 0 for n in (*SERVICES, "nats-server")), res.cpu_s
