@@ -26,6 +26,7 @@ from gongkai.runtime.clock import FixedClock
 from gongkai.runtime.host import make_app
 from gongkai.runtime.service import ServiceContext
 from gongkai.runtime.settings import Settings
+from gongkai_accountability import service as service_module
 from gongkai_accountability.bootstrap import build
 from gongkai_accountability.domain.decide import Policy
 from gongkai_accountability.service import AccountabilityService
@@ -153,6 +154,27 @@ async def test_violation_recorded_once_across_restart_and_served(rig: Rig, tmp_p
         assert again.store.digest(again.projection) == live
     finally:
         await again.stop()
+
+
+async def test_a_tick_records_what_is_owed_in_bounded_batches(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a catch-up the read model may owe tens of thousands of events: a tick makes,
+    signs and appends them a bounded batch at a time, and every one is recorded once."""
+    monkeypatch.setattr(service_module, "RECORD_BATCH", 2)
+    batches: list[int] = []
+    record = rig.svc.record
+
+    async def counted(decisions: Any) -> int:
+        batches.append(len(decisions))
+        return await record(decisions)
+
+    monkeypatch.setattr(rig.svc, "record", counted)
+    for i in range(5):
+        await submit_and_publish(rig, f"P{i}", f"pub{i}")
+    await rig.svc.settle()  # its own ticks, woken by what the projection applies, and more
+    assert len(await rig.events("ViolationRecorded")) == 5
+    assert max(batches) == 2 and sum(batches) >= 5, batches
 
 
 async def test_supervision_by_hand_and_finding_confirmed(rig: Rig) -> None:

@@ -14,6 +14,7 @@ import json
 import os
 from collections.abc import AsyncGenerator, Sequence
 from datetime import date, datetime, timedelta
+from itertools import islice
 from typing import Any, cast
 
 import nats.js.errors
@@ -54,7 +55,7 @@ from gongkai_accountability.adapters.log import (
 )
 from gongkai_accountability.adapters.sql import AccountabilityProjection, ReadModel
 from gongkai_accountability.adapters.trail import Links, post_rows
-from gongkai_accountability.domain.decide import ACCOUNTABILITY, Policy, decide
+from gongkai_accountability.domain.decide import ACCOUNTABILITY, Policy, decisions
 from gongkai_accountability.domain.report import score_points, unit_reports
 from gongkai_accountability.domain.rows import MemoryRows, Rows
 from gongkai_accountability.domain.tables import ALERT, POST, Post
@@ -77,6 +78,9 @@ def policy_from_env() -> Policy:
         deadline_days=int(os.environ.get("GONGKAI_SUPERVISION_DEADLINE_DAYS", "5")),
     )
 
+
+#: Decisions made, signed and appended at a time by a tick (``decide.decisions``).
+RECORD_BATCH = 500
 
 #: How many (day, log length) folds ``as_of`` keeps.
 AS_OF_KEPT = 8
@@ -466,8 +470,14 @@ class AccountabilityService(Service):
         async with self._lock:
             snap = await asyncio.to_thread(self.model.snapshot)
             now = self.ctx.clock.now()
-            decisions = decide(snap, local_date(now), now, self.ctx.calendar, self.policy)
-            n = await self.record(decisions)
+            owed = decisions(snap, local_date(now), now, self.ctx.calendar, self.policy)
+            n = 0
+            # In bounded batches: after a catch-up from nothing a million-event log owes tens of
+            # thousands of events, and holding them all (envelopes, then their outcomes) while
+            # each was signed and appended took accountability to 450 MB.
+            while batch := list(islice(owed, RECORD_BATCH)):
+                n += await self.record(batch)
+            del snap
             await self.checkpoint()
             return n
 

@@ -9,6 +9,7 @@ twice yields the same event ids and the same aggregate ids.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
 
@@ -100,7 +101,15 @@ def case_cause(case: Case) -> Cause | None:
 def decide(
     rows: Rows, today: date, now: datetime, calendar: WorkingCalendar, policy: Policy
 ) -> list[Decided]:
-    out: list[Decided] = []
+    return list(decisions(rows, today, now, calendar, policy))
+
+
+def decisions(
+    rows: Rows, today: date, now: datetime, calendar: WorkingCalendar, policy: Policy
+) -> Iterator[Decided]:
+    """``decide``, one event at a time: after a catch-up from nothing the read model owes tens
+    of thousands (a million-event log's violations, notices and closings), and a caller that
+    records them in bounded batches never holds them all at once."""
     rectified = {k: v.rectified is not None for k, v in rows.scan(VIOLATION)}
     for command_id, row in rows.scan(TODO):
         todo = Pending.of(command_id, row)
@@ -112,7 +121,7 @@ def decide(
                 # one rectification per violation.
                 continue
         once = isinstance(todo.payload, (ViolationRecorded, IntegrityAlert))
-        out.append(
+        yield (
             Decided.of(
                 todo.payload,
                 aggregate_id=todo.aggregate_id,
@@ -131,14 +140,14 @@ def decide(
         opened = date.fromisoformat(case.opened_on)
         if case.notice is None:
             if notice_due(opened, today, policy.notice_after_days, calendar):
-                out.append(automatic_notice(case, today, now, calendar, policy))
+                yield automatic_notice(case, today, now, calendar, policy)
             continue
         facts = CaseFacts.of(case)
         verdict = stale_after_supervision(facts, today, held_in(rows, facts.unit))
         if verdict is not None:
             # Caused by the notice whose deadline passed with the column still stale.
             notice = case.notice
-            out.append(
+            yield (
                 Decided.of(
                     verdict.violation,
                     aggregate_id=short_id("V", verdict.command_id),
@@ -151,4 +160,3 @@ def decide(
                     expected=0,
                 )
             )
-    return out
