@@ -5,10 +5,12 @@ BIN := $(VENV)/bin
 PIP_VERSION := 26.3
 SERVICES := intake review freshness accountability
 STAMP := $(VENV)/.installed
-# Two workers, a test module per worker at a time: most tests wait on real processes (nats-server,
-# services), so two keep both cores busy; module-scoped platforms stay in one worker. The files go
-# out longest first, by their measured seconds (tests/ordering.py), not by xdist's own reordering.
-PYTEST_WORKERS ?= -n 2 --dist loadfile --no-loadscope-reorder
+# Three workers on two cores, a test module per worker at a time: tests wait on real processes
+# (nats-server, services, Chromium) part of the time, and with two workers the cores were busy
+# 1.4 of 2 (user+sys over wall); three keep both busy. Module-scoped platforms stay in one worker.
+# The files go out longest first, by their measured seconds (tests/ordering.py), not by xdist's
+# own reordering.
+PYTEST_WORKERS ?= -n 3 --dist loadfile --no-loadscope-reorder
 
 .PHONY: up up-demo test test-durations fuzz lint typecheck bench soak lock clean asyncapi schemas nats-config images
 
