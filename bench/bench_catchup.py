@@ -1,17 +1,22 @@
-"""One service catching up alone over a filled log: seconds until ready, and its CPU seconds.
+"""Services catching up over a filled log: seconds until ready, CPU seconds, peak memory.
 
     python -m bench.bench_catchup fill [N]             # a county's log of about N events, once
     python -m bench.bench_catchup run NAME [--spy SVG]  # NAME from an empty database on a copy
     python -m bench.bench_catchup run all --settle 20  # the four at once, memory 20 s after
+    python -m bench.bench_catchup rebuild              # accountability's rebuild, same log
 
 ``fill`` writes ``bench_memory``'s log of a county (100,000 events by default) into a
 nats-server data directory under ``--dir``, signed with keys kept beside it. ``run`` starts
-``gongkai service NAME`` alone on a copy of that directory (a service appends to the log and
-makes durable consumers, so every run starts from the same log) and reports when it was ready
-with no consumer lag, with the CPU seconds of the process and its children: on a shared
-machine the wall time is mostly the service's turn on a core, the CPU seconds are what it
-costs. ``--spy`` records a py-spy flame graph of the service meanwhile (py-spy is not in the
-lock: ``.venv/bin/pip install py-spy``). How the profiles in bench/profiles/ were made.
+``gongkai service NAME`` (or several, or ``all`` four at once, as after a restore) on a copy of
+that directory (a service appends to the log and makes durable consumers, so every run starts
+from the same log) and reports when each was ready with no consumer lag, with the CPU seconds
+of the process and its children (on a shared machine the wall time is mostly the service's
+turn on a core, the CPU seconds are what it costs) and its peak RSS, sampled ``--settle``
+seconds more after the last was ready (accountability signs what it owes once caught up).
+``rebuild`` times accountability's rebuild on a copy of the same log: the rate its catch-up is
+held to. ``--spy`` records a py-spy flame graph of the (first) service meanwhile (py-spy is
+not in the lock: ``.venv/bin/pip install py-spy``). How the profiles in bench/profiles/ were
+made.
 """
 
 from __future__ import annotations
@@ -25,11 +30,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
 
-from bench.bench_memory import fill
+from bench.bench_memory import fill, rebuild_rate
 from bench.load.platform import SERVICES, start_services
 from gongkai.eventlog import EventLog, StreamSettings
 from gongkai.natsserver import NatsServer
@@ -66,17 +72,17 @@ def cpu_seconds(pid: int) -> float:
 
 async def run(
     base: Path, names: list[str], spy: Path | None, settle: float = 0.0
-) -> dict[str, tuple[float, float, float]]:
+) -> dict[str, tuple[float, float, float, float]]:
     """Each of ``names`` started at once on one copy of the log: seconds until it was ready
     behind it, its CPU seconds then, and its peak RSS (MB) until then and ``settle`` seconds
-    after the last was ready (accountability decides and signs what it owes once caught up).
-    ``spy`` records the first service."""
+    after the last was ready (accountability decides and signs what it owes once caught up),
+    and when that peak was seen (seconds from the start). ``spy`` records the first service."""
     work = base / "run"
     shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(base / "nats", work / "nats")
     shutil.copytree(base / "var", work / "var")
     srv = NatsServer(store_dir=work / "nats", sync_always=False).start()
-    out: dict[str, tuple[float, float, float]] = {}
+    out: dict[str, tuple[float, float, float, float]] = {}
     try:
         platform = start_services(srv.url, work / "var", names)
         procs = {name: platform.processes[name] for name in names}
@@ -92,13 +98,20 @@ async def run(
             )
         t0 = time.monotonic()
         ready: dict[str, tuple[float, float]] = {}
+        peak_at: dict[str, float] = {}
+
+        def sample(name: str, p: Any) -> None:
+            was = p.peak_rss
+            if p.sample_rss() > was:
+                peak_at[name] = time.monotonic() - t0
+
         try:
             async with httpx.AsyncClient() as client:
                 while len(ready) < len(names):
                     for name, p in procs.items():
                         if p.proc.poll() is not None:
                             raise RuntimeError(f"{name} exited\n{p.tail()}")
-                        p.sample_rss()
+                        sample(name, p)
                         if name in ready:
                             continue
                         lags = await p.lags(client)
@@ -107,8 +120,8 @@ async def run(
                     await asyncio.sleep(0.2)
                 until = time.monotonic() + settle
                 while time.monotonic() < until:
-                    for p in procs.values():
-                        p.sample_rss()
+                    for name, p in procs.items():
+                        sample(name, p)
                     await asyncio.sleep(0.2)
         finally:
             if recorder is not None:
@@ -118,8 +131,30 @@ async def run(
     finally:
         srv.stop()
     for name, (seconds, cpu) in ready.items():
-        out[name] = (seconds, cpu, procs[name].peak_rss / 2**20)
+        out[name] = (seconds, cpu, procs[name].peak_rss / 2**20, peak_at.get(name, 0.0))
     return out
+
+
+async def rebuild(base: Path) -> tuple[int, float]:
+    """accountability's rebuild on a copy of the log (``gongkai audit rebuild``'s path, after
+    a signed checkpoint of the whole log, as a running service signs them): events, events/s.
+    The same-run baseline its catch-up is held to (issue 18: at least half its rate)."""
+    work = base / "run"
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(base / "nats", work / "nats")
+    shutil.copytree(base / "var", work / "var")
+    keys = provision(Settings.from_env(data_dir=work / "var").keys_path)
+    srv = NatsServer(store_dir=work / "nats", sync_always=False).start()
+    try:
+        evlog = await EventLog.connect(srv.url, keys=keys)
+        try:
+            rate = await rebuild_rate(evlog, work)
+            total = await evlog.last_sequence()
+        finally:
+            await evlog.close()
+    finally:
+        srv.stop()
+    return total, rate
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -133,9 +168,11 @@ def main(argv: list[str] | None = None) -> None:
     r = sub.add_parser("run", help="one service alone on a copy of the log")
     r.add_argument("names", nargs="+", choices=[*SERVICES, "all"], metavar="NAME",
                    help=f"one or more of {', '.join(SERVICES)}, or all: started at once")
-    r.add_argument("--spy", type=Path, help="a py-spy flame graph of the first service, here (.txt: collapsed stacks)")
+    r.add_argument("--spy", type=Path,
+                   help="a py-spy flame graph of the first service, here (.txt: collapsed stacks)")
     r.add_argument("--settle", type=float, default=0.0,
                    help="seconds to go on sampling memory after the last one was ready")
+    sub.add_parser("rebuild", help="accountability's rebuild on a copy of the log")
     args = ap.parse_args(argv)
     if args.command == "fill":
         total = asyncio.run(fill_log(args.dir, args.n))
@@ -143,11 +180,18 @@ def main(argv: list[str] | None = None) -> None:
         return
     if not (args.dir / "nats").is_dir():
         raise SystemExit(f"no log under {args.dir}: run 'fill' first")
+    if args.command == "rebuild":
+        total, rate = asyncio.run(rebuild(args.dir))
+        print(
+            f"accountability's rebuild: {total:,} events, {rate:,.0f} events/s "
+            f"(load average {os.getloadavg()[0]:.2f})"
+        )
+        return
     names = list(SERVICES) if "all" in args.names else list(dict.fromkeys(args.names))
     figures = asyncio.run(run(args.dir, names, args.spy, args.settle))
-    for name, (seconds, cpu, mb) in figures.items():
+    for name, (seconds, cpu, mb, at) in figures.items():
         print(
-            f"{name}: ready after {seconds:.1f} s, {cpu:.1f} CPU s, peak {mb:.0f} MB "
+            f"{name}: ready after {seconds:.1f} s, {cpu:.1f} CPU s, peak {mb:.0f} MB at {at:.0f} s "
             f"(load average {os.getloadavg()[0]:.2f})"
         )
 
