@@ -66,13 +66,8 @@ async def _close_leftover_nats_clients() -> AsyncIterator[None]:
                 await asyncio.wait_for(obj.close(), 2)
 
 
-@pytest.fixture
-def nats_server() -> Iterator[NatsServer]:
-    """A nats-server of the test's own: no consumer, stream or connection outlives a test.
-
-    Starting one takes a few tens of milliseconds; sharing one across tests let a stopped
-    service's leftovers (durable consumers, in-flight requests) disturb the next test.
-    """
+@contextlib.contextmanager
+def _nats_server() -> Iterator[NatsServer]:
     with tempfile.TemporaryDirectory(prefix="gongkai-test-nats-") as d:
         # Tests favour speed; the embedded default keeps sync_interval: always.
         srv = NatsServer(store_dir=Path(d), sync_always=False).start()
@@ -82,14 +77,9 @@ def nats_server() -> Iterator[NatsServer]:
             srv.stop()
 
 
-@pytest.fixture
-async def evlog(nats_server: NatsServer) -> AsyncIterator[EventLog]:
-    """A connected client on fresh streams: each test starts with an empty log.
-
-    Deleting the whole stream is allowed (deny_delete/deny_purge protect its messages); only
-    tests do it, to start clean.
-    """
-    log = await EventLog.connect(nats_server.url)
+@contextlib.asynccontextmanager
+async def _fresh_log(url: str) -> AsyncIterator[EventLog]:
+    log = await EventLog.connect(url)
     await log.ensure_stream(StreamSettings(duplicate_window_s=120))
     try:
         yield log
@@ -98,6 +88,28 @@ async def evlog(nats_server: NatsServer) -> AsyncIterator[EventLog]:
             with contextlib.suppress(Exception):
                 await log.js.delete_stream(name)
         await log.close()
+
+
+@pytest.fixture
+def nats_server() -> Iterator[NatsServer]:
+    """A nats-server of the test's own: no consumer, stream or connection outlives a test.
+
+    Starting one takes a few tens of milliseconds; sharing one across tests let a stopped
+    service's leftovers (durable consumers, in-flight requests) disturb the next test.
+    """
+    with _nats_server() as srv:
+        yield srv
+
+
+@pytest.fixture
+async def evlog(nats_server: NatsServer) -> AsyncIterator[EventLog]:
+    """A connected client on fresh streams: each test starts with an empty log.
+
+    Deleting the whole stream is allowed (deny_delete/deny_purge protect its messages); only
+    tests do it, to start clean.
+    """
+    async with _fresh_log(nats_server.url) as log:
+        yield log
 
 
 @dataclass
@@ -119,19 +131,14 @@ class Platform:
 PLATFORM_T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai, a Monday
 
 
-@pytest.fixture
-async def platform(
-    nats_server: NatsServer, evlog: EventLog, tmp_path: Path, request: pytest.FixtureRequest
+@contextlib.asynccontextmanager
+async def _running_platform(
+    url: str, evlog: EventLog, data_dir: Path, node: pytest.Item | pytest.Collector
 ) -> AsyncIterator[Platform]:
-    """All installed services, or those named by ``@pytest.mark.services("intake", ...)``.
-
-    Starting only what a test exercises keeps the other services' reactions (freshness
-    evaluating every new unit's columns, accountability opening cases) out of its way and time.
-    """
-    marker = request.node.get_closest_marker("services")
+    marker = node.get_closest_marker("services")
     clock = FixedClock(PLATFORM_T0)
-    settings = Settings(data_dir=tmp_path)
-    ctx = ServiceContext(settings=settings, clock=clock, nats_url=nats_server.url)
+    settings = Settings(data_dir=data_dir)
+    ctx = ServiceContext(settings=settings, clock=clock, nats_url=url)
     wanted = set(marker.args) if marker else None
     services = {
         name: build(ctx)
@@ -148,3 +155,37 @@ async def platform(
         await client.aclose()
         for svc in reversed(list(services.values())):
             await svc.stop()
+
+
+@pytest.fixture
+async def platform(
+    nats_server: NatsServer, evlog: EventLog, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Platform]:
+    """All installed services, or those named by ``@pytest.mark.services("intake", ...)``.
+
+    Starting only what a test exercises keeps the other services' reactions (freshness
+    evaluating every new unit's columns, accountability opening cases) out of its way and time.
+    """
+    async with _running_platform(nats_server.url, evlog, tmp_path, request.node) as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+async def module_platform(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> AsyncIterator[Platform]:
+    """``platform`` once for a whole test file, on a nats-server of the file's own.
+
+    For files whose tests only add to the log and judge what they added (a request refused
+    records nothing after the sequence read before it; a post is read back by its own id):
+    starting the services and seeding a directory for each of them was most of their time.
+    A file that stops, kills or restarts a service, or needs an empty log, keeps ``platform``.
+    """
+    with _nats_server() as srv:
+        async with (
+            _fresh_log(srv.url) as log,
+            _running_platform(
+                srv.url, log, tmp_path_factory.mktemp("platform"), request.node
+            ) as p,
+        ):
+            yield p

@@ -45,11 +45,14 @@ def post(**over: Any) -> dict[str, Any]:
 UNITS = ("finance", "education", "health", "market", "donghe-town")
 
 
-@pytest.fixture
-async def intake(platform: Platform) -> Platform:
-    await seed_demo(platform.evlog, platform.clock.now(), units=UNITS)
-    await platform.settle()
-    return platform
+@pytest.fixture(scope="module")
+async def intake(module_platform: Platform) -> Platform:
+    """One platform and one seeded directory for the file: every test submits under fresh
+    Idempotency-Keys (fresh post ids), reads back its own posts, and judges "nothing recorded"
+    against the sequence it read before its request, so no test sees another's posts."""
+    await seed_demo(module_platform.evlog, module_platform.clock.now(), units=UNITS)
+    await module_platform.settle()
+    return module_platform
 
 
 async def submit(
