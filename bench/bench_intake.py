@@ -54,6 +54,7 @@ from nats.js.api import StorageType, StreamConfig
 
 from bench import bench_eventlog as eventlog_bench
 from bench.common import Baseline, Figure, Timer, server, table
+from bench.load.platform import Platform, ServiceProcess, start_services, wait_ready
 from gongkai import subjects
 from gongkai.eventlog import EventLog
 from gongkai.events import Actor, Envelope, new_event
@@ -155,9 +156,12 @@ class Connection:
         return status, await self.reader.readexactly(length)
 
 
-async def via_uvicorn(port: int, n: int, concurrency: int) -> Driven:
+async def via_uvicorn(ports: list[int], n: int, concurrency: int) -> Driven:
+    # With several intake processes each client connection keeps to one, in turn, as a
+    # Kubernetes Service spreads connections over pods.
     conns = [
-        Connection(*await asyncio.open_connection("127.0.0.1", port)) for _ in range(concurrency)
+        Connection(*await asyncio.open_connection("127.0.0.1", ports[w % len(ports)]))
+        for w in range(concurrency)
     ]
 
     async def one(i: int, w: int) -> None:
@@ -279,15 +283,18 @@ async def serve_http(app: Any, port: int) -> tuple[uvicorn.Server, asyncio.Task[
 async def generate(path: str, target: str, n: int, concurrency: int) -> Driven:
     """The load of the ``http`` path (target: the port) or the ``bus`` path (the NATS URL)."""
     if path == "http":
-        return await via_uvicorn(int(target), n, concurrency)
+        return await via_uvicorn([int(p) for p in target.split(",")], n, concurrency)
     return await via_bus(target, n, concurrency)
 
 
-async def in_child(path: str, target: str, n: int, concurrency: int) -> Driven:
+async def in_child(
+    path: str, target: str, n: int, concurrency: int, workers: list[ServiceProcess] | None = None
+) -> Driven:
     """``generate`` in a process of its own, as a deployed intake's callers are: this process
     only serves, so its CPU per submission is the service's (the load generator's nats-py
     client alone costs about as much as the service's handling of a request)."""
-    cpu0 = time.process_time()
+    workers = workers or []
+    cpu0 = time.process_time() + sum(w.cpu_seconds() for w in workers)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.bench_intake", str(n), "--concurrency", str(concurrency),
         "--generate", path, "--target", target,
@@ -297,13 +304,36 @@ async def in_child(path: str, target: str, n: int, concurrency: int) -> Driven:
     if proc.returncode != 0:
         raise RuntimeError(f"the {path} load generator failed ({proc.returncode})")
     got = json.loads(out.splitlines()[-1])
-    return Driven(got["rate"], got["latencies"], (time.process_time() - cpu0) * 1000 / n)
+    cpu1 = time.process_time() + sum(w.cpu_seconds() for w in workers)
+    return Driven(got["rate"], got["latencies"], (cpu1 - cpu0) * 1000 / n)
+
+
+async def start_workers(url: str, data_dir: Path, keys: Path, count: int) -> list[ServiceProcess]:
+    """``count`` more intake processes (``gongkai service intake``) on the same log, each with
+    its own database and port and the first one's keys, as replicas of intake are deployed:
+    they share the bus's requests (one queue group) and the HTTP connections."""
+    workers: list[ServiceProcess] = []
+    for k in range(count):
+        platform = start_services(
+            url,
+            data_dir / f"worker{k}",
+            names=("intake",),
+            extra_env={"GONGKAI_KEYS_DIR": str(keys)},
+        )
+        workers.extend(platform.processes.values())
+    async with httpx.AsyncClient() as client:
+        await wait_ready(client, Platform({f"w{i}": w for i, w in enumerate(workers)}), 120)
+    return workers
 
 
 async def run(
-    n: int, concurrency: int, sync: bool, paths: tuple[str, ...] = PATHS
+    n: int, concurrency: int, sync: bool, paths: tuple[str, ...] = PATHS, workers: int = 1
 ) -> tuple[dict[str, float], dict[str, Driven]]:
-    """Each path in turn, a round of both raw appends before each and after the last."""
+    """Each path in turn, a round of both raw appends before each and after the last.
+
+    ``workers``: intake processes serving the HTTP and bus paths, this one and ``workers - 1``
+    more (the ASGI path is this process's alone).
+    """
     raws: dict[str, list[float]] = {"nats": [], "client": []}
     driven: dict[str, Driven] = {}
     with server(sync_always=sync) as srv, tempfile.TemporaryDirectory() as d:
@@ -313,6 +343,7 @@ async def run(
         await seed_demo(svc.evlog, datetime.now(UTC), units=UNITS)
         await svc.wait_caught_up()
         app = make_app([svc])
+        extra = await start_workers(srv.url, Path(d), settings.keys_path, workers - 1)
 
         # Warm-up: first-use costs (imports, SQLite pages, JIT-free but cache-cold paths).
         async with httpx.AsyncClient(
@@ -330,7 +361,8 @@ async def run(
             await raw_round(r)
             if path == "http":
                 http, task = await serve_http(app, settings.http_port)
-                driven[path] = await in_child(path, str(settings.http_port), n, concurrency)
+                ports = ",".join(str(p) for p in [settings.http_port, *(w.port for w in extra)])
+                driven[path] = await in_child(path, ports, n, concurrency, extra)
                 http.should_exit = True
                 await task
             elif path == "asgi":
@@ -339,14 +371,21 @@ async def run(
                 ) as c:
                     driven[path] = await via_asgi(c, n, concurrency, "asgi")
             else:
-                driven[path] = await in_child(path, srv.url, n, concurrency)
+                driven[path] = await in_child(path, srv.url, n, concurrency, extra)
         await raw_round(len(paths))
+        for w in extra:
+            w.stop()
         await svc.stop()
     return {k: statistics.median(v) for k, v in raws.items()}, driven
 
 
 def report(
-    n: int, concurrency: int, sync: bool, raw: dict[str, float], driven: dict[str, Driven]
+    n: int,
+    concurrency: int,
+    sync: bool,
+    raw: dict[str, float],
+    driven: dict[str, Driven],
+    workers: int = 1,
 ) -> list[Figure]:
     base = raw["nats"]
     rounds = len(driven) + 1
@@ -375,7 +414,8 @@ def report(
     sync_note = "sync_interval: always" if sync else "default fsync interval"
     la = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(
-        f"intake submissions: {n} per path, {concurrency} in flight, nats-server {sync_note}; "
+        f"intake submissions: {n} per path, {concurrency} in flight, {workers} intake "
+        f"process{'es' if workers > 1 else ''}, nats-server {sync_note}; "
         f"raw rates: median of {rounds} rounds of {n} events interleaved with the paths; "
         f"load average {la}"
     )
@@ -399,6 +439,9 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     p.add_argument("--concurrency", type=int, default=50)
     p.add_argument("--sync", action="store_true", help="nats-server syncs every write")
     p.add_argument(
+        "--workers", type=int, default=1, help="intake processes serving the http and bus paths"
+    )
+    p.add_argument(
         "--paths", default=",".join(PATHS), help=f"which paths to drive, of {','.join(PATHS)}"
     )
 
@@ -414,8 +457,8 @@ def main(argv: list[str] | None = None) -> list[Figure]:
         p.error(f"unknown paths: {', '.join(sorted(unknown))}")
     # One info line per recorded event would measure the terminal; warnings still show.
     gklogging.configure("json", "warning")
-    raw, driven = asyncio.run(run(args.n, args.concurrency, args.sync, paths))
-    return report(args.n, args.concurrency, args.sync, raw, driven)
+    raw, driven = asyncio.run(run(args.n, args.concurrency, args.sync, paths, args.workers))
+    return report(args.n, args.concurrency, args.sync, raw, driven, args.workers)
 
 
 if __name__ == "__main__":
