@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import os
 import tempfile
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from nats.aio.client import Client as NATS
 
 from gongkai import subjects
@@ -121,6 +123,19 @@ class Platform:
     evlog: EventLog
     clock: FixedClock
     ctx: ServiceContext
+    app: FastAPI
+
+    @contextlib.asynccontextmanager
+    async def own_client(self) -> AsyncIterator[Platform]:
+        """The same platform behind a client of its own: no cookie (a console session) set by
+        another test of a shared platform reaches this one."""
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app), base_url=str(self.client.base_url)
+        )
+        try:
+            yield dataclasses.replace(self, client=client)
+        finally:
+            await client.aclose()
 
     async def settle(self, within: float = 10.0) -> None:
         """Wait until every service's projections have applied the whole log."""
@@ -150,7 +165,7 @@ async def _running_platform(
     app = make_app(list(services.values()))
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gongkai")
     try:
-        yield Platform(services, client, evlog, clock, ctx)
+        yield Platform(services, client, evlog, clock, ctx, app)
     finally:
         await client.aclose()
         for svc in reversed(list(services.values())):

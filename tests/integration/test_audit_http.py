@@ -12,9 +12,12 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from gongkai_accountability.adapters.log import fold_log
 from gongkai_accountability.adapters.trail import Links, post_rows, read_trail
@@ -30,12 +33,27 @@ OFFICE = DEMO.headers("office-reader")
 FINANCE = DEMO.headers("finance-maker")
 
 
+@pytest.fixture(scope="module")
+async def county(module_platform: Platform) -> Platform:
+    """The demo county's three weeks, played once for the file: every test only asks about
+    them (the verify test appends a checkpoint, which no answer here depends on)."""
+    await demo_history(module_platform)
+    return module_platform
+
+
+@pytest.fixture
+async def platform(county: Platform) -> AsyncIterator[Platform]:
+    """The file's county, settled, behind a client of the test's own."""
+    await county.settle()
+    async with county.own_client() as p:
+        yield p
+
+
 def _auth(headers: dict[str, str]) -> dict[str, str]:
     return {"Authorization": headers["Authorization"]}
 
 
 async def test_as_of_and_report_answer_what_the_cli_folds(platform: Platform) -> None:
-    await demo_history(platform)
     client = platform.client
     for day in (FIRST_DAY, LATER_DAY):
         r = await client.get("/as-of", params={"date": day.isoformat()}, headers=_auth(OFFICE))
@@ -58,7 +76,6 @@ async def test_as_of_and_report_answer_what_the_cli_folds(platform: Platform) ->
 
 
 async def test_a_unit_gets_its_unit_and_a_typo_is_not_a_clean_record(platform: Platform) -> None:
-    await demo_history(platform)
     client = platform.client
     r = await client.get("/as-of", params={"date": "2026-03-23"}, headers=_auth(FINANCE))
     assert r.status_code == 200, r.text
@@ -95,7 +112,6 @@ def _posts(rows: Rows) -> list[str]:
 async def test_trail_answers_what_the_cli_prints_and_reads_by_subject(
     platform: Platform, tmp_path: Path
 ) -> None:
-    await demo_history(platform)
     client = platform.client
     svc = platform.services["accountability"]
     assert isinstance(svc, AccountabilityService)
@@ -142,7 +158,6 @@ async def test_trail_answers_what_the_cli_prints_and_reads_by_subject(
 
 
 async def test_verify_answers_what_the_cli_reports(platform: Platform, tmp_path: Path) -> None:
-    await demo_history(platform)
     svc = platform.services["accountability"]
     assert isinstance(svc, AccountabilityService)
     await svc.checkpoint(force=True)
