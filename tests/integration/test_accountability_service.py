@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from gongkai import subjects
 from gongkai.calendar import SHANGHAI
@@ -28,7 +29,9 @@ from gongkai.runtime.service import ServiceContext
 from gongkai.runtime.settings import Settings
 from gongkai_accountability import service as service_module
 from gongkai_accountability.bootstrap import build
-from gongkai_accountability.domain.decide import Policy
+from gongkai_accountability.domain.decide import Policy, decide
+from gongkai_accountability.domain.rows import MemoryRows
+from gongkai_accountability.domain.tables import BY_NAME, CASE, TODO, UNIT, VIOLATION
 from gongkai_accountability.service import AccountabilityService
 from gongkai_demo.county import DEMO, seed_demo
 from tests.builders import post_submitted
@@ -175,6 +178,48 @@ async def test_a_tick_records_what_is_owed_in_bounded_batches(
     await rig.svc.settle()  # its own ticks, woken by what the projection applies, and more
     assert len(await rig.events("ViolationRecorded")) == 5
     assert max(batches) == 2 and sum(batches) >= 5, batches
+
+
+async def test_the_snapshot_decides_as_its_rows_decoded(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tick's snapshot keeps obligations and cases as stored until decide reads them; it
+    answers, and decide decides, as the same rows decoded at once."""
+
+    async def no_tick() -> int:
+        return 0
+
+    monkeypatch.setattr(rig.svc, "tick", no_tick)  # what is owed stays owed
+    for i in range(3):
+        await submit_and_publish(rig, f"P{i}", f"pub{i}")
+    for col in ("leaders_activities", "statistics"):
+        stale = ColumnStale(
+            unit="finance", column=col, rule_set="wenan-2018", rule="fortnightly",
+            rule_kind="periodic", due_date=D("2026-03-01"), overdue_days=1, episode=f"e-{col}",
+        )
+        await rig.fact(stale, f"finance--{col}")
+    await rig.svc.wait_caught_up(await rig.evlog.last_sequence())
+    snap = await asyncio.to_thread(rig.svc.model.snapshot)
+    decoded = MemoryRows()
+    with rig.svc.engine.connect() as conn:
+        for table in (TODO, CASE, VIOLATION, UNIT):
+            t = rig.svc.projection.tables_by_name[table]
+            for row_key, data in conn.execute(select(t.c.key, t.c.data)):
+                decoded.tables[table][row_key] = BY_NAME[table].decode_row(json.loads(data))
+    todos, cases = list(snap.scan(TODO)), list(snap.scan(CASE))
+    assert todos and todos == list(decoded.scan(TODO))
+    assert cases and cases == list(decoded.scan(CASE))
+    assert all(snap.get(TODO, k) == r for k, r in todos)
+    assert all(snap.get(CASE, k) == r for k, r in cases)
+    assert snap.get(TODO, "nope") is None and snap.get(CASE, "nope") is None
+    today, now = D("2026-03-20"), rig.clock.now()
+    policy = Policy(notice_after_days=2, deadline_days=5)
+    mine = decide(snap, today, now, rig.ctx.calendar, policy)
+    want = decide(decoded, today, now, rig.ctx.calendar, policy)
+    assert [(d.event.event_id, d.expected) for d in mine] == [
+        (d.event.event_id, d.expected) for d in want
+    ]
+    assert len(mine) == 5  # three violations owed, two notices due
 
 
 async def test_supervision_by_hand_and_finding_confirmed(rig: Rig) -> None:
