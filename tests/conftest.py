@@ -204,3 +204,23 @@ async def module_platform(
             ) as p,
         ):
             yield p
+
+
+@pytest.fixture(scope="module")
+async def demo_county(module_platform: Platform) -> Platform:
+    """The demo county's three weeks (tests/consolekit.py), played once for a test file."""
+    from tests.consolekit import demo_history  # consolekit imports this module
+
+    await demo_history(module_platform)
+    return module_platform
+
+
+@pytest.fixture
+async def county(demo_county: Platform) -> AsyncIterator[Platform]:
+    """The file's demo county, settled, behind a client of the test's own, for tests that ask
+    about its history. What a test adds to it is seen by the file's later tests: a test whose
+    checks count what it adds (alerts, checkpoints) or that changes the county takes
+    ``platform``; one that adds only what no other check reads may take this."""
+    await demo_county.settle()
+    async with demo_county.own_client() as p:
+        yield p

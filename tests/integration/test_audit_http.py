@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -27,26 +26,17 @@ from gongkai_accountability.domain.tables import POST
 from gongkai_accountability.service import AccountabilityService
 from gongkai_demo.county import DEMO
 from tests.conftest import Platform
-from tests.consolekit import FIRST_DAY, LATER_DAY, demo_history
+from tests.consolekit import FIRST_DAY, LATER_DAY
 
 OFFICE = DEMO.headers("office-reader")
 FINANCE = DEMO.headers("finance-maker")
 
 
-@pytest.fixture(scope="module")
-async def county(module_platform: Platform) -> Platform:
-    """The demo county's three weeks, played once for the file: every test only asks about
-    them (the verify test appends a checkpoint, which no answer here depends on)."""
-    await demo_history(module_platform)
-    return module_platform
-
-
 @pytest.fixture
-async def platform(county: Platform) -> AsyncIterator[Platform]:
-    """The file's county, settled, behind a client of the test's own."""
-    await county.settle()
-    async with county.own_client() as p:
-        yield p
+def platform(county: Platform) -> Platform:
+    """The demo county, played once for the file: every test here only asks about its
+    history (the verify test's checkpoint changes no answer the others check)."""
+    return county
 
 
 def _auth(headers: dict[str, str]) -> dict[str, str]:

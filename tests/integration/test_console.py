@@ -47,9 +47,8 @@ def unit_counts(html: str) -> dict[str, tuple[int, int]]:
     return {u: (int(s), int(b)) for u, s, b in ROW.findall(html)}
 
 
-async def test_pages_answer_as_of_the_day_asked(platform: Platform) -> None:
-    await demo_history(platform)
-    client = platform.client
+async def test_pages_answer_as_of_the_day_asked(county: Platform) -> None:
+    client = county.client
     r = await sign_in(client, demo_token(DEMO.person("county-office", "office")))
     assert r.status_code == 303 and r.headers["location"] == "/console"
     cookie = r.headers["set-cookie"].lower()
@@ -63,7 +62,7 @@ async def test_pages_answer_as_of_the_day_asked(platform: Platform) -> None:
         page = await client.get("/console", params={"date": day.isoformat()})
         assert page.status_code == 200, page.text
         got = unit_counts(page.text)
-        want = await expected_stale(platform, day)
+        want = await expected_stale(county, day)
         assert got, page.text[:2000]
         for unit, counts in got.items():
             assert counts == want.get(unit, (0, 0)), (day, unit)
@@ -75,7 +74,7 @@ async def test_pages_answer_as_of_the_day_asked(platform: Platform) -> None:
     assert answers[FIRST_DAY] != answers[LATER_DAY]  # three weeks on, more columns went stale
 
     # A unit's page: its stale columns as of the day, its open cases, its violations with names.
-    res = await fold_log(platform.evlog, until=LATER_DAY)
+    res = await fold_log(county.evlog, until=LATER_DAY)
     view = as_of_view(res.rows, LATER_DAY, "market")
     page = await client.get("/console/units/market", params={"date": LATER_DAY.isoformat()})
     assert page.status_code == 200
@@ -124,11 +123,10 @@ async def test_pages_answer_as_of_the_day_asked(platform: Platform) -> None:
     assert (await client.get("/console", params={"date": "03/01/2026"})).status_code == 400
 
 
-async def test_a_unit_sees_its_unit_and_forms_need_their_token(platform: Platform) -> None:
-    await demo_history(platform)
-    res = await fold_log(platform.evlog)
+async def test_a_unit_sees_its_unit_and_forms_need_their_token(county: Platform) -> None:
+    res = await fold_log(county.evlog)
     market_post = next(p for _, p in res.rows.scan(POST) if p.unit == "market")
-    client = platform.client
+    client = county.client
 
     # Not signed in: every page sends to the sign-in form, and says where it came from.
     r = await client.get("/console/units/finance")
@@ -168,11 +166,10 @@ async def test_a_unit_sees_its_unit_and_forms_need_their_token(platform: Platfor
     assert (await client.get("/console")).status_code == 303
 
 
-async def test_a_forged_session_cookie_opens_nothing(platform: Platform) -> None:
+async def test_a_forged_session_cookie_opens_nothing(county: Platform) -> None:
     """A session cookie is encrypted and authenticated: one not made with the data
     directory's key sends back to the sign-in form."""
-    await demo_history(platform)
-    client = platform.client
+    client = county.client
     await sign_in(client, demo_token("office-reader"))
     assert (await client.get("/console")).status_code == 200
     stolen = httpx.AsyncClient(transport=client._transport, base_url="http://gongkai")
@@ -191,12 +188,11 @@ def csv_rows(data: httpx.Response) -> list[list[str]]:
 
 
 async def test_findings_and_supervision_cases_as_of_the_day(
-    platform: Platform, monkeypatch: pytest.MonkeyPatch
+    county: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await demo_history(platform)
-    client = platform.client
+    client = county.client
     await sign_in(client, demo_token(DEMO.person("county-office", "office")))
-    res = await fold_log(platform.evlog, until=LATER_DAY)
+    res = await fold_log(county.evlog, until=LATER_DAY)
     findings = [f for _, f in res.rows.scan("finding")]
     cases = [c for _, c in res.rows.scan("case")]
     assert findings and cases  # the story reports a finding and supervises a column
@@ -288,9 +284,8 @@ async def test_findings_and_supervision_cases_as_of_the_day(
     )
 
 
-async def test_a_unit_sees_its_own_findings_and_cases_only(platform: Platform) -> None:
-    await demo_history(platform)
-    client = platform.client
+async def test_a_unit_sees_its_own_findings_and_cases_only(county: Platform) -> None:
+    client = county.client
     await sign_in(client, demo_token(DEMO.person("finance", "maker")))
     for path in ("/console/findings", "/console/supervisions"):
         page = await client.get(path)
