@@ -340,8 +340,9 @@ class Directory:
         """The token's holder, or None if it is unknown, revoked or expired.
 
         With a ``log``: first makes sure this copy has applied the last recorded event of any
-        person, the holder's included (for an unknown token, the whole log), so a revocation recorded anywhere is
-        honoured by the next request. TimeoutError if the copy cannot catch up in time.
+        person, the holder's included (for an unknown token, the whole log), so a revocation
+        recorded anywhere is honoured by the next request. TimeoutError if the copy cannot
+        catch up in time.
         """
         digest = token_hash(token)
         if self.log is None:
