@@ -61,12 +61,11 @@ async def _same_views(svc: AccountabilityService, platform: Platform, day: date)
     return want
 
 
-async def test_kept_days_answer_as_the_fold_of_each_day(platform: Platform) -> None:
-    await demo_history(platform)
-    svc = _service(platform)
+async def test_kept_days_answer_as_the_fold_of_each_day(county: Platform) -> None:
+    svc = _service(county)
     seen = []
     for day in (FIRST_DAY - timedelta(days=1), FIRST_DAY, date(2026, 3, 10), LATER_DAY):
-        rows = await _same_views(svc, platform, day)
+        rows = await _same_views(svc, county, day)
         seen.append(len(dict(rows.scan(VIOLATION))))
     # The days differ (the later one has the demo's late publication and breach).
     assert seen[0] == 0 and seen[-1] > seen[1], seen
@@ -92,9 +91,8 @@ async def test_kept_days_lay_imported_history_over_its_own_days(platform: Platfo
     assert stale > 0, "no kept day of the imported year has a stale column"
 
 
-async def test_overview_trend_and_the_severity_filter(platform: Platform) -> None:
-    await demo_history(platform)
-    client = platform.client
+async def test_overview_trend_and_the_severity_filter(county: Platform) -> None:
+    client = county.client
     assert (await sign_in(client, demo_token("office-reader"))).status_code == 303
     params = {"date": LATER_DAY.isoformat(), "from": "2026-03-01"}
     page = await client.get("/console", params=params)
@@ -103,8 +101,8 @@ async def test_overview_trend_and_the_severity_filter(platform: Platform) -> Non
     lines = re.findall(r'<polyline fill="none" stroke="currentColor" stroke-width="1.5" '
                        r'points="([^"]+)"', page.text)
     assert lines and all(len(x.split()) >= 2 for x in lines), lines
-    want = (await fold_log(platform.evlog, until=LATER_DAY)).rows
-    _points, trend = await _service(platform).score_trend(date(2026, 3, 1), LATER_DAY)
+    want = (await fold_log(county.evlog, until=LATER_DAY)).rows
+    _points, trend = await _service(county).score_trend(date(2026, 3, 1), LATER_DAY)
     assert {u: s[-1] for u, s in trend.items()} == {
         r.unit: r.score for r in unit_reports(want, date(2026, 3, 1), LATER_DAY)
     }
