@@ -208,7 +208,7 @@ async def test_the_snapshot_decides_as_its_rows_decoded(
                 decoded.tables[table][row_key] = BY_NAME[table].decode_row(json.loads(data))
     todos, cases = list(snap.scan(TODO)), list(snap.scan(CASE))
     assert todos and todos == list(decoded.scan(TODO))
-    assert cases and cases == list(decoded.scan(CASE))
+    assert cases and cases == [(k, c) for k, c in decoded.scan(CASE) if c.status != "closed"]
     assert all(snap.get(TODO, k) == r for k, r in todos)
     assert all(snap.get(CASE, k) == r for k, r in cases)
     assert snap.get(TODO, "nope") is None and snap.get(CASE, "nope") is None
