@@ -47,6 +47,15 @@ async def intake(platform: Platform) -> Platform:
     return platform
 
 
+@pytest.fixture(scope="module")
+async def refusing(module_platform: Platform) -> Platform:
+    """One seeded intake for the refusals: each judges "nothing recorded" against the sequence
+    it read before its request, and none changes the directory the others are refused by."""
+    await seed_demo(module_platform.evlog, module_platform.clock.now(), units=("finance",))
+    await module_platform.settle()
+    return module_platform
+
+
 async def call(p: Platform, path: str, body: dict[str, Any], person: str = OFFICE) -> Any:
     return await p.client.post(path, json=body, headers=DEMO.headers(person))
 
@@ -223,13 +232,18 @@ INVALID = [
 
 @pytest.mark.parametrize(("path", "body", "person", "status", "field"), INVALID)
 async def test_invalid_directory_commands_record_nothing(
-    intake: Platform, path: str, body: dict[str, Any], person: str, status: int, field: str | None
+    refusing: Platform,
+    path: str,
+    body: dict[str, Any],
+    person: str,
+    status: int,
+    field: str | None,
 ) -> None:
-    before = await intake.evlog.last_sequence()
-    r = await call(intake, path, body, person)
+    before = await refusing.evlog.last_sequence()
+    r = await call(refusing, path, body, person)
     assert r.status_code == status, r.text
     assert r.json().get("field") == field
-    assert await intake_events_after(intake.evlog, before) == []
+    assert await intake_events_after(refusing.evlog, before) == []
 
 
 async def test_leadership_change_is_recorded(intake: Platform) -> None:
