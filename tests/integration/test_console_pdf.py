@@ -26,7 +26,7 @@ from gongkai_accountability.domain.tables import POST, Post
 from gongkai_accountability.entrypoints.console.views import is_blank
 from gongkai_demo.county import DEMO, demo_token
 from tests.conftest import Platform
-from tests.consolekit import LATER_DAY, demo_history, sign_in
+from tests.consolekit import LATER_DAY, sign_in
 
 ROOT = Path(__file__).resolve().parents[2]
 A4_POINTS = {(595, 842), (842, 595)}
@@ -102,12 +102,11 @@ def reviewed_post(rows: Rows, unit: str) -> Post:
 
 
 async def test_forms_print_as_a4_pdf_with_their_chinese_text(
-    platform: Platform, pdf_tools: str, tmp_path: Path
+    county: Platform, pdf_tools: str, tmp_path: Path
 ) -> None:
-    await demo_history(platform)
-    rows = (await fold_log(platform.evlog, until=LATER_DAY)).rows
+    rows = (await fold_log(county.evlog, until=LATER_DAY)).rows
     post = reviewed_post(rows, "finance")
-    client = platform.client
+    client = county.client
     await sign_in(client, demo_token(DEMO.person("county-office", "office")))
 
     r = await client.get(f"/console/posts/{post.post_id}/form.pdf")
@@ -168,11 +167,10 @@ async def test_forms_print_as_a4_pdf_with_their_chinese_text(
     assert "Updatedeadlines" in pdf_text(en.content, tmp_path)
 
 
-async def test_a_unit_prints_only_its_own_forms(platform: Platform, pdf_tools: str) -> None:
-    await demo_history(platform)
-    rows = (await fold_log(platform.evlog)).rows
+async def test_a_unit_prints_only_its_own_forms(county: Platform, pdf_tools: str) -> None:
+    rows = (await fold_log(county.evlog)).rows
     finance_post = reviewed_post(rows, "finance")
-    client = platform.client
+    client = county.client
     await sign_in(client, demo_token(DEMO.person("market", "leader")))
     assert (await client.get("/console/units/market/attachment2.pdf")).status_code == 200
     assert (await client.get("/console/units/finance/attachment2.pdf")).status_code == 403
