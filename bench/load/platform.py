@@ -14,7 +14,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,32 +43,32 @@ class ServiceProcess:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def rss(self) -> int:
-        """Resident memory of the process and its children, bytes (0 once it has exited)."""
+    def _summed(self, measure: Callable[[psutil.Process], float]) -> float:
+        """``measure`` summed over the process and its children (0 once it has exited); a
+        child that exits while it is read counts nothing."""
         try:
             p = psutil.Process(self.proc.pid)
             procs = [p, *p.children(recursive=True)]
         except psutil.NoSuchProcess:
             return 0
-        total = 0
-        for q in procs:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                total += q.memory_info().rss
-        return total
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU of the process and its children so far (0 once it has exited)."""
-        try:
-            p = psutil.Process(self.proc.pid)
-            procs = [p, *p.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return 0.0
         total = 0.0
         for q in procs:
             with contextlib.suppress(psutil.NoSuchProcess):
-                t = q.cpu_times()
-                total += t.user + t.system
+                total += measure(q)
         return total
+
+    def rss(self) -> int:
+        """Resident memory of the process and its children, bytes (0 once it has exited)."""
+        return int(self._summed(lambda q: q.memory_info().rss))
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the process and its children so far (0 once it has exited)."""
+
+        def busy(q: psutil.Process) -> float:
+            t = q.cpu_times()
+            return t.user + t.system
+
+        return self._summed(busy)
 
     def sample_rss(self) -> int:
         rss = self.rss()
