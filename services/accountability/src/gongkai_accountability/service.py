@@ -402,8 +402,8 @@ class AccountabilityService(Service):
                     try:
                         rec = self.evlog.decode(msg)
                     except EventDecodeError:
-                        rec = None  # refused by a trust check: never folded, as the pass
-                    if rec is not None:
+                        pass  # refused by a trust check: never folded, as the pass skips it
+                    else:
                         self.days.feed(rec.seq, rec.envelope)
                 if last >= upto:
                     break
