@@ -3,13 +3,15 @@
 The same operations against ``MemoryEventLog`` and the real ``EventLog`` on a nats-server:
 sequences, the expected-sequence check, deduplication by event id (checked before the expected
 sequence, so a retry of a recorded command is a duplicate, not a conflict), an atomic
-multi-event append, and the aggregate's history and last sequence.
+multi-event append, the aggregate's history and last sequence, and the last sequence of a
+subject filter (0 when nothing matches).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from gongkai import subjects
 from gongkai.eventlog import ConcurrencyConflict, EventLog
 from gongkai.memlog import MemoryEventLog
 from tests.unit.test_decider_runner import unit_event
@@ -37,6 +39,14 @@ async def script(log: Any) -> list[Any]:
         history, last = await log.load("unit", agg)
         out.append((agg, [(h.seq, h.envelope.event_id) for h in history], last))
     out.append(await log.last_sequence())
+    for filt in (
+        subjects.aggregate_filter("unit", "a"),
+        subjects.aggregate_filter("unit", "b"),
+        subjects.aggregate_type_filter("unit"),
+        subjects.aggregate_filter("unit", "nothing"),
+        subjects.all_events(),
+    ):
+        out.append((filt, await log.last_sequence(filt)))
     return out
 
 

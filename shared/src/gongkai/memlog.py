@@ -85,8 +85,13 @@ class MemoryEventLog:
         seqs = self._by_aggregate.get(subjects.aggregate_filter(aggregate_type, aggregate_id), [])
         return [self._events[s - 1] for s in seqs], (seqs[-1] if seqs else 0)
 
-    async def last_sequence(self) -> int:
-        return len(self._events)
+    async def last_sequence(self, filter_subject: str | None = None) -> int:
+        if filter_subject is None:
+            return len(self._events)
+        return next(
+            (e.seq for e in reversed(self._events) if subjects.matches(filter_subject, e.subject)),
+            0,
+        )
 
     async def replay(self, *, from_seq: int = 1) -> AsyncIterator[RecordedEvent]:
         for event in self._events[from_seq - 1 :]:

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import functools
 import inspect
-import json
 import time
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +18,6 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
-import nats.js.errors
 import structlog
 from fastapi import APIRouter
 from faststream.nats import JStream, NatsBroker
@@ -398,9 +396,9 @@ class Service:
 class ProjectionLog:
     """How far the log is, and how far one projection of a service has applied it.
 
-    ``last_sequence`` asks the stream's leader (not a replica's direct get, which may lag), so
-    an event whose append was acknowledged is always counted. Concurrent askers of one filter
-    share a read sent after they asked (``Fresh``): the directory asks once per request.
+    ``last_sequence`` is the event log's (answered by the stream's leader). Concurrent askers
+    of one filter share a read sent after they asked (``Fresh``): the directory asks once per
+    request.
     """
 
     def __init__(self, service: Service, projection: Projection) -> None:
@@ -414,27 +412,9 @@ class ProjectionLog:
         read = self._reads.get(filter_subject)
         if read is None:
             read = self._reads[filter_subject] = Fresh(
-                functools.partial(self._last_of, filter_subject)
+                functools.partial(self.service.evlog.last_sequence, filter_subject)
             )
         return await read()
-
-    async def _last_of(self, filter_subject: str) -> int:
-        # The stream's own message get, answered by its leader; only the sequence is read
-        # (nats-py's get_last_msg also decodes the payload and parses the headers with the
-        # email package, a third of its cost, for nothing here).
-        evlog = self.service.evlog
-        msg = await evlog.nc.request(
-            f"$JS.API.STREAM.MSG.GET.{evlog.stream}",
-            json.dumps({"last_by_subj": filter_subject}).encode(),
-            timeout=evlog.timeout,
-        )
-        resp = json.loads(msg.data)
-        err = resp.get("error")
-        if err is not None:
-            if err.get("code") == 404:  # nothing matches yet (nats-py: NotFoundError)
-                return 0
-            raise nats.js.errors.APIError.from_error(err)
-        return int(resp["message"]["seq"])
 
     def _subscription(self) -> CatchUpSubscription | None:
         return next(
