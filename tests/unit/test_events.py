@@ -73,6 +73,37 @@ def test_stored_times_in_another_zone_read_back_in_utc() -> None:
     assert fast.model_fields_set == full.model_fields_set
 
 
+def test_every_type_reads_through_the_stored_validator_as_the_model_does() -> None:
+    """Every registered type takes the reader's fast validator, ReviewSigned too (its Actor is
+    used twice, so its schema keeps it among definitions): same event, same refusals."""
+    from gongkai.events.contracts.review import ReviewSigned
+    from gongkai.events.envelope import _stored_validator
+
+    for name in REGISTRY.types():
+        assert _stored_validator(REGISTRY.envelope_class(name)) is not None, name
+    env = new_event(
+        ReviewSigned(
+            post_id="P1", chain=1, stage="leader", decision="agree", signer=ACTOR,
+            content_digest="a" * 64,
+        ),
+        aggregate_id="P1",
+        actor=ACTOR,
+        command_id="g1",
+        recorded_at=T0,
+    )
+    data = env.to_json()
+    fast = REGISTRY.decode(data, subject_type="ReviewSigned")
+    full = REGISTRY.envelope_class("ReviewSigned").model_validate_json(data)
+    assert type(fast) is type(full) and fast == full == env
+    assert fast.model_fields_set == full.model_fields_set
+    raw = json.loads(data)
+    raw["business_time"] = "2026-03-02T16:00:00+08:00"
+    assert REGISTRY.decode(canonical_json(raw), subject_type="ReviewSigned") == env
+    raw["payload"]["signer"]["person"] = ""
+    with pytest.raises(EventDecodeError):
+        REGISTRY.decode(canonical_json(raw), subject_type="ReviewSigned")
+
+
 def test_event_ids_are_deterministic_per_command() -> None:
     a = new_event(post(), aggregate_id="P1", actor=ACTOR, command_id="c1", recorded_at=T0)
     b = new_event(post(), aggregate_id="P1", actor=ACTOR, command_id="c1", recorded_at=T0)

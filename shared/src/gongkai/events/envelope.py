@@ -163,14 +163,20 @@ def _stored_validator(envelope: type[Envelope[Any]]) -> SchemaValidator | None:
     if not envelope.__pydantic_complete__:
         envelope.model_rebuild()  # built on first use (defer_build)
     schema: Any = envelope.__pydantic_core_schema__
-    if schema.get("type") != "function-after":
+    # A model used twice in the event (ReviewSigned's actor and signer are both an Actor)
+    # puts it among the schema's definitions: the same steps, one level down.
+    definitions = schema.get("definitions") if schema.get("type") == "definitions" else None
+    outer = schema.get("schema", {}) if definitions is not None else schema
+    if outer.get("type") != "function-after":
         return None
-    inner = schema.get("schema", {})
+    inner = outer.get("schema", {})
     if inner.get("type") != "model" or inner.get("cls") is not envelope:
         return None
-    function = schema.get("function", {}).get("function")
+    function = outer.get("function", {}).get("function")
     if getattr(function, "__name__", None) != Envelope._utc.__name__:
         return None
+    if definitions is not None:
+        inner = {**schema, "schema": inner}
     return SchemaValidator(inner, getattr(envelope, "__pydantic_core_config__", None))
 
 
