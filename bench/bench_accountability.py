@@ -41,7 +41,7 @@ from gongkai.projection import ProjectionStore, make_engine
 from gongkai.trust.keys import provision
 from gongkai_accountability.adapters.checkpoints import Checkpointer
 from gongkai_accountability.adapters.log import fold_log
-from gongkai_accountability.adapters.sql import AccountabilityProjection
+from gongkai_accountability.adapters.sql import PAGE_SIZE, AccountabilityProjection
 
 T0 = datetime(2026, 3, 2, 1, tzinfo=UTC)
 MAKER = Actor(person="m", role="maker", unit="u1")
@@ -180,7 +180,10 @@ async def measure(n: int) -> list[Figure]:
         cpu_raw = cpu_seconds() - cpu0
         with tempfile.TemporaryDirectory() as d:
             projection = AccountabilityProjection()
-            store = ProjectionStore(make_engine(f"sqlite:///{Path(d) / 'acc.db'}"))
+            # Made as the service makes its database (its page size).
+            store = ProjectionStore(
+                make_engine(f"sqlite:///{Path(d) / 'acc.db'}", page_size=PAGE_SIZE)
+            )
             store.prepare(projection)
             cpu0 = cpu_seconds()
             with Timer() as rb:

@@ -53,7 +53,7 @@ from gongkai_accountability.adapters.log import (
     verified_events,
     verify_log,
 )
-from gongkai_accountability.adapters.sql import AccountabilityProjection, ReadModel
+from gongkai_accountability.adapters.sql import PAGE_SIZE, AccountabilityProjection, ReadModel
 from gongkai_accountability.adapters.trail import Links, post_rows
 from gongkai_accountability.domain.decide import ACCOUNTABILITY, Policy, decisions
 from gongkai_accountability.domain.report import score_points, unit_reports
@@ -106,6 +106,7 @@ class AccountabilityService(Service):
         IntegrityAlert,
         LogCheckpoint,
     )
+    db_page_size = PAGE_SIZE
 
     def __init__(self, ctx: ServiceContext, policy: Policy, tick_seconds: float = 30.0) -> None:
         super().__init__(ctx)

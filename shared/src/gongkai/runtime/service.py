@@ -65,6 +65,8 @@ class Service:
     owns: Sequence[type[EventPayload]] = ()
     #: Event types it reads from the log by itself, outside its projections and reactions.
     also_consumes: Collection[str] = ()
+    #: SQLite's page size for the read-model database it creates (``make_engine``); None: 4,096.
+    db_page_size: int | None = None
 
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
@@ -179,7 +181,9 @@ class Service:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = make_engine(self.ctx.settings.db_url(self.name))
+            self._engine = make_engine(
+                self.ctx.settings.db_url(self.name), page_size=self.db_page_size
+            )
         return self._engine
 
     @property

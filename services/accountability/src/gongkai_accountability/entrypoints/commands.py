@@ -38,7 +38,7 @@ from gongkai_accountability.adapters.log import (
     verified_events,
     verify_log,
 )
-from gongkai_accountability.adapters.sql import AccountabilityProjection
+from gongkai_accountability.adapters.sql import PAGE_SIZE, AccountabilityProjection
 from gongkai_accountability.domain.fold import RELEVANT
 from gongkai_accountability.domain.report import ScoreTracker, as_of_view, unit_reports
 from gongkai_accountability.domain.rows import Rows
@@ -52,7 +52,7 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     async def body(evlog: EventLog) -> int:
         url = args.db_url or Settings.from_env().db_url("accountability")
         projection = AccountabilityProjection()
-        store = ProjectionStore(make_engine(url))
+        store = ProjectionStore(make_engine(url, page_size=PAGE_SIZE))
         store.reset(projection)
         with Progress("重建 rebuild", quiet=args.quiet) as progress:
             res = await fold_log(evlog, progress=progress, freeze=True)
