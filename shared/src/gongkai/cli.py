@@ -163,7 +163,7 @@ def cmd_events_asyncapi(args: argparse.Namespace) -> int:
 
 async def _tool_log(args: argparse.Namespace, command: str) -> tuple[EventLog, str] | None:
     """The log for a command-line tool, or None once the reason it cannot be had is printed."""
-    from gongkai.runtime.host import StartupError, check_nats
+    from gongkai.runtime.startup import StartupError, check_nats
 
     url = args.nats_url or Settings.from_env().nats_url or "nats://127.0.0.1:4222"
     try:

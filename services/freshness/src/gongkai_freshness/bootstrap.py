@@ -37,10 +37,10 @@ from gongkai.events.contracts.freshness import (
 )
 from gongkai.rules import Catalog, RuleSet, RuleSetError
 from gongkai.runtime.clock import Clock
-from gongkai.runtime.host import StartupError
 from gongkai.runtime.idempotency import IdempotencyStore
 from gongkai.runtime.idempotency import metadata as idempotency_tables
 from gongkai.runtime.service import Service, ServiceContext
+from gongkai.runtime.startup import StartupError
 from gongkai_freshness.adapters.config import ConfigError, FreshnessConfig
 from gongkai_freshness.adapters.log import record_transitions
 from gongkai_freshness.adapters.register import ColumnRegister

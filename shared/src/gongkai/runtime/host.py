@@ -18,9 +18,7 @@ from dataclasses import replace
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-import nats
 import structlog
 import uvicorn
 from fastapi import FastAPI, Request
@@ -40,6 +38,7 @@ from gongkai.runtime.datadir import DataDirInUse, DataDirLock
 from gongkai.runtime.http import Problem, install_problem_handlers, problem_response
 from gongkai.runtime.service import Service, ServiceContext, discover
 from gongkai.runtime.settings import Settings
+from gongkai.runtime.startup import StartupError, check_nats
 from gongkai.trust import credentials, matrix
 from gongkai.trust.credentials import CredentialsError, NatsAuth
 
@@ -52,10 +51,6 @@ class _Uvicorn(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
-
-
-class StartupError(RuntimeError):
-    """A problem that stops the platform from starting; printed as one line."""
 
 
 def install_database_unavailable_handler(app: FastAPI) -> None:
@@ -143,52 +138,6 @@ def make_app(services: Sequence[Service], title: str = "gongkai") -> FastAPI:
         return PlainTextResponse(text, media_type=CONTENT_TYPE_LATEST)
 
     return app
-
-
-async def check_nats(
-    url: str, user: str | None = None, password: str | None = None, *,
-    auth: NatsAuth | None = None,
-) -> None:
-    """Connect once and close: a clear one-line ``StartupError`` if NATS is not usable."""
-    auth = auth or NatsAuth(user=user, password=password)
-    parsed = urlsplit(url if "://" in url else f"nats://{url}")
-    try:
-        host, port = parsed.hostname or "127.0.0.1", parsed.port or 4222
-    except ValueError:
-        raise StartupError(f"not a NATS URL: {url}") from None
-    try:
-        # nats-py retries a refused first connect quietly; ask the socket first for a clear answer.
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 3)
-        writer.close()
-    except (OSError, TimeoutError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc) or "no answer"
-        raise StartupError(f"cannot connect to NATS at {url}: {reason}") from None
-
-    async def quiet(_exc: Exception) -> None:
-        return None  # the failure is reported once, below, not as nats-py tracebacks
-
-    try:
-        options = auth.options()
-    except CredentialsError as exc:
-        raise StartupError(str(exc)) from None
-    try:
-        nc = await asyncio.wait_for(
-            nats.connect(
-                url,
-                connect_timeout=2,
-                allow_reconnect=False,
-                max_reconnect_attempts=0,
-                error_cb=quiet,
-                **options,
-            ),
-            5,
-        )
-    except TimeoutError:
-        raise StartupError(f"cannot connect to NATS at {url}: no answer within 5 s") from None
-    except Exception as exc:  # noqa: BLE001 - any failure is reported as one line
-        reason = str(exc) or type(exc).__name__
-        raise StartupError(f"cannot connect to NATS at {url}: {reason}") from None
-    await nc.close()
 
 
 class Host:
