@@ -18,15 +18,19 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from gongkai.calendar import local_date
-from gongkai.directory import token_hash
 from gongkai.eventlog import EventLog
 from gongkai.events import Actor
-from gongkai.runtime.service import Service
+from gongkai.tokens import token_hash
 from gongkai_intake.adapters.directory_log import LoadReport, apply_directory
 from gongkai_intake.domain.directory import DirectorySpec, PersonSpec, RegisterUnit
+
+if TYPE_CHECKING:
+    # Only named in load_at_start's signature: ``gongkai directory demo`` seeds the log without
+    # the service runtime (faststream, FastAPI, SQLAlchemy: a second of start-up).
+    from gongkai.runtime.service import Service
 
 DEMO_ACTOR = Actor(person="gongkai-demo", role="system", unit="system")
 

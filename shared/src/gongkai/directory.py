@@ -15,8 +15,6 @@ once the copy has applied the whole log, so a token works as soon as ``people to
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -46,26 +44,16 @@ from gongkai.events.contracts import intake as ev
 from gongkai.projection import Memo, Projection
 from gongkai.runtime.clock import Clock, SystemClock
 from gongkai.runtime.http import Problem
+from gongkai.tokens import TokenView, token_hash
+
+# Issuing and showing a token live in gongkai.tokens (no SQL, no web stack, for the tools); the
+# names stay importable from here for code that already works with a Directory.
+from gongkai.tokens import new_token as new_token
+from gongkai.tokens import token_hint as token_hint
 
 log = structlog.get_logger("gongkai.directory")
 #: The unit of the platform's own actors (operator tools, the demo, the services).
 SYSTEM_UNIT = "system"
-
-TOKEN_PREFIX = "gk_"  # noqa: S105 - a marker, not a secret
-
-
-def new_token() -> str:
-    return TOKEN_PREFIX + secrets.token_urlsafe(32)
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def token_hint(token: str) -> str:
-    """The part of a token shown in lists and on revocation: its last four characters."""
-    return token[-4:]
-
 
 #: How long a request waits for its service's directory to apply the caller's latest facts.
 CATCH_UP_WAIT_S = 5.0
@@ -74,15 +62,6 @@ CATCH_UP_WAIT_S = 5.0
 def _aware(at: datetime) -> datetime:
     # SQLite hands back naive datetimes; the projection only ever stores UTC.
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class TokenView:
-    """A live token as lists show it: never the token, never its full hash."""
-
-    hint: str
-    issued_at: datetime
-    expires_at: datetime
 
 
 class DirectoryLog(Protocol):

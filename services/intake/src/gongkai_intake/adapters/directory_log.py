@@ -16,7 +16,6 @@ import yaml
 
 from gongkai import subjects
 from gongkai.decider import Decider, View, handle
-from gongkai.directory import TokenView, token_hash
 from gongkai.eventlog import EventLog
 from gongkai.events import Actor, digest
 from gongkai.events.contracts.intake import (
@@ -25,6 +24,7 @@ from gongkai.events.contracts.intake import (
     TokenRevoked,
 )
 from gongkai.refusal import Refusal
+from gongkai.tokens import TokenView, token_hash
 from gongkai_intake.domain import directory as d
 
 

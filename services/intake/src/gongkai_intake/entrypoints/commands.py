@@ -21,13 +21,13 @@ import nats.js.errors
 
 from gongkai import subjects
 from gongkai.calendar import local_date
-from gongkai.directory import new_token, token_hash, token_hint
 from gongkai.eventlog import EventLog, EventLogError
 from gongkai.events import Actor
 from gongkai.refusal import Refusal
 from gongkai.runtime.clock import SystemClock
 from gongkai.runtime.settings import Settings
 from gongkai.terminal import Progress
+from gongkai.tokens import new_token, token_hash, token_hint
 from gongkai.trust import credentials
 from gongkai_intake.adapters.directory_log import (
     DirectoryFileError,
