@@ -15,7 +15,6 @@ from typing import Any
 
 from gongkai.calendar import today as local_today
 from gongkai.eventlog import EventLog, local_keyring
-from gongkai.projection import ProjectionStore, make_engine
 from gongkai.rules import default_catalog
 from gongkai.runtime.settings import Settings
 from gongkai.terminal import Progress, named, table
@@ -38,7 +37,6 @@ from gongkai_accountability.adapters.log import (
     verified_events,
     verify_log,
 )
-from gongkai_accountability.adapters.sql import PAGE_SIZE, AccountabilityProjection
 from gongkai_accountability.domain.fold import RELEVANT
 from gongkai_accountability.domain.report import ScoreTracker, as_of_view, unit_reports
 from gongkai_accountability.domain.rows import Rows
@@ -49,6 +47,11 @@ from gongkai_accountability.entrypoints.trail import run as _run
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
+    # The database layer is imported by the one command that writes a database: the other
+    # audit commands only read the log, and SQLAlchemy is a fifth of their start-up.
+    from gongkai.projection import ProjectionStore, make_engine
+    from gongkai_accountability.adapters.sql import PAGE_SIZE, AccountabilityProjection
+
     async def body(evlog: EventLog) -> int:
         url = args.db_url or Settings.from_env().db_url("accountability")
         projection = AccountabilityProjection()
