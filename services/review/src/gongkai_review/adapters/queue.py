@@ -16,7 +16,7 @@ post's row as it was.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import structlog
@@ -38,18 +38,24 @@ from gongkai.projection import (
 from gongkai_review.domain.chain import (
     STAGE_ORDER,
     ReviewState,
-    awaiting,
-    current_chain,
     evolve,
     may_sign,
+    queue_entry,
     refusal,
-    waiting_since,
 )
 from gongkai_review.domain.reading import masked
 
 _POST_EVENTS = (post_ev.PostSubmitted, post_ev.PostRevised, post_ev.PostWithdrawn)
 _REVIEW_EVENTS = (ev.ReviewSigned, ev.ReviewConcluded)
 _ROLE_EVENTS = (post_ev.RoleGranted, post_ev.RoleRevoked)
+_APPLIED = (*_POST_EVENTS, *_REVIEW_EVENTS, *_ROLE_EVENTS, ev.ReviewPolicySet)
+
+#: Posts' states kept in memory from one batch to the next: live, a post's submission and its
+#: signatures arrive in batches of their own. A state is about 10 KB of objects, so past this
+#: many (5 MB) they are let go and read again from their rows.
+KEPT_STATES = 500
+#: Keys per ``IN (...)`` of a batch's reads (SQLite allows 999 parameters in old builds).
+_IN_CHUNK = 500
 
 log = structlog.get_logger("gongkai.review")
 
@@ -79,8 +85,12 @@ class ReviewQueueProjection(Projection):
 
     def __init__(self) -> None:
         super().__init__()
+        #: Posts' states as their rows hold them (masked), kept across batches (see ``begin``).
         self._states: dict[str, ReviewState] = {}
-        self._dirty: dict[str, None] = {}
+        self._pending: list[RecordedEvent] = []
+        #: The checkpoint the last flush's batch leaves, while ``_states`` are those rows.
+        self._kept_through: int | None = None
+        self._last_seen = 0
         self._grants_of: dict[str, list[Envelope[Any]]] = {}
         #: The last role event the kept grants know of (see ``begin``).
         self._roles_mark = 0
@@ -109,33 +119,75 @@ class ReviewQueueProjection(Projection):
         self.refused = _in_log_order("review_refused", metadata, by="post_id", kept="command_id")
 
     def begin(self, conn: Connection) -> None:
-        # A batch's memory: a post touched by several events of the batch (submitted, signed,
-        # concluded) is read once and written once.
-        self._states = {}
-        self._dirty = {}
+        self._pending = []
+        cur = driver_cursor(conn)
+        # The states kept from earlier batches are the rows only while the checkpoint is where
+        # the last flush left it: a batch rolled back after it, a reset, or another writer
+        # makes them forgotten, and the rows are read again.
+        at = fetch_value(cur, self._checkpoint_sql(conn.dialect.paramstyle), (self.name,))
+        if at != self._kept_through:
+            self._states = {}
+        self._kept_through = None
         # Signers' grants are kept across batches while the roles table ends where they knew
         # it: a batch rolled back after a role event, or another writer, makes them forgotten.
-        mark = fetch_value(driver_cursor(conn), self._roles_end, ()) or 0
+        mark = fetch_value(cur, self._roles_end, ()) or 0
         if mark != self._roles_mark:
             self._grants_of = {}
             self._roles_mark = mark
 
-    def flush(self, conn: Connection) -> None:
-        for post_id in self._dirty:
-            self._save(conn, self._states[post_id])
-        self._dirty = {}
-
     def apply(self, conn: Connection, event: RecordedEvent) -> None:
+        # Kept for ``flush``: the batch's posts, policies and refused signatures are then read
+        # with a few queries for all of its events instead of a query or two per event.
+        if isinstance(event.envelope.payload, _APPLIED):
+            self._pending.append(event)
+        self._last_seen = event.seq
+
+    def flush(self, conn: Connection) -> None:
+        events, self._pending = self._pending, []
+        cur = driver_cursor(conn)
+        paramstyle = conn.dialect.paramstyle
+        touched = {
+            e.envelope.aggregate_id
+            for e in events
+            if isinstance(e.envelope.payload, _POST_EVENTS + _REVIEW_EVENTS)
+        }
+        self._read_states(cur, paramstyle, touched - self._states.keys())
+        refused = self._read_refused(cur, paramstyle, touched)
+        # A unit's policy is one small row; a county has a few hundred units at most.
+        policies = dict(self._all(cur, "SELECT unit, staff_stage FROM review_policies"))
+        dirty: dict[str, None] = {}
+        for event in events:
+            self._fold(conn, event, policies, refused, dirty)
+        rows = [self._row(self._states[post_id]) for post_id in dirty]
+        if rows:
+            cur.executemany(row_statements(self.posts, "state", paramstyle).put, rows)
+        if len(self._states) > KEPT_STATES:
+            self._states = {}
+        self._kept_through = self._last_seen
+
+    def _fold(
+        self,
+        conn: Connection,
+        event: RecordedEvent,
+        policies: dict[str, str],
+        refused: set[tuple[str, str]],
+        dirty: dict[str, None],
+    ) -> None:
         env = event.envelope
         p = env.payload
         if isinstance(p, ev.ReviewPolicySet):
-            # Rare: the kept states go to their rows first, so the query reads them all.
-            self.flush(conn)
-            self._states = {}
+            # Rare: every post of the unit folds it, those not yet read are read now.
             upsert(conn, self.policies, {"unit": p.unit, "staff_stage": p.staff_stage}, ["unit"])
-            rows = conn.execute(select(self.posts).where(self.posts.c.unit == p.unit)).all()
-            for row in rows:
-                self._save(conn, evolve(ReviewState.model_validate_json(row.state), env))
+            policies[p.unit] = p.staff_stage
+            m = marker(conn.dialect.paramstyle)
+            sql = f"SELECT post_id, state FROM review_posts WHERE unit = {m}"  # noqa: S608
+            for post_id, state in self._all(driver_cursor(conn), sql, (p.unit,)):
+                if post_id not in self._states:
+                    self._states[post_id] = ReviewState.model_validate_json(state)
+            for post_id, kept in self._states.items():
+                if kept.post is not None and kept.post.unit == p.unit:
+                    self._states[post_id] = evolve(kept, env)
+                    dirty[post_id] = None
             return
         if isinstance(p, _ROLE_EVENTS):
             # Kept under the person aggregate the event belongs to, as the repository loads it.
@@ -145,30 +197,27 @@ class ReviewQueueProjection(Projection):
             self._grants_of.pop(env.aggregate_id, None)
             self._roles_mark = max(self._roles_mark, event.seq)
             return
-        if not isinstance(p, _POST_EVENTS + _REVIEW_EVENTS):
-            return
         state = self._states.get(env.aggregate_id)
         if state is None:
-            sql = row_statements(self.posts, "state", conn.dialect.paramstyle)
-            found = fetch_value(driver_cursor(conn), sql.get, (env.aggregate_id,))
-            if found is not None:
-                state = ReviewState.model_validate_json(found)
-            elif isinstance(p, post_ev.PostSubmitted):
-                stage = row_statements(self.policies, "staff_stage", conn.dialect.paramstyle)
-                policy = fetch_value(driver_cursor(conn), stage.get, (p.unit,))
-                state = ReviewState(staff_stage=policy or "important_only")
-            else:
+            if not isinstance(p, post_ev.PostSubmitted):
                 return  # nothing to review without the submission
-        if isinstance(p, _REVIEW_EVENTS) and self._refused(conn, state, event):
+            state = ReviewState(staff_stage=policies.get(p.unit, "important_only"))
+        if isinstance(p, _REVIEW_EVENTS) and self._refused(conn, state, event, refused):
             return
         new = evolve(state, env)
         if new.post is None:
             return  # no row to write: the next event reads what the row holds
         # What the row will hold (masked), so the batch's next event folds what it would read.
         self._states[env.aggregate_id] = masked(new)
-        self._dirty[env.aggregate_id] = None
+        dirty[env.aggregate_id] = None
 
-    def _refused(self, conn: Connection, state: ReviewState, event: RecordedEvent) -> bool:
+    def _refused(
+        self,
+        conn: Connection,
+        state: ReviewState,
+        event: RecordedEvent,
+        refused: set[tuple[str, str]],
+    ) -> bool:
         """Leave out a signature without authority, and the conclusion of its command."""
         env = event.envelope
         p = env.payload
@@ -177,28 +226,47 @@ class ReviewQueueProjection(Projection):
         if isinstance(p, ev.ReviewSigned):
             person = p.signer.person
             grants[person] = self._grants(conn, person)
-        else:
-            found = fetch_value(
-                driver_cursor(conn),
-                self._refused_sql(conn.dialect.paramstyle),
-                (env.aggregate_id, env.command_id),
-            )
-            tainted = frozenset({env.command_id}) if found is not None else frozenset()
+        elif (env.aggregate_id, env.command_id) in refused:
+            tainted = frozenset({env.command_id})
         why = refusal(state, env, grants, tainted)
         if why is None:
             return False
         if isinstance(p, ev.ReviewSigned):
             row = {"seq": event.seq, "post_id": env.aggregate_id, "command_id": env.command_id}
             upsert(conn, self.refused, row, ["seq"])
+            refused.add((env.aggregate_id, env.command_id))
         log.warning("review_event_refused", seq=event.seq, type=env.type, reason=why)
         return True
 
     _roles_end = "SELECT max(seq) FROM review_roles"
 
     @staticmethod
-    def _refused_sql(paramstyle: str) -> str:
+    def _checkpoint_sql(paramstyle: str) -> str:
+        return f"SELECT last_seq FROM gk_checkpoint WHERE projection = {marker(paramstyle)}"  # noqa: S608
+
+    @staticmethod
+    def _all(cur: Any, sql: str, key: tuple[Any, ...] = ()) -> list[Any]:
+        cur.execute(sql, key)
+        return list(cur.fetchall())
+
+    def _keyed(
+        self, cur: Any, paramstyle: str, sql: str, keys: set[str]
+    ) -> Iterator[Any]:
+        """The rows ``sql`` selects ``WHERE post_id IN (...)`` for ``keys``, a chunk at a time."""
+        ordered = sorted(keys)
         m = marker(paramstyle)
-        return f"SELECT seq FROM review_refused WHERE post_id = {m} AND command_id = {m}"  # noqa: S608
+        for lo in range(0, len(ordered), _IN_CHUNK):
+            chunk = ordered[lo : lo + _IN_CHUNK]
+            yield from self._all(cur, sql + f" ({', '.join([m] * len(chunk))})", tuple(chunk))
+
+    def _read_states(self, cur: Any, paramstyle: str, post_ids: set[str]) -> None:
+        sql = "SELECT post_id, state FROM review_posts WHERE post_id IN"
+        for post_id, state in self._keyed(cur, paramstyle, sql, post_ids):
+            self._states[post_id] = ReviewState.model_validate_json(state)
+
+    def _read_refused(self, cur: Any, paramstyle: str, post_ids: set[str]) -> set[tuple[str, str]]:
+        sql = "SELECT post_id, command_id FROM review_refused WHERE post_id IN"
+        return {(post, command) for post, command in self._keyed(cur, paramstyle, sql, post_ids)}
 
     def _grants(self, conn: Connection, person: str) -> list[Envelope[Any]]:
         """The person's role grants and revocations, in log order (as the repository loads them)."""
@@ -211,23 +279,19 @@ class ReviewQueueProjection(Projection):
         self._grants_of[person] = found
         return found
 
-    def _save(self, conn: Connection, state: ReviewState) -> None:
+    @staticmethod
+    def _row(state: ReviewState) -> tuple[Any, ...]:
+        """The post's row: the masked state, and what the queue is asked by."""
         post = state.post
-        if post is None:
-            return
-        state = masked(state)
-        since = waiting_since(state)
-        chain = current_chain(state)
-        driver_cursor(conn).execute(
-            row_statements(self.posts, "state", conn.dialect.paramstyle).put,
-            (
-                post.post_id,
-                post.unit,
-                awaiting(state),
-                chain.number if chain else None,
-                since.isoformat() if since else None,
-                state.model_dump_json(),
-            ),
+        assert post is not None
+        stage, chain, since = queue_entry(state)
+        return (
+            post.post_id,
+            post.unit,
+            stage,
+            chain,
+            since.isoformat() if since else None,
+            state.model_dump_json(),
         )
 
 

@@ -145,6 +145,9 @@ INITIAL = ReviewState()
 
 
 def _replace_chain(state: ReviewState, chain: Chain) -> ReviewState:
+    if state.chains and state.chains[-1].number == chain.number:
+        # The chain signed or concluded is nearly always the last one.
+        return state.model_copy(update={"chains": (*state.chains[:-1], chain)})
     chains = [c for c in state.chains if c.number != chain.number]
     chains.append(chain)
     chains.sort(key=lambda c: c.number)
@@ -456,6 +459,22 @@ def waiting_since(state: ReviewState) -> datetime | None:
         return None
     times = [state.post.current.at, *(s.signed_at for s in chain.signatures)]
     return max(times)
+
+
+def queue_entry(state: ReviewState) -> tuple[Stage | None, int | None, datetime | None]:
+    """What the work queue is asked by: the awaited stage, the current chain's number, and
+    since when it waits (``awaiting``, ``current_chain``, ``waiting_since`` worked out once)."""
+    post = state.post
+    chain = current_chain(state)
+    if post is None or chain is None:
+        return None, None, None
+    stage = next(
+        (s for s in required_stages(post, state.staff_stage) if chain.signature(s) is None), None
+    )
+    if stage is None:
+        return None, chain.number, None
+    since = max([post.current.at, *(s.signed_at for s in chain.signatures)])
+    return stage, chain.number, since
 
 
 Status = Literal["in_review", "approved", "rejected", "withdrawn"]
