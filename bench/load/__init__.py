@@ -42,7 +42,10 @@ import argparse
 import asyncio
 import contextlib
 import os
+import signal
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -324,11 +327,13 @@ async def run(
     work_dir: Path | None = None,
     ready_within: float = 120,
     units: Sequence[str] | None = None,
+    spy: tuple[str, Path] | None = None,
 ) -> LoadResult:
     """Start the platform, load the demo county, drive ``posts`` posts; the figures.
 
     ``units``: only these demo units (and the county office) are loaded and post; fewer
-    directory events to catch up on at start, for a quick smoke run.
+    directory events to catch up on at start, for a quick smoke run. ``spy``: a py-spy flame
+    graph of that service's process while the posts are walked (``bench/profiles/chain-*.svg``).
     """
     from gongkai_demo.county import DEMO, seed_demo
 
@@ -346,6 +351,7 @@ async def run(
         )
         client = httpx.AsyncClient()
         sessions: list[Session] = []
+        recorder: subprocess.Popen[bytes] | None = None
         try:
             await evlog.ensure_stream(StreamSettings())  # the services make the same one
             await seed_demo(evlog, datetime.now(UTC), units=units)
@@ -373,6 +379,15 @@ async def run(
                 now["load generator (this process)"] = time.process_time()
                 return now
 
+            if spy is not None:
+                recorder = subprocess.Popen(
+                    [str(Path(sys.executable).parent / "py-spy"), "record", "--rate", "100",
+                     "--nolineno", "--format",
+                     "raw" if spy[1].suffix == ".txt" else "flamegraph", "-o", str(spy[1]),
+                     "--pid", str(platform.processes[spy[0]].proc.pid)],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
             cpu0 = cpu_now()
             stop = asyncio.Event()
             sampling = asyncio.create_task(sampler.run(0.5, stop))
@@ -384,6 +399,9 @@ async def run(
             drain_s = await drain(evlog, sampler, 300)
             events = await evlog.last_sequence() - start_seq
             cpu1 = cpu_now()
+            if recorder is not None:
+                recorder.send_signal(signal.SIGINT)  # py-spy writes its graph on SIGINT
+                recorder.wait(60)
             for name, p in platform.processes.items():
                 if p.proc.poll() is not None:
                     raise RuntimeError(f"{name} died during the load\n{p.tail()}")
@@ -402,6 +420,8 @@ async def run(
                 cpu_s={n: cpu1[n] - cpu0[n] for n in cpu0},
             )
         finally:
+            if recorder is not None and recorder.poll() is None:
+                recorder.kill()
             for s in sessions:
                 s.close()
             await client.aclose()
@@ -481,9 +501,20 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     p.add_argument(
         "--no-sync", action="store_true", help="nats-server without sync_interval: always"
     )
+    p.add_argument(
+        "--spy",
+        metavar="NAME=FILE",
+        help="a py-spy flame graph of service NAME during the walk (FILE.txt: collapsed stacks)",
+    )
     args = p.parse_args(argv)
+    spy = None
+    if args.spy:
+        name, _, out = args.spy.partition("=")
+        if name not in SERVICES or not out:
+            p.error(f"--spy NAME=FILE, NAME one of {', '.join(SERVICES)}")
+        spy = (name, Path(out))
     stop_on_sigterm()
-    res = asyncio.run(run(args.posts, args.concurrency, sync=not args.no_sync))
+    res = asyncio.run(run(args.posts, args.concurrency, sync=not args.no_sync, spy=spy))
     print(report(res))
     if res.errors:
         for name, r in res.routes.items():
