@@ -95,3 +95,78 @@ def test_the_audit_commands_leave_the_pdf_library_to_the_console() -> None:
         [sys.executable, "-c", probe], check=True, capture_output=True, text=True
     ).stdout
     assert json.loads(out.splitlines()[-1]) == []
+
+
+
+#: What runs a service and nothing else: the web stack, the bus framework, the database layer.
+SERVICE_STACK = ("fastapi", "starlette", "uvicorn", "faststream", "sqlalchemy", "alembic")
+
+
+def stack_loaded_by(steps: dict[str, str]) -> dict[str, list[str]]:
+    """Run each step's code in turn in one new interpreter: what of the service stack each step
+    loaded first (a step that loads nothing of it is left out)."""
+    probe = "import json, sys\nloaded = {}\n"
+    for name, code in steps.items():
+        probe += (
+            f"before = {{m for m in {SERVICE_STACK!r} if m in sys.modules}}\n"
+            f"{code}\n"
+            f"new = sorted(m for m in {SERVICE_STACK!r} if m in sys.modules and m not in before)\n"
+            f"if new:\n    loaded[{name!r}] = new\n"
+        )
+    probe += "print(json.dumps(loaded))"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True, timeout=120
+    ).stdout
+    return dict(json.loads(out.splitlines()[-1]))
+
+
+def _command_modules() -> list[str]:
+    from gongkai.cli import LazyCommand, build_parser
+
+    modules: set[str] = set()
+
+    def walk(parser: argparse.ArgumentParser) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    walk(sub)
+        func = parser.get_default("func")
+        if isinstance(func, LazyCommand):
+            modules.add(func.target.partition(":")[0])
+
+    walk(build_parser())
+    return sorted(modules)
+
+
+def test_the_command_modules_leave_the_service_stack_to_the_services() -> None:
+    """The tools read or write the log; ``people token`` took 1.3 s of CPU when it imported
+    FastAPI and SQLAlchemy for a hash function (``gongkai.directory``). What needs the stack
+    (``up``, ``service``, ``audit rebuild``'s database) imports it inside the command."""
+    modules = _command_modules()
+    assert len(modules) >= 5
+    assert stack_loaded_by({m: f"import {m}" for m in modules}) == {}
+
+
+def test_a_tool_that_finds_no_nats_never_loaded_the_service_stack() -> None:
+    """The runs themselves, not only their modules: ``events tail`` imported the host (the
+    whole service stack) inside the command to ask whether NATS answers."""
+    from gongkai.natsserver import free_port
+
+    url = f"nats://127.0.0.1:{free_port()}"  # nothing listens there
+    runs = [
+        ["events", "tail", "--no-follow"],
+        ["people", "tokens", "finance-maker"],
+        ["audit", "as-of", "2026-03-01"],
+        ["freshness", "status"],
+    ]
+    steps = {
+        " ".join(argv): (
+            "from gongkai.cli import main\n"
+            "try:\n"
+            f"    main({[*argv, '--nats-url', url]!r})\n"
+            "except SystemExit:\n"
+            "    pass"
+        )
+        for argv in runs
+    }
+    assert stack_loaded_by(steps) == {}
