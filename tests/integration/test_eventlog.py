@@ -120,6 +120,39 @@ async def test_replay_from_sequence_and_from_time(evlog: EventLog) -> None:
     assert by_type == list(range(1, 8))
 
 
+async def test_replay_gives_what_decode_gives_and_refuses_what_it_refuses(
+    evlog: EventLog,
+) -> None:
+    """Replay decodes inline without keys (issue 18): the same events as ``decode`` of each
+    message, and a stored message that is no event still stops it, as before."""
+    from gongkai.eventlog import _recorded
+    from gongkai.events import EventDecodeError
+
+    await evlog.append([submitted("P1", "c1")], expected=0)
+    await evlog.append([signed("P1", "c2", i) for i in range(2)], expected=0)
+    await evlog.js.publish("gk.ev.post.P2.PostSubmitted", b"{not json", stream=evlog.stream)
+    keys, evlog.keys = evlog.keys, None
+    try:
+        replayed = [e async for e in evlog.replay(filter_subject="gk.ev.*.P1.>")]
+        decoded = [
+            evlog.decode(m) async for m in evlog.raw_replay(filter_subject="gk.ev.*.P1.>")
+        ]
+        assert replayed == decoded and [e.seq for e in replayed] == [1, 2, 3]
+        assert [type(e.envelope.payload).__name__ for e in replayed] == [
+            "PostSubmitted", "ReviewSigned", "ReviewSigned",
+        ]
+        one = replayed[0]
+        made = _recorded(one.seq, one.subject, one.stored_ns, one.envelope, one.data)
+        assert made == one and repr(made) == repr(one)
+        with pytest.raises(EventDecodeError, match="not JSON"):
+            _ = [e async for e in evlog.replay()]
+    finally:
+        evlog.keys = keys
+    if keys is not None:
+        # With trust anchors the unsigned message is never believed, and the replay goes on.
+        assert [e.seq async for e in evlog.replay()] == [1, 2, 3]
+
+
 async def test_pipelined_appends(evlog: EventLog) -> None:
     cmds = [(submitted(f"Q{i}", str(uuid.uuid4())), 0) for i in range(200)]
     results = await evlog.append_pipelined(cmds)  # type: ignore[arg-type]
