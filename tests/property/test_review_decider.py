@@ -38,7 +38,9 @@ from gongkai_review.domain.chain import (
     current_chain,
     decide,
     fold,
+    queue_entry,
     required_stages,
+    waiting_since,
 )
 from tests.builders import post_submitted
 
@@ -248,6 +250,13 @@ def test_any_command_sequence_keeps_the_rules(
     )
     for action in actions:
         step(world, action)
+        # The queue's row asks the three questions at once: the same answers.
+        chain = current_chain(world.state)
+        assert queue_entry(world.state) == (
+            awaiting(world.state),
+            chain.number if chain else None,
+            waiting_since(world.state),
+        )
         # One open chain at most, numbered 1..n, each on one content.
         chains = world.state.chains
         assert [c.number for c in chains] == list(range(1, len(chains) + 1))

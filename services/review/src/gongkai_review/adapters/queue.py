@@ -27,10 +27,10 @@ from gongkai.eventlog import RecordedEvent
 from gongkai.events import REGISTRY, Envelope
 from gongkai.events.contracts import intake as post_ev
 from gongkai.events.contracts import review as ev
+from gongkai.events.contracts.review import StaffStagePolicy
 from gongkai.projection import (
     Projection,
     driver_cursor,
-    fetch_value,
     marker,
     row_statements,
     type_subjects,
@@ -124,13 +124,14 @@ class ReviewQueueProjection(Projection):
         # The states kept from earlier batches are the rows only while the checkpoint is where
         # the last flush left it: a batch rolled back after it, a reset, or another writer
         # makes them forgotten, and the rows are read again.
-        at = fetch_value(cur, self._checkpoint_sql(conn.dialect.paramstyle), (self.name,))
+        cur.execute(self._marks_sql(conn.dialect.paramstyle), (self.name,))
+        ((at, mark),) = cur.fetchall()
         if at != self._kept_through:
             self._states = {}
         self._kept_through = None
         # Signers' grants are kept across batches while the roles table ends where they knew
         # it: a batch rolled back after a role event, or another writer, makes them forgotten.
-        mark = fetch_value(cur, self._roles_end, ()) or 0
+        mark = mark or 0
         if mark != self._roles_mark:
             self._grants_of = {}
             self._roles_mark = mark
@@ -152,9 +153,17 @@ class ReviewQueueProjection(Projection):
             if isinstance(e.envelope.payload, _POST_EVENTS + _REVIEW_EVENTS)
         }
         self._read_states(cur, paramstyle, touched - self._states.keys())
-        refused = self._read_refused(cur, paramstyle, touched)
-        # A unit's policy is one small row; a county has a few hundred units at most.
-        policies = dict(self._all(cur, "SELECT unit, staff_stage FROM review_policies"))
+        # Only a conclusion asks whether its command's signature was refused, and only a
+        # submission asks its unit's policy (one small row a unit; a few hundred in a county).
+        concluded = {
+            e.envelope.aggregate_id
+            for e in events
+            if isinstance(e.envelope.payload, ev.ReviewConcluded)
+        }
+        refused = self._read_refused(cur, paramstyle, concluded) if concluded else set()
+        policies: dict[str, StaffStagePolicy] = {}
+        if any(isinstance(e.envelope.payload, post_ev.PostSubmitted) for e in events):
+            policies = dict(self._all(cur, "SELECT unit, staff_stage FROM review_policies"))
         dirty: dict[str, None] = {}
         for event in events:
             self._fold(conn, event, policies, refused, dirty)
@@ -169,7 +178,7 @@ class ReviewQueueProjection(Projection):
         self,
         conn: Connection,
         event: RecordedEvent,
-        policies: dict[str, str],
+        policies: dict[str, StaffStagePolicy],
         refused: set[tuple[str, str]],
         dirty: dict[str, None],
     ) -> None:
@@ -238,11 +247,13 @@ class ReviewQueueProjection(Projection):
         log.warning("review_event_refused", seq=event.seq, type=env.type, reason=why)
         return True
 
-    _roles_end = "SELECT max(seq) FROM review_roles"
-
     @staticmethod
-    def _checkpoint_sql(paramstyle: str) -> str:
-        return f"SELECT last_seq FROM gk_checkpoint WHERE projection = {marker(paramstyle)}"  # noqa: S608
+    def _marks_sql(paramstyle: str) -> str:
+        """The projection's checkpoint and the last role event kept, in one statement."""
+        return (
+            "SELECT (SELECT last_seq FROM gk_checkpoint WHERE projection = "  # noqa: S608
+            f"{marker(paramstyle)}), (SELECT max(seq) FROM review_roles)"
+        )
 
     @staticmethod
     def _all(cur: Any, sql: str, key: tuple[Any, ...] = ()) -> list[Any]:
