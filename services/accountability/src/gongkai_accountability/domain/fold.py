@@ -133,6 +133,9 @@ def _actor(env: Envelope[Any]) -> Person:
 
 
 _ISO: dict[tuple[datetime, Any], str] = {}
+#: The last time ``iso`` formatted: (time, its tzinfo, its fold, the text), one tuple so a
+#: reader never sees half of another thread's update.
+_LAST_ISO: tuple[datetime | None, Any, int, str] = (None, None, 0, "")
 
 
 def iso(ts: datetime) -> str:
@@ -141,7 +144,22 @@ def iso(ts: datetime) -> str:
 
     Keyed with the offset too: equal instants in different zones compare equal but print
     differently.
+
+    The time just formatted is checked first: the fold asks for an event's two times, and for
+    each of its steps, mostly one instant. Two times with the same tzinfo object compare by
+    their fields, without asking the zone for an offset (hashing an aware time does, and
+    was a tenth of a rebuild's fold); equal fields, zone and fold print the same.
     """
+    global _LAST_ISO
+    last, tz, fold, text = _LAST_ISO
+    if ts.tzinfo is tz and tz is not None and ts == last and ts.fold == fold:
+        return text
+    s = _iso(ts)
+    _LAST_ISO = (ts, ts.tzinfo, ts.fold, s)
+    return s
+
+
+def _iso(ts: datetime) -> str:
     key = (ts, ts.utcoffset())
     s = _ISO.get(key)
     if s is None:
