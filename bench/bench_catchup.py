@@ -60,6 +60,18 @@ async def fill_log(base: Path, n: int) -> int:
     return total
 
 
+def thread_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds of the process's main thread (the event loop: reading and decoding) and of
+    its other threads (a projection's batches run in the executor's)."""
+    main = other = 0.0
+    for t in psutil.Process(pid).threads():
+        if t.id == pid:
+            main += t.user_time + t.system_time
+        else:
+            other += t.user_time + t.system_time
+    return main, other
+
+
 def cpu_seconds(pid: int) -> float:
     """User and system CPU seconds of a process and its children so far."""
     p = psutil.Process(pid)
@@ -98,6 +110,7 @@ async def run(
             )
         t0 = time.monotonic()
         ready: dict[str, tuple[float, float]] = {}
+        threads: dict[str, tuple[float, float]] = {}
         peak_at: dict[str, float] = {}
 
         def sample(name: str, p: Any) -> None:
@@ -117,6 +130,7 @@ async def run(
                         lags = await p.lags(client)
                         if lags and not any(lags.values()) and await p.ready(client):
                             ready[name] = (time.monotonic() - t0, cpu_seconds(p.proc.pid))
+                            threads[name] = thread_cpu(p.proc.pid)
                     await asyncio.sleep(0.2)
                 until = time.monotonic() + settle
                 while time.monotonic() < until:
@@ -132,6 +146,8 @@ async def run(
         srv.stop()
     for name, (seconds, cpu) in ready.items():
         out[name] = (seconds, cpu, procs[name].peak_rss / 2**20, peak_at.get(name, 0.0))
+    for name, (main, other) in threads.items():
+        print(f"{name}: CPU s of the event loop's thread {main:.1f}, of the others {other:.1f}")
     return out
 
 
