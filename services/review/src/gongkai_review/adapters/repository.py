@@ -52,6 +52,10 @@ class Loaded:
         return View(self.state, self.expected, own)
 
 
+async def _nothing() -> tuple[list[RecordedEvent], int]:
+    return [], 0
+
+
 class ReviewRepository:
     def __init__(self, evlog: EventLog) -> None:
         self.evlog = evlog
@@ -68,10 +72,6 @@ class ReviewRepository:
             ),
             None,
         )
-        policy: list[RecordedEvent] = []
-        if unit is not None:
-            policy, _ = await self.evlog.load(POLICY, unit)
-        records = tuple(sorted([*post, *review, *policy], key=lambda r: r.seq))
         signers = sorted(
             {
                 r.envelope.payload.signer.person
@@ -79,8 +79,13 @@ class ReviewRepository:
                 if isinstance(r.envelope.payload, ReviewSigned)
             }
         )
-        # Each signer's role history, to check every recorded signature's authority again.
-        histories = await asyncio.gather(*(self.evlog.load("person", p) for p in signers))
+        # The unit's policy and each signer's role history (to check every recorded
+        # signature's authority again) in one round of reads, not one after the other.
+        *histories, (policy, _) = await asyncio.gather(
+            *(self.evlog.load("person", p) for p in signers),
+            self.evlog.load(POLICY, unit) if unit is not None else _nothing(),
+        )
+        records = tuple(sorted([*post, *review, *policy], key=lambda r: r.seq))
         grants = {
             person: [r.envelope for r in events]
             for person, (events, _) in zip(signers, histories, strict=True)
