@@ -154,6 +154,19 @@ def row_statements(table: Table, column: str, paramstyle: str) -> RowStatements:
     )
 
 
+@functools.cache
+def _checkpoint_statements(dialect: str, paramstyle: str) -> tuple[str, str]:
+    """Read a projection's checkpoint (locking its row where the database can) and move it."""
+    m = marker(paramstyle)
+    # SQLite has no row locks: its transactions take the write lock at BEGIN (make_engine).
+    lock = " FOR UPDATE" if dialect == "postgresql" else ""
+    return (
+        # Only the driver's placeholder and a fixed clause are formatted in, never input.
+        f"SELECT last_seq FROM gk_checkpoint WHERE projection = {m}{lock}",  # noqa: S608
+        f"UPDATE gk_checkpoint SET last_seq = {m} WHERE projection = {m}",  # noqa: S608
+    )
+
+
 def driver_cursor(conn: Connection) -> Any:
     """A DBAPI cursor on ``conn``'s own database connection, made once per connection.
 
@@ -368,11 +381,16 @@ class ProjectionStore:
         """
         applied = 0
         with self.engine.begin() as conn:
-            last = conn.execute(
-                select(checkpoints.c.last_seq)
-                .where(checkpoints.c.projection == projection.name)
-                .with_for_update()
-            ).scalar_one()
+            # Fixed driver SQL, as the rows are written: built through SQLAlchemy Core, these
+            # two statements were most of a caught-up projection's transaction of an event or
+            # two (a batch that did nothing cost 280-430 us of CPU, 60-100 us this way).
+            cur = driver_cursor(conn)
+            sql = _checkpoint_statements(conn.dialect.name, conn.dialect.paramstyle)
+            cur.execute(sql[0], (projection.name,))
+            found = cur.fetchall()
+            if not found:
+                raise exc.NoResultFound(f"no checkpoint for projection {projection.name}")
+            last = found[0][0]
             new_last = last
             projection.begin(conn)
             for ev in events:
@@ -385,11 +403,7 @@ class ProjectionStore:
                 projection.flush(conn)
             new_last = max(new_last, advance_to)
             if new_last != last:
-                conn.execute(
-                    checkpoints.update()
-                    .where(checkpoints.c.projection == projection.name)
-                    .values(last_seq=new_last)
-                )
+                cur.execute(sql[1], (new_last, projection.name))
         # After the commit, and for events skipped as already applied too: another process on
         # the same database may have written their rows, which this one's memos do not know.
         wanted = projection.consumes
