@@ -15,6 +15,7 @@ from typing import Any, cast
 
 import yaml
 
+from gongkai import yamltext
 from gongkai.rules.model import (
     RULE_KINDS,
     SITE_MEASURES,
@@ -203,7 +204,7 @@ def _read(ref: str | Path) -> tuple[str, Mapping[str, Any]]:
     except (OSError, UnicodeDecodeError) as exc:
         raise RuleSetError(source, "", f"cannot read: {exc}") from None
     try:
-        doc = yaml.safe_load(text)
+        doc = yamltext.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else ""

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from gongkai import subjects
+from gongkai import subjects, yamltext
 from gongkai.decider import Decider, View, handle
 from gongkai.eventlog import EventLog
 from gongkai.events import Actor, digest
@@ -294,7 +294,7 @@ def load_directory_file(path: Path) -> d.DirectorySpec:
     except OSError as exc:
         raise DirectoryFileError(f"{path}: {exc.strerror}") from None
     try:
-        doc = yaml.safe_load(text)  # JSON is YAML too
+        doc = yamltext.safe_load(text)  # JSON is YAML too
     except yaml.YAMLError as exc:
         raise DirectoryFileError(f"{path}: not YAML/JSON: {exc}") from None
     return parse_directory(doc, str(path))
