@@ -1,10 +1,10 @@
 """YAML read as ``yaml.safe_load`` reads it, by libyaml when PyYAML was built with it.
 
-The rule sets are read each time freshness is built (every service start, every test platform),
-the calendar data and the unit directory at start: PyYAML's pure-Python parser took 42 ms for
-the two shipped rule sets, its C parser 5 ms, with the same safe constructor and resolver. A
-text the C parser refuses is parsed again by the pure-Python one, so a file that fails still
-fails with the message (line, column, wording) it always had.
+The rule sets are read each time the service that keeps the deadlines is built (every start,
+every test platform), a unit directory file when it is loaded: PyYAML's pure-Python parser
+took 42 ms for the two shipped rule sets, its C parser 5 ms, with the same safe constructor and
+resolver. A text the C parser refuses is parsed again by the pure-Python one, so a file that
+fails still fails with the message (line, column, wording) it always had.
 """
 
 from __future__ import annotations
