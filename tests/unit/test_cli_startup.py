@@ -9,8 +9,12 @@ import argparse
 import json
 import subprocess
 import sys
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from gongkai.cli import LazyCommand
 
 HEAVY = (
     "pydantic",
@@ -62,20 +66,7 @@ def test_help_imports_nothing_heavy(argv: list[str]) -> None:
 def test_every_lazy_command_finds_its_function() -> None:
     """``lazy`` resolves ``module:function`` when the command runs: a wrong name would only
     fail then, so every registered command's target is resolved here."""
-    from gongkai.cli import LazyCommand, build_parser
-
-    targets: list[LazyCommand] = []
-
-    def walk(parser: argparse.ArgumentParser) -> None:
-        for action in parser._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                for sub in action.choices.values():
-                    walk(sub)
-        func = parser.get_default("func")
-        if isinstance(func, LazyCommand):
-            targets.append(func)
-
-    walk(build_parser())
+    targets = _lazy_commands()
     assert len(targets) > 15
     for t in targets:
         assert callable(t.resolve()), t.target
@@ -120,10 +111,11 @@ def stack_loaded_by(steps: dict[str, str]) -> dict[str, list[str]]:
     return dict(json.loads(out.splitlines()[-1]))
 
 
-def _command_modules() -> list[str]:
+def _lazy_commands() -> list[LazyCommand]:
+    """Every command of the ``gongkai`` parser tree that names its function by ``module:name``."""
     from gongkai.cli import LazyCommand, build_parser
 
-    modules: set[str] = set()
+    found: list[LazyCommand] = []
 
     def walk(parser: argparse.ArgumentParser) -> None:
         for action in parser._actions:
@@ -132,10 +124,14 @@ def _command_modules() -> list[str]:
                     walk(sub)
         func = parser.get_default("func")
         if isinstance(func, LazyCommand):
-            modules.add(func.target.partition(":")[0])
+            found.append(func)
 
     walk(build_parser())
-    return sorted(modules)
+    return found
+
+
+def _command_modules() -> list[str]:
+    return sorted({c.target.partition(":")[0] for c in _lazy_commands()})
 
 
 def test_the_command_modules_leave_the_service_stack_to_the_services() -> None:
