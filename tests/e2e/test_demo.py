@@ -27,7 +27,7 @@ from gongkai_accountability.service import AccountabilityService
 from gongkai_demo.county import DEMO, seed_demo
 from gongkai_demo.story import STORY_COLUMNS, DemoStory
 from tests.conftest import Platform
-from tests.e2e.test_up import run_cli, up_command, wait_ready
+from tests.e2e.test_up import run_cli, stop_up, up_command, wait_ready
 
 OFFICE = {"Authorization": DEMO.headers("office-reader")["Authorization"]}
 
@@ -46,12 +46,7 @@ def demo_platform(tmp_path: Path) -> Iterator[str]:
             wait_ready(http)
             yield f"http://127.0.0.1:{http}"
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_up(proc)
 
 
 def story_violations(url: str) -> list[dict[str, Any]]:

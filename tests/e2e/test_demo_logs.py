@@ -30,7 +30,7 @@ import pytest
 
 from gongkai.natsserver import free_port
 from gongkai_demo.county import DEMO
-from tests.e2e.test_up import run_cli, up_command, wait_ready
+from tests.e2e.test_up import run_cli, stop_up, up_command, wait_ready
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -70,9 +70,7 @@ def demo_up(tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]
             wait_ready(http)
             yield f"http://127.0.0.1:{http}", tmp_path, proc
         finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
+            stop_up(proc)
 
 
 def post(client: httpx.Client, path: str, who: str, body: dict[str, object]) -> httpx.Response:

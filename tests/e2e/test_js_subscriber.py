@@ -32,7 +32,7 @@ from gongkai.natsserver import free_port
 from gongkai.trust.credentials import seed_file
 from gongkai_demo.county import DEMO
 from tests.causality import check_log, is_reaction
-from tests.e2e.test_up import run_cli, up_command, wait_ready
+from tests.e2e.test_up import run_cli, stop_up, up_command, wait_ready
 from tests.waiting import wait_until_sync
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,12 +109,7 @@ def demo_day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, i
             assert played.returncode == 0, played.stdout[-2000:] + played.stderr[-2000:]
             yield data, nport
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_up(proc)
 
 
 def subscribe(node: str, data: Path, nport: int, **env: str) -> subprocess.CompletedProcess[str]:

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import nats
@@ -52,8 +53,20 @@ def running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, int]]:
     try:
         yield proc, http, nport
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        stop_up(proc)
+
+
+def stop_up(proc: subprocess.Popen[Any]) -> None:
+    """Stop ``gongkai up`` as an operator would (SIGTERM), killing it only if it hangs.
+
+    A SIGKILL first would leave its nats-server running after a failed test.
+    """
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
         proc.wait()
 
 
@@ -144,6 +157,42 @@ def test_up_ready_tail_and_graceful_stop(running: tuple[subprocess.Popen[str], i
     assert f"monitoring   http://127.0.0.1:{mport}" in stdout
     assert str((data / "credentials" / "subscriber.nk").resolve()) in stdout
     assert '"event": "stopped"' in stderr
+
+
+def nats_servers_of(data_dir: Path) -> list[int]:
+    """The nats-server processes running on ``data_dir``'s store (read from /proc)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # gone meanwhile
+            continue
+        if argv[0].endswith(b"nats-server") and any(str(data_dir).encode() in a for a in argv):
+            found.append(int(proc.name))
+    return found
+
+
+def test_a_stop_while_starting_stops_the_embedded_nats_server(tmp_path: Path) -> None:
+    """SIGTERM while the services start (behind a long log, minutes of catching up): up
+    stops what it started, nats-server included, and exits 0; it used to die by the signal
+    and leave its server running on the data directory."""
+    data = tmp_path / "var"
+    with (tmp_path / "up.err").open("wb") as err:
+        proc = subprocess.Popen(
+            up_command(data, free_port(), free_port(), "--demo"),
+            stdout=subprocess.DEVNULL, stderr=err,
+        )
+        try:
+            # up starts nats-server after its signal handlers are in place; the demo county
+            # is loaded after that, so the stop comes during the start
+            wait_until_sync(lambda: nats_servers_of(data), 60, "up starts its nats-server")
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=60) == 0, (tmp_path / "up.err").read_text()[-2000:]
+        finally:
+            stop_up(proc)
+    assert nats_servers_of(data) == []
 
 
 def test_wrong_nats_url_is_one_line(tmp_path: Path) -> None:

@@ -277,15 +277,29 @@ class Host:
         return url
 
     async def serve(self) -> None:
-        app = await self.start()
+        # The handlers come first: a stop asked for while the services start (catching up
+        # behind a long log takes minutes) stops what has started, the embedded nats-server
+        # included, instead of killing this process and leaving the server running.
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._stop.set)
+        starting = asyncio.create_task(self.start())
+        stop_asked = asyncio.create_task(self._stop.wait())
+        await asyncio.wait({starting, stop_asked}, return_when=asyncio.FIRST_COMPLETED)
+        stop_asked.cancel()
+        if not starting.done():
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+            log.info("stopping", during="start")
+            await self.shutdown()
+            return
+        app = starting.result()
         s = self.settings
         config = uvicorn.Config(
             app, host=s.http_host, port=s.http_port, log_level="warning", lifespan="off"
         )
         self.http = _Uvicorn(config)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self._stop.set)
         http_task = asyncio.create_task(self.http.serve())
         while not self.http.started:
             if http_task.done():
