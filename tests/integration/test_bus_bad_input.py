@@ -20,13 +20,13 @@ import nats.js.errors
 import pytest
 
 from gongkai import subjects
-from gongkai.directory import new_token, token_hash
 from gongkai.events import Actor, canonical_json, digest, new_event
 from gongkai.events.contracts.intake import (
     PersonRegistered,
     RoleGranted,
     TokenIssued,
 )
+from gongkai.tokens import new_token, token_hash
 from gongkai_demo.county import DEMO, seed_demo
 from tests.builders import post_submitted
 from tests.conftest import PLATFORM_T0, Platform

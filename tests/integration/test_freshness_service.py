@@ -18,7 +18,6 @@ import pytest
 
 from gongkai import subjects
 from gongkai.calendar import SHANGHAI, WorkingCalendar
-from gongkai.directory import new_token, token_hash
 from gongkai.eventlog import EventLog
 from gongkai.events import Actor, EventPayload, new_event
 from gongkai.events.contracts.intake import (
@@ -32,6 +31,7 @@ from gongkai.rules import load_rule_sets
 from gongkai.runtime.host import StartupError
 from gongkai.runtime.service import ServiceContext
 from gongkai.runtime.settings import Settings
+from gongkai.tokens import new_token, token_hash
 from gongkai_freshness.adapters.config import FreshnessConfig
 from gongkai_freshness.adapters.log import fold_log
 from gongkai_freshness.adapters.register import ColumnRegister

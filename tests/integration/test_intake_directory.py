@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from gongkai.directory import token_hash
 from gongkai.eventlog import EventLog
 from gongkai.events.contracts.intake import (
     LeadershipDutiesChanged,
@@ -26,6 +25,7 @@ from gongkai.runtime.clock import FixedClock
 from gongkai.runtime.host import Host
 from gongkai.runtime.service import ServiceContext
 from gongkai.runtime.settings import Settings
+from gongkai.tokens import token_hash
 from gongkai_demo.county import DEMO_ACTOR, UNITS
 from gongkai_demo.testing import DEMO, intake_events_after, seed_demo
 from gongkai_intake import bootstrap

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, select
 
-from gongkai.directory import Directory, DirectoryProjection, token_hash
+from gongkai.directory import Directory, DirectoryProjection
 from gongkai.eventlog import RecordedEvent
 from gongkai.events import Actor, EventPayload, new_event
 from gongkai.events.contracts.freshness import ColumnHidden, ColumnKept
@@ -31,6 +31,7 @@ from gongkai.projection import Memo, ProjectionStore, make_engine
 from gongkai.runtime.clock import FixedClock
 from gongkai.runtime.http import Problem
 from gongkai.runtime.idempotency import IdempotencyStore, answers
+from gongkai.tokens import token_hash
 from gongkai_intake.adapters.columns import ColumnChoices, ColumnChoicesProjection
 from tests.pg import fresh_database, pg_server
 

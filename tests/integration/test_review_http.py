@@ -15,7 +15,6 @@ import httpx
 import pytest
 
 from gongkai import subjects
-from gongkai.directory import new_token, token_hash
 from gongkai.events import Actor, digest, new_event
 from gongkai.events.contracts.intake import (
     PersonRegistered,
@@ -26,6 +25,7 @@ from gongkai.events.contracts.intake import (
     TokenIssued,
     UnitRegistered,
 )
+from gongkai.tokens import new_token, token_hash
 from gongkai_review.entrypoints.http import ReviewConfig
 from tests.builders import post_submitted
 from tests.conftest import Platform

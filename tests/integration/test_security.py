@@ -22,11 +22,11 @@ from typing import Any
 
 from sqlalchemy import inspect, select
 
-from gongkai.directory import token_hash
 from gongkai.events import Actor, digest, new_event
 from gongkai.events.contracts.freshness import ColumnStale
 from gongkai.events.contracts.intake import PostPublished
 from gongkai.runtime.host import make_app
+from gongkai.tokens import token_hash
 from gongkai_demo.county import DEMO, demo_token, seed_demo
 from tests.builders import post_submitted
 from tests.conftest import PLATFORM_T0, Platform

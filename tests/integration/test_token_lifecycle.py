@@ -22,12 +22,13 @@ from typing import Any
 import pytest
 
 from gongkai.calendar import local_date
-from gongkai.directory import Directory, new_token, token_hash, token_hint
+from gongkai.directory import Directory
 from gongkai.eventlog import RecordedEvent
 from gongkai.events import Actor
 from gongkai.events.contracts.intake import TokenIssued, TokenRevoked
 from gongkai.refusal import Refusal
 from gongkai.runtime.service import Service
+from gongkai.tokens import new_token, token_hash, token_hint
 from gongkai_demo.testing import DEMO, demo_token, seed_demo
 from gongkai_intake.adapters.directory_log import issue_token_change, person_tokens, revoke_tokens
 from tests.conftest import Platform

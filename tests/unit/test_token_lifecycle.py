@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import create_engine
 
-from gongkai.directory import Directory, DirectoryProjection, token_hash
+from gongkai.directory import Directory, DirectoryProjection
 from gongkai.eventlog import RecordedEvent
 from gongkai.events import Actor, EventPayload, canonical_json, new_event
 from gongkai.events.contracts.intake import PersonRegistered, TokenIssued, TokenRevoked
@@ -15,6 +15,7 @@ from gongkai.events.envelope import HDR_TYPE, HDR_VERSION, REGISTRY
 from gongkai.projection import ProjectionStore
 from gongkai.refusal import Refusal
 from gongkai.runtime.clock import FixedClock
+from gongkai.tokens import token_hash
 from gongkai_intake.domain import directory as d
 
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)

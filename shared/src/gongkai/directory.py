@@ -46,11 +46,6 @@ from gongkai.runtime.clock import Clock, SystemClock
 from gongkai.runtime.http import Problem
 from gongkai.tokens import TokenView, token_hash
 
-# Issuing and showing a token live in gongkai.tokens (no SQL, no web stack, for the tools); the
-# names stay importable from here for code that already works with a Directory.
-from gongkai.tokens import new_token as new_token
-from gongkai.tokens import token_hint as token_hint
-
 log = structlog.get_logger("gongkai.directory")
 #: The unit of the platform's own actors (operator tools, the demo, the services).
 SYSTEM_UNIT = "system"
