@@ -36,7 +36,7 @@ from gongkai.runtime import logging as gklogging
 from gongkai.runtime.clock import Clock, SystemClock
 from gongkai.runtime.datadir import DataDirInUse, DataDirLock
 from gongkai.runtime.http import Problem, install_problem_handlers, problem_response
-from gongkai.runtime.service import Service, ServiceContext, discover
+from gongkai.runtime.service import Service, ServiceContext, UnknownService, discover
 from gongkai.runtime.settings import Settings
 from gongkai.runtime.startup import StartupError, check_nats
 from gongkai.trust import credentials, matrix
@@ -163,20 +163,11 @@ class Host:
         self._stop = asyncio.Event()
 
     def build(self, nats_url: str) -> list[Service]:
-        if self.only:
-            # One service's process (``gongkai service NAME``, restarted by the tests after each
-            # kill) imports that service, not the other three's routes, consoles and deciders.
-            installed = {ep.name: ep for ep in entry_points(group="gongkai.services")}
-            unknown = [n for n in self.only if n not in installed]
-            if unknown:
-                raise StartupError(
-                    f"unknown service {unknown[0]!r}; "
-                    f"installed: {', '.join(sorted(installed)) or 'none'}"
-                )
-            available = {n: installed[n].load() for n in self.only}
-        else:
-            available = discover()
-        names = list(self.only) if self.only else list(available)
+        try:
+            available = discover(self.only or None)
+        except UnknownService as exc:
+            raise StartupError(str(exc)) from None
+        names = list(available)
         settings = self.settings
         auth: dict[str, NatsAuth] = {}
         if self.server is not None:

@@ -436,10 +436,26 @@ class ProjectionLog:
         await sub.wait_for(seq, within)
 
 
-def discover() -> dict[str, Callable[[ServiceContext], Service]]:
-    """Every installed service, by name, from the ``gongkai.services`` entry points."""
+class UnknownService(LookupError):
+    """A service asked for by name that no installed package provides."""
+
+
+def discover(only: Sequence[str] | None = None) -> dict[str, Callable[[ServiceContext], Service]]:
+    """Every installed service, by name, from the ``gongkai.services`` entry points.
+
+    ``only``: just those, in that order, and only their packages imported (one service's
+    process, restarted by the tests after each kill, need not import the other three).
+    """
     # By name: services share nothing but the log, so no service needs another started first.
-    return {
-        ep.name: ep.load()
+    installed = {
+        ep.name: ep
         for ep in sorted(entry_points(group="gongkai.services"), key=lambda ep: ep.name)
     }
+    if only is None:
+        return {name: ep.load() for name, ep in installed.items()}
+    unknown = [n for n in only if n not in installed]
+    if unknown:
+        raise UnknownService(
+            f"unknown service {unknown[0]!r}; installed: {', '.join(installed) or 'none'}"
+        )
+    return {name: installed[name].load() for name in only}
