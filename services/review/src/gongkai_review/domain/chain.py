@@ -443,27 +443,17 @@ def closed_reason(state: ReviewState, chain: Chain, stage: str) -> str | None:
 
 def awaiting(state: ReviewState) -> Stage | None:
     """The stage the current chain waits for next (the first required one unsigned)."""
-    chain = current_chain(state)
-    if chain is None or state.post is None:
-        return None
-    for stage in required_stages(state.post, state.staff_stage):
-        if chain.signature(stage) is None:
-            return stage
-    return None
+    return queue_entry(state)[0]
 
 
 def waiting_since(state: ReviewState) -> datetime | None:
     """When the awaited stage became open: the current version's time or the last signature."""
-    chain = current_chain(state)
-    if chain is None or state.post is None or awaiting(state) is None:
-        return None
-    times = [state.post.current.at, *(s.signed_at for s in chain.signatures)]
-    return max(times)
+    return queue_entry(state)[2]
 
 
 def queue_entry(state: ReviewState) -> tuple[Stage | None, int | None, datetime | None]:
-    """What the work queue is asked by: the awaited stage, the current chain's number, and
-    since when it waits (``awaiting``, ``current_chain``, ``waiting_since`` worked out once)."""
+    """What the work queue is asked by, worked out once: the stage the current chain waits
+    for (``awaiting``), the chain's number, and since when it waits (``waiting_since``)."""
     post = state.post
     chain = current_chain(state)
     if post is None or chain is None:
