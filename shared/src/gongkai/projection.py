@@ -162,8 +162,8 @@ def _checkpoint_statements(dialect: str, paramstyle: str) -> tuple[str, str]:
     lock = " FOR UPDATE" if dialect == "postgresql" else ""
     return (
         # Only the driver's placeholder and a fixed clause are formatted in, never input.
-        f"SELECT last_seq FROM gk_checkpoint WHERE projection = {m}{lock}",  # noqa: S608
-        f"UPDATE gk_checkpoint SET last_seq = {m} WHERE projection = {m}",  # noqa: S608
+        f"SELECT last_seq FROM {checkpoints.name} WHERE projection = {m}{lock}",  # noqa: S608
+        f"UPDATE {checkpoints.name} SET last_seq = {m} WHERE projection = {m}",  # noqa: S608
     )
 
 

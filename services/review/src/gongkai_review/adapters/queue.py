@@ -30,6 +30,7 @@ from gongkai.events.contracts import review as ev
 from gongkai.events.contracts.review import StaffStagePolicy
 from gongkai.projection import (
     Projection,
+    checkpoints,
     driver_cursor,
     marker,
     row_statements,
@@ -251,7 +252,7 @@ class ReviewQueueProjection(Projection):
     def _marks_sql(paramstyle: str) -> str:
         """The projection's checkpoint and the last role event kept, in one statement."""
         return (
-            "SELECT (SELECT last_seq FROM gk_checkpoint WHERE projection = "  # noqa: S608
+            f"SELECT (SELECT last_seq FROM {checkpoints.name} WHERE projection = "  # noqa: S608
             f"{marker(paramstyle)}), (SELECT max(seq) FROM review_roles)"
         )
 
