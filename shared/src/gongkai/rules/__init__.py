@@ -11,48 +11,10 @@ intake validates a post's column against the same catalog::
 Operators load their own files by path; see docs/freshness.md for the format.
 """
 
-from gongkai.rules.loader import (
-    CATALOG_RULE_SET,
-    DATA_DIR,
-    DEFAULT_RULE_SETS,
-    RuleSetError,
-    default_catalog,
-    load_rule_sets,
-    shipped_rule_sets,
-)
-from gongkai.rules.model import (
-    RULE_KINDS,
-    UNIT_KINDS,
-    Catalog,
-    Column,
-    Group,
-    MonthDay,
-    Period,
-    Rule,
-    RuleKind,
-    RuleSet,
-    SiteLine,
-    Text,
-)
+# The package names what its two modules name: the values (model) and how files become them
+# (loader).
+from gongkai.rules import loader, model
+from gongkai.rules.loader import *  # noqa: F403
+from gongkai.rules.model import *  # noqa: F403
 
-__all__ = [
-    "CATALOG_RULE_SET",
-    "DATA_DIR",
-    "DEFAULT_RULE_SETS",
-    "RULE_KINDS",
-    "UNIT_KINDS",
-    "Catalog",
-    "Column",
-    "Group",
-    "MonthDay",
-    "Period",
-    "Rule",
-    "RuleKind",
-    "RuleSet",
-    "RuleSetError",
-    "SiteLine",
-    "Text",
-    "default_catalog",
-    "load_rule_sets",
-    "shipped_rule_sets",
-]
+__all__ = [*loader.__all__, *model.__all__]

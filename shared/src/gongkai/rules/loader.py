@@ -31,6 +31,11 @@ from gongkai.rules.model import (
     Text,
 )
 
+__all__ = [
+    "CATALOG_RULE_SET", "DATA_DIR", "DEFAULT_RULE_SETS", "RuleSetError", "default_catalog",
+    "load_rule_sets", "shipped_rule_sets",
+]
+
 DATA_DIR = Path(__file__).resolve().parent / "data"
 DEFAULT_RULE_SETS: tuple[str, ...] = ("wenan-2018", "national-2019")
 CATALOG_RULE_SET = "wenan-2018"

@@ -16,6 +16,11 @@ from typing import Literal, get_args
 
 from gongkai.events.contracts.intake import UnitKind
 
+__all__ = [
+    "RULE_KINDS", "UNIT_KINDS", "Catalog", "Column", "Group", "MonthDay", "Period", "Rule",
+    "RuleKind", "RuleSet", "SiteLine", "Text",
+]
+
 RuleKind = Literal["periodic", "triggered", "dated", "leadership", "blank"]
 RULE_KINDS: tuple[str, ...] = get_args(RuleKind)
 UNIT_KINDS: tuple[str, ...] = get_args(UnitKind)
