@@ -35,6 +35,7 @@ from gongkai_intake.domain.content import (
     require_text,
     screen_free_text,
 )
+from gongkai_intake.domain.context import Caller
 
 T = TypeVar("T")
 
@@ -111,12 +112,10 @@ class RecordLeadershipChange:
     summary: str
 
 
-@dataclass(frozen=True)
-class Context:
+@dataclass(frozen=True, kw_only=True)
+class Context(Caller):
     #: The county office over HTTP, or the operator on the command line.
     admin: bool
-    today: date
-    caller_roles: frozenset[str] = frozenset()
     #: Whether the unit a role is granted in exists (GrantRole only).
     unit_exists: bool = False
     #: The instant of the decision: which tokens are still live. None: every unrevoked one.

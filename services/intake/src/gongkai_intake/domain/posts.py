@@ -24,7 +24,7 @@ from gongkai.events.contracts.intake import (
     post_content_digest,
 )
 from gongkai.refusal import Refusal
-from gongkai_intake.domain.columns import ColumnCatalog, check_column, known_unit
+from gongkai_intake.domain.columns import check_column, known_unit
 from gongkai_intake.domain.content import (
     check_content,
     check_not_future,
@@ -33,6 +33,7 @@ from gongkai_intake.domain.content import (
     content_fields,
     screen_post,
 )
+from gongkai_intake.domain.context import InColumn, UnitFacts
 
 #: 谁制作: the handler (承办人) drafts; the unit's reviewing staff may draft as well. Leaders and
 #: secrecy officers sign in review, so letting them submit would invite self-approval.
@@ -81,16 +82,11 @@ class WithdrawPost:
     reason: str
 
 
-@dataclass(frozen=True)
-class Context:
-    """Facts from outside the post's history that a decision depends on."""
+@dataclass(frozen=True, kw_only=True)
+class Context(UnitFacts):
+    """Facts from outside the post's history that a decision depends on (a submission's unit
+    kind and catalog; the caller's roles in the post's unit)."""
 
-    today: date
-    #: The caller's active roles in the unit the command concerns.
-    caller_roles: frozenset[str]
-    #: The kind of the unit named by a submission; None if the directory does not know it.
-    unit_kind: str | None = None
-    catalog: ColumnCatalog | None = None
     #: The unit's keep/hide choice for the column; None if it never chose (catalog default).
     column_hidden: bool | None = None
 
@@ -98,11 +94,8 @@ class Context:
 # ---- state -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PostState:
-    exists: bool = False
-    unit: str = ""
-    column: str = ""
+@dataclass(frozen=True, kw_only=True)
+class PostState(InColumn):
     title: str = ""
     content_version: int = 0
     content_digest: str = ""

@@ -8,7 +8,7 @@ dropping it would hide exactly what accountability has to see.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -16,8 +16,9 @@ from gongkai.events import EventPayload
 from gongkai.events.contracts.intake import PostPublished, PublicationRemoved
 from gongkai.refusal import Refusal
 from gongkai_intake.domain import limits
-from gongkai_intake.domain.columns import ColumnCatalog, known_column, known_unit
+from gongkai_intake.domain.columns import known_column, known_unit
 from gongkai_intake.domain.content import check_reason
+from gongkai_intake.domain.context import InColumn, UnitFacts
 from gongkai_intake.domain.posts import PostState
 
 #: The unit's own people may report what their CMS published; the county office reports for any
@@ -49,23 +50,16 @@ class RemovePublication:
     reason: str
 
 
-@dataclass(frozen=True)
-class Context:
+@dataclass(frozen=True, kw_only=True)
+class Context(UnitFacts):
     now: datetime
-    today: date
-    caller_roles: frozenset[str]
     caller_is_office: bool
-    unit_kind: str | None = None
-    catalog: ColumnCatalog | None = None
     #: The named post's state, when the report names a post id (INITIAL if unknown).
     post: PostState | None = None
 
 
-@dataclass(frozen=True)
-class PublicationState:
-    exists: bool = False
-    unit: str = ""
-    column: str = ""
+@dataclass(frozen=True, kw_only=True)
+class PublicationState(InColumn):
     post_id: str | None = None
     online_at: datetime | None = None
     removed: bool = False

@@ -1,0 +1,42 @@
+"""What an intake command is judged against besides its aggregate's own history, and the part
+of an aggregate's state that places it in a unit's section.
+
+The application layer gathers these facts (today's date in Asia/Shanghai, the caller's roles in
+the unit the command concerns, what the directory and the catalog say about that unit) before
+it calls a pure decide function; each aggregate's ``Context`` adds what only it needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from gongkai_intake.domain.columns import ColumnCatalog
+
+
+@dataclass(frozen=True, kw_only=True)
+class Caller:
+    """Who asks, and on which day."""
+
+    today: date
+    #: The caller's active roles in the unit the command concerns (none: a stranger to it).
+    caller_roles: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnitFacts(Caller):
+    """A caller, and what the directory and the catalog say about the unit a command names."""
+
+    #: The unit's kind; None if the directory does not know the unit.
+    unit_kind: str | None = None
+    catalog: ColumnCatalog | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class InColumn:
+    """An aggregate that, once it exists, belongs to one column of one unit's section: a post,
+    an item seen online."""
+
+    exists: bool = False
+    unit: str = ""
+    column: str = ""
