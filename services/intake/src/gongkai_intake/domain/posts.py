@@ -180,6 +180,24 @@ def _review_form(cmd: SubmitPost) -> tuple[Origin, Channel]:
     return origin, cmd.channel or "website"
 
 
+def _version(
+    cmd: SubmitPost | RevisePost, number: int, digest: str, today: date, source: str | None = None
+) -> dict[str, Any]:
+    """What a content version records, the first (a submission) or a later one (a revision):
+    the content as given, its number and digest, and what screening found in the text that goes
+    online (a reprint's source with it)."""
+    fields = content_fields(cmd.title, cmd.body, cmd.attachments, source)
+    return {
+        "title": cmd.title,
+        "body": cmd.body,
+        "attachments": cmd.attachments,
+        "information_date": cmd.information_date,
+        "content_version": number,
+        "content_digest": digest,
+        "screening": screen_post(fields, today),
+    }
+
+
 def submit(cmd: SubmitPost, state: PostState, ctx: Context) -> list[PostSubmitted]:
     unit_kind = known_unit(ctx.unit_kind, cmd.unit)
     _require_role(ctx, SUBMIT_ROLES, cmd.unit, "submit a post")
@@ -195,24 +213,16 @@ def submit(cmd: SubmitPost, state: PostState, ctx: Context) -> list[PostSubmitte
     check_content(cmd.title, cmd.body, cmd.attachments)
     origin, channel = _review_form(cmd)
     check_not_future("information_date", cmd.information_date, ctx.today)
-    screening = screen_post(
-        content_fields(cmd.title, cmd.body, cmd.attachments, cmd.source), ctx.today
-    )
+    digest = post_content_digest(cmd.title, cmd.body, cmd.attachments)
     event = PostSubmitted(
         unit=cmd.unit,
         column=cmd.column,
-        title=cmd.title,
-        body=cmd.body,
-        attachments=cmd.attachments,
         origin=origin,
         source=cmd.source,
         channel=channel,
         important_kind=cmd.important_kind,
         maker_unsure=cmd.maker_unsure,
-        information_date=cmd.information_date,
-        content_version=1,
-        content_digest=post_content_digest(cmd.title, cmd.body, cmd.attachments),
-        screening=screening,
+        **_version(cmd, 1, digest, ctx.today, source=cmd.source),
     )
     check_payload_size(event)
     return [event]
@@ -241,16 +251,8 @@ def revise(cmd: RevisePost, state: PostState, ctx: Context) -> list[PostRevised]
             f"the content is identical to version {state.content_version}",
             field="body",
         )
-    screening = screen_post(content_fields(cmd.title, cmd.body, cmd.attachments), ctx.today)
     event = PostRevised(
-        unit=state.unit,
-        title=cmd.title,
-        body=cmd.body,
-        attachments=cmd.attachments,
-        information_date=cmd.information_date,
-        content_version=state.content_version + 1,
-        content_digest=digest,
-        screening=screening,
+        unit=state.unit, **_version(cmd, state.content_version + 1, digest, ctx.today)
     )
     check_payload_size(event)
     return [event]
