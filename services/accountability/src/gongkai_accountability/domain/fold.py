@@ -813,38 +813,34 @@ def _oblige_close(rows: Rows, case: Case) -> None:
         _oblige(rows, Pending(rectify_command_id(vid), case.unit, vid, rectified))
 
 
-def _supervision(rows: Rows, env: Envelope[Any], seq: int) -> None:
+def _supervision_issued(rows: Rows, env: Envelope[Any], seq: int) -> None:
     p = env.payload
     case = rows.get(CASE, p.case_id)
     if case is None:
         return
-    if env.type == "SupervisionIssued":
-        case = replace(
-            case,
-            status="issued",
-            notice=Notice(
-                event_id=env.event_id,
-                correlation_id=env.correlation_id,
-                issued_on=p.issued_on.isoformat(),
-                deadline=p.deadline.isoformat(),
-                working_days=p.working_days,
-                provisional=p.provisional,
-                automatic=p.automatic,
-                by=_actor(env),
-            ),
-        )
-    else:
-        case = replace(
-            case,
-            status="closed",
-            closed=Closed(
-                event_id=env.event_id, outcome=p.outcome, closed_on=p.closed_on.isoformat()
-            ),
-        )
-        col = _column_row(rows, p.unit, p.column)
-        if col.case == p.case_id:
-            rows.put(COLUMN, f"{p.unit}--{p.column}", replace(col, case=None))
-    rows.put(CASE, p.case_id, case)
+    notice = Notice(
+        event_id=env.event_id,
+        correlation_id=env.correlation_id,
+        issued_on=p.issued_on.isoformat(),
+        deadline=p.deadline.isoformat(),
+        working_days=p.working_days,
+        provisional=p.provisional,
+        automatic=p.automatic,
+        by=_actor(env),
+    )
+    rows.put(CASE, p.case_id, replace(case, status="issued", notice=notice))
+
+
+def _supervision_closed(rows: Rows, env: Envelope[Any], seq: int) -> None:
+    p = env.payload
+    case = rows.get(CASE, p.case_id)
+    if case is None:
+        return
+    closed = Closed(event_id=env.event_id, outcome=p.outcome, closed_on=p.closed_on.isoformat())
+    rows.put(CASE, p.case_id, replace(case, status="closed", closed=closed))
+    col = _column_row(rows, p.unit, p.column)
+    if col.case == p.case_id:
+        rows.put(COLUMN, f"{p.unit}--{p.column}", replace(col, case=None))
 
 
 # ---- findings -------------------------------------------------------------------------------
@@ -996,8 +992,8 @@ _HANDLERS: dict[str, Any] = {
     "ColumnWasStale": _column,
     "ColumnHidden": _column,
     "ColumnKept": _column,
-    "SupervisionIssued": _supervision,
-    "SupervisionClosed": _supervision,
+    "SupervisionIssued": _supervision_issued,
+    "SupervisionClosed": _supervision_closed,
     "FindingReported": _finding,
     "FindingResolved": _finding,
     "FindingConfirmed": _finding,
