@@ -243,24 +243,17 @@ def _name(field_name: str, value: str, maximum: int) -> None:
         raise Refusal("invalid", "Name too long", f"at most {maximum}", field=field_name)
 
 
-def _role(value: str) -> None:
-    if value not in ROLES:
-        raise Refusal(
-            "invalid", "Unknown role", f"one of {', '.join(sorted(ROLES))}", field="role"
-        )
+def _one_of(field_name: str, value: str, allowed: frozenset[str], title: str) -> None:
+    """A code from a closed list (a role, a unit kind), or a refusal that lists it."""
+    if value not in allowed:
+        raise Refusal("invalid", title, f"one of {', '.join(sorted(allowed))}", field=field_name)
 
 
 def register_unit(cmd: RegisterUnit, state: UnitState, ctx: Context) -> list[UnitRegistered]:
     _admin(ctx)
     check_ident("code", cmd.code)
     _name("name", cmd.name, limits.UNIT_NAME_MAX)
-    if cmd.kind not in UNIT_KINDS:
-        raise Refusal(
-            "invalid",
-            "Unknown unit kind",
-            f"one of {', '.join(sorted(UNIT_KINDS))}",
-            field="kind",
-        )
+    _one_of("kind", cmd.kind, UNIT_KINDS, "Unknown unit kind")
     _name("contact_name", cmd.contact_name, limits.NAME_MAX)
     if not MOBILE_RE.match(cmd.contact_mobile):
         raise Refusal(
@@ -302,7 +295,7 @@ def _known_person(state: PersonState, person_id: str) -> None:
 def grant_role(cmd: GrantRole, state: PersonState, ctx: Context) -> list[RoleGranted]:
     _admin(ctx)
     _known_person(state, cmd.person_id)
-    _role(cmd.role)
+    _one_of("role", cmd.role, ROLES, "Unknown role")
     if not ctx.unit_exists:
         raise Refusal("invalid", "Unknown unit", f"no unit {cmd.unit!r}", field="unit")
     if (cmd.unit, cmd.role) in state.roles:
@@ -313,7 +306,7 @@ def grant_role(cmd: GrantRole, state: PersonState, ctx: Context) -> list[RoleGra
 def revoke_role(cmd: RevokeRole, state: PersonState, ctx: Context) -> list[RoleRevoked]:
     _admin(ctx)
     _known_person(state, cmd.person_id)
-    _role(cmd.role)
+    _one_of("role", cmd.role, ROLES, "Unknown role")
     if (cmd.unit, cmd.role) not in state.roles:
         raise Refusal(
             "conflict",
