@@ -55,6 +55,13 @@ def lazy(target: str) -> LazyCommand:
     return LazyCommand(target)
 
 
+def command_group(sub: Any, name: str, help_text: str) -> Any:
+    """``gongkai NAME COMMAND``: a command made of commands, one of which must be named; the
+    parser to add them to."""
+    group = sub.add_parser(name, help=help_text)
+    return group.add_subparsers(dest=f"{name}_command", required=True)
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(
         nats_url=getattr(args, "nats_url", None),
@@ -483,8 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(svc)
     svc.set_defaults(func=cmd_service)
 
-    ev = sub.add_parser("events", help="the event contracts and the log")
-    evs = ev.add_subparsers(dest="events_command", required=True)
+    evs = command_group(sub, "events", "the event contracts and the log")
     sch = evs.add_parser("schema", help="write a JSON Schema per event type")
     sch.add_argument("--out", default="docs/schemas")
     sch.set_defaults(func=cmd_events_schema)
@@ -528,8 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
     credentials.add_tool_arguments(imp, "admin")
     imp.set_defaults(func=cmd_events_import)
 
-    db = sub.add_parser("db", help="the read-model databases: versioned migrations")
-    dbs = db.add_subparsers(dest="db_command", required=True)
+    dbs = command_group(sub, "db", "the read-model databases: versioned migrations")
     for name, func, text in (
         ("upgrade", cmd_db_upgrade, "migrate the databases to this code's head (the init step)"),
         ("check", cmd_db_check, "exit 1 unless every database is at this code's head"),
@@ -545,8 +550,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--data-dir", help="where the SQLite files live ($GONGKAI_DATA_DIR, ./var)")
         p.set_defaults(func=func)
 
-    nats_cmd = sub.add_parser("nats", help="NATS users and credentials (the permission matrix)")
-    ns = nats_cmd.add_subparsers(dest="nats_command", required=True)
+    ns = command_group(sub, "nats", "NATS users and credentials (the permission matrix)")
     cfg = ns.add_parser(
         "config", help="write the deploy files' NATS users from the matrix (make nats-config)"
     )

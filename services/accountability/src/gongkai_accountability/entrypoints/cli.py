@@ -10,7 +10,7 @@ import argparse
 from datetime import date
 from typing import Any
 
-from gongkai.cli import lazy
+from gongkai.cli import command_group, lazy
 from gongkai.trust import credentials
 
 _COMMANDS = "gongkai_accountability.entrypoints.commands:"
@@ -24,10 +24,9 @@ def _date(text: str) -> date:
 
 
 def register(sub: Any) -> None:
-    audit = sub.add_parser(
-        "audit", help="inspectors' tools: trail, rebuild, as-of, report, alerts, verify, prove"
+    a = command_group(
+        sub, "audit", "inspectors' tools: trail, rebuild, as-of, report, alerts, verify, prove"
     )
-    a = audit.add_subparsers(dest="audit_command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--nats-url", help="the platform's NATS ($GONGKAI_NATS_URL)")

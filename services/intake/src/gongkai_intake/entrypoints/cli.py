@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gongkai.cli import lazy
+from gongkai.cli import command_group, lazy
 from gongkai.trust import credentials
 
 _COMMANDS = "gongkai_intake.entrypoints.commands:"
@@ -24,8 +24,7 @@ def _tool(parser: Any, command: str) -> None:
 
 def register(sub: Any) -> None:
     """Entry point of the ``gongkai.cli`` group: add intake's commands to ``gongkai``."""
-    people = sub.add_parser("people", help="people of the unit directory")
-    pp = people.add_subparsers(dest="people_command", required=True)
+    pp = command_group(sub, "people", "people of the unit directory")
     tok = pp.add_parser(
         "token",
         help="issue a bearer token for PERSON and print it once (only its hash is recorded); "
@@ -63,8 +62,7 @@ def register(sub: Any) -> None:
     lst.add_argument("person", metavar="PERSON")
     _tool(lst, "cmd_tokens")
 
-    directory = sub.add_parser("directory", help="the unit directory: units, people, roles")
-    dd = directory.add_subparsers(dest="directory_command", required=True)
+    dd = command_group(sub, "directory", "the unit directory: units, people, roles")
     load = dd.add_parser(
         "load",
         help="record the units, people and roles of a YAML/JSON file (see docs/intake.md); "
