@@ -5,6 +5,8 @@ the same as deploy/nats and deploy/postgres, probes, limits, disruption budgets,
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 import subprocess
 import sys
@@ -29,11 +31,19 @@ K8S = ROOT / "deploy" / "k8s"
 MANIFESTS = sorted(p for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
 
 
-def _docs() -> list[dict[str, Any]]:
+@functools.cache
+def _parsed() -> tuple[dict[str, Any], ...]:
+    # Parsed once per worker: the network-policy questions below ask hundreds of times, and
+    # parsing the manifests each time was most of this file's 20 s of CPU.
     out: list[dict[str, Any]] = []
     for p in MANIFESTS:
         out += [d for d in yaml.safe_load_all(p.read_text()) if d]
-    return out
+    return tuple(out)
+
+
+def _docs() -> list[dict[str, Any]]:
+    """A fresh copy of every manifest document: a test may not change another's input."""
+    return copy.deepcopy(list(_parsed()))
 
 
 def _find(kind: str, name: str) -> dict[str, Any]:
@@ -235,7 +245,8 @@ def _port_matches(rule: dict[str, Any], dst: _Pod, port: int, proto: str) -> boo
 
 
 def _policies() -> list[dict[str, Any]]:
-    return [d for d in _docs() if d["kind"] == "NetworkPolicy"]
+    # Read only, and asked for on every _allowed: the cached documents themselves.
+    return [d for d in _parsed() if d["kind"] == "NetworkPolicy"]
 
 
 def _allowed(src: _Pod, dst: _Pod, port: int, proto: str = "TCP") -> bool:
