@@ -30,6 +30,7 @@ from gongkai.natsserver import NatsServer
 from gongkai.runtime.clock import FixedClock
 from gongkai.runtime.service import ServiceContext, discover
 from gongkai.runtime.settings import Settings
+from gongkai.trust.credentials import NatsAuth
 from tests.natsauth import SERVICES, auth_config, nats_passwords
 from tests.waiting import wait_until
 
@@ -304,8 +305,8 @@ async def test_every_service_starts_and_works_with_its_own_credentials(tmp_path:
             clock = FixedClock(datetime(2026, 3, 2, 1, 0, tzinfo=UTC))
             for name, build in discover().items():
                 settings = Settings(
-                    data_dir=tmp_path, nats_url=srv.url, nats_user=name,
-                    nats_password=pw[name], manage_streams=False,
+                    data_dir=tmp_path, nats_url=srv.url,
+                    nats_auth=NatsAuth(user=name, password=pw[name]), manage_streams=False,
                 )
                 svc = build(ServiceContext(settings=settings, clock=clock, nats_url=srv.url))
                 await asyncio.wait_for(svc.start(), 10)

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from gongkai.trust.credentials import NatsAuth
+
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(f"GONGKAI_{name}", default)
@@ -32,11 +34,10 @@ def _env_path(name: str) -> Path | None:
 class Settings:
     #: None: start the embedded nats-server under ``data_dir``.
     nats_url: str | None = None
-    nats_user: str | None = None
-    nats_password: str | None = None
-    #: An NKey seed (or .creds) file to connect with ($GONGKAI_NATS_CREDS); None: a password
-    #: user if set, else the local data directory's credentials (gongkai.trust.credentials).
-    nats_creds: Path | None = None
+    #: The NATS credentials the operator named: an NKey seed (or .creds) file
+    #: ($GONGKAI_NATS_CREDS), else a user and password ($GONGKAI_NATS_USER, _PASSWORD); none:
+    #: the local data directory's (``gongkai.trust.credentials.resolve``).
+    nats_auth: NatsAuth = field(default_factory=NatsAuth)
     data_dir: Path = Path("var")
     http_host: str = "127.0.0.1"
     http_port: int = 8080
@@ -68,11 +69,11 @@ class Settings:
     def from_env(cls, **overrides: Any) -> Settings:
         s = cls(
             nats_url=os.environ.get("GONGKAI_NATS_URL") or None,
-            nats_user=os.environ.get("GONGKAI_NATS_USER") or None,
-            nats_password=os.environ.get("GONGKAI_NATS_PASSWORD") or None,
-            nats_creds=Path(os.environ["GONGKAI_NATS_CREDS"])
-            if os.environ.get("GONGKAI_NATS_CREDS")
-            else None,
+            nats_auth=NatsAuth(
+                file=_env_path("NATS_CREDS"),
+                user=os.environ.get("GONGKAI_NATS_USER") or None,
+                password=os.environ.get("GONGKAI_NATS_PASSWORD") or None,
+            ),
             data_dir=Path(_env("DATA_DIR", "var")),
             http_host=_env("HTTP_HOST", "127.0.0.1"),
             http_port=int(_env("HTTP_PORT", "8080")),

@@ -34,6 +34,7 @@ from gongkai.trust.matrix import USERS
 
 if TYPE_CHECKING:
     from gongkai.eventlog import EventLog
+    from gongkai.runtime.settings import Settings
     from gongkai.trust.keys import Keyring
 
 #: Under the data directory. (``keys/`` beside it holds the event-signing keys.)
@@ -168,18 +169,17 @@ class NatsAuth:
         return "no credentials"
 
 
-def resolve(
-    settings: Any, role: str, creds: str | Path | None = None
-) -> NatsAuth:
+def resolve(settings: Settings, role: str, creds: str | Path | None = None) -> NatsAuth:
     """The credentials a client acting as ``role`` uses (see the module's order)."""
-    explicit = creds or getattr(settings, "nats_creds", None)
+    named = settings.nats_auth
+    explicit = creds or named.file
     if explicit:
         path = Path(explicit).expanduser()
         if not path.is_file():
             raise CredentialsError(f"NATS credentials file {path} does not exist")
         return NatsAuth(file=path)
-    if getattr(settings, "nats_user", None):
-        return NatsAuth(user=settings.nats_user, password=settings.nats_password)
+    if named.user:
+        return NatsAuth(user=named.user, password=named.password)
     local = seed_file(Path(settings.data_dir), role)
     if local.is_file():
         return NatsAuth(file=local.resolve())
