@@ -64,6 +64,8 @@ class RegisterUnit:
 
 @dataclass(frozen=True)
 class RegisterPerson:
+    """A person joins the directory; roles in units are granted to them afterwards."""
+
     person_id: str
     name: str
 
@@ -107,6 +109,9 @@ class RevokeTokens:
 
 @dataclass(frozen=True)
 class RecordLeadershipChange:
+    """The unit's leaders or their duties changed on ``changed_on``: its 领导成员和分工 column
+    is then due within 10 working days."""
+
     unit: str
     changed_on: date
     summary: str
@@ -114,6 +119,8 @@ class RecordLeadershipChange:
 
 @dataclass(frozen=True, kw_only=True)
 class Context(Caller):
+    """Facts from outside a unit's or a person's history that a directory decision depends on."""
+
     #: The county office over HTTP, or the operator on the command line.
     admin: bool
     #: Whether the unit a role is granted in exists (GrantRole only).

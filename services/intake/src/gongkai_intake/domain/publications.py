@@ -52,6 +52,9 @@ class RemovePublication:
 
 @dataclass(frozen=True, kw_only=True)
 class Context(UnitFacts):
+    """Facts from outside the publication's history that a report is judged against: the
+    reporter's clock is checked against ``now``; the office reports for any unit."""
+
     now: datetime
     caller_is_office: bool
     #: The named post's state, when the report names a post id (INITIAL if unknown).

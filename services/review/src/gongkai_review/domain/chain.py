@@ -508,6 +508,8 @@ class Meta:
 
 @dataclass(frozen=True)
 class Sign:
+    """A signer gives a stage's opinion on the exact content (``content_digest``) they read."""
+
     post_id: str
     stage: str
     decision: str

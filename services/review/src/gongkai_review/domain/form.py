@@ -43,6 +43,8 @@ class Opinion:
 
 @dataclass(frozen=True)
 class ReviewForm:
+    """Attachment 1 for one post: the item's particulars and the opinion box of each stage."""
+
     post_id: str
     unit_code: str
     unit_name: str
