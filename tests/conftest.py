@@ -73,8 +73,18 @@ async def _close_leftover_nats_clients() -> AsyncIterator[None]:
     yield
     for obj in gc.get_objects():
         if isinstance(obj, NATS) and not obj.is_closed:
-            with contextlib.suppress(Exception):
+            try:
                 await asyncio.wait_for(obj.close(), 2)
+            except asyncio.CancelledError:
+                # A client whose server is gone has its socket's close waiter cancelled by its
+                # own reader: close() then ends in CancelledError though nobody cancelled this
+                # clean-up (seen once at the end of test_cluster_failover). Only a real
+                # cancellation of the session's teardown goes on.
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise
+            except Exception:  # best effort: the client is being thrown away
+                pass
 
 
 @contextlib.contextmanager

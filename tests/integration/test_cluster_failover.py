@@ -138,11 +138,16 @@ async def _connect(url: str, user: str, pw: str) -> EventLog:
 async def _init_streams(url: str, pw: str) -> EventLog:
     deadline = time.monotonic() + 30
     while True:
+        init: EventLog | None = None
         try:
             init = await _connect(url, "admin", pw)
             await init.ensure_stream(StreamSettings(replicas=3, duplicate_window_s=600))
             return init
         except Exception:
+            # A client of a failed attempt would go on reconnecting (without end) to a cluster
+            # that the test stops later, and the session's clean-up would meet it half-closed.
+            if init is not None:
+                await init.close()
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.5)
@@ -159,6 +164,7 @@ async def test_killing_the_stream_leader_loses_and_duplicates_nothing(
     with nats_passwords() as pw:
         cluster = Cluster(tmp_path, "gk" + pw["sys"][2:14]).start()
         nodes = cluster.nodes
+        clients: list[EventLog] = []
         try:
             # the init steps, as compose and the Kubernetes Jobs run them: the databases are
             # migrated (in the background) while the streams are created
@@ -170,6 +176,7 @@ async def test_killing_the_stream_leader_loses_and_duplicates_nothing(
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             )
             init = await _init_streams(nodes[0].url, pw["admin"])
+            clients.append(init)
             info = await init.js.stream_info(subjects.STREAM)
             assert info.config.num_replicas == 3
             leader_name = info.cluster.leader if info.cluster else None
@@ -205,6 +212,7 @@ async def test_killing_the_stream_leader_loses_and_duplicates_nothing(
                 log.close()
 
             intake = await _connect(survivors[0].url, "intake", pw["intake"])
+            clients.append(intake)
             # Now: the services run on the real clock, and the demo's tokens expire in 90 days.
             await seed_demo(intake, datetime.now(UTC), units=["finance"])
 
@@ -317,9 +325,11 @@ async def test_killing_the_stream_leader_loses_and_duplicates_nothing(
                 f"retries {dict(load.retries)}; setup {t0 - t_start:.1f} s, "
                 f"checks {t_checked - t_caught_up:.1f} s"
             )
-            await intake.close()
-            await init.close()
         finally:
+            # closed whether the test passed or not: a client left open reconnects to the
+            # stopped cluster until the session's end
+            for c in clients:
+                await c.close()
             _stop(procs)
             cluster.stop()
 
