@@ -64,7 +64,7 @@ class IntakeService(Service):
         self._app: IntakeApp | None = None
         self._directory: Directory | None = None
         install_routes(self.router, self.app, self.directory)
-        install_bus(self.broker, self.app, self.directory)
+        self.commands = install_bus(self.broker, self.app, self.directory)
 
     def app(self) -> IntakeApp:
         if self._app is None:
@@ -89,6 +89,14 @@ class IntakeService(Service):
             idempotency=IdempotencyStore(self.engine),
             clock=self.ctx.clock,
         )
+
+
+    async def serve_requests(self) -> None:
+        # On the log's connection: a request's reply and its append share the socket writes.
+        await self.commands.start(self.evlog.nc)
+
+    async def stop_requests(self) -> None:
+        await self.commands.stop()
 
 
 def build(ctx: ServiceContext) -> Service:

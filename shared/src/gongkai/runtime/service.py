@@ -235,8 +235,7 @@ class Service:
             d = DurableConsumer(self.evlog, durable, filt, handler, owner=self.name)
             self.durables.append(d)
             await d.start()
-        if self.broker.subscribers:
-            await self.broker.start()
+        await self.serve_requests()
         metrics.start_series(
             self.name,
             [cls.event_type for cls in self.owns],
@@ -249,9 +248,9 @@ class Service:
 
     async def stop(self) -> None:
         """Stop taking work, finish what is in hand, then close connections."""
-        if self.broker.subscribers and self.started:
+        if self.started:
             with contextlib.suppress(Exception):
-                await self.broker.stop()
+                await self.stop_requests()
         for d in self.durables:
             await d.stop()
         self.log.debug("stop_step", service=self.name, step="durables")
@@ -269,6 +268,18 @@ class Service:
             self._engine.dispose()
         self.started = False
         self.log.info("service_stopped", service=self.name)
+
+    async def serve_requests(self) -> None:
+        """Start answering the service's bus requests, once its projections run: by default
+        faststream serves the subscribers declared on ``broker``; a service on its hot path
+        may serve them itself (and keep the declarations for its AsyncAPI document)."""
+        if self.broker.subscribers:
+            await self.broker.start()
+
+    async def stop_requests(self) -> None:
+        """Stop taking bus requests and finish those in hand (the first step of ``stop``)."""
+        if self.broker.subscribers:
+            await self.broker.stop()
 
     async def ready(self) -> bool:
         return (await self.status())["ready"] is True
