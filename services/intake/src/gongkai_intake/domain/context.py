@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Protocol, Self
 
 from gongkai_intake.domain.columns import ColumnCatalog
 
@@ -41,20 +40,3 @@ class InColumn:
     exists: bool = False
     unit: str = ""
     column: str = ""
-
-    @classmethod
-    def placed_by(cls, event: Placing, **fields: Any) -> Self:
-        """The state the aggregate's first event makes: it exists, in the event's unit and
-        column, with ``fields`` of its own."""
-        return cls(exists=True, unit=event.unit, column=event.column, **fields)
-
-
-class Placing(Protocol):
-    """An aggregate's first event: it names the unit and the column (PostSubmitted,
-    PostPublished)."""
-
-    @property
-    def unit(self) -> str: ...
-
-    @property
-    def column(self) -> str: ...

@@ -123,8 +123,10 @@ def _content(event: PostSubmitted | PostRevised) -> dict[str, Any]:
 
 def evolve(state: PostState, event: EventPayload) -> PostState:
     if isinstance(event, PostSubmitted):
-        return PostState.placed_by(
-            event,
+        return PostState(
+            exists=True,
+            unit=event.unit,
+            column=event.column,
             important_kind=event.important_kind,
             maker_unsure=event.maker_unsure,
             **_content(event),

@@ -73,7 +73,13 @@ INITIAL = PublicationState()
 
 def evolve(state: PublicationState, event: EventPayload) -> PublicationState:
     if isinstance(event, PostPublished):
-        return PublicationState.placed_by(event, post_id=event.post_id, online_at=event.online_at)
+        return PublicationState(
+            exists=True,
+            unit=event.unit,
+            column=event.column,
+            post_id=event.post_id,
+            online_at=event.online_at,
+        )
     if isinstance(event, PublicationRemoved):
         return replace(state, removed=True)
     return state
