@@ -15,17 +15,25 @@ import textwrap
 KEPT = textwrap.dedent(
     """
     import gc, weakref
-    from gongkai.consumer import _Heap, keep_heap
+    from gongkai.consumer import BEHIND_GEN0, _Heap, keep_heap
 
     class Node:
         def __init__(self):
             self.me = self  # a cycle: only the cyclic collector frees it
 
     # Without keep_heap, a catch-up leaves nothing frozen.
+    before = gc.get_threshold()
     _Heap.behind()
     assert gc.get_freeze_count() > 0
+    # Behind, a batch's objects are frozen before a young collection walks them.
+    assert gc.get_threshold()[0] == max(before[0], BEHIND_GEN0), gc.get_threshold()
+    assert gc.get_threshold()[1:] == before[1:]
+    _Heap.behind()  # the next batch: the thresholds to give back stay the first ones
     _Heap.caught_up()
     assert gc.get_freeze_count() == 0
+    assert gc.get_threshold() == before, "caught up: the collector as it was"
+    _Heap.caught_up()  # caught up again (several subscriptions): nothing changes
+    assert gc.get_threshold() == before
 
     node = Node()
     dead = weakref.ref(node)
