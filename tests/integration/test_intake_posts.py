@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 from typing import Any
 
+import fastapi.routing
 import httpx
 import pytest
 from sqlalchemy import delete
@@ -550,3 +552,36 @@ async def test_reading_a_post_needs_a_role_in_its_unit(intake: Platform) -> None
 
 # Only intake: the other services would react to every seeded unit and slow each test.
 pytestmark = pytest.mark.services("intake")
+
+
+async def test_a_command_is_one_whichever_handler_takes_it(
+    intake: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A JSON object sent as ``application/json`` takes the route's direct way (no FastAPI
+    dependency solving); with a charset in its content type it goes through FastAPI's own
+    handler. Both are the same command: the second is the first's replay, the same answer."""
+    solved: list[str] = []
+    solve = fastapi.routing.solve_dependencies
+
+    async def counted(*args: Any, **kw: Any) -> Any:
+        solved.append(kw["request"].url.path)
+        return await solve(*args, **kw)
+
+    monkeypatch.setattr(fastapi.routing, "solve_dependencies", counted)
+    headers = DEMO.headers("finance-maker", "one-command-two-handlers")
+    data = json.dumps(post(title="关于两种处理方式的通知"), ensure_ascii=False).encode()
+    direct = await intake.client.post(
+        "/posts", content=data, headers={**headers, "Content-Type": "application/json"}
+    )
+    assert direct.status_code == 201, direct.text
+    assert solved == []
+    through_fastapi = await intake.client.post(
+        "/posts",
+        content=data,
+        headers={**headers, "Content-Type": "application/json; charset=utf-8"},
+    )
+    assert solved == ["/posts"]
+    assert through_fastapi.status_code == 201
+    assert through_fastapi.headers["Idempotent-Replayed"] == "true"
+    assert through_fastapi.json() == direct.json()
+    assert len(await events_of(intake, direct.json()["post_id"])) == 1

@@ -213,6 +213,9 @@ class CommandServer:
                 cb=self._dispatcher(answer),
             )
             self._subs.append(sub)
+        # A round trip: once started, the server has every subscription (a request sent the
+        # moment the service is ready would otherwise meet no responders).
+        await nc.flush()
 
     def _dispatcher(self, answer: Answerer) -> Callable[[Msg], Awaitable[None]]:
         async def dispatch(msg: Msg) -> None:
