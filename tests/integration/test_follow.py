@@ -1,5 +1,6 @@
 """``raw_replay(follow=True)``: a far-behind reader holds a bounded number of messages, a
-caught-up one gets each new event at once, and a lost server ends the read with an error."""
+caught-up one gets each new event at once, and a lost server ends the read with an error.
+A one-shot read (no ``follow``) is bounded the same way and ends where the log ended."""
 
 from __future__ import annotations
 
@@ -134,3 +135,38 @@ async def test_a_reader_whose_event_loop_was_held_up_goes_on(
     msg = await asyncio.wait_for(pending, 5)
     assert msg.subject.startswith("gk.ev.post.P-late.")
     await reader.aclose()
+
+
+async def test_a_one_shot_read_is_bounded_ends_where_it_began_and_outlives_an_idle_consumer(
+    evlog: EventLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Scaled down: requests of 200, a consumer with no request open goes after 1 s.
+    monkeypatch.setattr(eventlog, "FOLLOW_BATCH", 200)
+    monkeypatch.setattr(eventlog, "READ_PULL_IDLE_S", 1.0)
+    await fill(evlog, 3000)
+    holder: list[eventlog._PullFollower] = []
+    seqs: list[int] = []
+    most_held = 0
+    async for msg in evlog.raw_replay(subscription_out=holder):
+        seqs.append(ack_position(msg)[0])
+        # Held by the client: at most two requests' worth, however far behind the reader is.
+        most_held = max(most_held, holder[-1].sub.pending_msgs)
+        if len(seqs) == 1:
+            # Appended after the read began: not part of it (it ends where the log ended).
+            await fill(evlog, 5, tag="later")
+        if len(seqs) == 1000:
+            # The reader stops (a long fold, say) until the server dropped its consumer,
+            # which had sent everything asked for and had no request open.
+            async def consumer_gone() -> bool:
+                try:
+                    await holder[0].consumer_info()
+                except nats.js.errors.NotFoundError:
+                    return True
+                return False
+
+            await wait_until(consumer_gone, 15, "the idle consumer is dropped", every=0.1)
+    assert seqs == list(range(1, 3001))
+    assert len(holder) == 2, "the read went on through a new consumer"
+    assert most_held <= 2 * 200 + 2, most_held
+    # An empty selection ends at once, without a message.
+    assert [m async for m in evlog.raw_replay(from_seq=3006)] == []

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import json
 import re
@@ -187,8 +188,12 @@ class StreamSettings:
 ANY = None  # expected=ANY: append without a concurrency check
 #: At most this many messages a one-shot read takes from the client's queue at a time.
 ORDERED_BATCH = 256
-#: Seconds the server keeps a finished one-shot replay's consumer (see ``raw_replay``).
+#: Seconds the server keeps the ordered consumer of a finished history read (see ``load``).
 READ_CONSUMER_IDLE_S = 0.5
+#: Seconds the server keeps a one-shot read's pull consumer with no request open (see
+#: ``_pulled``): a reader still has what was sent for a while after its last request was
+#: answered, and one that stops longer than this goes on through a new consumer.
+READ_PULL_IDLE_S = 5.0
 #: A following reader's pull requests: at most this many messages and bytes each, at most two
 #: requests outstanding. That bounds what a far-behind reader holds in memory, whatever the
 #: length of the log (a push consumer would deliver as fast as the server reads the stream).
@@ -228,6 +233,18 @@ def _start_at(from_seq: int, from_time: datetime | None) -> ConsumerConfig:
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=from_seq
         )
     return ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
+
+
+def _after(cfg: ConsumerConfig, seq: int) -> ConsumerConfig:
+    """``cfg`` starting after sequence ``seq`` (as it was, if nothing was read yet)."""
+    if seq == 0:
+        return dataclasses.replace(cfg)
+    return dataclasses.replace(
+        cfg,
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+        opt_start_seq=seq + 1,
+        opt_start_time=None,
+    )
 
 
 class _PullFollower:
@@ -782,12 +799,18 @@ class EventLog:
                 except EventIntegrityError:
                     continue  # dead-lettered and alerted by the consumers that meet it
             return events, last
-        async for msg in self.raw_replay(filter_subject=filt):
-            last = ack_position(msg)[0]
-            try:
-                events.append(self.decode(msg))
-            except EventIntegrityError:
-                continue
+        # An aggregate's few events, once per command on a replicated stream: through the
+        # ordered consumer, gone half a second after the read (a pull consumer outlives the
+        # read longer, and hundreds of commands a second would fill the stream's consumers).
+        cfg = ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE)
+        async with contextlib.aclosing(self._ordered(filt, cfg, 65536, None)) as batches:
+            async for batch in batches:
+                for msg, (seq, ns, _) in batch:
+                    last = seq
+                    try:
+                        events.append(self._decode_at(msg, seq, ns))
+                    except EventIntegrityError:
+                        continue
         return events, last
 
     async def _loads_directly(self) -> bool:
@@ -823,18 +846,16 @@ class EventLog:
         from_time: datetime | None = None,
         filter_subject: str | Sequence[str] | None = None,
         follow: bool = False,
-        pending_limit: int = 65536,
         subscription_out: list[Any] | None = None,
     ) -> AsyncIterator[Msg]:
-        """Messages in stream order through an ordered consumer, undecoded.
+        """Messages in stream order through a pull consumer in bounded batches, undecoded.
 
         ``filter_subject``: one subject, or several (a consumer with ``filter_subjects``,
         JetStream >= 2.10): the server skips every other message, so a reader of a few event
         types among a million never receives, parses or skips the rest.
 
-        Without ``follow`` the iteration ends at the stream's end as of when it started. With
-        it, the read goes on forever through a pull consumer in bounded batches
-        (``_follow``); ``pending_limit`` then does not apply.
+        Without ``follow`` the iteration ends at the end of the selection as of when it
+        started (``_pulled``). With it, the read goes on forever (``_follow``).
         """
         filters = _filters(filter_subject)
         filt = filters[0] if len(filters) == 1 else subjects.all_events()
@@ -846,9 +867,7 @@ class EventLog:
             async for msg in self._follow(filt, cfg, subscription_out):
                 yield msg
             return
-        async with contextlib.aclosing(
-            self._ordered(filt, cfg, pending_limit, subscription_out)
-        ) as batches:
+        async with contextlib.aclosing(self._pulled(filt, cfg, subscription_out)) as batches:
             async for batch in batches:
                 for msg, _ in batch:
                     yield msg
@@ -932,6 +951,126 @@ class EventLog:
                         break
                     msg = queue.get_nowait()
                 yield batch
+        finally:
+            with contextlib.suppress(Exception):  # the connection may already be gone
+                await sub.unsubscribe()
+
+    async def _pulled(
+        self, filt: str, cfg: ConsumerConfig, holder: list[Any] | None
+    ) -> AsyncGenerator[list[tuple[Msg, tuple[int, int, int]]], None]:
+        """A one-shot read's messages with their positions (``ack_position``), in stream order,
+        in batches of what had arrived, up to the end of the selection as the server counted
+        it when the read began.
+
+        Through an ephemeral pull consumer asked for exactly what the selection holds, at most
+        ``FOLLOW_BATCH`` messages a request and two requests at a time, so the reader holds at
+        most two requests' worth whatever the length of the log. Through an ordered push
+        consumer (as before, and still for ``load``'s short reads) the server sent ahead as
+        fast as it read the stream: a reader that fell behind held tens of thousands of
+        messages (accountability's checkpointer, hashing a 100,000-event log while the
+        service settled, held 20,000; at a million, up to the 65,536 its queue allowed), and
+        nats-py checked each pushed message's order and flow control besides. Every request
+        is used up exactly, so nothing stays open on the server once the read ends.
+
+        A consumer idle past ``READ_PULL_IDLE_S`` (a reader that stopped for that long between
+        two requests) is gone from the server: the read goes on through a new one from the
+        sequence after the last message received, up to the same end.
+        """
+        if not cfg.filter_subjects:
+            cfg.filter_subject = filt
+        cfg.inactive_threshold = READ_PULL_IDLE_S
+        cfg.mem_storage = True
+        cfg.num_replicas = 1
+        info = await self.js.add_consumer(self.stream, config=cfg)
+        left = int(info.num_pending or 0)  # of the selection, still to receive
+        if left == 0:
+            return  # nothing matches from where the read starts
+        inbox = self.nc.new_inbox()
+        sub = await self.nc.subscribe(
+            inbox,
+            pending_msgs_limit=FOLLOW_BATCH * 4,
+            pending_bytes_limit=FOLLOW_MAX_BYTES * 4,
+        )
+        if holder is not None:
+            holder.append(_PullFollower(self.js, self.stream, info.name, sub))
+        next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{info.name}"
+        # Messages asked for and not yet received, over the open requests; of ``left``, how
+        # many no request covers yet.
+        outstanding, unasked = 0, left
+        last, restarted_after = 0, -1
+        queue: asyncio.Queue[Msg] = sub._pending_queue  # see _follow: no task per message
+        try:
+            while True:
+                while outstanding <= FOLLOW_BATCH // 2 and unasked:
+                    n = min(FOLLOW_BATCH, unasked)
+                    request = {
+                        "batch": n,
+                        "max_bytes": FOLLOW_MAX_BYTES,
+                        "expires": int(FOLLOW_EXPIRES_S * 1e9),
+                        "idle_heartbeat": int(FOLLOW_HEARTBEAT_S * 1e9),
+                    }
+                    await self.nc.publish(next_subject, json.dumps(request).encode(), reply=inbox)
+                    unasked -= n
+                    outstanding += n
+                if queue.empty():
+                    try:
+                        async with asyncio.timeout(FOLLOW_HEARTBEAT_S * 3 + 1):
+                            msg = await queue.get()
+                    except TimeoutError:
+                        # As in _follow: the silence may be this process's own (an event
+                        # loop held up); ask the server before giving up.
+                        waiting = await self._still_waiting(info.name)
+                        if waiting is None:
+                            raise EventLogError(
+                                f"read: no message or heartbeat from consumer {info.name} "
+                                f"for {FOLLOW_HEARTBEAT_S * 3 + 1:.0f} s"
+                            ) from None
+                        if waiting == 0:
+                            unasked += outstanding  # our requests ended unseen: ask again
+                            outstanding = 0
+                        continue
+                else:
+                    msg = queue.get_nowait()
+                batch: list[tuple[Msg, tuple[int, int, int]]] = []
+                while True:
+                    sub._pending_size -= len(msg.data)
+                    headers = msg.headers if not msg.data else None
+                    status = headers.get("Status") if headers else None
+                    if headers is None or status is None:
+                        position = ack_position(msg)
+                        batch.append((msg, position))
+                        last = position[0]
+                        outstanding -= 1
+                        left -= 1
+                        if not left:
+                            yield batch
+                            return
+                    elif status in ("408", "409") and "Nats-Pending-Messages" in headers:
+                        # A request ended (expired, or its byte budget spent) with this many
+                        # of its messages never sent: ask for them again.
+                        unsent = int(headers["Nats-Pending-Messages"])
+                        outstanding = max(0, outstanding - unsent)
+                        unasked += unsent
+                    elif status == "503" and last != restarted_after:
+                        # No consumer answers the request: it went idle and the server
+                        # removed it. Everything it sent came before this answer, so the read
+                        # goes on through a new one from the sequence after the last received
+                        # (once for each position: a second 503 there is a real error).
+                        restarted_after = last
+                        info = await self.js.add_consumer(self.stream, config=_after(cfg, last))
+                        next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{info.name}"
+                        if holder is not None:
+                            holder.append(_PullFollower(self.js, self.stream, info.name, sub))
+                        outstanding, unasked = 0, left
+                        break
+                    elif status != "100":  # 100: an idle heartbeat
+                        description = headers.get("Description", "")
+                        raise EventLogError(f"read: consumer {info.name}: {status} {description}")
+                    if len(batch) >= ORDERED_BATCH or queue.empty():
+                        break
+                    msg = queue.get_nowait()
+                if batch:
+                    yield batch
         finally:
             with contextlib.suppress(Exception):  # the connection may already be gone
                 await sub.unsubscribe()
@@ -1046,7 +1185,7 @@ class EventLog:
             cfg.filter_subjects = filters
         decode_at = self._decode_at
         read = self.registry.decode
-        async with contextlib.aclosing(self._ordered(filt, cfg, 65536, None)) as batches:
+        async with contextlib.aclosing(self._pulled(filt, cfg, None)) as batches:
             async for batch in batches:
                 if self.keys is None:
                     # ``_decode_at`` without keys, inline: a call less an event, where the
