@@ -154,6 +154,7 @@ def command_route_class(
                 try:
                     data = json.loads(await request.body())
                 except Exception:  # noqa: BLE001 - FastAPI's handler gives the refusal
+                    # (a body that could not be read: FastAPI's read fails too, its 400)
                     return await fastapi_handler(request)
                 given = request.path_params
                 if not isinstance(data, dict) or not all(is_token(given.get(n)) for n in ids):
