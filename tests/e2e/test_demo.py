@@ -87,9 +87,9 @@ def test_demo_against_gongkai_up_demo(demo_platform: str) -> None:
         ("statistics-leader", "leader"),
     }
     cases = httpx.get(
-        f"{url}/supervisions", headers=OFFICE, params={"unit": "donghe-town"}, timeout=10
+        f"{url}/supervisions", headers=OFFICE, params={"unit": "beipo-township"}, timeout=10
     ).json()
-    [case] = [c for c in cases if c["column"] == "leaders_activities"]
+    [case] = [c for c in cases if c["column"] == "work_arrangements"]
     assert case["notice"]["by"]["person"] == "office-supervisor"
 
     # Again the same day: the same answers, nothing new.
@@ -150,7 +150,7 @@ async def test_demo_on_later_days_shows_late_disclosure_and_breach(platform: Pla
     assert breach, out.getvalue()
     kinds = sorted((v["kind"], v["unit"]) for v in later.violations if v["unit"] != "finance")
     assert ("late_publication", "market") in kinds
-    assert ("stale_after_supervision", "donghe-town") in kinds
+    assert ("stale_after_supervision", "beipo-township") in kinds
     text = out.getvalue()
     assert "→ violation late_publication (minor) recorded against market-maker" in text
     assert "the deadline passed with the column still stale" in text

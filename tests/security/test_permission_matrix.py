@@ -8,9 +8,12 @@ password users get; every user of the matrix has its credentials in each deploym
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import yaml
 
+from gongkai.runtime.host import Host
+from gongkai.runtime.settings import Settings
 from gongkai.trust import deployfiles, matrix
 from gongkai.trust.credentials import new_seed, public_key
 from tests.natsauth import ROOT, ROUTE_USER
@@ -85,3 +88,17 @@ def test_the_matrix_follows_event_ownership() -> None:
             continue
         assert "$JS.API.STREAM.CREATE.>" in u.permissions.publish_deny, u.name
         assert "$JS.API.STREAM.DELETE.>" in u.permissions.publish_deny, u.name
+
+
+def test_gongkai_up_protects_the_durables_of_the_services_it_builds(tmp_path: Path) -> None:
+    """``gongkai up`` builds its services once, before its server starts, and takes their
+    durable consumer names for the server's permissions: the same matrix the deploy files
+    are generated from (which finds the installed services' names by building each)."""
+    host = Host(Settings(data_dir=tmp_path))
+    built = host.build("nats://127.0.0.1:4222")
+    durables = host.durables(built)
+    assert durables is not None and set(durables) == set(matrix.discovered_durables())
+    assert any(durables.values())  # review's reaction has one
+    assert matrix.build(durables) == matrix.build()
+    # One service of several (``gongkai service NAME`` embedded): every installed one's.
+    assert Host(Settings(data_dir=tmp_path), only=["review"]).durables(built) is None

@@ -5,7 +5,7 @@ the unassigned-looking 199 0000 xxxx range). Demo tokens are derived from the pe
 ``gongkai up --demo`` prints the same tokens on every start and tests can use them: never load
 the demo directory into a real deployment.
 
-``gongkai up --demo`` loads it once the services have started (``load_at_start``, entry-point
+``gongkai up --demo`` loads it before the services start (``load_at_start``, entry-point
 group ``gongkai.demo``). Tests seed it with ``await seed_demo(evlog, at)`` and call the API as a
 demo person with ``DEMO.headers("finance-maker")``.
 """
@@ -181,17 +181,33 @@ def print_tokens(out: TextIO) -> None:
 
 
 async def load_at_start(services: Sequence[Service], now: datetime) -> None:
-    """``gongkai up --demo``: the county recorded as intake, and its tokens to the terminal."""
+    """``gongkai up --demo``: the county recorded as intake, and its tokens to the terminal.
+
+    The host calls it before the services start (they then catch up on it in batches, instead
+    of applying each event as it is recorded): it records on a connection of intake's own,
+    signed with intake's key, and closes it. A started intake's own connection is used as is.
+    """
     intake = next((s for s in services if s.name == "intake"), None)
     if intake is None:
         raise RuntimeError("--demo needs the intake service: it records the directory")
-    report = await seed_demo(intake.evlog, now)
+    if intake.started:
+        await _load(intake.evlog, intake, now)
+        return
+    evlog = await intake.open_log()
+    try:
+        await _load(evlog, intake, now)
+    finally:
+        await evlog.close()
+
+
+async def _load(evlog: EventLog, intake: Service, now: datetime) -> None:
+    report = await seed_demo(evlog, now)
     intake.log.info("demo_directory_loaded", events=report.events)
     # The year of site history before today, so every as-of question of that year has an
     # answer (imported again on every start: it records nothing new).
     from gongkai_demo.history import import_demo_history
 
-    history = await import_demo_history(intake.evlog, now)
+    history = await import_demo_history(evlog, now)
     intake.log.info(
         "demo_history_imported", imported=history.imported, already_present=history.present
     )

@@ -9,8 +9,9 @@ county office would call it, with the demo county's public tokens (``county.py``
    never approved it (published without review);
 3. the statistics bureau's figures are reported wrong by the office's site reader and the
    office confirms the finding (wrong information);
-4. the office supervises (督办) Donghe town's stale leaders'-activities column: a notice with a
-   deadline in working days;
+4. the office supervises (督办) Beipo township's stale work-arrangements column (the one unit
+   still behind when the county joins, ``history.STILL_BEHIND``): a notice with a deadline in
+   working days;
 5. the market supervision bureau discloses a penalty decision after its 10 working days (late
    publication) — only if the county joined gongkai before that deadline fell.
 
@@ -43,12 +44,12 @@ from gongkai_demo.county import DEMO
 T = TypeVar("T")
 
 #: The units of the story and the column each act touches.
-FINANCE, STATISTICS, MARKET, TOWN = "finance", "statistics", "market", "donghe-town"
+FINANCE, STATISTICS, MARKET, TOWN = "finance", "statistics", "market", "beipo-township"
 STORY_COLUMNS: Mapping[str, tuple[str, ...]] = {
     FINANCE: ("work_arrangements", "normative_documents"),
     STATISTICS: ("statistics",),
     MARKET: ("administrative_penalties",),
-    TOWN: ("leaders_activities",),
+    TOWN: ("work_arrangements",),
 }
 PENALTY_WORKING_DAYS = 10  # Attachment 2: enforcement information within 10 working days
 
@@ -392,8 +393,10 @@ class DemoStory:
         return dict(r.json()) if r.status_code == 200 else None
 
     async def supervise_stale_column(self, report: StoryReport) -> None:
-        column = "leaders_activities"
-        self.say(f"\n4. 东河镇's {column} column is stale; the county office supervises (督办)")
+        # Stale with the demo's year of history (its last item lies 40 days back) and without
+        # it (never published): the act plays the same after `up --demo` and `--load-county`.
+        column = STORY_COLUMNS[TOWN][0]
+        self.say(f"\n4. 北坡乡's {column} column is stale; the county office supervises (督办)")
 
         async def open_case() -> dict[str, Any] | None:
             r = await self.call("GET", "/supervisions", "office-reader", params={"unit": TOWN})
@@ -413,7 +416,7 @@ class DemoStory:
                 "/supervisions",
                 "office-supervisor",
                 step="4-notice",
-                json={"unit": TOWN, "column": column, "note": "请于期限内更新领导活动栏目"},
+                json={"unit": TOWN, "column": column, "note": "请于期限内更新工作安排栏目"},
                 ok=(201, 409),  # 409: issued meanwhile (automatically, or by an earlier run)
             )
             if r.status_code == 201:
@@ -438,7 +441,7 @@ class DemoStory:
             self.say(
                 "   (the platform runs on the real clock: if the column is still stale after "
                 f"{n['deadline']}, accountability records stale_after_supervision against the "
-                "town's leader and maker; run `gongkai demo` again then to see it)"
+                "township's leader and maker; run `gongkai demo` again then to see it)"
             )
         report.supervision = case
 

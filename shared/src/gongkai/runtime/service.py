@@ -217,15 +217,25 @@ class Service:
         evlog.service = self.name
         return evlog
 
+    async def open_log(self) -> EventLog:
+        """A connection to the log as this service, its streams made (or checked) first."""
+        evlog = await self.connect()
+        try:
+            if self.ctx.settings.manage_streams:
+                await evlog.ensure_stream(
+                    StreamSettings(replicas=self.ctx.settings.stream_replicas)
+                )
+            else:
+                await evlog.verify_stream()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await evlog.close()
+            raise
+        return evlog
+
     async def start(self) -> None:
         await asyncio.to_thread(self.prepare_database)
-        self._evlog = await self.connect()
-        if self.ctx.settings.manage_streams:
-            await self._evlog.ensure_stream(
-                StreamSettings(replicas=self.ctx.settings.stream_replicas)
-            )
-        else:
-            await self._evlog.verify_stream()
+        self._evlog = await self.open_log()
         for p in self.projections:
             sub = CatchUpSubscription(self.evlog, self.store, p, owner=self.name)
             self.subscriptions.append(sub)
