@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -424,6 +425,11 @@ def run(settings: Settings, *, only: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    finally:
+        # Everything is stopped and flushed by now. The interpreter's collections at exit
+        # would walk every object the platform made (0.5 s of CPU after each stop, measured
+        # with the four services imported) to free memory the process is about to give back.
+        gc.freeze()
     return 0
 
 
