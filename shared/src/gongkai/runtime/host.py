@@ -321,7 +321,12 @@ class Host:
         await asyncio.wait({starting, stop_asked}, return_when=asyncio.FIRST_COMPLETED)
         stop_asked.cancel()
         if not starting.done():
-            starting.cancel()
+            # Asked again until it stops: nats-py swallows a cancellation that lands in its
+            # publish path (Client._flush_pending), and the start then ran on to its end —
+            # every service started, the demo loaded — before the stop was seen (4.4 s).
+            while not starting.done():
+                starting.cancel()
+                await asyncio.wait({starting}, timeout=0.05)
             with contextlib.suppress(asyncio.CancelledError):
                 await starting
             log.info("stopping", during="start")
