@@ -39,6 +39,7 @@ from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
+    ConsumerInfo,
     DeliverPolicy,
     DiscardPolicy,
     RetentionPolicy,
@@ -976,12 +977,7 @@ class EventLog:
         two requests) is gone from the server: the read goes on through a new one from the
         sequence after the last message received, up to the same end.
         """
-        if not cfg.filter_subjects:
-            cfg.filter_subject = filt
-        cfg.inactive_threshold = READ_PULL_IDLE_S
-        cfg.mem_storage = True
-        cfg.num_replicas = 1
-        info = await self.js.add_consumer(self.stream, config=cfg)
+        info = await self._add_pull_consumer(cfg, filt, READ_PULL_IDLE_S)
         left = int(info.num_pending or 0)  # of the selection, still to receive
         if left == 0:
             return  # nothing matches from where the read starts
@@ -1012,25 +1008,12 @@ class EventLog:
                     await self.nc.publish(next_subject, json.dumps(request).encode(), reply=inbox)
                     unasked -= n
                     outstanding += n
-                if queue.empty():
-                    try:
-                        async with asyncio.timeout(FOLLOW_HEARTBEAT_S * 3 + 1):
-                            msg = await queue.get()
-                    except TimeoutError:
-                        # As in _follow: the silence may be this process's own (an event
-                        # loop held up); ask the server before giving up.
-                        waiting = await self._still_waiting(info.name)
-                        if waiting is None:
-                            raise EventLogError(
-                                f"read: no message or heartbeat from consumer {info.name} "
-                                f"for {FOLLOW_HEARTBEAT_S * 3 + 1:.0f} s"
-                            ) from None
-                        if waiting == 0:
-                            unasked += outstanding  # our requests ended unseen: ask again
-                            outstanding = 0
-                        continue
-                else:
-                    msg = queue.get_nowait()
+                pulled = await self._next_pulled(queue, info.name, "read")
+                if pulled is None:
+                    unasked += outstanding  # our requests ended unseen: ask again
+                    outstanding = 0
+                    continue
+                msg = pulled
                 batch: list[tuple[Msg, tuple[int, int, int]]] = []
                 while True:
                     sub._pending_size -= len(msg.data)
@@ -1086,12 +1069,7 @@ class EventLog:
         each new event at once. Silence past three heartbeats raises ``EventLogError``: the
         server went away or lost the consumer, and the caller starts again from its checkpoint.
         """
-        if not cfg.filter_subjects:
-            cfg.filter_subject = filt
-        cfg.inactive_threshold = FOLLOW_CONSUMER_IDLE_S
-        cfg.mem_storage = True
-        cfg.num_replicas = 1
-        info = await self.js.add_consumer(self.stream, config=cfg)
+        info = await self._add_pull_consumer(cfg, filt, FOLLOW_CONSUMER_IDLE_S)
         inbox = self.nc.new_inbox()
         # Room for two requests and their status messages: nothing is ever dropped.
         sub = await self.nc.subscribe(
@@ -1119,26 +1097,11 @@ class EventLog:
                 if outstanding <= FOLLOW_BATCH // 2:
                     await self.nc.publish(next_subject, request, reply=inbox)
                     outstanding += FOLLOW_BATCH
-                if queue.empty():
-                    try:
-                        async with asyncio.timeout(FOLLOW_HEARTBEAT_S * 3 + 1):
-                            msg = await queue.get()
-                    except TimeoutError:
-                        # The silence may be this process's: an event loop held up for
-                        # seconds (a long fold, a collection of a large heap) reads the
-                        # heartbeats late, and a filtered reader with nothing to receive has
-                        # nothing else. Ask the server before starting over.
-                        waiting = await self._still_waiting(info.name)
-                        if waiting is None:
-                            raise EventLogError(
-                                f"follow: no message or heartbeat from consumer {info.name} "
-                                f"for {FOLLOW_HEARTBEAT_S * 3 + 1:.0f} s"
-                            ) from None
-                        if waiting == 0:
-                            outstanding = 0  # our requests ended unseen: ask again
-                        continue
-                else:
-                    msg = queue.get_nowait()
+                pulled = await self._next_pulled(queue, info.name, "follow")
+                if pulled is None:
+                    outstanding = 0  # our requests ended unseen: ask again
+                    continue
+                msg = pulled
                 sub._pending_size -= len(msg.data)
                 headers = msg.headers if not msg.data else None
                 status = headers.get("Status") if headers else None
@@ -1158,6 +1121,45 @@ class EventLog:
         finally:
             with contextlib.suppress(Exception):  # the connection may already be gone
                 await sub.unsubscribe()
+
+    async def _add_pull_consumer(
+        self, cfg: ConsumerConfig, filt: str, idle_s: float
+    ) -> ConsumerInfo:
+        """An ephemeral pull consumer of this reader's own: in memory and one replica (nothing
+        to keep), gone from the server after ``idle_s`` without a request."""
+        if not cfg.filter_subjects:
+            cfg.filter_subject = filt
+        cfg.inactive_threshold = idle_s
+        cfg.mem_storage = True
+        cfg.num_replicas = 1
+        return await self.js.add_consumer(self.stream, config=cfg)
+
+    async def _next_pulled(
+        self, queue: asyncio.Queue[Msg], consumer: str, what: str
+    ) -> Msg | None:
+        """The next message (or status) a pull consumer sent; None once the server holds none
+        of this reader's requests any more (they ended unseen, and the caller asks again).
+
+        A silence of three heartbeats may be this process's own: an event loop held up for
+        seconds (a long fold, a collection of a large heap) reads the heartbeats late, and a
+        filtered reader with nothing to receive has nothing else. The server is asked before
+        the read gives up.
+        """
+        while True:
+            if not queue.empty():
+                return queue.get_nowait()
+            try:
+                async with asyncio.timeout(FOLLOW_HEARTBEAT_S * 3 + 1):
+                    return await queue.get()
+            except TimeoutError:
+                waiting = await self._still_waiting(consumer)
+                if waiting is None:
+                    raise EventLogError(
+                        f"{what}: no message or heartbeat from consumer {consumer} "
+                        f"for {FOLLOW_HEARTBEAT_S * 3 + 1:.0f} s"
+                    ) from None
+                if waiting == 0:
+                    return None
 
     async def _still_waiting(self, consumer: str) -> int | None:
         """How many pull requests ``consumer`` holds open, or None if it or the server is gone."""
