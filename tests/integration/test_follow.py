@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import nats.js.errors
@@ -17,6 +18,19 @@ from gongkai.eventlog import EventLog, EventLogError, StreamSettings, ack_positi
 from gongkai.natsserver import NatsServer
 from tests.integration.test_projection_consumers import fill, submitted
 from tests.waiting import wait_until
+
+
+def consumer_gone(follower: eventlog._PullFollower) -> Callable[[], Awaitable[bool]]:
+    """Whether the server has dropped ``follower``'s consumer (asked again until it has)."""
+
+    async def gone() -> bool:
+        try:
+            await follower.consumer_info()
+        except nats.js.errors.NotFoundError:
+            return True
+        return False
+
+    return gone
 
 
 async def test_a_long_backlog_is_read_in_bounded_batches_then_new_events_follow(
@@ -103,14 +117,7 @@ async def test_a_reader_paused_past_the_idle_threshold_finds_its_consumer_gone(
         await anext(reader)
     # The reader is busy elsewhere (its database is down, say) until the server has dropped
     # its idle consumer.
-    async def consumer_gone() -> bool:
-        try:
-            await holder[0].consumer_info()
-        except nats.js.errors.NotFoundError:
-            return True
-        return False
-
-    await wait_until(consumer_gone, 15, "the idle consumer is dropped", every=0.1)
+    await wait_until(consumer_gone(holder[0]), 15, "the idle consumer is dropped", every=0.1)
     await fill(evlog, 5, tag="later")
     # Not a hang: the reader says its consumer is gone, and its caller starts again.
     with pytest.raises(EventLogError, match="follow"):
@@ -157,14 +164,9 @@ async def test_a_one_shot_read_is_bounded_ends_where_it_began_and_outlives_an_id
         if len(seqs) == 1000:
             # The reader stops (a long fold, say) until the server dropped its consumer,
             # which had sent everything asked for and had no request open.
-            async def consumer_gone() -> bool:
-                try:
-                    await holder[0].consumer_info()
-                except nats.js.errors.NotFoundError:
-                    return True
-                return False
-
-            await wait_until(consumer_gone, 15, "the idle consumer is dropped", every=0.1)
+            await wait_until(
+                consumer_gone(holder[0]), 15, "the idle consumer is dropped", every=0.1
+            )
     assert seqs == list(range(1, 3001))
     assert len(holder) == 2, "the read went on through a new consumer"
     assert most_held <= 2 * 200 + 2, most_held

@@ -13,7 +13,7 @@ from nats.aio.client import Client
 
 from gongkai import subjects
 from gongkai.natsserver import NatsServer
-from gongkai_intake.entrypoints.bus import CommandServer
+from gongkai_intake.entrypoints.bus import MAX_WORKERS, CommandServer
 from tests.waiting import wait_until
 
 
@@ -51,10 +51,15 @@ async def clients(nats_server: NatsServer) -> AsyncIterator[tuple[Client, Client
 SUBJECT = subjects.command_subject("intake", "submit_post")
 
 
-async def serving(server: CommandServer, service: Client, caller: Client) -> None:
-    """``server`` started, and reached from the caller's connection: nats-server, rarely,
-    answers a request from another connection with "no responders" just after a subscription
-    it has confirmed (a flush after the SUB); a probe is retried until it gets through."""
+async def serving(
+    held: Held, clients: tuple[Client, Client], limit: int = MAX_WORKERS
+) -> CommandServer:
+    """A server of ``held`` started on the service's connection, and reached from the
+    caller's: nats-server, rarely, answers a request from another connection with "no
+    responders" just after a subscription it has confirmed (a flush after the SUB); a probe is
+    retried until it gets through."""
+    service, caller = clients
+    server = CommandServer({"submit_post": held}, limit=limit)
     await server.start(service)
 
     async def through() -> bool:
@@ -65,6 +70,7 @@ async def serving(server: CommandServer, service: Client, caller: Client) -> Non
         return True
 
     await wait_until(through, 5, "the caller's requests reach the service")
+    return server
 
 
 def ask(caller: Client, name: str) -> asyncio.Task[dict[str, object]]:
@@ -80,10 +86,9 @@ def ask(caller: Client, name: str) -> asyncio.Task[dict[str, object]]:
 async def test_a_request_is_answered_while_an_earlier_one_waits(
     clients: tuple[Client, Client],
 ) -> None:
-    service, caller = clients
+    _, caller = clients
     held = Held()
-    server = CommandServer({"submit_post": held})
-    await serving(server, service, caller)
+    server = await serving(held, clients)
     try:
         first = ask(caller, "first")
         await wait_until(lambda: held.started == ["first"], 5, "the first request in hand")
@@ -102,8 +107,7 @@ async def test_a_request_is_answered_while_an_earlier_one_waits(
 async def test_at_most_limit_requests_are_in_hand(clients: tuple[Client, Client]) -> None:
     service, caller = clients
     held = Held()
-    server = CommandServer({"submit_post": held}, limit=2)
-    await serving(server, service, caller)
+    server = await serving(held, clients, limit=2)
     try:
         asked = [ask(caller, f"r{i}") for i in range(3)]
         await wait_until(lambda: len(held.started) == 2, 5, "two requests in hand")
@@ -126,8 +130,7 @@ async def test_stop_answers_what_is_in_hand_and_takes_nothing_more(
 ) -> None:
     service, caller = clients
     held = Held()
-    server = CommandServer({"submit_post": held})
-    await serving(server, service, caller)
+    server = await serving(held, clients)
     in_hand = ask(caller, "in-hand")
     await wait_until(lambda: held.started == ["in-hand"], 5, "the request in hand")
     stopping = asyncio.create_task(server.stop())
