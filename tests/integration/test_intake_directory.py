@@ -304,7 +304,7 @@ async def test_loader_records_only_what_changed(evlog: EventLog) -> None:
     assert (report.events, report.aggregates) == (1, ("person/audit-maker",))
 
 
-async def test_the_demo_loads_once_intake_has_started_when_asked(
+async def test_the_demo_loads_before_intake_starts_when_asked(
     nats_server: NatsServer, evlog: EventLog, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     settings = Settings(data_dir=tmp_path, demo=True)
@@ -312,10 +312,11 @@ async def test_the_demo_loads_once_intake_has_started_when_asked(
     host = Host(settings, clock=ctx.clock)
     for _ in range(2):  # a restart loads nothing new
         svc = bootstrap.build(ctx)
-        await svc.start()
-        # What `gongkai up --demo` does once its services run: the gongkai.demo entry points.
+        # What `gongkai up --demo` does with its services built, before it starts them: the
+        # gongkai.demo entry points.
         host.services = [svc]
         await host.load_demo()
+        await svc.start()
         await svc.wait_caught_up()
         await svc.stop()
     out, err = capsys.readouterr()

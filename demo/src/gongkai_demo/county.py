@@ -185,14 +185,11 @@ async def load_at_start(services: Sequence[Service], now: datetime) -> None:
 
     The host calls it before the services start (they then catch up on it in batches, instead
     of applying each event as it is recorded): it records on a connection of intake's own,
-    signed with intake's key, and closes it. A started intake's own connection is used as is.
+    signed with intake's key, and closes it.
     """
     intake = next((s for s in services if s.name == "intake"), None)
     if intake is None:
         raise RuntimeError("--demo needs the intake service: it records the directory")
-    if intake.started:
-        await _load(intake.evlog, intake, now)
-        return
     evlog = await intake.open_log()
     try:
         await _load(evlog, intake, now)
