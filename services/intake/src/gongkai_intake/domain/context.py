@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Protocol, TypedDict
 
 from gongkai_intake.domain.columns import ColumnCatalog
 
@@ -40,3 +41,28 @@ class InColumn:
     exists: bool = False
     unit: str = ""
     column: str = ""
+
+
+class Placing(Protocol):
+    """An aggregate's first event: it names the unit and the column (PostSubmitted,
+    PostPublished)."""
+
+    @property
+    def unit(self) -> str: ...
+
+    @property
+    def column(self) -> str: ...
+
+
+class Placed(TypedDict):
+    """The ``InColumn`` fields an aggregate's first event sets, typed so that the state's
+    constructor still checks each of them and each of the aggregate's own."""
+
+    exists: bool
+    unit: str
+    column: str
+
+
+def placed(event: Placing) -> Placed:
+    """The aggregate exists, in the unit and column its first event names."""
+    return Placed(exists=True, unit=event.unit, column=event.column)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date
-from typing import Any
+from typing import Any, TypedDict
 
 from gongkai.events import EventPayload
 from gongkai.events.contracts.intake import (
@@ -33,7 +33,7 @@ from gongkai_intake.domain.content import (
     content_fields,
     screen_post,
 )
-from gongkai_intake.domain.context import InColumn, UnitFacts
+from gongkai_intake.domain.context import InColumn, UnitFacts, placed
 
 #: 谁制作: the handler (承办人) drafts; the unit's reviewing staff may draft as well. Leaders and
 #: secrecy officers sign in review, so letting them submit would invite self-approval.
@@ -110,23 +110,31 @@ class PostState(InColumn):
 INITIAL = PostState()
 
 
-def _content(event: PostSubmitted | PostRevised) -> dict[str, Any]:
+class _Content(TypedDict):
+    """What a content version sets, typed so that ``PostState`` checks each field."""
+
+    title: str
+    content_version: int
+    content_digest: str
+    needs_secrecy_review: bool
+    spans: tuple[MaskedSpan, ...]
+
+
+def _content(event: PostSubmitted | PostRevised) -> _Content:
     """What a content version sets, the first (a submission) or a later one (a revision)."""
-    return {
-        "title": event.title,
-        "content_version": event.content_version,
-        "content_digest": event.content_digest,
-        "needs_secrecy_review": event.screening.needs_secrecy_review,
-        "spans": event.screening.spans,
-    }
+    return _Content(
+        title=event.title,
+        content_version=event.content_version,
+        content_digest=event.content_digest,
+        needs_secrecy_review=event.screening.needs_secrecy_review,
+        spans=event.screening.spans,
+    )
 
 
 def evolve(state: PostState, event: EventPayload) -> PostState:
     if isinstance(event, PostSubmitted):
         return PostState(
-            exists=True,
-            unit=event.unit,
-            column=event.column,
+            **placed(event),
             important_kind=event.important_kind,
             maker_unsure=event.maker_unsure,
             **_content(event),

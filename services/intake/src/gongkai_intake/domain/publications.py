@@ -18,7 +18,7 @@ from gongkai.refusal import Refusal
 from gongkai_intake.domain import limits
 from gongkai_intake.domain.columns import known_column, known_unit
 from gongkai_intake.domain.content import check_reason
-from gongkai_intake.domain.context import InColumn, UnitFacts
+from gongkai_intake.domain.context import InColumn, UnitFacts, placed
 from gongkai_intake.domain.posts import PostState
 
 #: The unit's own people may report what their CMS published; the county office reports for any
@@ -73,13 +73,7 @@ INITIAL = PublicationState()
 
 def evolve(state: PublicationState, event: EventPayload) -> PublicationState:
     if isinstance(event, PostPublished):
-        return PublicationState(
-            exists=True,
-            unit=event.unit,
-            column=event.column,
-            post_id=event.post_id,
-            online_at=event.online_at,
-        )
+        return PublicationState(**placed(event), post_id=event.post_id, online_at=event.online_at)
     if isinstance(event, PublicationRemoved):
         return replace(state, removed=True)
     return state
