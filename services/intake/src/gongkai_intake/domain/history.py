@@ -22,7 +22,7 @@ from gongkai.refusal import Refusal
 from gongkai_intake.domain import limits
 from gongkai_intake.domain.columns import ColumnCatalog, known_unit, require_column
 from gongkai_intake.domain.content import require_text
-from gongkai_intake.domain.publications import CLOCK_SKEW, _check_url
+from gongkai_intake.domain.publications import check_time, check_url
 
 
 @dataclass(frozen=True)
@@ -82,16 +82,10 @@ def import_publication(
         raise Refusal(
             "invalid", "Title too long", f"at most {limits.TITLE_MAX} characters", field="title"
         )
-    _check_url(cmd.url)
+    check_url(cmd.url)
     if cmd.online_at.tzinfo is None:
         raise Refusal("invalid", "Time without zone", "online_at needs a zone", field="online_at")
-    if cmd.online_at > ctx.now + CLOCK_SKEW:
-        raise Refusal(
-            "invalid",
-            "Time in the future",
-            f"online_at {cmd.online_at.isoformat()} is later than now",
-            field="online_at",
-        )
+    check_time("online_at", cmd.online_at, ctx.now)
     if state.exists:
         return []
     return [

@@ -97,7 +97,9 @@ def _may_report(ctx: Context, unit: str, reported_by: Reporter) -> None:
         )
 
 
-def _check_time(field: str, value: datetime, now: datetime) -> None:
+def check_time(field: str, value: datetime, now: datetime) -> None:
+    """A time a reporter gives (online, removed, an imported item's online_at): not later than
+    ``now`` by more than ``CLOCK_SKEW``."""
     if value > now + CLOCK_SKEW:
         raise Refusal(
             "invalid",
@@ -107,7 +109,8 @@ def _check_time(field: str, value: datetime, now: datetime) -> None:
         )
 
 
-def _check_url(url: str) -> None:
+def check_url(url: str) -> None:
+    """Where an item stands online: an absolute http(s) URL within ``limits.URL_MAX``."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > limits.URL_MAX:
         raise Refusal(
@@ -141,8 +144,8 @@ def report(cmd: ReportPublication, state: PublicationState, ctx: Context) -> lis
             f"publication {cmd.publication_id} was already reported",
             field="publication_id",
         )
-    _check_url(cmd.url)
-    _check_time("online_at", cmd.online_at, ctx.now)
+    check_url(cmd.url)
+    check_time("online_at", cmd.online_at, ctx.now)
     post_id: str | None = None
     reported_post_id: str | None = None
     if cmd.post_id is not None:
@@ -192,7 +195,7 @@ def remove(
             f"publication {cmd.publication_id} was already removed",
             field="publication_id",
         )
-    _check_time("removed_at", cmd.removed_at, ctx.now)
+    check_time("removed_at", cmd.removed_at, ctx.now)
     if state.online_at is not None and cmd.removed_at < state.online_at:
         raise Refusal(
             "invalid",
