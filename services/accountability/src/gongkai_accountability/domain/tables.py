@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass, field
-from typing import Any
+from typing import Any, Generic, Self, TypeVar, overload
 
 from gongkai_accountability.domain.codec import ADDED, REST, Stored, also, codec
 from gongkai_accountability.domain.responsibility import Person
 from gongkai_accountability.domain.rows import NAMES, MemoryRows, R, Row, Table
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +282,28 @@ class Unit(Stored):
         return cls(code=code, name=code, roles={}, names={})
 
 
+class _Said(Generic[T]):
+    """A key of a step's ``detail``, read as an attribute named as the key: None where the
+    step does not say. Not a field: the codec stores the detail as it is."""
+
+    __slots__ = ("key",)
+
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self.key = name
+
+    @overload
+    def __get__(self, step: None, owner: type[Any]) -> Self: ...
+
+    @overload
+    def __get__(self, step: Step, owner: type[Any]) -> T | None: ...
+
+    def __get__(self, step: Step | None, owner: type[Any]) -> Self | T | None:
+        if step is None:
+            return self
+        found: T | None = step.detail.get(self.key)
+        return found
+
+
 @dataclass(frozen=True, slots=True)
 class Step(Stored):
     """One line of a chain of custody (谁制作谁审核谁公开谁负责): who did what, when, on which
@@ -288,7 +312,7 @@ class Step(Stored):
     title, ...; a signature's digest, decision, opinion, chain, signer, ...; a removal's
     publication_id, reason, removed_at), absent where it says nothing: each kind of step keeps
     its keys and their order whatever other kinds there are. The details readers use are
-    properties (None where the step does not say).
+    attributes named as their keys (None where the step does not say).
     """
 
     #: The event's stream sequence.
@@ -311,83 +335,32 @@ class Step(Stored):
         """Who took the step, as a verdict names them."""
         return Person(self.person, self.role, self.unit)
 
-    @property
-    def digest(self) -> str | None:
-        """The content's digest it was about."""
-        found: str | None = self.detail.get("digest")
-        return found
-
-    @property
-    def decision(self) -> str | None:
-        """A signature's decision: agree or disagree."""
-        found: str | None = self.detail.get("decision")
-        return found
-
-    @property
-    def opinion(self) -> str | None:
-        """A signature's opinion."""
-        found: str | None = self.detail.get("opinion")
-        return found
-
-    @property
-    def chain(self) -> int | None:
-        """The review chain of a signature or conclusion."""
-        found: int | None = self.detail.get("chain")
-        return found
-
-    @property
-    def signer(self) -> str | None:
-        """Who signed (a signature)."""
-        found: str | None = self.detail.get("signer")
-        return found
-
-    @property
-    def publication_id(self) -> str | None:
-        """The publication it was about."""
-        found: str | None = self.detail.get("publication_id")
-        return found
-
-    @property
-    def url(self) -> str | None:
-        """Where the item is online."""
-        found: str | None = self.detail.get("url")
-        return found
-
-    @property
-    def online_at(self) -> str | None:
-        """When the item went online (ISO timestamp)."""
-        found: str | None = self.detail.get("online_at")
-        return found
-
-    @property
-    def needs_secrecy_review(self) -> bool | None:
-        """Screening asked for the secrecy body's review (a submission)."""
-        found: bool | None = self.detail.get("needs_secrecy_review")
-        return found
-
-    @property
-    def reason(self) -> str | None:
-        """Why (a withdrawal, a rejection, a removal)."""
-        found: str | None = self.detail.get("reason")
-        return found
-
-    @property
-    def finding_id(self) -> str | None:
-        """The finding it was about."""
-        found: str | None = self.detail.get("finding_id")
-        return found
-
-    @property
-    def violation_id(self) -> str | None:
-        """The violation it was about."""
-        found: str | None = self.detail.get("violation_id")
-        return found
-
-    @property
-    def kind(self) -> str | None:
-        """A finding's or violation's kind."""
-        found: str | None = self.detail.get("kind")
-        return found
+    #: The content's digest it was about.
+    digest = _Said[str]()
+    #: A signature's decision: agree or disagree.
+    decision = _Said[str]()
+    #: A signature's opinion.
+    opinion = _Said[str]()
+    #: The review chain of a signature or conclusion.
+    chain = _Said[int]()
+    #: Who signed (a signature).
+    signer = _Said[str]()
+    #: The publication it was about.
+    publication_id = _Said[str]()
+    #: Where the item is online.
+    url = _Said[str]()
+    #: When the item went online (ISO timestamp).
+    online_at = _Said[str]()
+    #: Screening asked for the secrecy body's review (a submission).
+    needs_secrecy_review = _Said[bool]()
+    #: Why (a withdrawal, a rejection, a removal).
+    reason = _Said[str]()
+    #: The finding it was about.
+    finding_id = _Said[str]()
+    #: The violation it was about.
+    violation_id = _Said[str]()
+    #: A finding's or violation's kind.
+    kind = _Said[str]()
 
 
 @dataclass(frozen=True, slots=True)
