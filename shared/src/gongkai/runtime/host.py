@@ -42,7 +42,12 @@ from gongkai.natsserver import (
 from gongkai.runtime import logging as gklogging
 from gongkai.runtime.clock import Clock, SystemClock
 from gongkai.runtime.datadir import DataDirInUse, DataDirLock
-from gongkai.runtime.http import Problem, install_problem_handlers, problem_response
+from gongkai.runtime.http import (
+    Problem,
+    adopt_routes,
+    install_problem_handlers,
+    problem_response,
+)
 from gongkai.runtime.service import Service, ServiceContext, UnknownService, discover
 from gongkai.runtime.settings import Settings
 from gongkai.runtime.startup import StartupError, check_nats
@@ -112,7 +117,7 @@ def make_app(services: Sequence[Service], title: str = "gongkai") -> FastAPI:
         latency_lowr_buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
     )
     for svc in services:
-        app.include_router(svc.router)
+        adopt_routes(app.router, svc.router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -33,6 +33,7 @@ from gongkai.events.envelope import REGISTRY, Envelope, EventPayload
 from gongkai.projection import Projection, ProjectionStore, checkpoints, make_engine
 from gongkai.runtime.clock import Clock, SystemClock
 from gongkai.runtime.coalesce import Fresh
+from gongkai.runtime.http import ServiceRouter
 from gongkai.runtime.progress import Snapshot
 from gongkai.runtime.settings import Settings
 from gongkai.trust import credentials
@@ -71,7 +72,7 @@ class Service:
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
         self.log = structlog.get_logger(f"gongkai.{self.name}")
-        self.router = APIRouter()
+        self.router: APIRouter = ServiceRouter()
         creds: dict[str, Any] = {}
         auth = self.nats_auth()
         if auth.user:
