@@ -13,13 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass, field
-from typing import Any, Generic, Self, TypeVar, overload
+from typing import Any
 
 from gongkai_accountability.domain.codec import ADDED, REST, Stored, also, codec
 from gongkai_accountability.domain.responsibility import Person
 from gongkai_accountability.domain.rows import NAMES, MemoryRows, R, Row, Table
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,30 +280,51 @@ class Unit(Stored):
         return cls(code=code, name=code, roles={}, names={})
 
 
-class _Said(Generic[T]):
-    """A key of a step's ``detail``, read as an attribute named as the key: None where the
-    step does not say. Not a field: the codec stores the detail as it is."""
+class _Said:
+    """What a step says besides, by key: each key of ``Step.detail`` a reader uses, read as an
+    attribute named as the key (None where the step does not say). The annotations give mypy
+    each key's type; one property a key, installed below, reads it."""
 
-    __slots__ = ("key",)
+    __slots__ = ()
 
-    def __set_name__(self, owner: type[Any], name: str) -> None:
-        self.key = name
+    #: The content's digest it was about.
+    digest: str | None
+    #: A signature's decision: agree or disagree.
+    decision: str | None
+    #: A signature's opinion.
+    opinion: str | None
+    #: The review chain of a signature or conclusion.
+    chain: int | None
+    #: Who signed (a signature).
+    signer: str | None
+    #: The publication it was about.
+    publication_id: str | None
+    #: Where the item is online.
+    url: str | None
+    #: When the item went online (ISO timestamp).
+    online_at: str | None
+    #: Screening asked for the secrecy body's review (a submission).
+    needs_secrecy_review: bool | None
+    #: Why (a withdrawal, a rejection, a removal).
+    reason: str | None
+    #: The finding it was about.
+    finding_id: str | None
+    #: The violation it was about.
+    violation_id: str | None
+    #: A finding's or violation's kind.
+    kind: str | None
 
-    @overload
-    def __get__(self, step: None, owner: type[Any]) -> Self: ...
 
-    @overload
-    def __get__(self, step: Step, owner: type[Any]) -> T | None: ...
+def _reads(key: str) -> property:
+    return property(lambda step: step.detail.get(key))
 
-    def __get__(self, step: Step | None, owner: type[Any]) -> Self | T | None:
-        if step is None:
-            return self
-        found: T | None = step.detail.get(self.key)
-        return found
+
+for _key in _Said.__annotations__:
+    setattr(_Said, _key, _reads(_key))
 
 
 @dataclass(frozen=True, slots=True)
-class Step(Stored):
+class Step(Stored, _Said):
     """One line of a chain of custody (谁制作谁审核谁公开谁负责): who did what, when, on which
     content. What a step says besides is its ``detail``, flattened into the stored object after
     its own keys in the order the step was written with (a submission's digest, version,
@@ -334,33 +353,6 @@ class Step(Stored):
     def actor(self) -> Person:
         """Who took the step, as a verdict names them."""
         return Person(self.person, self.role, self.unit)
-
-    #: The content's digest it was about.
-    digest = _Said[str]()
-    #: A signature's decision: agree or disagree.
-    decision = _Said[str]()
-    #: A signature's opinion.
-    opinion = _Said[str]()
-    #: The review chain of a signature or conclusion.
-    chain = _Said[int]()
-    #: Who signed (a signature).
-    signer = _Said[str]()
-    #: The publication it was about.
-    publication_id = _Said[str]()
-    #: Where the item is online.
-    url = _Said[str]()
-    #: When the item went online (ISO timestamp).
-    online_at = _Said[str]()
-    #: Screening asked for the secrecy body's review (a submission).
-    needs_secrecy_review = _Said[bool]()
-    #: Why (a withdrawal, a rejection, a removal).
-    reason = _Said[str]()
-    #: The finding it was about.
-    finding_id = _Said[str]()
-    #: The violation it was about.
-    violation_id = _Said[str]()
-    #: A finding's or violation's kind.
-    kind = _Said[str]()
 
 
 @dataclass(frozen=True, slots=True)
