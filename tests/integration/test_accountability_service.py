@@ -35,6 +35,7 @@ from gongkai_accountability.domain.tables import BY_NAME, CASE, TODO, UNIT, VIOL
 from gongkai_accountability.service import AccountabilityService
 from gongkai_demo.county import DEMO, seed_demo
 from tests.builders import post_submitted
+from tests.waiting import wait_until
 
 D = date.fromisoformat
 A = "a" * 64
@@ -220,6 +221,67 @@ async def test_the_snapshot_decides_as_its_rows_decoded(
         (d.event.event_id, d.expected) for d in want
     ]
     assert len(mine) == 5  # three violations owed, two notices due
+
+
+async def test_a_batch_that_changes_no_decision_is_not_decided_on(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop decides after a batch only if it wrote a table ``decide`` reads (or a record
+    failed, or the day changed); otherwise it only checkpoints. A post's submission changes no
+    decision; its publication without review owes a violation, decided at that batch's wake."""
+    await rig.svc.settle()
+    snapshots: list[int] = []
+    looked_at: list[int] = []  # the projection's position at each wake the loop handled
+    model = rig.svc.model
+    take, checkpoint = model.snapshot, rig.svc.checkpoint
+    sub = next(s for s in rig.svc.subscriptions if s.projection is rig.svc.projection)
+
+    def counted_snapshot() -> Any:
+        snapshots.append(sub.position)
+        return take()
+
+    async def counted_checkpoint(*, force: bool = False) -> int:
+        looked_at.append(sub.position)
+        return await checkpoint(force=force)
+
+    monkeypatch.setattr(model, "snapshot", counted_snapshot)
+    monkeypatch.setattr(rig.svc, "checkpoint", counted_checkpoint)
+
+    async def looked_at_end() -> bool:
+        end = await rig.evlog.last_sequence()
+        return any(p >= end for p in looked_at)
+
+    # Anything settle's own events still wake: handled before counting starts.
+    rig.svc._wake.set()
+    await wait_until(looked_at_end, 10, "the loop handled the log's end")
+    snapshots.clear()
+    await rig.fact(
+        post_submitted(
+            title="规范性文件", body="正文", important_kind="normative_document",
+            information_date=D("2026-03-02"), content_digest=A,
+        ),
+        "P-quiet",
+        MAKER,
+    )
+    await wait_until(looked_at_end, 10, "the loop handled the submission's batch")
+    assert snapshots == []
+    await rig.fact(
+        PostPublished(
+            publication_id="pub-quiet", post_id="P-quiet", unit="finance",
+            column="normative_documents", url="https://x/pub-quiet",
+            online_at=rig.clock.now(), content_digest=A,
+        ),
+        "pub-quiet",
+        CMS,
+    )
+
+    async def violation_recorded() -> bool:
+        return any(
+            e.payload.post_id == "P-quiet" for e in await rig.events("ViolationRecorded")
+        )
+
+    await wait_until(violation_recorded, 10, "the violation decided at the publication's wake")
+    assert snapshots
 
 
 async def test_supervision_by_hand_and_finding_confirmed(rig: Rig) -> None:

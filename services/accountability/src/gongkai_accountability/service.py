@@ -53,7 +53,12 @@ from gongkai_accountability.adapters.log import (
     verified_events,
     verify_log,
 )
-from gongkai_accountability.adapters.sql import PAGE_SIZE, AccountabilityProjection, ReadModel
+from gongkai_accountability.adapters.sql import (
+    DECIDES_ON,
+    PAGE_SIZE,
+    AccountabilityProjection,
+    ReadModel,
+)
 from gongkai_accountability.adapters.trail import Links, post_rows
 from gongkai_accountability.domain.decide import ACCOUNTABILITY, Policy, decisions
 from gongkai_accountability.domain.report import score_points, unit_reports
@@ -122,6 +127,13 @@ class AccountabilityService(Service):
         self._wake = asyncio.Event()
         self._ticker: asyncio.Task[None] | None = None
         self._stopping = False
+        #: ``decide`` is a function of the tables it reads and of the day: after a batch that
+        #: wrote none of them, on the same day, with nothing failed to record, it would decide
+        #: what it decided last time (recorded, or a duplicate for the log to refuse). The
+        #: batches' wakes then skip it: under load it read and decoded every open case and
+        #: obligation after each batch, half of accountability's CPU (bench/profiles/README.md).
+        self._decide_again = True
+        self._decided_day: date | None = None
         self.checkpoint_settings = CheckpointSettings.from_env()
         #: Signs a checkpoint of the whole log every N events or M minutes (None: no key).
         self.checkpointer: Checkpointer | None = None
@@ -424,6 +436,10 @@ class AccountabilityService(Service):
         await super().stop()
 
     async def _applied(self, events: Sequence[RecordedEvent]) -> None:
+        # Called once the batch is committed: a snapshot taken after this sees what it wrote.
+        if not self.projection.touched.isdisjoint(DECIDES_ON):
+            self._decide_again = True
+        self.projection.touched.clear()
         self._wake.set()
         if self._days_task is None:
             return
@@ -446,16 +462,34 @@ class AccountabilityService(Service):
         # A stop flag, not cancellation: Python 3.11's wait_for can swallow a cancellation that
         # lands as its inner wait completes, and the loop would then never end.
         while not self._stopping:
-            with contextlib.suppress(TimeoutError):
+            timed_out = False
+            try:
                 async with asyncio.timeout(self.tick_seconds):
                     await self._wake.wait()
+            except TimeoutError:
+                timed_out = True
             self._wake.clear()
             if self._stopping:
                 return
             try:
-                await self.tick()
+                # The clock's tick always decides; a batch's wake only if it could change the
+                # decisions (``_decide_again``), else it only checkpoints.
+                if timed_out or self._decisions_may_change():
+                    await self.tick()
+                else:
+                    await self._checkpoint_when_caught_up()
             except Exception as exc:  # noqa: BLE001 - the next tick decides again
                 self.log.warning("tick_failed", error=str(exc)[:300])
+
+    def _decisions_may_change(self) -> bool:
+        return self._decide_again or local_date(self.ctx.clock.now()) != self._decided_day
+
+    async def _checkpoint_when_caught_up(self) -> None:
+        """The rest of ``tick`` when its decisions would be last time's."""
+        if not self.started or not self.caught_up():
+            return
+        async with self._lock:
+            await self.checkpoint()
 
     def caught_up(self) -> bool:
         return all(s.caught_up.is_set() for s in self.subscriptions)
@@ -469,16 +503,22 @@ class AccountabilityService(Service):
         if not self.started or not self.caught_up():
             return 0
         async with self._lock:
-            snap = await asyncio.to_thread(self.model.snapshot)
             now = self.ctx.clock.now()
-            owed = decisions(snap, local_date(now), now, self.ctx.calendar, self.policy)
-            n = 0
-            # In bounded batches: after a catch-up from nothing a million-event log owes tens of
-            # thousands of events, and holding them all (envelopes, then their outcomes) while
-            # each was signed and appended took accountability to 450 MB.
-            while batch := list(islice(owed, RECORD_BATCH)):
-                n += await self.record(batch)
-            del snap
+            # Before the snapshot: a batch committed after this point wakes the loop again.
+            self._decide_again, self._decided_day = False, local_date(now)
+            try:
+                snap = await asyncio.to_thread(self.model.snapshot)
+                owed = decisions(snap, local_date(now), now, self.ctx.calendar, self.policy)
+                n = 0
+                # In bounded batches: after a catch-up from nothing a million-event log owes
+                # tens of thousands of events, and holding them all (envelopes, then their
+                # outcomes) while each was signed and appended took accountability to 450 MB.
+                while batch := list(islice(owed, RECORD_BATCH)):
+                    n += await self.record(batch)
+                del snap
+            except BaseException:
+                self._decide_again = True  # not decided to the end: the next wake decides
+                raise
             await self.checkpoint()
             return n
 
@@ -526,6 +566,7 @@ class AccountabilityService(Service):
         for r in await record(self.evlog, decisions):
             d = r.decision
             if r.outcome == "failed":
+                self._decide_again = True  # decided again at the next wake, not next tick
                 self.log.warning("append_failed", event_id=d.event.event_id, error=r.error)
             elif r.outcome == "recorded":
                 n += 1

@@ -56,6 +56,9 @@ _decode = orjson.loads
 PAGE_SIZE = 8192
 #: Rows encoded and inserted at a time by ``write_all``.
 WRITE_CHUNK = 20000
+#: The tables ``decide`` reads (``ReadModel.snapshot`` copies them): a batch that changes
+#: none of them leaves its decisions as they were.
+DECIDES_ON = frozenset({"todo", "case", "violation", "unit"})
 
 
 class AccountabilityProjection(Projection):
@@ -72,6 +75,9 @@ class AccountabilityProjection(Projection):
         # event of a batch, all in the batch's transaction.
         self._conn: Connection | None = None
         self._rows: SqlRows | None = None
+        #: Tables the live projection wrote since the service last looked (``touched``): a
+        #: rolled-back batch may leave names here, which only costs a decision made again.
+        self.touched: set[str] = set()
         super().__init__()
 
     def define(self, metadata: MetaData) -> None:
@@ -86,11 +92,12 @@ class AccountabilityProjection(Projection):
             )
 
     def begin(self, conn: Connection) -> None:
-        self._conn, self._rows = conn, SqlRows(conn, self.tables_by_name)
+        self._conn, self._rows = conn, SqlRows(conn, self.tables_by_name, touched=self.touched)
 
     def apply(self, conn: Connection, event: RecordedEvent) -> None:
         if conn is not self._conn or self._rows is None:
-            self._conn, self._rows = conn, SqlRows(conn, self.tables_by_name)
+            self.begin(conn)
+        assert self._rows is not None
         # The fold sees a post's content with its screened personal data already masked.
         evolve(self._rows, masked_event(event.envelope), event.seq)
 
@@ -152,9 +159,12 @@ class SqlRows:
         conn: Connection,
         tables: dict[str, Table],
         cache: dict[tuple[str, str], Any] | None = None,
+        touched: set[str] | None = None,
     ) -> None:
         self.conn = conn
         self.tables = tables
+        #: Where the names of the tables written are noted (the projection's ``touched``).
+        self.touched = touched if touched is not None else set()
         #: (table, key) -> the row (of the table's type) as the transaction has it (None: no
         #: row).
         self.cache = cache if cache is not None else {}
@@ -177,11 +187,13 @@ class SqlRows:
         ck: tuple[str, str] = (table, key)
         self.cache[ck] = row
         self._pending[ck] = None
+        self.touched.add(table)
 
     def delete(self, table: RowTable[Any], key: str) -> None:
         ck: tuple[str, str] = (table, key)
         self.cache[ck] = None
         self._pending[ck] = None
+        self.touched.add(table)
 
     def flush(self) -> None:
         """Write the rows kept back: one statement per table and kind, many rows each."""
@@ -244,7 +256,7 @@ class ReadModel:
         decoded when ``decide`` reaches it; closed cases left out (``decide`` passes them)."""
         mem = StoredRows()
         with self.engine.connect() as conn:
-            for name in ("todo", "case", "violation", "unit"):
+            for name in sorted(DECIDES_ON):
                 t = self.p.tables_by_name[name]
                 q = select(t.c.key, t.c.data)
                 if name == "case":
