@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
 
 from gongkai.calendar import SHANGHAI
 from gongkai.events.contracts.accountability import Responsible, ViolationRecorded
@@ -158,11 +157,9 @@ class Verdict:
         return f"violation:{self.violation.kind}:{self.key}"
 
 
-def _violation(people: Sequence[Person], **fields: Any) -> ViolationRecorded:
-    return ViolationRecorded(
-        responsible=tuple(Responsible(person=p.person, role=p.role, unit=p.unit) for p in people),
-        **{k: v for k, v in fields.items() if v is not None},
-    )
+def _named(people: Sequence[Person]) -> tuple[Responsible, ...]:
+    """The people who answer, as a ViolationRecorded names them."""
+    return tuple(Responsible(person=p.person, role=p.role, unit=p.unit) for p in people)
 
 
 def published_without_review(
@@ -200,8 +197,8 @@ def published_without_review(
     people = answering_for(post, p.unit, held, published_by=by)
     return Verdict(
         p.publication_id,
-        _violation(
-            people,
+        ViolationRecorded(
+            responsible=_named(people),
             kind="published_without_review",
             unit=p.unit,
             evidence=evidence,
@@ -244,8 +241,8 @@ def late_publication(
         )
     return Verdict(
         f"{p.unit}:{p.column}:{item}",
-        _violation(
-            people,
+        ViolationRecorded(
+            responsible=_named(people),
             kind="late_publication",
             unit=p.unit,
             evidence=evidence,
@@ -274,8 +271,8 @@ def stale_after_supervision(case: CaseFacts, today: date, held: Holders) -> Verd
     people = responsible(case.unit, held, when=end_of(deadline), kept=True)
     return Verdict(
         case.case_id,
-        _violation(
-            people,
+        ViolationRecorded(
+            responsible=_named(people),
             kind="stale_after_supervision",
             unit=case.unit,
             evidence=(*case.stale_event_ids, case.notice_event_id),
@@ -308,8 +305,8 @@ def wrong_information(
     people = answering_for(post, f.unit, held, published_by=publisher)
     return Verdict(
         f.finding_id,
-        _violation(
-            people,
+        ViolationRecorded(
+            responsible=_named(people),
             kind="wrong_information",
             unit=f.unit,
             evidence=(f.reported_event_id, confirmed_event_id),
