@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 from collections import defaultdict
+from collections.abc import Generator
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,8 @@ DURATIONS = Path(__file__).with_name("durations.json")
 #: What a file weighs before it has been measured: enough to start early rather than last.
 NEW_FILE_SECONDS = 10.0
 RECORD = os.environ.get("GONGKAI_RECORD_DURATIONS", "") not in ("", "0")
+#: A path: each file's CPU seconds are written there as JSON at the end of the run.
+RECORD_CPU = os.environ.get("GONGKAI_RECORD_CPU", "")
 
 
 def _file_of(nodeid: str) -> str:
@@ -79,6 +83,58 @@ class DurationRecorder:
         )
 
 
+def _cpu_seconds() -> float:
+    """User and system CPU of this process and of its children that have ended: the services,
+    nats-servers and ``gongkai`` processes a test started count for the test."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+class CpuRecorder:
+    """Each file's CPU seconds (``GONGKAI_RECORD_CPU=path``): what the suite's wall time on two
+    cores is made of, where the wall seconds of durations.json also count waiting.
+
+    A worker runs one file at a time (``--dist loadfile``), so the CPU its process and its
+    finished children spent between two reports belongs to the test being reported; each
+    report carries it to the controller, which sums by file and writes the table.
+    """
+
+    def __init__(self) -> None:
+        self.mark = _cpu_seconds()
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self) -> None:
+        self.mark = _cpu_seconds()  # collecting (importing every test module) is no file's
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        now = _cpu_seconds()
+        report.user_properties.append(("cpu_s", now - self.mark))
+        self.mark = now
+        return report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for key, value in report.user_properties:
+            if key == "cpu_s" and isinstance(value, float):
+                self.seconds[_file_of(report.nodeid)] += value
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if hasattr(session.config, "workerinput"):
+            return
+        ordered = dict(sorted(self.seconds.items(), key=lambda kv: (-kv[1], kv[0])))
+        Path(RECORD_CPU).write_text(
+            json.dumps({k: round(v, 2) for k, v in ordered.items()}, indent=1) + "\n",
+            encoding="utf-8",
+        )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if RECORD and not hasattr(config, "workerinput"):
         config.pluginmanager.register(DurationRecorder(), "gongkai-durations")
+    if RECORD_CPU:
+        config.pluginmanager.register(CpuRecorder(), "gongkai-cpu")

@@ -61,3 +61,28 @@ def test_the_committed_table_is_seconds_by_file() -> None:
     table = ordering.weights()
     assert table, "tests/durations.json is missing: make test-durations writes it"
     assert all(p.startswith("tests/") and p.endswith(".py") and s >= 0 for p, s in table.items())
+
+
+@dataclass
+class Report:
+    nodeid: str
+    user_properties: list[tuple[str, object]]
+
+
+def test_cpu_seconds_are_summed_by_file_and_written_where_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "cpu.json"
+    monkeypatch.setattr(ordering, "RECORD_CPU", str(out))
+    recorder = ordering.CpuRecorder()
+    for nodeid, cpu in (("tests/a.py::t", 1.25), ("tests/b.py::t", 3.0), ("tests/a.py::u", 1.0)):
+        recorder.pytest_runtest_logreport(Report(nodeid, [("cpu_s", cpu)]))  # type: ignore[arg-type]
+
+    @dataclass
+    class Session:
+        config: object
+
+    recorder.pytest_sessionfinish(Session(object()), 0)  # type: ignore[arg-type]
+    assert list(json.loads(out.read_text(encoding="utf-8")).items()) == [
+        ("tests/b.py", 3.0), ("tests/a.py", 2.25)
+    ]
