@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Protocol, TypedDict
 
+from gongkai.refusal import Refusal
 from gongkai_intake.domain.columns import ColumnCatalog
 
 
@@ -22,6 +23,12 @@ class Caller:
     today: date
     #: The caller's active roles in the unit the command concerns (none: a stranger to it).
     caller_roles: frozenset[str] = frozenset()
+
+
+def not_allowed(detail: str, field: str | None = None) -> Refusal:
+    """The refusal of a caller without the role a command needs (403): every such refusal of
+    intake has this kind and title; ``detail`` says which role, where."""
+    return Refusal("forbidden", "Not allowed", detail, field=field)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -35,7 +35,7 @@ from gongkai_intake.domain.content import (
     require_text,
     screen_free_text,
 )
-from gongkai_intake.domain.context import Caller
+from gongkai_intake.domain.context import Caller, not_allowed
 
 T = TypeVar("T")
 
@@ -228,9 +228,7 @@ def fold_person(history: Sequence[RecordedEvent]) -> PersonState:
 
 def _admin(ctx: Context) -> None:
     if not ctx.admin:
-        raise Refusal(
-            "forbidden", "Not allowed", "the directory is kept by the county office (office role)"
-        )
+        raise not_allowed("the directory is kept by the county office (office role)")
 
 
 def check_ident(field_name: str, value: str) -> None:
@@ -412,11 +410,9 @@ def record_leadership_change(
     if not state.exists:
         raise Refusal("not_found", "Unknown unit", f"no unit {cmd.unit!r}", field="unit")
     if not (ctx.admin or ctx.caller_roles & LEADERSHIP_ROLES):
-        raise Refusal(
-            "forbidden",
-            "Not allowed",
+        raise not_allowed(
             f"the office, or a maker or leader of {cmd.unit}, reports its leadership changes",
-            field="unit",
+            "unit",
         )
     check_not_future("changed_on", cmd.changed_on, ctx.today)
     require_text("summary", cmd.summary, "Summary")

@@ -33,7 +33,7 @@ from gongkai_intake.domain.content import (
     content_fields,
     screen_post,
 )
-from gongkai_intake.domain.context import InColumn, UnitFacts, placed
+from gongkai_intake.domain.context import InColumn, UnitFacts, not_allowed, placed
 
 #: 谁制作: the handler (承办人) drafts; the unit's reviewing staff may draft as well. Leaders and
 #: secrecy officers sign in review, so letting them submit would invite self-approval.
@@ -152,12 +152,7 @@ def evolve(state: PostState, event: EventPayload) -> PostState:
 def _require_role(ctx: Context, allowed: frozenset[str], unit: str, action: str) -> None:
     if not ctx.caller_roles & allowed:
         roles = ", ".join(sorted(allowed))
-        raise Refusal(
-            "forbidden",
-            "Not allowed",
-            f"to {action} you need one of the roles {roles} in unit {unit}",
-            field="unit",
-        )
+        raise not_allowed(f"to {action} you need one of the roles {roles} in unit {unit}", "unit")
 
 
 def _review_form(cmd: SubmitPost) -> tuple[Origin, Channel]:

@@ -18,7 +18,7 @@ from gongkai.refusal import Refusal
 from gongkai_intake.domain import limits
 from gongkai_intake.domain.columns import known_column, known_unit
 from gongkai_intake.domain.content import check_reason
-from gongkai_intake.domain.context import InColumn, UnitFacts, placed
+from gongkai_intake.domain.context import InColumn, UnitFacts, not_allowed, placed
 from gongkai_intake.domain.posts import PostState
 
 #: The unit's own people may report what their CMS published; the county office reports for any
@@ -81,19 +81,14 @@ def evolve(state: PublicationState, event: EventPayload) -> PublicationState:
 
 def _may_report(ctx: Context, unit: str, reported_by: Reporter) -> None:
     if reported_by == "site_reader" and not ctx.caller_is_office:
-        raise Refusal(
-            "forbidden",
-            "Not allowed",
-            "only the county office reports what its site reading found",
-            field="reported_by",
+        raise not_allowed(
+            "only the county office reports what its site reading found", "reported_by"
         )
     if not (ctx.caller_is_office or ctx.caller_roles & UNIT_REPORT_ROLES):
-        raise Refusal(
-            "forbidden",
-            "Not allowed",
+        raise not_allowed(
             f"to report publications of {unit} you need the office role or one of "
             f"{', '.join(sorted(UNIT_REPORT_ROLES))} in {unit}",
-            field="unit",
+            "unit",
         )
 
 
