@@ -781,19 +781,23 @@ class EventLog:
         return _recorded(seq, subject, ns, env, msg.data)
 
     async def load(
-        self, aggregate_type: str, aggregate_id: str
+        self, aggregate_type: str, aggregate_id: str, *, after: int = 0
     ) -> tuple[list[RecordedEvent], int]:
         """One aggregate's whole history and its last sequence (0 if it has none).
 
         An event that fails a trust check is left out of the history — never believed — but
         its sequence still counts as the aggregate's last: the next append's expected sequence
         must be the stream's, or one forged message would block the aggregate for good.
+
+        ``after``: only the events stored after that sequence, and the last sequence (``after``
+        when there are none): the rest of a history the caller holds from an earlier load (the
+        stream denies deletes and purges, so what it read stays the history's beginning).
         """
         events: list[RecordedEvent] = []
-        last = 0
+        last = after
         filt = subjects.aggregate_filter(aggregate_type, aggregate_id)
         if await self._loads_directly():
-            async for stored in self.read_stored(filt):
+            async for stored in self.read_stored(filt, from_seq=after + 1):
                 last = stored.seq
                 try:
                     events.append(self.decode_stored(stored))
@@ -803,7 +807,15 @@ class EventLog:
         # An aggregate's few events, once per command on a replicated stream: through the
         # ordered consumer, gone half a second after the read (a pull consumer outlives the
         # read longer, and hundreds of commands a second would fill the stream's consumers).
-        cfg = ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE)
+        cfg = (
+            ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                opt_start_seq=after + 1,
+                ack_policy=AckPolicy.NONE,
+            )
+            if after
+            else ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE)
+        )
         async with contextlib.aclosing(self._ordered(filt, cfg, 65536, None)) as batches:
             async for batch in batches:
                 for msg, (seq, ns, _) in batch:

@@ -1,0 +1,32 @@
+"""``EventLog.load(..., after=)``: the rest of an aggregate's history after a sequence already
+read, by direct get (one replica) and through the ordered consumer (a replicated stream's
+way), on a real nats-server: the events stored since, in order, and the last sequence."""
+
+from __future__ import annotations
+
+import pytest
+
+from gongkai.eventlog import EventLog
+from tests.integration.test_projection_consumers import submitted
+
+
+@pytest.mark.parametrize("direct", [True, False], ids=["direct get", "consumer"])
+async def test_load_after_reads_only_what_was_stored_since(evlog: EventLog, direct: bool) -> None:
+    assert await evlog._loads_directly()
+    evlog._direct_load = direct
+    await evlog.append([submitted("P1", "c1", "one")])  # type: ignore[list-item]
+    await evlog.append([submitted("P2", "c2", "other")])  # type: ignore[list-item]
+    await evlog.append([submitted("P1", "c3", "two")], expected=None)  # type: ignore[list-item]
+    whole, last = await evlog.load("post", "P1")
+    assert [r.envelope.payload.title for r in whole] == ["one", "two"]  # type: ignore[attr-defined]
+
+    assert await evlog.load("post", "P1", after=last) == ([], last)
+    assert await evlog.load("post", "P1", after=whole[0].seq) == ([whole[1]], last)
+
+    await evlog.append([submitted("P2", "c4", "other again")])  # type: ignore[list-item]
+    await evlog.append([submitted("P1", "c5", "three")], expected=last)  # type: ignore[list-item]
+    rest, now = await evlog.load("post", "P1", after=last)
+    assert [r.envelope.payload.title for r in rest] == ["three"]  # type: ignore[attr-defined]
+    assert now == rest[0].seq > last
+    assert await evlog.load("post", "P1") == ([*whole, *rest], now)
+    assert await evlog.load("post", "nothing-here", after=0) == ([], 0)
