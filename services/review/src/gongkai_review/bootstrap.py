@@ -17,6 +17,7 @@ from gongkai.runtime.clock import Clock
 from gongkai.runtime.idempotency import IdempotencyStore
 from gongkai.runtime.idempotency import metadata as idempotency_tables
 from gongkai.runtime.service import Service, ServiceContext
+from gongkai_review.adapters.history import Histories
 from gongkai_review.adapters.queue import ReviewQueueProjection, waiting_for
 from gongkai_review.adapters.repository import ReviewRepository
 from gongkai_review.domain.chain import ReviewState
@@ -56,6 +57,7 @@ class ReviewService(Service):
         self.add_projection(self.directory_projection)
         self.queue_projection = ReviewQueueProjection()
         self.add_projection(self.queue_projection)
+        self.histories = Histories()
         self.add_tables(idempotency_tables)
         self.add_reaction(
             "void-on-revision", CHANGES, void_on_change(self.repository, ctx.clock)
@@ -73,7 +75,7 @@ class ReviewService(Service):
         return self.ctx.calendar
 
     def repository(self) -> ReviewRepository:
-        return ReviewRepository(self.evlog)
+        return ReviewRepository(self.evlog, self.histories)
 
     @functools.cached_property
     def _directory(self) -> Directory:

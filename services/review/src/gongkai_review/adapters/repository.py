@@ -9,6 +9,7 @@ chain is refused by JetStream and records nothing.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ from gongkai.eventlog import EventLog, RecordedEvent
 from gongkai.events import Envelope
 from gongkai.events.contracts.intake import PostSubmitted
 from gongkai.events.contracts.review import ReviewConcluded, ReviewPolicySet, ReviewSigned
+from gongkai_review.adapters.history import Histories
 from gongkai_review.domain.chain import (
     INITIAL,
     Command,
@@ -57,12 +59,19 @@ async def _nothing() -> tuple[list[RecordedEvent], int]:
 
 
 class ReviewRepository:
-    def __init__(self, evlog: EventLog) -> None:
+    def __init__(self, evlog: EventLog, histories: Histories | None = None) -> None:
         self.evlog = evlog
+        #: Histories kept from earlier commands (the service's), read on from where they ended.
+        self.histories = histories if histories is not None else Histories()
+
+    def _history(
+        self, aggregate_type: str, aggregate_id: str
+    ) -> Awaitable[tuple[list[RecordedEvent], int]]:
+        return self.histories.load(self.evlog, aggregate_type, aggregate_id)
 
     async def load(self, post_id: str) -> Loaded:
         (post, _), (review, last) = await asyncio.gather(
-            self.evlog.load("post", post_id), self.evlog.load(REVIEW, post_id)
+            self._history("post", post_id), self._history(REVIEW, post_id)
         )
         unit = next(
             (
@@ -82,8 +91,8 @@ class ReviewRepository:
         # The unit's policy and each signer's role history (to check every recorded
         # signature's authority again) in one round of reads, not one after the other.
         *histories, (policy, _) = await asyncio.gather(
-            *(self.evlog.load("person", p) for p in signers),
-            self.evlog.load(POLICY, unit) if unit is not None else _nothing(),
+            *(self._history("person", p) for p in signers),
+            self._history(POLICY, unit) if unit is not None else _nothing(),
         )
         records = tuple(sorted([*post, *review, *policy], key=lambda r: r.seq))
         grants = {
