@@ -14,12 +14,17 @@ later; nats-py has no call for the batched form, so the request is made here.
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
+import weakref
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.errors import ConnectionClosedError
 
 from gongkai.logtypes import EventLogError
 
@@ -27,6 +32,8 @@ from gongkai.logtypes import EventLogError
 BATCH = 512
 #: Seconds without an answer before the read gives up (the server answers at once or not at all).
 TIMEOUT_S = 5.0
+#: How often a read waiting for its answer looks whether the connection was closed.
+CLOSED_CHECK_S = 0.25
 
 
 class DirectGetError(EventLogError):
@@ -54,14 +61,77 @@ def stored_ns(stamp: str) -> int:
     return seconds * 1_000_000_000 + int((rest + "000000000")[:9] or 0)
 
 
+class _Replies:
+    """One subscription per connection that takes every direct get's answers, each read's on
+    a subject of its own under it: a read made and dropped a subscription of its own (a SUB
+    and an UNSUB for the server, a new inbox), and nats-py's ``next_msg`` made two tasks and a
+    ``uuid4`` per message; review reads three or four histories per signature."""
+
+    def __init__(self, nc: NATS) -> None:
+        self.prefix = nc.new_inbox()
+        self.waiting: dict[str, asyncio.Queue[Msg]] = {}
+        self._tokens = itertools.count()
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def start(self, nc: NATS) -> None:
+        try:
+            await nc.subscribe(f"{self.prefix}.*", cb=self._deliver)
+        except BaseException as exc:
+            self.ready.set_exception(exc)
+            self.ready.exception()  # seen here: a read that waits on it raises it again
+            raise
+        self.ready.set_result(None)
+
+    async def _deliver(self, msg: Msg) -> None:
+        queue = self.waiting.get(msg.subject[len(self.prefix) + 1 :])
+        if queue is not None:  # else an answer to a read that gave up
+            queue.put_nowait(msg)
+
+    def open(self) -> tuple[str, asyncio.Queue[Msg]]:
+        token = str(next(self._tokens))
+        queue: asyncio.Queue[Msg] = asyncio.Queue()
+        self.waiting[token] = queue
+        return token, queue
+
+
+_REPLIES: weakref.WeakKeyDictionary[NATS, _Replies] = weakref.WeakKeyDictionary()
+
+
+async def _replies(nc: NATS) -> _Replies:
+    replies = _REPLIES.get(nc)
+    if replies is None or (replies.ready.done() and replies.ready.exception() is not None):
+        replies = _REPLIES[nc] = _Replies(nc)
+        await replies.start(nc)
+    else:
+        await replies.ready
+    return replies
+
+
+async def _next(nc: NATS, answers: asyncio.Queue[Msg]) -> Msg | None:
+    """The read's next answer; None after ``TIMEOUT_S`` without one. A connection closed
+    meanwhile raises at once, as nats-py's own wait for a message did: no read is left
+    waiting out its timeout while a service stops."""
+    deadline = asyncio.get_running_loop().time() + TIMEOUT_S
+    while True:
+        try:
+            async with asyncio.timeout(CLOSED_CHECK_S):
+                return await answers.get()
+        except TimeoutError:
+            if nc.is_closed:
+                raise ConnectionClosedError from None
+            if asyncio.get_running_loop().time() >= deadline:
+                return None
+
+
 async def read_subject(
     nc: NATS, stream: str, filter_subject: str, *, from_seq: int = 1, batch: int = BATCH
 ) -> AsyncIterator[StoredMsg]:
     """Every message of ``stream`` matching ``filter_subject`` from ``from_seq`` on, in stream
     order: one request per ``batch`` of them. Messages stored while the read goes on may or
     may not be among them (a request sees the stream as it stands when the server answers)."""
-    inbox = nc.new_inbox()
-    sub = await nc.subscribe(inbox)
+    replies = await _replies(nc)
+    token, answers = replies.open()
+    inbox = f"{replies.prefix}.{token}"
     api = f"$JS.API.DIRECT.GET.{stream}"
     try:
         seq = max(1, from_seq)
@@ -70,12 +140,11 @@ async def read_subject(
             await nc.publish(api, json.dumps(req).encode(), reply=inbox)
             more = 0
             while True:
-                try:
-                    msg = await sub.next_msg(TIMEOUT_S)
-                except TimeoutError:
+                msg = answers.get_nowait() if answers.qsize() else await _next(nc, answers)
+                if msg is None:
                     raise DirectGetError(
                         f"no answer from {stream} for {filter_subject} in {TIMEOUT_S:.0f} s"
-                    ) from None
+                    )
                 hdr = msg.headers or {}
                 status = hdr.get("Status")
                 if status == "204":  # end of this batch: how many more match
@@ -96,7 +165,7 @@ async def read_subject(
                 return
             seq += 1
     finally:
-        await sub.unsubscribe()
+        del replies.waiting[token]
 
 
 __all__ = ["BATCH", "DirectGetError", "StoredMsg", "read_subject", "stored_ns"]
