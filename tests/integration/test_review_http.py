@@ -7,10 +7,12 @@ routes are tested with intake); everything the review service does goes through 
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+import fastapi.routing
 import httpx
 import pytest
 
@@ -387,6 +389,50 @@ async def test_a_retried_signature_is_recorded_once(world: World) -> None:
     assert len(await world.review_events("P-idem")) == 2
     reused = await world.sign("leader", "P-idem", "leader", content, "disagree", "x", key="k-1")
     problem(reused, 422, "Idempotency-Key")
+
+
+async def test_a_signature_is_one_whichever_handler_takes_it(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A JSON object sent as ``application/json`` takes the route's direct way (no FastAPI
+    dependency solving); with a charset in its content type it goes through FastAPI's own
+    handler. Both are the same command: the second is the first's replay, the same answer; a
+    body the model refuses goes to FastAPI, whose problem names the field."""
+    solved: list[str] = []
+    solve = fastapi.routing.solve_dependencies
+
+    async def counted(*args: Any, **kw: Any) -> Any:
+        solved.append(kw["request"].url.path)
+        return await solve(*args, **kw)
+
+    monkeypatch.setattr(fastapi.routing, "solve_dependencies", counted)
+    content = await world.submit("P-ways")
+    headers = {**world.auth("leader"), "Idempotency-Key": "one-signature-two-handlers"}
+    data = json.dumps({"stage": "leader", "decision": "agree", "content_digest": content})
+    direct = await world.client.post(
+        "/posts/P-ways/signatures",
+        content=data,
+        headers={**headers, "Content-Type": "application/json"},
+    )
+    assert direct.status_code == 201, direct.text
+    assert solved == []
+    through_fastapi = await world.client.post(
+        "/posts/P-ways/signatures",
+        content=data,
+        headers={**headers, "Content-Type": "application/json; charset=utf-8"},
+    )
+    assert solved == ["/posts/P-ways/signatures"]
+    assert through_fastapi.status_code == 201
+    assert through_fastapi.json() == direct.json()
+    assert direct.headers["Location"] == "/posts/P-ways/review"
+    assert len(await world.review_events("P-ways")) == 2  # the signature and the approval
+    refused = await world.client.post(
+        "/posts/P-ways/signatures",
+        content=json.dumps({"stage": "nobody", "decision": "agree", "content_digest": content}),
+        headers={**world.auth("leader"), "Content-Type": "application/json"},
+    )
+    problem(refused, 422, "stage")
+    assert len(solved) == 2
 
 
 async def test_work_queue_counts_working_days_and_marks_overdue(world: World) -> None:

@@ -5,19 +5,17 @@ and ``Caller`` is local to ``install_routes``, where a string annotation could n
 """
 
 import inspect
-import json
 import re
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from gongkai.directory import Directory, Principal, bearer_auth
-from gongkai.identifiers import is_token
+from gongkai.runtime.direct import Run, direct_route_class
 from gongkai.runtime.http import PROBLEM, PathId
 from gongkai_intake import schemas
 from gongkai_intake.app import Answer, IntakeApp
@@ -123,55 +121,6 @@ def respond(answer: Answer) -> JSONResponse:
     return JSONResponse(answer.body, status_code=answer.status, headers=headers)
 
 
-#: A command's run once its request is taken apart: (caller, Idempotency-Key, path ids, body).
-Run = Callable[[Principal, str | None, dict[str, str], BaseModel], Awaitable[Response]]
-
-
-def command_route_class(
-    route: CommandRoute, authenticate: Callable[[Request], Awaitable[Principal]], run: Run
-) -> type[APIRoute]:
-    """The route's class: FastAPI's route (the same OpenAPI operation, the same answers), with
-    a direct way through for a well-formed request.
-
-    FastAPI's handler solves the signature's dependencies on every request: it parses the
-    query string and cookies no command has, validates each parameter through its own
-    machinery, and builds the dependency cache - about a sixth of a submission's CPU under
-    py-spy. A JSON object body with valid path ids takes the steps FastAPI takes in its order
-    (the body's JSON, the caller, then the parameters), with the same model. Anything else -
-    another content type, no or invalid JSON, a bad id, a body the model refuses - goes to
-    FastAPI's own handler, so every refusal is the one FastAPI gives.
-    """
-    ids = route.ids
-    model = route.body
-
-    class CommandAPIRoute(APIRoute):
-        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-            fastapi_handler = super().get_route_handler()
-
-            async def handler(request: Request) -> Response:
-                if request.headers.get("content-type") != "application/json":
-                    return await fastapi_handler(request)
-                try:
-                    data = json.loads(await request.body())
-                except Exception:  # noqa: BLE001 - FastAPI's handler gives the refusal
-                    # (a body that could not be read: FastAPI's read fails too, its 400)
-                    return await fastapi_handler(request)
-                given = request.path_params
-                if not isinstance(data, dict) or not all(is_token(given.get(n)) for n in ids):
-                    return await fastapi_handler(request)
-                caller = await authenticate(request)
-                try:
-                    body = model.model_validate(data)
-                except ValidationError:
-                    return await fastapi_handler(request)
-                key = request.headers.get("idempotency-key")
-                return await run(caller, key, {n: given[n] for n in ids}, body)
-
-            return handler
-
-    return CommandAPIRoute
-
-
 def install_routes(
     router: APIRouter, app: Callable[[], IntakeApp], directory: Callable[[], Directory]
 ) -> None:
@@ -213,7 +162,8 @@ def install_routes(
 
     def run(route: CommandRoute) -> Run:
         async def command(
-            caller: Principal, key: str | None, ids: dict[str, str], body: BaseModel
+            request: Request, caller: Principal, key: str | None, ids: dict[str, str],
+            body: BaseModel,
         ) -> Response:
             return respond(await app().execute(route.command, caller, key, ids, body))
 
@@ -223,7 +173,11 @@ def install_routes(
         router.add_api_route(
             route.path,
             command_endpoint(route),
-            route_class_override=command_route_class(route, authenticate, run(route)),
+            # The direct way for a well-formed request (FastAPI's dependency solving was about
+            # a sixth of a submission's CPU); anything else is FastAPI's, refusals included.
+            route_class_override=direct_route_class(
+                route.ids, route.body, authenticate, run(route)
+            ),
             methods=["POST"],
             tags=[route.tag],
             status_code=route.status,
