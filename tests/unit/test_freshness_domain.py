@@ -8,7 +8,7 @@ in, as the service does on each ack). The reports are the domain's, read off the
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -48,6 +48,7 @@ from gongkai_freshness.domain.visibility import (
     acting_role,
     decide_visibility,
 )
+from gongkai_freshness.entrypoints.http import status_json
 from tests.builders import post_submitted
 
 D = date.fromisoformat
@@ -806,6 +807,20 @@ def test_replaying_the_same_events_gives_the_same_table_and_records_nothing(
     as_of = D("2026-04-01")
     assert replay.reg.decide_all(as_of) == []
     assert status_table(replay.reg.state, as_of) == status_table(c.reg.state, as_of)
+
+
+def test_the_routes_status_json_is_asdict_without_the_copies(calendar: WorkingCalendar) -> None:
+    c = County(calendar)
+    c.unit("u")
+    c.unit("t", "township")
+    _normative(c)
+    _leaders(c)
+    c.publish("n1", "t", "leaders_activities", D("2026-02-01"))
+    c.hide("t", "statistics", D("2026-01-10"))
+    c.evaluate_days(D("2026-01-05"), D("2026-04-01"))
+    rows = status_table(c.reg.state, D("2026-04-01"))
+    assert any(r.obligations for r in rows) and any(r.hidden_by for r in rows)
+    assert [status_json(r) for r in rows] == [asdict(r) for r in rows]
 
 
 # ---- keep / hide ------------------------------------------------------------------------------
