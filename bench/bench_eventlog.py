@@ -4,11 +4,14 @@ Append: the client's pipelined append (Nats-Msg-Id dedup + per-aggregate expecte
 headers, canonical JSON of a pydantic envelope) against nats-py ``publish_async`` of the same
 bytes with no headers; then the same append signed as every service appends (Ed25519, one
 signature per batch of up to 64 events, each event with its audit path: see
-``gongkai.trust.keys``). Replay: the client's replay (ordered consumer + decode into typed
-envelopes) against a raw nats-py ordered consumer that only counts messages, over a log written
-as the services write it (every event signed); then the same replay verifying every event's
-signature (``EventLog.replay`` with trust anchors), and for comparison accountability's
-rebuild reader, which also checks every event against the signed Merkle checkpoints.
+``gongkai.trust.keys``). Replay: the client's replay (a bounded pull consumer + decode into
+typed envelopes) against a raw nats-py ordered consumer that only counts messages, over a log
+written as the services write it (every event signed); then the same replay verifying every
+event's signature (``EventLog.replay`` with trust anchors), and for comparison
+accountability's rebuild reader, which also checks every event against the signed Merkle
+checkpoints. The replay rows also give the CPU an event took in this process and the ratio by
+CPU: on a shared machine a rate is the path's turn on a core as much as its cost, and two runs'
+rate ratios were seen 10 points apart.
 
     python -m bench.bench_eventlog [N]
 """
@@ -16,6 +19,7 @@ rebuild reader, which also checks every event against the signed Merkle checkpoi
 from __future__ import annotations
 
 import asyncio
+import resource
 import statistics
 import sys
 import tempfile
@@ -31,6 +35,15 @@ from gongkai.events.contracts.intake import PostSubmitted
 from gongkai.trust.keys import Keyring, provision
 
 ACTOR = Actor(person="p-maker", role="maker", unit="finance")
+
+#: CPU microseconds an event of each replay path took in this process (user + system), by
+#: path: what the reading costs the reader, apart from how much of a core it got.
+CPU_US: dict[str, list[float]] = {}
+
+
+def cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
 
@@ -79,12 +92,14 @@ async def raw_replay(url: str, n: int) -> float:
         if count >= n:
             done.set()
 
+    cpu = cpu_seconds()
     with Timer() as t:
         sub = await js.subscribe(
             "gk.ev.>", ordered_consumer=True, cb=cb, pending_msgs_limit=65536,
             pending_bytes_limit=256 * 1024 * 1024,
         )
         await done.wait()
+    CPU_US.setdefault("raw replay", []).append((cpu_seconds() - cpu) / n * 1e6)
     await sub.unsubscribe()
     await nc.close()
     return n / t.seconds
@@ -98,11 +113,13 @@ async def client_append(evlog: EventLog, evs: list) -> float:  # type: ignore[ty
     return len(evs) / t.seconds
 
 
-async def client_replay(evlog: EventLog, n: int) -> float:
+async def client_replay(evlog: EventLog, n: int, path: str = "replay") -> float:
     count = 0
+    cpu = cpu_seconds()
     with Timer() as t:
         async for _ in evlog.replay():
             count += 1
+    CPU_US.setdefault(path, []).append((cpu_seconds() - cpu) / n * 1e6)
     assert count == n, count
     return n / t.seconds
 
@@ -134,7 +151,7 @@ async def keyed_replay(evlog: EventLog, keys: Keyring | None, n: int) -> float:
     """``EventLog.replay`` decoding every event, verifying each signature when given keys."""
     evlog.keys = keys
     try:
-        return await client_replay(evlog, n)
+        return await client_replay(evlog, n, "replay" if keys is None else "replay, verified")
     finally:
         evlog.keys = None
 
@@ -194,6 +211,7 @@ async def run(n: int) -> tuple[list[tuple[str, ...]], list[Figure]]:
     med = {k: statistics.median(v) for k, v in rates.items()}
     raw_a, raw_r = med["raw append"], med["raw replay"]
     rows: list[tuple[str, ...]] = []
+    cpu = {k: statistics.median(v) for k, v in CPU_US.items()}
     for path, base, target in (
         ("append", raw_a, ">= 50%"),
         ("append, signed", raw_a, ">= 45%"),
@@ -202,7 +220,12 @@ async def run(n: int) -> tuple[list[tuple[str, ...]], list[Figure]]:
         ("replay, verified", raw_r, ">= 35%"),
         ("replay, verified (checkpoints)", raw_r, "cost"),
     ):
-        rows.append((path, f"{base:,.0f}", f"{med[path]:,.0f}", f"{med[path] / base:.0%}", target))
+        # The CPU share: the raw consumer's CPU an event over this path's, both in this
+        # process; on a shared machine it moves far less between runs than the rates do.
+        by_cpu = f"{cpu['raw replay'] / cpu[path]:.0%}" if path in cpu else ""
+        us = f"{cpu[path]:.1f} / {cpu['raw replay']:.1f}" if path in cpu else ""
+        rows.append((path, f"{base:,.0f}", f"{med[path]:,.0f}", f"{med[path] / base:.0%}",
+                     us, by_cpu, target))
     # The sync row is a share of the default-fsync raw rate, as its row in the table above.
     append = Baseline(f"raw nats-py publish_async, median of {ROUNDS}", raw_a)
     replay = Baseline(f"raw ordered consumer, median of {ROUNDS}", raw_r)
@@ -226,7 +249,8 @@ def main(argv: list[str] | None = None) -> list[Figure]:
         f"event log, {n} events of ~{len(events(1, 'X')[0].to_json())} bytes, "
         f"median of {ROUNDS} interleaved rounds (the replay rows: one round for checkpoints)"
     )
-    print(table(rows, ("path", "raw nats-py msg/s", "gongkai msg/s", "ratio", "target")))
+    print(table(rows, ("path", "raw nats-py msg/s", "gongkai msg/s", "ratio",
+                       "CPU us/event (gongkai / raw)", "ratio by CPU", "target")))
     return figures
 
 
