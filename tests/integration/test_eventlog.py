@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import nats.errors
+import nats.js.errors
 import pytest
 
 from gongkai import subjects
 from gongkai.eventlog import ConcurrencyConflict, EventLog
 from gongkai.events import Actor, new_event
 from gongkai.events.contracts.review import ReviewSigned
+from gongkai.natsserver import NatsServer
 from tests.builders import post_submitted
 
 ACTOR = Actor(person="p-maker", role="maker", unit="finance")
@@ -160,3 +164,36 @@ async def test_pipelined_appends(evlog: EventLog) -> None:
     stale = await evlog.append_pipelined([(submitted("Q1", "x"), 0)])  # type: ignore[list-item]
     assert isinstance(stale[0], ConcurrencyConflict)
     assert await count(evlog) == 200
+
+
+async def test_a_lone_append_refused_or_unanswered_fails_as_js_publish_did(
+    nats_server: NatsServer,
+) -> None:
+    """A one-at-a-time append waits on the shared ack inbox, not nats-py's request: the same
+    errors as before, and nothing left waiting after either."""
+    log = await EventLog.connect(nats_server.url)
+    log.timeout = 0.5
+    try:
+        # No stream takes the subject (the log was never created): refused at once.
+        with pytest.raises(nats.js.errors.NoStreamResponseError):
+            await log.append([submitted("P1", "c1")], expected=0)
+        # Something takes the subject but never answers with a PubAck: the timeout.
+        sub = await log.nc.subscribe(subjects.all_events())
+        await log.nc.flush()
+        with pytest.raises(nats.errors.TimeoutError):
+            await log.append([submitted("P1", "c2")], expected=0)
+        assert not log._ack_futures
+        await sub.unsubscribe()
+        [refused] = await log.append_pipelined([(submitted("P2", "c3"), 0)])  # type: ignore[list-item]
+        assert str(refused) == "no stream answers: is the stream created?"
+        # The log created, the same client appends (the inbox and its token counter kept).
+        await log.ensure_stream()
+        first = await log.append([submitted("P1", "c4")], expected=0)
+        assert first.sequences == (1,) and not first.duplicate
+        again = await log.append([submitted("P1", "c4")], expected=0)
+        assert again.duplicate and again.sequences == (1,)
+    finally:
+        with contextlib.suppress(Exception):
+            for name in (subjects.STREAM, subjects.DLQ_STREAM):
+                await log.js.delete_stream(name)
+        await log.close()

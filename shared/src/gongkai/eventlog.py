@@ -271,6 +271,12 @@ def _headers(env: Envelope[Any]) -> dict[str, str]:
     return {"Nats-Msg-Id": env.event_id}
 
 
+def _expire(fut: asyncio.Future[dict[str, Any]]) -> None:
+    # As nc.request says it: callers (consumers' outage handling) know nats.errors.TimeoutError.
+    if not fut.done():
+        fut.set_exception(nats.errors.TimeoutError())
+
+
 class Selection(TypedDict, total=False):
     """Which messages a read of the log takes: ``raw_replay``'s first parameters, by name."""
 
@@ -547,8 +553,40 @@ class EventLog:
     ) -> AppendResult:
         subj, data, hdr = self._prepare(env)
         self._guard(hdr, agg, expected)
-        ack = await self.js.publish(subj, data, stream=self.stream, headers=hdr)
-        return AppendResult((ack.seq,), duplicate=bool(ack.duplicate))
+        # What js.publish(stream=) adds: a subject another stream took is refused, not stored.
+        hdr["Nats-Expected-Stream"] = self.stream
+        resp = await self._request_ack(subj, hdr, data)
+        if "error" in resp:
+            raise nats.js.errors.APIError.from_error(resp["error"])
+        return AppendResult((int(resp["seq"]),), duplicate=bool(resp.get("duplicate")))
+
+    async def _request_ack(
+        self, subject: str, headers: dict[str, str], data: bytes
+    ) -> dict[str, Any]:
+        """Publish one message and wait for its PubAck, on the pipelined appends' inbox.
+
+        What js.publish does, minus what a lone durable append felt (issue 18, the peer row;
+        bench/profiles/README.md): nats-py's request makes a fresh inbox token (a NUID and
+        random bytes), a future, wait_for's own waiter, and a PubAck object for each call,
+        checks every header one by one, and leaves the write to its flusher task, one more
+        turn of the event loop before the server even sees the message. Here the token is
+        a counter on one wildcard inbox, the timeout a timer on the future, and the message
+        is written to the socket at once. The same errors: nats.errors.TimeoutError when no
+        PubAck comes within the timeout, NoStreamResponseError when no stream takes the
+        subject, the server's refusal as the PubAck's error.
+        """
+        prefix = await self._ack_inbox()
+        loop = asyncio.get_running_loop()
+        token = f"{next(self._ack_counter)}"
+        fut: asyncio.Future[dict[str, Any]] = loop.create_future()
+        self._ack_futures[token] = fut
+        timer = loop.call_later(self.timeout, _expire, fut)
+        try:
+            await self._hpub(subject, f"{prefix}.{token}", headers, data, at_once=True)
+            return await fut
+        finally:
+            timer.cancel()
+            self._ack_futures.pop(token, None)
 
     async def _append_batch(
         self, events: Sequence[Envelope[Any]], agg: str, expected: int | None
@@ -587,7 +625,7 @@ class EventLog:
                 if fut is None or fut.done():
                     return
                 if msg.headers and msg.headers.get("Status") == "503":
-                    fut.set_exception(EventLogError("no stream answers: is the stream created?"))
+                    fut.set_exception(nats.js.errors.NoStreamResponseError())
                     return
                 try:
                     fut.set_result(json.loads(msg.data))
@@ -598,7 +636,15 @@ class EventLog:
             self._ack_prefix = prefix
         return self._ack_prefix
 
-    async def _hpub(self, subject: str, reply: str, headers: dict[str, str], data: bytes) -> None:
+    async def _hpub(
+        self,
+        subject: str,
+        reply: str,
+        headers: dict[str, str],
+        data: bytes,
+        *,
+        at_once: bool = False,
+    ) -> None:
         """``nc.publish`` with headers, minus its per-header checks.
 
         nats-py checks and encodes each header one by one (a regex, strip, translate, five
@@ -607,6 +653,11 @@ class EventLog:
         never a newline — so they are joined in one go. Whatever is unusual (closed, draining,
         reconnecting, too large) goes through ``nc.publish``, which raises or buffers as it
         documents. (nats-py 2.x internals, pinned in requirements.lock.)
+
+        ``at_once``: a caller about to wait for the answer has the message written to the
+        socket now, when nothing is queued before it, instead of by nats-py's flusher task
+        at the loop's next turn; a burst (append_pipelined) leaves it to the flusher, which
+        writes everything queued in one system call.
         """
         nc = self.nc
         if (
@@ -621,7 +672,12 @@ class EventLog:
         hdr = f"NATS/1.0\r\n{lines}\r\n".encode()
         nc.stats["out_msgs"] += 1
         nc.stats["out_bytes"] += len(data)
-        await nc._send_command(hpub_cmd(subject, reply, hdr, data))
+        cmd = hpub_cmd(subject, reply, hdr, data)
+        if at_once and not nc._pending and nc._transport is not None:
+            # Nothing queued before it, so the order of messages on the socket is kept.
+            nc._transport.write(cmd)
+            return
+        await nc._send_command(cmd)
         if nc._flush_queue is not None and nc._flush_queue.empty():
             await nc._flush_pending()
 
@@ -664,6 +720,9 @@ class EventLog:
                 out.append(EventLogError("no PubAck within the timeout; the append may be lost"))
                 continue
             exc = fut.exception()
+            if isinstance(exc, nats.js.errors.NoStreamResponseError):
+                out.append(EventLogError("no stream answers: is the stream created?"))
+                continue
             if exc is not None:
                 out.append(exc if isinstance(exc, EventLogError) else EventLogError(str(exc)))
                 continue
