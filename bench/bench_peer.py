@@ -22,11 +22,21 @@ measures what that costs). Each ratio divides by the peer's rate measured in thi
 The network hop: gongkai's log is a server, reached over TCP even on one machine; the peer's
 is a file in the process. The run measures the loopback round trip to nats-server (a
 PING/PONG) and prints what share of a one-at-a-time durable append it is.
+
+The floors, each side's store alone with the same bytes: SQLite's ``INSERT`` and ``COMMIT``
+in WAL mode with ``synchronous=FULL`` (no library); nats-server's durable write, a blocking
+socket sending the same subject, headers (message id, expected sequence, expected stream)
+and bytes as ``EventLog.append`` and reading its PubAck, one at a time, on a second
+nats-server of the same configuration (no asyncio, no nats-py: what no Python client can go
+below); and nats-py's ``js.publish`` one at a time, the same messages. Both stores sync once a
+write: SQLite an ``fdatasync`` of its WAL a commit, nats-server an ``fsync`` of its message
+block a publish (``strace -c -f``, bench/profiles/README.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import sqlite3
 import statistics
 import sys
@@ -40,6 +50,7 @@ from eventsourcing.domain import Aggregate, event
 
 from bench.bench_eventlog import events
 from bench.common import Baseline, Figure, Timer, server, table
+from gongkai import subjects
 from gongkai.eventlog import EventLog
 
 #: The peer's page size for reading the log, as gongkai's consumers ask for 500 at a time.
@@ -116,21 +127,95 @@ def peer(directory: Path, evs: list[Any]) -> dict[str, Any]:
         journal = conn.execute("PRAGMA journal_mode").fetchone()[0]
         sync = conn.execute("PRAGMA synchronous").fetchone()[0]
     app.close()
+    floor = sqlite_floor(directory / "floor.sqlite", [e.to_json() for e in evs])
     return {
         "save": len(evs) / w.seconds,
+        "floor": floor,
         "read": read / r.seconds,
         "journal": journal,
         "synchronous": {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(sync, str(sync)),
     }
 
 
-async def gongkai(evs: list[Any], pipelined: list[Any]) -> dict[str, float]:
+def sqlite_floor(db: Path, rows: list[bytes]) -> float:
+    """SQLite alone: one INSERT and COMMIT a row, WAL, synchronous=FULL; rows a second."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, body BLOB NOT NULL)")
+    with Timer() as t:
+        for body in rows:
+            conn.execute("BEGIN")
+            conn.execute("INSERT INTO events (body) VALUES (?)", (body,))
+            conn.execute("COMMIT")
+    conn.close()
+    return len(rows) / t.seconds
+
+
+def socket_floor(port: int, messages: list[tuple[str, bytes, bytes]]) -> float:
+    """nats-server alone: a blocking socket's HPUB and its PubAck, one at a time; seconds.
+
+    The messages are (subject, header block, body) exactly as the client sends them.
+    """
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    stream = sock.makefile("rb")
+    stream.readline()  # INFO
+    sock.sendall(
+        b'CONNECT {"verbose":false,"pedantic":false,"headers":true,"no_responders":true,'
+        b'"protocol":1}\r\nSUB _FLOOR.* 1\r\nPING\r\n'
+    )
+    assert stream.readline().startswith(b"PONG")
+    with Timer() as t:
+        for i, (subj, hdr, body) in enumerate(messages):
+            size = len(hdr) + len(body)
+            head = b"HPUB %s _FLOOR.%d %d %d\r\n" % (subj.encode(), i, len(hdr), size)
+            sock.sendall(head + hdr + body + b"\r\n")
+            while True:
+                line = stream.readline()
+                if line.startswith(b"MSG"):
+                    ack = stream.read(int(line.split()[-1]) + 2)
+                    assert b'"seq"' in ack and b"error" not in ack, ack
+                    break
+                if line.startswith(b"PING"):
+                    sock.sendall(b"PONG\r\n")
+    sock.close()
+    return t.seconds
+
+
+async def gongkai(
+    evs: list[Any], pipelined: list[Any], floor_evs: list[Any], js_evs: list[Any], rounds: int = 4
+) -> dict[str, float]:
+    """gongkai's appends and, alternated with them on the same server, the floors."""
     with server(sync_always=True) as srv:
         evlog = await EventLog.connect(srv.url)
         await evlog.ensure_stream()
-        with Timer() as w:
-            for e in evs:
-                await evlog.append([e], expected=0)
+
+        def message(e: Any) -> tuple[str, bytes, dict[str, str]]:
+            # The bytes and headers EventLog.append sends for e.
+            subj, data, hdr = evlog._prepare(e)
+            evlog._guard(hdr, subjects.aggregate_filter(e.aggregate_type, e.aggregate_id), 0)
+            hdr["Nats-Expected-Stream"] = evlog.stream
+            return subj, data, hdr
+
+        raw = []
+        for e in floor_evs:
+            subj, data, hdr = message(e)
+            block = "NATS/1.0\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdr.items()) + "\r\n"
+            raw.append((subj, block.encode(), data))
+        ready = [message(e) for e in js_evs]
+        spent = {"append": 0.0, "socket": 0.0, "js": 0.0}
+        step = -(-len(evs) // rounds)
+        for at in range(0, len(evs), step):
+            with Timer() as w:
+                for e in evs[at : at + step]:
+                    await evlog.append([e], expected=0)
+            spent["append"] += w.seconds
+            spent["socket"] += socket_floor(srv.port, raw[at : at + step])
+            with Timer() as j:
+                for subj, data, hdr in ready[at : at + step]:
+                    await evlog.js.publish(subj, data, headers=hdr)
+            spent["js"] += j.seconds
         with Timer() as p:
             results = await evlog.append_pipelined([(e, 0) for e in pipelined])
         assert not [x for x in results if isinstance(x, Exception)], results[:3]
@@ -139,7 +224,7 @@ async def gongkai(evs: list[Any], pipelined: list[Any]) -> dict[str, float]:
         with Timer() as r:
             async for _ in evlog.replay():
                 count += 1
-        assert count == total == len(evs) + len(pipelined), (count, total)
+        assert count == total == len(evs) * 3 + len(pipelined), (count, total)
         rtts = []
         for _ in range(500):
             t0 = time.perf_counter()
@@ -147,7 +232,9 @@ async def gongkai(evs: list[Any], pipelined: list[Any]) -> dict[str, float]:
             rtts.append(time.perf_counter() - t0)
         await evlog.close()
     return {
-        "append": len(evs) / w.seconds,
+        "append": len(evs) / spent["append"],
+        "socket": len(evs) / spent["socket"],
+        "js": len(evs) / spent["js"],
         "pipelined": len(pipelined) / p.seconds,
         "replay": count / r.seconds,
         "rtt_us": statistics.median(rtts) * 1e6,
@@ -160,13 +247,28 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     evs = events(n, "S")
     with tempfile.TemporaryDirectory(prefix="gongkai-bench-peer-") as d:
         es = peer(Path(d), evs)
-    gk = asyncio.run(gongkai(evs, events(n, "P")))
+    gk = asyncio.run(gongkai(evs, events(n, "P"), events(n, "F"), events(n, "J")))
     rows = [
         (
             f"eventsourcing: Application.save, one event per transaction "
             f"(SQLite {es['journal']}, synchronous={es['synchronous']})",
             f"{es['save']:,.0f}",
             "100%",
+        ),
+        (
+            "floor: SQLite alone, INSERT + COMMIT a row, same bytes (WAL, synchronous=FULL)",
+            f"{es['floor']:,.0f}",
+            f"{es['floor'] / es['save']:.0%}",
+        ),
+        (
+            "floor: nats-server alone, blocking socket publish + PubAck, one at a time",
+            f"{gk['socket']:,.0f}",
+            f"{gk['socket'] / es['save']:.0%}",
+        ),
+        (
+            "nats-py js.publish one at a time, same messages (sync_interval: always)",
+            f"{gk['js']:,.0f}",
+            f"{gk['js'] / es['save']:.0%}",
         ),
         (
             "gongkai: EventLog.append one at a time (sync_interval: always)",
@@ -198,6 +300,15 @@ def main(argv: list[str] | None = None) -> list[Figure]:
         "the read gives up against the peer's in-process read is the server's delivery and "
         "the envelope decode, not the hop."
     )
+    us = {k: 1e6 / v for k, v in
+          (("save", es["save"]), ("sqlite", es["floor"]), ("nats", gk["socket"]),
+           ("append", gk["append"]))}
+    print(
+        f"Per write: the peer's save {us['save']:,.0f} µs on SQLite's {us['sqlite']:,.0f} "
+        f"(the library's share {us['save'] - us['sqlite']:,.0f} µs); gongkai's append "
+        f"{us['append']:,.0f} µs on nats-server's {us['nats']:,.0f} (the client's share "
+        f"{us['append'] - us['nats']:,.0f} µs). One sync a write on each side."
+    )
     save = Baseline("eventsourcing SQLite save, same events, same disk", es["save"], "events/s")
     read = Baseline("eventsourcing in-process read + decode, same events", es["read"], "events/s")
     return [
@@ -205,6 +316,8 @@ def main(argv: list[str] | None = None) -> list[Figure]:
                share_target=1.0),
         Figure("gongkai durable append, pipelined", gk["pipelined"], "events/s", save,
                share_target=1.0),
+        Figure("nats-server alone, durable publish one at a time (floor)", gk["socket"],
+               "events/s", save),
         Figure("gongkai replay + decode (over TCP)", gk["replay"], "events/s", read),
     ]
 
