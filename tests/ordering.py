@@ -21,9 +21,11 @@ from __future__ import annotations
 import json
 import os
 import resource
+import time
 from collections import defaultdict
 from collections.abc import Generator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,6 +105,10 @@ class CpuRecorder:
     def __init__(self) -> None:
         self.mark = _cpu_seconds()
         self.seconds: dict[str, float] = defaultdict(float)
+        self.t0 = time.monotonic()
+        #: By worker, each file's [file, first report, last report] in seconds since the start:
+        #: whether a worker idled at the end (``<path>.timeline.json``).
+        self.timeline: dict[str, list[list[Any]]] = defaultdict(list)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self) -> None:
@@ -122,6 +128,14 @@ class CpuRecorder:
         for key, value in report.user_properties:
             if key == "cpu_s" and isinstance(value, float):
                 self.seconds[_file_of(report.nodeid)] += value
+        node = getattr(report, "node", None)  # the worker that ran it, under xdist
+        worker = str(getattr(getattr(node, "gateway", None), "id", "main"))
+        at = round(time.monotonic() - self.t0, 1)
+        files = self.timeline[worker]
+        if files and files[-1][0] == _file_of(report.nodeid):
+            files[-1][2] = at
+        else:
+            files.append([_file_of(report.nodeid), at, at])
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if hasattr(session.config, "workerinput"):
@@ -130,6 +144,9 @@ class CpuRecorder:
         Path(RECORD_CPU).write_text(
             json.dumps({k: round(v, 2) for k, v in ordered.items()}, indent=1) + "\n",
             encoding="utf-8",
+        )
+        Path(RECORD_CPU + ".timeline.json").write_text(
+            json.dumps(dict(sorted(self.timeline.items())), indent=1) + "\n", encoding="utf-8"
         )
 
 
