@@ -293,9 +293,11 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     per_append_us = 1e6 / gk["append"]
     print(
         f"The network hop: a loopback round trip to nats-server takes {gk['rtt_us']:,.0f} µs "
-        f"(median PING/PONG), {gk['rtt_us'] / per_append_us:.0%} of a one-at-a-time durable "
-        f"append's {per_append_us:,.0f} µs, the rest being the server's write and fsync and the "
-        "client's encoding. Pipelining hides it (many appends share the wait), and a replay "
+        f"(median PING/PONG through nats-py, asyncio's and nats-py's work included), "
+        f"{gk['rtt_us'] / per_append_us:.0%} of a one-at-a-time durable append's "
+        f"{per_append_us:,.0f} µs; the floor rows give the rest: the server's write and fsync "
+        "alone, and what the client adds. Pipelining hides it (many appends share the wait), "
+        "and a replay "
         "does not pay it per event (the server pushes messages without a request each): what "
         "the read gives up against the peer's in-process read is the server's delivery and "
         "the envelope decode, not the hop."
