@@ -26,7 +26,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from pydantic_core import CoreConfig, SchemaValidator
+from pydantic_core import SchemaValidator
 
 from gongkai.events.versions import Step, apply_steps
 from gongkai.identifiers import ID_RULE, SUBJECT_SAFE_ID
@@ -177,13 +177,7 @@ def _stored_validator(envelope: type[Envelope[Any]]) -> SchemaValidator | None:
         return None
     if definitions is not None:
         inner = {**schema, "schema": inner}
-    config = CoreConfig(**(getattr(envelope, "__pydantic_core_config__", None) or {}))
-    # The JSON parser's string cache for keys only: a log's values are mostly new to it (event,
-    # command and correlation ids, digests, times), and caching each one cost more than it
-    # saved. Over the county log's 99,999 events once each, alternated nine times: 7.7 ->
-    # 6.5 us an event (medians); values are the same strings, only not shared objects.
-    config["cache_strings"] = "keys"
-    return SchemaValidator(inner, config)
+    return SchemaValidator(inner, getattr(envelope, "__pydantic_core_config__", None))
 
 
 @dataclass(frozen=True)
