@@ -197,3 +197,24 @@ async def test_a_lone_append_refused_or_unanswered_fails_as_js_publish_did(
             for name in (subjects.STREAM, subjects.DLQ_STREAM):
                 await log.js.delete_stream(name)
         await log.close()
+
+
+async def test_lone_appends_amid_a_pipelined_burst_on_one_connection(evlog: EventLog) -> None:
+    """A lone append writes at once only when nothing is queued before it; amid a burst that
+    the flusher writes, both kinds land, each acknowledged to its own caller."""
+    burst = [(submitted(f"B{i}", f"b-{i}"), 0) for i in range(300)]
+    lone = [submitted(f"L{i}", f"l-{i}") for i in range(30)]
+
+    async def one_by_one() -> list[int]:
+        return [(await evlog.append([e], expected=0)).last for e in lone]
+
+    piped, seqs = await asyncio.gather(
+        evlog.append_pipelined(burst),  # type: ignore[arg-type]
+        one_by_one(),
+    )
+    assert not [r for r in piped if isinstance(r, Exception)]
+    got = sorted([r.last for r in piped if not isinstance(r, Exception)] + seqs)
+    assert got == list(range(1, 331))
+    assert not evlog._ack_futures
+    history, _ = await evlog.load("post", "L7")
+    assert [e.envelope.event_id for e in history] == [lone[7].event_id]  # type: ignore[attr-defined]
