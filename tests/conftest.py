@@ -4,6 +4,7 @@ hypothesis profiles of ``make test`` and ``make fuzz`` (tests/determinism.py).""
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import dataclasses
 import gc
@@ -177,7 +178,9 @@ def _migrated(name: str, page_size: int | None) -> Path | None:
     cannot be copied as one file (a WAL left beside it)."""
     key = (name, page_size)
     if key not in _MIGRATED:
-        path = Path(tempfile.mkdtemp(prefix="gongkai-test-db-")) / f"{name}.db"
+        made = tempfile.mkdtemp(prefix="gongkai-test-db-")
+        atexit.register(shutil.rmtree, made, ignore_errors=True)
+        path = Path(made) / f"{name}.db"
         engine = make_engine(f"sqlite:///{path}", page_size=page_size)
         migrations.upgrade(engine, name)
         engine.dispose()  # the last connection's close checkpoints the WAL into the file
