@@ -47,7 +47,9 @@ def adopt_routes(target: APIRouter, source: APIRouter) -> None:
     prefix, tags, dependencies, responses and ``include_in_schema``, so an include with no
     options of its own adds nothing to it but a build: the same paths, handlers and OpenAPI
     document. FastAPI's ``include_router`` stays the way for anything else (an option, a
-    router with start-up or shutdown handlers, a route of a kind not known to be built).
+    router with start-up or shutdown handlers, a route of a kind not known to be built). One
+    difference: the app's ``dependency_overrides`` do not reach an adopted route (nothing
+    here overrides a dependency; a test that wants to must include the router instead).
     """
     routes: list[BaseRoute] = list(source.routes)
     if source.on_startup or source.on_shutdown or not all(
