@@ -11,7 +11,6 @@ import hashlib
 import json
 from typing import Any
 
-import fastapi.routing
 import httpx
 import pytest
 from sqlalchemy import delete
@@ -20,6 +19,7 @@ from gongkai.events.contracts.intake import PostRevised, PostSubmitted, PostWith
 from gongkai.runtime.idempotency import answers
 from gongkai_demo.testing import DEMO, intake_events_after, seed_demo
 from tests.conftest import Platform
+from tests.direct import post_both_ways
 
 ID_OK = "11010519491231002X"  # GB 11643's published example: valid date and check character
 ID_BAD_CHECK = "110105194912310021"
@@ -560,28 +560,10 @@ async def test_a_command_is_one_whichever_handler_takes_it(
     """A JSON object sent as ``application/json`` takes the route's direct way (no FastAPI
     dependency solving); with a charset in its content type it goes through FastAPI's own
     handler. Both are the same command: the second is the first's replay, the same answer."""
-    solved: list[str] = []
-    solve = fastapi.routing.solve_dependencies
-
-    async def counted(*args: Any, **kw: Any) -> Any:
-        solved.append(kw["request"].url.path)
-        return await solve(*args, **kw)
-
-    monkeypatch.setattr(fastapi.routing, "solve_dependencies", counted)
     headers = DEMO.headers("finance-maker", "one-command-two-handlers")
     data = json.dumps(post(title="关于两种处理方式的通知"), ensure_ascii=False).encode()
-    direct = await intake.client.post(
-        "/posts", content=data, headers={**headers, "Content-Type": "application/json"}
+    direct, through_fastapi, _ = await post_both_ways(
+        intake.client, "/posts", data, headers, monkeypatch
     )
-    assert direct.status_code == 201, direct.text
-    assert solved == []
-    through_fastapi = await intake.client.post(
-        "/posts",
-        content=data,
-        headers={**headers, "Content-Type": "application/json; charset=utf-8"},
-    )
-    assert solved == ["/posts"]
-    assert through_fastapi.status_code == 201
     assert through_fastapi.headers["Idempotent-Replayed"] == "true"
-    assert through_fastapi.json() == direct.json()
     assert len(await events_of(intake, direct.json()["post_id"])) == 1

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-import fastapi.routing
 import httpx
 import pytest
 
@@ -31,6 +30,7 @@ from gongkai.tokens import new_token, token_hash
 from gongkai_review.entrypoints.http import ReviewConfig
 from tests.builders import post_submitted
 from tests.conftest import Platform
+from tests.direct import post_both_ways
 from tests.unit.test_review_form import read
 from tests.waiting import consumers_idle, wait_until
 
@@ -398,32 +398,12 @@ async def test_a_signature_is_one_whichever_handler_takes_it(
     dependency solving); with a charset in its content type it goes through FastAPI's own
     handler. Both are the same command: the second is the first's replay, the same answer; a
     body the model refuses goes to FastAPI, whose problem names the field."""
-    solved: list[str] = []
-    solve = fastapi.routing.solve_dependencies
-
-    async def counted(*args: Any, **kw: Any) -> Any:
-        solved.append(kw["request"].url.path)
-        return await solve(*args, **kw)
-
-    monkeypatch.setattr(fastapi.routing, "solve_dependencies", counted)
     content = await world.submit("P-ways")
     headers = {**world.auth("leader"), "Idempotency-Key": "one-signature-two-handlers"}
     data = json.dumps({"stage": "leader", "decision": "agree", "content_digest": content})
-    direct = await world.client.post(
-        "/posts/P-ways/signatures",
-        content=data,
-        headers={**headers, "Content-Type": "application/json"},
+    direct, _, solved = await post_both_ways(
+        world.client, "/posts/P-ways/signatures", data, headers, monkeypatch
     )
-    assert direct.status_code == 201, direct.text
-    assert solved == []
-    through_fastapi = await world.client.post(
-        "/posts/P-ways/signatures",
-        content=data,
-        headers={**headers, "Content-Type": "application/json; charset=utf-8"},
-    )
-    assert solved == ["/posts/P-ways/signatures"]
-    assert through_fastapi.status_code == 201
-    assert through_fastapi.json() == direct.json()
     assert direct.headers["Location"] == "/posts/P-ways/review"
     assert len(await world.review_events("P-ways")) == 2  # the signature and the approval
     refused = await world.client.post(

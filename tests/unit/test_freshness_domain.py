@@ -789,9 +789,10 @@ def test_warning_window_is_configurable(calendar: WorkingCalendar) -> None:
     assert c.status("u", "leaders_activities", WENAN, D("2026-03-16")).state == "due_soon"
 
 
-def test_replaying_the_same_events_gives_the_same_table_and_records_nothing(
-    calendar: WorkingCalendar,
-) -> None:
+def _a_quarter(calendar: WorkingCalendar) -> tuple[County, list[EventPayload]]:
+    """A county with a department and a township, normative documents, leaders' activities, a
+    publication and a hidden column, evaluated day by day over a quarter: the county and
+    what its evaluations recorded."""
     c = County(calendar)
     c.unit("u")
     c.unit("t", "township")
@@ -799,7 +800,13 @@ def test_replaying_the_same_events_gives_the_same_table_and_records_nothing(
     _leaders(c)
     c.publish("n1", "t", "leaders_activities", D("2026-02-01"))
     c.hide("t", "statistics", D("2026-01-10"))
-    recorded = c.evaluate_days(D("2026-01-05"), D("2026-04-01"))
+    return c, c.evaluate_days(D("2026-01-05"), D("2026-04-01"))
+
+
+def test_replaying_the_same_events_gives_the_same_table_and_records_nothing(
+    calendar: WorkingCalendar,
+) -> None:
+    c, recorded = _a_quarter(calendar)
     assert recorded
     replay = County(calendar)
     for i, env in enumerate(c.log, 1):
@@ -810,14 +817,7 @@ def test_replaying_the_same_events_gives_the_same_table_and_records_nothing(
 
 
 def test_the_routes_status_json_is_asdict_without_the_copies(calendar: WorkingCalendar) -> None:
-    c = County(calendar)
-    c.unit("u")
-    c.unit("t", "township")
-    _normative(c)
-    _leaders(c)
-    c.publish("n1", "t", "leaders_activities", D("2026-02-01"))
-    c.hide("t", "statistics", D("2026-01-10"))
-    c.evaluate_days(D("2026-01-05"), D("2026-04-01"))
+    c, _ = _a_quarter(calendar)
     rows = status_table(c.reg.state, D("2026-04-01"))
     assert any(r.obligations for r in rows) and any(r.hidden_by for r in rows)
     assert [status_json(r) for r in rows] == [asdict(r) for r in rows]
@@ -888,9 +888,15 @@ async def test_a_tick_through_the_runner_is_decided_on_the_column_log(
 
     async def tick(keep: bool, command_id: str) -> tuple[str, ...]:
         cmd = SetVisibility("u", "statistics", keep, "本单位无此项")
-        h = await handle(log, VISIBILITY, "u--statistics", Tick(cmd, c.reg.state.units["u"],
-                         c.reg.state.catalog), command_id=command_id, actor=leader,
-                         now=lambda: datetime(2026, 3, 2, tzinfo=UTC))
+        h = await handle(
+            log,
+            VISIBILITY,
+            "u--statistics",
+            Tick(cmd, c.reg.state.units["u"], c.reg.state.catalog),
+            command_id=command_id,
+            actor=leader,
+            now=lambda: datetime(2026, 3, 2, tzinfo=UTC),
+        )
         return tuple(e.type for e in h.events)
 
     assert await tick(False, "t1") == ("ColumnHidden",)
