@@ -891,14 +891,10 @@ class EventLog:
         # An aggregate's few events, once per command on a replicated stream: through the
         # ordered consumer, gone half a second after the read (a pull consumer outlives the
         # read longer, and hundreds of commands a second would fill the stream's consumers).
-        cfg = (
-            ConsumerConfig(
-                deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                opt_start_seq=after + 1,
-                ack_policy=AckPolicy.NONE,
-            )
-            if after
-            else ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE)
+        cfg = ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=after + 1,  # 1: the whole history
+            ack_policy=AckPolicy.NONE,
         )
         async with contextlib.aclosing(self._ordered(filt, cfg, 65536, None)) as batches:
             async for batch in batches:
