@@ -9,31 +9,29 @@ saying how many more match; nothing matching is a 404. Each message carries its 
 plus ``Nats-Subject``, ``Nats-Sequence`` and ``Nats-Time-Stamp``.
 
 It needs ``allow_direct`` on the stream (the log's settings set it) and nats-server 2.11 or
-later; nats-py has no call for the batched form, so the request is made here.
+later; nats-py has no call for the batched form, so the request is made here. The answers
+come through the connection's reply inbox (``gongkai.inbox``), which the appends' PubAcks
+share: each read waits on a token of its own, no read subscribes.
 """
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import json
-import weakref
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+import nats.errors
 from nats.aio.client import Client as NATS
-from nats.aio.msg import Msg
-from nats.errors import ConnectionClosedError
 
+from gongkai.inbox import INBOXES, inbox_of
 from gongkai.logtypes import EventLogError
 
 #: Messages asked for per request; a longer history is read in several.
 BATCH = 512
 #: Seconds without an answer before the read gives up (the server answers at once or not at all).
+#: A read waiting when the connection closes raises ``ConnectionClosedError`` at once.
 TIMEOUT_S = 5.0
-#: How often a read waiting for its answer looks whether the connection was closed.
-CLOSED_CHECK_S = 0.25
 
 
 class DirectGetError(EventLogError):
@@ -61,66 +59,8 @@ def stored_ns(stamp: str) -> int:
     return seconds * 1_000_000_000 + int((rest + "000000000")[:9] or 0)
 
 
-class _Replies:
-    """One subscription per connection that takes every direct get's answers, each read's on
-    a subject of its own under it: a read made and dropped a subscription of its own (a SUB
-    and an UNSUB for the server, a new inbox), and nats-py's ``next_msg`` made two tasks and a
-    ``uuid4`` per message; review reads three or four histories per signature."""
-
-    def __init__(self, nc: NATS) -> None:
-        self.prefix = nc.new_inbox()
-        self.waiting: dict[str, asyncio.Queue[Msg]] = {}
-        self._tokens = itertools.count()
-        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    async def start(self, nc: NATS) -> None:
-        try:
-            await nc.subscribe(f"{self.prefix}.*", cb=self._deliver)
-        except BaseException as exc:
-            self.ready.set_exception(exc)
-            self.ready.exception()  # seen here: a read that waits on it raises it again
-            raise
-        self.ready.set_result(None)
-
-    async def _deliver(self, msg: Msg) -> None:
-        queue = self.waiting.get(msg.subject[len(self.prefix) + 1 :])
-        if queue is not None:  # else an answer to a read that gave up
-            queue.put_nowait(msg)
-
-    def open(self) -> tuple[str, asyncio.Queue[Msg]]:
-        token = str(next(self._tokens))
-        queue: asyncio.Queue[Msg] = asyncio.Queue()
-        self.waiting[token] = queue
-        return token, queue
-
-
-_REPLIES: weakref.WeakKeyDictionary[NATS, _Replies] = weakref.WeakKeyDictionary()
-
-
-async def _replies(nc: NATS) -> _Replies:
-    replies = _REPLIES.get(nc)
-    if replies is None or (replies.ready.done() and replies.ready.exception() is not None):
-        replies = _REPLIES[nc] = _Replies(nc)
-        await replies.start(nc)
-    else:
-        await replies.ready
-    return replies
-
-
-async def _next(nc: NATS, answers: asyncio.Queue[Msg]) -> Msg | None:
-    """The read's next answer; None after ``TIMEOUT_S`` without one. A connection closed
-    meanwhile raises at once, as nats-py's own wait for a message did: no read is left
-    waiting out its timeout while a service stops."""
-    deadline = asyncio.get_running_loop().time() + TIMEOUT_S
-    while True:
-        try:
-            async with asyncio.timeout(CLOSED_CHECK_S):
-                return await answers.get()
-        except TimeoutError:
-            if nc.is_closed:
-                raise ConnectionClosedError from None
-            if asyncio.get_running_loop().time() >= deadline:
-                return None
+#: Each connection's reply inbox (``gongkai.inbox``), under the name the tests look it up by.
+_REPLIES = INBOXES
 
 
 async def read_subject(
@@ -129,22 +69,23 @@ async def read_subject(
     """Every message of ``stream`` matching ``filter_subject`` from ``from_seq`` on, in stream
     order: one request per ``batch`` of them. Messages stored while the read goes on may or
     may not be among them (a request sees the stream as it stands when the server answers)."""
-    replies = await _replies(nc)
-    token, answers = replies.open()
-    inbox = f"{replies.prefix}.{token}"
+    replies = await inbox_of(nc)
     api = f"$JS.API.DIRECT.GET.{stream}"
-    try:
+    with replies.stream() as answers:
         seq = max(1, from_seq)
         while True:
             req = {"seq": seq, "next_by_subj": filter_subject, "batch": batch}
-            await nc.publish(api, json.dumps(req).encode(), reply=inbox)
+            await nc.publish(api, json.dumps(req).encode(), reply=answers.reply)
             more = 0
             while True:
-                msg = answers.get_nowait() if answers.qsize() else await _next(nc, answers)
+                msg = answers.take()
                 if msg is None:
-                    raise DirectGetError(
-                        f"no answer from {stream} for {filter_subject} in {TIMEOUT_S:.0f} s"
-                    )
+                    try:
+                        msg = await answers.next(TIMEOUT_S)
+                    except nats.errors.TimeoutError:
+                        raise DirectGetError(
+                            f"no answer from {stream} for {filter_subject} in {TIMEOUT_S:.0f} s"
+                        ) from None
                 hdr = msg.headers or {}
                 status = hdr.get("Status")
                 if status == "204":  # end of this batch: how many more match
@@ -164,8 +105,6 @@ async def read_subject(
             if more <= 0:
                 return
             seq += 1
-    finally:
-        del replies.waiting[token]
 
 
 __all__ = ["BATCH", "DirectGetError", "StoredMsg", "read_subject", "stored_ns"]

@@ -35,7 +35,6 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
@@ -52,6 +51,7 @@ from nats.protocol.command import hpub_cmd
 from gongkai import metrics, subjects
 from gongkai.directget import StoredMsg, read_subject
 from gongkai.events.envelope import REGISTRY, Envelope, EventDecodeError, Registry
+from gongkai.inbox import Inbox, Waiter, inbox_of
 from gongkai.logtypes import (
     AppendResult,
     ConcurrencyConflict,
@@ -272,31 +272,19 @@ def _headers(env: Envelope[Any]) -> dict[str, str]:
     return {"Nats-Msg-Id": env.event_id}
 
 
-class _AckDispatch(asyncio.Queue[Msg]):
-    """The ack inbox's message queue, which hands each PubAck on as nats-py's reader puts it.
-
-    nats-py queues a subscription's messages for a task of the subscription's own, so a
-    PubAck reached its waiting append one turn of the event loop later, a wake-up and a
-    queue round trip each (issue 18, the peer row: 20-40 us of a lone append's CPU). The
-    subscription is made without a callback, so no task reads this queue; nothing is ever
-    put in it. (nats-py 2.x internals, pinned in requirements.lock, as ``_hpub``.)
-    """
-
-    def __init__(self, sub: Subscription, handle: Callable[[Msg], None]) -> None:
-        super().__init__()
-        self._sub = sub
-        self._handle = handle
-
-    def put_nowait(self, item: Msg) -> None:
-        # nats-py counted the message as pending for its slow-consumer limit; it is not.
-        self._sub._pending_size -= len(item.data)
-        self._handle(item)
-
-
-def _expire(fut: asyncio.Future[dict[str, Any]]) -> None:
-    # As nc.request says it: callers (consumers' outage handling) know nats.errors.TimeoutError.
-    if not fut.done():
-        fut.set_exception(nats.errors.TimeoutError())
+def _pub_ack(msg: Msg | BaseException) -> dict[str, Any]:
+    """A PubAck's fields, or the error js.publish raised for it: NoStreamResponseError when no
+    stream takes the subject (the server's no-responders status); an inbox's error (no answer,
+    the connection closed) as it is."""
+    if isinstance(msg, BaseException):
+        raise msg
+    if msg.headers and msg.headers.get("Status") == "503":
+        raise nats.js.errors.NoStreamResponseError
+    try:
+        ack: dict[str, Any] = json.loads(msg.data)
+    except ValueError as exc:
+        raise EventLogError(f"bad PubAck: {exc}") from None
+    return ack
 
 
 class Selection(TypedDict, total=False):
@@ -324,9 +312,8 @@ class EventLog:
         self.timeout = timeout
         #: Label for the appended-events metric: the service that owns this connection.
         self.service = "client"
-        self._ack_prefix: str | None = None
-        self._ack_futures: dict[str, asyncio.Future[dict[str, Any]]] = {}
-        self._ack_counter = itertools.count(1)
+        #: The connection's reply inbox (``gongkai.inbox``), where PubAcks come.
+        self._inbox: Inbox | None = None
         #: How this log was reached (url, options), so a helper process can open its own
         #: connection to it (see gongkai.prefetch); None when built from a bare client.
         self.connect_args: tuple[str, dict[str, Any]] | None = None
@@ -585,30 +572,25 @@ class EventLog:
     async def _request_ack(
         self, subject: str, headers: dict[str, str], data: bytes
     ) -> dict[str, Any]:
-        """Publish one message and wait for its PubAck, on the pipelined appends' inbox.
+        """Publish one message and wait for its PubAck, on the connection's reply inbox.
 
         What js.publish does, minus what a lone durable append felt (issue 18, the peer row;
         bench/profiles/README.md): nats-py's request makes a fresh inbox token (a NUID and
         random bytes), a future, wait_for's own waiter, and a PubAck object for each call,
         checks every header one by one, and leaves the write to its flusher task, one more
         turn of the event loop before the server even sees the message. Here the token is
-        a counter on one wildcard inbox, the timeout a timer on the future, and the message
-        is written to the socket at once. The same errors: nats.errors.TimeoutError when no
-        PubAck comes within the timeout, NoStreamResponseError when no stream takes the
-        subject, the server's refusal as the PubAck's error.
+        a counter on the connection's one wildcard inbox (``gongkai.inbox``), the timeout a
+        timer on the future, and the message is written to the socket at once. The same
+        errors: nats.errors.TimeoutError when no PubAck comes within the timeout,
+        NoStreamResponseError when no stream takes the subject, the server's refusal as the
+        PubAck's error; ConnectionClosedError at once when the connection closes meanwhile.
         """
-        prefix = await self._ack_inbox()
-        loop = asyncio.get_running_loop()
-        token = f"{next(self._ack_counter)}"
-        fut: asyncio.Future[dict[str, Any]] = loop.create_future()
-        self._ack_futures[token] = fut
-        timer = loop.call_later(self.timeout, _expire, fut)
-        try:
-            await self._hpub(subject, f"{prefix}.{token}", headers, data, at_once=True)
-            return await fut
-        finally:
-            timer.cancel()
-            self._ack_futures.pop(token, None)
+        inbox = await self._ack_inbox()
+
+        def send(reply: str) -> Awaitable[None]:
+            return self._hpub(subject, reply, headers, data, at_once=True)
+
+        return _pub_ack(await inbox.request(send, self.timeout))
 
     async def _append_batch(
         self, events: Sequence[Envelope[Any]], agg: str, expected: int | None
@@ -637,29 +619,19 @@ class EventLog:
             return AppendResult(tuple(range(last - n + 1, last + 1)))
         raise AssertionError("unreachable")
 
-    async def _ack_inbox(self) -> str:
-        """One wildcard inbox for every PubAck we wait for (nats-py's publish_async hangs on
-        errors; its request costs a lone append a fresh inbox token and future each time)."""
-        if self._ack_prefix is None:
-            prefix = f"{self.nc._inbox_prefix.decode()}.{self.nc._nuid.next().decode()}"
+    async def _ack_inbox(self) -> Inbox:
+        """The connection's reply inbox, for every PubAck we wait for (nats-py's publish_async
+        hangs on errors; its request costs a lone append a fresh inbox token and future each
+        time)."""
+        inbox = self._inbox
+        if inbox is None or inbox.ended:
+            inbox = self._inbox = await inbox_of(self.nc)
+        return inbox
 
-            def on_ack(msg: Msg) -> None:
-                # Called from nats-py's reader (_AckDispatch): must not raise.
-                fut = self._ack_futures.pop(msg.subject[len(prefix) + 1 :], None)
-                if fut is None or fut.done():
-                    return
-                if msg.headers and msg.headers.get("Status") == "503":
-                    fut.set_exception(nats.js.errors.NoStreamResponseError())
-                    return
-                try:
-                    fut.set_result(json.loads(msg.data))
-                except ValueError as exc:
-                    fut.set_exception(EventLogError(f"bad PubAck: {exc}"))
-
-            sub = await self.nc.subscribe(f"{prefix}.*")
-            sub._pending_queue = _AckDispatch(sub, on_ack)
-            self._ack_prefix = prefix
-        return self._ack_prefix
+    @property
+    def _ack_futures(self) -> dict[str, Waiter]:
+        """What waits on this log's connection's inbox (the tests look that nothing is left)."""
+        return self._inbox.waiting if self._inbox is not None else {}
 
     async def _hpub(
         self,
@@ -714,16 +686,15 @@ class EventLog:
         Each item is (event, expected); results come back in order, a conflict as an exception
         value rather than a raise, so one stale writer does not hide the others' outcome.
         """
-        prefix = await self._ack_inbox()
-        loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[dict[str, Any]]] = []
+        inbox = await self._ack_inbox()
+        acks: list[tuple[str, asyncio.Future[Msg]]] = []
         # Refused whole, before anything is published, if one event has no signer here.
         for env, _ in commands:
             self._signer(env)
         prepared: list[tuple[str, bytes, dict[str, str]]] = []
         for i, (env, expected) in enumerate(commands):
-            if i >= window and not futures[i - window].done():
-                await asyncio.wait([futures[i - window]])
+            if i >= window and not acks[i - window][1].done():
+                await asyncio.wait([acks[i - window][1]])
             if i % BATCH_MAX == 0:
                 # Signed a batch at a time (one signature per BATCH_MAX events), just ahead of
                 # publishing, so the first acks do not wait for the whole burst to be signed.
@@ -731,27 +702,26 @@ class EventLog:
             subj, data, hdr = prepared[i % BATCH_MAX]
             self._guard(hdr, subjects.aggregate_filter(env.aggregate_type, env.aggregate_id),
                         expected)
-            token = f"{next(self._ack_counter)}"
-            fut: asyncio.Future[dict[str, Any]] = loop.create_future()
-            self._ack_futures[token] = fut
-            futures.append(fut)
-            await self._hpub(subj, f"{prefix}.{token}", hdr, data)
-        if futures:
-            await asyncio.wait(futures, timeout=self.timeout)
+            token, fut = inbox.expect()
+            acks.append((token, fut))
+            await self._hpub(subj, inbox.reply_to(token), hdr, data)
         out: list[AppendResult | EventLogError] = []
-        for (env, expected), fut in zip(commands, futures, strict=True):
-            if not fut.done():
-                fut.cancel()
+        answers = await inbox.gather(acks, self.timeout)
+        for (env, expected), answer in zip(commands, answers, strict=True):
+            try:
+                resp = _pub_ack(answer)
+            except nats.errors.TimeoutError:
                 out.append(EventLogError("no PubAck within the timeout; the append may be lost"))
                 continue
-            exc = fut.exception()
-            if isinstance(exc, nats.js.errors.NoStreamResponseError):
+            except nats.js.errors.NoStreamResponseError:
                 out.append(EventLogError("no stream answers: is the stream created?"))
                 continue
-            if exc is not None:
-                out.append(exc if isinstance(exc, EventLogError) else EventLogError(str(exc)))
+            except EventLogError as exc:
+                out.append(exc)
                 continue
-            resp = fut.result()
+            except Exception as exc:  # noqa: BLE001 - the connection closed, say
+                out.append(EventLogError(str(exc)))
+                continue
             err = resp.get("error")
             if err is None:
                 dup = bool(resp.get("duplicate"))
@@ -779,35 +749,31 @@ class EventLog:
         prefix, or after a failure, the rest are refused and nothing is stored out of place.
         Raises EventLogError naming the first sequence not stored. Returns how many were.
         """
-        prefix = await self._ack_inbox()
-        loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[dict[str, Any]]] = []
+        inbox = await self._ack_inbox()
+        acks: list[tuple[str, asyncio.Future[Msg]]] = []
         for i, (seq, subject, headers, data) in enumerate(messages):
-            if i >= window and not futures[i - window].done():
-                await asyncio.wait([futures[i - window]])
+            if i >= window and not acks[i - window][1].done():
+                await asyncio.wait([acks[i - window][1]])
             hdr = {k: v for k, v in headers.items() if not k.startswith(WRITE_TIME_HEADERS)}
             hdr["Nats-Expected-Last-Sequence"] = str(seq - 1)
-            token = f"{next(self._ack_counter)}"
-            fut: asyncio.Future[dict[str, Any]] = loop.create_future()
-            self._ack_futures[token] = fut
-            futures.append(fut)
-            await self.nc.publish(subject, data, reply=f"{prefix}.{token}", headers=hdr)
-        if futures:
-            await asyncio.wait(futures, timeout=self.timeout)
-        for (seq, _, _, _), fut in zip(messages, futures, strict=True):
-            if not fut.done():
+            token, fut = inbox.expect()
+            acks.append((token, fut))
+            await self.nc.publish(subject, data, reply=inbox.reply_to(token), headers=hdr)
+        answers = await inbox.gather(acks, self.timeout)
+        for (seq, _, _, _), answer in zip(messages, answers, strict=True):
+            if isinstance(answer, nats.errors.TimeoutError):
                 raise EventLogError(f"sequence {seq}: no PubAck within the timeout")
-            exc = fut.exception()
-            resp: dict[str, Any] = (
-                fut.result() if exc is None else {"error": {"description": str(exc)}}
-            )
+            try:
+                resp = _pub_ack(answer)
+            except Exception as exc:  # noqa: BLE001 - said as the sequence's failure
+                resp = {"error": {"description": str(exc)}}
             if "error" in resp:
                 raise EventLogError(
                     f"sequence {seq} not stored: {resp['error'].get('description')}"
                 )
             if int(resp["seq"]) != seq:
                 raise EventLogError(f"sequence {seq} was stored as {resp['seq']}")
-        return len(futures)
+        return len(acks)
 
     # ---- reads -------------------------------------------------------------------------
 
