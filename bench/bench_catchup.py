@@ -83,12 +83,20 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def run(
-    base: Path, names: list[str], spy: Path | None, settle: float = 0.0
+    base: Path,
+    names: list[str],
+    spy: Path | None,
+    settle: float = 0.0,
+    timeline: float = 0.0,
 ) -> dict[str, tuple[float, float, float, float]]:
     """Each of ``names`` started at once on one copy of the log: seconds until it was ready
     behind it, its CPU seconds then, and its peak RSS (MB) until then and ``settle`` seconds
     after the last was ready (accountability decides and signs what it owes once caught up),
-    and when that peak was seen (seconds from the start). ``spy`` records the first service."""
+    and when that peak was seen (seconds from the start). ``spy`` records the first service.
+
+    ``timeline`` (seconds, 0 for none) prints, that often, each service's CPU share of one
+    core since the last line and its consumers' summed lag, and nats-server's share: whether
+    a service still behind is waiting or starved of a core shows there."""
     work = base / "run"
     shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(base / "nats", work / "nats")
@@ -109,6 +117,8 @@ async def run(
                 stderr=subprocess.DEVNULL,
             )
         t0 = time.monotonic()
+        line = _Timeline(timeline, {**{n: p.proc.pid for n, p in procs.items()},
+                                    "nats-server": srv.proc.pid if srv.proc else None}, t0)
         ready: dict[str, tuple[float, float]] = {}
         threads: dict[str, tuple[float, float]] = {}
         peak_at: dict[str, float] = {}
@@ -128,9 +138,11 @@ async def run(
                         if name in ready:
                             continue
                         lags = await p.lags(client)
+                        line.lag(name, lags)
                         if lags and not any(lags.values()) and await p.ready(client):
                             ready[name] = (time.monotonic() - t0, cpu_seconds(p.proc.pid))
                             threads[name] = thread_cpu(p.proc.pid)
+                    line.maybe_print()
                     await asyncio.sleep(0.2)
                 until = time.monotonic() + settle
                 while time.monotonic() < until:
@@ -149,6 +161,42 @@ async def run(
     for name, (main, other) in threads.items():
         print(f"{name}: CPU s of the event loop's thread {main:.1f}, of the others {other:.1f}")
     return out
+
+
+class _Timeline:
+    """``run``'s ``timeline``: each process's share of a core between two lines, and lags."""
+
+    def __init__(self, every: float, pids: dict[str, int | None], t0: float) -> None:
+        self.every = every
+        self.procs = {n: psutil.Process(pid) for n, pid in pids.items() if pid is not None}
+        self.t0 = self.last = t0
+        self.cpu = {n: self._cpu(n) for n in self.procs} if every else {}
+        self.lags: dict[str, float] = {}
+
+    def _cpu(self, name: str) -> float:
+        try:
+            t = self.procs[name].cpu_times()
+        except psutil.Error:
+            return self.cpu.get(name, 0.0)
+        return t.user + t.system
+
+    def lag(self, name: str, lags: dict[str, float] | None) -> None:
+        if lags is not None:
+            self.lags[name] = sum(lags.values())
+
+    def maybe_print(self) -> None:
+        now = time.monotonic()
+        if not self.every or now - self.last < self.every:
+            return
+        cells = []
+        for name in self.procs:
+            cpu = self._cpu(name)
+            share = (cpu - self.cpu[name]) / (now - self.last)
+            self.cpu[name] = cpu
+            lag = f" lag {self.lags[name]:,.0f}" if name in self.lags else ""
+            cells.append(f"{name} {share:.0%}{lag}")
+        self.last = now
+        print(f"{now - self.t0:6.0f} s  " + "  ".join(cells), flush=True)
 
 
 async def rebuild(base: Path) -> tuple[int, float]:
@@ -188,6 +236,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="a py-spy flame graph of the first service, here (.txt: collapsed stacks)")
     r.add_argument("--settle", type=float, default=0.0,
                    help="seconds to go on sampling memory after the last one was ready")
+    r.add_argument("--timeline", type=float, default=0.0,
+                   help="every so many seconds, each process's share of a core and its lag")
     sub.add_parser("rebuild", help="accountability's rebuild on a copy of the log")
     args = ap.parse_args(argv)
     if args.command == "fill":
@@ -204,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         return
     names = list(SERVICES) if "all" in args.names else list(dict.fromkeys(args.names))
-    figures = asyncio.run(run(args.dir, names, args.spy, args.settle))
+    figures = asyncio.run(run(args.dir, names, args.spy, args.settle, args.timeline))
     for name, (seconds, cpu, mb, at) in figures.items():
         print(
             f"{name}: ready after {seconds:.1f} s, {cpu:.1f} CPU s, peak {mb:.0f} MB at {at:.0f} s "
