@@ -474,28 +474,19 @@ class AccountabilityService(Service):
             try:
                 # The clock's tick always decides; a batch's wake only if it could change the
                 # decisions (``_decide_again``), else it only checkpoints.
-                if timed_out or self._decisions_may_change():
-                    await self.tick()
-                else:
-                    await self._checkpoint_when_caught_up()
+                await self.tick(decide=timed_out or self._decisions_may_change())
             except Exception as exc:  # noqa: BLE001 - the next tick decides again
                 self.log.warning("tick_failed", error=str(exc)[:300])
 
     def _decisions_may_change(self) -> bool:
         return self._decide_again or local_date(self.ctx.clock.now()) != self._decided_day
 
-    async def _checkpoint_when_caught_up(self) -> None:
-        """The rest of ``tick`` when its decisions would be last time's."""
-        if not self.started or not self.caught_up():
-            return
-        async with self._lock:
-            await self.checkpoint()
-
     def caught_up(self) -> bool:
         return all(s.caught_up.is_set() for s in self.subscriptions)
 
-    async def tick(self) -> int:
-        """Decide on the read model as it stands and append; returns events recorded.
+    async def tick(self, *, decide: bool = True) -> int:
+        """Decide on the read model as it stands and append, then checkpoint; returns events
+        recorded. ``decide=False`` only checkpoints: the decisions would be last time's.
 
         Only once the projection has read the whole log: deciding on a model that has not yet
         seen its own earlier events would only produce duplicates for the log to refuse.
@@ -503,6 +494,9 @@ class AccountabilityService(Service):
         if not self.started or not self.caught_up():
             return 0
         async with self._lock:
+            if not decide:
+                await self.checkpoint()
+                return 0
             now = self.ctx.clock.now()
             # Before the snapshot: a batch committed after this point wakes the loop again.
             self._decide_again, self._decided_day = False, local_date(now)

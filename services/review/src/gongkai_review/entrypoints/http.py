@@ -228,7 +228,7 @@ def make_router(ports: Ports) -> APIRouter:
         path: str, principal: Principal, idempotency_key: str | None, post_id: str,
         body: SignatureIn,
     ) -> JSONResponse:
-        """Sign one stage of the post's chain, bound to the content digest the signer read."""
+        """What ``sign`` does, for both ways in: FastAPI's route and the direct one."""
         _post_id(post_id)
         IdempotencyStore.check_key(idempotency_key)
         # The unit check before the stored answer and before the decider's checks: someone
