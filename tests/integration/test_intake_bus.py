@@ -26,13 +26,23 @@ BODY = {
 }
 
 
+@pytest.fixture(scope="module")
+async def seeded(module_platform: Platform) -> Platform:
+    """One seeded intake for the file: each test judges what it recorded against the sequence
+    it read before its requests, by its own post ids and keys, and none changes the directory
+    the others submit and are refused by."""
+    await seed_demo(
+        module_platform.evlog, module_platform.clock.now(), units=("finance", "education")
+    )
+    await module_platform.settle()
+    return module_platform
+
+
 @pytest.fixture
-async def bus(platform: Platform) -> Any:
-    await seed_demo(platform.evlog, platform.clock.now(), units=("finance", "education"))
-    await platform.settle()
-    nc = await nats.connect(platform.ctx.nats_url)
+async def bus(seeded: Platform) -> Any:
+    nc = await nats.connect(seeded.ctx.nats_url)
     try:
-        yield platform, nc
+        yield seeded, nc
     finally:
         await nc.close()
 
