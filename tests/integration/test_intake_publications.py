@@ -16,11 +16,16 @@ from tests.conftest import Platform
 DIGEST = hashlib.sha256(b"published page").hexdigest()
 
 
-@pytest.fixture
-async def intake(platform: Platform) -> Platform:
-    await seed_demo(platform.evlog, platform.clock.now(), units=("finance", "education"))
-    await platform.settle()
-    return platform
+@pytest.fixture(scope="module")
+async def intake(module_platform: Platform) -> Platform:
+    """One seeded intake for the file: every report and post here has ids of its own (from a
+    fresh Idempotency-Key), each test judges what it recorded by those ids or after the
+    sequence it read first, none changes the directory or moves the clock."""
+    await seed_demo(
+        module_platform.evlog, module_platform.clock.now(), units=("finance", "education")
+    )
+    await module_platform.settle()
+    return module_platform
 
 
 def report(p: Platform, **over: Any) -> dict[str, Any]:
