@@ -151,8 +151,7 @@ class World:
         return [h.envelope for h in history]
 
 
-@pytest.fixture
-async def world(platform: Platform) -> World:
+async def make_world(platform: Platform) -> World:
     w = World(platform)
     actor = SETUP
     for code, name in ((FINANCE, "县财政局"), (WATER, "县水务局")):
@@ -170,6 +169,20 @@ async def world(platform: Platform) -> World:
     return w
 
 
+@pytest.fixture(scope="module")
+async def world(module_platform: Platform) -> World:
+    """One directory and platform for the file's tests that only add posts of their own ids
+    and judge those posts (their events, their review, their form)."""
+    return await make_world(module_platform)
+
+
+@pytest.fixture
+async def own_world(platform: Platform) -> World:
+    """A world of the test's own, for a test that moves the clock, changes the unit's review
+    policy or the service's configuration, or reads a queue that other tests' posts are in."""
+    return await make_world(platform)
+
+
 def problem(r: httpx.Response, status: int, field: str | None) -> dict[str, Any]:
     assert r.status_code == status, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
@@ -178,7 +191,8 @@ def problem(r: httpx.Response, status: int, field: str | None) -> dict[str, Any]
     return body
 
 
-async def test_normative_document_approved_and_its_review_form(world: World) -> None:
+async def test_normative_document_approved_and_its_review_form(own_world: World) -> None:
+    world = own_world
     content = await world.submit("P-norm", kind="normative_document")
     review = await world.review("P-norm")
     assert (review["status"], review["awaiting"]) == ("in_review", "staff")
@@ -415,7 +429,8 @@ async def test_a_signature_is_one_whichever_handler_takes_it(
     assert len(solved) == 2
 
 
-async def test_work_queue_counts_working_days_and_marks_overdue(world: World) -> None:
+async def test_work_queue_counts_working_days_and_marks_overdue(own_world: World) -> None:
+    world = own_world
     review_svc = world.platform.services["review"]
     review_svc.config = ReviewConfig(overdue_after_working_days=2)  # type: ignore[attr-defined]
     norm = await world.submit("P-q1", kind="normative_document")  # Monday 2026-03-02
@@ -455,7 +470,8 @@ async def test_work_queue_counts_working_days_and_marks_overdue(world: World) ->
     assert [(i["post_id"], i["working_days_waited"]) for i in items] == [("P-q2", 5), ("P-q1", 1)]
 
 
-async def test_unit_policy_requires_the_staff_opinion_for_every_post(world: World) -> None:
+async def test_unit_policy_requires_the_staff_opinion_for_every_post(own_world: World) -> None:
+    world = own_world
     r = await world.client.put(
         f"/units/{FINANCE}/review-policy",
         json={"staff_stage": "always"},
