@@ -4,7 +4,9 @@
 D` must record its events signed with intake's key from there, or every service refuses them
 (found by hand: the tool read the keys of the default data directory and its token was
 refused, an unsigned-event alert instead). Both run without GONGKAI_KEYS_DIR, as an operator
-runs them.
+runs them. The person the token is for comes the same way: the demo directory recorded by
+`gongkai directory demo --data-dir D` (not `up --demo`, whose year of imported site history
+this test has no use for).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ pytestmark = pytest.mark.timeout(120)
 def up(tmp_path: Path) -> Iterator[tuple[Path, int, int]]:
     data, http, nport = tmp_path / "var", free_port(), free_port()
     proc = subprocess.Popen(
-        [GONGKAI, "up", "--demo", "--no-sync", "--data-dir", str(data), "--port", str(http),
+        [GONGKAI, "up", "--no-sync", "--data-dir", str(data), "--port", str(http),
          "--nats-port", str(nport)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV,
     )
@@ -61,6 +63,7 @@ def test_a_token_from_the_people_tool_is_signed_and_accepted(up: tuple[Path, int
     data, http, nport = up
     assert (data / "keys" / "intake.key").exists()
     nats_url = f"nats://127.0.0.1:{nport}"
+    tool("directory", "demo", "--data-dir", str(data), "--nats-url", nats_url)
     token = tool("people", "token", "office-supervisor", "--data-dir", str(data),
                  "--nats-url", nats_url).strip().splitlines()[-1]
     headers = {"Authorization": f"Bearer {token}"}
