@@ -8,7 +8,7 @@ import pytest
 
 from bench.bench_accountability import post_events
 from gongkai.eventlog import EventLog, EventLogError
-from gongkai.prefetch import prefetched
+from gongkai.prefetch import _defer_headers, _Unparsed, prefetched
 from gongkai_accountability.adapters.checkpoints import Checkpointer, CheckpointSettings
 from gongkai_accountability.adapters.log import fold_log
 
@@ -85,3 +85,28 @@ async def test_reader_that_cannot_connect_is_an_error_not_a_hang(
     with pytest.raises(EventLogError, match="reader process failed"):
         async for _ in prefetched(evlog):
             pass
+
+
+async def test_headers_read_when_wanted_are_what_nats_py_parses(evlog: EventLog) -> None:
+    """The reader process's connection leaves headers unparsed until read: whatever reads
+    them (the signatures' check, the pull read's status messages, a JetStream API answer)
+    gets what nats-py gives on an ordinary connection."""
+    await _load(evlog, 300)
+    assert evlog.connect_args is not None
+    url, options = evlog.connect_args
+    deferred = await EventLog.connect(url, **options)
+    deferred.stream = evlog.stream
+    _defer_headers(deferred.nc)
+    try:
+        # More than one pull request's worth (FOLLOW_BATCH), as the reader reads.
+        plain = [(m.subject, dict(m.headers or {})) async for m in evlog.raw_replay()]
+        lazy = [(m.subject, m.headers) async for m in deferred.raw_replay()]
+        assert len(lazy) == len(plain) == 1201
+        # Every event's headers left unparsed; the one message published without any has none.
+        assert sum(isinstance(h, _Unparsed) for _, h in lazy) == 1200
+        assert [h for _, h in lazy if not isinstance(h, _Unparsed)] == [None]
+        assert [(s, dict(h or {})) for s, h in lazy] == plain
+        assert sum(bool(h.get("Gk-Sig")) for _, h in plain) == 1200  # signed: headers to read
+        assert await deferred.last_sequence() == 1201  # a JetStream API request and answer
+    finally:
+        await deferred.close()
