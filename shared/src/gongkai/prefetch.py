@@ -104,7 +104,9 @@ def _defer_headers(nc: nats.aio.client.Client) -> None:
 
     Status messages (a pull request's end, a heartbeat: a status code after ``NATS/1.0``) are
     parsed as nats-py parses them. Only where nats-py parses the lines itself (not through the
-    optional ``fast_mail_parser``) and only on this process's own connection.
+    optional ``fast_mail_parser``) and only on this process's own connection. (nats-py 2.16's
+    ``Client._process_headers``, pinned in requirements.lock; the test reading a log both ways
+    fails if a new version reads headers another way.)
     """
     if nats.aio.client.parse_email is not None:
         return
