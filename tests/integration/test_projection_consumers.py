@@ -320,6 +320,64 @@ async def test_a_durable_consumer_given_a_narrower_filter_keeps_its_place(
     assert handled[4:] == ["PostWithdrawn:P9"]  # not P9's submission, nor the four again
 
 
+class SubmittedTitles(TitlesPerPost):
+    """``TitlesPerPost`` of submissions only: the server leaves the withdrawals out."""
+
+    name = "submitted_titles"
+    filter_subjects = (subjects.type_filter("PostSubmitted", "post"),)
+
+
+class SubmittedTitlesPassedOver(SubmittedTitles):
+    """The same, the server sending every event and the reader passing over the rest."""
+
+    server_filters = False
+
+
+def withdrawn(post: str, command: str) -> object:
+    return new_event(
+        PostWithdrawn(unit="finance", reason="duplicate"),
+        aggregate_id=post,
+        actor=ACTOR,
+        command_id=command,
+        recorded_at=T0,
+    )
+
+
+async def test_a_projection_that_passes_over_events_by_subject_equals_the_servers_filter(
+    evlog: EventLog, tmp_path: Path
+) -> None:
+    """``server_filters = False``: the same rows as the server's filter, and a log that ends
+    in events the projection passes over still counts as read to its end (ready, no lag)."""
+    mixed = [
+        (withdrawn(f"W{i}", f"w{i}") if i % 3 == 2 else submitted(f"P{i % 7}", f"s{i}", f"t{i}"))
+        for i in range(300)
+    ]
+    mixed += [withdrawn(f"W{i}", f"tail{i}") for i in range(5)]  # the log ends passed over
+    results = await evlog.append_pipelined([(e, None) for e in mixed])  # type: ignore[misc]
+    assert all(not isinstance(r, Exception) for r in results)
+    last = await evlog.last_sequence()
+    last_submission = 299  # of i = 298, the last with i % 3 != 2
+    digests = []
+    for proj in (SubmittedTitles(), SubmittedTitlesPassedOver()):
+        store = ProjectionStore(make_engine(f"sqlite:///{tmp_path / type(proj).__name__}.db"))
+        sub = CatchUpSubscription(evlog, store, proj, batch=40)
+        await sub.start()
+        try:
+            await sub.wait_for(last)
+            assert sub.position == last_submission  # the checkpoint: the last it applied
+            assert await sub.sync_state()
+            assert sub.lag_hint() == 0
+            await evlog.append([withdrawn("W-live", f"live-{proj.name}-{proj.server_filters}")])
+            await sub.wait_for(last + 1)
+            assert sub.lag_hint() == 0
+            assert sub.position == last_submission
+        finally:
+            await sub.stop()
+        digests.append(store.digest(proj))
+        last += 1
+    assert digests[0] == digests[1]
+
+
 async def test_acknowledged_appends_survive_a_server_stop(tmp_path: Path) -> None:
     """Graceful stop with appends in flight: everything acknowledged is there after restart."""
     srv = NatsServer(store_dir=tmp_path / "nats", sync_always=True).start()

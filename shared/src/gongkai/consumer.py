@@ -288,10 +288,13 @@ class CatchUpSubscription(_Reader):
         #: still to come with it: what readiness knows of the lag without asking anyone.
         self.delivered = 0
         self.server_pending = 0
+        #: Everything the server sent up to here is applied, or was passed over as not this
+        #: projection's (``Projection.wanted``): the position stays at the last applied.
+        self._read_to = 0
 
     def lag_hint(self) -> int:
         """More than 0 while this projection has something to apply, as far as it knows."""
-        return self.server_pending + max(0, self.delivered - self.position)
+        return self.server_pending + max(0, self.delivered - max(self.position, self._read_to))
 
     @property
     def name(self) -> str:
@@ -338,7 +341,7 @@ class CatchUpSubscription(_Reader):
         consumer has nothing pending and everything delivered is applied.
         """
         deadline = asyncio.get_running_loop().time() + within
-        while self.position < seq and self._synced_to < seq:
+        while max(self.position, self._read_to, self._synced_to) < seq:
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError(f"{self.name} at {self.position}, wanted {seq}")
             await asyncio.sleep(0.005)
@@ -358,7 +361,8 @@ class CatchUpSubscription(_Reader):
         # stream's last sequence as delivered although it delivered nothing (consumer_seq 0):
         # there is nothing to apply, so that too is caught up.
         nothing_delivered = info.delivered is None or info.delivered.consumer_seq == 0
-        if info.num_pending == 0 and (self.position >= delivered or nothing_delivered):
+        applied = max(self.position, self._read_to)
+        if info.num_pending == 0 and (applied >= delivered or nothing_delivered):
             self._synced_to = max(self._synced_to, last)
             self.caught_up.set()
             return True
@@ -399,6 +403,7 @@ class CatchUpSubscription(_Reader):
             self._synced_to = last
         pending: list[tuple[Msg, RecordedEvent]] = []
         self._holder = []
+        wanted = self.projection.wanted()
         async for msg in self.evlog.raw_replay(
             from_seq=start,
             filter_subject=self.projection.subjects(),
@@ -406,20 +411,26 @@ class CatchUpSubscription(_Reader):
             subscription_out=self._holder,
         ):
             seq, ns, left = ack_position(msg)  # once: decoding takes the position too
-            try:
-                rec = self.evlog.decode_at(msg, seq, ns)
-            except EventDecodeError as exc:
-                await self._flush(pending)
-                pending = []
-                await refuse(self.evlog, self.name, msg, exc, self.owner)
-                await self._apply_waiting([], advance_to=seq)
-                self.position = seq
-                continue
-            pending.append((msg, rec))
+            if wanted is None or wanted(msg.subject):
+                try:
+                    rec = self.evlog.decode_at(msg, seq, ns)
+                except EventDecodeError as exc:
+                    await self._flush(pending)
+                    pending = []
+                    await refuse(self.evlog, self.name, msg, exc, self.owner)
+                    await self._apply_waiting([], advance_to=seq)
+                    self.position = seq
+                    continue
+                pending.append((msg, rec))
+            elif not pending:
+                # Not this projection's, with nothing before it waiting: passed over as the
+                # server's own filter would have, neither decoded nor verified nor stored.
+                self._read_to = seq
             self.delivered, self.server_pending = seq, left
             if len(pending) >= self.batch or left == 0:
                 await self._flush(pending)
                 pending = []
+                self._read_to = seq
                 if left:
                     _Heap.behind()
             if left == 0:

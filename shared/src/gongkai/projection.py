@@ -220,6 +220,14 @@ class Projection(ABC):
     #: bad one dead-lettered; a projection that must see every event (accountability's, whose
     #: integrity alerts are the checkpoints' list of refused sequences) leaves this unset.
     filter_subjects: Sequence[str] | None = None
+    #: Who applies ``filter_subjects``: nats-server (True), or the reader, which then asks the
+    #: server for ``filter_subject`` and passes over, by subject and before decoding, what
+    #: the narrower filters leave out (False). The server's filter is the cheaper for a
+    #: projection of a small part of the log, the dearer for one of most of it: nats-server
+    #: (2.15) spends 130-235 µs of CPU on each message a consumer with several filter
+    #: subjects is sent, against 6-14 µs with one (bench/profiles/README.md, "several filter
+    #: subjects"), while the reader's look at a subject costs it about a microsecond.
+    server_filters: bool = True
     #: The event types ``apply`` acts on, when fewer than the filter lets through: what the
     #: service's AsyncAPI document lists as consumed (None: every type the filter matches).
     consumes: frozenset[str] | None = None
@@ -256,8 +264,17 @@ class Projection(ABC):
         return list(self.metadata.sorted_tables)
 
     def subjects(self) -> list[str]:
-        """What this projection's consumer filters on: ``filter_subjects`` or ``filter_subject``."""
-        return list(self.filter_subjects) if self.filter_subjects else [self.filter_subject]
+        """What this projection's consumer asks the server for: ``filter_subjects`` when the
+        server filters by them, else ``filter_subject``."""
+        if self.filter_subjects and self.server_filters:
+            return list(self.filter_subjects)
+        return [self.filter_subject]
+
+    def wanted(self) -> Callable[[str], bool] | None:
+        """The reader's test of each subject the server sends, or None: every one is wanted."""
+        if not self.filter_subjects or self.server_filters:
+            return None
+        return subjects.matcher(self.filter_subjects)
 
 
 def type_subjects(types: Iterable[str]) -> tuple[str, ...]:

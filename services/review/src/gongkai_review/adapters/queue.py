@@ -81,8 +81,12 @@ class ReviewQueueProjection(Projection):
     consumes = frozenset(
         c.event_type for c in (*_POST_EVENTS, *_REVIEW_EVENTS, *_ROLE_EVENTS, ev.ReviewPolicySet)
     )
-    # Publications, columns, tokens, findings... are never sent: the server filters by type.
+    # Publications, columns, tokens, findings... are passed over unread, by subject. The
+    # queue reads about three quarters of a county's log: asked to filter by these eight
+    # subjects, nats-server spent 235 µs of CPU on each event it sent (180 s behind a
+    # million events, more than review's own catch-up), against 6 µs for "gk.ev.>".
     filter_subjects = type_subjects(consumes)
+    server_filters = False
 
     def __init__(self) -> None:
         super().__init__()
