@@ -132,17 +132,13 @@ class Inbox:
 
     def expect(self) -> tuple[str, asyncio.Future[Msg]]:
         """A new token and the future its one answer resolves, for a caller with many requests
-        in flight (it times them out together, and ``forget``s each token it gives up on)."""
+        in flight (``gather`` waits for them and times them out together)."""
         if self.ended:
             raise ConnectionClosedError
         token = f"{next(self._tokens)}"
         fut: asyncio.Future[Msg] = self._loop.create_future()
         self.waiting[token] = fut
         return token, fut
-
-    def forget(self, token: str) -> None:
-        """Stop waiting on ``token``: an answer that still comes is dropped."""
-        self.waiting.pop(token, None)
 
     async def gather(
         self, expected: Sequence[tuple[str, asyncio.Future[Msg]]], within: float
