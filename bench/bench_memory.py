@@ -14,11 +14,17 @@ once caught up (freshness evaluates every column, accountability decides). Targe
 250 MB per service.
 
 The four catch up at once on the machine's two cores, as they would after a restart of the
-platform: the time each took is reported beside the raw replay rate of the same log and, for
-accountability, beside its own rebuild of the same log in the same run (``gongkai audit
+platform. Two clocks per service: the time until it is ready (from the spawn of its process:
+interpreter, imports, migrations, connection and consumers included, as an operator waits for
+it), and the catch-up itself, from its first answer to ready (the events it still had to apply
+then, over that interval), the rate reported beside the raw replay rate of the same log and,
+for accountability, beside its own rebuild of the same log in the same run (``gongkai audit
 rebuild``'s path: the signed checkpoints, the fold in memory, every row written at once; the
-other services have no rebuild of their own). Targets (issue 18): every service ready within
-3 minutes of a 1,000,000-event log, a catch-up at least half its service's rebuild rate.
+other services have no rebuild of their own), whose clock likewise starts with the log
+connected and the database made. The catch-up shares two cores with the other three and the
+rebuild has them to itself: the share is of a rebuild alone. Targets (issue 18): every
+service ready within 3 minutes of a 1,000,000-event log, a catch-up at least half its
+service's rebuild rate.
 """
 
 from __future__ import annotations
@@ -237,13 +243,23 @@ async def raw_replay_rate(evlog: EventLog, total: int) -> float:
 STALL_S = 60.0
 
 
+#: Seconds between two rounds of polls: how finely readiness is timed (a catch-up of 20,000
+#: events takes a few seconds). The first answer needs no such care: the events still to apply
+#: are read in the same answer, so a late poll shortens the interval and its events alike.
+POLL_S = 0.1
+
+
 async def catch_up(
     url: str, work: Path, total: int, within: float, names: tuple[str, ...] = SERVICES
 ) -> dict[str, dict[str, float]]:
-    """Start each service on a fresh data dir; per service: peak RSS (MB), catch-up seconds
-    (NaN when it stalled), and its lag when it stalled (0 when it caught up)."""
+    """Start each service on a fresh data dir; per service: peak RSS (MB), seconds from its
+    spawn until ready (NaN when it stalled), seconds until its first answer (``up_s``), the
+    events it still had to apply then (``left``: its furthest-behind consumer's lag), and its
+    lag when it stalled (0 when it caught up)."""
     platform = start_services(url, work / "var", names)
     done: dict[str, float] = {}
+    #: When each first answered, and how far behind it was then: what follows is the catch-up.
+    up: dict[str, tuple[float, float]] = {}
     stalled: dict[str, float] = {}
     moved: dict[str, tuple[float, float]] = {}
     t0 = time.monotonic()
@@ -269,6 +285,8 @@ async def catch_up(
                         continue
                     lags = await p.lags(client)
                     now = time.monotonic()
+                    if lags is not None and name not in up:
+                        up[name] = (now - t0, max(lags.values(), default=0.0))
                     if lags and not any(lags.values()) and await p.ready(client):
                         done[name] = now - t0
                     elif lags:
@@ -280,7 +298,7 @@ async def catch_up(
                             stalled[name] = lag
                 if time.monotonic() - t0 > within:
                     raise TimeoutError(f"caught up only {sorted(done)}\n{platform.logs()}")
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(POLL_S)
             # What each does once caught up (freshness's first evaluation of every column,
             # accountability's decisions) comes next: keep sampling for a while.
             await asyncio.sleep(5)
@@ -292,6 +310,8 @@ async def catch_up(
         name: {
             "peak_mb": p.peak_rss / 2**20,
             "seconds": done[name],
+            "up_s": up[name][0],
+            "left": up[name][1],
             "stalled_lag": stalled.get(name, 0.0),
         }
         for name, p in platform.processes.items()
@@ -339,34 +359,45 @@ def main(argv: list[str] | None = None) -> list[Figure]:
         mb, s = per[name]["peak_mb"], per[name]["seconds"]
         verdict = "ok" if mb < TARGET_MB else "OVER"
         figures.append(Figure(f"{name}: peak RSS, {total:,} events", mb, "MB", target=TARGET_MB))
+        up_s, left = per[name]["up_s"], per[name]["left"]
+        figures.append(Figure(f"{name}: first answer after its spawn", up_s, "s"))
         if math.isnan(s):
             lag = per[name]["stalled_lag"]
-            rows.append((name, f"{mb:,.0f}", verdict, f"stalled, lag {lag:,.0f}", "-", "-", "-"))
+            rows.append(
+                (name, f"{mb:,.0f}", verdict, f"{up_s:,.1f}", f"stalled, lag {lag:,.0f}", "-",
+                 "-", "-")
+            )
             figures.append(Figure(f"{name}: catch-up STALLED at lag {lag:,.0f}", lag, "events"))
             continue
-        share = f"{total / s / rebuild:.0%}" if name == "accountability" else "-"
-        rate = total / s
+        if left <= 0 or s <= up_s:
+            # Caught up before it first answered: no interval to time a rate over.
+            rows.append((name, f"{mb:,.0f}", verdict, f"{up_s:,.1f}", f"{s:,.1f}", "-", "-", "-"))
+            continue
+        # The events it still had to apply when it first answered, over the time it took.
+        rate = left / (s - up_s)
+        share = f"{rate / rebuild:.0%}" if name == "accountability" else "-"
         rows.append(
-            (name, f"{mb:,.0f}", verdict, f"{s:,.1f}", f"{rate:,.0f}", f"{rate / raw:.0%}", share)
+            (name, f"{mb:,.0f}", verdict, f"{up_s:,.1f}", f"{s:,.1f}", f"{rate:,.0f}",
+             f"{rate / raw:.0%}", share)
         )
+        label = f"{name}: catch-up from seq 1, first answer to ready, four at once"
+        if len(names) == 1:
+            label = f"{name}: catch-up from seq 1, first answer to ready, alone"
+        elif names != SERVICES:
+            label = f"{name}: catch-up from seq 1, first answer to ready, with {', '.join(names)}"
         if name == "accountability":
             figures.append(
                 Figure(
-                    f"{name}: catch-up from seq 1",
-                    total / s,
+                    label,
+                    rate,
                     "events/s",
-                    Baseline("accountability's rebuild, same log", rebuild, "events/s"),
+                    Baseline("accountability's rebuild alone, same log", rebuild, "events/s"),
                     share_target=0.50,
                 )
             )
         else:
             figures.append(
-                Figure(
-                    f"{name}: catch-up from seq 1",
-                    total / s,
-                    "events/s",
-                    Baseline("raw ordered consumer, same log", raw),
-                )
+                Figure(label, rate, "events/s", Baseline("raw ordered consumer, same log", raw))
             )
     ready = [per[name]["seconds"] for name in names]
     last = max(ready) if not any(math.isnan(s) for s in ready) else float("nan")
@@ -384,8 +415,8 @@ def main(argv: list[str] | None = None) -> list[Figure]:
         table(
             rows,
             (
-                "service", f"peak RSS MB (< {TARGET_MB})", "", "caught up after s", "events/s",
-                "of raw", "of its rebuild (>= 50%)",
+                "service", f"peak RSS MB (< {TARGET_MB})", "", "first answer after s",
+                "ready after s", "catch-up events/s", "of raw", "of its rebuild (>= 50%)",
             ),
         )
     )
