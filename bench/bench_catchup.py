@@ -9,11 +9,13 @@
 nats-server data directory under ``--dir``, signed with keys kept beside it. ``run`` starts
 ``gongkai service NAME`` (or several, or ``all`` four at once, as after a restore) on a copy of
 that directory (a service appends to the log and makes durable consumers, so every run starts
-from the same log) and reports when each was ready with no consumer lag, with the CPU seconds
+from the same log) and reports when each first answered (its start-up: imports, migrations,
+connection) and when it was ready with no consumer lag, with the CPU seconds
 of the process and its children (on a shared machine the wall time is mostly the service's
 turn on a core, the CPU seconds are what it costs) and its peak RSS, sampled ``--settle``
 seconds more after the last was ready (accountability signs what it owes once caught up).
-``rebuild`` times accountability's rebuild on a copy of the same log: the rate its catch-up is
+``rebuild`` times accountability's rebuild on a copy of the same log: the rate its catch-up
+(from its first answer to ready: the rebuild's clock too starts with the log connected) is
 held to. ``--spy`` records a py-spy flame graph of the (first) service meanwhile (py-spy is
 not in the lock: ``.venv/bin/pip install py-spy``). How the profiles in bench/profiles/ were
 made.
@@ -120,6 +122,9 @@ async def run(
         line = _Timeline(timeline, {**{n: p.proc.pid for n, p in procs.items()},
                                     "nats-server": srv.proc.pid if srv.proc else None}, t0)
         ready: dict[str, tuple[float, float]] = {}
+        #: When each first answered and its CPU seconds then: its start-up, apart from the
+        #: catch-up that follows (the rebuild's clock starts with the log connected).
+        up: dict[str, tuple[float, float]] = {}
         threads: dict[str, tuple[float, float]] = {}
         peak_at: dict[str, float] = {}
 
@@ -139,6 +144,8 @@ async def run(
                             continue
                         lags = await p.lags(client)
                         line.lag(name, lags)
+                        if lags is not None and name not in up:
+                            up[name] = (time.monotonic() - t0, cpu_seconds(p.proc.pid))
                         if lags and not any(lags.values()) and await p.ready(client):
                             ready[name] = (time.monotonic() - t0, cpu_seconds(p.proc.pid))
                             threads[name] = thread_cpu(p.proc.pid)
@@ -160,6 +167,12 @@ async def run(
         out[name] = (seconds, cpu, procs[name].peak_rss / 2**20, peak_at.get(name, 0.0))
     for name, (main, other) in threads.items():
         print(f"{name}: CPU s of the event loop's thread {main:.1f}, of the others {other:.1f}")
+    for name, (at, cpu) in up.items():
+        if name in ready:
+            print(
+                f"{name}: first answer after {at:.1f} s, {cpu:.1f} CPU s; from there to ready "
+                f"{ready[name][0] - at:.1f} s, {ready[name][1] - cpu:.1f} CPU s"
+            )
     return out
 
 
