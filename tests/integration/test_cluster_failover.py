@@ -302,8 +302,10 @@ async def test_killing_the_stream_leader_loses_and_duplicates_nothing(
                 for p in svc.projections:
                     applied = live.checkpoint(p)
                     mine = [e for e in recorded if matches(p.filter_subject, e.subject)]
-                    # the checkpoint moves with what its consumer asks the server for
-                    asked = [e for e in mine if any(matches(f, e.subject) for f in p.subjects())]
+                    # the checkpoint moves with what the projection applies: its
+                    # filter_subjects, whether the server or the reader filters by them
+                    applies = p.filter_subjects or [p.filter_subject]
+                    asked = [e for e in mine if any(matches(f, e.subject) for f in applies)]
                     owed = max((e.seq for e in asked if e.seq <= ready_at), default=0)
                     assert applied >= owed, f"{name}/{p.name} stopped at {applied} of {owed}"
                     fresh = type(p)()
