@@ -22,6 +22,10 @@ from tests.waiting import wait_until
 
 #: How many answers the "count" service sends before its last, which says END.
 END = "End"
+#: How long a test waits for an answer that must come: only a bound on a failure, so generous.
+#: At 5 s one of the 72 waiters at once in the first test timed out in a full `make test`
+#: (three workers and their platforms on two cores), and never in 30 runs alone or loaded.
+ANSWER_WITHIN = 30.0
 
 
 async def _responder(url: str) -> NATS:
@@ -48,10 +52,28 @@ async def _responder(url: str) -> NATS:
     return nc
 
 
+async def _answered(nc: NATS) -> None:
+    """Until the responder answers ``nc``: its subscriptions were flushed to the server, and
+    still a loaded machine's server has answered ``nc``'s first request with a 503 "no
+    responders" status (seen in one `make test` and one loop of 26 loaded runs of this file)."""
+
+    async def answered() -> bool:
+        try:
+            await nc.request("svc.echo", b"ready?", timeout=1)
+        except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+            return False
+        return True
+
+    deadline = asyncio.get_running_loop().time() + ANSWER_WITHIN
+    while not await answered():
+        assert asyncio.get_running_loop().time() < deadline, "the responder never answered"
+
+
 @contextlib.asynccontextmanager
 async def _connected(url: str) -> AsyncIterator[tuple[NATS, NATS]]:
     nc = await nats.connect(url)
     responder = await _responder(url)
+    await _answered(nc)
     try:
         yield nc, responder
     finally:
@@ -71,7 +93,7 @@ async def _read_all(nc: NATS, stream: Stream, n: int) -> list[bytes]:
     await nc.publish("svc.count", str(n).encode(), reply=stream.reply)
     got: list[bytes] = []
     while True:
-        msg = stream.take() or await stream.next(5)
+        msg = stream.take() or await stream.next(ANSWER_WITHIN)
         if msg.headers and msg.headers.get(END):
             return got
         got.append(msg.data)
@@ -91,7 +113,7 @@ async def test_waiters_at_once_each_get_their_own_answers(nats_server: NatsServe
         subscriptions = nc._sid  # nats-py's count of the subscriptions it has made
 
         async def one(i: int) -> bytes:
-            msg = await inbox.request(_sending(nc, "svc.echo", f"r{i}".encode()), 5)
+            msg = await inbox.request(_sending(nc, "svc.echo", f"r{i}".encode()), ANSWER_WITHIN)
             return msg.data
 
         async def many(n: int) -> list[bytes]:
@@ -172,7 +194,7 @@ async def test_an_answer_nobody_waits_for_is_dropped(nats_server: NatsServer) ->
             await responder.publish(f"{inbox.prefix}.no-such-token", b"stray")
             await responder.publish(f"{inbox.prefix}.999999", b"stray")
             assert await _read_all(nc, stream, 2) == [b"0", b"1"]
-        again = await inbox.request(_sending(nc, "svc.echo", b"mine"), 5)
+        again = await inbox.request(_sending(nc, "svc.echo", b"mine"), ANSWER_WITHIN)
         assert again.data == b"mine"
         assert inbox.waiting == {}
         assert _hand_off_pending_bytes(nc, inbox) == 0
@@ -225,9 +247,11 @@ async def test_the_inbox_is_kept_across_a_reconnect(nats_server: NatsServer) -> 
         nats_server.url, reconnect_time_wait=0.05, max_reconnect_attempts=-1
     )
     try:
-        inbox = await inbox_of(nc)
         responder = await _responder(nats_server.url)
-        assert (await inbox.request(_sending(nc, "svc.echo", b"before"), 5)).data == b"before"
+        await _answered(nc)
+        inbox = await inbox_of(nc)
+        before = await inbox.request(_sending(nc, "svc.echo", b"before"), ANSWER_WITHIN)
+        assert before.data == b"before"
         await responder.close()
         nats_server.stop()
         await wait_until(lambda: not nc.is_connected, 5, "the client sees the server gone")
@@ -236,8 +260,9 @@ async def test_the_inbox_is_kept_across_a_reconnect(nats_server: NatsServer) -> 
         responder = await _responder(nats_server.url)
         try:
             await nc.flush()  # the subscriptions nats-py sent again are in place
+            await _answered(nc)
             assert await inbox_of(nc) is inbox and not inbox.ended
-            answer = await inbox.request(_sending(nc, "svc.echo", b"after"), 5)
+            answer = await inbox.request(_sending(nc, "svc.echo", b"after"), ANSWER_WITHIN)
             assert answer.data == b"after"
         finally:
             await responder.close()
