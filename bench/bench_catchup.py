@@ -181,17 +181,17 @@ class _Timeline:
 
     def __init__(self, every: float, pids: dict[str, int | None], t0: float) -> None:
         self.every = every
-        self.procs = {n: psutil.Process(pid) for n, pid in pids.items() if pid is not None}
+        self.procs = {n: pid for n, pid in pids.items() if pid is not None}
         self.t0 = self.last = t0
+        self.cpu: dict[str, float] = {}
         self.cpu = {n: self._cpu(n) for n in self.procs} if every else {}
         self.lags: dict[str, float] = {}
 
     def _cpu(self, name: str) -> float:
         try:
-            t = self.procs[name].cpu_times()
-        except psutil.Error:
+            return cpu_seconds(self.procs[name])  # as ready's figure: children included
+        except psutil.Error:  # gone: nothing more since the last line
             return self.cpu.get(name, 0.0)
-        return t.user + t.system
 
     def lag(self, name: str, lags: dict[str, float] | None) -> None:
         if lags is not None:
