@@ -64,9 +64,7 @@ async def _answered(nc: NATS) -> None:
             return False
         return True
 
-    deadline = asyncio.get_running_loop().time() + ANSWER_WITHIN
-    while not await answered():
-        assert asyncio.get_running_loop().time() < deadline, "the responder never answered"
+    await wait_until(answered, ANSWER_WITHIN, "the responder answers the client")
 
 
 @contextlib.asynccontextmanager
