@@ -356,11 +356,6 @@ def test_is_valid_resident_id(value: str, today: date, ok: bool) -> None:
     assert is_valid_resident_id(value, today) is ok
 
 
-def test_is_valid_resident_id_defaults_to_current_date() -> None:
-    assert is_valid_resident_id(SAMPLE_ID)
-    assert not is_valid_resident_id(make_id("110105", "29991231", "002"))
-
-
 @pytest.mark.parametrize(
     "number",
     ["4111111111111111", "5500000000000004", CARD_19, "79927398713", "0", "18"],

@@ -194,8 +194,9 @@ def luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
-def is_valid_resident_id(s: str, today: date | None = None) -> bool:
-    """True for an 18-character resident ID with a real birth date and correct check char."""
+def is_valid_resident_id(s: str, today: date) -> bool:
+    """True for an 18-character resident ID with a real birth date (1900 to ``today``, the
+    Asia/Shanghai day the caller read from its clock) and correct check char."""
     s = s.translate(_TO_ASCII)
     if len(s) != 18 or not set(s[:17]) <= _ASCII_DIGITS:
         return False
@@ -206,8 +207,6 @@ def is_valid_resident_id(s: str, today: date | None = None) -> bool:
         born = date(int(s[6:10]), int(s[10:12]), int(s[12:14]))
     except ValueError:
         return False
-    if today is None:
-        today = date.today()
     if born.year < 1900 or born > today:
         return False
     total = sum((ord(c) - 48) * w for c, w in zip(s[:17], _ID_WEIGHTS, strict=True))
@@ -303,16 +302,14 @@ def _screen_marks(field: str, text: str) -> list[ClassificationMark]:
     ]
 
 
-def screen(fields: Mapping[str, str], *, today: date | None = None) -> ScreeningResult:
+def screen(fields: Mapping[str, str], *, today: date) -> ScreeningResult:
     """Screen the text fields of a post.
 
     ``fields`` maps a field name (``title``, ``body``, ``attachment[i].name``)
     to its text.  Findings come back in field order, then by offset.  ``today``
-    bounds resident-ID birth dates; it defaults to the current date and can be
-    set to make the result deterministic.
+    bounds resident-ID birth dates: the caller's day (``gongkai.calendar.today``), never
+    the host's, so the same text screens the same on every machine.
     """
-    if today is None:
-        today = date.today()
     marks: list[ClassificationMark] = []
     spans: list[PersonalDataSpan] = []
     for field, text in fields.items():
