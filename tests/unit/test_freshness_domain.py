@@ -8,7 +8,7 @@ in, as the service does on each ack). The reports are the domain's, read off the
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -48,7 +48,7 @@ from gongkai_freshness.domain.visibility import (
     acting_role,
     decide_visibility,
 )
-from gongkai_freshness.entrypoints.http import status_json
+from gongkai_freshness.entrypoints.http import attachment2_html, status_json
 from tests.builders import post_submitted
 
 D = date.fromisoformat
@@ -960,3 +960,18 @@ def test_attachment2_shows_each_tick_and_who_made_it(calendar: WorkingCalendar) 
     assert rows["public_resources"].not_applicable and not rows["public_resources"].keep
     assert rows["normative_documents"].deadline.zh.startswith("文件印发20个工作日内")
     assert a.submitted_at == shanghai(D("2026-01-06"))
+
+
+def test_attachment2_dates_are_days_in_china(calendar: WorkingCalendar) -> None:
+    # Ticked at 07:30 Beijing time on 6 January, which is still 5 January in UTC.
+    c = County(calendar)
+    c.unit("u", "township")
+    c.hide("u", "statistics", D("2026-01-06"))
+    a = attachment2(c.reg.state, "u")
+    early = shanghai(D("2026-01-06"), hour=7) + timedelta(minutes=30)
+    assert early.date() == D("2026-01-05")
+    rows = tuple(replace(r, decided_at=early) if r.decided_at else r for r in a.rows)
+    page = attachment2_html(replace(a, submitted_at=early, rows=rows))
+    assert "报送时间：2026-01-06" in page
+    assert "<td>2026-01-06</td>" in page
+    assert "2026-01-05" not in page

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from gongkai.calendar import local_date
 from gongkai.directory import Directory, Principal, bearer_auth
 from gongkai.events import Actor
 from gongkai.rules import Catalog, RuleSet
@@ -108,7 +109,8 @@ def attachment2_html(a: Attachment2) -> str:
         last_group = r.group
         tick = "—" if r.not_applicable else ("✓" if r.keep else "×")
         who = e(f"{r.decided_by} ({r.decided_role})") if r.decided_by else "默认 default"
-        when = r.decided_at.date().isoformat() if r.decided_at else ""
+        # The form's dates are China's calendar days, not the UTC day of the instant.
+        when = local_date(r.decided_at).isoformat() if r.decided_at else ""
         note = e(r.reason or "")
         if r.hidden_by == "emptied":
             note += " (栏目已无信息，前台自动隐藏 / emptied: hidden on the site)"
@@ -117,7 +119,7 @@ def attachment2_html(a: Attachment2) -> str:
             f"<td>{e(r.deadline.zh)}</td><td class=tick>{tick}</td>"
             f"<td>{who}</td><td>{when}</td><td>{note}</td></tr>"
         )
-    submitted = a.submitted_at.date().isoformat() if a.submitted_at else ""
+    submitted = local_date(a.submitted_at).isoformat() if a.submitted_at else ""
     return (
         "<!doctype html><html lang=zh><meta charset=utf-8>"
         f"<title>附件2 {e(a.unit_name)}</title>"
