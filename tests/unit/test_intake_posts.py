@@ -84,6 +84,41 @@ def test_ordinary_post_defaults() -> None:
     assert (e.origin, e.channel) == ("produced", "website")
 
 
+# ---- the review form (Attachment 1): given a submission, then what it records or the refusal --
+
+#: name -> (the submission's form fields, then: (origin, channel) or the refused field)
+FORM: dict[str, tuple[dict[str, Any], tuple[str, str] | str]] = {
+    "a normative document with its form": ({}, ("produced", "website")),
+    "an announcement without its origin": (
+        {"important_kind": "announcement", "origin": None}, "origin"),
+    "a major decision without its channel": (
+        {"important_kind": "major_decision", "channel": None}, "channel"),
+    "a normative document without its form": ({"origin": None, "channel": None}, "origin"),
+    "an ordinary post states nothing: produced, for the website": (
+        {"important_kind": None, "origin": None, "channel": None}, ("produced", "website")),
+    "an ordinary post keeps what it states": (
+        {"important_kind": None, "origin": None, "channel": "on_request"},
+        ("produced", "on_request")),
+    "a reprint names its source": (
+        {"origin": "reprinted", "source": "人民网", "channel": "other"}, ("reprinted", "other")),
+    "a reprint without a source": ({"origin": "reprinted"}, "source"),
+    "a reprint whose source is blank": ({"origin": "reprinted", "source": " "}, "source"),
+    "a produced post names no source": ({"source": "人民网"}, "source"),
+    "an ordinary post naming a source is taken as produced": (
+        {"important_kind": None, "origin": None, "source": "人民网"}, "source"),
+}
+
+
+@pytest.mark.parametrize("name", list(FORM))
+def test_review_form(name: str) -> None:
+    given, then = FORM[name]
+    if isinstance(then, str):
+        r = rejected(posts.review_form, cmd(**given))
+        assert (r.kind, r.field) == ("invalid", then), r.detail
+    else:
+        assert posts.review_form(cmd(**given)) == then
+
+
 @pytest.mark.parametrize(
     ("over", "ctx_over", "kind", "field"),
     [

@@ -155,8 +155,11 @@ def _require_role(ctx: Context, allowed: frozenset[str], unit: str, action: str)
         raise not_allowed(f"to {action} you need one of the roles {roles} in unit {unit}", "unit")
 
 
-def _review_form(cmd: SubmitPost) -> tuple[Origin, Channel]:
-    """Attachment 1: important items must state origin and channel; a reprint names its source."""
+def review_form(cmd: SubmitPost) -> tuple[Origin, Channel]:
+    """Attachment 1, the review form: a normative document, an announcement or a major decision
+    states its origin and its channel; a reprint names its source, and only a reprint does.
+    The (origin, channel) recorded: an ordinary post that states neither is produced, for the
+    website."""
     if cmd.important_kind is not None:
         label = IMPORTANT_LABEL[cmd.important_kind]
         for name, value in (("origin", cmd.origin), ("channel", cmd.channel)):
@@ -214,7 +217,7 @@ def submit(cmd: SubmitPost, state: PostState, ctx: Context) -> list[PostSubmitte
             "conflict", "Post exists", f"post {cmd.post_id} was already submitted", field="post_id"
         )
     check_content(cmd.title, cmd.body, cmd.attachments)
-    origin, channel = _review_form(cmd)
+    origin, channel = review_form(cmd)
     check_not_future("information_date", cmd.information_date, ctx.today)
     digest = post_content_digest(cmd.title, cmd.body, cmd.attachments)
     event = PostSubmitted(
