@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request, Response
+from fastapi.datastructures import FormData
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemBytecodeCache, FileSystemLoader, select_autoescape
 from jinja2.bccache import Bucket
@@ -786,13 +787,23 @@ def build_console_router(svc: AccountabilityService) -> APIRouter:
             sessions.write(request, resp, session)
         return resp
 
-    @router.post("/login")
-    async def login(request: Request) -> Response:
+    async def posted(request: Request) -> tuple[FormData, Page, Response | None]:
+        """A form posted to the console and the page to answer on, with the answer already
+        given (403) when the form's CSRF token is not its session's: a form from an older
+        session, or from another site."""
         form = await request.form()
         session = sessions.read(request)
         page = Page(request, None, session, today())
-        if not csrf_ok(session, _field(form.get("csrf"))):
-            return problem(page, 403, page.gettext("表单已失效或来源不明，请重新打开登录页。"))
+        if csrf_ok(session, _field(form.get("csrf"))):
+            return form, page, None
+        stale = page.gettext("表单已失效或来源不明，请重新打开登录页。")
+        return form, page, problem(page, 403, stale)
+
+    @router.post("/login")
+    async def login(request: Request) -> Response:
+        form, page, refused = await posted(request)
+        if refused is not None:
+            return refused
         token = (_field(form.get("token")) or "").strip()
         nxt = safe_next(_field(form.get("next")))
         try:
@@ -814,11 +825,9 @@ def build_console_router(svc: AccountabilityService) -> APIRouter:
 
     @router.post("/logout")
     async def logout(request: Request) -> Response:
-        form = await request.form()
-        session = sessions.read(request)
-        page = Page(request, None, session, today())
-        if not csrf_ok(session, _field(form.get("csrf"))):
-            return problem(page, 403, page.gettext("表单已失效或来源不明，请重新打开登录页。"))
+        _form, page, refused = await posted(request)
+        if refused is not None:
+            return refused
         resp = RedirectResponse(page.url(f"{PREFIX}/login"), status_code=303)
         sessions.clear(request, resp)
         return resp
