@@ -7,13 +7,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import orjson
 import pytest
 
 from gongkai_accountability.domain.codec import REST, codec, maker, replace
+from gongkai_accountability.domain.report import unit_reports
 from gongkai_accountability.domain.rows import NAMES, MemoryRows, Table
 from gongkai_accountability.domain.tables import (
     ALERT,
@@ -34,6 +35,7 @@ from gongkai_accountability.domain.tables import (
     Step,
     as_json,
 )
+from gongkai_accountability.entrypoints.console.views import VIOLATIONS, Filter
 
 OFFICE = {"person": "office1", "role": "office", "unit": "county-office"}
 MAKER = {"person": "m", "role": "maker", "unit": "finance"}
@@ -392,3 +394,48 @@ class RestFirst:
 def test_the_rest_of_an_object_is_its_last_field() -> None:
     with pytest.raises(TypeError, match="the rest is a Mapping, last"):
         codec(RestFirst)
+
+
+# ---- a violation's day: China's, whatever offset its time was written with -------------------
+
+#: name -> (occurred_at as a rule wrote it, then: the day in China it counts on)
+DAYS = {
+    "UTC before 16:00 is the same day": ("2026-03-01T15:59:59Z", "2026-03-01"),
+    "UTC from 16:00 is the next day in China": ("2026-03-01T16:00:00Z", "2026-03-02"),
+    "a business time late in the UTC evening": ("2026-02-28T23:30:00+00:00", "2026-03-01"),
+    "the end of a deadline day, as end_of writes it": ("2026-03-12T00:00:00+08:00", "2026-03-12"),
+    "a publisher's own offset": ("2026-03-01T20:00:00-05:00", "2026-03-02"),
+}
+
+
+def _violation(occurred_at: str, violation_id: str = "V-1") -> Any:
+    stored = next(row for table, row in STORED if table is VIOLATION)
+    return VIOLATION.decode_row({**stored, "occurred_at": occurred_at,
+                                 "violation_id": violation_id})
+
+
+@pytest.mark.parametrize("name", list(DAYS))
+def test_a_violation_counts_on_its_day_in_china(name: str) -> None:
+    occurred_at, day = DAYS[name]
+    v = _violation(occurred_at)
+    assert v.day == day
+    # The report counts it in the period of that day, not of the string's first ten letters.
+    rows = MemoryRows()
+    rows.put(VIOLATION, v.violation_id, v)
+    on = date.fromisoformat(day)
+    [rep] = unit_reports(rows, on, on)
+    assert rep.violations[v.kind] == 1
+    before = on - timedelta(days=1)
+    assert unit_reports(rows, before, before) == [], "nothing of the unit's the day before"
+
+
+def test_violations_are_ordered_by_instant_not_by_text() -> None:
+    # 01:00 in China on 2 March is 17:00 UTC on 1 March: earlier than 18:00 UTC that day,
+    # though its text sorts after it.
+    china = _violation("2026-03-02T01:00:00+08:00", "V-a")
+    utc = _violation("2026-03-01T18:00:00Z", "V-b")
+    assert china.occurred_at > utc.occurred_at and china.occurred < utc.occurred
+    rows = MemoryRows()
+    for v in (china, utc):
+        rows.put(VIOLATION, v.violation_id, v)
+    assert [v.violation_id for v in VIOLATIONS.find(rows, Filter())] == ["V-b", "V-a"]

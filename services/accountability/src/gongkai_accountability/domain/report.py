@@ -134,7 +134,7 @@ def unit_reports(rows: Rows, start: date, end: date, unit: str | None = None) ->
         r.stale_days += col["days_stale"]
     lo, hi = start.isoformat(), end.isoformat()
     for _, v in rows.scan(VIOLATION):
-        if lo <= v.occurred_at[:10] <= hi:
+        if lo <= v.day <= hi:
             r = rep(v.unit)
             r.violations[v.kind] += 1
             r.serious += v.severity == "serious"

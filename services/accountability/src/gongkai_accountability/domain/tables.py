@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass, field
+from datetime import datetime
 from typing import Any
 
+from gongkai.calendar import local_date
 from gongkai_accountability.domain.codec import ADDED, REST, Stored, also, codec
 from gongkai_accountability.domain.responsibility import Person
 from gongkai_accountability.domain.rows import NAMES, MemoryRows, R, Row, Table
@@ -173,6 +175,24 @@ class Violation(Stored):
     event_id: str
     recorded_at: str
     rectified: Rectified | None = None
+
+    @property
+    def occurred(self) -> datetime:
+        """``occurred_at`` as an instant: what lists are ordered by. The string is as each
+        rule wrote it (UTC, or +08:00 for the end of a day in China, or a publisher's own
+        offset), so two of them do not compare as text."""
+        return datetime.fromisoformat(self.occurred_at)
+
+    @property
+    def day(self) -> str:
+        """The ISO date (Asia/Shanghai) the lapse occurred on: the day a period or a filter
+        counts it in, whatever offset ``occurred_at`` was written with."""
+        return day_of(self.occurred_at)
+
+
+def day_of(timestamp: str) -> str:
+    """The ISO date in China (Asia/Shanghai) of an ISO timestamp with any offset."""
+    return local_date(datetime.fromisoformat(timestamp)).isoformat()
 
 
 @dataclass(frozen=True, slots=True)

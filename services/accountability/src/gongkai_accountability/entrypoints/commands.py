@@ -40,7 +40,7 @@ from gongkai_accountability.adapters.log import (
 from gongkai_accountability.domain.fold import RELEVANT
 from gongkai_accountability.domain.report import ScoreTracker, as_of_view, unit_reports
 from gongkai_accountability.domain.rows import Rows
-from gongkai_accountability.domain.tables import ALERT, UNIT
+from gongkai_accountability.domain.tables import ALERT, UNIT, day_of
 from gongkai_accountability.entrypoints import report_html
 from gongkai_accountability.entrypoints.console.views import is_blank
 from gongkai_accountability.entrypoints.trail import run as _run
@@ -161,7 +161,7 @@ def _violations_table(rows: Rows, violations: list[dict[str, Any]]) -> None:
         ],
         (
             [
-                v["occurred_at"][:10],
+                day_of(v["occurred_at"]),
                 named(VIOLATION_KINDS.get(v["kind"]), v["kind"]),
                 named(SEVERITIES.get(v["severity"]), v["severity"]),
                 _unit_name(rows, v["unit"]),

@@ -328,7 +328,7 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
         rows = listed(caller, tables.VIOLATION, unit, kind, "a unit's violations")
         out = []
         for v in rows:
-            day = v.occurred_at[:10]
+            day = v.day
             if severity and v.severity != severity:
                 continue
             if (since and day < since.isoformat()) or (until and day > until.isoformat()):
@@ -336,7 +336,7 @@ def build_router(svc: "AccountabilityService") -> APIRouter:
             if rectified is not None and (v.rectified is not None) != rectified:
                 continue
             out.append(v)
-        return [v.encode() for v in sorted(out, key=lambda v: (v.occurred_at, v.violation_id))]
+        return [v.encode() for v in sorted(out, key=lambda v: (v.occurred, v.violation_id))]
 
     @router.get("/violations/{violation_id}")
     async def violation(violation_id: PathId, caller: Caller) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import gettext
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from babel.support import Translations
@@ -72,8 +72,3 @@ def beijing(at: str | datetime | None, zone_label: str, seconds: bool = False) -
     fmt = "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M"
     return f"{local.strftime(fmt)} {zone_label} (+08:00)"
 
-
-def day(d: str | date | None) -> str:
-    if d is None:
-        return ""
-    return d.isoformat() if isinstance(d, date) else d[:10]

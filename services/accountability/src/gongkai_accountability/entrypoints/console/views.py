@@ -209,7 +209,9 @@ def unit_view(rows: Rows, start: date, day: date, unit: str) -> UnitView:
         stale_columns=stale,
         open_cases=sorted(view["open_cases"], key=lambda c: (c["opened_on"], c["case_id"])),
         violations=sorted(
-            view["violations"], key=lambda v: (v["occurred_at"], v["violation_id"]), reverse=True
+            view["violations"],
+            key=lambda v: (datetime.fromisoformat(v["occurred_at"]), v["violation_id"]),
+            reverse=True,
         ),
         report=reps[0].as_dict() if reps else None,
     )
@@ -218,7 +220,7 @@ def unit_view(rows: Rows, start: date, day: date, unit: str) -> UnitView:
 def post_violations(rows: Rows, post_id: str) -> list[Violation]:
     return sorted(
         (v for _, v in rows.scan(VIOLATION) if v.post_id == post_id),
-        key=lambda v: (v.occurred_at, v.violation_id),
+        key=lambda v: (v.occurred, v.violation_id),
     )
 
 
@@ -252,7 +254,7 @@ class Listing(Generic[R]):
     order: tuple[str, str]
 
     def keeps(self, f: Filter, row: R) -> bool:
-        day = _field(row, self.dated)[:10] if self.dated else ""
+        day = _field(row, self.dated) if self.dated else ""
         return (
             (f.unit is None or _field(row, "unit") == f.unit)
             and (f.code is None or _field(row, self.code_field) == f.code)
@@ -273,7 +275,8 @@ class Listing(Generic[R]):
         return sorted(out, key=lambda r: (_field(r, first), _field(r, then)), reverse=True)
 
 
-VIOLATIONS = Listing(VIOLATION, "kind", "occurred_at", ("occurred_at", "violation_id"))
+#: Violations, by the day in China they occurred on (``Violation.day``), newest first.
+VIOLATIONS = Listing(VIOLATION, "kind", "day", ("occurred", "violation_id"))
 #: 纠错 findings, by the day they were reported.
 FINDINGS = Listing(FINDING, "status", "reported_on", ("reported_on", "finding_id"))
 #: 督办 cases, by state; a case has no period to filter on.
