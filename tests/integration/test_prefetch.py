@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import gc
 
+import nats
 import pytest
 
 from bench.bench_accountability import post_events
-from gongkai.eventlog import EventLog, EventLogError
-from gongkai.prefetch import _defer_headers, _Unparsed, prefetched
+from gongkai.eventlog import EventLog, EventLogError, _Unparsed
+from gongkai.prefetch import prefetched
 from gongkai_accountability.adapters.checkpoints import Checkpointer, CheckpointSettings
 from gongkai_accountability.adapters.log import fold_log
 
@@ -88,25 +89,34 @@ async def test_reader_that_cannot_connect_is_an_error_not_a_hang(
 
 
 async def test_headers_read_when_wanted_are_what_nats_py_parses(evlog: EventLog) -> None:
-    """The reader process's connection leaves headers unparsed until read: whatever reads
-    them (the signatures' check, the pull read's status messages, a JetStream API answer)
-    gets what nats-py gives on an ordinary connection."""
+    """An ``EventLog``'s connection (the reader process's too) leaves headers unparsed until
+    read: whatever reads them (the signatures' check, the pull read's status messages, a
+    JetStream API answer) gets what nats-py gives on an ordinary connection."""
     await _load(evlog, 300)
     assert evlog.connect_args is not None
     url, options = evlog.connect_args
-    deferred = await EventLog.connect(url, **options)
-    deferred.stream = evlog.stream
-    _defer_headers(deferred.nc)
+    plain = EventLog(await nats.connect(url, **options))
+    plain.stream = evlog.stream
     try:
         # More than one pull request's worth (FOLLOW_BATCH), as the reader reads.
-        plain = [(m.subject, dict(m.headers or {})) async for m in evlog.raw_replay()]
-        lazy = [(m.subject, m.headers) async for m in deferred.raw_replay()]
-        assert len(lazy) == len(plain) == 1201
+        parsed = [(m.subject, m.headers) async for m in plain.raw_replay()]
+        lazy = [(m.subject, m.headers) async for m in evlog.raw_replay()]
+        assert len(lazy) == len(parsed) == 1201
+        assert not any(isinstance(h, _Unparsed) for _, h in parsed)
         # Every event's headers left unparsed; the one message published without any has none.
         assert sum(isinstance(h, _Unparsed) for _, h in lazy) == 1200
         assert [h for _, h in lazy if not isinstance(h, _Unparsed)] == [None]
-        assert [(s, dict(h or {})) for s, h in lazy] == plain
-        assert sum(bool(h.get("Gk-Sig")) for _, h in plain) == 1200  # signed: headers to read
-        assert await deferred.last_sequence() == 1201  # a JetStream API request and answer
+        assert [(s, None if h is None else dict(h)) for s, h in lazy] == parsed
+        assert sum(bool(h and h.get("Gk-Sig")) for _, h in parsed) == 1200  # signed
+        for (_, h), (_, want) in zip(lazy, parsed, strict=True):
+            if isinstance(h, _Unparsed):
+                assert want is not None
+                # What the trust check and nats-py's readers ask of them.
+                assert h.get("Gk-Sig") == want.get("Gk-Sig")
+                assert h.get("No-Such-Header", "x") == "x"
+                assert ("Gk-Key" in h) == ("Gk-Key" in want)
+                assert h.parsed() == want
+        assert await evlog.last_sequence() == 1201  # a JetStream API request and answer
+        assert await plain.last_sequence() == 1201
     finally:
-        await deferred.close()
+        await plain.close()

@@ -23,6 +23,7 @@ from collections.abc import (
     AsyncIterator,
     Awaitable,
     Callable,
+    Iterator,
     Mapping,
     Sequence,
 )
@@ -31,6 +32,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, TypedDict, Unpack
 
 import nats
+import nats.aio.client
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NATS
@@ -91,6 +93,77 @@ def _parse_header_lines(raw: bytes) -> dict[str, str]:
 
 
 NATS._parse_header_lines = staticmethod(_parse_header_lines)  # type: ignore[method-assign]
+
+
+#: nats-py's header block: ``NATS/1.0``, then `` <status>`` or the end of that line.
+_HDR_LINE = len(b"NATS/1.0")
+
+
+class _Unparsed(Mapping[str, str]):
+    """A message's headers, parsed from their block the first time they are read.
+
+    Most readers of the log read the headers of few messages or none: a replay without keys,
+    a catch-up's messages passed over by subject (``Projection.server_filters``), the rebuild's
+    reader process (only the events after the last checkpoint, whose signatures it checks one
+    at a time). nats-py parses every message's headers as it arrives: a signed event's five
+    header lines, its audit path among them, cost a replay about a fifth of its CPU. On an
+    ``EventLog``'s connection (``_defer_headers``) an ordinary message carries this instead,
+    and whoever reads it gets what nats-py would have given.
+    """
+
+    __slots__ = ("_block", "_parse", "_parsed")
+
+    def __init__(self, block: bytes, parse: Any) -> None:
+        self._block = block
+        self._parse = parse
+        self._parsed: dict[str, str] | None = None
+
+    def parsed(self) -> dict[str, str]:
+        """The headers as nats-py parses them (the same dict on every call)."""
+        if self._parsed is None:
+            # As nats-py reads a block without a status: the lines after ``NATS/1.0\r\n``.
+            self._parsed = self._parse(self._block[_HDR_LINE + 2 :])
+        return self._parsed
+
+    def __getitem__(self, key: str) -> str:
+        return self.parsed()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        # Mapping's own ``get`` goes through ``__getitem__`` and a KeyError for each absent
+        # header; the trust check asks for three or four.
+        return self.parsed().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.parsed()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.parsed())
+
+    def __len__(self) -> int:
+        return len(self.parsed())
+
+
+def _defer_headers(nc: NATS) -> None:
+    """Leave the headers of ``nc``'s ordinary messages unparsed until read (``_Unparsed``).
+
+    Status messages (a pull request's end, a heartbeat: a status code after ``NATS/1.0``) are
+    parsed as nats-py parses them. Only where nats-py parses the lines itself (not through the
+    optional ``fast_mail_parser``) and only on an ``EventLog``'s own connection. (nats-py
+    2.16's ``Client._process_headers``, pinned in requirements.lock; the test reading a log
+    both ways fails if a new version reads headers another way.)
+    """
+    if nats.aio.client.parse_email is not None:
+        return
+    parse = nc._process_headers
+    lines = nc._parse_header_lines
+
+    async def deferred(block: bytes) -> Mapping[str, str] | None:
+        if block and len(block) > _HDR_LINE and block[_HDR_LINE] != ord(" "):
+            return _Unparsed(block, lines)
+        return await parse(block)  # type: ignore[no-any-return]
+
+    nc._process_headers = deferred  # type: ignore[method-assign,assignment]
+
 
 def _setter(name: str) -> Callable[[RecordedEvent, Any], None]:
     slot: Any = RecordedEvent.__dict__[name]
@@ -381,6 +454,7 @@ class EventLog:
         servers = [u.strip() for u in url.split(",") if u.strip()]
         keys = options.pop("keys", None)
         nc = await nats.connect(servers, **options)
+        _defer_headers(nc)
         log = cls(nc)
         log.connect_args = (url, dict(options))
         log.keys = keys if keys is not None else local_keyring()
@@ -816,9 +890,12 @@ class EventLog:
         if keys is None:
             env = self.registry.decode(msg.data, msg.headers, subject_type=etype)
             return _recorded(seq, subject, ns, env, msg.data)
+        headers = msg.headers
+        if type(headers) is _Unparsed:
+            headers = headers.parsed()  # read three or four times below: once, as a dict
         try:
-            key = keys.trust.check(subject, msg.data, msg.headers, etype)
-            env = self.registry.decode(msg.data, msg.headers, subject_type=etype)
+            key = keys.trust.check(subject, msg.data, headers, etype)
+            env = self.registry.decode(msg.data, headers, subject_type=etype)
             keys.trust.check_retired(key, env.recorded_at, etype)
         except IntegrityError as exc:
             metrics.INTEGRITY_FAILURES.labels(service=self.service, check=exc.check).inc()

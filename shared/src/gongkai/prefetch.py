@@ -22,11 +22,9 @@ import os
 import pickle
 import struct
 import sys
-from collections.abc import AsyncIterator, Collection, Iterator, Mapping
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field
 from typing import Any
-
-import nats.aio.client
 
 from gongkai.eventlog import EventLog, EventLogError, ack_position
 
@@ -60,65 +58,6 @@ class Batch:
 
 def _split(subject: str) -> str:
     return subject[subject.rfind(".") + 1 :]
-
-
-#: nats-py's header block: ``NATS/1.0``, then `` <status>`` or the end of that line.
-_HDR_LINE = len(b"NATS/1.0")
-
-
-class _Unparsed(Mapping[str, str]):
-    """A message's headers, parsed from their block the first time they are read.
-
-    The reader process reads every message of the log and the headers of almost none: only
-    the events after the last checkpoint, whose signatures are checked one at a time. nats-py
-    parses every message's headers as it arrives, about a fifth of the reader's CPU; on the
-    reader's own connection (``_defer_headers``) an ordinary message carries this instead, and
-    whoever reads it gets what nats-py would have given.
-    """
-
-    __slots__ = ("_block", "_parse", "_parsed")
-
-    def __init__(self, block: bytes, parse: Any) -> None:
-        self._block = block
-        self._parse = parse
-        self._parsed: dict[str, str] | None = None
-
-    def _headers(self) -> dict[str, str]:
-        if self._parsed is None:
-            # As nats-py reads a block without a status: the lines after ``NATS/1.0\r\n``.
-            self._parsed = self._parse(self._block[_HDR_LINE + 2 :])
-        return self._parsed
-
-    def __getitem__(self, key: str) -> str:
-        return self._headers()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._headers())
-
-    def __len__(self) -> int:
-        return len(self._headers())
-
-
-def _defer_headers(nc: nats.aio.client.Client) -> None:
-    """Leave the headers of ``nc``'s ordinary messages unparsed until read (``_Unparsed``).
-
-    Status messages (a pull request's end, a heartbeat: a status code after ``NATS/1.0``) are
-    parsed as nats-py parses them. Only where nats-py parses the lines itself (not through the
-    optional ``fast_mail_parser``) and only on this process's own connection. (nats-py 2.16's
-    ``Client._process_headers``, pinned in requirements.lock; the test reading a log both ways
-    fails if a new version reads headers another way.)
-    """
-    if nats.aio.client.parse_email is not None:
-        return
-    parse = nc._process_headers
-    lines = nc._parse_header_lines
-
-    async def deferred(block: bytes) -> Mapping[str, str] | None:
-        if block and len(block) > _HDR_LINE and block[_HDR_LINE] != ord(" "):
-            return _Unparsed(block, lines)
-        return await parse(block)  # type: ignore[no-any-return]
-
-    nc._process_headers = deferred  # type: ignore[method-assign,assignment]
 
 
 async def _in_process(
@@ -182,7 +121,6 @@ async def _read(fd: int, job: _Reading) -> None:
         job.url, **{**job.options, "allow_reconnect": False, "max_reconnect_attempts": 1}
     )
     evlog.stream = job.stream
-    _defer_headers(evlog.nc)
     try:
         async for batch in _in_process(evlog, job.types, job.hashes, job.signed_from):
             _send(fd, (batch.seen, batch.last_seq, batch.events, batch.leaves, batch.headers))
