@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from gongkai.calendar import day_end
 from gongkai.events.contracts.freshness import ColumnRefreshed
 from gongkai.events.contracts.intake import PostPublished
 from gongkai_accountability.domain.responsibility import Person, responsible
@@ -23,7 +24,6 @@ from gongkai_accountability.domain.violations import (
     FindingFacts,
     PostFacts,
     Verdict,
-    end_of,
     late_publication,
     published_without_review,
     stale_after_supervision,
@@ -282,7 +282,7 @@ def test_stale_after_supervision(case: Breach) -> None:
     v = verdict.violation
     assert (verdict.command_id, v.severity, v.case_id, v.occurred_at) == (
         "violation:stale_after_supervision:finance--c--1", "serious", "finance--c--1",
-        end_of(date(2026, 3, 11)),
+        day_end(date(2026, 3, 11)),
     )
     assert who(v.responsible) == [("boss", "leader"), ("m", "maker"), ("m2", "maker")]
     assert list(v.evidence) == ["s1", "s2", "ev-notice"]

@@ -403,7 +403,7 @@ DAYS = {
     "UTC before 16:00 is the same day": ("2026-03-01T15:59:59Z", "2026-03-01"),
     "UTC from 16:00 is the next day in China": ("2026-03-01T16:00:00Z", "2026-03-02"),
     "a business time late in the UTC evening": ("2026-02-28T23:30:00+00:00", "2026-03-01"),
-    "the end of a deadline day, as end_of writes it": ("2026-03-12T00:00:00+08:00", "2026-03-12"),
+    "the end of a deadline day, as day_end writes it": ("2026-03-12T00:00:00+08:00", "2026-03-12"),
     "a publisher's own offset": ("2026-03-01T20:00:00-05:00", "2026-03-02"),
 }
 

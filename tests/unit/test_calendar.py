@@ -19,6 +19,8 @@ from gongkai.calendar import (
     CalendarDataError,
     WorkingCalendar,
     WorkingDayResult,
+    day_end,
+    day_start,
     local_date,
     today,
 )
@@ -492,6 +494,23 @@ def test_cli_years(fake_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
 )
 def test_local_date_is_the_shanghai_calendar_day(instant: str, day: str) -> None:
     assert local_date(datetime.fromisoformat(instant)) == D(day)
+
+
+@pytest.mark.parametrize(
+    ("day", "start", "end"),
+    [
+        ("2026-03-02", "2026-03-01T16:00:00+00:00", "2026-03-02T16:00:00+00:00"),
+        ("2026-12-31", "2026-12-30T16:00:00+00:00", "2026-12-31T16:00:00+00:00"),  # into 2027
+        ("2028-02-29", "2028-02-28T16:00:00+00:00", "2028-02-29T16:00:00+00:00"),  # leap day
+    ],
+)
+def test_a_shanghai_day_is_bounded_by_its_midnights(day: str, start: str, end: str) -> None:
+    assert (day_start(D(day)), day_end(D(day))) == (
+        datetime.fromisoformat(start), datetime.fromisoformat(end)
+    )
+    # The day's first instant is on it; its end is the next day's first.
+    assert local_date(day_start(D(day))) == D(day)
+    assert local_date(day_end(D(day))) == D(day) + timedelta(days=1)
 
 
 def test_today_reads_the_given_clock_else_the_wall_clock() -> None:

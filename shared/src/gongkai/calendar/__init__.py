@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from gongkai.calendar.local import SHANGHAI, local_date, today
+from gongkai.calendar.local import SHANGHAI, day_end, day_start, local_date, today
 
 if TYPE_CHECKING:
     from gongkai.calendar.core import (
@@ -54,6 +54,8 @@ __all__ = [
     "WorkingDayResult",
     "YearData",
     "YearInfo",
+    "day_end",
+    "day_start",
     "load_year_file",
     "local_date",
     "today",

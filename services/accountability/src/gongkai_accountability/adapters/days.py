@@ -33,11 +33,11 @@ import sys
 from array import array
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from itertools import islice
 from typing import Any
 
-from gongkai.calendar import SHANGHAI, local_date
+from gongkai.calendar import day_end, local_date
 from gongkai.events import Envelope
 from gongkai.masking import masked_event
 from gongkai_accountability.domain.fold import (
@@ -191,7 +191,7 @@ class Publications:
         d = day.toordinal()
         known, removed, online_day = self._known, self._removed, self._online_day
         # Nothing online after the end of ``day`` (Shanghai) can count: start below it.
-        end = _micros(datetime.combine(day + timedelta(days=1), time(), SHANGHAI))
+        end = _micros(day_end(day))
         out: dict[tuple[str, str], datetime] = {}
         for key, (_column, stamps, numbers) in self._order.items():
             for i in range(bisect.bisect_left(stamps, end) - 1, -1, -1):

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime
 
-from gongkai.calendar import SHANGHAI, WorkingCalendar
+from gongkai.calendar import WorkingCalendar
 from gongkai.causality import LOG_EVENTS, Cause
 from gongkai.decider import Decided
 from gongkai.events import Actor
@@ -42,10 +42,6 @@ class Policy:
     notice_after_days: int | None = 2
     #: Working days the unit is given to refresh the column.
     deadline_days: int = 5
-
-
-def _start_of(d: date) -> datetime:
-    return datetime.combine(d, time(0), SHANGHAI)
 
 
 def supervision_notice(

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, time
+from datetime import date, datetime
 
-from gongkai.calendar import SHANGHAI
+from gongkai.calendar import day_start
 from gongkai.decider import Decider
 from gongkai.events import EventPayload
 from gongkai.events.contracts.accountability import ViolationRecorded, ViolationRectified
@@ -60,7 +60,7 @@ def rectified_by_refresh(
         unit=unit,
         how="refreshed",
         evidence=tuple(refreshed),
-        rectified_at=datetime.combine(closed_on, time(0), SHANGHAI),
+        rectified_at=day_start(closed_on),
     )
 
 

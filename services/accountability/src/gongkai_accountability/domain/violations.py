@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 
-from gongkai.calendar import SHANGHAI
+from gongkai.calendar import day_end
 from gongkai.events.contracts.accountability import Responsible, ViolationRecorded
 from gongkai.events.contracts.freshness import ColumnRefreshed
 from gongkai.events.contracts.intake import PostPublished
@@ -30,11 +30,6 @@ from gongkai_accountability.domain.tables import Case, Finding, Post
 TRIGGERED_KINDS = ("triggered", "leadership")
 #: Findings of false content or leaked personal data weigh as the notice's gravest case.
 SERIOUS_FINDINGS = ("false", "privacy_leak")
-
-
-def end_of(d: date) -> datetime:
-    """The last instant of a Shanghai calendar day (as the next day's midnight)."""
-    return datetime.combine(d + timedelta(days=1), time(0), SHANGHAI)
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,7 +232,7 @@ def late_publication(
         people: Sequence[Person] = post.published_responsible
     else:
         people = answering_for(
-            post, p.unit, held, when=p.last_publication_at or end_of(p.met_on or p.due_date)
+            post, p.unit, held, when=p.last_publication_at or day_end(p.met_on or p.due_date)
         )
     return Verdict(
         f"{p.unit}:{p.column}:{item}",
@@ -268,7 +263,7 @@ def stale_after_supervision(case: CaseFacts, today: date, held: Holders) -> Verd
     if case.over or case.breach is not None or deadline is None or today <= deadline:
         return None
     assert case.notice_event_id is not None  # a deadline comes with its notice
-    people = responsible(case.unit, held, when=end_of(deadline), kept=True)
+    people = responsible(case.unit, held, when=day_end(deadline), kept=True)
     return Verdict(
         case.case_id,
         ViolationRecorded(
@@ -277,7 +272,7 @@ def stale_after_supervision(case: CaseFacts, today: date, held: Holders) -> Verd
             unit=case.unit,
             evidence=(*case.stale_event_ids, case.notice_event_id),
             severity="serious",
-            occurred_at=end_of(deadline),
+            occurred_at=day_end(deadline),
             summary=(
                 f"{case.column} still stale after the supervision deadline {deadline} "
                 f"(notice of {case.issued_on})"

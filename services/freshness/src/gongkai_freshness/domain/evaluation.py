@@ -12,10 +12,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
-from gongkai.calendar import SHANGHAI, WorkingCalendar, local_date
+from gongkai.calendar import WorkingCalendar, day_end, local_date
 from gongkai.causality import Cause
 from gongkai.events import EventPayload
 from gongkai.events.contracts.freshness import (
@@ -515,7 +515,7 @@ def _was_stale(
         column_aggregate_id(col.unit, col.column),
         _cmd("was-stale", col, rule_set, rule, f"{due}:{until}"),
         # The first day it was stale: an as-of view of that day includes it.
-        business_time=datetime.combine(due + timedelta(days=1), time(0), SHANGHAI),
+        business_time=day_end(due),
         # Derived from the column's imported items; the latest of them names the chain.
         cause=col.basis,
     )
