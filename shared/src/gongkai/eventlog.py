@@ -37,6 +37,7 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
@@ -308,6 +309,20 @@ def _start_at(from_seq: int, from_time: datetime | None) -> ConsumerConfig:
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=from_seq
         )
     return ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
+
+
+def _pull_request(batch: int) -> bytes:
+    """A pull consumer's request for ``batch`` messages, as every reader of the log asks: a
+    byte budget, an end, and the heartbeats ``_next_pulled`` counts on to tell silence from
+    a lost consumer."""
+    return json.dumps(
+        {
+            "batch": batch,
+            "max_bytes": FOLLOW_MAX_BYTES,
+            "expires": int(FOLLOW_EXPIRES_S * 1e9),
+            "idle_heartbeat": int(FOLLOW_HEARTBEAT_S * 1e9),
+        }
+    ).encode()
 
 
 def _after(cfg: ConsumerConfig, seq: int) -> ConsumerConfig:
@@ -1116,12 +1131,7 @@ class EventLog:
         left = int(info.num_pending or 0)  # of the selection, still to receive
         if left == 0:
             return  # nothing matches from where the read starts
-        inbox = self.nc.new_inbox()
-        sub = await self.nc.subscribe(
-            inbox,
-            pending_msgs_limit=FOLLOW_BATCH * 4,
-            pending_bytes_limit=FOLLOW_MAX_BYTES * 4,
-        )
+        inbox, sub = await self._pull_inbox()
         if holder is not None:
             holder.append(_PullFollower(self.js, self.stream, info.name, sub))
         next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{info.name}"
@@ -1134,13 +1144,7 @@ class EventLog:
             while True:
                 while outstanding <= FOLLOW_BATCH // 2 and unasked:
                     n = min(FOLLOW_BATCH, unasked)
-                    request = {
-                        "batch": n,
-                        "max_bytes": FOLLOW_MAX_BYTES,
-                        "expires": int(FOLLOW_EXPIRES_S * 1e9),
-                        "idle_heartbeat": int(FOLLOW_HEARTBEAT_S * 1e9),
-                    }
-                    await self.nc.publish(next_subject, json.dumps(request).encode(), reply=inbox)
+                    await self.nc.publish(next_subject, _pull_request(n), reply=inbox)
                     unasked -= n
                     outstanding += n
                 pulled = await self._next_pulled(queue, info.name, "read")
@@ -1205,25 +1209,12 @@ class EventLog:
         server went away or lost the consumer, and the caller starts again from its checkpoint.
         """
         info = await self._add_pull_consumer(cfg, filt, FOLLOW_CONSUMER_IDLE_S)
-        inbox = self.nc.new_inbox()
-        # Room for two requests and their status messages: nothing is ever dropped.
-        sub = await self.nc.subscribe(
-            inbox,
-            pending_msgs_limit=FOLLOW_BATCH * 4,
-            pending_bytes_limit=FOLLOW_MAX_BYTES * 4,
-        )
+        inbox, sub = await self._pull_inbox()
         handle = _PullFollower(self.js, self.stream, info.name, sub)
         if holder is not None:
             holder.append(handle)
         next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{info.name}"
-        request = json.dumps(
-            {
-                "batch": FOLLOW_BATCH,
-                "max_bytes": FOLLOW_MAX_BYTES,
-                "expires": int(FOLLOW_EXPIRES_S * 1e9),
-                "idle_heartbeat": int(FOLLOW_HEARTBEAT_S * 1e9),
-            }
-        ).encode()
+        request = _pull_request(FOLLOW_BATCH)
         # Messages asked for and not yet received, over the open requests.
         outstanding = 0
         queue: asyncio.Queue[Msg] = sub._pending_queue  # see raw_replay: no task per message
@@ -1256,6 +1247,17 @@ class EventLog:
         finally:
             with contextlib.suppress(Exception):  # the connection may already be gone
                 await sub.unsubscribe()
+
+    async def _pull_inbox(self) -> tuple[str, Subscription]:
+        """An inbox of the reader's own for its pull consumer's messages, with room for two
+        requests and their status messages: nothing is ever dropped."""
+        inbox = self.nc.new_inbox()
+        sub = await self.nc.subscribe(
+            inbox,
+            pending_msgs_limit=FOLLOW_BATCH * 4,
+            pending_bytes_limit=FOLLOW_MAX_BYTES * 4,
+        )
+        return inbox, sub
 
     async def _add_pull_consumer(
         self, cfg: ConsumerConfig, filt: str, idle_s: float
