@@ -15,7 +15,6 @@ from typing import Any
 
 from gongkai.calendar import today as local_today
 from gongkai.eventlog import EventLog, local_keyring
-from gongkai.rules import default_catalog
 from gongkai.runtime.settings import Settings
 from gongkai.terminal import Progress, named, table
 from gongkai.trust.checkpoint import accountability_keys, key_name, verifier_key
@@ -43,6 +42,7 @@ from gongkai_accountability.domain.rows import Rows
 from gongkai_accountability.domain.tables import ALERT, UNIT, day_of
 from gongkai_accountability.entrypoints import report_html
 from gongkai_accountability.entrypoints.console.views import is_blank
+from gongkai_accountability.entrypoints.trail import column_name, unit_name
 from gongkai_accountability.entrypoints.trail import run as _run
 
 
@@ -114,8 +114,8 @@ def cmd_as_of(args: argparse.Namespace) -> int:
                 ["单位 unit", "栏目 column", "应更新日期 due", "逾期天数 days", "督办 case"],
                 (
                     [
-                        _unit_name(res.rows, c["unit"]),
-                        _column_name(c["column"]),
+                        unit_name(res.rows, c["unit"]),
+                        column_name(c["column"]),
                         c["due_date"],
                         c["days_stale"],
                         c["case"] or "-",
@@ -129,7 +129,7 @@ def cmd_as_of(args: argparse.Namespace) -> int:
             (
                 [
                     c["case_id"],
-                    _unit_name(res.rows, c.get("unit", "")),
+                    unit_name(res.rows, c.get("unit", "")),
                     c["opened_on"],
                     c["notice"]["deadline"] if c["notice"] else "未发督办通知 (not issued)",
                 ]
@@ -143,16 +143,6 @@ def cmd_as_of(args: argparse.Namespace) -> int:
     return _run(args, body)
 
 
-def _unit_name(rows: Rows, code: str) -> str:
-    unit = rows.get(UNIT, code) if code else None
-    return named(unit.name if unit else None, code)
-
-
-def _column_name(code: str) -> str:
-    col = default_catalog().column(code)
-    return named(col.zh if col else None, code)
-
-
 def _violations_table(rows: Rows, violations: list[dict[str, Any]]) -> None:
     table(
         [
@@ -164,7 +154,7 @@ def _violations_table(rows: Rows, violations: list[dict[str, Any]]) -> None:
                 day_of(v["occurred_at"]),
                 named(VIOLATION_KINDS.get(v["kind"]), v["kind"]),
                 named(SEVERITIES.get(v["severity"]), v["severity"]),
-                _unit_name(rows, v["unit"]),
+                unit_name(rows, v["unit"]),
                 "已整改(rectified)" if v.get("rectified") else "未整改(standing)",
                 ", ".join(f"{r['person']} ({name_of(ROLES, r['role'])})" for r in v["responsible"]),
             ]
@@ -258,7 +248,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         else:
             rows = [_flat(r) for r in reps]
             for r in rows:
-                r["unit"] = _unit_name(folded, r["unit"])
+                r["unit"] = unit_name(folded, r["unit"])
             table(
                 list(TABLE_HEADS.values()),
                 ([r[k] for k in TABLE_HEADS] for r in rows),

@@ -3,9 +3,9 @@
 Apart from the other inspectors' tools (``commands``) so that it imports only what the read
 needs: the event log, the read by subject (``adapters.trail``) and the fold. ``commands``
 brings the console's views, the HTML report and SQLAlchemy's statements with it; they cost the
-command more than a second before it read anything. The table for people imports the names
-it prints from there; ``--json`` does not. The connection every inspector's tool opens is here
-too (``run``), for the same reason.
+command more than a second before it read anything. The names every inspector's table prints
+(``unit_name``, ``column_name``) and the connection every inspector's tool opens (``run``) are
+here, for the same reason.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from gongkai.eventlog import EventLog, EventLogError
 from gongkai.runtime.settings import Settings
 from gongkai.trust import credentials
 from gongkai_accountability.adapters.trail import read_trail
-from gongkai_accountability.domain.tables import POST, Step
+from gongkai_accountability.domain.rows import Rows
+from gongkai_accountability.domain.tables import POST, UNIT, Step
 
 
 def nats_url(args: argparse.Namespace) -> str:
@@ -88,11 +89,9 @@ def cmd_trail(args: argparse.Namespace) -> int:
             return 0
         from gongkai.terminal import beijing, named, table
         from gongkai.vocabulary import ROLES, STEPS, name_of
-        from gongkai_accountability.entrypoints.commands import _column_name, _unit_name
-
         print(
-            f"稿件 post {post.post_id}  {_unit_name(res.rows, post.unit)}  "
-            f"{_column_name(post.column)}  《{post.title}》"
+            f"稿件 post {post.post_id}  {unit_name(res.rows, post.unit)}  "
+            f"{column_name(post.column)}  《{post.title}》"
         )
         table(
             ["序号 seq", "时间 time", "环节 step", "人员 person", "摘要 digest", "详情 detail"],
@@ -114,3 +113,21 @@ def cmd_trail(args: argparse.Namespace) -> int:
 
 
 __all__ = ["cmd_trail", "nats_url", "run"]
+
+
+def unit_name(rows: Rows, code: str) -> str:
+    """A unit as the inspectors' tables print it: its name and code (the code alone when the
+    log does not name it)."""
+    from gongkai.terminal import named
+
+    unit = rows.get(UNIT, code) if code else None
+    return named(unit.name if unit else None, code)
+
+
+def column_name(code: str) -> str:
+    """A column as the inspectors' tables print it: its name in the catalog and its code."""
+    from gongkai.rules import default_catalog
+    from gongkai.terminal import named
+
+    col = default_catalog().column(code)
+    return named(col.zh if col else None, code)
