@@ -35,7 +35,8 @@ from gongkai.tokens import new_token, token_hash
 from gongkai_freshness.adapters.config import FreshnessConfig
 from gongkai_freshness.adapters.log import fold_log
 from gongkai_freshness.adapters.register import ColumnRegister
-from gongkai_freshness.bootstrap import FreshnessService, build
+from gongkai_freshness.bootstrap import build
+from gongkai_freshness.service import FreshnessService
 from tests.builders import post_submitted
 from tests.conftest import Platform
 

@@ -36,7 +36,7 @@ from gongkai.identifiers import SUBJECT_SAFE_ID
 from gongkai.runtime.host import make_app
 from gongkai.runtime.http import PROBLEM
 from gongkai_demo.county import DEMO, seed_demo
-from gongkai_intake.app import IntakeApp
+from gongkai_intake.entrypoints.api import IntakeApp
 from tests.conftest import PLATFORM_T0, Platform
 
 #: What must not pass for an identifier, by name (the test ids say which one failed).

@@ -27,7 +27,7 @@ from gongkai.events.contracts.intake import (
     UnitRegistered,
 )
 from gongkai.tokens import new_token, token_hash
-from gongkai_review.entrypoints.http import ReviewConfig
+from gongkai_review.service import ReviewConfig
 from tests.builders import post_submitted
 from tests.conftest import Platform
 from tests.direct import post_both_ways

@@ -1,4 +1,4 @@
-"""The layout's two import rules, read from the code itself (``ast``, not a text search: "review"
+"""The layout's rules, read from the code itself (``ast``, not a text search: "review"
 is also a word of the domain, and an import in a docstring is not an import).
 
 * A service imports no other service's package: services speak only through the log's events,
@@ -8,6 +8,10 @@ is also a word of the domain, and an import in a docstring is not an import).
   ``importlib.import_module`` would reach one): shared code finds the services through entry
   points, never by name. The demo package (``demo/``) drives every service, so neither a
   service nor shared/ may import it either.
+* One shape for every service (issue 15, docs/architecture.md): ``domain/``, ``adapters/``,
+  ``entrypoints/``, ``service.py`` and ``bootstrap.py``, and the layers import downwards only:
+  the domain nothing of its service but the domain, adapters no entrypoint, the service no
+  entrypoint, and nothing the composition root.
 """
 
 from __future__ import annotations
@@ -87,3 +91,41 @@ def test_shared_names_no_service() -> None:
         "shared/ must not import or name a service package (find services through entry "
         "points):\n" + "\n".join(bad)
     )
+
+
+#: What a service's package holds at its top, the same names in every service.
+SHAPE = {
+    "__init__.py", "py.typed", "domain", "adapters", "entrypoints", "service.py", "bootstrap.py"
+}
+#: layer -> the layers of its own service it may not import (``bootstrap`` wires them all).
+BELOW = {
+    "domain": {"adapters", "entrypoints", "service", "bootstrap"},
+    "adapters": {"entrypoints", "service", "bootstrap"},
+    "service": {"entrypoints", "bootstrap"},
+    "entrypoints": {"bootstrap"},
+}
+
+
+def test_every_service_has_the_one_shape() -> None:
+    found = {
+        name: sorted(
+            p.name for p in (ROOT / "services" / name / "src" / package).iterdir()
+            if p.name != "__pycache__"
+        )
+        for name, package in SERVICES.items()
+    }
+    assert found == {name: sorted(SHAPE) for name in SERVICES}
+
+
+def test_layers_import_downwards_only() -> None:
+    bad = []
+    for name, package in SERVICES.items():
+        top = ROOT / "services" / name / "src" / package
+        for path in _sources(top):
+            layer = path.relative_to(top).parts[0].removesuffix(".py")
+            tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+            for line, module in _imported(tree):
+                parts = module.split(".")
+                if parts[0] == package and len(parts) > 1 and parts[1] in BELOW.get(layer, ()):
+                    bad.append(f"{_where(path, line)}: {layer} imports {module}")
+    assert not bad, "a layer imports one above it:\n" + "\n".join(bad)

@@ -12,7 +12,7 @@ from typing import Any
 from gongkai.eventlog import EventLog
 from gongkai.events import Envelope
 from gongkai_demo.county import DEMO, DemoDirectory, demo_token, seed_demo
-from gongkai_intake.bootstrap import IntakeService
+from gongkai_intake.service import IntakeService
 
 INTAKE_TYPES = frozenset(cls.event_type for cls in IntakeService.owns)
 

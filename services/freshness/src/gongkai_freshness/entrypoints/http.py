@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, fields
 from datetime import date
 from typing import Any, Literal, Protocol
 
@@ -19,18 +19,10 @@ from gongkai.runtime.clock import Clock
 from gongkai.runtime.http import PathId, Problem, QueryId
 from gongkai.runtime.idempotency import IdempotencyStore
 from gongkai_freshness.domain.report import Attachment2, ColumnStatus, Obligation, SiteRisk
-from gongkai_freshness.domain.state import ColumnState
 from gongkai_freshness.domain.visibility import OFFICE_ROLE, SetVisibility, acting_role
+from gongkai_freshness.service import VisibilityResult
 
 StateName = Literal["fresh", "due_soon", "stale", "hidden", "blank"]
-
-
-@dataclass(frozen=True)
-class VisibilityResult:
-    changed: bool
-    event_id: str | None
-    #: The column after the tick and the transitions it caused.
-    column: ColumnState
 
 
 class Ports(Protocol):

@@ -27,7 +27,7 @@ from gongkai import subjects
 from gongkai.directory import Directory, Principal, authenticate_header
 from gongkai.identifiers import SUBJECT_SAFE_ID, InvalidIdentifier, is_token
 from gongkai.runtime.http import Problem, infrastructure_problem, invalid_identifier
-from gongkai_intake.app import IntakeApp
+from gongkai_intake.entrypoints.api import IntakeApp
 
 QUEUE = "intake"  # replicas share the requests
 #: Requests handled at once per process; each mostly waits on a JetStream ack.

@@ -17,8 +17,8 @@ from pydantic import BaseModel
 from gongkai.directory import Directory, Principal, bearer_auth
 from gongkai.runtime.direct import Run, direct_route_class
 from gongkai.runtime.http import PROBLEM, PathId
-from gongkai_intake import schemas
-from gongkai_intake.app import Answer, IntakeApp
+from gongkai_intake.entrypoints import schemas
+from gongkai_intake.entrypoints.api import Answer, IntakeApp
 
 _problem: dict[str, Any] = {"content": {PROBLEM: {}}}
 PROBLEMS: dict[int | str, dict[str, Any]] = {

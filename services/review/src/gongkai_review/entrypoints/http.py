@@ -20,7 +20,6 @@ a read model and holds it masked for everyone.
 # No `from __future__ import annotations`: FastAPI must evaluate the route signatures, whose
 # `Caller` alias is local to make_router.
 import asyncio
-from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
 
 import structlog
@@ -63,14 +62,9 @@ from gongkai_review.domain.chain import (
 from gongkai_review.domain.form import build_form, pick_chain
 from gongkai_review.domain.reading import as_read_by
 from gongkai_review.entrypoints.form_html import render
+from gongkai_review.service import ReviewConfig
 
 log = structlog.get_logger("gongkai.review")
-
-@dataclass(frozen=True)
-class ReviewConfig:
-    #: Items waiting more than this many working days are marked overdue in work queues.
-    overdue_after_working_days: int = 3
-
 
 class Ports(Protocol):
     """What the routes need from the composition root."""
@@ -491,4 +485,4 @@ def _unit(unit: str) -> str:
     return unit
 
 
-__all__ = ["Ports", "ReviewConfig", "make_router", "review_view"]
+__all__ = ["Ports", "make_router", "review_view"]

@@ -1,4 +1,4 @@
-"""The application layer of intake: load state, decide, append.
+"""Intake's commands, one ``IntakeApp`` for both entrypoints: load state, decide, append.
 
 HTTP routes and bus handlers are thin adapters over ``IntakeApp.execute``: both name a command,
 pass the authenticated caller, the Idempotency-Key and the validated request, and get back the
@@ -39,12 +39,13 @@ from gongkai.refusal import Refusal
 from gongkai.runtime.clock import Clock
 from gongkai.runtime.http import Problem, invalid_identifier, refusal_problem
 from gongkai.runtime.idempotency import IdempotencyStore, request_digest
-from gongkai_intake import schemas
 from gongkai_intake.adapters.columns import ColumnChoices
 from gongkai_intake.adapters.directory_log import token_reference
 from gongkai_intake.domain import directory as dir_domain
 from gongkai_intake.domain import posts, publications
 from gongkai_intake.domain.columns import ColumnCatalog
+from gongkai_intake.entrypoints import schemas
+from gongkai_intake.service import IntakeService
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -649,4 +650,26 @@ class IntakeApp:
         return [schemas.UnitView(**r) for r in rows()]
 
 
-__all__ = ["Answer", "IntakeApp", "Outcome"]
+def app_of(svc: IntakeService) -> Callable[[], IntakeApp]:
+    """The commands of ``svc``, made on first use once it has started (a 503 before)."""
+    made: list[IntakeApp] = []
+
+    def app() -> IntakeApp:
+        if not made:
+            choices, idempotency = svc.stores()
+            made.append(
+                IntakeApp(
+                    evlog=svc.evlog,
+                    directory=svc.directory(),
+                    choices=choices,
+                    catalog=svc.catalog,
+                    idempotency=idempotency,
+                    clock=svc.ctx.clock,
+                )
+            )
+        return made[0]
+
+    return app
+
+
+__all__ = ["Answer", "IntakeApp", "Outcome", "app_of"]
