@@ -8,7 +8,7 @@ from typing import Any
 
 from gongkai import subjects
 from gongkai.eventlog import RecordedEvent
-from gongkai.events import SYSTEM_ACTOR, Actor, EventPayload, new_event
+from gongkai.events import SYSTEM_ACTOR, Actor, Envelope, EventPayload, new_event
 from gongkai.events.contracts.intake import PostSubmitted
 
 T0 = datetime(2026, 3, 2, 1, tzinfo=UTC)
@@ -57,3 +57,18 @@ def post_submitted(
         content_digest=content_digest,
         **more,
     )
+
+
+def submission(
+    post: str, command: str, *, actor: Actor, title: str = "t", at: datetime = T0, **more: Any
+) -> Envelope[PostSubmitted]:
+    """Post ``post``'s submission as command ``command`` records it (its event id follows from
+    the command id, so the same call twice is one event to the log), ready to append."""
+    env: Envelope[PostSubmitted] = new_event(
+        post_submitted(title=title, **more),
+        aggregate_id=post,
+        actor=actor,
+        command_id=command,
+        recorded_at=at,
+    )
+    return env

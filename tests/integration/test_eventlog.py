@@ -16,20 +16,14 @@ from gongkai.eventlog import ConcurrencyConflict, EventLog
 from gongkai.events import Actor, new_event
 from gongkai.events.contracts.review import ReviewSigned
 from gongkai.natsserver import NatsServer
-from tests.builders import post_submitted
+from tests.builders import submission
 
 ACTOR = Actor(person="p-maker", role="maker", unit="finance")
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
 
 def submitted(post: str, command: str, title: str = "t") -> object:
-    return new_event(
-        post_submitted(title=title, body="body"),
-        aggregate_id=post,
-        actor=ACTOR,
-        command_id=command,
-        recorded_at=T0,
-    )
+    return submission(post, command, actor=ACTOR, title=title, at=T0, body="body")
 
 
 def signed(post: str, command: str, index: int = 0) -> object:

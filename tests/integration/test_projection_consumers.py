@@ -20,7 +20,7 @@ from gongkai.events import Actor, new_event
 from gongkai.events.contracts.intake import PostWithdrawn
 from gongkai.natsserver import NatsServer
 from gongkai.projection import Projection, ProjectionStore, make_engine
-from tests.builders import post_submitted
+from tests.builders import submission
 from tests.waiting import wait_until
 
 ACTOR = Actor(person="p1", role="maker", unit="finance")
@@ -28,13 +28,7 @@ T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
 
 def submitted(post: str, command: str, title: str = "t") -> object:
-    return new_event(
-        post_submitted(title=title),
-        aggregate_id=post,
-        actor=ACTOR,
-        command_id=command,
-        recorded_at=T0,
-    )
+    return submission(post, command, actor=ACTOR, title=title, at=T0)
 
 
 class TitlesPerPost(Projection):
