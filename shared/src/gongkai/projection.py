@@ -135,7 +135,15 @@ def marker(paramstyle: str) -> str:
     return "?" if paramstyle == "qmark" else "%s"
 
 
-@functools.cache
+#: Statements kept for the tables most recently asked about: a service's projections have a
+#: dozen tables between them. A cache without a bound, keyed by the table object, kept every
+#: table ever declared for the rest of the process: each projection instance declares its own,
+#: and a test process makes thousands (0.1 million objects from one property test file,
+#: walked by every full collection of the cyclic collector after it).
+ROW_STATEMENTS_KEPT = 64
+
+
+@functools.lru_cache(maxsize=ROW_STATEMENTS_KEPT)
 def row_statements(table: Table, column: str, paramstyle: str) -> RowStatements:
     m = marker(paramstyle)
     keys = [c.name for c in table.primary_key.columns]
