@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
@@ -53,6 +54,18 @@ def recorded(history: Sequence[Any]) -> list[RecordedEvent]:
 
 #: Per projection class: one in-memory engine, and the empty database its store prepared.
 _EMPTY: dict[type[Projection], tuple[Engine, sqlite3.Connection]] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _engines_end_with_the_file() -> Iterator[None]:
+    """The engines are let go of after the file's last test: each one's cache of compiled
+    statements held the tables of hundreds of examples' projections (0.35 million objects),
+    which the test process's later full collections would walk until it ended."""
+    yield
+    for engine, empty in _EMPTY.values():
+        engine.dispose()
+        empty.close()
+    _EMPTY.clear()
 
 
 def fresh_store(make: type[Projection]) -> ProjectionStore:
