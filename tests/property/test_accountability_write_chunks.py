@@ -14,7 +14,12 @@ from gongkai_accountability.adapters import sql
 from gongkai_accountability.adapters.sql import AccountabilityProjection
 from gongkai_accountability.domain.fold import evolve
 from gongkai_accountability.domain.rows import MemoryRows
-from tests.property.test_projection_batches import HISTORIES, prepared, recorded
+from tests.property.test_projection_batches import (
+    HISTORIES,
+    _engines_end_with_the_file,  # noqa: F401 - its engines are let go of after this file too
+    prepared,
+    recorded,
+)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
