@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import threading
 
 import nats
 import pytest
 
 from bench.bench_accountability import post_events
 from gongkai.eventlog import EventLog, EventLogError, _Unparsed
-from gongkai.prefetch import prefetched
+from gongkai.prefetch import BATCH, prefetched
 from gongkai_accountability.adapters.checkpoints import Checkpointer, CheckpointSettings
 from gongkai_accountability.adapters.log import fold_log
 
@@ -75,6 +77,20 @@ async def test_batches_keep_stream_order_and_filter_types(
         seqs += [s for s, t, _ in batch.events if t == "PostPublished"]
     assert seen == 2401
     assert seqs == sorted(seqs) and len(seqs) == 600
+
+
+async def test_a_read_given_up_early_leaves_no_pump_behind(
+    evlog: EventLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pipe is drained by a thread up to ``AHEAD`` batches before the fold: a fold that
+    stops after one batch (an error, a cancelled rebuild) ends the reader and that thread."""
+    await _load(evlog, 1500)  # 6,001 messages: three batches, the pump ahead of the fold
+    monkeypatch.setenv("GONGKAI_REPLAY_PREFETCH", "on")
+    async with contextlib.aclosing(prefetched(evlog)) as batches:
+        async for batch in batches:
+            assert batch.seen == BATCH
+            break
+    assert not [t for t in threading.enumerate() if t.name == "prefetch-pipe"]
 
 
 async def test_reader_that_cannot_connect_is_an_error_not_a_hang(

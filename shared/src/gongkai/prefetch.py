@@ -5,8 +5,8 @@ message objects, flow control) and the rest decoding and folding. Python runs on
 time, so a full rebuild would use one core of two. ``prefetched`` moves the reading into a
 helper process with its own connection: it replays the stream in order and ships the raw bytes
 of the event types the caller wants, in batches through a pipe; this process decodes and folds.
-Order is the stream's; the pipe's buffer is the only queue, so memory stays bounded and a slow
-fold simply holds the reader back.
+Order is the stream's; the pipe and up to ``AHEAD`` batches read off it are the only queue, so
+memory stays bounded and a slow fold simply holds the reader back.
 
 The caller sees exactly what an in-process ``raw_replay`` would give it: every message's
 sequence, in order, the wanted ones with their bytes. Small logs are read in-process: starting
@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import hashlib
 import os
 import pickle
 import struct
 import sys
-from collections.abc import AsyncIterator, Collection
+import threading
+from collections.abc import AsyncGenerator, AsyncIterator, Collection
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 from gongkai.eventlog import EventLog, EventLogError, ack_position
 
@@ -33,9 +35,12 @@ PREFETCH_MIN_EVENTS = 50_000
 #: Messages per batch through the pipe: large enough that pickling and the thread hop per
 #: batch vanish, small enough that the first batch arrives at once.
 BATCH = 2000
-#: What this process buffers from the reader's pipe before it stops reading it (a batch is
-#: 1-2 MB; the pipe itself holds 64 KB more, then the reader waits).
-PIPE_BUFFER = 4 * 1024 * 1024
+#: Batches this process holds read from the reader's pipe, not yet taken by the fold (a batch
+#: is 1-2 MB); the pipe itself holds up to ``PIPE_SIZE`` more, then the reader waits.
+AHEAD = 3
+#: The pipe's capacity, where the system lets it be set (Linux: 64 KB by default, 1 MB for an
+#: unprivileged process): the thread that drains it takes a batch in one or two reads.
+PIPE_SIZE = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,11 +184,13 @@ async def prefetched(
         return
     url, options = args
     job = _Reading(url, options, evlog.stream, wanted, hashes, signed_from)
-    async for item in _through_reader(job):
-        yield Batch(*item)
+    # Closed with this generator: a fold that stops early ends the reader and its pump now.
+    async with contextlib.aclosing(_through_reader(job)) as items:
+        async for item in items:
+            yield Batch(*item)
 
 
-async def _through_reader(job: _Reading) -> AsyncIterator[Any]:
+async def _through_reader(job: _Reading) -> AsyncGenerator[Any, None]:
     """What a reader process doing ``job`` sends, item by item, until it says it is done.
 
     A fresh interpreter that imports this module and nothing of the caller's (multiprocessing's
@@ -195,6 +202,8 @@ async def _through_reader(job: _Reading) -> AsyncIterator[Any]:
     """
     loop = asyncio.get_running_loop()
     out_r, out_w = os.pipe()
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed: 64 KB
+        fcntl.fcntl(out_w, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
     try:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -208,32 +217,73 @@ async def _through_reader(job: _Reading) -> AsyncIterator[Any]:
         )
     finally:
         os.close(out_w)
-    reader = asyncio.StreamReader(limit=PIPE_BUFFER)
-    pipe = os.fdopen(out_r, "rb", buffering=0)
-    transport, _ = await loop.connect_read_pipe(
-        lambda: asyncio.StreamReaderProtocol(reader), pipe
+    frames: asyncio.Queue[bytes | None] = asyncio.Queue()
+    room = threading.Semaphore(AHEAD)
+    stop = threading.Event()
+    pipe = os.fdopen(out_r, "rb", buffering=PIPE_SIZE)
+    pump = threading.Thread(
+        target=_pump, args=(pipe, loop, frames, room, stop), name="prefetch-pipe", daemon=True
     )
+    pump.start()
     try:
         assert proc.stdin is not None
         proc.stdin.write(pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL))
         await proc.stdin.drain()
         proc.stdin.close()
         while True:
-            try:
-                (size,) = _FRAME.unpack(await reader.readexactly(_FRAME.size))
-                item = pickle.loads(await reader.readexactly(size))  # noqa: S301 - our reader
-            except asyncio.IncompleteReadError:
-                raise EventLogError("replay reader process ended without finishing") from None
+            data = await frames.get()
+            room.release()
+            if data is None:
+                raise EventLogError("replay reader process ended without finishing")
+            item = pickle.loads(data)  # noqa: S301 - our reader
             if item is None:
                 return
             if isinstance(item, tuple) and len(item) == 2 and item[0] == "error":
                 raise EventLogError(f"replay reader process failed: {item[1]}")
             yield item
     finally:
-        transport.close()
+        stop.set()
+        room.release()  # a pump waiting for room sees the stop
         if proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.terminate()
-        with contextlib.suppress(TimeoutError):
+        try:
             async with asyncio.timeout(5):
                 await proc.wait()
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+        # The reader is gone, so the pipe is at its end: the pump's read returns.
+        await asyncio.to_thread(pump.join)
+        pipe.close()
+
+
+def _pump(
+    pipe: BinaryIO,
+    loop: asyncio.AbstractEventLoop,
+    frames: asyncio.Queue[bytes | None],
+    room: threading.Semaphore,
+    stop: threading.Event,
+) -> None:
+    """Read the reader's frames off the pipe as they come, up to ``AHEAD`` ahead of the fold.
+
+    In a thread of its own, because the fold holds the event loop for a whole batch: a pipe
+    read by the loop was drained only between batches, and the reader process, blocked on a
+    full pipe, waited for the fold instead of reading the next batch beside it. The blocking
+    reads hold no GIL. Hands each frame's bytes to the loop, then None at the pipe's end.
+    """
+    try:
+        while room.acquire() and not stop.is_set():
+            head = pipe.read(_FRAME.size)
+            if len(head) < _FRAME.size:
+                break
+            (size,) = _FRAME.unpack(head)
+            data = pipe.read(size)
+            if len(data) < size:
+                break
+            loop.call_soon_threadsafe(frames.put_nowait, data)
+    except (OSError, ValueError, RuntimeError):
+        pass  # the pipe closed under it, or the loop ended: the end, as below
+    with contextlib.suppress(RuntimeError):  # the loop already closed: nobody is waiting
+        loop.call_soon_threadsafe(frames.put_nowait, None)
