@@ -4,8 +4,9 @@
 
 Writes a county's life into a throwaway nats-server (posts, leader signatures, approvals,
 publications; one in fifty published without review), then measures in the same run:
-the raw ordered-consumer rate (messages counted, nothing decoded) and ``gongkai audit
-rebuild``'s path (decode what the fold reads, fold, write every row and the checkpoint).
+the raw ordered-consumer rate (nats-py's own, messages counted, nothing decoded:
+``raw_ordered_read``, bench_eventlog's replay baseline too) and ``gongkai audit rebuild``'s
+path (decode what the fold reads, fold, write every row and the checkpoint).
 
 Every event is signed by its owner as the services sign, and accountability's signed Merkle
 checkpoints (one every 1,000 events) are written as the log grows; the rebuild verifies every
@@ -27,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.common import Baseline, Figure, Timer, server, table
+from bench.common import Baseline, Figure, Timer, raw_ordered_read, server, table
 from gongkai.eventlog import EventLog, StreamSettings
 from gongkai.events import Actor, new_event
 from gongkai.events.contracts.intake import (
@@ -171,13 +172,7 @@ async def measure(n: int) -> list[Figure]:
                 await evlog.append_pipelined(batch)
             await cp.run(await evlog.last_sequence(), force=True)
         total = await evlog.last_sequence()
-        cpu0 = cpu_seconds()
-        with Timer() as raw:
-            count = 0
-            async for _ in evlog.raw_replay():
-                count += 1
-        assert count == total
-        cpu_raw = cpu_seconds() - cpu0
+        raw_s, cpu_raw = await raw_ordered_read(srv.url, total)
         with tempfile.TemporaryDirectory() as d:
             projection = AccountabilityProjection()
             # Made as the service makes its database (its page size).
@@ -202,7 +197,7 @@ async def measure(n: int) -> list[Figure]:
             evlog.keys = keys
         await evlog.close()
     keys_dir.cleanup()
-    raw_rate = total / raw.seconds
+    raw_rate = total / raw_s
     rb_rate = total / rb.seconds
     print(
         table(
@@ -218,7 +213,7 @@ async def measure(n: int) -> list[Figure]:
                 (
                     "raw ordered consumer",
                     f"{total:,}",
-                    f"{raw.seconds:.2f}",
+                    f"{raw_s:.2f}",
                     f"{raw_rate:,.0f}",
                     "100%",
                     f"{cpu_raw:.2f}",

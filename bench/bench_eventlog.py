@@ -19,7 +19,6 @@ rate ratios were seen 10 points apart.
 from __future__ import annotations
 
 import asyncio
-import resource
 import statistics
 import sys
 import tempfile
@@ -28,7 +27,15 @@ from pathlib import Path
 
 import nats
 
-from bench.common import Baseline, Figure, Timer, server, table
+from bench.common import (
+    Baseline,
+    Figure,
+    Timer,
+    process_cpu,
+    raw_ordered_read,
+    server,
+    table,
+)
 from gongkai.eventlog import EventLog
 from gongkai.events import REGISTRY, Actor, new_event
 from gongkai.events.contracts.intake import PostSubmitted
@@ -41,9 +48,6 @@ ACTOR = Actor(person="p-maker", role="maker", unit="finance")
 CPU_US: dict[str, list[float]] = {}
 
 
-def cpu_seconds() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
 
@@ -81,28 +85,9 @@ async def raw_append(url: str, payloads: list[tuple[str, bytes]]) -> float:
 
 
 async def raw_replay(url: str, n: int) -> float:
-    nc = await nats.connect(url)
-    js = nc.jetstream()
-    done = asyncio.Event()
-    count = 0
-
-    async def cb(msg: object) -> None:
-        nonlocal count
-        count += 1
-        if count >= n:
-            done.set()
-
-    cpu = cpu_seconds()
-    with Timer() as t:
-        sub = await js.subscribe(
-            "gk.ev.>", ordered_consumer=True, cb=cb, pending_msgs_limit=65536,
-            pending_bytes_limit=256 * 1024 * 1024,
-        )
-        await done.wait()
-    CPU_US.setdefault("raw replay", []).append((cpu_seconds() - cpu) / n * 1e6)
-    await sub.unsubscribe()
-    await nc.close()
-    return n / t.seconds
+    seconds, cpu = await raw_ordered_read(url, n)
+    CPU_US.setdefault("raw replay", []).append(cpu / n * 1e6)
+    return n / seconds
 
 
 async def client_append(evlog: EventLog, evs: list) -> float:  # type: ignore[type-arg]
@@ -115,11 +100,11 @@ async def client_append(evlog: EventLog, evs: list) -> float:  # type: ignore[ty
 
 async def client_replay(evlog: EventLog, n: int, path: str = "replay") -> float:
     count = 0
-    cpu = cpu_seconds()
+    cpu = process_cpu()
     with Timer() as t:
         async for _ in evlog.replay():
             count += 1
-    CPU_US.setdefault(path, []).append((cpu_seconds() - cpu) / n * 1e6)
+    CPU_US.setdefault(path, []).append((process_cpu() - cpu) / n * 1e6)
     assert count == n, count
     return n / t.seconds
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import resource
 import signal
 import tempfile
 import time
@@ -9,6 +11,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import nats
 
 from gongkai.natsserver import NatsServer
 
@@ -87,3 +91,40 @@ def stop_on_sigterm() -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, _raise)
+
+
+def process_cpu() -> float:
+    """This process's CPU seconds (user + system)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+async def raw_ordered_read(url: str, n: int) -> tuple[float, float]:
+    """The raw replay baseline: nats-py's ordered push consumer over every event subject,
+    counting ``n`` messages and decoding nothing. Returns (seconds, this process's CPU s).
+
+    On a connection of nats-py's own, not an ``EventLog``'s (which leaves each message's
+    headers unparsed until read): what gongkai's client does never moves its baseline.
+    """
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    done = asyncio.Event()
+    count = 0
+
+    async def cb(msg: object) -> None:
+        nonlocal count
+        count += 1
+        if count >= n:
+            done.set()
+
+    cpu = process_cpu()
+    with Timer() as t:
+        sub = await js.subscribe(
+            "gk.ev.>", ordered_consumer=True, cb=cb, pending_msgs_limit=65536,
+            pending_bytes_limit=256 * 1024 * 1024,
+        )
+        await done.wait()
+    cpu = process_cpu() - cpu
+    await sub.unsubscribe()
+    await nc.close()
+    return t.seconds, cpu
