@@ -77,8 +77,15 @@ class Cluster:
             )
 
     def start(self) -> Cluster:
-        for n in self.nodes:
-            n.start()
+        try:
+            for n in self.nodes:
+                n.start()
+        except BaseException:
+            # A node that could not start (its port taken meanwhile: free_port only finds
+            # one free at the time) left the ones before it running for the rest of the
+            # machine's day: the caller's stop is only reached once start has returned.
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
