@@ -36,7 +36,7 @@ import pytest
 
 from gongkai import subjects
 from gongkai.eventlog import EventLog, StreamSettings, local_keyring
-from gongkai.natsserver import NatsServer, free_port
+from gongkai.natsserver import NatsServer, ServerStartError, free_port
 from gongkai.projection import ProjectionStore, make_engine
 from gongkai.runtime.service import ServiceContext, discover
 from gongkai.runtime.settings import Settings
@@ -103,6 +103,27 @@ class Cluster:
         return (node.store_dir / "nats-server.log").read_text(errors="replace")
 
 
+#: Clusters tried before a port taken by another process fails the test: free_port finds a port
+#: free when it looks, and the node that listens on it starts a second or two later, while the
+#: suite's other workers start servers and open connections (their local ports come from the
+#: same range). Two of three runs of the suite on one afternoon lost a router port that way.
+START_TRIES = 3
+
+
+def started_cluster(
+    base: Path, route_password: str, wrong: frozenset[int] = frozenset()
+) -> Cluster:
+    """A cluster started on ports chosen afresh if one chosen was taken before its node
+    listened on it (a new directory for each try: nothing of a failed one is reused)."""
+    for attempt in range(1, START_TRIES):
+        try:
+            return Cluster(base / f"cluster{attempt}", route_password, wrong).start()
+        except ServerStartError as exc:
+            if "already in use" not in str(exc):
+                raise
+    return Cluster(base / f"cluster{START_TRIES}", route_password, wrong).start()
+
+
 async def _until(check: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
     deadline = time.monotonic() + within
     while not await check():
@@ -112,7 +133,7 @@ async def _until(check: Callable[[], Awaitable[bool]], within: float, what: str)
 
 async def test_a_node_with_wrong_route_credentials_does_not_join(tmp_path: Path) -> None:
     with nats_passwords():
-        cluster = Cluster(tmp_path, "gkRoutePw", wrong=frozenset({2})).start()
+        cluster = started_cluster(tmp_path, "gkRoutePw", wrong=frozenset({2}))
         try:
             async with httpx.AsyncClient(timeout=2) as client:
 
@@ -169,7 +190,7 @@ async def test_killing_the_stream_leader_loses_and_duplicates_nothing(
     procs: list[subprocess.Popen[bytes]] = []
     t_start = time.monotonic()
     with nats_passwords() as pw:
-        cluster = Cluster(tmp_path, "gk" + pw["sys"][2:14]).start()
+        cluster = started_cluster(tmp_path, "gk" + pw["sys"][2:14])
         nodes = cluster.nodes
         clients: list[EventLog] = []
         try:
