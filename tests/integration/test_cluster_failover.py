@@ -260,6 +260,21 @@ async def test_killing_the_stream_leader_loses_and_duplicates_nothing(
                             return False
                     return True
 
+                async def all_applied() -> bool:
+                    # Readiness goes by what each projection was last told (a probe asks
+                    # nobody); /status asks the server whether anything is left to apply.
+                    for port in http.values():
+                        try:
+                            r = await client.get(f"http://127.0.0.1:{port}/status")
+                        except httpx.HTTPError:
+                            return False
+                        if r.status_code != 200:
+                            return False
+                        for svc_status in r.json()["services"].values():
+                            if any(p["lag"] for p in svc_status["projections"]):
+                                return False
+                    return True
+
                 deadline = time.monotonic() + 60
                 while not await all_ready():
                     assert all(p.poll() is None for p in procs), _logs(tmp_path, names)
@@ -288,9 +303,13 @@ async def test_killing_the_stream_leader_loses_and_duplicates_nothing(
                     await asyncio.sleep(0.2)
                 t_caught_up = time.monotonic()
                 # services may still be reacting (freshness records column events); wait until
-                # the log stops growing and everyone has applied it
+                # the log stops growing and every projection has applied it
                 last = -1
-                while last != (last := await intake.last_sequence()) or not await all_ready():
+                while (
+                    last != (last := await intake.last_sequence())
+                    or not await all_ready()
+                    or not await all_applied()
+                ):
                     assert time.monotonic() < deadline, _logs(tmp_path, names)
                     await asyncio.sleep(0.5)
 

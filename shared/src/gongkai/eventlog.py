@@ -247,6 +247,16 @@ def ack_position(msg: Msg) -> tuple[int, int, int]:
     return md.sequence.stream, ns, md.num_pending or 0
 
 
+def _consumer_sequence(msg: Msg) -> int | None:
+    """The consumer's own count of what it has sent, from the reply subject (None: unknown)."""
+    t = (msg.reply or "").split(".")
+    if len(t) == 9:
+        return int(t[6])
+    if len(t) >= 11:
+        return int(t[8])
+    return None
+
+
 #: Headers that instruct the server at write time (optimistic concurrency, atomic batches):
 #: stored with a message, but not part of the record a restore gives again.
 WRITE_TIME_HEADERS = ("Nats-Expected-", "Nats-Batch-")
@@ -1217,6 +1227,11 @@ class EventLog:
         request = _pull_request(FOLLOW_BATCH)
         # Messages asked for and not yet received, over the open requests.
         outstanding = 0
+        # The consumer numbers what it sends 1, 2, 3, ... (no acks: nothing is sent twice).
+        # A number skipped was sent and never arrived (a node of the cluster went away with
+        # it in flight): the consumer will not send it again, so the read starts over from the
+        # caller's checkpoint rather than go on without it.
+        sent = 0
         queue: asyncio.Queue[Msg] = sub._pending_queue  # see raw_replay: no task per message
         try:
             while True:
@@ -1233,6 +1248,14 @@ class EventLog:
                 status = headers.get("Status") if headers else None
                 if headers is None or status is None:
                     outstanding -= 1
+                    number = _consumer_sequence(msg)
+                    if number is not None:
+                        if number != sent + 1:
+                            raise EventLogError(
+                                f"follow: consumer {info.name} sent message {number} after "
+                                f"{sent}: {number - sent - 1} lost on the way"
+                            )
+                        sent = number
                     yield msg
                     continue
                 if status == "100":
@@ -1280,8 +1303,12 @@ class EventLog:
         A silence of three heartbeats may be this process's own: an event loop held up for
         seconds (a long fold, a collection of a large heap) reads the heartbeats late, and a
         filtered reader with nothing to receive has nothing else. The server is asked before
-        the read gives up.
+        the read gives up. A server that still holds a request whose heartbeats have not come
+        for a second such stretch sends them where they do not arrive (after a failover of the
+        cluster, measured: a projection waited out its request's expiry while readiness said it
+        was caught up): the read gives up then too, and the caller starts again.
         """
+        silent = 0
         while True:
             if not queue.empty():
                 return queue.get_nowait()
@@ -1289,11 +1316,12 @@ class EventLog:
                 async with asyncio.timeout(FOLLOW_HEARTBEAT_S * 3 + 1):
                     return await queue.get()
             except TimeoutError:
+                silent += 1
                 waiting = await self._still_waiting(consumer)
-                if waiting is None:
+                if waiting is None or (waiting and silent >= 2):
                     raise EventLogError(
                         f"{what}: no message or heartbeat from consumer {consumer} "
-                        f"for {FOLLOW_HEARTBEAT_S * 3 + 1:.0f} s"
+                        f"for {silent * (FOLLOW_HEARTBEAT_S * 3 + 1):.0f} s"
                     ) from None
                 if waiting == 0:
                     return None
