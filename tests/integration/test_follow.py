@@ -172,3 +172,23 @@ async def test_a_one_shot_read_is_bounded_ends_where_it_began_and_outlives_an_id
     assert most_held <= 2 * 200 + 2, most_held
     # An empty selection ends at once, without a message.
     assert [m async for m in evlog.raw_replay(from_seq=3006)] == []
+
+
+async def test_a_read_whose_messages_stop_arriving_ends_with_an_error(
+    evlog: EventLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The failover test, 3 December: after the stream leader was killed, review's queue
+    # waited on while every service said ready. Here the reader's inbox stops receiving
+    # (its subscription gone from the server) while its consumer lives on.
+    monkeypatch.setattr(eventlog, "FOLLOW_HEARTBEAT_S", 0.2)
+    await fill(evlog, 10)
+    holder: list[eventlog._PullFollower] = []
+    reader = evlog.raw_replay(follow=True, subscription_out=holder)
+    for _ in range(10):
+        await anext(reader)
+    await holder[0].sub.unsubscribe()
+    await fill(evlog, 5, tag="later")
+    # Not a wait without end: the read ends, and its caller starts again from its checkpoint.
+    with pytest.raises(EventLogError, match="follow"):
+        await asyncio.wait_for(anext(reader), 10)
+    await reader.aclose()

@@ -1232,6 +1232,9 @@ class EventLog:
         # it in flight): the consumer will not send it again, so the read starts over from the
         # caller's checkpoint rather than go on without it.
         sent = 0
+        # Requests the server let go of while nothing of theirs came, not even their end: one
+        # is asked for again; a second in a row means what is sent here does not arrive.
+        unseen = 0
         queue: asyncio.Queue[Msg] = sub._pending_queue  # see raw_replay: no task per message
         try:
             while True:
@@ -1240,8 +1243,15 @@ class EventLog:
                     outstanding += FOLLOW_BATCH
                 pulled = await self._next_pulled(queue, info.name, "follow")
                 if pulled is None:
+                    unseen += 1
+                    if unseen >= 2:
+                        raise EventLogError(
+                            f"follow: consumer {info.name}: requests end without a word "
+                            "reaching this reader"
+                        )
                     outstanding = 0  # our requests ended unseen: ask again
                     continue
+                unseen = 0
                 msg = pulled
                 sub._pending_size -= len(msg.data)
                 headers = msg.headers if not msg.data else None
