@@ -29,6 +29,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import nats
@@ -250,30 +251,26 @@ async def test_killing_the_stream_leader_loses_and_duplicates_nothing(
                     others = {m.server_name for m in nodes} - {n.server_name}
                     assert await cluster.routes(client, n.server_name) == others
 
-                async def all_ready() -> bool:
+                async def every_service(path: str, ok: Callable[[Any], bool]) -> bool:
+                    """Whether every service answers ``path`` with 200 and a body ``ok`` likes."""
                     for port in http.values():
                         try:
-                            r = await client.get(f"http://127.0.0.1:{port}/readyz")
+                            r = await client.get(f"http://127.0.0.1:{port}{path}")
                         except httpx.HTTPError:
                             return False
-                        if r.status_code != 200:
+                        if r.status_code != 200 or not ok(r.json()):
                             return False
                     return True
+
+                async def all_ready() -> bool:
+                    return await every_service("/readyz", lambda _: True)
 
                 async def all_applied() -> bool:
                     # Readiness goes by what each projection was last told (a probe asks
                     # nobody); /status asks the server whether anything is left to apply.
-                    for port in http.values():
-                        try:
-                            r = await client.get(f"http://127.0.0.1:{port}/status")
-                        except httpx.HTTPError:
-                            return False
-                        if r.status_code != 200:
-                            return False
-                        for svc_status in r.json()["services"].values():
-                            if any(p["lag"] for p in svc_status["projections"]):
-                                return False
-                    return True
+                    return await every_service("/status", lambda body: not any(
+                        p["lag"] for st in body["services"].values() for p in st["projections"]
+                    ))
 
                 deadline = time.monotonic() + 60
                 while not await all_ready():

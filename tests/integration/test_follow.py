@@ -7,11 +7,12 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import nats.js.errors
 import pytest
+from nats.aio.msg import Msg
 
 from gongkai import eventlog
 from gongkai.eventlog import EventLog, EventLogError, StreamSettings, ack_position
@@ -31,6 +32,27 @@ def consumer_gone(follower: eventlog._PullFollower) -> Callable[[], Awaitable[bo
         return False
 
     return gone
+
+
+async def caught_up_reader(
+    evlog: EventLog,
+) -> tuple[AsyncIterator[Msg], eventlog._PullFollower]:
+    """A following reader that has read a log of ten events, and its consumer."""
+    await fill(evlog, 10)
+    holder: list[eventlog._PullFollower] = []
+    reader = evlog.raw_replay(follow=True, subscription_out=holder)
+    for _ in range(10):
+        await anext(reader)
+    return reader, holder[0]
+
+
+async def ends_with_an_error(evlog: EventLog, reader: AsyncIterator[Msg]) -> None:
+    """Events come later, and the read ends with an error instead of waiting for good: its
+    caller starts again from its checkpoint."""
+    await fill(evlog, 5, tag="later")
+    with pytest.raises(EventLogError, match="follow"):
+        await asyncio.wait_for(anext(reader), 10)
+    await reader.aclose()  # type: ignore[attr-defined]
 
 
 async def test_a_long_backlog_is_read_in_bounded_batches_then_new_events_follow(
@@ -110,19 +132,12 @@ async def test_a_reader_paused_past_the_idle_threshold_finds_its_consumer_gone(
     monkeypatch.setattr(eventlog, "FOLLOW_EXPIRES_S", 1.0)
     monkeypatch.setattr(eventlog, "FOLLOW_HEARTBEAT_S", 0.2)
     monkeypatch.setattr(eventlog, "FOLLOW_CONSUMER_IDLE_S", 1.0)
-    await fill(evlog, 10)
-    holder: list[eventlog._PullFollower] = []
-    reader = evlog.raw_replay(follow=True, subscription_out=holder)
-    for _ in range(10):
-        await anext(reader)
+    reader, follower = await caught_up_reader(evlog)
     # The reader is busy elsewhere (its database is down, say) until the server has dropped
     # its idle consumer.
-    await wait_until(consumer_gone(holder[0]), 15, "the idle consumer is dropped", every=0.1)
-    await fill(evlog, 5, tag="later")
-    # Not a hang: the reader says its consumer is gone, and its caller starts again.
-    with pytest.raises(EventLogError, match="follow"):
-        await asyncio.wait_for(anext(reader), 10)
-    await reader.aclose()
+    await wait_until(consumer_gone(follower), 15, "the idle consumer is dropped", every=0.1)
+    # Not a hang: the reader says its consumer is gone.
+    await ends_with_an_error(evlog, reader)
 
 
 async def test_a_reader_whose_event_loop_was_held_up_goes_on(
@@ -181,14 +196,6 @@ async def test_a_read_whose_messages_stop_arriving_ends_with_an_error(
     # waited on while every service said ready. Here the reader's inbox stops receiving
     # (its subscription gone from the server) while its consumer lives on.
     monkeypatch.setattr(eventlog, "FOLLOW_HEARTBEAT_S", 0.2)
-    await fill(evlog, 10)
-    holder: list[eventlog._PullFollower] = []
-    reader = evlog.raw_replay(follow=True, subscription_out=holder)
-    for _ in range(10):
-        await anext(reader)
-    await holder[0].sub.unsubscribe()
-    await fill(evlog, 5, tag="later")
-    # Not a wait without end: the read ends, and its caller starts again from its checkpoint.
-    with pytest.raises(EventLogError, match="follow"):
-        await asyncio.wait_for(anext(reader), 10)
-    await reader.aclose()
+    reader, follower = await caught_up_reader(evlog)
+    await follower.sub.unsubscribe()
+    await ends_with_an_error(evlog, reader)
