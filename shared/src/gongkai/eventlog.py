@@ -1314,8 +1314,8 @@ class EventLog:
         seconds (a long fold, a collection of a large heap) reads the heartbeats late, and a
         filtered reader with nothing to receive has nothing else. The server is asked before
         the read gives up. A server that still holds a request whose heartbeats have not come
-        for a second such stretch sends them where they do not arrive (after a failover of the
-        cluster, measured: a projection waited out its request's expiry while readiness said it
+        for a second such stretch sends them where they do not arrive (suspected after a
+        failover of the cluster, where a projection stopped applying while readiness said it
         was caught up): the read gives up then too, and the caller starts again.
         """
         silent = 0
