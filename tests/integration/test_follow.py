@@ -199,3 +199,21 @@ async def test_a_read_whose_messages_stop_arriving_ends_with_an_error(
     reader, follower = await caught_up_reader(evlog)
     await follower.sub.unsubscribe()
     await ends_with_an_error(evlog, reader)
+
+
+async def test_a_one_shot_read_whose_messages_stop_arriving_ends_with_an_error(
+    evlog: EventLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same for a read to the end of the log (``_pulled``): it asked again for good.
+    monkeypatch.setattr(eventlog, "FOLLOW_HEARTBEAT_S", 0.2)
+    monkeypatch.setattr(eventlog, "FOLLOW_BATCH", 2)
+    await fill(evlog, 20)
+    holder: list[eventlog._PullFollower] = []
+    reader = evlog.raw_replay(subscription_out=holder)
+    await anext(reader)
+    await holder[0].sub.unsubscribe()
+    with pytest.raises(EventLogError, match="read"):
+        async with asyncio.timeout(10):
+            async for _ in reader:
+                pass
+    await reader.aclose()  # type: ignore[attr-defined]

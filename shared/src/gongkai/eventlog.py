@@ -1149,6 +1149,7 @@ class EventLog:
         # many no request covers yet.
         outstanding, unasked = 0, left
         last, restarted_after = 0, -1
+        asked_again = False  # after requests that ended unseen (``_next_pulled``)
         queue: asyncio.Queue[Msg] = sub._pending_queue  # see _follow: no task per message
         try:
             while True:
@@ -1157,7 +1158,8 @@ class EventLog:
                     await self.nc.publish(next_subject, _pull_request(n), reply=inbox)
                     unasked -= n
                     outstanding += n
-                pulled = await self._next_pulled(queue, info.name, "read")
+                pulled = await self._next_pulled(queue, info.name, "read", asked_again)
+                asked_again = pulled is None
                 if pulled is None:
                     unasked += outstanding  # our requests ended unseen: ask again
                     outstanding = 0
@@ -1232,26 +1234,18 @@ class EventLog:
         # it in flight): the consumer will not send it again, so the read starts over from the
         # caller's checkpoint rather than go on without it.
         sent = 0
-        # Requests the server let go of while nothing of theirs came, not even their end: one
-        # is asked for again; a second in a row means what is sent here does not arrive.
-        unseen = 0
+        asked_again = False  # after requests that ended unseen (``_next_pulled``)
         queue: asyncio.Queue[Msg] = sub._pending_queue  # see raw_replay: no task per message
         try:
             while True:
                 if outstanding <= FOLLOW_BATCH // 2:
                     await self.nc.publish(next_subject, request, reply=inbox)
                     outstanding += FOLLOW_BATCH
-                pulled = await self._next_pulled(queue, info.name, "follow")
+                pulled = await self._next_pulled(queue, info.name, "follow", asked_again)
+                asked_again = pulled is None
                 if pulled is None:
-                    unseen += 1
-                    if unseen >= 2:
-                        raise EventLogError(
-                            f"follow: consumer {info.name}: requests end without a word "
-                            "reaching this reader"
-                        )
                     outstanding = 0  # our requests ended unseen: ask again
                     continue
-                unseen = 0
                 msg = pulled
                 sub._pending_size -= len(msg.data)
                 headers = msg.headers if not msg.data else None
@@ -1305,10 +1299,13 @@ class EventLog:
         return await self.js.add_consumer(self.stream, config=cfg)
 
     async def _next_pulled(
-        self, queue: asyncio.Queue[Msg], consumer: str, what: str
+        self, queue: asyncio.Queue[Msg], consumer: str, what: str, asked_again: bool = False
     ) -> Msg | None:
         """The next message (or status) a pull consumer sent; None once the server holds none
         of this reader's requests any more (they ended unseen, and the caller asks again).
+        ``asked_again``: the caller was told None last time and nothing has come since; if
+        its new requests end unseen too, what the server sends does not arrive here (it
+        drops a request whose reply no one subscribes to), and the read ends.
 
         A silence of three heartbeats may be this process's own: an event loop held up for
         seconds (a long fold, a collection of a large heap) reads the heartbeats late, and a
@@ -1334,6 +1331,11 @@ class EventLog:
                         f"for {silent * (FOLLOW_HEARTBEAT_S * 3 + 1):.0f} s"
                     ) from None
                 if waiting == 0:
+                    if asked_again:
+                        raise EventLogError(
+                            f"{what}: consumer {consumer}: requests end without a word "
+                            "reaching this reader"
+                        ) from None
                     return None
 
     async def _still_waiting(self, consumer: str) -> int | None:
