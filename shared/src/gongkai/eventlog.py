@@ -52,7 +52,7 @@ from nats.js.api import (
 from nats.protocol.command import hpub_cmd
 
 from gongkai import metrics, subjects
-from gongkai.directget import StoredMsg, read_subject
+from gongkai.directget import StoredMsg, last_stored, read_subject
 from gongkai.events.envelope import REGISTRY, Envelope, EventDecodeError, Registry
 from gongkai.inbox import Inbox, Waiter, inbox_of
 from gongkai.logtypes import (
@@ -949,6 +949,13 @@ class EventLog:
         last = after
         filt = subjects.aggregate_filter(aggregate_type, aggregate_id)
         if await self._loads_directly():
+            if after:
+                # Usually nothing was stored since (a unit's policy, a signer's roles): the
+                # server answers that from its subject index, where a read from ``after`` would
+                # walk every message stored since (``gongkai.directget``).
+                newest = await last_stored(self.nc, self.stream, filt)
+                if newest is None or newest.seq <= after:
+                    return events, last
             async for stored in self.read_stored(filt, from_seq=after + 1):
                 last = stored.seq
                 try:
