@@ -4,8 +4,10 @@ across several batches, from a sequence on, nothing for a subject nothing matche
 
 from __future__ import annotations
 
+import json
+
 from gongkai import subjects
-from gongkai.directget import read_subject, stored_ns
+from gongkai.directget import StoredMsg, last_stored, read_subject, stored_ns
 from gongkai.eventlog import EventLog, ack_position
 from tests.integration.test_projection_consumers import submitted
 
@@ -49,3 +51,47 @@ async def test_direct_reads_equal_an_ordered_consumers(evlog: EventLog) -> None:
     assert [m async for m in read_subject(nc, stream, nothing)] == []
     last = await evlog.last_sequence()
     assert [m async for m in read_subject(nc, stream, "gk.ev.>", from_seq=last + 1)] == []
+
+
+async def test_a_read_never_asks_for_more_than_match(evlog: EventLog) -> None:
+    """A request for more messages than match makes nats-server walk every message stored
+    after the last match (``gongkai.directget``): after the first message, each request asks
+    for at most what the answer before said was still there."""
+    for i in range(9):
+        await evlog.append([submitted(f"P{i % 3}", f"c{i}")])  # type: ignore[list-item]
+    nc, stream = evlog.nc, subjects.STREAM
+    asked: list[int] = []
+    publish = nc.publish
+
+    async def recording(subject: str, payload: bytes = b"", **kw: object) -> None:
+        if subject.startswith("$JS.API.DIRECT.GET."):
+            asked.append(json.loads(payload).get("batch", 0))
+        await publish(subject, payload, **kw)  # type: ignore[arg-type]
+
+    nc.publish = recording  # type: ignore[method-assign]
+    try:
+        filt = subjects.aggregate_filter("post", "P1")
+        for batch, want in ((512, [1, 2]), (1, [1, 1, 1])):
+            asked.clear()
+            got = [m async for m in read_subject(nc, stream, filt, batch=batch)]
+            assert len(got) == 3
+            assert asked == want, batch
+    finally:
+        nc.publish = publish  # type: ignore[method-assign]
+
+
+def _fields(m: StoredMsg) -> tuple[int, str, bytes, int, str | None]:
+    return (m.seq, m.subject, m.data, m.stored_ns, m.headers.get("Gk-Sig"))
+
+
+async def test_the_last_stored_message_of_a_subject(evlog: EventLog) -> None:
+    for i in range(5):
+        await evlog.append([submitted(f"P{i % 2}", f"c{i}")])  # type: ignore[list-item]
+    nc, stream = evlog.nc, subjects.STREAM
+    for agg in ("P0", "P1"):
+        filt = subjects.aggregate_filter("post", agg)
+        every = [m async for m in read_subject(nc, stream, filt)]
+        last = await last_stored(nc, stream, filt)
+        assert last is not None
+        assert _fields(last) == _fields(every[-1])
+    assert await last_stored(nc, stream, subjects.aggregate_filter("post", "P9")) is None
