@@ -178,3 +178,29 @@ async def test_a_catch_up_from_nothing_feeds_the_pass_without_reading_the_log_ag
     assert svc.days.position == recorded[-1].seq
     for day in (FIRST_DAY, LATER_DAY):
         await _same_views(svc, platform, day)
+
+
+async def test_the_live_service_keeps_its_days_from_the_projections_fold(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While it runs, the service's kept days take what its projection's fold wrote
+    (``Days.take``) and never fold an event again (``Days.feed``), imported history included;
+    and they answer as the fold of each day."""
+
+    def folded_again(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the kept days folded an event again")
+
+    monkeypatch.setattr(Days, "feed", folded_again)
+    await demo_history(platform)
+    await import_demo_history(platform.evlog, platform.clock.now(), ("finance",))
+    await platform.settle()
+    await platform.services["freshness"].tick(force=True)  # type: ignore[attr-defined]
+    await platform.settle()  # the history's past episodes (ColumnWasStale) too
+    svc = _service(platform)
+    await svc.settle()  # what accountability decides on them recorded
+    await platform.settle()
+    assert svc._days_task is not None, "the kept days were given up"
+    assert svc.days.events > 0
+    assert svc.days.version > 0, "no history was laid over the kept days"
+    for day in (FIRST_DAY - timedelta(days=200), FIRST_DAY, LATER_DAY):
+        await _same_views(svc, platform, day)

@@ -45,7 +45,7 @@ from gongkai_accountability.adapters.checkpoints import (
     CheckpointSettings,
     load_chain,
 )
-from gongkai_accountability.adapters.days import READ, Days
+from gongkai_accountability.adapters.days import READ, TAKEN, Days
 from gongkai_accountability.adapters.log import (
     ReadCounts,
     VerifyResult,
@@ -325,6 +325,8 @@ class AccountabilityService(Service):
                 # after this position reaches ``_applied``.
                 self._days_from = sub.position
                 sub.on_applied = self._applied
+        # The kept days take what the projection's fold writes instead of folding again.
+        self.projection.note(TAKEN)
         self._stopping = False
         keys = self.evlog.keys
         if keys is not None and "accountability" in keys.private:
@@ -441,6 +443,8 @@ class AccountabilityService(Service):
             self._decide_again = True
         self.projection.touched.clear()
         self._wake.set()
+        # Taken whatever follows: they are this batch's (the next one's start after this).
+        notes = self.projection.take_notes()
         if self._days_task is None:
             return
         if not self._days_live:
@@ -449,7 +453,13 @@ class AccountabilityService(Service):
             return
         try:
             for rec in events:
-                self.days.feed(rec.seq, rec.envelope)
+                changes = notes.get(rec.seq)
+                if changes is not None:
+                    self.days.take(rec.seq, rec.envelope, changes)
+                else:
+                    # Not applied by the fold (an event it refused, dead-lettered): folded
+                    # here as before the kept days took the projection's writes.
+                    self.days.feed(rec.seq, rec.envelope)
         except Exception as exc:  # noqa: BLE001 - never the projection's failure
             self._days_failed(exc)
 
@@ -457,6 +467,7 @@ class AccountabilityService(Service):
         """The kept days are given up (each day is folded from the log per request again)."""
         self.log.warning("days_failed", error=repr(exc)[:300])
         self._days_task = None
+        self.projection.note(frozenset())
 
     async def _tick_loop(self) -> None:
         # A stop flag, not cancellation: Python 3.11's wait_for can swallow a cancellation that

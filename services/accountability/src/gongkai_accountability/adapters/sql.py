@@ -30,7 +30,7 @@ from gongkai.projection import (
 )
 from gongkai_accountability.adapters import forked
 from gongkai_accountability.domain.fold import RELEVANT, evolve
-from gongkai_accountability.domain.rows import MemoryRows, R, Row
+from gongkai_accountability.domain.rows import Change, MemoryRows, R, Row
 from gongkai_accountability.domain.rows import Table as RowTable
 from gongkai_accountability.domain.tables import ALL, BY_NAME
 
@@ -91,7 +91,26 @@ class AccountabilityProjection(Projection):
         #: Tables the live projection wrote since the service last looked (``touched``): a
         #: rolled-back batch may leave names here, which only costs a decision made again.
         self.touched: set[str] = set()
+        #: The tables whose writes are noted per event (``note``); none by default.
+        self._noted: frozenset[str] = frozenset()
+        #: Stream sequence -> what its fold wrote in the noted tables, for every event applied
+        #: since the last ``take_notes`` while noting.
+        self._notes: dict[int, list[Change]] = {}
         super().__init__()
+
+    def note(self, tables: frozenset[str]) -> None:
+        """From the next batch on, keep what each applied event's fold writes in ``tables``
+        (every put and delete, in order) until ``take_notes``: the service's kept days take
+        them instead of folding every event a second time (bench/profiles/README.md, "twelfth
+        part"). An empty set stops it."""
+        self._noted = tables
+        self._notes = {}
+
+    def take_notes(self) -> dict[int, list[Change]]:
+        """The notes kept since the last call, by stream sequence (an event applied twice, as
+        a batch rolled back and applied again one by one, has its last application's)."""
+        notes, self._notes = self._notes, {}
+        return notes
 
     def define(self, metadata: MetaData) -> None:
         for t in ALL:
@@ -105,14 +124,20 @@ class AccountabilityProjection(Projection):
             )
 
     def begin(self, conn: Connection) -> None:
-        self._conn, self._rows = conn, SqlRows(conn, self.tables_by_name, touched=self.touched)
+        self._conn, self._rows = conn, SqlRows(
+            conn, self.tables_by_name, touched=self.touched, noted=self._noted
+        )
 
     def apply(self, conn: Connection, event: RecordedEvent) -> None:
         if conn is not self._conn or self._rows is None:
             self.begin(conn)
-        assert self._rows is not None
+        rows = self._rows
+        assert rows is not None
         # The fold sees a post's content with its screened personal data already masked.
-        evolve(self._rows, masked_event(event.envelope), event.seq)
+        evolve(rows, masked_event(event.envelope), event.seq)
+        if rows.noted:
+            # Kept only once the fold went through: an event whose fold failed has no note.
+            self._notes[event.seq], rows.changes = rows.changes, []
 
     def flush(self, conn: Connection) -> None:
         if self._rows is not None and conn is self._conn:
@@ -217,11 +242,15 @@ class SqlRows:
         tables: dict[str, Table],
         cache: dict[tuple[str, str], Any] | None = None,
         touched: set[str] | None = None,
+        noted: frozenset[str] = frozenset(),
     ) -> None:
         self.conn = conn
         self.tables = tables
         #: Where the names of the tables written are noted (the projection's ``touched``).
         self.touched = touched if touched is not None else set()
+        #: Tables whose puts and deletes are also listed, in order, in ``changes``.
+        self.noted = noted
+        self.changes: list[Change] = []
         #: (table, key) -> the row (of the table's type) as the transaction has it (None: no
         #: row).
         self.cache = cache if cache is not None else {}
@@ -245,12 +274,16 @@ class SqlRows:
         self.cache[ck] = row
         self._pending[ck] = None
         self.touched.add(table)
+        if table in self.noted:
+            self.changes.append((table, key, row))
 
     def delete(self, table: RowTable[Any], key: str) -> None:
         ck: tuple[str, str] = (table, key)
         self.cache[ck] = None
         self._pending[ck] = None
         self.touched.add(table)
+        if table in self.noted:
+            self.changes.append((table, key, None))
 
     def flush(self) -> None:
         """Write the rows kept back: one statement per table and kind, many rows each."""

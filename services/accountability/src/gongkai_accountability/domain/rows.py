@@ -37,6 +37,9 @@ class Table(str, Generic[R]):
         return table
 
 
+#: One write of a fold: (table, key, the row put; None: deleted).
+Change = tuple[Table[Any], str, Any]
+
 #: Every table made, by name. ``MemoryRows`` keys its dicts with these very objects: a lookup
 #: with the same object is found by identity, where a str subclass against a plain str key is
 #: compared by value on every get (four times the cost, seen in a profile of the fold).
