@@ -30,3 +30,23 @@ async def test_load_after_reads_only_what_was_stored_since(evlog: EventLog, dire
     assert now == rest[0].seq > last
     assert await evlog.load("post", "P1") == ([*whole, *rest], now)
     assert await evlog.load("post", "nothing-here", after=0) == ([], 0)
+
+
+async def test_the_last_sequence_of_a_filter_is_the_same_both_ways(evlog: EventLog) -> None:
+    """By direct get (one replica) and by the stream's message get (a replicated stream's
+    way): the last matching sequence, 0 for nothing, counted as soon as its append is."""
+    assert await evlog._loads_directly()
+    filters = ("gk.ev.post.*.*", "gk.ev.post.P1.*", "gk.ev.post.P9.*", "gk.ev.unit.*.*")
+    answers = []
+    for direct in (True, False):
+        evlog._direct_load = direct
+        answers.append([await evlog.last_sequence(f) for f in filters])
+    assert answers[0] == answers[1] == [0, 0, 0, 0]
+    await evlog.append([submitted("P1", "c1", "one")])  # type: ignore[list-item]
+    await evlog.append([submitted("P2", "c2", "other")])  # type: ignore[list-item]
+    last = await evlog.last_sequence()
+    answers = []
+    for direct in (True, False):
+        evlog._direct_load = direct
+        answers.append([await evlog.last_sequence(f) for f in filters])
+    assert answers[0] == answers[1] == [last, last - 1, 0, 0]

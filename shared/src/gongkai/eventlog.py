@@ -591,12 +591,19 @@ class EventLog:
     async def last_sequence(self, filter_subject: str | None = None) -> int:
         """The stream's last sequence, or that of the last event matching ``filter_subject``.
 
-        0 when nothing matches yet. Both are answered by the stream's leader (not a replica's
-        direct get, which may lag), so an event whose append was acknowledged is counted.
+        0 when nothing matches yet. Both are answered by the stream's leader (a direct get only
+        on a stream of one replica: a replica's, which may lag, never), so an event whose
+        append was acknowledged is counted.
         """
         if filter_subject is None:
             info = await self.js.stream_info(self.stream)
             return int(info.state.last_seq)
+        if await self._loads_directly():
+            # One replica, so the server that acknowledged every append answers a direct get
+            # too: the message as stored, without the API's JSON and base64 of it and without
+            # its queue (280 -> 200 µs of server CPU for every person's last, bench/profiles).
+            newest = await last_stored(self.nc, self.stream, filter_subject)
+            return newest.seq if newest is not None else 0
         # The stream's own message get; only the sequence is read (nats-py's get_last_msg also
         # decodes the payload and parses the headers with the email package, a third of its
         # cost, for nothing here).
