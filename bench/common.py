@@ -53,9 +53,13 @@ class Figure:
 
 
 @contextmanager
-def server(sync_always: bool = False) -> Iterator[NatsServer]:
+def server(sync_always: bool = False, monitor: bool = False) -> Iterator[NatsServer]:
+    """A nats-server in a temporary directory; ``monitor``: with its monitoring port
+    (``/varz``, ``/subsz``) on a free one."""
     with tempfile.TemporaryDirectory(prefix="gongkai-bench-") as d:
-        srv = NatsServer(store_dir=Path(d), sync_always=sync_always).start()
+        srv = NatsServer(
+            store_dir=Path(d), sync_always=sync_always, monitor_port=0 if monitor else None
+        ).start()
         try:
             yield srv
         finally:

@@ -27,8 +27,10 @@ publication's column at once), accountability decides after every applied batch.
 
 Reported: throughput and latency percentiles per route; each service's consumer lag (stream
 last sequence minus what its projections applied, from its ``/metrics``), sampled twice a second
-during the load, its peak; and the time from the last answer until every service has applied
-the whole log and the log stopped growing (the drain). Every request must succeed: a non-2xx
+during the load, its peak; the time from the last answer until every service has applied
+the whole log and the log stopped growing (the drain); each process's CPU a post; and what the
+nats-server was asked a post (messages in and out, JetStream API requests, direct gets: its
+``/varz`` and ``/subsz``), the first place to look when its CPU a post moves. Every request must succeed: a non-2xx
 answer is counted per route and fails the run.
 
 The load generator runs on the same two cores as the services and nats-server: the figures are
@@ -108,6 +110,8 @@ class LoadResult:
     #: CPU seconds each service (and the nats-server, "nats-server") used from the first
     #: request until drained: where the two cores went.
     cpu_s: dict[str, float] = field(default_factory=dict)
+    #: What the nats-server was asked over the same span (``ServerCounts``' fields).
+    server_counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def requests(self) -> int:
@@ -132,6 +136,34 @@ def server_cpu(pid: int) -> float:
     """The nats-server's user + system CPU seconds so far."""
     t = psutil.Process(pid).cpu_times()
     return float(t.user + t.system)
+
+
+#: What ``server_counts`` reads, in the report's words.
+SERVER_COUNTS = {
+    "in_msgs": "messages in",
+    "out_msgs": "messages out",
+    "api": "JetStream API requests",
+    "direct_gets": "direct gets",
+}
+
+
+async def server_counts(client: httpx.AsyncClient, monitor: str) -> dict[str, int]:
+    """The nats-server's counters so far, from its monitoring port: messages in and out (every
+    client's, the services' and this process's), JetStream API requests (infos, message gets,
+    consumers made; the server counts direct gets apart, as a subscription of the stream)."""
+    varz = (await client.get(f"{monitor}/varz", timeout=10)).json()
+    subsz = (await client.get(f"{monitor}/subsz?subs=1&limit=100000", timeout=10)).json()
+    direct = sum(
+        int(s.get("msgs", 0))
+        for s in subsz.get("subscriptions_list", [])
+        if s.get("subject", "").startswith("$JS.API.DIRECT.GET.")
+    )
+    return {
+        "in_msgs": int(varz["in_msgs"]),
+        "out_msgs": int(varz["out_msgs"]),
+        "api": int(varz["jetstream"]["stats"]["api"]["total"]),
+        "direct_gets": direct,
+    }
 
 
 def _ms(values: list[float], q: float) -> str:
@@ -339,7 +371,10 @@ async def run(
 
     posting = tuple(units or DEMO.units)
 
-    with server(sync_always=sync) as srv, tempfile.TemporaryDirectory(prefix="gk-load-") as tmp:
+    with (
+        server(sync_always=sync, monitor=True) as srv,
+        tempfile.TemporaryDirectory(prefix="gk-load-") as tmp,
+    ):
         base = work_dir or Path(tmp)
         # The services' signing keys and trust anchors, made before any service starts: the
         # directory is recorded as intake, signed, or every service refuses it (an unsigned
@@ -388,6 +423,8 @@ async def run(
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )
+            monitor = f"http://{srv.host}:{srv.monitor_port}"
+            counts0 = await server_counts(client, monitor)
             cpu0 = cpu_now()
             stop = asyncio.Event()
             sampling = asyncio.create_task(sampler.run(0.5, stop))
@@ -399,6 +436,7 @@ async def run(
             drain_s = await drain(evlog, sampler, 300)
             events = await evlog.last_sequence() - start_seq
             cpu1 = cpu_now()
+            counts1 = await server_counts(client, monitor)
             if recorder is not None:
                 recorder.send_signal(signal.SIGINT)  # py-spy writes its graph on SIGINT
                 recorder.wait(60)
@@ -418,6 +456,7 @@ async def run(
                 probes=sampler.probes,
                 not_ready=sampler.not_ready,
                 cpu_s={n: cpu1[n] - cpu0[n] for n in cpu0},
+                server_counts={k: counts1[k] - counts0[k] for k in counts0},
             )
         finally:
             if recorder is not None and recorder.poll() is None:
@@ -489,6 +528,13 @@ def report(res: LoadResult) -> str:
             ("process", "CPU s, load and drain", "CPU ms per post"),
         ),
     ]
+    if res.server_counts:
+        asked = ", ".join(
+            f"{res.server_counts[k] / res.posts:,.2f} {what}"
+            for k, what in SERVER_COUNTS.items()
+            if k in res.server_counts
+        )
+        out += ["", f"nats-server, a post (load and drain): {asked}"]
     return "\n".join(out)
 
 
