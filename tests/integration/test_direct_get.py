@@ -4,7 +4,12 @@ across several batches, from a sequence on, nothing for a subject nothing matche
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
+from typing import Any
+
+from nats.aio.client import Client as NATS
 
 from gongkai import subjects
 from gongkai.directget import StoredMsg, last_stored, read_subject, stored_ns
@@ -53,6 +58,24 @@ async def test_direct_reads_equal_an_ordered_consumers(evlog: EventLog) -> None:
     assert [m async for m in read_subject(nc, stream, "gk.ev.>", from_seq=last + 1)] == []
 
 
+@contextlib.contextmanager
+def direct_gets_asked(nc: NATS) -> Iterator[list[dict[str, Any]]]:
+    """Every direct-get request published on ``nc`` inside the block, as the JSON it asked."""
+    asked: list[dict[str, Any]] = []
+    publish = nc.publish
+
+    async def recording(subject: str, payload: bytes = b"", **kw: Any) -> None:
+        if subject.startswith("$JS.API.DIRECT.GET."):
+            asked.append(json.loads(payload))
+        await publish(subject, payload, **kw)
+
+    nc.publish = recording  # type: ignore[method-assign]
+    try:
+        yield asked
+    finally:
+        nc.publish = publish  # type: ignore[method-assign]
+
+
 async def test_a_read_never_asks_for_more_than_match(evlog: EventLog) -> None:
     """A request for more messages than match makes nats-server walk every message stored
     after the last match (``gongkai.directget``): after the first message, each request asks
@@ -60,24 +83,12 @@ async def test_a_read_never_asks_for_more_than_match(evlog: EventLog) -> None:
     for i in range(9):
         await evlog.append([submitted(f"P{i % 3}", f"c{i}")])  # type: ignore[list-item]
     nc, stream = evlog.nc, subjects.STREAM
-    asked: list[int] = []
-    publish = nc.publish
-
-    async def recording(subject: str, payload: bytes = b"", **kw: object) -> None:
-        if subject.startswith("$JS.API.DIRECT.GET."):
-            asked.append(json.loads(payload).get("batch", 0))
-        await publish(subject, payload, **kw)  # type: ignore[arg-type]
-
-    nc.publish = recording  # type: ignore[method-assign]
-    try:
-        filt = subjects.aggregate_filter("post", "P1")
-        for batch, want in ((512, [1, 2]), (1, [1, 1, 1])):
-            asked.clear()
+    filt = subjects.aggregate_filter("post", "P1")
+    for batch, want in ((512, [1, 2]), (1, [1, 1, 1])):
+        with direct_gets_asked(nc) as asked:
             got = [m async for m in read_subject(nc, stream, filt, batch=batch)]
-            assert len(got) == 3
-            assert asked == want, batch
-    finally:
-        nc.publish = publish  # type: ignore[method-assign]
+        assert len(got) == 3
+        assert [a["batch"] for a in asked] == want, batch
 
 
 def _fields(m: StoredMsg) -> tuple[int, str, bytes, int, str | None]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from gongkai.eventlog import EventLog
+from tests.integration.test_direct_get import direct_gets_asked
 from tests.integration.test_projection_consumers import submitted
 
 
@@ -50,3 +51,24 @@ async def test_the_last_sequence_of_a_filter_is_the_same_both_ways(evlog: EventL
         evlog._direct_load = direct
         answers.append([await evlog.last_sequence(f) for f in filters])
     assert answers[0] == answers[1] == [last, last - 1, 0, 0]
+
+
+async def test_a_held_history_with_nothing_new_is_one_question(evlog: EventLog) -> None:
+    """``load(after=)`` by direct get asks for the aggregate's last message first and reads
+    nothing more when it is not after ``after``: a read on from ``after`` would have the
+    server walk every message stored since (``gongkai.directget``)."""
+    assert await evlog._loads_directly()
+    await evlog.append([submitted("P1", "c1", "one")])  # type: ignore[list-item]
+    for i in range(5):
+        await evlog.append([submitted(f"Q{i}", f"d{i}", "other")])  # type: ignore[list-item]
+    _, last = await evlog.load("post", "P1")
+    with direct_gets_asked(evlog.nc) as asked:
+        assert await evlog.load("post", "P1", after=last) == ([], last)
+    assert asked == [{"last_by_subj": "gk.ev.post.P1.*"}]
+    await evlog.append([submitted("P1", "c2", "two")], expected=last)  # type: ignore[list-item]
+    with direct_gets_asked(evlog.nc) as asked:
+        rest, now = await evlog.load("post", "P1", after=last)
+    assert [r.envelope.payload.title for r in rest] == ["two"]  # type: ignore[attr-defined]
+    assert now == rest[0].seq
+    assert asked[0] == {"last_by_subj": "gk.ev.post.P1.*"}
+    assert [a.get("seq") for a in asked[1:]] == [last + 1]
