@@ -63,7 +63,9 @@ class Forked:
             _child(self._store, write_end, work)
         os.close(write_end)
         self.pid = pid
-        self._notes = os.fdopen(read_end, "rb")
+        # Read unbuffered: a buffer reading ahead would hold announcements that ``ready``
+        # (a select on the descriptor) cannot see, and the child's chunks would wait.
+        self._notes = read_end
         self._exited: int | None = None
         self._finished = False
         self._closed = False
@@ -80,7 +82,9 @@ class Forked:
             return DONE
         if self._closed:
             raise HelperError("the forked helper was closed before it finished")
-        note = self._notes.read(_NOTE.size)
+        note = b""
+        while len(note) < _NOTE.size and (more := os.read(self._notes, _NOTE.size - len(note))):
+            note += more
         if len(note) < _NOTE.size:
             raise HelperError(f"the forked helper ended before finishing ({self._reap()})")
         offset, size = _NOTE.unpack(note)
@@ -108,7 +112,7 @@ class Forked:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(self.pid, signal.SIGKILL)
             self._reap()
-            self._notes.close()
+            os.close(self._notes)
             os.close(self._store)
         if self._finished and self._exited != 0:
             raise HelperError(f"the forked helper {self._describe()} after finishing")
