@@ -109,3 +109,31 @@ def test_closing_early_ends_a_child_still_running() -> None:
     assert helper.take() == 1
     helper.close()  # the caller failed or stopped: the child is killed and reaped
     assert _gone(helper.pid)
+
+
+def test_an_item_announced_is_ready_while_the_child_still_runs() -> None:
+    """``ready`` sees every item the child has announced, the ones after the first read too
+    (a buffered read of the announcements hid them: fails on e462e4b)."""
+    reached_r, reached_w = os.pipe()
+    gate_r, gate_w = os.pipe()
+
+    def work() -> Iterator[int]:
+        yield 1
+        yield 2
+        os.write(reached_w, b"x")  # both items announced
+        os.read(gate_r, 1)  # held here until the test has looked
+        yield 3
+
+    helper = Forked(work)
+    try:
+        assert os.read(reached_r, 1) == b"x"
+        assert helper.take() == 1
+        assert helper.ready()
+        assert helper.take() == 2
+        os.write(gate_w, b"x")
+        assert _all(helper) == [3]
+    finally:
+        helper.close()
+        for fd in (reached_r, reached_w, gate_r, gate_w):
+            os.close(fd)
+    assert _gone(helper.pid)
