@@ -10,7 +10,6 @@ from __future__ import annotations
 import bisect
 import gc
 import itertools
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,7 +27,6 @@ from gongkai.projection import (
     marker,
     row_statements,
 )
-from gongkai_accountability.adapters import forked
 from gongkai_accountability.domain.fold import RELEVANT, evolve
 from gongkai_accountability.domain.rows import Change, MemoryRows, R, Row
 from gongkai_accountability.domain.rows import Table as RowTable
@@ -58,17 +56,6 @@ _decode = orjson.loads
 PAGE_SIZE = 8192
 #: Rows encoded and inserted at a time by ``write_all``.
 WRITE_CHUNK = 20000
-#: The tables whose rows ``write_all`` has a forked child encode, when one has at least
-#: ``HELPER_MIN_ROWS`` rows: a post's row is 2 KB (its trail), two thirds of the encoding's
-#: CPU, while this process encodes and inserts the others and then inserts the posts as they
-#: come (bench/profiles/README.md, "the posts encoded by a forked child"). A read model
-#: smaller than that (tests, a small county) is written in this process: measured from 25,000
-#: posts up only.
-HELPED = ("post",)
-HELPER_MIN_ROWS = 20000
-#: Rows a chunk the child hands back: small, so that the last of them, which this process
-#: inserts after the child is done, is short.
-HELPER_CHUNK = 5000
 #: The tables ``decide`` reads (``ReadModel.snapshot`` copies them): a batch that changes
 #: none of them leaves its decisions as they were.
 DECIDES_ON = frozenset({"todo", "case", "violation", "unit"})
@@ -101,8 +88,8 @@ class AccountabilityProjection(Projection):
     def note(self, tables: frozenset[str]) -> None:
         """From the next batch on, keep what each applied event's fold writes in ``tables``
         (every put and delete, in order) until ``take_notes``: the service's kept days take
-        them instead of folding every event a second time (bench/profiles/README.md, "twelfth
-        part"). An empty set stops it."""
+        them instead of folding every event a second time (bench/profiles/README.md, "one fold
+        for the rows and the kept days"). An empty set stops it."""
         self._noted = tables
         self._notes = {}
 
@@ -144,85 +131,41 @@ class AccountabilityProjection(Projection):
             self._rows.flush()
 
     def write_all(self, engine: Engine, rows: MemoryRows, last_seq: int) -> None:
-        """Replace every row and the checkpoint in one transaction (the rebuild's last step).
-
-        Where a table has ``HELPER_MIN_ROWS`` rows or more and the system can fork, the rows
-        of ``HELPED`` are encoded by a forked child (``adapters.forked``) while this process
-        encodes and inserts the others; this process inserts every row, in one transaction.
-        The rows written are the same either way; a child that fails fails the write, and
-        nothing of it is kept (the old rows and checkpoint stay).
-        """
+        """Replace every row and the checkpoint in one transaction (the rebuild's last step)."""
         # What is encoded here is plain dicts and strings, none in a cycle, made and dropped
         # a chunk at a time: the cyclic collector, triggered by every few hundred of them,
         # would find nothing (about a tenth of the encoding's CPU).
         collecting = gc.isenabled()
         gc.disable()
-        can_fork = hasattr(os, "fork")
-        helped = [n for n in HELPED if can_fork and len(rows.tables[n]) >= HELPER_MIN_ROWS]
-        # Forked before the transaction opens, so the child holds nothing of the database; it
-        # sees the folded rows as they are (copy-on-write), and they stay unchanged here.
-        helper = (
-            forked.Forked(lambda: _encoded(rows, helped, HELPER_CHUNK)) if helped else None
-        )
         try:
             with engine.begin() as conn:
                 # The driver's executemany with plain tuples: SQLAlchemy's per-row parameter
                 # processing cost as much as the encoding for a quarter of a million rows.
                 mark = marker(conn.dialect.paramstyle)
-                # The table names are ours, not input.
-                sql = {
-                    name: f"INSERT INTO {table.name} (key, unit, tag, data) "  # noqa: S608
-                    f"VALUES ({mark}, {mark}, {mark}, {mark})"
-                    for name, table in self.tables_by_name.items()
-                }
-                for table in self.tables_by_name.values():
+                for name, table in self.tables_by_name.items():
                     conn.execute(delete(table))
-                own: Iterator[Chunk] | None = _encoded(
-                    rows, [n for n in self.tables_by_name if n not in helped], WRITE_CHUNK
-                )
-                while True:
-                    # The child's chunks as they arrive, this process's own between them; the
-                    # child's rest once this process has encoded all of its own.
-                    if helper is not None and (helper.ready() or own is None):
-                        item = helper.take()
-                        if item is forked.DONE:
-                            helper = None
-                            continue
-                    elif own is not None:
-                        item = next(own, None)
-                        if item is None:
-                            own = None
-                            continue
-                    else:
-                        break
-                    name, encoded = item
-                    conn.exec_driver_sql(sql[name], encoded)
+                    # The table name is one of ours, not input.
+                    cols = f"{table.name} (key, unit, tag, data)"
+                    sql = f"INSERT INTO {cols} VALUES ({mark}, {mark}, {mark}, {mark})"  # noqa: S608
+                    encode = BY_NAME[name].encode_row
+                    items = iter(rows.tables[name].items())
+                    # A chunk at a time: a million-event log's posts encoded at once held
+                    # half a gigabyte of JSON before the first was written.
+                    while chunk := list(itertools.islice(items, WRITE_CHUNK)):
+                        bodies = [(k, encode(r)) for k, r in chunk]
+                        conn.exec_driver_sql(
+                            sql,
+                            [(k, b.get("unit") or "", _tag(name, b), _encode(b))
+                             for k, b in bodies],
+                        )
                 conn.execute(
                     checkpoints.update()
                     .where(checkpoints.c.projection == self.name)
                     .values(last_seq=last_seq, schema_version=self.schema_version)
                 )
         finally:
-            if helper is not None:
-                helper.close()
             if collecting:
                 gc.enable()
-
-
-#: A chunk of a table's rows as SQL keeps them: (table, [(key, unit, tag, JSON body)]).
-Chunk = tuple[str, list[tuple[str, str, str, str]]]
-
-
-def _encoded(rows: MemoryRows, names: list[str], size: int) -> Iterator[Chunk]:
-    """The rows of tables ``names`` as SQL keeps them, ``size`` at a time (``Chunk``): a
-    million-event log's posts encoded at once held half a gigabyte of JSON before the first
-    was written."""
-    for name in names:
-        encode = BY_NAME[name].encode_row
-        items = iter(rows.tables[BY_NAME[name]].items())
-        while chunk := list(itertools.islice(items, size)):
-            bodies = [(k, encode(r)) for k, r in chunk]
-            yield name, [(k, b.get("unit") or "", _tag(name, b), _encode(b)) for k, b in bodies]
 
 
 class SqlRows:
