@@ -362,13 +362,14 @@ async def run(
     work_dir: Path | None = None,
     ready_within: float = 120,
     units: Sequence[str] | None = None,
-    spy: tuple[str, Path] | None = None,
+    spy: Sequence[tuple[str, Path]] = (),
 ) -> LoadResult:
     """Start the platform, load the demo county, drive ``posts`` posts; the figures.
 
     ``units``: only these demo units (and the county office) are loaded and post; fewer
     directory events to catch up on at start, for a quick smoke run. ``spy``: a py-spy flame
-    graph of that service's process while the posts are walked (``bench/profiles/chain-*.svg``).
+    graph of each named service's process while the posts are walked
+    (``bench/profiles/chain-*.svg``), all sampled during the same walk.
     """
     from gongkai_demo.county import DEMO, seed_demo
 
@@ -389,7 +390,7 @@ async def run(
         )
         client = httpx.AsyncClient()
         sessions: list[Session] = []
-        recorder: subprocess.Popen[bytes] | None = None
+        recorders: list[subprocess.Popen[bytes]] = []
         try:
             await evlog.ensure_stream(StreamSettings())  # the services make the same one
             await seed_demo(evlog, datetime.now(UTC), units=units)
@@ -417,14 +418,16 @@ async def run(
                 now["load generator (this process)"] = time.process_time()
                 return now
 
-            if spy is not None:
-                recorder = subprocess.Popen(
-                    [str(Path(sys.executable).parent / "py-spy"), "record", "--rate", "100",
-                     "--nolineno", "--format",
-                     "raw" if spy[1].suffix == ".txt" else "flamegraph", "-o", str(spy[1]),
-                     "--pid", str(platform.processes[spy[0]].proc.pid)],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
+            for name, out in spy:
+                fmt = "raw" if out.suffix == ".txt" else "flamegraph"
+                pid = str(platform.processes[name].proc.pid)
+                recorders.append(
+                    subprocess.Popen(
+                        [str(Path(sys.executable).parent / "py-spy"), "record", "--rate", "100",
+                         "--nolineno", "--format", fmt, "-o", str(out), "--pid", pid],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
                 )
             monitor = f"http://{srv.host}:{srv.monitor_port}"
             counts0 = await server_counts(client, monitor)
@@ -440,8 +443,9 @@ async def run(
             events = await evlog.last_sequence() - start_seq
             cpu1 = cpu_now()
             counts1 = await server_counts(client, monitor)
-            if recorder is not None:
+            for recorder in recorders:
                 recorder.send_signal(signal.SIGINT)  # py-spy writes its graph on SIGINT
+            for recorder in recorders:
                 recorder.wait(60)
             for name, p in platform.processes.items():
                 if p.proc.poll() is not None:
@@ -462,8 +466,9 @@ async def run(
                 server_counts={k: counts1[k] - counts0[k] for k in counts0},
             )
         finally:
-            if recorder is not None and recorder.poll() is None:
-                recorder.kill()
+            for recorder in recorders:
+                if recorder.poll() is None:
+                    recorder.kill()
             for s in sessions:
                 s.close()
             await client.aclose()
@@ -553,15 +558,18 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     p.add_argument(
         "--spy",
         metavar="NAME=FILE",
-        help="a py-spy flame graph of service NAME during the walk (FILE.txt: collapsed stacks)",
+        action="append",
+        default=[],
+        help="a py-spy flame graph of service NAME during the walk (FILE.txt: collapsed "
+        "stacks); may be given once for each service",
     )
     args = p.parse_args(argv)
-    spy = None
-    if args.spy:
-        name, _, out = args.spy.partition("=")
+    spy = []
+    for arg in args.spy:
+        name, _, out = arg.partition("=")
         if name not in SERVICES or not out:
             p.error(f"--spy NAME=FILE, NAME one of {', '.join(SERVICES)}")
-        spy = (name, Path(out))
+        spy.append((name, Path(out)))
     stop_on_sigterm()
     res = asyncio.run(run(args.posts, args.concurrency, sync=not args.no_sync, spy=spy))
     print(report(res))
