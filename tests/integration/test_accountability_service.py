@@ -206,7 +206,7 @@ async def test_the_snapshot_decides_as_its_rows_decoded(
         for table in (TODO, CASE, VIOLATION, UNIT):
             t = rig.svc.projection.tables_by_name[table]
             for row_key, data in conn.execute(select(t.c.key, t.c.data)):
-                decoded.tables[table][row_key] = BY_NAME[table].decode_row(json.loads(data))
+                decoded.tables[table][row_key] = BY_NAME[table].load_row(json.loads(data))
     todos, cases = list(snap.scan(TODO)), list(snap.scan(CASE))
     assert todos and todos == list(decoded.scan(TODO))
     assert cases and cases == [(k, c) for k, c in decoded.scan(CASE) if c.status != "closed"]

@@ -67,7 +67,9 @@ class AccountabilityProjection(Projection):
     #: 2: posts' screened personal data masked (rebuilds rows that kept raw titles).
     #: 3: integrity alerts (acc_alert) and signatures checked against the directory.
     #: 4: what the printed forms show (Attachment 1's boxes, Attachment 2's ticks, contacts).
-    schema_version = 4
+    #: 5: steps, people and forms kept as arrays (``codec``'s ``ARRAY``): smaller rows, read
+    #: back into the same objects (rows stored at 4 are rebuilt, not read).
+    schema_version = 5
 
     def __init__(self) -> None:
         self.tables_by_name: dict[str, Table] = {}
@@ -147,7 +149,7 @@ class AccountabilityProjection(Projection):
                     # The table name is one of ours, not input.
                     cols = f"{table.name} (key, unit, tag, data)"
                     sql = f"INSERT INTO {cols} VALUES ({mark}, {mark}, {mark}, {mark})"  # noqa: S608
-                    encode = BY_NAME[name].encode_row
+                    encode = BY_NAME[name].store_row
                     items = iter(rows.tables[name].items())
                     # A chunk at a time: a million-event log's posts encoded at once held
                     # half a gigabyte of JSON before the first was written.
@@ -208,7 +210,7 @@ class SqlRows:
         except KeyError:
             data = fetch_value(driver_cursor(self.conn), self._sql(table).get, (key,))
             row = self.cache[ck] = (
-                BY_NAME[table].decode_row(_decode(data)) if data is not None else None
+                BY_NAME[table].load_row(_decode(data)) if data is not None else None
             )
             return row
 
@@ -239,7 +241,7 @@ class SqlRows:
             if row is None:
                 deletes.setdefault(table, []).append((key,))
             else:
-                body = BY_NAME[table].encode_row(row)
+                body = BY_NAME[table].store_row(row)
                 puts.setdefault(table, []).append(
                     (key, body.get("unit") or "", _tag(table, body), _encode(body))
                 )
@@ -256,7 +258,7 @@ class SqlRows:
     def scan(self, table: RowTable[R]) -> Iterator[tuple[str, R]]:
         self.flush()  # what was kept back is part of what a scan reads
         t = self.tables[table]
-        decode = BY_NAME[table].decode_row
+        decode = BY_NAME[table].load_row
         for key, data in self.conn.execute(select(t.c.key, t.c.data).order_by(t.c.key)):
             yield key, decode(_decode(data))
 
@@ -279,7 +281,7 @@ class ReadModel:
             q = q.where(t.c.unit == unit)
         if tag:
             q = q.where(t.c.tag == tag)
-        decode = BY_NAME[table].decode_row
+        decode = BY_NAME[table].load_row
         with self.engine.connect() as conn:
             return [decode(_decode(d)) for d in conn.execute(q).scalars()]
 
@@ -302,7 +304,7 @@ class ReadModel:
                 if name in StoredRows.KEPT_STORED:
                     mem.stored[name] = [(k, d.encode()) for k, d in found]
                     continue
-                decode = BY_NAME[name].decode_row
+                decode = BY_NAME[name].load_row
                 for key, data in found:
                     mem.tables[name][key] = decode(_decode(data))
         return mem
@@ -325,7 +327,7 @@ class StoredRows(MemoryRows):
             rows = self.stored[table]
             i = bisect.bisect_left(rows, (key,))
             if i < len(rows) and rows[i][0] == key:
-                found: R = BY_NAME[table].decode_row(_decode(rows[i][1]))
+                found: R = BY_NAME[table].load_row(_decode(rows[i][1]))
                 return found
             return None
         return super().get(table, key)
@@ -340,6 +342,6 @@ class StoredRows(MemoryRows):
         if table not in self.stored:
             yield from super().scan(table)
             return
-        decode = BY_NAME[table].decode_row
+        decode = BY_NAME[table].load_row
         for key, data in self.stored[table]:
             yield key, decode(_decode(data))

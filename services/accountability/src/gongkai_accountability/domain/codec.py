@@ -19,6 +19,18 @@ The rules (the stored JSON of every row must stay what it was, byte for byte):
   keys no other field names (a step of a trail: what each kind of step says besides);
 * read back, a key of an optional type may be absent (None); any other key must be there.
 
+A second form, what SQL keeps (``store``/``load``), differs in one way: a class marked
+``ARRAY`` (a ``ClassVar`` set true: a step of a trail, a person, a post's form) is kept as a
+JSON array of its fields' values in field order (its ``REST`` mapping, if any, the last
+element) instead of an object. Those are the objects a row repeats (a post's trail repeats a
+step's eight keys, and a person's three, for every step): their key names were a seventh of a
+post's stored bytes, and building an object for each, then sorting its keys, most of its
+encoding. Readers never see this form: rows are read back (``load``) into the same typed
+objects, and HTTP answers, exports and digests of folds are ``encode``'s objects. An ``ARRAY``
+class has no ``ADDED`` or ``also`` field (its array has a fixed length, read back by
+position) and is no member of a union (a union is told by its members' keys); a class with no
+``ARRAY`` class beneath it is stored as ``encode`` writes it.
+
 The plan is worked out once per class, when its table is made, and becomes the class's own
 ``encode``/``decode`` functions (below, ``_encoder``): the fold writes rows on every event, and
 the codec costs no more per row than the pairs written by hand did.
@@ -43,6 +55,7 @@ Convert = Callable[[Any], Any] | None
 _ADDED = "gongkai.added"
 _ALSO = "gongkai.also"
 _REST = "gongkai.rest"
+_SAME = "gongkai.same"
 
 
 #: A field's metadata (``field(default=None, metadata=ADDED)``): a key later rows gained,
@@ -52,6 +65,13 @@ ADDED: Mapping[str, bool] = types.MappingProxyType({_ADDED: True})
 
 #: A field's metadata (``field(metadata=REST)``): the object's other keys, flattened into it.
 REST: Mapping[str, bool] = types.MappingProxyType({_REST: True})
+
+
+def same_as(name: str) -> Mapping[str, str]:
+    """A field's metadata (``field(metadata=same_as(name))``) in an ``ARRAY`` class: kept in
+    SQL's form as null where its value equals field ``name``'s (a step recorded at its business
+    time), and read back as that field's value there. The field is a ``str``, never None."""
+    return {_SAME: name}
 
 
 def also(key: str) -> Mapping[str, str]:
@@ -68,9 +88,18 @@ class Codec(Generic[T]):
     decode: Callable[[Row], T]
     #: The keys ``decode`` cannot do without (a union's member is told by them).
     required: frozenset[str]
+    #: The form SQL keeps (``ARRAY`` classes as arrays) and back: ``encode``/``decode``
+    #: themselves where no ``ARRAY`` class is beneath.
+    store: Callable[[T], Any]
+    load: Callable[[Any], T]
 
 
 _CODECS: dict[type[Any], Codec[Any]] = {}
+
+
+def is_array(cls: object) -> bool:
+    """Whether SQL keeps objects of ``cls`` as arrays (its ``ARRAY`` class variable)."""
+    return bool(getattr(cls, "ARRAY", False))
 
 
 class Stored:
@@ -114,9 +143,38 @@ class _Key:
     by_name: bool = False
     #: Every key no other field names (``REST``).
     rest: bool = False
+    #: The field whose value it is where SQL's array holds null (``same_as``).
+    same_as: str | None = None
 
 
 def _plan(cls: type[T]) -> Codec[T]:
+    keys = _keys(cls, stored=False)
+    required = frozenset(
+        k.key for k in keys if not k.may_be_none and not k.copy and not k.rest
+    )
+    encode, decode = _encoder(cls, keys), _decoder(cls, keys)
+    kept = _keys(cls, stored=True)
+    if is_array(cls):
+        if any(k.added or k.copy or k.by_name for k in kept):
+            raise TypeError(f"{cls.__name__}: an array has every field, by position")
+        if any(
+            k.same_as is not None and (k.may_be_none or k.convert is not None) for k in kept
+        ):
+            raise TypeError(f"{cls.__name__}: only a str that is never None is kept as null")
+        store, load = _array_encoder(cls, kept), _array_decoder(cls, kept)
+    elif any(k.same_as is not None for k in kept):
+        raise TypeError(f"{cls.__name__}: only an array keeps a value as null (same_as)")
+    elif all(
+        (k.convert, k.restore) == (s.convert, s.restore) for k, s in zip(keys, kept, strict=True)
+    ):
+        store, load = encode, decode
+    else:
+        store, load = _encoder(cls, kept), _decoder(cls, kept)
+    return Codec(encode, decode, required, store, load)
+
+
+def _keys(cls: type[Any], *, stored: bool) -> list[_Key]:
+    """The keys of ``cls``'s object, each converted as ``stored`` says (SQL's form or not)."""
     hints = typing.get_type_hints(cls)
     keys: list[_Key] = []
     fields = dataclasses.fields(cls)  # type: ignore[arg-type]
@@ -127,17 +185,17 @@ def _plan(cls: type[T]) -> Codec[T]:
             keys.append(_Key(f.name, f.name, None, None, False, rest=True))
             continue
         tp, may_be_none = _unwrap(hints[f.name])
-        enc, dec = _converters(tp)
+        enc, dec = _converters(tp, stored)
         added = bool(f.metadata.get(_ADDED))
         keys.append(
-            _Key(f.name, f.name, enc, dec, may_be_none, added=added, by_name=bool(f.kw_only))
+            _Key(
+                f.name, f.name, enc, dec, may_be_none, added=added, by_name=bool(f.kw_only),
+                same_as=f.metadata.get(_SAME),
+            )
         )
         if _ALSO in f.metadata:
             keys.append(_Key(f.metadata[_ALSO], f.name, enc, dec, may_be_none, copy=True))
-    required = frozenset(
-        k.key for k in keys if not k.may_be_none and not k.copy and not k.rest
-    )
-    return Codec(_encoder(cls, keys), _decoder(cls, keys), required)
+    return keys
 
 
 # ``encode`` and ``decode`` are made as source once per class, as ``dataclasses`` makes
@@ -199,6 +257,52 @@ def _decoder(cls: type[Any], keys: list[_Key]) -> Callable[[Row], Any]:
             value = f"None if (v := row.get({key})) is None else {restore}(v)"
         args.append(f"        {k.attr}={value}," if k.by_name else f"        {value},")
     return _made(cls, "decode", ["def decode(row):", "    return _cls(", *args, "    )"], env)
+
+
+def _value(attr: str, k: _Key, convert: str) -> str:
+    """The expression of one key's value as written (``attr`` read once)."""
+    if k.convert is None:
+        return attr
+    if k.may_be_none:
+        return f"None if (v := {attr}) is None else {convert}(v)"
+    return f"{convert}({attr})"
+
+
+def _array_encoder(cls: type[Any], keys: list[_Key]) -> Callable[[Any], Any]:
+    """One list display: each field's value in field order (the rest's mapping as it is)."""
+    env: dict[str, Any] = {}
+    items: list[str] = []
+    for i, k in enumerate(keys):
+        if k.same_as is not None:
+            items.append(f"        None if (v := obj.{k.attr}) == obj.{k.same_as} else v,")
+            continue
+        if k.convert is not None:
+            env[f"_c{i}"] = k.convert
+        items.append(f"        {_value(f'obj.{k.attr}', k, f'_c{i}')},")
+    return _made(cls, "store", ["def store(obj):", "    return [", *items, "    ]"], env)  # type: ignore[no-any-return]
+
+
+def _array_decoder(cls: type[Any], keys: list[_Key]) -> Callable[[Any], Any]:
+    """The array unpacked (one of another length fails here), the class called by position."""
+    env: dict[str, Any] = {"_cls": cls}
+    names = [f"_{i}" for i in range(len(keys))]
+    at = {k.attr: names[i] for i, k in enumerate(keys)}
+    args: list[str] = []
+    for i, k in enumerate(keys):
+        if k.same_as is not None:
+            args.append(f"        {at[k.same_as]} if {names[i]} is None else {names[i]},")
+            continue
+        if k.restore is None:
+            args.append(f"        {names[i]},")
+            continue
+        env[f"_r{i}"] = k.restore
+        value = f"_r{i}({names[i]})"
+        if k.may_be_none:
+            value = f"None if {names[i]} is None else {value}"
+        args.append(f"        {value},")
+    unpack = f"    ({', '.join(names)},) = row"
+    lines = ["def load(row):", unpack, "    return _cls(", *args, "    )"]
+    return _made(cls, "load", lines, env)  # type: ignore[no-any-return]
 
 
 _REPLACERS: dict[type[Any], Callable[[Any, dict[str, Any]], Any]] = {}
@@ -285,35 +389,36 @@ def _unwrap(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
-def _converters(tp: Any) -> tuple[Convert, Convert]:
-    """How a value of type ``tp`` (not None) is written to JSON and read back."""
+def _converters(tp: Any, stored: bool) -> tuple[Convert, Convert]:
+    """How a value of type ``tp`` (not None) is written to JSON and read back (in SQL's form
+    where ``stored``)."""
     if tp in (str, int, bool, float) or tp is Any:
         return None, None
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if dataclasses.is_dataclass(tp):
         c = codec(tp)  # type: ignore[arg-type]
-        return c.encode, c.decode
+        return (c.store, c.load) if stored else (c.encode, c.decode)
     if origin is dict and args == (str, Any):
         # A plain JSON object (``Row``): kept as it is both ways.
         return None, None
     if origin in (typing.Union, types.UnionType):
-        return _union(args)
+        return _union(args, stored)
     if origin is tuple:
-        return _sequence(args)
+        return _sequence(args, stored)
     if origin is Mapping and args[0] is str:
-        enc, dec = _converters(args[1])
+        enc, dec = _converters(args[1], stored)
         if enc is None and dec is None:
             return dict, None
         return _each_value(enc), _each_value(dec)
     raise TypeError(f"no stored form for {tp!r}")
 
 
-def _sequence(args: tuple[Any, ...]) -> tuple[Convert, Convert]:
+def _sequence(args: tuple[Any, ...], stored: bool) -> tuple[Convert, Convert]:
     if len(args) == 2 and args[1] is Ellipsis:
-        enc, dec = _converters(args[0])
+        enc, dec = _converters(args[0], stored)
     else:
         # A fixed-length tuple (a cause, a grant): its parts are JSON already.
-        parts = [_converters(a) for a in args]
+        parts = [_converters(a, stored) for a in args]
         if any(p != (None, None) for p in parts):
             raise TypeError(f"no stored form for tuple{list(args)!r}")
         enc = dec = None
@@ -338,20 +443,25 @@ def _each_value(convert: Convert) -> Callable[[Any], Any]:
     return lambda values: {k: c(v) for k, v in values.items()}
 
 
-def _union(members: tuple[Any, ...]) -> tuple[Convert, Convert]:
+def _union(members: tuple[Any, ...], stored: bool) -> tuple[Convert, Convert]:
     """A value of one of several row classes: written by its own class, read back as the
-    first class whose required keys the object has."""
-    if not all(dataclasses.is_dataclass(m) for m in members):
+    first class whose required keys the object has (in SQL's form too: no member is an
+    ``ARRAY`` class, which has no keys to be told by)."""
+    if not all(dataclasses.is_dataclass(m) and not is_array(m) for m in members):
         raise TypeError(f"no stored form for a union of {members!r}")
     by_type = {m: codec(m) for m in members}
-    told = tuple((c.required, c.decode) for c in by_type.values())
+    told = tuple(
+        (c.required, c.load if stored else c.decode) for c in by_type.values()
+    )
     for a, b in itertools.permutations(told, 2):
         if a[0] <= b[0]:
             # An object of the one would be read back as the other.
             raise TypeError(f"the members of {members!r} are not told apart by their keys")
 
+    encoders = {m: c.store if stored else c.encode for m, c in by_type.items()}
+
     def encode(value: Any) -> Row:
-        return by_type[type(value)].encode(value)
+        return encoders[type(value)](value)  # type: ignore[no-any-return]
 
     def decode(row: Row) -> Any:
         for required, dec in told:

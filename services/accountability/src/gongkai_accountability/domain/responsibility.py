@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import ClassVar
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +21,9 @@ class Person:
     person: str
     role: str
     unit: str
+
+    #: The read model's SQL keeps a person as an array (``codec``): a post names three.
+    ARRAY: ClassVar[bool] = True
 
 
 #: Who held ``role`` in the unit at a business time (None: as the directory stands now); a

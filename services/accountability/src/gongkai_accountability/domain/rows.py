@@ -23,16 +23,30 @@ R = TypeVar("R")
 
 class Table(str, Generic[R]):
     """A table of the read model. It *is* its name (rows are kept and found by it, and a plain
-    name still finds them), carrying how its rows are stored: ``encode_row`` to the JSON object
-    SQL keeps, ``decode_row`` back to the row type (not ``encode``: that is ``str``'s)."""
+    name still finds them), carrying how its rows are read and stored: ``encode_row`` to the
+    JSON object readers see (HTTP answers, exports, digests of folds), ``decode_row`` back to
+    the row type (not ``encode``: that is ``str``'s); ``store_row``/``load_row`` the same for
+    the object SQL keeps (``codec``: nested objects a row repeats kept as arrays), by default
+    the same pair."""
 
     encode_row: Callable[[R], Row]
     decode_row: Callable[[Row], R]
+    store_row: Callable[[R], Row]
+    load_row: Callable[[Row], R]
 
-    def __new__(cls, name: str, encode: Callable[[R], Row], decode: Callable[[Row], R]) -> Table[R]:
+    def __new__(
+        cls,
+        name: str,
+        encode: Callable[[R], Row],
+        decode: Callable[[Row], R],
+        store: Callable[[R], Row] | None = None,
+        load: Callable[[Row], R] | None = None,
+    ) -> Table[R]:
         table = super().__new__(cls, name)
         table.encode_row = encode
         table.decode_row = decode
+        table.store_row = store or encode
+        table.load_row = load or decode
         _MADE[name] = table
         return table
 

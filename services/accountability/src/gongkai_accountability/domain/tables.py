@@ -14,10 +14,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from gongkai.calendar import local_date
-from gongkai_accountability.domain.codec import ADDED, REST, Stored, also, codec
+from gongkai_accountability.domain.codec import (
+    ADDED,
+    REST,
+    Stored,
+    also,
+    codec,
+    is_array,
+    same_as,
+)
 from gongkai_accountability.domain.responsibility import Person
 from gongkai_accountability.domain.rows import NAMES, MemoryRows, R, Row, Table
 
@@ -360,14 +368,18 @@ class Step(Stored, _Said):
     #: submitted, revised, withdrawn, signed:<stage>, review:<outcome>, published, imported,
     #: removed, finding, violation.
     what: str
-    #: ISO timestamps: business time, and when it was recorded.
+    #: ISO timestamps: business time, and when it was recorded (SQL keeps null for the
+    #: business time again: most steps were recorded as they happened).
     at: str
-    recorded_at: str
+    recorded_at: str = field(metadata=same_as("at"))
     person: str
     role: str
     unit: str
     #: What the step says besides (never None values), read only: the fold builds a new one.
     detail: Mapping[str, Any] = field(metadata=REST)
+
+    #: SQL keeps a step as an array (``codec``): a post's trail repeats its keys.
+    ARRAY: ClassVar[bool] = True
 
     @property
     def actor(self) -> Person:
@@ -387,6 +399,9 @@ class Form(Stored):
     maker_unsure: bool
     #: ISO date.
     information_date: str
+
+    #: SQL keeps it as an array (``codec``), as a step.
+    ARRAY: ClassVar[bool] = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -465,9 +480,12 @@ class Publication(Stored):
 
 
 def typed(name: str, row: type[R]) -> Table[R]:
-    """A table whose rows are ``row`` objects, stored by the row class's codec."""
+    """A table whose rows are ``row`` objects, read and stored by the row class's codec (a
+    row is an object in SQL too: its unit and tag columns are read off its keys)."""
     c = codec(row)
-    return Table(name, c.encode, c.decode)
+    if is_array(row):
+        raise TypeError(f"{row.__name__}: a table's rows are objects")
+    return Table(name, c.encode, c.decode, c.store, c.load)
 
 
 POST = typed("post", Post)

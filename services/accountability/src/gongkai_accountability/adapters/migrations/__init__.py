@@ -14,9 +14,10 @@ from gongkai.migrations import ServiceMigrations, create_table
 
 MIGRATIONS = ServiceMigrations(
     location=Path(__file__).resolve().parent,
-    # 0002: acc_alert. 4: the printed forms' fields in the rows' JSON bodies; no column
-    # changed, so no revision: the bump alone makes the service rebuild its rows at start.
-    projection_schemas={"accountability": (4, "25d8717026ba")},
+    # 0002: acc_alert. 4: the printed forms' fields in the rows' JSON bodies; 5: steps,
+    # people and forms in them kept as arrays. No column changed in either, so no revision:
+    # the bump alone makes the service rebuild its rows at start.
+    projection_schemas={"accountability": (5, "25d8717026ba")},
 )
 
 
