@@ -362,6 +362,12 @@ class _PullFollower:
     async def unsubscribe(self) -> None:
         await self.sub.unsubscribe()
 
+    def arrived(self) -> bool:
+        """Whether a message of the log is already here, the next the reader gets without
+        waiting on the server (a heartbeat or a request's end is not one: after those the
+        reader may wait)."""
+        return any(m.data for m in self.sub._pending_queue._queue)  # nats-py 2.x internals
+
 
 def _headers(env: Envelope[Any]) -> dict[str, str]:
     # Only what the server and the readers' trust check need: every header is stored with the
