@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections.abc import Iterator, MutableMapping
 from datetime import UTC, datetime
@@ -370,6 +371,58 @@ async def test_a_projection_that_passes_over_events_by_subject_equals_the_server
         digests.append(store.digest(proj))
         last += 1
     assert digests[0] == digests[1]
+
+
+class HeldTitles(TitlesPerPost):
+    """Records each batch's size; the batch ``hold_at`` (0-based) waits for ``release``."""
+
+    name = "held"
+
+    def __init__(self, hold_at: int) -> None:
+        self.hold_at = hold_at
+        self.release = threading.Event()
+        self.batches: list[int] = []
+        super().__init__()
+
+    def begin(self, conn: Connection) -> None:
+        self.batches.append(0)
+        if len(self.batches) == self.hold_at + 1:
+            self.release.wait(30)
+
+    def apply(self, conn: Connection, event: RecordedEvent) -> None:
+        self.batches[-1] += 1
+        super().apply(conn, event)
+
+
+async def test_a_caught_up_projection_applies_what_arrived_meanwhile_in_one_batch(
+    evlog: EventLog, tmp_path: Path
+) -> None:
+    """Events appended one by one while a caught-up projection applies a batch (each the log's
+    last when the server sent it) are one transaction after it, not one each; the rows are the
+    rebuild's."""
+    await fill(evlog, 10)
+    store = ProjectionStore(make_engine(f"sqlite:///{tmp_path / 'held.db'}"))
+    proj = HeldTitles(hold_at=1)
+    sub = CatchUpSubscription(evlog, store, proj, batch=100)
+    await sub.start()
+    try:
+        await sub.wait_for(10)
+        assert proj.batches == [10]
+        await evlog.append([submitted("L0", "live0", "l0")])  # the batch that is held
+        await wait_until(lambda: len(proj.batches) == 2, 10, "the held batch begun")
+        for i in range(1, 21):
+            await evlog.append([submitted(f"L{i % 3}", f"live{i}", f"l{i}")])
+        follower = sub._holder[0]
+        await wait_until(lambda: follower.sub.pending_msgs >= 20, 10, "20 events arrived")
+        assert follower.arrived()
+        proj.release.set()
+        await sub.wait_for(31)
+        assert proj.batches == [10, 1, 20]
+        assert not follower.arrived()
+    finally:
+        proj.release.set()
+        await sub.stop()
+    assert store.digest(proj) == await rebuild_digest(evlog, tmp_path, "held-rebuild.db")
 
 
 async def test_acknowledged_appends_survive_a_server_stop(tmp_path: Path) -> None:
