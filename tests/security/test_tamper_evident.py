@@ -268,6 +268,36 @@ async def record_more(p: Platform, start: int, stop: int) -> None:
     assert not [r for r in res if isinstance(r, Exception)]
 
 
+@pytest.mark.services("accountability")
+async def test_the_checkpointer_hashes_what_the_projection_read_without_reading_it_again(
+    platform: Platform,
+) -> None:
+    """Once its tree is loaded, the live checkpointer hashes the events its projection read
+    (``Checkpointer.take``) and reads none of them from the log a second time; the checkpoints
+    fall every 8 events as before, and each one's root and tile hold against the log."""
+    acc = platform.services["accountability"]
+    assert isinstance(acc, AccountabilityService) and acc.checkpointer is not None
+    cp = acc.checkpointer
+    cp.settings = CheckpointSettings(every=8, minutes=60)
+    await record(platform, 3)
+    await platform.settle()
+    await acc.settle()
+    await acc.checkpoint(force=True)  # the tree loaded and the log so far hashed
+    read_back, taken, hashed = cp.read_back, cp.taken, cp.hashed
+    await record_more(platform, 3, 12)  # 36 events
+    await platform.settle()
+    await acc.settle()
+    await acc.checkpoint(force=True)
+    assert cp.read_back == read_back
+    assert cp.taken - taken == cp.hashed - hashed >= 36
+    chain = await load_chain(platform.evlog)
+    # The forced checkpoint covers what was hashed then (a tick may hash it too, after it).
+    assert chain.problems == [] and hashed + 36 <= chain.covered <= cp.hashed
+    tiles = [c.size - c.first + 1 for c in chain.checkpoints]
+    assert len([t for t in tiles if t != 8]) <= 2, tiles  # the two forced ones at most
+    assert (await verify_log(platform.evlog)).problems == []
+
+
 def _with(doc: dict[str, Any], key: str, change: Callable[[Any], Any]) -> dict[str, Any]:
     out = json.loads(json.dumps(doc))
     out[key] = change(out[key])

@@ -442,6 +442,9 @@ class AccountabilityService(Service):
         if not self.projection.touched.isdisjoint(DECIDES_ON):
             self._decide_again = True
         self.projection.touched.clear()
+        if self.checkpointer is not None:
+            # Every event, in order: hashed from here, not read from the log again.
+            self.checkpointer.take(events)
         self._wake.set()
         # Taken whatever follows: they are this batch's (the next one's start after this).
         notes = self.projection.take_notes()

@@ -11,6 +11,11 @@ Where hashing starts after a restart: the last checkpoint carries the tree's com
 reads one message and hashes only what came after it; rehashing a million events from the
 beginning would take seconds at every start. A last checkpoint that does not verify is not
 trusted: the frontier is then rebuilt from the whole log.
+
+What the service's own projection reads (every event, in order) is handed over (``take``) and
+hashed from there instead of read from the log a second time; whatever it did not hand over (an
+event it refused, anything before the last checkpoint after a restart) is read from the log.
+The leaves are the same bytes either way, hashed in the same order, at the same boundaries.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import base64
 import hashlib
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -28,7 +34,7 @@ from nats.js.api import RawStreamMsg
 
 from gongkai import subjects
 from gongkai.decider import Decided, record
-from gongkai.eventlog import EventLog, EventLogError, ack_position
+from gongkai.eventlog import EventLog, EventLogError, RecordedEvent, ack_position
 from gongkai.events import Actor, EventDecodeError, new_event
 from gongkai.events.contracts.accountability import CHECKPOINT_MAX_TILE, LogCheckpoint
 from gongkai.runtime.clock import Clock, SystemClock
@@ -46,6 +52,10 @@ from gongkai.trust.merkle import Frontier
 
 CHECKPOINT_FILTER = subjects.type_filter("LogCheckpoint", "checkpoint")
 ACTOR = Actor(person="accountability", role="system", unit="county-office")
+#: Events handed over by the projection (``Checkpointer.take``) and held until a run hashes
+#: them, at most: a run comes once ``every`` (1,000) events were applied, so more held means
+#: runs are failing or the projection reads far ahead in large batches; the log has the rest.
+TAKEN_MAX = 4096
 
 
 def _b64(b: bytes) -> str:
@@ -105,6 +115,12 @@ class Checkpointer:
         self.appended = 0
         #: Why the last checkpoint in the log was not continued from, if it was not.
         self.warning: str | None = None
+        #: Events the projection read, in order from the tree's next (``take``): (sequence,
+        #: subject, stored bytes).
+        self._taken: deque[tuple[int, str, bytes]] = deque()
+        #: Events hashed from what was handed over, and read from the log to be hashed.
+        self.taken = 0
+        self.read_back = 0
 
     @property
     def hashed(self) -> int:
@@ -113,6 +129,7 @@ class Checkpointer:
     async def load(self) -> None:
         """Continue from the last checkpoint in the log (or hash the log from its start)."""
         self.frontier, self.pending, self.grew, self.last_size = Frontier(), bytearray(), False, 0
+        self._taken.clear()
         msg = await self._last_checkpoint()
         if msg is None:
             return
@@ -151,6 +168,19 @@ class Checkpointer:
         elapsed = time.monotonic() - self._last_at >= self.settings.minutes * 60
         return elapsed and (upto > self.hashed or self.grew)
 
+    def take(self, events: Sequence[RecordedEvent]) -> None:
+        """Events the service's projection read (a batch, in order), kept for the next ``run``
+        to hash instead of reading them from the log again. What is kept is one run of
+        consecutive sequences: after a gap (an event the projection refused) it starts again
+        from the event after it, and ``run`` reads from the log whatever it lacks."""
+        if self.frontier is None:
+            return
+        taken = self._taken
+        for rec in events:
+            if taken and (rec.seq != taken[-1][0] + 1 or len(taken) >= TAKEN_MAX):
+                taken.clear()
+            taken.append((rec.seq, rec.subject, rec.data))
+
     async def run(self, upto: int, *, force: bool = False) -> int:
         """Hash the log up to sequence ``upto``, appending the checkpoints that fall due.
 
@@ -160,27 +190,45 @@ class Checkpointer:
             await self.load()
         assert self.frontier is not None
         before = self.appended
-        every = self.settings.every
-        if upto > self.hashed:
+        taken = self._taken
+        while self.hashed < upto:
+            while taken and taken[0][0] <= self.hashed:
+                taken.popleft()  # hashed from the log already
+            if taken and taken[0][0] == self.hashed + 1:
+                _, subject, data = taken.popleft()
+                self.taken += 1
+                await self._hash(subject, data)
+                continue
+            # From the log: up to ``upto``, or to where what was handed over begins.
+            stop = min(upto, taken[0][0] - 1) if taken else upto
+            start = self.hashed
             async for msg in self.evlog.raw_replay(from_seq=self.hashed + 1):
                 seq = ack_position(msg)[0]
                 if seq != self.frontier.size + 1:
                     raise EventLogError(
                         f"checkpoint: sequence {self.frontier.size + 1} is missing (next is {seq})"
                     )
-                leaf = _leaf(msg.data)
-                self.frontier.append(leaf)
-                self.pending += leaf
-                if not msg.subject.endswith(".LogCheckpoint"):
-                    self.grew = True
-                if self.frontier.size - self.last_size >= every:
-                    await self._append()
-                if seq >= upto:
+                self.read_back += 1
+                await self._hash(msg.subject, msg.data)
+                if seq >= stop:
                     break
+            if self.hashed == start:
+                break  # the log ended first (as a read of it did before): the next run goes on
         elapsed = time.monotonic() - self._last_at >= self.settings.minutes * 60
         if self.grew and (force or elapsed) and self.frontier.size > self.last_size:
             await self._append()
         return self.appended - before
+
+    async def _hash(self, subject: str, data: bytes) -> None:
+        """The tree's next leaf; the checkpoint it completes, if one is due there."""
+        assert self.frontier is not None
+        leaf = _leaf(data)
+        self.frontier.append(leaf)
+        self.pending += leaf
+        if not subject.endswith(".LogCheckpoint"):
+            self.grew = True
+        if self.frontier.size - self.last_size >= self.settings.every:
+            await self._append()
 
     async def _append(self) -> None:
         assert self.frontier is not None
