@@ -8,12 +8,13 @@ store, as a service's subscription does, and asks again.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, func, select
 
 from gongkai.directory import Directory, DirectoryProjection
 from gongkai.eventlog import RecordedEvent
@@ -172,12 +173,14 @@ def test_column_choices_follow_their_projection(engine: Engine) -> None:
     assert choices.hidden("finance", "work_news") is None
 
 
-def test_the_answer_store_keeps_the_first_answer(engine: Engine) -> None:
+async def test_the_answer_store_keeps_the_first_answer(engine: Engine) -> None:
     store = IdempotencyStore(engine)
     assert store.lookup("p1", "k1", "d" * 64) is None
-    store.save("p1", "k1", "d" * 64, 201, {"post_id": "post-1", "单位": "县财政局"}, T0)
+    await store.record("p1", "k1", "d" * 64, 201, {"post_id": "post-1", "单位": "县财政局"}, T0)
     # A concurrent twin's answer arrives second: the first stays.
-    store.save("p1", "k1", "d" * 64, 201, {"post_id": "post-2"}, T0 + timedelta(seconds=1))
+    await store.record(
+        "p1", "k1", "d" * 64, 201, {"post_id": "post-2"}, T0 + timedelta(seconds=1)
+    )
     found = store.lookup("p1", "k1", "d" * 64)
     assert found is not None
     assert (found.status, found.body) == (201, {"post_id": "post-1", "单位": "县财政局"})
@@ -192,3 +195,41 @@ def test_the_answer_store_keeps_the_first_answer(engine: Engine) -> None:
     assert json.loads(row.body)["post_id"] == "post-1"
     stored_at = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
     assert stored_at == T0
+
+
+async def test_answers_of_one_turn_share_a_transaction_committed_before_they_return(
+    engine: Engine,
+) -> None:
+    store = IdempotencyStore(engine)
+    checkouts: list[object] = []
+    event.listen(engine, "checkout", lambda *_: checkouts.append(None))
+    bodies = [{"post_id": f"post-{i}", "单位": "县财政局"} for i in range(20)]
+    # Twenty commands answering at once, and a twin of the first with another answer.
+    await asyncio.gather(
+        *(store.record(f"p{i}", "k", "d" * 64, 201, b, T0) for i, b in enumerate(bodies)),
+        store.record("p0", "k", "d" * 64, 201, {"post_id": "post-twin"}, T0),
+    )
+    assert len(checkouts) == 1  # one connection, one transaction for the turn
+    # Committed by the time they returned: another connection reads every answer, the
+    # first of the twins kept.
+    for i, b in enumerate(bodies):
+        found = store.lookup(f"p{i}", "k", "d" * 64)
+        assert found is not None and (found.status, found.body) == (201, b)
+    # A lone answer is its own statement; no key, nothing to record.
+    await store.record("p1", "k2", "e" * 64, 200, {"post_id": "post-1"}, T0)
+    await store.record("p1", None, "e" * 64, 200, {"post_id": "post-x"}, T0)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(answers)).scalar_one() == 21
+
+
+async def test_a_failed_commit_fails_every_answer_of_its_turn(engine: Engine) -> None:
+    store = IdempotencyStore(engine)
+    answers.drop(engine)  # the write fails: every waiter of the batch hears it
+    results = await asyncio.gather(
+        *(store.record(f"p{i}", "k", "d" * 64, 201, {}, T0) for i in range(3)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, Exception) for r in results), results
+    # The next turn starts a batch of its own (and fails on its own for the same reason).
+    with pytest.raises(Exception):  # noqa: B017 - the driver's error (SQLite or psycopg)
+        await store.record("p9", "k", "d" * 64, 201, {}, T0)

@@ -8,9 +8,11 @@ requests with one key that both miss the stored answer still record once: JetStr
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,6 +40,9 @@ metadata = _meta
 
 MAX_KEY = 200
 
+#: Answers waiting for their transaction: (the row, the future its caller awaits).
+_Batch = list[tuple[tuple[Any, ...], "asyncio.Future[None]"]]
+
 
 @dataclass(frozen=True)
 class Stored:
@@ -57,7 +62,9 @@ class IdempotencyStore:
     projection's ``RowStatements``), on a pooled DBAPI connection without SQLAlchemy's
     statement building, which profiled at several times the database's own work. The read
     takes no lock (SQLite: a plain snapshot read, not the write lock every SQLAlchemy
-    transaction of a service begins with); the write is one statement, its own transaction.
+    transaction of a service begins with). ``record`` shares one transaction among the
+    answers of one turn of the event loop, and returns once it is committed: an answer is
+    stored before it is sent.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -80,6 +87,12 @@ class IdempotencyStore:
         )
         # The column type's own conversion, so a row reads back as SQLAlchemy wrote it.
         self._at = answers.c.created_at.type.bind_processor(engine.dialect) or (lambda v: v)
+        self._sqlite = engine.dialect.name == "sqlite"
+        #: Rows ``record`` was given in this turn of each event loop, with their waiters (by
+        #: loop: a batch belongs to the loop its flush is scheduled on).
+        self._pending: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Batch] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def _execute(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         raw = self.engine.raw_connection()
@@ -132,7 +145,7 @@ class IdempotencyStore:
             )
         return Stored(int(status), json.loads(body))
 
-    def save(
+    async def record(
         self,
         person_id: str,
         key: str | None,
@@ -141,19 +154,72 @@ class IdempotencyStore:
         body: Any,
         at: datetime,
     ) -> None:
+        """Store the first answer to (caller, key), committed with the other answers recorded
+        in the same turn of the event loop: one connection checkout, one transaction and one
+        commit for them all (an INSERT committed alone was 57 µs of CPU, 38 of it outside
+        SQLite's own work; 50 together, 13 each). A twin's answer that arrives second (in the
+        same transaction or a later one) leaves the first in place.
+
+        Returns once the answer is committed, so a caller that sends it after this has stored
+        it first; a failed commit raises here for every answer in it. The rows are written in
+        a callback of their own once the turn's other callbacks ran: a caller cancelled while
+        it waits has its answer stored all the same (its events are in the log).
+        """
         if not key:
             return
-        self._execute(
-            self._insert,
-            (
-                self.scope(person_id),
-                key,
-                request_sha256,
-                status,
-                json.dumps(body, ensure_ascii=False, default=str),
-                self._at(at),
-            ),
+        # Built (the body's JSON) here: a body that cannot be written fails its own caller.
+        row = (
+            self.scope(person_id),
+            key,
+            request_sha256,
+            status,
+            json.dumps(body, ensure_ascii=False, default=str),
+            self._at(at),
         )
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        batch = self._pending.get(loop)
+        if batch is None:
+            batch = self._pending[loop] = []
+            loop.call_soon(self._flush, loop)
+        batch.append((row, done))
+        await done
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch = self._pending.pop(loop, [])
+        try:
+            self._insert_rows([row for row, _ in batch])
+        except Exception as exc:  # noqa: BLE001 - handed to every waiter of the batch
+            for _, done in batch:
+                if not done.done():
+                    done.set_exception(exc)
+        else:
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
+
+    def _insert_rows(self, rows: list[tuple[Any, ...]]) -> None:
+        if len(rows) == 1:
+            self._execute(self._insert, rows[0])
+            return
+        raw = self.engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            try:
+                if self._sqlite:
+                    # The engine's SQLite connections are in autocommit (the driver opens no
+                    # transactions): one is opened here, with the write lock taken first as
+                    # every transaction of a service takes it (``make_engine``).
+                    cur.execute("BEGIN IMMEDIATE")
+                cur.executemany(self._insert, rows)
+            except BaseException:
+                raw.rollback()
+                raise
+            finally:
+                cur.close()
+            raw.commit()
+        finally:
+            raw.close()
 
     async def once(
         self,
@@ -176,7 +242,7 @@ class IdempotencyStore:
         if stored is not None:
             return stored.body, True
         answer = await run()
-        self.save(person_id, key, digest, status, answer, now())
+        await self.record(person_id, key, digest, status, answer, now())
         return answer, False
 
     async def answer_once(

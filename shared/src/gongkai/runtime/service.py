@@ -431,6 +431,8 @@ class ProjectionLog:
         self.service = service
         self.projection = projection
         self._reads: dict[str, Fresh[int]] = {}
+        self._sub: CatchUpSubscription | None = None
+        self._scanned = 0
 
     async def last_sequence(self, filter_subject: str | None = None) -> int:
         if filter_subject is None:
@@ -443,9 +445,13 @@ class ProjectionLog:
         return await read()
 
     def _subscription(self) -> CatchUpSubscription | None:
-        return next(
-            (s for s in self.service.subscriptions if s.projection is self.projection), None
-        )
+        # Asked twice per authenticated request: the scan is done again only when the
+        # service's subscriptions changed (it appends them as it starts).
+        subs = self.service.subscriptions
+        if len(subs) != self._scanned:
+            self._scanned = len(subs)
+            self._sub = next((s for s in subs if s.projection is self.projection), None)
+        return self._sub
 
     def position(self) -> int:
         sub = self._subscription()

@@ -252,7 +252,7 @@ class IntakeApp:
             except Refusal as r:
                 self._log_rejection(r)
                 raise refusal_problem(r) from None
-        self.idempotency.save(
+        await self.idempotency.record(
             person,
             key,
             digest,
