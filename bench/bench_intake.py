@@ -56,6 +56,7 @@ from bench import bench_eventlog as eventlog_bench
 from bench.common import Baseline, Figure, Timer, server, table
 from bench.load.platform import Platform, ServiceProcess, start_services, wait_ready
 from gongkai import subjects
+from gongkai.consumer import keep_heap
 from gongkai.eventlog import EventLog
 from gongkai.events import Actor, Envelope, new_event
 from gongkai.events.contracts.intake import PostSubmitted
@@ -343,6 +344,7 @@ async def run(
         await seed_demo(svc.evlog, datetime.now(UTC), units=UNITS)
         await svc.wait_caught_up()
         app = make_app([svc])
+        keep_heap()  # as ``gongkai up`` and ``gongkai service`` do once they serve (Host.serve)
         extra = await start_workers(srv.url, Path(d), settings.keys_path, workers - 1)
 
         # Warm-up: first-use costs (imports, SQLite pages, JIT-free but cache-cold paths).
