@@ -173,14 +173,12 @@ def test_column_choices_follow_their_projection(engine: Engine) -> None:
     assert choices.hidden("finance", "work_news") is None
 
 
-async def test_the_answer_store_keeps_the_first_answer(engine: Engine) -> None:
+def test_the_answer_store_keeps_the_first_answer(engine: Engine) -> None:
     store = IdempotencyStore(engine)
     assert store.lookup("p1", "k1", "d" * 64) is None
-    await store.record("p1", "k1", "d" * 64, 201, {"post_id": "post-1", "单位": "县财政局"}, T0)
+    store.save("p1", "k1", "d" * 64, 201, {"post_id": "post-1", "单位": "县财政局"}, T0)
     # A concurrent twin's answer arrives second: the first stays.
-    await store.record(
-        "p1", "k1", "d" * 64, 201, {"post_id": "post-2"}, T0 + timedelta(seconds=1)
-    )
+    store.save("p1", "k1", "d" * 64, 201, {"post_id": "post-2"}, T0 + timedelta(seconds=1))
     found = store.lookup("p1", "k1", "d" * 64)
     assert found is not None
     assert (found.status, found.body) == (201, {"post_id": "post-1", "单位": "县财政局"})

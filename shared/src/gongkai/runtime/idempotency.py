@@ -64,7 +64,7 @@ class IdempotencyStore:
     takes no lock (SQLite: a plain snapshot read, not the write lock every SQLAlchemy
     transaction of a service begins with). ``record`` shares one transaction among the
     answers of one turn of the event loop, and returns once it is committed: an answer is
-    stored before it is sent.
+    stored before it is sent. ``save`` writes one at once, its own transaction.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -145,13 +145,36 @@ class IdempotencyStore:
             )
         return Stored(int(status), json.loads(body))
 
-    async def record(
+    def save(
         self,
         person_id: str,
         key: str | None,
         request_sha256: str,
         status: int,
         body: Any,
+        at: datetime,
+    ) -> None:
+        """Store the first answer to (caller, key) at once, in a transaction of its own: for a
+        caller writing from a thread of its own (review), with no event loop turn to share."""
+        if not key:
+            return
+        self._execute(self._insert, self._row(person_id, key, request_sha256, status, body, at))
+
+    def _row(
+        self, person_id: str, key: str, request_sha256: str, status: int, body: Any,
+        at: datetime,
+    ) -> tuple[Any, ...]:
+        return (
+            self.scope(person_id),
+            key,
+            request_sha256,
+            status,
+            json.dumps(body, ensure_ascii=False, default=str),
+            self._at(at),
+        )
+
+    async def record(
+        self, person_id: str, key: str | None, request_sha256: str, status: int, body: Any,
         at: datetime,
     ) -> None:
         """Store the first answer to (caller, key), committed with the other answers recorded
@@ -168,14 +191,7 @@ class IdempotencyStore:
         if not key:
             return
         # Built (the body's JSON) here: a body that cannot be written fails its own caller.
-        row = (
-            self.scope(person_id),
-            key,
-            request_sha256,
-            status,
-            json.dumps(body, ensure_ascii=False, default=str),
-            self._at(at),
-        )
+        row = self._row(person_id, key, request_sha256, status, body, at)
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         batch = self._pending.get(loop)
