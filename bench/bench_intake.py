@@ -13,6 +13,12 @@ the expected-sequence check, store the answer.
 - HTTP (ASGI): the same app through ``httpx.ASGITransport``, no sockets: the HTTP stack's
   cost without the network.
 - bus: ``gk.cmd.intake.submit_post`` core-NATS requests, the same concurrency.
+- ceiling: the HTTP stack alone, the same client, request bytes and concurrency against
+  uvicorn (the same config) in a child process serving an ASGI app that does no gongkai work:
+  it reads the body and answers 201 with a body of the size intake answers. ``ceiling-fastapi``
+  is the same behind a FastAPI route taking intake's request model (the body parsed and
+  validated) and answering the same fixed bytes. What share of the raw append the HTTP stack
+  itself reaches on this machine, beside the real path; their CPU is the server child's.
 - raw append: nats-py ``publish_async`` of already-built events of the same size, and the
   event-log client's ``EventLog.append_pipelined`` of the same envelopes (the service's own
   client: dedup and expected-sequence headers, signatures).
@@ -28,13 +34,15 @@ Every ratio divides by the raw NATS append (nats-py ``publish_async`` of the sam
 same nats-server) measured in this run, a round before each path and one after the last
 (median); the event-log client's pipelined append is shown beside it.
 
-    python -m bench.bench_intake [N] [--concurrency 50] [--sync] [--paths http,asgi,bus]
+    python -m bench.bench_intake [N] [--concurrency 50] [--sync]
+        [--paths http,asgi,bus,ceiling,ceiling-fastapi]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import statistics
@@ -49,6 +57,7 @@ from typing import Any
 
 import httpx
 import nats
+import psutil
 import uvicorn
 from nats.js.api import StorageType, StreamConfig
 
@@ -68,6 +77,7 @@ from gongkai.runtime.service import ServiceContext
 from gongkai.runtime.settings import Settings
 from gongkai_demo.county import DEMO, seed_demo
 from gongkai_intake.bootstrap import build
+from gongkai_intake.entrypoints.schemas import SubmitPostRequest
 
 UNITS = ("finance", "education", "health", "market", "donghe-town")
 BODY = (
@@ -259,10 +269,14 @@ def ms(latencies: list[float], q: float) -> str:
 
 
 PATHS = ("http", "asgi", "bus")
+#: The HTTP stack's own ceiling: on request only (``--paths ...,ceiling``).
+CEILINGS = ("ceiling", "ceiling-fastapi")
 LABELS = {
     "http": "HTTP, uvicorn on loopback",
     "asgi": "HTTP, ASGI transport (no sockets)",
     "bus": "NATS request gk.cmd.intake.submit_post",
+    "ceiling": "ceiling: uvicorn + bare ASGI app, no gongkai work",
+    "ceiling-fastapi": "ceiling: uvicorn + FastAPI, request model parsed, fixed answer",
 }
 #: The summary's figures, and the issue's targets for them (share of the raw NATS append).
 FIGURES = {
@@ -279,6 +293,102 @@ async def serve_http(app: Any, port: int) -> tuple[uvicorn.Server, asyncio.Task[
     while not http.started:
         await asyncio.sleep(0.01)
     return http, task
+
+
+def ceiling_app(variant: str, answer: bytes) -> Any:
+    """An ASGI app that does no gongkai work and answers ``POST /posts`` as intake does: 201,
+    ``application/json``, ``answer`` (bytes of the size of intake's answer).
+
+    ``bare``: a plain ASGI callable that reads the request's body. ``fastapi``: a FastAPI route
+    whose body is intake's request model (``SubmitPostRequest``, parsed and validated), with the
+    same fixed answer: what FastAPI and pydantic add before any gongkai work.
+    """
+    head = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(answer))]
+
+    async def bare(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        more = True
+        while more:
+            more = (await receive()).get("more_body", False)
+        await send({"type": "http.response.start", "status": 201, "headers": head})
+        await send({"type": "http.response.body", "body": answer})
+
+    if variant == "bare":
+        return bare
+
+    from fastapi import FastAPI
+    from fastapi.responses import Response
+
+    api = FastAPI()
+
+    # (``SubmitPostRequest`` is imported at the top: FastAPI resolves the string annotation in
+    # this module's globals.)
+    @api.post("/posts", status_code=201)
+    async def posts(body: SubmitPostRequest) -> Response:
+        return Response(answer, status_code=201, media_type="application/json")
+
+    return api
+
+
+def serve_ceiling(variant: str, port: int, size: int) -> None:
+    """The child of ``ceiling_server``: uvicorn on ``port``, as ``serve_http`` runs it."""
+    app = ceiling_app(variant, b'{"x":"' + b"a" * max(size - 8, 0) + b'"}')
+    gc.freeze()  # as the real path's process does once it serves (keep_heap)
+
+    async def main() -> None:
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+        )
+        await uvicorn.Server(config).serve()
+
+    asyncio.run(main())
+
+
+async def ceiling_server(variant: str, size: int) -> tuple[asyncio.subprocess.Process, int]:
+    """A ``serve_ceiling`` child on a free port, once it accepts connections."""
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.bench_intake", "--serve-ceiling", variant,
+        "--target", str(port), "--answer-size", str(size),
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            _, w = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            if proc.returncode is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the {variant} ceiling server did not start") from None
+            await asyncio.sleep(0.05)
+            continue
+        w.close()
+        return proc, port
+
+
+async def via_ceiling(variant: str, size: int, n: int, concurrency: int) -> Driven:
+    """The ``http`` path's load against ``ceiling_app``; the CPU is the server child's."""
+    proc, port = await ceiling_server(variant, size)
+    server_proc = psutil.Process(proc.pid)
+    try:
+        cpu0 = server_proc.cpu_times()
+        got = await in_child("http", str(port), n, concurrency)
+        cpu1 = server_proc.cpu_times()
+    finally:
+        proc.terminate()
+        await proc.wait()
+    busy = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
+    return Driven(got.rate, got.latencies, busy * 1000 / n)
+
+
+async def answer_size(app: Any) -> int:
+    """The bytes of intake's answer to one submission (201), for the ceiling's answer."""
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://intake"
+    ) as c:
+        person, body = submission(0)
+        r = await c.post("/posts", json=body, headers=DEMO.headers(person, "size-0"))
+        check(r.status_code, r.text)
+        return len(r.content)
 
 
 async def generate(path: str, target: str, n: int, concurrency: int) -> Driven:
@@ -353,6 +463,7 @@ async def run(
         ) as c:
             await via_asgi(c, 50, 10, "warm")
 
+        size = await answer_size(app)
         await raw_stream(srv.url)
 
         async def raw_round(r: int) -> None:
@@ -372,6 +483,9 @@ async def run(
                     transport=httpx.ASGITransport(app=app), base_url="http://intake", timeout=30
                 ) as c:
                     driven[path] = await via_asgi(c, n, concurrency, "asgi")
+            elif path in CEILINGS:
+                variant = "bare" if path == "ceiling" else "fastapi"
+                driven[path] = await via_ceiling(variant, size, n, concurrency)
             else:
                 driven[path] = await in_child(path, srv.url, n, concurrency, extra)
         await raw_round(len(paths))
@@ -444,18 +558,25 @@ def main(argv: list[str] | None = None) -> list[Figure]:
         "--workers", type=int, default=1, help="intake processes serving the http and bus paths"
     )
     p.add_argument(
-        "--paths", default=",".join(PATHS), help=f"which paths to drive, of {','.join(PATHS)}"
+        "--paths",
+        default=",".join(PATHS),
+        help=f"which paths to drive, of {','.join(PATHS + CEILINGS)}",
     )
 
     p.add_argument("--generate", choices=("http", "bus"), help=argparse.SUPPRESS)
     p.add_argument("--target", help=argparse.SUPPRESS)
+    p.add_argument("--serve-ceiling", choices=("bare", "fastapi"), help=argparse.SUPPRESS)
+    p.add_argument("--answer-size", type=int, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.serve_ceiling:  # the child of ceiling_server: serve until terminated
+        serve_ceiling(args.serve_ceiling, int(args.target), args.answer_size)
+        return []
     if args.generate:  # the child of in_child: drive, then one JSON line
         got = asyncio.run(generate(args.generate, args.target, args.n, args.concurrency))
         print(json.dumps({"rate": got.rate, "latencies": got.latencies}))
         return []
     paths = tuple(x for x in args.paths.split(",") if x)
-    if unknown := set(paths) - set(PATHS):
+    if unknown := set(paths) - set(PATHS + CEILINGS):
         p.error(f"unknown paths: {', '.join(sorted(unknown))}")
     # One info line per recorded event would measure the terminal; warnings still show.
     gklogging.configure("json", "warning")
