@@ -18,10 +18,10 @@ from gongkai.events.contracts.intake import (
 )
 from gongkai.events.contracts.review import ReviewConcluded, ReviewSigned
 from gongkai_accountability.domain.decide import Policy, decide
-from gongkai_accountability.domain.fold import evolve
+from gongkai_accountability.domain.fold import evolve, holders_at
 from gongkai_accountability.domain.report import as_of_view, unit_reports
 from gongkai_accountability.domain.rows import MemoryRows
-from gongkai_accountability.domain.tables import POST
+from gongkai_accountability.domain.tables import POST, UNIT, Unit
 from tests.builders import post_submitted
 
 D = date.fromisoformat
@@ -409,3 +409,46 @@ def test_confirmed_finding_is_wrong_information_and_counts_in_the_report() -> No
         1,
         95,
     )
+
+
+def _holders_then(history: tuple[Any, ...], role: str, when: datetime) -> list[str]:
+    """holders_at as it was written before its sorted grants were kept: the reference."""
+    people: set[str] = set()
+    for at_, r, person, granted in sorted(history, key=lambda g: g[0]):
+        if r != role or datetime.fromisoformat(at_) > when:
+            continue
+        if granted:
+            people.add(person)
+        else:
+            people.discard(person)
+    return sorted(people)
+
+
+def test_holders_at_answers_as_the_history_it_is_asked_about() -> None:
+    """The grants sorted once per history (by its identity) answer as sorting them every time:
+    a unit replaced by a longer history, a grant recorded late but dated earlier, and a new
+    history equal to an old one all read as they are."""
+    rows = MemoryRows()
+    t = [datetime(2026, 3, d, 1, tzinfo=UTC) for d in range(1, 8)]
+    grants: list[Any] = []
+    history: tuple[Any, ...] = ()
+    steps = [
+        (t[2], "leader", "l1", True),
+        (t[4], "leader", "l2", True),
+        (t[1], "leader", "l0", True),  # recorded late, dated earlier
+        (t[3], "leader", "l1", False),
+        (t[5], "maker", "m1", True),
+    ]
+    for when_, role, who, granted in steps:
+        grants.append((when_.isoformat(), role, who, granted))
+        history = tuple(grants)
+        rows.put(UNIT, "u", Unit(code="u", name="u", roles={}, names={}, history=history))
+        for r in ("leader", "maker"):
+            for when in t:
+                for _ in range(2):  # the second time from what was kept
+                    assert holders_at(rows, "u", r, when) == _holders_then(history, r, when)
+    # An equal history in a new tuple (a unit read back from SQL) answers the same.
+    again = tuple(list(history))
+    rows.put(UNIT, "u", Unit(code="u", name="u", roles={}, names={}, history=again))
+    assert holders_at(rows, "u", "leader", t[6]) == _holders_then(history, "leader", t[6])
+    assert holders_at(rows, "nobody", "leader", t[6]) == []

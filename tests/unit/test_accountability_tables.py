@@ -385,6 +385,35 @@ def test_maker_is_the_class_called_by_position(table: Table[Any], row: dict[str,
         assert again == step and codec(Step).encode(again) == codec(Step).encode(step)
 
 
+@pytest.mark.parametrize(("table", "row"), STORED, ids=lambda x: str(x)[:24])
+def test_maker_by_name_is_the_class_called_by_name(
+    table: Table[Any], row: dict[str, Any]
+) -> None:
+    typed = table.decode_row(row)
+    cls = type(typed)
+    fields = dataclasses.fields(typed)
+    made = maker(cls, by_name=True)(**{f.name: getattr(typed, f.name) for f in fields})
+    assert type(made) is cls and made == typed and made is not typed
+    assert table.encode_row(made) == table.encode_row(typed)
+    # A field left out takes the class's default, as the class called by name gives it.
+    required = {f.name: getattr(typed, f.name) for f in fields
+                if f.default is dataclasses.MISSING}
+    assert maker(cls, by_name=True)(**required) == cls(**required)
+    with pytest.raises(TypeError):
+        maker(cls, by_name=True)(*required.values())  # by name only
+
+
+@dataclass(frozen=True, slots=True)
+class Made:
+    name: str
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+
+def test_maker_refuses_a_default_made_by_a_factory() -> None:
+    with pytest.raises(TypeError, match="factory"):
+        maker(Made, by_name=True)
+
+
 @dataclass(frozen=True, slots=True)
 class RestFirst:
     rest: Mapping[str, Any] = field(metadata=REST)

@@ -346,20 +346,33 @@ def _replacer(cls: type[Any]) -> Callable[[Any, dict[str, Any]], Any]:
     return made
 
 
-def maker(cls: type[T]) -> Callable[..., T]:
+def maker(cls: type[T], *, by_name: bool = False) -> Callable[..., T]:
     """The row class called with every field by position, at half its cost (a ``Step``: 1.0 us
     by the class, 0.5 so): a new object with each slot set through its own descriptor, as
     ``replace`` sets them, where a frozen dataclass's ``__init__`` calls
     ``object.__setattr__`` for each field. For a row the fold makes on every event.
+
+    ``by_name``: every field by name instead (keyword-only), a field with a default left out
+    as the class allows (a post's 20 fields: 4.0 us by the class, 2.2 so); no default made by
+    a factory.
     """
     if hasattr(cls, "__post_init__") or not hasattr(cls, "__slots__"):
         raise TypeError(f"{cls!r}: only slotted rows without __post_init__ are made so")
-    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
     env: dict[str, Any] = {"_cls": cls, "_new": object.__new__}
-    lines = [f"def make({', '.join(names)}):", "    new = _new(_cls)"]
-    for i, name in enumerate(names):
-        env[f"_s{i}"] = _slot(cls, name).__set__
-        lines.append(f"    _s{i}(new, {name})")
+    params: list[str] = []
+    for i, f in enumerate(fields):
+        if by_name and f.default_factory is not dataclasses.MISSING:
+            raise TypeError(f"{cls!r}.{f.name}: no default made by a factory here")
+        if by_name and f.default is not dataclasses.MISSING:
+            env[f"_d{i}"] = f.default
+            params.append(f"{f.name}=_d{i}")
+        else:
+            params.append(f.name)
+    lines = [f"def make({'*, ' if by_name else ''}{', '.join(params)}):", "    new = _new(_cls)"]
+    for i, f in enumerate(fields):
+        env[f"_s{i}"] = _slot(cls, f.name).__set__
+        lines.append(f"    _s{i}(new, {f.name})")
     lines.append("    return new")
     made: Callable[..., T] = _made(cls, "make", lines, env)
     return made

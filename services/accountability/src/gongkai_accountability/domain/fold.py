@@ -26,7 +26,7 @@ from gongkai.subjects import event_subject
 from gongkai_accountability.domain.codec import maker, replace
 from gongkai_accountability.domain.finding import resolved_by
 from gongkai_accountability.domain.pending import Pending
-from gongkai_accountability.domain.responsibility import Holders, Person, responsible
+from gongkai_accountability.domain.responsibility import Holders, Person, person_of, responsible
 from gongkai_accountability.domain.rows import R, Rows, Table
 from gongkai_accountability.domain.supervision import case_closed
 from gongkai_accountability.domain.tables import (
@@ -89,18 +89,17 @@ def actor_of(env: Envelope[Any]) -> dict[str, str]:
 
 
 # The read model keeps a Person for every post's maker and everyone who answers for it, and a
-# Form for every post, and they are few: one object for each (person, role, unit), each list
-# of who answers and each form, as ``iso`` keeps one string for each instant. Rows are never
-# changed in place, so sharing is safe; what it saves is the cyclic collector's work. Each of
-# them is an object it tracks, and a full collection visits every one kept (on
-# bench_accountability's county of 10,000 posts: 131,000 objects kept, 50,000 of them these).
-_PEOPLE: dict[tuple[str, str, str], Person] = {}
+# Form for every post, and they are few: one object for each (person, role, unit)
+# (``responsibility.person_of``), each list of who answers and each form. Rows are never changed
+# in place, so sharing is safe; what it saves is the cyclic collector's work. Each of them is
+# an object it tracks, and a full collection visits every one kept (on bench_accountability's
+# county of 10,000 posts: 131,000 objects kept, 50,000 of them these).
 _FORMS: dict[tuple[str, str | None, str, bool, date], Form] = {}
 _ANSWERING: dict[tuple[Person, ...], tuple[Person, ...]] = {}
 
 
 def _one_of(people: tuple[Person, ...]) -> tuple[Person, ...]:
-    """``people``, as the one equal tuple already kept (see ``_PEOPLE``)."""
+    """``people``, as the one equal tuple already kept (see above)."""
     found = _ANSWERING.get(people)
     if found is None:
         if len(_ANSWERING) > 4096:
@@ -110,7 +109,7 @@ def _one_of(people: tuple[Person, ...]) -> tuple[Person, ...]:
 
 
 def _form(origin: str, source: str | None, channel: str, unsure: bool, day: date) -> Form:
-    """Attachment 1's boxes, one Form for each (see ``_PEOPLE``): found by the values
+    """Attachment 1's boxes, one Form for each (see above): found by the values
     themselves, as a tuple hashes them, before a Form is made (hashing a Form costs more)."""
     key = (origin, source, channel, unsure, day)
     found = _FORMS.get(key)
@@ -123,54 +122,41 @@ def _form(origin: str, source: str | None, channel: str, unsure: bool, day: date
 
 def _actor(env: Envelope[Any]) -> Person:
     a = env.actor
-    key = (a.person, a.role, a.unit)
-    found = _PEOPLE.get(key)
-    if found is None:
-        if len(_PEOPLE) > 4096:
-            _PEOPLE.clear()
-        found = _PEOPLE[key] = Person(a.person, a.role, a.unit)
-    return found
+    return person_of(a.person, a.role, a.unit)
 
 
-_ISO: dict[tuple[datetime, Any], str] = {}
 #: The last time ``iso`` formatted: (time, its tzinfo, its fold, the text), one tuple so a
 #: reader never sees half of another thread's update.
 _LAST_ISO: tuple[datetime | None, Any, int, str] = (None, None, 0, "")
 
 
 def iso(ts: datetime) -> str:
-    """``ts.isoformat()``, remembered: an event's business and recording times are usually the
-    same instant, and formatting an aware datetime cost a rebuild more than its row writes.
+    """``ts.isoformat()``, remembered for the next call: the fold asks for an event's two
+    times, and for each of its steps, mostly one instant. Two times with the same tzinfo
+    object compare by their fields, without asking the zone for an offset; equal fields,
+    zone and fold print the same.
 
-    Keyed with the offset too: equal instants in different zones compare equal but print
-    differently.
-
-    The time just formatted is checked first: the fold asks for an event's two times, and for
-    each of its steps, mostly one instant. Two times with the same tzinfo object compare by
-    their fields, without asking the zone for an offset (hashing an aware time does, and
-    was a tenth of a rebuild's fold); equal fields, zone and fold print the same.
+    Only the last time is kept. A dict of the times formatted (keyed by the time and its
+    offset, as equal instants in different zones print differently) cost more on a miss than
+    the formatting it saved: the key's offset and the aware time's hash each ask the zone,
+    4.8 µs against ``isoformat``'s 2.5 where each post's first event brings a new instant,
+    and a log's times seldom come back once another has come between.
     """
     global _LAST_ISO
     last, tz, fold, text = _LAST_ISO
     if ts.tzinfo is tz and tz is not None and ts == last and ts.fold == fold:
         return text
-    s = _iso(ts)
+    s = ts.isoformat()
     _LAST_ISO = (ts, ts.tzinfo, ts.fold, s)
-    return s
-
-
-def _iso(ts: datetime) -> str:
-    key = (ts, ts.utcoffset())
-    s = _ISO.get(key)
-    if s is None:
-        if len(_ISO) > 4096:
-            _ISO.clear()
-        s = _ISO[key] = ts.isoformat()
     return s
 
 
 #: ``Step(...)`` by position at half the cost: the fold makes one for nearly every event.
 _make_step = maker(Step)
+#: ``Post(...)`` and ``Publication(...)`` by name at about half the cost: one of each for
+#: every post submitted and every item online.
+_make_post = maker(Post, by_name=True)
+_make_publication = maker(Publication, by_name=True)
 
 
 def step(env: Envelope[Any], seq: int, what: str, **detail: Any) -> Step:
@@ -211,15 +197,37 @@ def holders_at(rows: Rows, unit: str, role: str, when: datetime) -> list[str]:
     relative to other services' reactions.
     """
     people: set[str] = set()
-    # Sorted by business time: a grant recorded late but dated earlier still counts.
-    for at, r, person, granted in sorted(_unit(rows, unit).history or (), key=_first):
-        if r != role or datetime.fromisoformat(at) > when:
+    for at, r, person, granted in _by_time(_unit(rows, unit).history or ()):
+        if r != role or at > when:
             continue
         if granted:
             people.add(person)
         else:
             people.discard(person)
     return sorted(people)
+
+
+#: A unit's history as ``holders_at`` reads it, by the history tuple's identity: (the tuple,
+#: kept so its id is not reused, and its grants sorted with their times parsed). Every
+#: leader signature asks it (the authority check), and sorting the grants and parsing each
+#: time again was a twentieth of the fold; a unit's history changes only with the directory.
+_BY_TIME: dict[int, tuple[tuple[Grant, ...], tuple[tuple[datetime, str, str, bool], ...]]] = {}
+
+
+def _by_time(history: tuple[Grant, ...]) -> tuple[tuple[datetime, str, str, bool], ...]:
+    """``history`` sorted by business time (a grant recorded late but dated earlier still
+    counts), each time parsed."""
+    found = _BY_TIME.get(id(history))
+    if found is not None and found[0] is history:
+        return found[1]
+    parsed = tuple(
+        (datetime.fromisoformat(at), r, person, granted)
+        for at, r, person, granted in sorted(history, key=_first)
+    )
+    if len(_BY_TIME) > 4096:
+        _BY_TIME.clear()
+    _BY_TIME[id(history)] = (history, parsed)
+    return parsed
 
 
 def _oblige(rows: Rows, pending: Pending) -> None:
@@ -265,11 +273,12 @@ class _Caused:
     """The rows as a handler sees them while it folds ``env``: an obligation it writes is
     caused by ``env`` (the fact whose arrival decided it), and keeps the first cause it had."""
 
-    __slots__ = ("_cause", "_rows")
+    __slots__ = ("_env", "_rows")
 
     def __init__(self, rows: Rows, env: Envelope[Any]) -> None:
         self._rows = rows
-        self._cause = (env.event_id, env.correlation_id)
+        # The cause is read only when an obligation is written (a few events in a thousand).
+        self._env = env
 
     def get(self, table: Table[R], key: str) -> R | None:
         return self._rows.get(table, key)
@@ -277,7 +286,12 @@ class _Caused:
     def put(self, table: Table[R], key: str, row: R) -> None:
         if isinstance(row, Todo) and row.cause is None:
             before = self._rows.get(TODO, key)
-            cause = before.cause if before is not None and before.cause else self._cause
+            env = self._env
+            cause = (
+                before.cause
+                if before is not None and before.cause
+                else (env.event_id, env.correlation_id)
+            )
             # Built, not replace()d: an obligation is written for every lapse found.
             caused = Todo(row.unit, row.event, row.aggregate_id, row.payload, cause)
             self._rows.put(TODO, key, caused)
@@ -352,7 +366,7 @@ def _post(rows: Rows, env: Envelope[Any], seq: int) -> None:
         getattr(p, "screening", None) and (p.screening.needs_secrecy_review or p.screening.spans)
     )
     if env.type == "PostSubmitted":
-        post = Post(
+        post = _make_post(
             post_id=post_id,
             unit=p.unit,
             column=p.column,
@@ -603,13 +617,13 @@ def _went_online(
         env, seq, what, digest=p.content_digest, publication_id=p.publication_id, url=p.url,
         online_at=online_at, **told,
     )
-    return Publication(
-        p.publication_id,
-        post_id,
-        p.unit,
-        p.column,
-        p.content_digest,
-        online_at,
+    return _make_publication(
+        publication_id=p.publication_id,
+        post_id=post_id,
+        unit=p.unit,
+        column=p.column,
+        digest=p.content_digest,
+        online_at=online_at,
         removed=False,
         event_id=env.event_id,
         trail=(first,),
@@ -645,7 +659,7 @@ def _check_review(
     verdict = published_without_review(
         p,
         env.event_id,
-        Person(env.actor.person, env.actor.role, env.actor.unit),
+        _actor(env),
         post,
         datetime.fromisoformat(joined) if joined else None,
         held_in(rows, p.unit),

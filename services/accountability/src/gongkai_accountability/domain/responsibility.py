@@ -26,6 +26,25 @@ class Person:
     ARRAY: ClassVar[bool] = True
 
 
+#: One Person for each (person, role, unit) met (``person_of``), as the read model keeps them.
+_PEOPLE: dict[tuple[str, str, str], Person] = {}
+
+
+def person_of(name: str, role: str, unit: str) -> Person:
+    """``Person(name, role, unit)``, as the one equal object already made: the read model keeps
+    a Person for every post's maker and everyone who answers for it, and they are few. Rows
+    are never changed in place, so sharing is safe; what it saves is making (a frozen
+    dataclass sets each field through ``object.__setattr__``) and freeing one for every
+    publication's verdict, and the cyclic collector's walk over each one kept."""
+    key = (name, role, unit)
+    found = _PEOPLE.get(key)
+    if found is None:
+        if len(_PEOPLE) > 4096:
+            _PEOPLE.clear()
+        found = _PEOPLE[key] = Person(name, role, unit)
+    return found
+
+
 #: Who held ``role`` in the unit at a business time (None: as the directory stands now); a
 #: lookup, so a rule reads the directory only when it needs to.
 Holders = Callable[[str, datetime | None], Sequence[str]]
@@ -55,14 +74,14 @@ def responsible(
     """
     people: list[Person] = []
     if made_by is not None:
-        people.append(Person(made_by, "maker", unit))
+        people.append(person_of(made_by, "maker", unit))
     signed = sorted(approved_by)
-    people += [Person(p, "leader", unit) for p in (signed or held("leader", when))]
+    people += [person_of(p, "leader", unit) for p in (signed or held("leader", when))]
     if not kept and (published_by is None or published_by.unit != unit):
         # A maker and distinct leaders: nothing to repeat (spared on every publication).
         return tuple(people)
     if kept:
-        people += [Person(p, "maker", unit) for p in held("maker", when)]
+        people += [person_of(p, "maker", unit) for p in held("maker", when)]
     if published_by is not None and published_by.unit == unit:
         people.append(published_by)
     # Insertion-ordered and without repeats: a maker who also reported it online is named once.

@@ -22,6 +22,7 @@ from gongkai.calendar import day_end
 from gongkai.events.contracts.accountability import Responsible, ViolationRecorded
 from gongkai.events.contracts.freshness import ColumnRefreshed
 from gongkai.events.contracts.intake import PostPublished
+from gongkai_accountability.domain.codec import maker
 from gongkai_accountability.domain.responsibility import Holders, Person, responsible
 from gongkai_accountability.domain.tables import Case, Finding, Post
 
@@ -50,7 +51,8 @@ class PostFacts:
 
     @classmethod
     def of(cls, row: Post) -> PostFacts:
-        return cls(
+        # Made through the slots, not __init__: the fold asks it on every publication.
+        return _make_facts(
             post_id=row.post_id,
             submitted_event_id=row.trail[0].event_id,
             maker=row.maker.person,
@@ -59,6 +61,9 @@ class PostFacts:
             leader_signers=row.leader_signers,
             published_responsible=row.published_responsible,
         )
+
+
+_make_facts = maker(PostFacts, by_name=True)
 
 
 def answering_for(
