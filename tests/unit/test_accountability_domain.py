@@ -5,11 +5,14 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time
 from typing import Any
 
+import pytest
+
 from gongkai.calendar import SHANGHAI, WorkingCalendar
 from gongkai.decider import Decided
 from gongkai.events import Actor, EventPayload, new_event
 from gongkai.events.contracts.freshness import ColumnRefreshed, ColumnStale
 from gongkai.events.contracts.intake import (
+    MaskedSpan,
     PostPublished,
     PostRevised,
     RoleGranted,
@@ -452,3 +455,75 @@ def test_holders_at_answers_as_the_history_it_is_asked_about() -> None:
     rows.put(UNIT, "u", Unit(code="u", name="u", roles={}, names={}, history=again))
     assert holders_at(rows, "u", "leader", t[6]) == _holders_then(history, "leader", t[6])
     assert holders_at(rows, "nobody", "leader", t[6]) == []
+
+
+def _as_before(**detail: Any) -> dict[str, Any]:
+    """A step's detail as ``step(**detail)`` wrote it before the hot steps built their own."""
+    return {k: v for k, v in detail.items() if v is not None}
+
+
+@pytest.mark.parametrize("kind", [None, "normative_document"])
+@pytest.mark.parametrize("spans", [0, 2])
+@pytest.mark.parametrize("opinion", [None, "同意"])
+@pytest.mark.parametrize("reason", [None, "驳回"])
+def test_the_steps_every_post_takes_say_what_they_said(
+    kind: Any, spans: int, opinion: str | None, reason: str | None
+) -> None:
+    """Submitted, signed, concluded (standing or overtaken) and published: each step's detail
+    is what ``step``'s keywords without their None values were, keys in the same order."""
+    t = Tape()
+    t.directory()
+    span = MaskedSpan(kind="mobile", field="body", start=0, end=11, masked="138****0000")
+    screening = Screening(needs_secrecy_review=bool(spans), spans=(span,) * spans)
+    t.fact(
+        post_submitted(important_kind=kind, content_digest=A, body="13800000000 正文",
+                       screening=screening),
+        "P1",
+        MAKER,
+    )
+    t.fact(
+        ReviewSigned(post_id="P1", chain=1, stage="leader", decision="agree", opinion=opinion,
+                     signer=LEADER, content_digest=A),
+        "P1",
+        LEADER,
+    )
+    t.fact(
+        ReviewConcluded(post_id="P1", chain=1, outcome="approved", content_digest=A,
+                        reason=reason),
+        "P1",
+        SYSTEM,
+    )
+    t.fact(  # overtaken: a digest no version had (stands False)
+        ReviewSigned(post_id="P1", chain=2, stage="leader", decision="agree",
+                     signer=LEADER, content_digest=B),
+        "P1",
+        LEADER,
+    )
+    t.fact(
+        ReviewConcluded(post_id="P1", chain=2, outcome="approved", content_digest=B),
+        "P1",
+        SYSTEM,
+    )
+    t.publish("pub1", "P1")
+    post = t.rows.get(POST, "P1")
+    assert post is not None
+    submitted, signed, concluded, _, overtaken, published = post.trail
+    assert list(submitted.detail.items()) == list(_as_before(
+        digest=A, version=1, title="t", important_kind=kind,
+        needs_secrecy_review=bool(spans), personal_data=spans or None,
+    ).items())
+    assert list(signed.detail.items()) == list(_as_before(
+        digest=A, decision="agree", opinion=opinion, chain=1, signer=LEADER.person,
+        signer_role=LEADER.role, signer_unit=LEADER.unit,
+    ).items())
+    assert list(concluded.detail.items()) == list(_as_before(
+        digest=A, chain=1, reason=reason, stands=None
+    ).items())
+    assert list(overtaken.detail.items()) == list(_as_before(
+        digest=B, chain=2, reason=None, stands=False
+    ).items())
+    online_at = at(t.today).isoformat()
+    assert list(published.detail.items()) == list(_as_before(
+        digest=A, publication_id="pub1", url="https://x/pub1", online_at=online_at,
+        reported_by="cms", redated=None,
+    ).items())

@@ -15,7 +15,7 @@ discharged only once, whatever restarts or replays happen between.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from typing import Any, Literal, TypeVar
 
@@ -162,6 +162,13 @@ _make_publication = maker(Publication, by_name=True)
 def step(env: Envelope[Any], seq: int, what: str, **detail: Any) -> Step:
     """One line of a chain of custody: who did what, when, on which content (``detail``:
     the step's further keys, None for what it does not say)."""
+    return said(env, seq, what, {k: v for k, v in detail.items() if v is not None})
+
+
+def said(env: Envelope[Any], seq: int, what: str, detail: dict[str, Any]) -> Step:
+    """``step`` with its detail made by the caller, in its order, without a None value: the
+    steps every post takes (submitted, signed, concluded, published) build theirs directly,
+    one dict where the keywords and then their filtered copy made two (1.6 -> 0.5 µs)."""
     a = env.actor
     return _make_step(
         seq,
@@ -172,7 +179,7 @@ def step(env: Envelope[Any], seq: int, what: str, **detail: Any) -> Step:
         a.person,
         a.role,
         a.unit,
-        {k: v for k, v in detail.items() if v is not None},
+        detail,
     )
 
 
@@ -273,15 +280,17 @@ class _Caused:
     """The rows as a handler sees them while it folds ``env``: an obligation it writes is
     caused by ``env`` (the fact whose arrival decided it), and keeps the first cause it had."""
 
-    __slots__ = ("_env", "_rows")
+    __slots__ = ("_env", "_rows", "get")
+
+    #: The rows' own ``get``, bound once: a handler reads three or four rows an event, and a
+    #: method passing each read on was a call more every time.
+    get: Callable[[Table[Any], str], Any]
 
     def __init__(self, rows: Rows, env: Envelope[Any]) -> None:
         self._rows = rows
+        self.get = rows.get
         # The cause is read only when an obligation is written (a few events in a thousand).
         self._env = env
-
-    def get(self, table: Table[R], key: str) -> R | None:
-        return self._rows.get(table, key)
 
     def put(self, table: Table[R], key: str, row: R) -> None:
         if isinstance(row, Todo) and row.cause is None:
@@ -382,19 +391,7 @@ def _post(rows: Rows, env: Envelope[Any], seq: int) -> None:
             leader_signers=(),
             publications=(),
             withdrawn=False,
-            trail=(
-                step(
-                    env,
-                    seq,
-                    "submitted",
-                    digest=p.content_digest,
-                    version=p.content_version,
-                    title=p.title,
-                    important_kind=p.important_kind,
-                    needs_secrecy_review=p.screening.needs_secrecy_review,
-                    personal_data=len(p.screening.spans) or None,
-                ),
-            ),
+            trail=(said(env, seq, "submitted", _submitted(p)),),
         )
     elif post is None:
         return  # a revision of a post never submitted: nothing to hang it on
@@ -427,6 +424,18 @@ def _post(rows: Rows, env: Envelope[Any], seq: int) -> None:
             trail=(*post.trail, step(env, seq, "withdrawn", reason=p.reason)),
         )
     rows.put(POST, post_id, post)
+
+
+def _submitted(p: Any) -> dict[str, Any]:
+    """A submission's step says: its digest, version, title, kind, whether screening asked
+    for the secrecy review and how much personal data it found (``step``'s keys, in order)."""
+    detail = {"digest": p.content_digest, "version": p.content_version, "title": p.title}
+    if p.important_kind is not None:
+        detail["important_kind"] = p.important_kind
+    detail["needs_secrecy_review"] = p.screening.needs_secrecy_review
+    if p.screening.spans:
+        detail["personal_data"] = len(p.screening.spans)
+    return detail
 
 
 def _no_authority(rows: Rows, env: Envelope[Any], post: Post) -> str | None:
@@ -481,18 +490,14 @@ def _review(rows: Rows, env: Envelope[Any], seq: int) -> None:
             _alert(rows, env, seq, "authority", why)
             return
         s = p.signer
-        signed = step(
-            env,
-            seq,
-            f"signed:{p.stage}",
-            digest=p.content_digest,
-            decision=p.decision,
-            opinion=p.opinion,
-            chain=p.chain,
-            signer=s.person,
-            signer_role=s.role,
-            signer_unit=s.unit,
-        )
+        detail: dict[str, Any] = {"digest": p.content_digest, "decision": p.decision}
+        if p.opinion is not None:
+            detail["opinion"] = p.opinion
+        detail["chain"] = p.chain
+        detail["signer"] = s.person
+        detail["signer_role"] = s.role
+        detail["signer_unit"] = s.unit
+        signed = said(env, seq, f"signed:{p.stage}", detail)
         if p.stage == "leader" and p.decision == "agree":
             post = replace(
                 post,
@@ -532,15 +537,12 @@ def _review(rows: Rows, env: Envelope[Any], seq: int) -> None:
                 stands = False
         elif chain in approved:
             approved = {c: d for c, d in approved.items() if c != chain}
-        concluded = step(
-            env,
-            seq,
-            f"review:{p.outcome}",
-            digest=p.content_digest,
-            chain=p.chain,
-            reason=p.reason,
-            stands=stands,
-        )
+        detail = {"digest": p.content_digest, "chain": p.chain}
+        if p.reason is not None:
+            detail["reason"] = p.reason
+        if stands is not None:
+            detail["stands"] = stands
+        concluded = said(env, seq, f"review:{p.outcome}", detail)
         post = replace(post, approved=approved, trail=(*post.trail, concluded))
     rows.put(POST, p.post_id, post)
 
@@ -613,10 +615,15 @@ def _went_online(
     with what the event ``told`` besides)."""
     p = env.payload
     online_at = iso(p.online_at)
-    first = step(
-        env, seq, what, digest=p.content_digest, publication_id=p.publication_id, url=p.url,
-        online_at=online_at, **told,
-    )
+    detail: dict[str, Any] = {"digest": p.content_digest} if p.content_digest is not None else {}
+    detail["publication_id"] = p.publication_id
+    if p.url is not None:
+        detail["url"] = p.url
+    detail["online_at"] = online_at
+    for k, v in told.items():
+        if v is not None:
+            detail[k] = v
+    first = said(env, seq, what, detail)
     return _make_publication(
         publication_id=p.publication_id,
         post_id=post_id,
