@@ -212,3 +212,39 @@ async def test_lone_appends_amid_a_pipelined_burst_on_one_connection(evlog: Even
     assert not evlog._ack_futures
     history, _ = await evlog.load("post", "L7")
     assert [e.envelope.event_id for e in history] == [lone[7].event_id]  # type: ignore[attr-defined]
+
+
+async def test_lone_appends_of_one_turn_share_a_signature_while_others_wait(
+    evlog: EventLog,
+) -> None:
+    """An append with nothing else in flight is signed alone, at once; the lone appends made
+    in one turn of the event loop while another waits for its PubAck share one batch signature
+    (bench/profiles/README.md, the front door's fifth part). Every event verifies on its own,
+    in a store that has seen no other event of its batch, and a verifying replay reads all."""
+    from gongkai.trust.keys import HDR_BATCH, Keyring, ServiceKey, TrustStore
+
+    key = ServiceKey.generate("intake")
+    trust = TrustStore()
+    trust.add(key)
+    keys, evlog.keys = evlog.keys, Keyring(trust, {"intake": key})
+    try:
+        await evlog.append([submitted("S0", "s0")], expected=0)  # type: ignore[list-item]
+        await asyncio.gather(
+            *(
+                evlog.append([submitted(f"S{i}", f"s{i}")], expected=0)  # type: ignore[list-item]
+                for i in range(1, 21)
+            )
+        )
+        msgs = [m async for m in evlog.raw_replay()]
+        replayed = [e.envelope.aggregate_id async for e in evlog.replay()]
+    finally:
+        evlog.keys = keys
+    # S0 alone; S1 found nothing in flight either; S2-S20 were made while S1 waited.
+    assert [(m.headers or {}).get(HDR_BATCH) for m in msgs] == [
+        None, None, *(f"{i}/19" for i in range(19)),
+    ]
+    for m in msgs:
+        fresh = TrustStore()
+        fresh.add(key)
+        assert fresh.check(m.subject, m.data, m.headers, "PostSubmitted").service == "intake"
+    assert replayed == [f"S{i}" for i in range(21)]

@@ -104,6 +104,40 @@ def test_canonical_json_is_stable_under_key_order_and_reparsing(value: Any) -> N
     data.decode("utf-8")
 
 
+FLOATLESS = st.recursive(
+    st.none() | st.booleans() | st.integers() | TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(value=FLOATLESS)
+@example(value={"b": "\u00e9\u4e2d\x00\x1f\"\\/\u2028", "a": [1, -(2**63), 2**64 - 1]})
+@example(value={"big": 2**70, "nested": [{"z": 1, "y": None}]})
+def test_the_floatless_way_writes_the_same_bytes(value: Any) -> None:
+    """orjson's way (``floatless``) writes what ``json`` writes, or hands over to it."""
+    assert canonical_json(value, floatless=True) == canonical_json(value)
+    assert digest(value, floatless=True) == digest(value)
+
+
+def test_the_floatless_way_refuses_what_json_refuses() -> None:
+    """A lone surrogate fails as it fails with ``json`` (UTF-8 cannot write it); a key that is
+    not a string and a datetime are ``json``'s to decide."""
+    from datetime import UTC, datetime
+
+    import pytest
+
+    for value in ({"t": "\ud800"}, ["x\udfff"]):
+        with pytest.raises(UnicodeEncodeError):
+            canonical_json(value)
+        with pytest.raises(UnicodeEncodeError):
+            canonical_json(value, floatless=True)
+    assert canonical_json({2: "b", 1: "a"}, floatless=True) == b'{"1":"a","2":"b"}'
+    with pytest.raises(TypeError):
+        canonical_json({"at": datetime(2026, 1, 1, tzinfo=UTC)}, floatless=True)
+
+
 # ---- upcasting ----------------------------------------------------------------------------
 
 

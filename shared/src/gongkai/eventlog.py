@@ -35,6 +35,7 @@ import nats
 import nats.aio.client
 import nats.errors
 import nats.js.errors
+import orjson
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -385,7 +386,7 @@ def _pub_ack(msg: Msg | BaseException) -> dict[str, Any]:
     if msg.headers and msg.headers.get("Status") == "503":
         raise nats.js.errors.NoStreamResponseError
     try:
-        ack: dict[str, Any] = json.loads(msg.data)
+        ack: dict[str, Any] = orjson.loads(msg.data)  # the server's JSON, a tenth of json's cost
     except ValueError as exc:
         raise EventLogError(f"bad PubAck: {exc}") from None
     return ack
@@ -430,6 +431,11 @@ class EventLog:
         #: Whether an aggregate's history may be read by direct get (``load``); None until
         #: the stream's replica count is known.
         self._direct_load: bool | None = None
+        #: Lone appends of this turn of the event loop waiting for their shared signature
+        #: (``_signed``): (signer, subject, bytes, the future of its headers).
+        self._turn: list[tuple[ServiceKey, str, bytes, asyncio.Future[dict[str, str]]]] | None = (
+            None
+        )
 
     def use_keys(self, keys: Keyring | None) -> EventLog:
         self.keys = keys
@@ -669,10 +675,56 @@ class EventLog:
             hdr["Nats-Expected-Last-Subject-Sequence-Subject"] = agg
         return hdr
 
+    async def _signed(self, env: Envelope[Any]) -> tuple[str, bytes, dict[str, str]]:
+        """A lone append's subject, bytes and headers, signed.
+
+        While other appends wait for their PubAcks (a service under load), the lone appends of
+        one turn of the event loop share a batch signature (``ServiceKey.sign_events``, the
+        tree a multi-event append already gets): one Ed25519 signature (55 µs on this machine,
+        7 % of an HTTP submission) for all of them, and one verification for each reader
+        instead of one an event. Each event still verifies on its own (its place and audit
+        path), whatever else its batch held. An append with nothing else in flight is signed
+        at once, as before: it does not wait for the turn to end.
+        """
+        subj, data, hdr = self._encode(env)
+        signer = self._signer(env)
+        if signer is None:
+            return subj, data, hdr
+        inbox = self._inbox
+        if self._turn is None and (inbox is None or not inbox.waiting):
+            hdr.update(signer.sign_event(subj, data))
+            return subj, data, hdr
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[dict[str, str]] = loop.create_future()
+        if self._turn is None:
+            self._turn = []
+            # Once the callbacks ready now have run: the appends they make join this batch.
+            loop.call_soon(self._sign_turn)
+        self._turn.append((signer, subj, data, fut))
+        hdr.update(await fut)
+        return subj, data, hdr
+
+    def _sign_turn(self) -> None:
+        turn, self._turn = self._turn or [], None
+        by_signer: dict[str, list[tuple[ServiceKey, str, bytes, asyncio.Future[Any]]]] = {}
+        for item in turn:
+            by_signer.setdefault(item[0].service, []).append(item)
+        for items in by_signer.values():
+            try:
+                sigs = items[0][0].sign_events([(s, d) for _, s, d, _ in items])
+            except Exception as exc:  # noqa: BLE001 - handed to each append of the batch
+                for *_, fut in items:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            for (*_, fut), sig in zip(items, sigs, strict=True):
+                if not fut.done():  # a caller cancelled meanwhile appends nothing
+                    fut.set_result(sig)
+
     async def _append_one(
         self, env: Envelope[Any], agg: str, expected: int | None
     ) -> AppendResult:
-        subj, data, hdr = self._prepare(env)
+        subj, data, hdr = await self._signed(env)
         self._guard(hdr, agg, expected)
         # What js.publish(stream=) adds: a subject another stream took is refused, not stored.
         hdr["Nats-Expected-Stream"] = self.stream

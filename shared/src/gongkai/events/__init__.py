@@ -15,6 +15,7 @@ from gongkai.events.envelope import (
     digest,
     event,
     new_event,
+    payload_json,
 )
 from gongkai.identifiers import InvalidIdentifier, check_token, is_token
 
@@ -36,4 +37,5 @@ __all__ = [
     "event",
     "is_token",
     "new_event",
+    "payload_json",
 ]

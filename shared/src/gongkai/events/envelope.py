@@ -48,9 +48,31 @@ def utc(dt: datetime) -> datetime:
     return dt.astimezone(UTC)
 
 
-def canonical_json(obj: Any) -> bytes:
-    """Sorted keys, UTF-8, no whitespace: the same value always gives the same bytes."""
+def canonical_json(obj: Any, *, floatless: bool = False) -> bytes:
+    """Sorted keys, UTF-8, no whitespace: the same value always gives the same bytes.
+
+    ``floatless``: the caller knows ``obj`` holds only strings, integers, booleans, null, lists
+    and objects with string keys — no float, where orjson's digits differ from ``json``'s
+    (``_orjson_exact``). orjson then writes the same bytes, about fifteen times faster (6.6 ->
+    0.4 µs for a post's content); whatever it refuses (a lone surrogate, an integer beyond 64
+    bits, a key that is not a string) takes ``json``'s way, which decides as before.
+    """
+    if floatless:
+        try:
+            return orjson.dumps(obj, option=_FLOATLESS)
+        except orjson.JSONEncodeError:
+            pass
     return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+#: What ``json`` refuses without a ``default`` (a datetime, a dataclass, a subclass of a JSON
+#: type) orjson hands on, so it is refused too and ``json`` has the last word.
+_FLOATLESS = (
+    orjson.OPT_SORT_KEYS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
 
 
 _EXACT: dict[type, bool] = {}
@@ -73,8 +95,13 @@ def _orjson_exact(payload: type[BaseModel]) -> bool:
     return exact
 
 
-def digest(obj: Any) -> str:
-    return hashlib.sha256(canonical_json(obj)).hexdigest()
+def digest(obj: Any, *, floatless: bool = False) -> str:
+    return hashlib.sha256(canonical_json(obj, floatless=floatless)).hexdigest()
+
+
+def payload_json(payload: EventPayload) -> bytes:
+    """The payload's canonical JSON, as its event's ``to_json`` writes it (orjson where exact)."""
+    return canonical_json(payload.model_dump(mode="json"), floatless=_orjson_exact(type(payload)))
 
 
 class Actor(BaseModel):
@@ -424,6 +451,13 @@ def new_event(
     and the event's index in the command, so a retry yields byte-identical ids.
     """
     event_id = str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{command_id}/{index}"))
+    if not correlation_id:
+        # Without a cause, the chain starts here: the command's first event names it
+        # (gongkai.causality), always an event id, never the command id's own shape. For that
+        # first event it is its own id (one uuid5 fewer: 8 µs a submission).
+        correlation_id = (
+            event_id if index == 0 else str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{command_id}/0"))
+        )
     cls = type(payload)
     return Envelope[cls](  # type: ignore[valid-type]
         event_id=event_id,
@@ -435,9 +469,7 @@ def new_event(
         recorded_at=recorded_at,
         actor=actor,
         command_id=command_id,
-        # Without a cause, the chain starts here: the command's first event names it
-        # (gongkai.causality), always an event id, never the command id's own shape.
-        correlation_id=correlation_id or str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{command_id}/0")),
+        correlation_id=correlation_id,
         causation_id=causation_id,
         payload=payload,
     )

@@ -12,10 +12,10 @@ route is FastAPI's (the same OpenAPI operation, the same answers).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
+import orjson
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
@@ -45,7 +45,10 @@ def direct_route_class(
                 if request.headers.get("content-type") != "application/json":
                     return await fastapi_handler(request)
                 try:
-                    data = json.loads(await request.body())
+                    # orjson: a tenth of json's cost (2 % of a submission). What it refuses and
+                    # json would take (NaN, an integer beyond 64 bits, a lone surrogate's
+                    # escape) goes to FastAPI's handler, which reads it with json as before.
+                    data = orjson.loads(await request.body())
                 except Exception:  # noqa: BLE001 - FastAPI's handler gives the refusal
                     # (a body that could not be read: FastAPI's read fails too, its 400)
                     return await fastapi_handler(request)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from fastapi import Response
 from sqlalchemy import Column, DateTime, Engine, Integer, MetaData, String, Table, Text
 
@@ -53,6 +54,23 @@ class Stored:
 def request_digest(method: str, path: str, body: Any) -> str:
     raw = json.dumps([method, path, body], sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(raw.encode()).hexdigest()
+
+
+#: What orjson would write otherwise than ``json(default=str)`` does, handed back to ``json``.
+_PASS_ON = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def _body_text(body: Any) -> str:
+    """An answer's body as stored: JSON that ``lookup`` reads back to the same value.
+
+    orjson (compact) for the JSON values answers are (1.5 % of a submission's samples with
+    ``json``); a datetime or another value JSON has no type for is written as ``str`` gives it,
+    as before, by ``json``, and so is whatever orjson refuses.
+    """
+    try:
+        return orjson.dumps(body, option=_PASS_ON).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(body, ensure_ascii=False, default=str)
 
 
 class IdempotencyStore:
@@ -169,7 +187,7 @@ class IdempotencyStore:
             key,
             request_sha256,
             status,
-            json.dumps(body, ensure_ascii=False, default=str),
+            _body_text(body),
             self._at(at),
         )
 

@@ -16,7 +16,8 @@ event type and aggregate (a body moved under another subject no longer verifies)
 prefix keeps an event signature from being mistaken for any other signed message (checkpoints
 sign a different text). It travels in the headers ``Gk-Key`` (key id) and ``Gk-Sig`` (base64).
 
-Events appended together (a multi-event command, a pipelined burst) share one signature, as
+Events appended together (a multi-event command, a pipelined burst, the lone appends of one
+turn of a loaded service's event loop: ``EventLog._signed``) share one signature, as
 TLS batch signing does (draft-ietf-tls-batch-signing): the leaves are
 ``SHA-256(0x00 || gk-event-v1 \n subject \n bytes)``, hashed into an RFC 9162 Merkle tree; the
 key signs ``gk-batch-v1 \n size \n root`` and each event carries, besides ``Gk-Key`` and

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import date
 
-from gongkai.events import EventPayload, canonical_json
+from gongkai.events import EventPayload, payload_json
 from gongkai.events.contracts.intake import Attachment, MaskedSpan, Screening
 from gongkai.refusal import Refusal
 from gongkai_intake.domain import limits
@@ -122,7 +122,7 @@ def check_content(title: str, body: str, attachments: Sequence[Attachment]) -> N
 
 def check_payload_size(payload: EventPayload) -> None:
     """Screening spans add to the body's size; the whole event must still fit the log."""
-    size = len(canonical_json(payload.model_dump(mode="json")))
+    size = len(payload_json(payload))
     if size > limits.PAYLOAD_BYTES_MAX:
         raise Refusal(
             "too_large",

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from gongkai.directory import Directory, Principal, bearer_auth
 from gongkai.runtime.direct import Run, direct_route_class
-from gongkai.runtime.http import PROBLEM, PathId
+from gongkai.runtime.http import PROBLEM, AnswerResponse, PathId
 from gongkai_intake.entrypoints import schemas
 from gongkai_intake.entrypoints.api import Answer, IntakeApp
 
@@ -118,7 +118,7 @@ COMMANDS = (
 
 def respond(answer: Answer) -> JSONResponse:
     headers = {"Idempotent-Replayed": "true"} if answer.replayed else {}
-    return JSONResponse(answer.body, status_code=answer.status, headers=headers)
+    return AnswerResponse(answer.body, status_code=answer.status, headers=headers)
 
 
 def install_routes(

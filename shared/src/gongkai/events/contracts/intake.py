@@ -58,7 +58,8 @@ def post_content_digest(title: str, body: str, attachments: Sequence[Attachment]
             "title": title,
             "body": body,
             "attachments": [a.model_dump(mode="json") for a in attachments],
-        }
+        },
+        floatless=True,  # strings and sizes only
     )
 
 
