@@ -20,6 +20,7 @@ The leaves are the same bytes either way, hashed in the same order, at the same 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import os
@@ -121,6 +122,10 @@ class Checkpointer:
         #: Events hashed from what was handed over, and read from the log to be hashed.
         self.taken = 0
         self.read_back = 0
+        #: One run at a time: a run awaits its reads and appends, and a second one meanwhile
+        #: (the service's tick beside a direct ``AccountabilityService.checkpoint``) would hash
+        #: the same events into the same tree again, or append at a size not yet settled.
+        self._running = asyncio.Lock()
 
     @property
     def hashed(self) -> int:
@@ -186,6 +191,10 @@ class Checkpointer:
 
         ``force``: a checkpoint at ``upto`` now if the log grew (tests, the demo).
         """
+        async with self._running:
+            return await self._run(upto, force=force)
+
+    async def _run(self, upto: int, *, force: bool) -> int:
         if self.frontier is None:
             await self.load()
         assert self.frontier is not None
