@@ -73,6 +73,31 @@ def test_stored_times_in_another_zone_read_back_in_utc() -> None:
     assert fast.model_fields_set == full.model_fields_set
 
 
+def test_a_stored_utc_time_is_told_by_its_zone_and_any_other_zone_by_its_offset() -> None:
+    """The reader tells a UTC time by its zone's identity (pydantic keeps one zone for "Z" and
+    "+00:00"), without asking its offset; a time in any other zone, or +00:00 written otherwise
+    ("-00:00", the same instant), still reads back in UTC, equal to what the model gives."""
+    from gongkai.events.envelope import _UTC_ZONE
+
+    env = new_event(post(), aggregate_id="P1", actor=ACTOR, command_id="c1", recorded_at=T0)
+    back = REGISTRY.decode(env.to_json(), subject_type="PostSubmitted")
+    assert back.business_time.tzinfo is _UTC_ZONE is back.recorded_at.tzinfo
+    raw = json.loads(env.to_json())
+    for written in (
+        "2026-03-02T08:00:01+00:00",
+        "2026-03-02T08:00:01-00:00",
+        "2026-03-02T16:00:01+08:00",
+        "2026-03-02T03:30:01-04:30",
+    ):
+        raw["business_time"] = written
+        data = canonical_json(raw)
+        got = REGISTRY.decode(data, subject_type="PostSubmitted")
+        model = REGISTRY.envelope_class("PostSubmitted").model_validate_json(data)
+        assert got == model, written
+        assert got.business_time.utcoffset() == timedelta(0), written
+        assert got.business_time == T0 + timedelta(seconds=1), written
+
+
 def test_every_type_reads_through_the_stored_validator_as_the_model_does() -> None:
     """Every registered type takes the reader's fast validator, ReviewSigned too (its Actor is
     used twice, so its schema keeps it among definitions): same event, same refusals."""

@@ -207,6 +207,24 @@ def _stored_validator(envelope: type[Envelope[Any]]) -> SchemaValidator | None:
     return SchemaValidator(inner, getattr(envelope, "__pydantic_core_config__", None))
 
 
+def _zero_offset_zone() -> Any:
+    """The zone pydantic gives a time read back from JSON with "Z" or "+00:00": one object for
+    every such time (pydantic-core keeps it), so ``decode`` can tell a UTC time by its zone's
+    identity. Asking the time for its offset instead (``utcoffset``) calls into the zone and
+    makes a timedelta: 1.4 µs a time, two a decoded event (3.5 % of a rebuild's fold)."""
+    probe = SchemaValidator({"type": "datetime"})
+    zone = probe.validate_json(b'"2000-01-01T00:00:00Z"').tzinfo
+    if zone is None or zone.utcoffset(None) or zone is not probe.validate_json(
+        b'"2000-01-02T00:00:00+00:00"'
+    ).tzinfo:
+        return object()  # a pydantic that makes a zone each time: no time has this one
+    return zone
+
+
+#: See ``_zero_offset_zone``; a time whose zone is not this one is asked its offset.
+_UTC_ZONE = _zero_offset_zone()
+
+
 @dataclass(frozen=True)
 class Aggregate:
     """An aggregate type: what one of its ids names, and the shape of the id."""
@@ -356,11 +374,12 @@ class Registry:
                 pass
             else:
                 fields = env.__dict__
+                business, recorded = fields["business_time"], fields["recorded_at"]
                 if (
                     fields["type"] == fast[1]
                     and fields["schema_version"] == fast[2]
-                    and not fields["business_time"].utcoffset()
-                    and not fields["recorded_at"].utcoffset()
+                    and (business.tzinfo is _UTC_ZONE or not business.utcoffset())
+                    and (recorded.tzinfo is _UTC_ZONE or not recorded.utcoffset())
                 ):
                     return env  # type: ignore[no-any-return]
         cls = self._types.get(etype or "")
